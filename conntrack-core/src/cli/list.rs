@@ -1,0 +1,1 @@
+//! `conntrack -L` text (filled in by issue 2).

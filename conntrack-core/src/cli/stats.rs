@@ -1,0 +1,1 @@
+//! `conntrack -S` and `conntrack -C` text (filled in by issue 2).

@@ -1,0 +1,1 @@
+//! Parser for `/proc/net/stat/nf_conntrack` (filled in by issue 2).
