@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 /// Where in a text input a problem is: 1-based line and column (column in
 /// bytes for `/proc` files, whitespace-separated field for tables where the
 /// parser says so).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Location {
     /// 1-based line number.
     pub line: usize,

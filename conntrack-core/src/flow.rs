@@ -385,5 +385,91 @@ pub fn nat_of(orig: &Tuple, reply: &Tuple, status: Status) -> Nat {
 pub fn flow_key(orig: &Tuple, zone: Option<u16>) -> FlowKey {
     let (s, d) = (orig.src_endpoint(), orig.dst_endpoint());
     let (a, b) = if s <= d { (s, d) } else { (d, s) };
-    FlowKey { proto: orig.proto, zone: zone.unwrap_or(0), a, b }
+    FlowKey {
+        proto: orig.proto,
+        zone: zone.unwrap_or(0),
+        a,
+        b,
+    }
+}
+
+/// Read access to the fields analysis needs, implemented by the owned
+/// [`Flow`] and by borrowed views such as `conntrack-netlink`'s `FlowView`,
+/// so that aggregation code is written once and never forces a view to be
+/// turned into an owned flow. Every method is cheap (no allocation).
+///
+/// ```
+/// use conntrack_core::{Flow, FlowLike, L4Proto, L4Tuple, Status, Tuple};
+/// fn is_dns<F: FlowLike>(f: &F) -> bool {
+///     f.orig().proto == L4Proto::UDP && f.orig().dst_port() == Some(53)
+/// }
+/// let ip = |s: &str| s.parse().unwrap();
+/// let t = Tuple::new(ip("10.0.0.1"), ip("10.0.0.53"), L4Proto::UDP,
+///                    L4Tuple::Ports { src: 3333, dst: 53 });
+/// let r = Tuple::new(ip("10.0.0.53"), ip("10.0.0.1"), L4Proto::UDP,
+///                    L4Tuple::Ports { src: 53, dst: 3333 });
+/// assert!(is_dns(&Flow::new(t, r, Status::CONFIRMED)));
+/// ```
+pub trait FlowLike {
+    /// Original direction tuple.
+    fn orig(&self) -> Tuple;
+    /// Reply direction tuple.
+    fn reply(&self) -> Tuple;
+    /// Status bits.
+    fn status(&self) -> Status;
+    /// Protocol state information.
+    fn protoinfo(&self) -> Option<ProtoInfo>;
+    /// Remaining lifetime in seconds.
+    fn timeout(&self) -> Option<u32>;
+    /// Connection mark.
+    fn mark(&self) -> Option<u32>;
+    /// Conntrack zone.
+    fn zone(&self) -> Option<u16>;
+    /// Original direction counters.
+    fn counters_orig(&self) -> Option<Counters>;
+    /// Reply direction counters.
+    fn counters_reply(&self) -> Option<Counters>;
+
+    /// The state to group the flow by.
+    fn flow_state(&self) -> FlowState {
+        flow_state(self.protoinfo().as_ref(), self.status())
+    }
+    /// Which translations apply.
+    fn flow_nat(&self) -> Nat {
+        nat_of(&self.orig(), &self.reply(), self.status())
+    }
+    /// The direction-agnostic key.
+    fn flow_key(&self) -> FlowKey {
+        flow_key(&self.orig(), self.zone())
+    }
+}
+
+impl FlowLike for Flow {
+    fn orig(&self) -> Tuple {
+        self.orig
+    }
+    fn reply(&self) -> Tuple {
+        self.reply
+    }
+    fn status(&self) -> Status {
+        self.status
+    }
+    fn protoinfo(&self) -> Option<ProtoInfo> {
+        self.protoinfo
+    }
+    fn timeout(&self) -> Option<u32> {
+        self.timeout
+    }
+    fn mark(&self) -> Option<u32> {
+        self.mark
+    }
+    fn zone(&self) -> Option<u16> {
+        self.zone
+    }
+    fn counters_orig(&self) -> Option<Counters> {
+        self.counters_orig
+    }
+    fn counters_reply(&self) -> Option<Counters> {
+        self.counters_reply
+    }
 }

@@ -25,7 +25,11 @@ pub struct KernelVersion {
 impl KernelVersion {
     /// A version from its parts.
     pub const fn new(major: u16, minor: u16, patch: u16) -> Self {
-        KernelVersion { major, minor, patch }
+        KernelVersion {
+            major,
+            minor,
+            patch,
+        }
     }
 
     /// Whether this version is at least `major.minor`.
@@ -44,12 +48,23 @@ impl core::str::FromStr for KernelVersion {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || KernelVersionError(s.chars().take(64).collect());
-        let head = s.trim().split(|c: char| !(c.is_ascii_digit() || c == '.')).next().unwrap_or("");
-        let mut parts = head.split('.').filter(|p| !p.is_empty()).map(str::parse::<u16>);
+        let head = s
+            .trim()
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .next()
+            .unwrap_or("");
+        let mut parts = head
+            .split('.')
+            .filter(|p| !p.is_empty())
+            .map(str::parse::<u16>);
         let major = parts.next().ok_or_else(err)?.map_err(|_| err())?;
         let minor = parts.next().ok_or_else(err)?.map_err(|_| err())?;
         let patch = parts.next().transpose().map_err(|_| err())?.unwrap_or(0);
-        Ok(KernelVersion { major, minor, patch })
+        Ok(KernelVersion {
+            major,
+            minor,
+            patch,
+        })
     }
 }
 

@@ -34,8 +34,8 @@ pub mod tuple;
 
 pub use error::Location;
 pub use flow::{
-    Counters, DccpInfo, Flow, FlowKey, Labels, Nat, ProtoInfo, SctpInfo, SeqAdj, Synproxy,
-    TcpFlags, TcpInfo, Timestamp, flow_key, flow_state, nat_of,
+    Counters, DccpInfo, Flow, FlowKey, FlowLike, Labels, Nat, ProtoInfo, SctpInfo, SeqAdj,
+    Synproxy, TcpFlags, TcpInfo, Timestamp, flow_key, flow_state, nat_of,
 };
 pub use host::{HostSnapshot, RxQueue, SlabCache};
 pub use kernel::KernelVersion;

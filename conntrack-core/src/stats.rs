@@ -173,7 +173,10 @@ pub struct CpuStats {
 impl CpuStats {
     /// Stats for a named CPU with no counters yet.
     pub fn for_cpu(cpu: u32) -> Self {
-        CpuStats { cpu: Some(cpu), ..Default::default() }
+        CpuStats {
+            cpu: Some(cpu),
+            ..Default::default()
+        }
     }
 
     /// A counter's value, `None` when the source did not report it.
@@ -193,7 +196,9 @@ impl CpuStats {
 
     /// The reported counters, in [`Counter::ALL`] order.
     pub fn iter(&self) -> impl Iterator<Item = (Counter, u32)> + '_ {
-        Counter::ALL.into_iter().filter_map(|c| self.get(c).map(|v| (c, v)))
+        Counter::ALL
+            .into_iter()
+            .filter_map(|c| self.get(c).map(|v| (c, v)))
     }
 
     /// Adds `other` into `self` with u32 wrap-around (as the kernel's
@@ -265,13 +270,21 @@ struct CpuStatsRepr {
 
 impl From<CpuStats> for CpuStatsRepr {
     fn from(s: CpuStats) -> Self {
-        CpuStatsRepr { cpu: s.cpu, counters: s.iter().collect(), other: s.other }
+        CpuStatsRepr {
+            cpu: s.cpu,
+            counters: s.iter().collect(),
+            other: s.other,
+        }
     }
 }
 
 impl From<CpuStatsRepr> for CpuStats {
     fn from(r: CpuStatsRepr) -> Self {
-        let mut s = CpuStats { cpu: r.cpu, other: r.other, ..Default::default() };
+        let mut s = CpuStats {
+            cpu: r.cpu,
+            other: r.other,
+            ..Default::default()
+        };
         for (c, v) in r.counters {
             s.set(c, v);
         }

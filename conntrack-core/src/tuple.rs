@@ -57,7 +57,13 @@ pub struct Tuple {
 impl Tuple {
     /// A tuple without a direction zone.
     pub fn new(src: IpAddr, dst: IpAddr, proto: L4Proto, l4: L4Tuple) -> Self {
-        Tuple { src, dst, proto, l4, zone: None }
+        Tuple {
+            src,
+            dst,
+            proto,
+            l4,
+            zone: None,
+        }
     }
 
     /// The address family of the source address.
@@ -86,12 +92,18 @@ impl Tuple {
 
     /// The source endpoint: address and port (ICMP: the echo id).
     pub fn src_endpoint(&self) -> Endpoint {
-        Endpoint { addr: self.src, port: self.l4_src_key() }
+        Endpoint {
+            addr: self.src,
+            port: self.l4_src_key(),
+        }
     }
 
     /// The destination endpoint: address and port (ICMP: the echo id).
     pub fn dst_endpoint(&self) -> Endpoint {
-        Endpoint { addr: self.dst, port: self.l4_dst_key() }
+        Endpoint {
+            addr: self.dst,
+            port: self.l4_dst_key(),
+        }
     }
 
     fn l4_src_key(&self) -> u16 {

@@ -4,3 +4,5 @@
 //!
 //! Filled in by issues 3 (sockets, requests, decoder) and 4 (events, mirror).
 #![deny(unsafe_code)]
+
+pub mod wire;
