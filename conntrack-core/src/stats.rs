@@ -224,8 +224,8 @@ impl CpuStats {
         searched => Searched,
         /// `found`.
         found => Found,
-        /// `new` (0 since ~4.9).
-        new => New,
+        /// `new` (0 since ~4.9; named so because `new` is a constructor name).
+        new_entries => New,
         /// `invalid`.
         invalid => Invalid,
         /// `ignore` (0 since 5.10).
