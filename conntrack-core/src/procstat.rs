@@ -68,7 +68,8 @@ pub enum ProcStatErrorKind {
     /// possible CPU).
     #[error("header without any CPU row")]
     NoRows,
-    /// A row has fewer values than the header has columns (truncated).
+    /// A row has fewer values than the header has columns (truncated); the
+    /// location is just past the row's last value.
     #[error("row has {found} values, header has {expected} columns")]
     MissingValues {
         /// Columns in the header.
@@ -223,6 +224,7 @@ impl Header {
             stats: CpuStats::default(),
         };
         let mut found = 0;
+        let mut end = 0;
         for (i, (off, tok)) in tokens(line).enumerate() {
             let col = off + 1;
             if i >= expected {
@@ -239,12 +241,13 @@ impl Header {
                 Meaning::Other => row.stats.other.push((self.names[i].clone(), v)),
             }
             found = i + 1;
+            end = off + tok.len();
         }
         if found < expected {
             return Err(ProcStatError::at(
                 ProcStatErrorKind::MissingValues { expected, found },
                 line_no,
-                line.len() + 1,
+                end + 1,
             ));
         }
         Ok(row)

@@ -261,6 +261,22 @@ fn truncated_row() {
 }
 
 #[test]
+fn truncated_row_location_ignores_trailing_space() {
+    // Legacy rows end with a space; the error points just past the last value.
+    let e = err("entries  found drop\n00000001  00000004 \n");
+    assert_eq!(
+        (e.kind, e.location),
+        (
+            K::MissingValues {
+                expected: 3,
+                found: 2
+            },
+            at(2, 19)
+        )
+    );
+}
+
+#[test]
 fn row_wider_than_header() {
     let e = err("entries  found\n00000001  00000002 00000003\n");
     assert_eq!(

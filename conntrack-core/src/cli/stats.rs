@@ -274,18 +274,17 @@ pub fn parse_cli_stats(text: &str) -> Result<Stats, CliStatsError> {
 /// [`parse_cli_stats`] for raw bytes.
 pub fn parse_cli_stats_bytes(input: &[u8]) -> Result<Stats, CliStatsError> {
     let mut stats = Stats::default();
-    let mut seen: Vec<u32> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for item in CliStatsLines::new(input) {
         let line = item?;
         let cpu = line.stats.cpu.unwrap_or_default();
-        if seen.contains(&cpu) {
+        if !seen.insert(cpu) {
             return Err(CliStatsError::at(
                 CliStatsErrorKind::DuplicateCpu,
                 line.line,
                 first_token_col(input, line.line),
             ));
         }
-        seen.push(cpu);
         if stats.entries.is_none() {
             stats.entries = line.entries;
         }
