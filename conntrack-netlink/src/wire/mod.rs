@@ -1,1 +1,55 @@
-//! The wire layer: zero-copy decoding and encoding of ctnetlink messages (issue 3).
+//! The wire layer: zero-copy decoding and encoding of ctnetlink messages.
+//!
+//! No sockets here: functions take the bytes of one or more netlink
+//! messages as received (or build them into a `Vec<u8>`), so everything
+//! runs the same on live data and on captured fixtures.
+//!
+//! - [`messages`] splits a buffer into netlink [`Message`]s (stopping for
+//!   good at a bad header).
+//! - [`flows`] yields one `Result<FlowView, DecodeError>` per conntrack
+//!   message (dump item, get reply or event), recording DONE, ERROR and
+//!   DUMP_INTR on the iterator; a malformed flow is one `Err` and the next
+//!   message is decoded as usual.
+//! - [`FlowView`] is one entry decoded in a single pass into fixed fields,
+//!   without allocating; [`FlowView::to_owned`] gives a core
+//!   [`Flow`](conntrack_core::Flow).
+//! - [`decode_stats_cpu`] / [`decode_stats_global`] decode statistics
+//!   replies.
+//! - [`encode`] builds messages and attributes (requests, and
+//!   kernel-layout flows for tests and benchmarks).
+//!
+//! Decoding never panics on any input; every error is a small `Copy`
+//! [`DecodeError`] naming the attribute path and byte offset, e.g.
+//! `CTA_TUPLE_ORIG/CTA_TUPLE_IP/CTA_IP_V4_SRC at byte 84: length 3, expected 4`.
+//!
+//! ```
+//! use conntrack_netlink::wire::{flows, FlowView};
+//! # let buf: Vec<u8> = Vec::new();
+//! // `buf` holds what one recv() on a ctnetlink socket returned.
+//! let mut it = flows(&buf);
+//! for item in it.by_ref() {
+//!     match item {
+//!         Ok(flow) => println!("{} {}", flow.orig().src, flow.state()),
+//!         Err(e) => eprintln!("skipping a malformed flow: {e}"),
+//!     }
+//! }
+//! if it.dump_interrupted() {
+//!     eprintln!("the table changed during the dump");
+//! }
+//! ```
+
+pub mod attr;
+pub mod encode;
+mod error;
+mod flow;
+mod flows;
+pub mod message;
+pub mod nla;
+pub mod stats;
+mod tuple;
+
+pub use error::{AttrPath, DecodeError, ErrorKind, Expected, MAX_DEPTH, WireError, WireErrorKind};
+pub use flow::{EventType, FlowView};
+pub use flows::{Flows, flows};
+pub use message::{Message, Messages, NfGenMsg, messages};
+pub use stats::{decode_stats_cpu, decode_stats_global};

@@ -1,0 +1,449 @@
+//! Netlink messages (`struct nlmsghdr`, 16 bytes, host byte order) and the
+//! netfilter header that follows it (`struct nfgenmsg`, 4 bytes).
+//!
+//! [`messages`] splits a receive buffer into messages; it stops for good
+//! after a bad header (`nlmsg_len` below 16 or past the buffer), because
+//! nothing after it can be trusted to start a message.
+
+use super::error::{WireError, WireErrorKind};
+use super::nla::align4;
+
+/// Size of `struct nlmsghdr`.
+pub const NLMSG_HDRLEN: usize = 16;
+/// Size of `struct nfgenmsg`.
+pub const NFGENMSG_LEN: usize = 4;
+
+/// `NLMSG_NOOP`.
+pub const NLMSG_NOOP: u16 = 1;
+/// `NLMSG_ERROR`: an error or (errno 0) an acknowledgement.
+pub const NLMSG_ERROR: u16 = 2;
+/// `NLMSG_DONE`: the end of a multipart (dump) reply.
+pub const NLMSG_DONE: u16 = 3;
+/// `NLMSG_OVERRUN`.
+pub const NLMSG_OVERRUN: u16 = 4;
+
+/// `NLM_F_REQUEST`.
+pub const NLM_F_REQUEST: u16 = 0x01;
+/// `NLM_F_MULTI`: part of a multipart reply.
+pub const NLM_F_MULTI: u16 = 0x02;
+/// `NLM_F_ACK`: request an acknowledgement.
+pub const NLM_F_ACK: u16 = 0x04;
+/// `NLM_F_ECHO`.
+pub const NLM_F_ECHO: u16 = 0x08;
+/// `NLM_F_DUMP_INTR`: the dump was interrupted by a change of the table.
+pub const NLM_F_DUMP_INTR: u16 = 0x10;
+/// `NLM_F_DUMP_FILTERED`: the kernel applied the dump filter.
+pub const NLM_F_DUMP_FILTERED: u16 = 0x20;
+/// `NLM_F_ROOT` (GET requests).
+pub const NLM_F_ROOT: u16 = 0x100;
+/// `NLM_F_MATCH` (GET requests).
+pub const NLM_F_MATCH: u16 = 0x200;
+/// `NLM_F_DUMP` = `NLM_F_ROOT | NLM_F_MATCH`.
+pub const NLM_F_DUMP: u16 = NLM_F_ROOT | NLM_F_MATCH;
+/// `NLM_F_REPLACE` (NEW requests).
+pub const NLM_F_REPLACE: u16 = 0x100;
+/// `NLM_F_EXCL` (NEW requests; set on NEW events).
+pub const NLM_F_EXCL: u16 = 0x200;
+/// `NLM_F_CREATE` (NEW requests; set on NEW events).
+pub const NLM_F_CREATE: u16 = 0x400;
+/// `NLM_F_CAPPED` (in `NLMSG_ERROR`: the request was not echoed in full).
+pub const NLM_F_CAPPED: u16 = 0x100;
+/// `NLM_F_ACK_TLVS` (in `NLMSG_ERROR`: extended ACK attributes follow).
+pub const NLM_F_ACK_TLVS: u16 = 0x200;
+
+/// `NFNL_SUBSYS_CTNETLINK`.
+pub const NFNL_SUBSYS_CTNETLINK: u8 = 1;
+/// `NFNL_SUBSYS_CTNETLINK_EXP`.
+pub const NFNL_SUBSYS_CTNETLINK_EXP: u8 = 2;
+/// `NFNETLINK_V0`, the only `nfgenmsg.version`.
+pub const NFNETLINK_V0: u8 = 0;
+
+/// `IPCTNL_MSG_CT_NEW`: dump entries, get replies, NEW/UPDATE events.
+pub const IPCTNL_MSG_CT_NEW: u8 = 0;
+/// `IPCTNL_MSG_CT_GET`.
+pub const IPCTNL_MSG_CT_GET: u8 = 1;
+/// `IPCTNL_MSG_CT_DELETE`: requests and DESTROY events.
+pub const IPCTNL_MSG_CT_DELETE: u8 = 2;
+/// `IPCTNL_MSG_CT_GET_CTRZERO`: dump and zero counters.
+pub const IPCTNL_MSG_CT_GET_CTRZERO: u8 = 3;
+/// `IPCTNL_MSG_CT_GET_STATS_CPU`.
+pub const IPCTNL_MSG_CT_GET_STATS_CPU: u8 = 4;
+/// `IPCTNL_MSG_CT_GET_STATS`.
+pub const IPCTNL_MSG_CT_GET_STATS: u8 = 5;
+/// `IPCTNL_MSG_CT_GET_DYING`.
+pub const IPCTNL_MSG_CT_GET_DYING: u8 = 6;
+/// `IPCTNL_MSG_CT_GET_UNCONFIRMED`.
+pub const IPCTNL_MSG_CT_GET_UNCONFIRMED: u8 = 7;
+
+/// `nlmsg_type` of a ctnetlink message: `(NFNL_SUBSYS_CTNETLINK << 8) | msg`.
+///
+/// ```
+/// use conntrack_netlink::wire::message::{ct_type, IPCTNL_MSG_CT_DELETE};
+/// assert_eq!(ct_type(IPCTNL_MSG_CT_DELETE), 0x0102);
+/// ```
+pub const fn ct_type(msg: u8) -> u16 {
+    ((NFNL_SUBSYS_CTNETLINK as u16) << 8) | msg as u16
+}
+
+mod field {
+    use core::ops::Range;
+    pub const LEN: Range<usize> = 0..4;
+    pub const TYPE: Range<usize> = 4..6;
+    pub const FLAGS: Range<usize> = 6..8;
+    pub const SEQ: Range<usize> = 8..12;
+    pub const PID: Range<usize> = 12..16;
+}
+
+/// The netfilter header (`struct nfgenmsg`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct NfGenMsg {
+    /// `nfgen_family`: `AF_INET` 2, `AF_INET6` 10, `AF_UNSPEC` 0.
+    pub family: u8,
+    /// `version` (`NFNETLINK_V0`).
+    pub version: u8,
+    /// `res_id`, converted from big endian (the CPU in per-CPU stats).
+    pub res_id: u16,
+}
+
+impl NfGenMsg {
+    /// Reads the 4-byte header at the start of `payload`.
+    ///
+    /// ```
+    /// use conntrack_netlink::wire::NfGenMsg;
+    /// let h = NfGenMsg::parse(&[10, 0, 0, 3]).unwrap();
+    /// assert_eq!((h.family, h.res_id), (10, 3));
+    /// assert!(NfGenMsg::parse(&[10, 0]).is_none());
+    /// ```
+    pub fn parse(payload: &[u8]) -> Option<NfGenMsg> {
+        match payload {
+            [family, version, r0, r1, ..] => Some(NfGenMsg {
+                family: *family,
+                version: *version,
+                res_id: u16::from_be_bytes([*r0, *r1]),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The 4 bytes on the wire.
+    pub const fn to_bytes(self) -> [u8; 4] {
+        let r = self.res_id.to_be_bytes();
+        [self.family, self.version, r[0], r[1]]
+    }
+}
+
+/// One netlink message, borrowed from the receive buffer.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Message<'a> {
+    /// `nlmsg_len`: header plus payload, without trailing alignment.
+    pub len: u32,
+    /// `nlmsg_type`.
+    pub ty: u16,
+    /// `nlmsg_flags`.
+    pub flags: u16,
+    /// `nlmsg_seq`.
+    pub seq: u32,
+    /// `nlmsg_pid` (port id).
+    pub pid: u32,
+    /// Everything after the 16-byte header (for netfilter messages, the
+    /// `nfgenmsg` and the attributes).
+    pub payload: &'a [u8],
+    /// Position of the header in the buffer given to [`messages`].
+    pub offset: usize,
+}
+
+impl<'a> Message<'a> {
+    /// Reads the message at the start of `buf`.
+    ///
+    /// ```
+    /// use conntrack_netlink::wire::Message;
+    /// let done = [20, 0, 0, 0, 3, 0, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    /// let m = Message::parse(&done).unwrap();
+    /// assert!(m.is_done());
+    /// assert_eq!(m.error_code(), Some(0));
+    /// ```
+    pub fn parse(buf: &'a [u8]) -> Result<Message<'a>, WireError> {
+        Self::parse_at(buf, 0)
+    }
+
+    #[inline]
+    fn parse_at(buf: &'a [u8], offset: usize) -> Result<Message<'a>, WireError> {
+        let Some(h) = buf.first_chunk::<NLMSG_HDRLEN>() else {
+            return Err(WireError {
+                offset,
+                kind: WireErrorKind::Truncated {
+                    available: buf.len(),
+                },
+            });
+        };
+        let u32_at = |r: core::ops::Range<usize>| {
+            u32::from_ne_bytes([h[r.start], h[r.start + 1], h[r.start + 2], h[r.start + 3]])
+        };
+        let u16_at = |r: core::ops::Range<usize>| u16::from_ne_bytes([h[r.start], h[r.start + 1]]);
+        let len = u32_at(field::LEN);
+        if (len as usize) < NLMSG_HDRLEN {
+            return Err(WireError {
+                offset,
+                kind: WireErrorKind::LengthTooSmall { len },
+            });
+        }
+        if len as usize > buf.len() {
+            return Err(WireError {
+                offset,
+                kind: WireErrorKind::LengthBeyondBuffer {
+                    len,
+                    available: buf.len(),
+                },
+            });
+        }
+        Ok(Message {
+            len,
+            ty: u16_at(field::TYPE),
+            flags: u16_at(field::FLAGS),
+            seq: u32_at(field::SEQ),
+            pid: u32_at(field::PID),
+            payload: &buf[NLMSG_HDRLEN..len as usize],
+            offset,
+        })
+    }
+
+    /// Whether this is `NLMSG_DONE`.
+    pub const fn is_done(&self) -> bool {
+        self.ty == NLMSG_DONE
+    }
+
+    /// Whether this is `NLMSG_ERROR` (an error or an ACK).
+    pub const fn is_error(&self) -> bool {
+        self.ty == NLMSG_ERROR
+    }
+
+    /// For `NLMSG_ERROR`, the `int error` as the kernel sent it: 0 for an
+    /// acknowledgement, a negative errno otherwise. For `NLMSG_DONE`, the
+    /// `int` it carries (0 when it carries none). `None` for other
+    /// messages or a truncated error payload.
+    pub fn error_code(&self) -> Option<i32> {
+        let code = || {
+            self.payload
+                .first_chunk::<4>()
+                .map(|b| i32::from_ne_bytes(*b))
+        };
+        match self.ty {
+            NLMSG_ERROR => code(),
+            NLMSG_DONE => Some(code().unwrap_or(0)),
+            _ => None,
+        }
+    }
+
+    /// Whether `NLM_F_DUMP_INTR` is set: the table changed during the
+    /// dump, so the dump may have missed or repeated entries.
+    pub const fn is_dump_interrupted(&self) -> bool {
+        self.flags & NLM_F_DUMP_INTR != 0
+    }
+
+    /// Whether `NLM_F_DUMP_FILTERED` is set: the kernel applied the
+    /// request's filter.
+    pub const fn is_dump_filtered(&self) -> bool {
+        self.flags & NLM_F_DUMP_FILTERED != 0
+    }
+
+    /// Whether `NLM_F_MULTI` is set.
+    pub const fn is_multi(&self) -> bool {
+        self.flags & NLM_F_MULTI != 0
+    }
+
+    /// The nfnetlink subsystem: `ty >> 8` (1 for ctnetlink).
+    pub const fn subsys(&self) -> u8 {
+        (self.ty >> 8) as u8
+    }
+
+    /// The subsystem's message type: `ty & 0xff` (`IPCTNL_MSG_CT_*`).
+    pub const fn msg_type(&self) -> u8 {
+        (self.ty & 0xff) as u8
+    }
+
+    /// Whether this is a ctnetlink conntrack entry: a dump item, a get
+    /// reply or an event (`IPCTNL_MSG_CT_NEW` or `IPCTNL_MSG_CT_DELETE`).
+    pub const fn is_ct_flow(&self) -> bool {
+        self.subsys() == NFNL_SUBSYS_CTNETLINK
+            && matches!(self.msg_type(), IPCTNL_MSG_CT_NEW | IPCTNL_MSG_CT_DELETE)
+    }
+
+    /// The netfilter header, `None` when the payload is shorter than 4
+    /// bytes.
+    pub fn nfgenmsg(&self) -> Option<NfGenMsg> {
+        NfGenMsg::parse(self.payload)
+    }
+
+    /// The bytes after the netfilter header (the attributes).
+    pub fn attributes(&self) -> &'a [u8] {
+        self.payload.get(NFGENMSG_LEN..).unwrap_or(&[])
+    }
+}
+
+/// An iterator over the netlink messages of a receive buffer; see
+/// [`messages`].
+#[derive(Clone, Debug)]
+pub struct Messages<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    failed: bool,
+}
+
+/// The netlink messages in `buf` (one `recv` worth, or several
+/// concatenated), each starting at the 4-byte aligned end of the previous
+/// one. Yields one `Err` for a bad header, then stops.
+///
+/// ```
+/// use conntrack_netlink::wire::messages;
+/// let mut buf = Vec::new();
+/// for seq in 1..=2u32 {
+///     buf.extend_from_slice(&16u32.to_ne_bytes()); // nlmsg_len
+///     buf.extend_from_slice(&3u16.to_ne_bytes()); // NLMSG_DONE
+///     buf.extend_from_slice(&0u16.to_ne_bytes());
+///     buf.extend_from_slice(&seq.to_ne_bytes());
+///     buf.extend_from_slice(&0u32.to_ne_bytes());
+/// }
+/// let seqs: Vec<u32> = messages(&buf).map(|m| m.unwrap().seq).collect();
+/// assert_eq!(seqs, [1, 2]);
+/// ```
+pub fn messages(buf: &[u8]) -> Messages<'_> {
+    Messages {
+        buf,
+        pos: 0,
+        failed: false,
+    }
+}
+
+impl<'a> Messages<'a> {
+    /// Position of the next message in the buffer.
+    pub const fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether a bad header stopped the iteration.
+    pub const fn failed(&self) -> bool {
+        self.failed
+    }
+}
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = Result<Message<'a>, WireError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.pos >= self.buf.len() {
+            return None;
+        }
+        let rest = &self.buf[self.pos..];
+        match Message::parse_at(rest, self.pos) {
+            Ok(m) => {
+                self.pos = self.pos.saturating_add(align4(m.len as usize));
+                Some(Ok(m))
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // An NLMSG_ERROR acking seq 7: error 0, then the echoed request header.
+    const ACK: [u8; 36] = [
+        36, 0, 0, 0, // len
+        2, 0, // NLMSG_ERROR
+        0, 1, // NLM_F_CAPPED
+        7, 0, 0, 0, // seq
+        0x39, 0x30, 0, 0, // pid 12345
+        0, 0, 0, 0, // error 0
+        20, 0, 0, 0, 0, 1, 5, 0, 7, 0, 0, 0, 0, 0, 0, 0, // echoed header
+    ];
+
+    #[test]
+    fn deconstruct() {
+        let m = Message::parse(&ACK).unwrap();
+        assert_eq!(
+            (m.len, m.ty, m.flags, m.seq, m.pid),
+            (36, 2, 0x100, 7, 12345)
+        );
+        assert!(m.is_error() && !m.is_done());
+        assert_eq!(m.error_code(), Some(0));
+        assert_eq!(m.payload.len(), 20);
+    }
+
+    #[test]
+    fn error_codes() {
+        let mut buf = ACK;
+        buf[16..20].copy_from_slice(&(-2i32).to_ne_bytes());
+        assert_eq!(Message::parse(&buf).unwrap().error_code(), Some(-2));
+        // A DONE without payload carries no error; other types have none.
+        let done = [16, 0, 0, 0, 3, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(Message::parse(&done).unwrap().error_code(), Some(0));
+        let new = [20, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0];
+        let m = Message::parse(&new).unwrap();
+        assert_eq!(m.error_code(), None);
+        assert!(m.is_ct_flow() && m.is_multi());
+        assert_eq!((m.subsys(), m.msg_type()), (1, 0));
+        assert_eq!(m.nfgenmsg().unwrap().family, 2);
+        assert_eq!(m.attributes(), &[] as &[u8]);
+    }
+
+    #[test]
+    fn dump_flags() {
+        let m = Message::parse(&[16, 0, 0, 0, 0, 1, 0x32, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+        assert!(m.is_dump_interrupted() && m.is_dump_filtered() && m.is_multi());
+    }
+
+    #[test]
+    fn stops_after_bad_header() {
+        let mut buf = ACK.to_vec();
+        buf.extend_from_slice(&[60, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        buf.extend_from_slice(&ACK);
+        let mut it = messages(&buf);
+        assert!(it.next().unwrap().is_ok());
+        let e = it.next().unwrap().unwrap_err();
+        assert_eq!(e.offset, 36);
+        assert_eq!(
+            e.kind,
+            WireErrorKind::LengthBeyondBuffer {
+                len: 60,
+                available: 52
+            }
+        );
+        assert!(it.next().is_none() && it.failed());
+    }
+
+    #[test]
+    fn truncated_header() {
+        let e = messages(&ACK[..10]).next().unwrap().unwrap_err();
+        assert_eq!(e.kind, WireErrorKind::Truncated { available: 10 });
+    }
+
+    #[test]
+    fn aligns_between_messages() {
+        // A 21-byte message followed (after 3 bytes of padding) by another.
+        let mut buf = vec![
+            21, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 9, 0, 0, 0,
+        ];
+        buf.extend_from_slice(&[16, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+        let ms: Vec<_> = messages(&buf).map(Result::unwrap).collect();
+        assert_eq!(ms.len(), 2);
+        assert_eq!(ms[0].payload, &[2, 0, 0, 0, 9]);
+        assert_eq!((ms[1].offset, ms[1].seq), (24, 2));
+    }
+
+    #[test]
+    fn nfgenmsg_roundtrip() {
+        let h = NfGenMsg {
+            family: 10,
+            version: 0,
+            res_id: 0x0102,
+        };
+        assert_eq!(h.to_bytes(), [10, 0, 1, 2]);
+        assert_eq!(NfGenMsg::parse(&h.to_bytes()), Some(h));
+    }
+}
