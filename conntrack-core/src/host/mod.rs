@@ -1,8 +1,44 @@
 //! Host facts: one [`HostSnapshot`] of everything about a host that
 //! conntrack sizing and diagnosis depend on.
 //!
-//! The types live here; the root-relocatable reader that fills them from
-//! `/proc` and `/sys` (or a fixture tree) is added by issue 2.
+//! - [`HostFs`] reads `ROOT/proc` and `ROOT/sys` (the live host with
+//!   `HostFs::new("/")`, a fixture tree or a container's root otherwise),
+//!   one file per fact, each fact independently:
+//!   [`HostFs::read_snapshot`] returns a [`HostReport`] with every fact
+//!   it could read and a [`HostError`] for each one it could not.
+//! - The parse functions ([`parse_slabinfo`], [`parse_cpu_list`],
+//!   [`parse_rps_mask`], ...) are pure over `&str` and never panic; their
+//!   [`ParseError`] gives line and column, [`HostError`] adds the file.
+//! - "File absent" ([`HostError::NotFound`]) is distinct from "file
+//!   malformed" ([`HostError::Malformed`]).
+//!
+//! See [`reader`] for which network namespace each file reflects.
+//!
+//! ```
+//! use conntrack_core::host::HostFs;
+//! let report = HostFs::new("/").read_snapshot();
+//! for problem in report.malformed() {
+//!     eprintln!("bad host data: {problem}");
+//! }
+//! if let (Some(count), Some(max)) = (report.snapshot.count, report.snapshot.max) {
+//!     println!("conntrack table {count}/{max}");
+//! }
+//! ```
+
+pub mod error;
+pub mod parse;
+pub mod reader;
+
+pub use error::{HostError, ParseError, ParseErrorKind};
+pub use parse::{
+    CONNTRACK_HELPERS, MAX_CPUS, MemInfo, NAT_HELPERS, NET_NS_INIT_INO, NetRxSoftirqs,
+    TIMEOUT_PROTOCOLS, decode_utf8, init_netns_from, is_conntrack_slab, is_helper_module,
+    parse_auxv_page_size, parse_cpu_list, parse_meminfo, parse_modules, parse_ns_link,
+    parse_osrelease, parse_rps_mask, parse_single_value, parse_slabinfo, parse_smaps_page_size,
+    parse_softirqs, parse_sysctl_bool, parse_sysctl_u32, parse_u32_value, render_cpu_list,
+    render_rps_mask, timeout_key, timeouts_from_sysctls,
+};
+pub use reader::{HostFs, HostReport, MAX_FILE_BYTES, Partial};
 
 use crate::kernel::KernelVersion;
 use crate::stats::Stats;
@@ -79,11 +115,20 @@ pub struct HostSnapshot {
     pub rx_queues: Vec<RxQueue>,
     /// `NET_RX` softirq counts per CPU, in `/proc/softirqs` column order.
     pub net_rx_softirqs: Vec<u64>,
+    /// The CPU id of each [`HostSnapshot::net_rx_softirqs`] column (from
+    /// the `/proc/softirqs` header).
+    #[serde(default)]
+    pub net_rx_softirq_cpus: Vec<u32>,
     /// Loaded conntrack helper modules (`nf_conntrack_ftp`, ...).
     pub helpers: Vec<String>,
     /// `/proc/net/stat/nf_conntrack`, when present.
     pub stats: Option<Stats>,
     /// Whether this snapshot was taken in the initial network namespace
-    /// (where `nf_conntrack_max` and buckets are writable), when known.
+    /// (where `nf_conntrack_max` and buckets are writable), when known; see
+    /// [`init_netns_from`] for how it is decided.
     pub init_netns: Option<bool>,
+    /// The inode number of the snapshot's network namespace (the
+    /// `net:[N]` of `/proc/self/ns/net`), which identifies it.
+    #[serde(default)]
+    pub netns_inode: Option<u64>,
 }

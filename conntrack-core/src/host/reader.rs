@@ -1,0 +1,602 @@
+//! [`HostFs`]: reads host facts from `ROOT/proc` and `ROOT/sys`.
+//!
+//! Reading is separate from parsing: each method reads one file once and
+//! hands its text to a pure function of [`super::parse`]. Each fact is
+//! independent: a missing file leaves its field empty in
+//! [`HostFs::read_snapshot`] and is listed in [`HostReport::problems`]
+//! next to malformed files, each a [`HostError`] naming the file.
+//!
+//! # Namespaces
+//!
+//! What a file shows depends on who opens it, not on the path:
+//!
+//! - `/proc/net/...` is a link to `/proc/self/net/...`: the reading
+//!   process's network namespace. `/proc/PID/net/...` is PID's namespace
+//!   (what [`HostFs::for_pid`] reads for `stat/nf_conntrack`).
+//! - `/proc/sys/net/...` always shows the namespace of the process that
+//!   opens the file, whatever the path. There is no per-PID view: to read
+//!   another namespace's count and timeouts, run the reader inside it
+//!   (`ip netns exec`, `setns(2)`, `nsenter -n`). With
+//!   [`HostFs::for_pid`], per-namespace sysctls are only reported when the
+//!   reader is in PID's namespace; otherwise only the global ones
+//!   (`nf_conntrack_max`, `nf_conntrack_buckets`) are kept and
+//!   [`HostError::OtherNamespace`] says why.
+//! - `/sys/class/net` lists the interfaces of the namespace that *mounted*
+//!   that sysfs instance (sysfs is tagged at mount time).
+//! - `nf_conntrack_max`, the bucket count, `hashsize`, slabinfo, meminfo,
+//!   CPUs, softirqs and modules are global.
+//!
+//! Pointing the root at `/proc/PID/root` reads a container's view of the
+//! files; `ROOT/proc/self` then still means the reading process, which may
+//! not exist in that container's PID namespace.
+
+use super::error::{HostError, ParseError};
+use super::parse;
+use super::{HostSnapshot, RxQueue, SlabCache};
+use crate::kernel::KernelVersion;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The largest file the reader accepts (16 MiB). `/proc/slabinfo` is tens
+/// of KiB; the limit protects against a hostile fixture or FIFO.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// How much of `smaps` is read for the page size: the first mappings are
+/// enough, and generating the whole file walks every page table.
+const SMAPS_PREFIX_BYTES: u64 = 16 << 10;
+
+/// Sysctls whose value is the same in every network namespace (kernel
+/// globals `nf_conntrack_max` and `nf_conntrack_htable_size`).
+const GLOBAL_SYSCTLS: [&str; 2] = ["nf_conntrack_max", "nf_conntrack_buckets"];
+
+const NETFILTER_SYSCTL_DIR: &str = "proc/sys/net/netfilter";
+
+/// A value plus the problems met while assembling it (for facts made of
+/// many files, such as every sysctl or every rx queue).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Partial<T> {
+    /// What could be read.
+    pub value: T,
+    /// Files that could not be read or parsed.
+    pub problems: Vec<HostError>,
+}
+
+/// A snapshot and the problems met while taking it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HostReport {
+    /// Every fact that could be read.
+    pub snapshot: HostSnapshot,
+    /// Every fact that could not: absent files
+    /// ([`HostError::is_not_found`]), unreadable and malformed ones.
+    pub problems: Vec<HostError>,
+}
+
+impl HostReport {
+    /// The problems that are bad data, not absent or unreadable files.
+    pub fn malformed(&self) -> impl Iterator<Item = &HostError> {
+        self.problems.iter().filter(|e| e.is_malformed())
+    }
+}
+
+/// A root-relocatable reader of host facts: `ROOT/proc/...` and
+/// `ROOT/sys/...`.
+///
+/// ```
+/// use conntrack_core::host::HostFs;
+/// let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/host/linux-6.18");
+/// let fs = HostFs::new(fixture);
+/// assert_eq!(fs.read_max().unwrap(), 262144);
+/// let report = fs.read_snapshot();
+/// assert_eq!(report.snapshot.buckets, Some(262144));
+/// assert_eq!(report.snapshot.timeouts["tcp"]["time_wait"], 120);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFs {
+    root: PathBuf,
+    pid: Option<u32>,
+}
+
+fn trim_to_lines(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(p) => &bytes[..=p],
+        None => bytes,
+    }
+}
+
+impl HostFs {
+    /// A reader of `root/proc` and `root/sys` (`"/"` for the live host).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        HostFs {
+            root: root.into(),
+            pid: None,
+        }
+    }
+
+    /// Reads the network-namespace files of process `pid`:
+    /// `ROOT/proc/PID/net/stat/nf_conntrack` and `ROOT/proc/PID/ns/net`
+    /// instead of the reader's own. See the module documentation for what
+    /// this can and cannot change about sysctls.
+    ///
+    /// ```
+    /// use conntrack_core::host::HostFs;
+    /// let fs = HostFs::new("/").for_pid(1);
+    /// assert_eq!(fs.pid(), Some(1));
+    /// assert!(fs.path(&fs.net_path("stat/nf_conntrack")).ends_with("proc/1/net/stat/nf_conntrack"));
+    /// ```
+    pub fn for_pid(mut self, pid: u32) -> Self {
+        self.pid = Some(pid);
+        self
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The process whose namespace files are read ([`HostFs::for_pid`]).
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// `ROOT/rel`.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel.trim_start_matches('/'))
+    }
+
+    /// The path, relative to the root, of a file under the target's
+    /// `/proc/net` (`proc/net/REL`, or `proc/PID/net/REL`).
+    pub fn net_path(&self, rel: &str) -> String {
+        match self.pid {
+            None => format!("proc/net/{rel}"),
+            Some(p) => format!("proc/{p}/net/{rel}"),
+        }
+    }
+
+    fn ns_path(&self) -> String {
+        match self.pid {
+            None => "proc/self/ns/net".to_string(),
+            Some(p) => format!("proc/{p}/ns/net"),
+        }
+    }
+
+    /// Reads up to `limit` bytes of `ROOT/rel`; `Err(TooLarge)` when the
+    /// file is longer and `allow_prefix` is false.
+    fn read_limited(
+        &self,
+        rel: &str,
+        limit: u64,
+        allow_prefix: bool,
+    ) -> Result<(PathBuf, Vec<u8>), HostError> {
+        let path = self.path(rel);
+        let file = std::fs::File::open(&path).map_err(|e| HostError::from_io(&path, &e))?;
+        let mut buf = Vec::new();
+        file.take(limit + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| HostError::from_io(&path, &e))?;
+        if buf.len() as u64 > limit {
+            if !allow_prefix {
+                return Err(HostError::TooLarge { path, limit });
+            }
+            buf.truncate(limit as usize);
+        }
+        Ok((path, buf))
+    }
+
+    /// Reads one file and parses it with `parse`; the error names the file.
+    fn read_parsed<T>(
+        &self,
+        rel: &str,
+        parse: impl FnOnce(&str) -> Result<T, ParseError>,
+    ) -> Result<T, HostError> {
+        let (path, bytes) = self.read_limited(rel, MAX_FILE_BYTES, false)?;
+        let text = parse::decode_utf8(&bytes).map_err(|e| HostError::malformed(&path, e))?;
+        parse(text).map_err(|e| HostError::malformed(&path, e))
+    }
+
+    /// The text of `ROOT/rel` (one read), checked to be UTF-8.
+    pub fn read_text(&self, rel: &str) -> Result<String, HostError> {
+        self.read_parsed(rel, |t| Ok(t.to_string()))
+    }
+
+    // -- single facts --------------------------------------------------------
+
+    /// `/proc/sys/kernel/osrelease` and the version parsed from it.
+    pub fn read_kernel_release(&self) -> Result<(String, KernelVersion), HostError> {
+        self.read_parsed("proc/sys/kernel/osrelease", |t| {
+            parse::parse_osrelease(t).map(|(r, v)| (r.to_string(), v))
+        })
+    }
+
+    /// `/proc/meminfo`.
+    pub fn read_meminfo(&self) -> Result<parse::MemInfo, HostError> {
+        self.read_parsed("proc/meminfo", parse::parse_meminfo)
+    }
+
+    /// `MemTotal` in bytes (`Malformed` with `Missing("MemTotal")` when the
+    /// line is absent).
+    pub fn read_mem_total(&self) -> Result<u64, HostError> {
+        self.read_parsed("proc/meminfo", |t| {
+            let m = parse::parse_meminfo(t)?;
+            m.mem_total_bytes().ok_or_else(|| {
+                let last = t.split_terminator('\n').count();
+                ParseError::new(
+                    last + 1,
+                    1,
+                    super::error::ParseErrorKind::Missing("MemTotal"),
+                )
+            })
+        })
+    }
+
+    /// The page size: the smallest `KernelPageSize` in the first lines of
+    /// `/proc/self/smaps`, else `AT_PAGESZ` from `/proc/self/auxv` (only
+    /// meaningful for a live root: its layout is this build's). On failure
+    /// the `smaps` error is returned.
+    pub fn read_page_size(&self) -> Result<u64, HostError> {
+        let smaps = self
+            .read_limited("proc/self/smaps", SMAPS_PREFIX_BYTES, true)
+            .and_then(|(path, bytes)| {
+                // smaps names mapped files, which need not be UTF-8; only
+                // the KernelPageSize lines matter.
+                let text = String::from_utf8_lossy(trim_to_lines(&bytes));
+                parse::parse_smaps_page_size(&text).map_err(|e| HostError::malformed(path, e))
+            });
+        smaps.or_else(|err| {
+            let (path, bytes) = self
+                .read_limited("proc/self/auxv", MAX_FILE_BYTES, false)
+                .map_err(|_| err.clone())?;
+            parse::parse_auxv_page_size(&bytes).map_err(|e| HostError::malformed(path, e))
+        })
+    }
+
+    /// `/sys/devices/system/cpu/possible`.
+    pub fn read_cpus_possible(&self) -> Result<Vec<u32>, HostError> {
+        self.read_cpu_file("sys/devices/system/cpu/possible")
+    }
+
+    /// `/sys/devices/system/cpu/online`.
+    pub fn read_cpus_online(&self) -> Result<Vec<u32>, HostError> {
+        self.read_cpu_file("sys/devices/system/cpu/online")
+    }
+
+    fn read_cpu_file(&self, rel: &str) -> Result<Vec<u32>, HostError> {
+        self.read_parsed(rel, |t| {
+            let cpus = parse::parse_cpu_list(t)?;
+            if cpus.is_empty() {
+                // At least the boot CPU is always possible and online.
+                return Err(ParseError::new(
+                    1,
+                    1,
+                    if t.is_empty() {
+                        super::error::ParseErrorKind::Empty
+                    } else {
+                        super::error::ParseErrorKind::Missing("CPU")
+                    },
+                ));
+            }
+            Ok(cpus)
+        })
+    }
+
+    fn sysctl_rel(name: &str) -> String {
+        format!("{NETFILTER_SYSCTL_DIR}/{name}")
+    }
+
+    /// One `net.netfilter.<name>` sysctl's text (without the newline).
+    /// Per-namespace sysctls with [`HostFs::for_pid`] fail with
+    /// [`HostError::OtherNamespace`] unless the reader shares PID's
+    /// namespace.
+    pub fn read_sysctl(&self, name: &str) -> Result<String, HostError> {
+        if !GLOBAL_SYSCTLS.contains(&name) {
+            self.check_same_netns()?;
+        }
+        self.read_parsed(&Self::sysctl_rel(name), |t| {
+            parse::parse_single_value(t).map(str::to_string)
+        })
+    }
+
+    fn read_sysctl_u32(&self, name: &str) -> Result<u32, HostError> {
+        if !GLOBAL_SYSCTLS.contains(&name) {
+            self.check_same_netns()?;
+        }
+        self.read_parsed(&Self::sysctl_rel(name), parse::parse_sysctl_u32)
+    }
+
+    /// `net.netfilter.nf_conntrack_count`: this namespace's entries.
+    pub fn read_count(&self) -> Result<u32, HostError> {
+        self.read_sysctl_u32("nf_conntrack_count")
+    }
+
+    /// `net.netfilter.nf_conntrack_max` (global).
+    pub fn read_max(&self) -> Result<u32, HostError> {
+        self.read_sysctl_u32("nf_conntrack_max")
+    }
+
+    /// `net.netfilter.nf_conntrack_buckets` (global).
+    pub fn read_buckets(&self) -> Result<u32, HostError> {
+        self.read_sysctl_u32("nf_conntrack_buckets")
+    }
+
+    /// `/sys/module/nf_conntrack/parameters/hashsize` (mode 0600: root
+    /// only).
+    pub fn read_hashsize(&self) -> Result<u32, HostError> {
+        self.read_parsed(
+            "sys/module/nf_conntrack/parameters/hashsize",
+            parse::parse_u32_value,
+        )
+    }
+
+    /// Every `net.netfilter.nf_conntrack_*` sysctl (directories such as
+    /// `nf_log` and other `nf_*` names are skipped), by name, value text
+    /// without the newline. The directory must be listable; each file's
+    /// problem is collected. With [`HostFs::for_pid`] and another
+    /// namespace, only the global sysctls are kept.
+    pub fn read_sysctls(&self) -> Result<Partial<BTreeMap<String, String>>, HostError> {
+        let dir = self.path(NETFILTER_SYSCTL_DIR);
+        let mut out: Partial<BTreeMap<String, String>> = Partial::default();
+        let only_global = match self.check_same_netns() {
+            Ok(()) => false,
+            Err(e) => {
+                out.problems.push(e);
+                true
+            }
+        };
+        for name in list_dir(&dir)? {
+            if !name.starts_with("nf_conntrack_") {
+                continue;
+            }
+            if only_global && !GLOBAL_SYSCTLS.contains(&name.as_str()) {
+                continue;
+            }
+            let path = dir.join(&name);
+            if path.is_dir() {
+                continue;
+            }
+            match self.read_parsed(&Self::sysctl_rel(&name), |t| {
+                parse::parse_single_value(t).map(str::to_string)
+            }) {
+                Ok(v) => {
+                    out.value.insert(name, v);
+                }
+                Err(e) => out.problems.push(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The conntrack slab caches of `/proc/slabinfo` (mode 0400: root
+    /// only). `nf_conntrack` is created with `SLAB_TYPESAFE_BY_RCU`, which
+    /// SLUB never merges into another cache, so it has its own line.
+    pub fn read_slabinfo(&self) -> Result<Vec<SlabCache>, HostError> {
+        self.read_parsed("proc/slabinfo", parse::parse_slabinfo)
+    }
+
+    /// `NET_RX` per CPU from `/proc/softirqs`.
+    pub fn read_net_rx_softirqs(&self) -> Result<parse::NetRxSoftirqs, HostError> {
+        self.read_parsed("proc/softirqs", parse::parse_softirqs)
+    }
+
+    /// The RPS CPUs of every `rx-N` queue of every interface under
+    /// `/sys/class/net`, sorted by interface name and queue number.
+    /// Interfaces without a `queues` directory are skipped; a queue without
+    /// `rps_cpus` (kernel without `CONFIG_RPS`) is a problem.
+    pub fn read_rx_queues(&self) -> Result<Partial<Vec<RxQueue>>, HostError> {
+        let net = self.path("sys/class/net");
+        let mut out: Partial<Vec<RxQueue>> = Partial::default();
+        for iface in list_dir(&net)? {
+            let qdir = net.join(&iface).join("queues");
+            let entries = match list_dir(&qdir) {
+                Ok(e) => e,
+                Err(HostError::NotFound { .. }) => continue,
+                Err(e) => {
+                    out.problems.push(e);
+                    continue;
+                }
+            };
+            let mut queues: Vec<u32> = entries
+                .iter()
+                .filter_map(|q| q.strip_prefix("rx-")?.parse().ok())
+                .collect();
+            queues.sort_unstable();
+            for q in queues {
+                let rel = format!("sys/class/net/{iface}/queues/rx-{q}/rps_cpus");
+                match self.read_parsed(&rel, parse::parse_rps_mask) {
+                    Ok(rps_cpus) => out.value.push(RxQueue {
+                        iface: iface.clone(),
+                        queue: q,
+                        rps_cpus,
+                    }),
+                    Err(e) => out.problems.push(e),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Module names from `/proc/modules` (absent on kernels built without
+    /// module support).
+    pub fn read_modules(&self) -> Result<Vec<String>, HostError> {
+        self.read_parsed("proc/modules", parse::parse_modules)
+    }
+
+    /// Conntrack and NAT helpers ([`parse::is_helper_module`]), sorted:
+    /// loaded modules from `/proc/modules`, plus built-in (or loaded)
+    /// helpers that show up as `/sys/module/<name>` because they have
+    /// parameters (`nf_conntrack_ftp`, `_sip`, ...). Built-in helpers
+    /// without parameters (`nf_conntrack_pptp`, `nf_nat_*`) are invisible.
+    /// Fails only when neither source can be read.
+    pub fn read_helpers(&self) -> Result<Partial<Vec<String>>, HostError> {
+        let mut out: Partial<Vec<String>> = Partial::default();
+        let modules = self.read_modules();
+        let sys = list_dir(&self.path("sys/module"));
+        let err = match (&modules, &sys) {
+            (Err(a), Err(_)) => Some(a.clone()),
+            _ => None,
+        };
+        match modules {
+            Ok(m) => out
+                .value
+                .extend(m.into_iter().filter(|n| parse::is_helper_module(n))),
+            Err(e) => out.problems.push(e),
+        }
+        match sys {
+            Ok(m) => out
+                .value
+                .extend(m.into_iter().filter(|n| parse::is_helper_module(n))),
+            Err(e) => out.problems.push(e),
+        }
+        if let Some(e) = err {
+            return Err(e);
+        }
+        out.value.sort();
+        out.value.dedup();
+        Ok(out)
+    }
+
+    /// The inode number of the target's network namespace
+    /// (`ROOT/proc/self/ns/net`, or `ROOT/proc/PID/ns/net`). Fixture trees
+    /// may hold a symlink or a text file with the link target.
+    pub fn read_netns_inode(&self) -> Result<u64, HostError> {
+        self.read_ns_inode(&self.ns_path())
+    }
+
+    fn read_ns_inode(&self, rel: &str) -> Result<u64, HostError> {
+        let path = self.path(rel);
+        match std::fs::read_link(&path) {
+            Ok(target) => {
+                let t = target.to_string_lossy();
+                parse::parse_ns_link(&t).map_err(|e| HostError::malformed(&path, e))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                self.read_parsed(rel, parse::parse_ns_link)
+            }
+            Err(e) => Err(HostError::from_io(&path, &e)),
+        }
+    }
+
+    /// Whether the target is in the initial network namespace, by the
+    /// heuristic of [`parse::init_netns_from`] (`None`: cannot tell).
+    /// Reads the namespace link, `osrelease`, and `/proc/1/ns/net` when
+    /// needed.
+    pub fn read_init_netns(&self) -> Result<Option<bool>, HostError> {
+        let ino = self.read_netns_inode()?;
+        let kernel = self.read_kernel_release().ok().map(|(_, v)| v);
+        Ok(self.init_netns_with(ino, kernel))
+    }
+
+    fn init_netns_with(&self, ino: u64, kernel: Option<KernelVersion>) -> Option<bool> {
+        if let Some(known) = parse::init_netns_from(ino, None, kernel) {
+            return Some(known);
+        }
+        let pid1 = self.read_ns_inode("proc/1/ns/net").ok();
+        parse::init_netns_from(ino, pid1, kernel)
+    }
+
+    /// With [`HostFs::for_pid`]: `Ok` when the reader is in PID's network
+    /// namespace (so `/proc/sys/net` shows PID's values), otherwise
+    /// [`HostError::OtherNamespace`] (also when it cannot be told).
+    fn check_same_netns(&self) -> Result<(), HostError> {
+        let Some(pid) = self.pid else {
+            return Ok(());
+        };
+        let mine = self.read_ns_inode("proc/self/ns/net");
+        let theirs = self.read_ns_inode(&format!("proc/{pid}/ns/net"));
+        match (mine, theirs) {
+            (Ok(a), Ok(b)) if a == b => Ok(()),
+            _ => Err(HostError::OtherNamespace {
+                path: self.path(NETFILTER_SYSCTL_DIR),
+                pid,
+            }),
+        }
+    }
+
+    // -- the snapshot --------------------------------------------------------
+
+    /// Reads every fact once. Never fails: what cannot be read is left
+    /// empty and listed in [`HostReport::problems`].
+    pub fn read_snapshot(&self) -> HostReport {
+        let mut r = HostReport::default();
+        let s = &mut r.snapshot;
+        let p = &mut r.problems;
+        fn keep<T>(p: &mut Vec<HostError>, res: Result<T, HostError>) -> Option<T> {
+            res.map_err(|e| p.push(e)).ok()
+        }
+
+        if let Some((rel, v)) = keep(p, self.read_kernel_release()) {
+            s.kernel_release = Some(rel);
+            s.kernel_version = Some(v);
+        }
+        s.page_size = keep(p, self.read_page_size());
+        s.mem_total_bytes = keep(p, self.read_mem_total());
+        s.cpus_possible = keep(p, self.read_cpus_possible()).unwrap_or_default();
+        s.cpus_online = keep(p, self.read_cpus_online()).unwrap_or_default();
+
+        if let Some(part) = keep(p, self.read_sysctls()) {
+            p.extend(part.problems);
+            s.sysctls = part.value;
+        }
+        let dir = self.path(NETFILTER_SYSCTL_DIR);
+        let num = |p: &mut Vec<HostError>, name: &str| -> Option<u32> {
+            let v = s.sysctls.get(name)?;
+            keep(
+                p,
+                parse::parse_sysctl_u32(v).map_err(|e| HostError::malformed(dir.join(name), e)),
+            )
+        };
+        let count = num(p, "nf_conntrack_count");
+        let max = num(p, "nf_conntrack_max");
+        let buckets = num(p, "nf_conntrack_buckets");
+        let events = num(p, "nf_conntrack_events");
+        let flag = |p: &mut Vec<HostError>, name: &str| -> Option<bool> {
+            let v = s.sysctls.get(name)?;
+            keep(
+                p,
+                parse::parse_sysctl_bool(v).map_err(|e| HostError::malformed(dir.join(name), e)),
+            )
+        };
+        let acct = flag(p, "nf_conntrack_acct");
+        let timestamp = flag(p, "nf_conntrack_timestamp");
+        let (timeouts, bad) = parse::timeouts_from_sysctls(&s.sysctls);
+        (s.count, s.max, s.buckets, s.events) = (count, max, buckets, events);
+        (s.acct, s.timestamp, s.timeouts) = (acct, timestamp, timeouts);
+        p.extend(
+            bad.into_iter()
+                .map(|(name, e)| HostError::malformed(dir.join(name), e)),
+        );
+
+        s.hashsize_param = keep(p, self.read_hashsize());
+        s.slab = keep(p, self.read_slabinfo()).unwrap_or_default();
+        if let Some(part) = keep(p, self.read_rx_queues()) {
+            p.extend(part.problems);
+            s.rx_queues = part.value;
+        }
+        if let Some(n) = keep(p, self.read_net_rx_softirqs()) {
+            s.net_rx_softirqs = n.counts;
+            s.net_rx_softirq_cpus = n.cpus;
+        }
+        if let Some(part) = keep(p, self.read_helpers()) {
+            p.extend(part.problems);
+            s.helpers = part.value;
+        }
+        if let Some(ino) = keep(p, self.read_netns_inode()) {
+            s.netns_inode = Some(ino);
+            s.init_netns = self.init_netns_with(ino, s.kernel_version);
+        }
+        r
+    }
+}
+
+/// The entry names of a directory, sorted; non-UTF-8 names are skipped.
+fn list_dir(dir: &Path) -> Result<Vec<String>, HostError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| HostError::from_io(dir, &e))?;
+    let mut names = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| HostError::from_io(dir, &e))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
