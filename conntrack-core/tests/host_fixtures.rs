@@ -2,7 +2,8 @@
 //! README for how each tree was made).
 
 use conntrack_core::host::{HostError, HostFs, ParseErrorKind as K};
-use conntrack_core::{HostSnapshot, KernelVersion, RxQueue, SlabCache};
+use conntrack_core::procstat::ProcStatErrorKind;
+use conntrack_core::{Counter, CpuStats, HostSnapshot, KernelVersion, RxQueue, SlabCache, Stats};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -67,6 +68,16 @@ fn rxq(iface: &str, queue: u32, cpus: &[u32]) -> RxQueue {
         queue,
         rps_cpus: cpus.to_vec(),
     }
+}
+
+/// A CPU row of the 6.18 header with every value 0: the 16 counters
+/// named by the header are present, `searched` and friends are not.
+fn zero_cpu_6_18() -> CpuStats {
+    let mut c = CpuStats::default();
+    for name in "clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error expect_new expect_create expect_delete search_restart".split(' ') {
+        c.set(Counter::from_any_name(name).unwrap(), 0);
+    }
+    c
 }
 
 #[test]
@@ -186,7 +197,11 @@ fn linux_6_18_whole_snapshot() {
         .iter()
         .map(|h| format!("nf_conntrack_{h}"))
         .collect(),
-        stats: None,
+        stats: Some(Stats {
+            entries: Some(0),
+            max_entries: None,
+            cpus: vec![zero_cpu_6_18(), zero_cpu_6_18()],
+        }),
         init_netns: Some(true),
         netns_inode: Some(4_026_531_833),
     };
@@ -297,7 +312,7 @@ fn linux_3_2_whole_snapshot() {
         net_rx_softirqs: vec![832_511, 20118, 17422, 15007],
         net_rx_softirq_cpus: vec![0, 1, 2, 3],
         helpers: vec!["nf_conntrack_ftp".into(), "nf_nat_ftp".into()],
-        stats: None,
+        stats: s.stats.clone(),
         init_netns: None,
         netns_inode: None,
     };
@@ -306,6 +321,17 @@ fn linux_3_2_whole_snapshot() {
         problems(&root, &report.problems),
         expect(&[P::NotFound("proc/self/ns/net")])
     );
+    // The 16-column pre-3.10 stat file, trailing spaces and all.
+    let st = s.stats.as_ref().expect("stats");
+    assert_eq!(st.entries, Some(0x600));
+    assert_eq!(st.cpus.len(), 4);
+    let t = st.total();
+    assert_eq!(t.searched(), Some(0x3e2a1 + 0x1234 + 0xf00 + 0xe00));
+    assert_eq!(t.found(), Some(0x07e8d2b3 + 0x12345 + 0x10000 + 0xf000));
+    assert_eq!(t.drop(), Some(2));
+    assert_eq!(t.error(), Some(3));
+    assert_eq!(t.search_restart(), None);
+    assert_eq!(t.clash_resolve(), None);
 }
 
 #[test]
@@ -358,6 +384,12 @@ fn broken_tree_reports_every_file_line_and_column() {
             K::InvalidNumber,
         ),
         P::Malformed(
+            "proc/net/stat/nf_conntrack",
+            2,
+            11,
+            K::ProcStat(ProcStatErrorKind::BadHex),
+        ),
+        P::Malformed(
             "sys/module/nf_conntrack/parameters/hashsize",
             1,
             1,
@@ -393,7 +425,7 @@ fn broken_tree_reports_every_file_line_and_column() {
     assert_eq!(problems(&root, &report.problems), want);
     assert_eq!(report.malformed().count(), want.len());
     // Display names file, line and column.
-    let shown = report.problems[10].to_string();
+    let shown = report.problems[11].to_string();
     assert!(
         shown.ends_with(
             "broken/proc/slabinfo: line 4, column 88: row has 11 fields, the header has 16"
@@ -425,6 +457,12 @@ fn broken_header_tree() {
             P::NotFound("sys/devices/system/cpu/possible"),
             P::NotFound("sys/devices/system/cpu/online"),
             P::NotFound("proc/sys/net/netfilter"),
+            P::Malformed(
+                "proc/net/stat/nf_conntrack",
+                1,
+                1,
+                K::ProcStat(ProcStatErrorKind::NotAStatHeader)
+            ),
             P::NotFound("sys/module/nf_conntrack/parameters/hashsize"),
             P::Malformed("proc/slabinfo", 1, 21, K::UnsupportedVersion),
             P::Malformed("sys/class/net/eth0/queues/rx-0/rps_cpus", 1, 1, K::Empty),

@@ -67,6 +67,10 @@ pub enum ParseErrorKind {
     /// Data after the end of a single-value file.
     #[error("unexpected trailing data")]
     Trailing,
+    /// `/proc/net/stat/nf_conntrack` is malformed (see
+    /// [`crate::procstat`]).
+    #[error("{0}")]
+    ProcStat(crate::procstat::ProcStatErrorKind),
 }
 
 /// A parse error: what went wrong and where in the text.
@@ -165,6 +169,15 @@ pub enum HostError {
         /// The process whose namespace was asked for.
         pid: u32,
     },
+}
+
+impl From<crate::procstat::ProcStatError> for ParseError {
+    fn from(e: crate::procstat::ProcStatError) -> Self {
+        ParseError {
+            location: e.location,
+            kind: ParseErrorKind::ProcStat(e.kind),
+        }
+    }
 }
 
 impl HostError {

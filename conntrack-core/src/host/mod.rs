@@ -88,7 +88,9 @@ pub struct HostSnapshot {
     pub cpus_possible: Vec<u32>,
     /// Online CPU ids (`/sys/devices/system/cpu/online`).
     pub cpus_online: Vec<u32>,
-    /// `net.netfilter.nf_conntrack_count`: this namespace's entries.
+    /// `net.netfilter.nf_conntrack_count`: this namespace's entries (when
+    /// that sysctl cannot be read for the namespace, the `entries` column
+    /// of `/proc/net/stat/nf_conntrack`, the same counter).
     pub count: Option<u32>,
     /// `net.netfilter.nf_conntrack_max` (global; 0 means unlimited).
     pub max: Option<u32>,

@@ -821,10 +821,10 @@ pub fn parse_modules(text: &str) -> Result<Vec<String>, ParseError> {
         if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ParseError::new(ln, f[5].0 + 2, K::InvalidHex));
         }
-        if let Some(&(c, t)) = f.get(6) {
-            if !(t.starts_with('(') && t.ends_with(')')) {
-                return Err(ParseError::new(ln, c, K::Expected("(taints)")));
-            }
+        if let Some(&(c, t)) = f.get(6)
+            && !(t.starts_with('(') && t.ends_with(')'))
+        {
+            return Err(ParseError::new(ln, c, K::Expected("(taints)")));
         }
         out.push(name.to_string());
     }

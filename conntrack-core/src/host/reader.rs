@@ -34,6 +34,7 @@ use super::error::{HostError, ParseError};
 use super::parse;
 use super::{HostSnapshot, RxQueue, SlabCache};
 use crate::kernel::KernelVersion;
+use crate::stats::Stats;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -414,6 +415,16 @@ impl HostFs {
         Ok(out)
     }
 
+    /// `/proc/net/stat/nf_conntrack` (with [`HostFs::for_pid`]:
+    /// `/proc/PID/net/stat/nf_conntrack`, PID's namespace), parsed by
+    /// [`crate::procstat::parse_bytes`]. Absent without nf_conntrack or
+    /// with `CONFIG_NF_CONNTRACK_PROCFS=n`.
+    pub fn read_stats(&self) -> Result<Stats, HostError> {
+        let (path, bytes) =
+            self.read_limited(&self.net_path("stat/nf_conntrack"), MAX_FILE_BYTES, false)?;
+        crate::procstat::parse_bytes(&bytes).map_err(|e| HostError::malformed(path, e.into()))
+    }
+
     /// Module names from `/proc/modules` (absent on kernels built without
     /// module support).
     pub fn read_modules(&self) -> Result<Vec<String>, HostError> {
@@ -565,6 +576,12 @@ impl HostFs {
                 .map(|(name, e)| HostError::malformed(dir.join(name), e)),
         );
 
+        s.stats = keep(p, self.read_stats());
+        if s.count.is_none() {
+            // The sysctl is unreadable or (for_pid) another namespace's:
+            // the stat file's `entries` is the same per-namespace count.
+            s.count = s.stats.as_ref().and_then(|st| st.entries);
+        }
         s.hashsize_param = keep(p, self.read_hashsize());
         s.slab = keep(p, self.read_slabinfo()).unwrap_or_default();
         if let Some(part) = keep(p, self.read_rx_queues()) {
