@@ -1,8 +1,50 @@
-//! Analysis of conntrack data: rate deltas, hotspot ranking,
-//! bucket-distribution estimation, capacity formulas, diagnosis with
-//! evidence, and socket/process/container attribution.
+//! Analysis of conntrack data: rates over statistics snapshots, hotspot
+//! ranking over flows, bucket-distribution estimation, capacity formulas,
+//! diagnosis with evidence, side-by-side comparison, and
+//! socket/process/container attribution.
 //!
-//! Works on `conntrack-core` values only, so the same analysis runs on a
-//! live host, on a mirror, or on files captured from a ticket. Filled in by
-//! issue 5.
+//! Works on `conntrack-core` values only (no netlink dependency), so the
+//! same analysis runs on a live host, on a mirror, or on files captured
+//! from a ticket. Aggregation is generic over [`conntrack_core::FlowLike`]:
+//! owned flows parsed from text and borrowed views from a dump alike.
+//!
+//! ```
+//! use conntrack_analyze::{diagnose, hotspots::Hotspots, rates::StatsSeries};
+//! use conntrack_core::{Counter, CpuStats, HostSnapshot, Stats};
+//! use std::time::Duration;
+//!
+//! // insert_failed == drop on one CPU, table at 4%: confirm-time failures.
+//! let snap = |n: u32| {
+//!     let mut c = CpuStats::for_cpu(0);
+//!     c.set(Counter::InsertFailed, n);
+//!     c.set(Counter::Drop, n);
+//!     c.set(Counter::EarlyDrop, 0);
+//!     c.set(Counter::ClashResolve, 10 * n);
+//!     c.set(Counter::ChainTooLong, 0);
+//!     Stats { entries: Some(10_000), max_entries: None, cpus: vec![c] }
+//! };
+//! let mut series = StatsSeries::new();
+//! series.push(Duration::from_secs(0), snap(100)).unwrap();
+//! series.push(Duration::from_secs(10), snap(150)).unwrap();
+//! let host = HostSnapshot { count: Some(10_000), max: Some(262_144), ..Default::default() };
+//! let findings = diagnose(&host, Some(&series.rates()), None);
+//! assert_eq!(findings[0].id.name(), "confirm-clash");
+//! assert_eq!(findings[0].evidence_value("insert_failed rate"), Some(5.0));
+//! ```
+#![deny(missing_docs)]
 #![deny(unsafe_code)]
+
+pub mod attribution;
+pub mod buckets;
+pub mod capacity;
+pub mod compare;
+pub mod diagnose;
+pub mod finding;
+pub mod hotspots;
+pub mod rates;
+pub mod topk;
+
+pub use diagnose::{Thresholds, diagnose, diagnose_with};
+pub use finding::{Evidence, Finding, FindingId, Severity};
+pub use hotspots::{HotspotConfig, HotspotSummary, Hotspots};
+pub use rates::{RateWindow, Rates, StatsSeries};

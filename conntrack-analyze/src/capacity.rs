@@ -1,0 +1,529 @@
+//! Capacity arithmetic: the kernel's default table size per era, the folk
+//! and kube-proxy formulas, hash table rounding, memory cost, Little's law
+//! and time to full.
+//!
+//! Every function is total: zero, huge or non-finite inputs give a
+//! defined answer (saturated, `0`, or `None`), never a panic.
+
+use crate::hotspots::RemainingHistogram;
+use conntrack_core::{HostSnapshot, KernelVersion};
+use serde::{Deserialize, Serialize};
+
+const GIB: u64 = 1024 * 1024 * 1024;
+
+/// Which default-sizing rules a kernel follows (KERNEL.md section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SizingEra {
+    /// Up to 3.17: buckets capped at 16384 above 1 GiB, min 32, max = 4 x
+    /// buckets (per-namespace tables; max taken before rounding).
+    Legacy,
+    /// 3.18 to 5.14: 65536 above 4 GiB, 16384 above 1 GiB, min 32, max = 4
+    /// x buckets. From 4.7 (56d52d4892d0, one table for all namespaces) max
+    /// is taken from the rounded bucket count.
+    FourTimes,
+    /// 5.15 and later (d532bcd0b269): 262144 above 4 GiB on 64-bit, 65536
+    /// above 1 GiB, min 1024, max = 1 x buckets.
+    OneTimes,
+}
+
+impl SizingEra {
+    /// The era of a kernel version.
+    pub fn of(v: KernelVersion) -> SizingEra {
+        if v.at_least(5, 15) {
+            SizingEra::OneTimes
+        } else if v.at_least(3, 18) {
+            SizingEra::FourTimes
+        } else {
+            SizingEra::Legacy
+        }
+    }
+}
+
+/// What the kernel's default sizing depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SizingInput {
+    /// Kernel version.
+    pub kernel: KernelVersion,
+    /// `MemTotal` in bytes (totalram pages x page size).
+    pub mem_total_bytes: u64,
+    /// Page size in bytes (4096 on most hosts).
+    pub page_size: u64,
+    /// Pointer size in bytes (8 on 64-bit, 4 on 32-bit).
+    pub word_bytes: u64,
+    /// An explicit `hashsize` module parameter / boot option.
+    pub hashsize: Option<u32>,
+}
+
+impl SizingInput {
+    /// A 64-bit, 4 KiB-page host without an explicit hashsize.
+    pub fn new(kernel: KernelVersion, mem_total_bytes: u64) -> Self {
+        SizingInput {
+            kernel,
+            mem_total_bytes,
+            page_size: 4096,
+            word_bytes: 8,
+            hashsize: None,
+        }
+    }
+
+    /// The input described by a host snapshot, when it has the kernel
+    /// version and memory size (page size defaults to 4096, word size to 8,
+    /// hashsize to the module parameter when present).
+    pub fn from_snapshot(s: &HostSnapshot) -> Option<Self> {
+        Some(SizingInput {
+            kernel: s.kernel_version?,
+            mem_total_bytes: s.mem_total_bytes?,
+            page_size: s.page_size.unwrap_or(4096),
+            word_bytes: 8,
+            hashsize: None,
+        })
+    }
+}
+
+/// A table size: buckets and `nf_conntrack_max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sizing {
+    /// Hash buckets after rounding (`nf_conntrack_buckets`).
+    pub buckets: u32,
+    /// `nf_conntrack_max`.
+    pub max: u32,
+    /// The bucket count before rounding.
+    pub requested_buckets: u32,
+    /// The era whose rules applied.
+    pub era: SizingEra,
+}
+
+/// Rounds a bucket count up the way `nf_ct_alloc_hashtable` does: to a
+/// multiple of `page_size / word_bytes` (512 on 4 KiB pages, 64-bit).
+/// Degenerate sizes (0, or a word larger than the page) leave the count as
+/// it is; the result saturates at `u32::MAX`.
+///
+/// ```
+/// use conntrack_analyze::capacity::round_buckets;
+/// assert_eq!(round_buckets(1000, 4096, 8), 1024);
+/// assert_eq!(round_buckets(65536, 4096, 8), 65536);
+/// assert_eq!(round_buckets(1, 4096, 4), 1024);
+/// ```
+pub fn round_buckets(buckets: u32, page_size: u64, word_bytes: u64) -> u32 {
+    let step = page_size.checked_div(word_bytes).unwrap_or(0);
+    if step <= 1 {
+        return buckets;
+    }
+    let b = buckets as u64;
+    let r = b.div_ceil(step).saturating_mul(step);
+    r.min(u32::MAX as u64) as u32
+}
+
+/// The buckets and max a kernel picks by itself (`nf_conntrack_init_start`)
+/// for a host, or with an explicit `hashsize` (max = 8 x buckets).
+///
+/// ```
+/// use conntrack_analyze::capacity::{kernel_default, SizingInput};
+/// use conntrack_core::KernelVersion;
+/// const GIB: u64 = 1 << 30;
+/// // 16 GiB on 6.x: capped at 262144 buckets, max = 1 x buckets.
+/// let s = kernel_default(&SizingInput::new(KernelVersion::new(6, 1, 0), 16 * GIB));
+/// assert_eq!((s.buckets, s.max), (262144, 262144));
+/// // The same host on 5.4: 65536 buckets, max = 4 x buckets.
+/// let s = kernel_default(&SizingInput::new(KernelVersion::new(5, 4, 0), 16 * GIB));
+/// assert_eq!((s.buckets, s.max), (65536, 262144));
+/// ```
+pub fn kernel_default(input: &SizingInput) -> Sizing {
+    let era = SizingEra::of(input.kernel);
+    let page = input.page_size.max(1);
+    let word = input.word_bytes.max(1);
+    let nr_pages = input.mem_total_bytes / page;
+    let (requested, factor) = match input.hashsize {
+        Some(h) if h > 0 => (h as u64, 8u64),
+        _ => {
+            let mut b = nr_pages.saturating_mul(page) / 16384 / word;
+            let over = |gib: u64| nr_pages > gib.saturating_mul(GIB / page);
+            match era {
+                SizingEra::Legacy => {
+                    if over(1) {
+                        b = 16384;
+                    }
+                    (b.max(32), 4)
+                }
+                SizingEra::FourTimes => {
+                    if over(4) {
+                        b = 65536;
+                    } else if over(1) {
+                        b = 16384;
+                    }
+                    (b.max(32), 4)
+                }
+                SizingEra::OneTimes => {
+                    if word >= 8 && over(4) {
+                        b = 262144;
+                    } else if over(1) {
+                        b = 65536;
+                    }
+                    (b.max(1024), 1)
+                }
+            }
+        }
+    };
+    let requested = requested.min(u32::MAX as u64) as u32;
+    let buckets = round_buckets(requested, page, word);
+    // Before 4.7 the table was per namespace and rounded when allocated,
+    // after max had been computed from the unrounded size.
+    let base = if input.kernel.at_least(4, 7) {
+        buckets
+    } else {
+        requested
+    };
+    let max = (base as u64 * factor).min(u32::MAX as u64) as u32;
+    Sizing {
+        buckets,
+        max,
+        requested_buckets: requested,
+        era,
+    }
+}
+
+/// The folk formula from old wikis: `CONNTRACK_MAX = RAM / 16384 / (ARCH /
+/// 32)`, `HASHSIZE = CONNTRACK_MAX / 8`. It is the pre-cap kernel formula
+/// with a factor of 4 folded in; no modern kernel does this.
+///
+/// ```
+/// use conntrack_analyze::capacity::folk_formula;
+/// // 1 GiB on 64-bit: 1073741824 / 16384 / 2 = 32768; hashsize 4096.
+/// assert_eq!(folk_formula(1 << 30, 64), (32768, 4096));
+/// assert_eq!(folk_formula(1 << 30, 0), (0, 0));
+/// ```
+pub fn folk_formula(mem_bytes: u64, arch_bits: u32) -> (u64, u64) {
+    let div = (arch_bits / 32) as u64;
+    if div == 0 {
+        return (0, 0);
+    }
+    let max = mem_bytes / 16384 / div;
+    (max, max / 8)
+}
+
+/// kube-proxy's defaults: `--conntrack-max-per-core` 32768 and
+/// `--conntrack-min` 131072.
+pub const KUBE_PROXY_MAX_PER_CORE: u64 = 32768;
+/// kube-proxy's default `--conntrack-min`.
+pub const KUBE_PROXY_MIN: u64 = 131072;
+
+/// kube-proxy's sizing: `max = max(per_core x cpus, min)`, buckets raised
+/// to `max / 4`. `None` when `per_core` is 0 (kube-proxy then leaves the
+/// sysctls alone).
+///
+/// ```
+/// use conntrack_analyze::capacity::kube_proxy;
+/// assert_eq!(kube_proxy(2, 32768, 131072), Some((131072, 32768)));
+/// assert_eq!(kube_proxy(16, 32768, 131072), Some((524288, 131072)));
+/// assert_eq!(kube_proxy(16, 0, 131072), None);
+/// ```
+pub fn kube_proxy(cpus: u64, per_core: u64, min: u64) -> Option<(u64, u64)> {
+    if per_core == 0 {
+        return None;
+    }
+    let max = per_core.saturating_mul(cpus).max(min);
+    Some((max, max / 4))
+}
+
+/// The memory a table of a given size may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryCost {
+    /// Entries the estimate is for (usually `nf_conntrack_max`).
+    pub entries: u64,
+    /// Buckets.
+    pub buckets: u64,
+    /// Slab object size of one entry.
+    pub entry_object_bytes: u64,
+    /// Extension blob per entry (0 when no extension is in use).
+    pub extension_bytes: u64,
+    /// Bytes per bucket (conntrack hash plus the NAT bysource hash).
+    pub bucket_bytes: u64,
+    /// `entries x (object + extension)`.
+    pub entries_total_bytes: u64,
+    /// `buckets x bucket_bytes`.
+    pub buckets_total_bytes: u64,
+    /// Sum of both.
+    pub total_bytes: u64,
+    /// Whether the object size was assumed (no slab data) rather than read.
+    pub object_size_assumed: bool,
+}
+
+/// Slab object size assumed when `/proc/slabinfo` was not readable (6.18
+/// x86_64 `nf_conntrack`).
+pub const DEFAULT_OBJECT_BYTES: u64 = 256;
+/// Extension blob size assumed per entry when extensions are in use.
+pub const DEFAULT_EXTENSION_BYTES: u64 = 128;
+/// Bytes per bucket on 64-bit: an 8-byte head in the conntrack hash and
+/// one in the NAT bysource hash.
+pub const DEFAULT_BUCKET_BYTES: u64 = 16;
+
+/// Memory for `entries` entries and `buckets` buckets (saturating).
+///
+/// ```
+/// use conntrack_analyze::capacity::memory_cost;
+/// let m = memory_cost(262144, 262144, 256, 128, 16);
+/// assert_eq!(m.entries_total_bytes, 262144 * 384);
+/// assert_eq!(m.buckets_total_bytes, 262144 * 16);
+/// assert_eq!(m.total_bytes, 262144 * 400); // 100 MiB
+/// ```
+pub fn memory_cost(
+    entries: u64,
+    buckets: u64,
+    object_bytes: u64,
+    extension_bytes: u64,
+    bucket_bytes: u64,
+) -> MemoryCost {
+    let per = object_bytes.saturating_add(extension_bytes);
+    let e = entries.saturating_mul(per);
+    let b = buckets.saturating_mul(bucket_bytes);
+    MemoryCost {
+        entries,
+        buckets,
+        entry_object_bytes: object_bytes,
+        extension_bytes,
+        bucket_bytes,
+        entries_total_bytes: e,
+        buckets_total_bytes: b,
+        total_bytes: e.saturating_add(b),
+        object_size_assumed: false,
+    }
+}
+
+/// Memory for `entries` and `buckets` with the object size read from the
+/// snapshot's slab caches (the largest conntrack cache object), or
+/// [`DEFAULT_OBJECT_BYTES`] when it has none, and the default extension and
+/// bucket sizes.
+pub fn memory_cost_for(snapshot: &HostSnapshot, entries: u64, buckets: u64) -> MemoryCost {
+    let obj = snapshot
+        .slab
+        .iter()
+        .filter(|s| s.name == "nf_conntrack" || s.name.starts_with("nf_conntrack_"))
+        .map(|s| s.obj_size)
+        .filter(|&s| s > 0 && s < 1 << 20)
+        .max();
+    let mut m = memory_cost(
+        entries,
+        buckets,
+        obj.unwrap_or(DEFAULT_OBJECT_BYTES),
+        DEFAULT_EXTENSION_BYTES,
+        DEFAULT_BUCKET_BYTES,
+    );
+    m.object_size_assumed = obj.is_none();
+    m
+}
+
+/// Little's law: the steady-state number of entries in a state is the
+/// rate of flows entering it times the time each spends there. Negative
+/// or non-finite inputs give 0.
+///
+/// ```
+/// use conntrack_analyze::capacity::little_entries;
+/// // 1,000 short connections/s x 120 s TIME_WAIT = 120,000 entries.
+/// assert_eq!(little_entries(1000.0, 120.0), 120000.0);
+/// assert_eq!(little_entries(f64::NAN, 120.0), 0.0);
+/// ```
+pub fn little_entries(rate_per_sec: f64, secs: f64) -> f64 {
+    let v = rate_per_sec * secs;
+    if v.is_finite() && v > 0.0 { v } else { 0.0 }
+}
+
+/// Little's law solved for the rate: flows entering per second that keep
+/// `entries` entries in a state lasting `secs`. 0 when `secs` is not
+/// positive.
+///
+/// ```
+/// use conntrack_analyze::capacity::little_rate;
+/// assert_eq!(little_rate(120000.0, 120.0), 1000.0);
+/// assert_eq!(little_rate(5.0, 0.0), 0.0);
+/// ```
+pub fn little_rate(entries: f64, secs: f64) -> f64 {
+    if secs.is_nan() || secs <= 0.0 {
+        return 0.0;
+    }
+    let v = entries / secs;
+    if v.is_finite() && v > 0.0 { v } else { 0.0 }
+}
+
+/// How many entries of one state a timeout change would free right now:
+/// with the old timeout `old_secs`, an entry with `r` seconds remaining has
+/// been idle `old_secs - r`; under `new_secs` it would already have expired
+/// if that exceeds `new_secs`, i.e. if `r < old_secs - new_secs`. Counted
+/// from the state's remaining-timeout histogram (linear within a bin).
+/// 0 when the timeout does not shrink.
+///
+/// ```
+/// use conntrack_analyze::capacity::timeout_change_frees;
+/// use conntrack_analyze::hotspots::RemainingHistogram;
+/// let mut h = RemainingHistogram::default();
+/// for r in 0..120 { h.add(r); } // TIME_WAIT entries evenly spread over 120 s
+/// // Shortening 120 s to 30 s frees those with less than 90 s left.
+/// assert_eq!(timeout_change_frees(&h, 120, 30), 90.0);
+/// assert_eq!(timeout_change_frees(&h, 120, 240), 0.0);
+/// ```
+pub fn timeout_change_frees(hist: &RemainingHistogram, old_secs: u32, new_secs: u32) -> f64 {
+    if new_secs >= old_secs {
+        return 0.0;
+    }
+    hist.count_below((old_secs - new_secs) as f64)
+}
+
+/// When the table would be full at the current trend.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "secs")]
+pub enum TimeToFull {
+    /// The count is at or above max now.
+    Already,
+    /// At the current growth, in this many seconds.
+    In(f64),
+    /// The count is flat or falling, or max is 0 (unlimited).
+    Never,
+}
+
+/// Time until `count` reaches `max` growing at `slope_per_sec` entries per
+/// second (e.g. [`crate::rates::EntriesTrend::slope_per_sec`]).
+///
+/// ```
+/// use conntrack_analyze::capacity::{time_to_full, TimeToFull};
+/// assert_eq!(time_to_full(1000, 2000, 10.0), TimeToFull::In(100.0));
+/// assert_eq!(time_to_full(2000, 2000, 10.0), TimeToFull::Already);
+/// assert_eq!(time_to_full(1000, 2000, -1.0), TimeToFull::Never);
+/// assert_eq!(time_to_full(1000, 0, 10.0), TimeToFull::Never);
+/// ```
+pub fn time_to_full(count: u64, max: u64, slope_per_sec: f64) -> TimeToFull {
+    if max == 0 {
+        return TimeToFull::Never;
+    }
+    if count >= max {
+        return TimeToFull::Already;
+    }
+    if !slope_per_sec.is_finite() || slope_per_sec <= 0.0 {
+        return TimeToFull::Never;
+    }
+    TimeToFull::In((max - count) as f64 / slope_per_sec)
+}
+
+/// Mean hash chain length: every entry is hashed twice (original and reply
+/// tuple), so `2 x count / buckets`. `None` for 0 buckets.
+///
+/// ```
+/// use conntrack_analyze::capacity::mean_chain_length;
+/// assert_eq!(mean_chain_length(262144, 262144), Some(2.0));
+/// assert_eq!(mean_chain_length(5, 0), None);
+/// ```
+pub fn mean_chain_length(count: u64, buckets: u64) -> Option<f64> {
+    if buckets == 0 {
+        None
+    } else {
+        Some(2.0 * count as f64 / buckets as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(a: u16, b: u16) -> KernelVersion {
+        KernelVersion::new(a, b, 0)
+    }
+
+    #[test]
+    fn default_sizing_by_era_hand_computed() {
+        // 2 GiB, 6.x: > 1 GiB -> 65536 buckets, max 65536.
+        let s = kernel_default(&SizingInput::new(kv(6, 18), 2 * GIB));
+        assert_eq!(
+            (s.buckets, s.max, s.era),
+            (65536, 65536, SizingEra::OneTimes)
+        );
+        // 512 MiB, 6.x: 536870912 / 16384 / 8 = 4096 buckets, max 4096.
+        let s = kernel_default(&SizingInput::new(kv(6, 18), 512 << 20));
+        assert_eq!((s.buckets, s.max), (4096, 4096));
+        // 64 MiB, 6.x: 512 computed -> raised to the 1024 minimum.
+        let s = kernel_default(&SizingInput::new(kv(6, 18), 64 << 20));
+        assert_eq!((s.buckets, s.max), (1024, 1024));
+        // Exactly 4 GiB is not "more than 4 GiB": 65536.
+        let s = kernel_default(&SizingInput::new(kv(5, 15), 4 * GIB));
+        assert_eq!((s.buckets, s.max), (65536, 65536));
+        // 32-bit, 8 GiB on 6.x: no 262144 tier; 65536.
+        let mut i = SizingInput::new(kv(6, 1), 8 * GIB);
+        i.word_bytes = 4;
+        assert_eq!(kernel_default(&i).buckets, 65536);
+        // 4.19, 8 GiB: 65536 buckets, max 262144.
+        let s = kernel_default(&SizingInput::new(kv(4, 19), 8 * GIB));
+        assert_eq!(
+            (s.buckets, s.max, s.era),
+            (65536, 262144, SizingEra::FourTimes)
+        );
+        // 4.19, 2 GiB: 16384, max 65536.
+        let s = kernel_default(&SizingInput::new(kv(4, 19), 2 * GIB));
+        assert_eq!((s.buckets, s.max), (16384, 65536));
+        // 3.10 (RHEL7), 8 GiB: only the 1 GiB tier -> 16384, max 65536.
+        let s = kernel_default(&SizingInput::new(kv(3, 10), 8 * GIB));
+        assert_eq!((s.buckets, s.max, s.era), (16384, 65536, SizingEra::Legacy));
+        // 3.10, 100 MiB: 104857600/16384/8 = 800 buckets -> rounded to 1024,
+        // but max was taken before rounding: 3200.
+        let s = kernel_default(&SizingInput::new(kv(3, 10), 100 << 20));
+        assert_eq!((s.requested_buckets, s.buckets, s.max), (800, 1024, 3200));
+        // 4.19, 100 MiB: rounded first (4.7+), max = 4 x 1024.
+        let s = kernel_default(&SizingInput::new(kv(4, 19), 100 << 20));
+        assert_eq!((s.buckets, s.max), (1024, 4096));
+    }
+
+    #[test]
+    fn explicit_hashsize_gives_eight_times() {
+        let mut i = SizingInput::new(kv(6, 18), 16 * GIB);
+        i.hashsize = Some(100_000);
+        let s = kernel_default(&i);
+        // 100000 rounded up to a multiple of 512 = 100352; max 802816.
+        assert_eq!((s.buckets, s.max), (100352, 802816));
+    }
+
+    #[test]
+    fn degenerate_sizing_inputs_do_not_panic() {
+        let mut i = SizingInput::new(kv(6, 18), 0);
+        i.page_size = 0;
+        i.word_bytes = 0;
+        let s = kernel_default(&i);
+        assert_eq!(s.buckets, 1024);
+        i.mem_total_bytes = u64::MAX;
+        i.page_size = 4096;
+        i.word_bytes = 8;
+        assert_eq!(kernel_default(&i).buckets, 262144);
+        i.hashsize = Some(u32::MAX);
+        let s = kernel_default(&i);
+        assert_eq!(s.buckets, u32::MAX); // saturated rounding
+        assert_eq!(s.max, u32::MAX);
+        assert_eq!(round_buckets(7, 4096, 0), 7);
+    }
+
+    #[test]
+    fn memory_from_snapshot_slab() {
+        let mut snap = HostSnapshot::default();
+        let m = memory_cost_for(&snap, 1000, 1024);
+        assert!(m.object_size_assumed);
+        assert_eq!(m.total_bytes, 1000 * 384 + 1024 * 16);
+        snap.slab.push(conntrack_core::SlabCache {
+            name: "nf_conntrack".into(),
+            active_objs: 10,
+            num_objs: 20,
+            obj_size: 320,
+        });
+        let m = memory_cost_for(&snap, 1000, 1024);
+        assert!(!m.object_size_assumed);
+        assert_eq!(m.total_bytes, 1000 * 448 + 1024 * 16);
+        assert_eq!(
+            memory_cost(u64::MAX, u64::MAX, 256, 128, 16).total_bytes,
+            u64::MAX
+        );
+    }
+
+    #[test]
+    fn little_and_time_to_full_edge_cases() {
+        assert_eq!(little_entries(-5.0, 10.0), 0.0);
+        assert_eq!(little_entries(f64::INFINITY, 10.0), 0.0);
+        assert_eq!(little_rate(f64::NAN, 10.0), 0.0);
+        assert_eq!(time_to_full(0, 100, f64::NAN), TimeToFull::Never);
+        assert_eq!(time_to_full(0, 100, f64::INFINITY), TimeToFull::Never);
+        assert_eq!(time_to_full(50, 100, 0.5), TimeToFull::In(100.0));
+    }
+}
