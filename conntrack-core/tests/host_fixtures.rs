@@ -545,3 +545,43 @@ fn snapshot_serde_round_trip() {
     let back: HostSnapshot = serde_json::from_str(&json).unwrap();
     assert_eq!(back, report.snapshot);
 }
+
+#[test]
+fn hostile_files_are_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("proc/softirqs")).unwrap();
+    // A FIFO would block a plain open(2) forever.
+    let fifo = root.join("proc/meminfo");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "mkfifo");
+    // A (sparse) file above the size limit.
+    let big = std::fs::File::create(root.join("proc/slabinfo")).unwrap();
+    big.set_len(conntrack_core::host::MAX_FILE_BYTES + 1)
+        .unwrap();
+    // An endless character device.
+    std::os::unix::fs::symlink("/dev/zero", root.join("proc/modules")).unwrap();
+
+    let fs = HostFs::new(root);
+    assert!(matches!(
+        fs.read_mem_total(),
+        Err(HostError::Io {
+            kind: std::io::ErrorKind::InvalidInput,
+            ..
+        })
+    ));
+    assert!(matches!(
+        fs.read_slabinfo(),
+        Err(HostError::TooLarge { .. })
+    ));
+    assert!(matches!(fs.read_modules(), Err(HostError::TooLarge { .. })));
+    assert!(matches!(
+        fs.read_net_rx_softirqs(),
+        Err(HostError::Io { .. })
+    ));
+    let report = fs.read_snapshot();
+    assert_eq!(report.snapshot, HostSnapshot::default());
+}

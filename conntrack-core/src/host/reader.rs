@@ -37,10 +37,13 @@ use crate::kernel::KernelVersion;
 use crate::stats::Stats;
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 /// The largest file the reader accepts (16 MiB). `/proc/slabinfo` is tens
-/// of KiB; the limit protects against a hostile fixture or FIFO.
+/// of KiB; the limit protects against a hostile tree (a huge file, or a
+/// character device such as `/dev/zero` in place of a file). FIFOs and
+/// sockets are refused before opening, so a read never blocks.
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// How much of `smaps` is read for the page size: the first mappings are
@@ -170,6 +173,19 @@ impl HostFs {
         allow_prefix: bool,
     ) -> Result<(PathBuf, Vec<u8>), HostError> {
         let path = self.path(rel);
+        let meta = std::fs::metadata(&path).map_err(|e| HostError::from_io(&path, &e))?;
+        let ft = meta.file_type();
+        if ft.is_fifo() || ft.is_socket() {
+            // Opening a FIFO blocks until a writer appears.
+            return Err(HostError::Io {
+                path,
+                kind: std::io::ErrorKind::InvalidInput,
+            });
+        }
+        if !allow_prefix && meta.is_file() && meta.len() > limit {
+            // procfs and sysfs report 0 or 4096; only a real file gets here.
+            return Err(HostError::TooLarge { path, limit });
+        }
         let file = std::fs::File::open(&path).map_err(|e| HostError::from_io(&path, &e))?;
         let mut buf = Vec::new();
         file.take(limit + 1)
@@ -434,8 +450,10 @@ impl HostFs {
     /// Conntrack and NAT helpers ([`parse::is_helper_module`]), sorted:
     /// loaded modules from `/proc/modules`, plus built-in (or loaded)
     /// helpers that show up as `/sys/module/<name>` because they have
-    /// parameters (`nf_conntrack_ftp`, `_sip`, ...). Built-in helpers
-    /// without parameters (`nf_conntrack_pptp`, `nf_nat_*`) are invisible.
+    /// parameters (`nf_conntrack_ftp`, `_sip`, ...; `param_sysfs_builtin`
+    /// in `kernel/params.c` creates `/sys/module/NAME` for built-in code
+    /// only when it has parameters). Built-in helpers without parameters
+    /// (`nf_conntrack_pptp`, `nf_nat_*`) are invisible.
     /// Fails only when neither source can be read.
     pub fn read_helpers(&self) -> Result<Partial<Vec<String>>, HostError> {
         let mut out: Partial<Vec<String>> = Partial::default();
