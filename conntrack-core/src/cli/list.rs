@@ -2,9 +2,10 @@
 //! and the `-o extended`, `-o id`, `-o ktimestamp` and `-o labels` forms
 //! (conntrack-tools 1.4, libnetfilter_conntrack `snprintf_default.c`).
 //!
-//! Turning a captured `conntrack -L` file into [`Flow`]s is how a ticket is
-//! analysed offline: [`parse_lines`] streams the flows of a whole capture,
-//! one `Result` per line, so one damaged line costs one flow, not the file.
+//! Turning a captured `conntrack -L` file into [`Flow`](crate::Flow)s is
+//! how a ticket is analysed offline: [`parse_lines`] streams the flows of a
+//! whole capture, one `Result` per line, so one damaged line costs one
+//! flow, not the file.
 //! [`render_line`] prints a flow exactly as the CLI does.
 //!
 //! ```
@@ -37,16 +38,19 @@
 //!
 //! # What is inferred, and what cannot be
 //!
-//! - Status: listed entries are in the hash table, so [`Status::CONFIRMED`]
-//!   is set; [`Status::SEEN_REPLY`] unless `[UNREPLIED]` is printed;
-//!   `[ASSURED]` sets [`Status::ASSURED`]; `[OFFLOAD]` sets
-//!   [`Status::OFFLOAD`] and `[HW_OFFLOAD]` sets `OFFLOAD | HW_OFFLOAD`. The
-//!   CLI prints only one of the three flags, so an offloaded flow's
-//!   `ASSURED` bit is unknown and left clear. NAT bits are not printed;
-//!   [`Flow::nat`] sees translations in the tuple asymmetry.
-//! - Protocol state: TCP, SCTP and DCCP flows get [`ProtoInfo`] with the
-//!   state only (window scales and flags are not printed). The CLI prints
-//!   `NONE` for states it does not know.
+//! - Status: listed entries are in the hash table, so
+//!   [`CONFIRMED`](crate::Status::CONFIRMED) is set;
+//!   [`SEEN_REPLY`](crate::Status::SEEN_REPLY) unless `[UNREPLIED]` is
+//!   printed; `[ASSURED]` sets [`ASSURED`](crate::Status::ASSURED);
+//!   `[OFFLOAD]` sets [`OFFLOAD`](crate::Status::OFFLOAD) and `[HW_OFFLOAD]`
+//!   sets `OFFLOAD | HW_OFFLOAD`. The CLI prints only one of the three
+//!   flags, so an offloaded flow's `ASSURED` bit is unknown and left clear.
+//!   NAT bits are not printed; [`Flow::nat`](crate::Flow::nat) sees
+//!   translations in the tuple asymmetry.
+//! - Protocol state: TCP, SCTP and DCCP flows get
+//!   [`ProtoInfo`](crate::ProtoInfo) with the state only (window scales and
+//!   flags are not printed). The CLI prints `NONE` for states it does not
+//!   know.
 //! - Timestamps: `[start=...]`/`[stop=...]` (`-o ktimestamp`) are `ctime`
 //!   text in the capturing host's time zone with second precision; they are
 //!   read as UTC. `delta-time=` (printed whenever the kernel has a start
@@ -75,8 +79,6 @@ pub use parse::{ListLines, ListParser, parse_line, parse_lines};
 pub use render::{ListFormat, render_line, write_line};
 
 use crate::error::Location;
-#[allow(unused_imports)] // For the module docs.
-use crate::{Flow, ProtoInfo, Status};
 
 /// What is wrong with a `conntrack -L` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
