@@ -585,3 +585,34 @@ fn hostile_files_are_refused_without_blocking() {
     let report = fs.read_snapshot();
     assert_eq!(report.snapshot, HostSnapshot::default());
 }
+
+#[test]
+fn init_netns_from_read_only_max_on_5_13_plus() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("proc/sys/kernel")).unwrap();
+    std::fs::create_dir_all(root.join("proc/sys/net/netfilter")).unwrap();
+    std::fs::create_dir_all(root.join("proc/self/ns")).unwrap();
+    std::fs::write(
+        root.join("proc/sys/kernel/osrelease"),
+        "5.15.0-91-generic\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("net:[4026532300]", root.join("proc/self/ns/net")).unwrap();
+    let max = root.join("proc/sys/net/netfilter/nf_conntrack_max");
+    std::fs::write(&max, "262144\n").unwrap();
+    let fs = HostFs::new(root);
+    // Writable: no clue, and no /proc/1 to compare with.
+    assert_eq!(fs.read_init_netns().unwrap(), None);
+    std::fs::set_permissions(&max, std::fs::Permissions::from_mode(0o444)).unwrap();
+    assert_eq!(fs.read_init_netns().unwrap(), Some(false));
+    assert_eq!(fs.read_snapshot().snapshot.init_netns, Some(false));
+    // Before 5.13 a read-only max means nothing.
+    std::fs::write(root.join("proc/sys/kernel/osrelease"), "5.10.0\n").unwrap();
+    assert_eq!(fs.read_init_netns().unwrap(), None);
+    // With PID 1's namespace visible, compare with it.
+    std::fs::create_dir_all(root.join("proc/1/ns")).unwrap();
+    std::os::unix::fs::symlink("net:[4026532300]", root.join("proc/1/ns/net")).unwrap();
+    assert_eq!(fs.read_init_netns().unwrap(), Some(true));
+}

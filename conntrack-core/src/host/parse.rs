@@ -969,33 +969,46 @@ pub fn parse_ns_link(text: &str) -> Result<u64, ParseError> {
 
 /// Decides whether a namespace is the initial network namespace.
 ///
-/// The heuristic, in order:
+/// The clues, in order:
 /// 1. `ns_ino == NET_NS_INIT_INO` ([`NET_NS_INIT_INO`]): initial (exact).
 /// 2. On 6.18+ kernels, any other inode: not initial (exact).
-/// 3. Otherwise, when `pid1_ino` (the inode of `/proc/1/ns/net`) is known:
-///    initial iff equal. This assumes `/proc` shows the host's PID 1; in a
-///    container with its own PID namespace it compares with the
-///    container's init and says "initial" for the container's namespace.
-/// 4. Otherwise unknown.
+/// 3. On 5.13+ kernels, `max_read_only == Some(true)` (the
+///    `nf_conntrack_max` sysctl file has no write bit): not initial. Since
+///    commit 2671fa4 ("netfilter: conntrack: Make global sysctls readonly
+///    in non-init netns", 5.13) the kernel registers `nf_conntrack_max`,
+///    `_expect_max` and `_buckets` as 0444 outside the initial namespace.
+///    A writable file says nothing (a fixture tree's modes are git's).
+/// 4. When `pid1_ino` (the inode of `/proc/1/ns/net`, which needs root) is
+///    known: initial iff equal. This assumes `/proc` shows the host's
+///    PID 1; in a container with its own PID namespace it compares with
+///    the container's init and wrongly says "initial" for the container's
+///    namespace.
+/// 5. Otherwise unknown.
 ///
 /// ```
 /// use conntrack_core::{host::{init_netns_from, NET_NS_INIT_INO}, KernelVersion};
-/// assert_eq!(init_netns_from(NET_NS_INIT_INO, None, None), Some(true));
+/// assert_eq!(init_netns_from(NET_NS_INIT_INO, None, None, None), Some(true));
 /// let v618 = Some(KernelVersion::new(6, 18, 0));
-/// assert_eq!(init_netns_from(4026532300, None, v618), Some(false));
+/// assert_eq!(init_netns_from(4026532300, None, v618, None), Some(false));
+/// let v515 = Some(KernelVersion::new(5, 15, 0));
+/// assert_eq!(init_netns_from(4026532300, Some(4026532300), v515, Some(true)), Some(false));
 /// let v510 = Some(KernelVersion::new(5, 10, 0));
-/// assert_eq!(init_netns_from(4026531992, Some(4026531992), v510), Some(true));
-/// assert_eq!(init_netns_from(4026532300, None, v510), None);
+/// assert_eq!(init_netns_from(4026531992, Some(4026531992), v510, Some(true)), Some(true));
+/// assert_eq!(init_netns_from(4026532300, None, v510, None), None);
 /// ```
 pub fn init_netns_from(
     ns_ino: u64,
     pid1_ino: Option<u64>,
     kernel: Option<KernelVersion>,
+    max_read_only: Option<bool>,
 ) -> Option<bool> {
     if ns_ino == NET_NS_INIT_INO {
         return Some(true);
     }
     if kernel.is_some_and(|k| k.at_least(6, 18)) {
+        return Some(false);
+    }
+    if kernel.is_some_and(|k| k.at_least(5, 13)) && max_read_only == Some(true) {
         return Some(false);
     }
     pid1_ino.map(|p| p == ns_ino)

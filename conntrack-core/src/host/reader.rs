@@ -37,7 +37,7 @@ use crate::kernel::KernelVersion;
 use crate::stats::Stats;
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The largest file the reader accepts (16 MiB). `/proc/slabinfo` is tens
@@ -515,11 +515,19 @@ impl HostFs {
     }
 
     fn init_netns_with(&self, ino: u64, kernel: Option<KernelVersion>) -> Option<bool> {
-        if let Some(known) = parse::init_netns_from(ino, None, kernel) {
+        // The sysctl file's mode shows the reader's namespace, so it is a
+        // clue only when the target is the reader.
+        let max_read_only = match self.pid {
+            Some(_) => None,
+            None => std::fs::metadata(self.path(&Self::sysctl_rel("nf_conntrack_max")))
+                .ok()
+                .map(|m| m.permissions().mode() & 0o222 == 0),
+        };
+        if let Some(known) = parse::init_netns_from(ino, None, kernel, max_read_only) {
             return Some(known);
         }
         let pid1 = self.read_ns_inode("proc/1/ns/net").ok();
-        parse::init_netns_from(ino, pid1, kernel)
+        parse::init_netns_from(ino, pid1, kernel, max_read_only)
     }
 
     /// With [`HostFs::for_pid`]: `Ok` when the reader is in PID's network
