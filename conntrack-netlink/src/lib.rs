@@ -2,7 +2,40 @@
 //! namespace, a zero-copy streaming dump decoder, statistics,
 //! get/create/update/delete/flush, and events with loss recovery.
 //!
-//! Filled in by issues 3 (sockets, requests, decoder) and 4 (events, mirror).
+//! Layers, bottom up (as in rust-netlink): [`socket`] moves datagrams on a
+//! `netlink-sys` socket (in any [`netns`]); [`request`] builds requests;
+//! [`wire`] decodes replies without copying; [`dump`] and [`ops`] run the
+//! conversations; [`fill`] creates synthetic flows in bulk.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), conntrack_netlink::Error> {
+//! use conntrack_core::L3Family;
+//! use conntrack_netlink::{Conntrack, DumpRequest, Netns};
+//!
+//! let mut ct = Conntrack::open_in(&Netns::named("blue"))?;
+//! let summary = ct.for_each(&DumpRequest::table(L3Family::UNSPEC), |flow| {
+//!     println!("{:?}", flow.to_owned());
+//! })?;
+//! println!("{} flows in {} bytes", summary.flows, summary.bytes);
+//! # Ok(()) }
+//! ```
 #![deny(unsafe_code)]
 
+pub mod dump;
+pub mod error;
+pub mod fill;
+pub mod filter;
+pub mod netns;
+pub mod ops;
+pub mod request;
+pub mod socket;
+mod sys;
 pub mod wire;
+
+pub use dump::{DumpPolicy, DumpSummary};
+pub use error::{Error, Op, Result};
+pub use filter::{Filter, TupleFilter};
+pub use netns::{Netns, ScratchNetns};
+pub use ops::{Conntrack, DumpKind, DumpRequest};
+pub use request::Update;
+pub use socket::{Socket, SocketConfig, Transport};

@@ -1,0 +1,413 @@
+//! Dump and flush filters, applied by the kernel where it can and always
+//! checked again in user space.
+//!
+//! Kernel support grew in steps (`net/netfilter/nf_conntrack_netlink.c`):
+//! family and `CTA_MARK`/`CTA_MARK_MASK` since 3.x; `CTA_FILTER` over
+//! original/reply tuple fields since 5.8 (uapi `CTA_FILTER_*` in
+//! `nfnetlink_conntrack.h`); `CTA_STATUS`/`CTA_STATUS_MASK` since 5.15;
+//! `CTA_ZONE` since 6.8 (see `shared/KERNEL.md` §2). Older kernels ignore attributes they do not know, and the
+//! `NLM_F_DUMP_FILTERED` reply flag only says that *some* filter was
+//! applied (a family alone sets it), so [`Filter::matches`] runs on every
+//! flow the kernel returns: the result is exact on every kernel, and the
+//! kernel side only saves copying.
+
+use crate::error::{Error, Result};
+use crate::request::{MessageWriter, cta};
+use conntrack_core::{FlowLike, L3Family, L4Proto, L4Tuple, Status, Tuple};
+use std::net::IpAddr;
+
+/// `CTA_FILTER` flag bits (`include/uapi/linux/netfilter/nfnetlink_conntrack.h`, 5.8+).
+mod bits {
+    pub const IP_SRC: u32 = 1 << 0;
+    pub const IP_DST: u32 = 1 << 1;
+    pub const PROTO_NUM: u32 = 1 << 3;
+    pub const SRC_PORT: u32 = 1 << 4;
+    pub const DST_PORT: u32 = 1 << 5;
+    pub const ICMP_TYPE: u32 = 1 << 6;
+    pub const ICMP_CODE: u32 = 1 << 7;
+    pub const ICMP_ID: u32 = 1 << 8;
+    pub const ICMPV6_TYPE: u32 = 1 << 9;
+    pub const ICMPV6_CODE: u32 = 1 << 10;
+    pub const ICMPV6_ID: u32 = 1 << 11;
+}
+
+/// Exact-match conditions on one tuple (all that are set must hold).
+///
+/// Ports apply to protocols with ports, ICMP fields to ICMP/ICMPv6. The
+/// kernel can apply port and ICMP conditions only together with
+/// [`TupleFilter::proto`], and address conditions only when the filter has
+/// an address family; otherwise they are applied in user space only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TupleFilter {
+    /// Source address.
+    pub src: Option<IpAddr>,
+    /// Destination address.
+    pub dst: Option<IpAddr>,
+    /// Layer 4 protocol.
+    pub proto: Option<L4Proto>,
+    /// Source port.
+    pub src_port: Option<u16>,
+    /// Destination port.
+    pub dst_port: Option<u16>,
+    /// ICMP type.
+    pub icmp_type: Option<u8>,
+    /// ICMP code.
+    pub icmp_code: Option<u8>,
+    /// ICMP echo id.
+    pub icmp_id: Option<u16>,
+}
+
+impl TupleFilter {
+    /// No conditions.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Source address must equal `a`.
+    pub fn src(mut self, a: IpAddr) -> Self {
+        self.src = Some(a);
+        self
+    }
+    /// Destination address must equal `a`.
+    pub fn dst(mut self, a: IpAddr) -> Self {
+        self.dst = Some(a);
+        self
+    }
+    /// Protocol must equal `p`.
+    pub fn proto(mut self, p: L4Proto) -> Self {
+        self.proto = Some(p);
+        self
+    }
+    /// Source port must equal `p`.
+    pub fn src_port(mut self, p: u16) -> Self {
+        self.src_port = Some(p);
+        self
+    }
+    /// Destination port must equal `p`.
+    pub fn dst_port(mut self, p: u16) -> Self {
+        self.dst_port = Some(p);
+        self
+    }
+    /// ICMP type, code and id must equal these (each optional).
+    pub fn icmp(mut self, kind: Option<u8>, code: Option<u8>, id: Option<u16>) -> Self {
+        self.icmp_type = kind;
+        self.icmp_code = code;
+        self.icmp_id = id;
+        self
+    }
+
+    /// Whether no condition is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Whether `t` satisfies every condition.
+    pub fn matches(&self, t: &Tuple) -> bool {
+        fn ok<T: PartialEq>(want: Option<T>, have: Option<T>) -> bool {
+            want.is_none() || want == have
+        }
+        let (ik, ic, ii) = match t.l4 {
+            L4Tuple::Icmp { kind, code, id } => (Some(kind), Some(code), Some(id)),
+            _ => (None, None, None),
+        };
+        ok(self.src, Some(t.src))
+            && ok(self.dst, Some(t.dst))
+            && ok(self.proto, Some(t.proto))
+            && ok(self.src_port, t.src_port())
+            && ok(self.dst_port, t.dst_port())
+            && ok(self.icmp_type, ik)
+            && ok(self.icmp_code, ic)
+            && ok(self.icmp_id, ii)
+    }
+
+    /// The `CTA_FILTER_FLAG` bits the kernel can apply for `family`, and
+    /// the tuple to send with them.
+    fn kernel_part(&self, family: L3Family) -> (u32, Option<Tuple>) {
+        let v6 = family == L3Family::INET6;
+        let concrete = family == L3Family::INET || v6;
+        let mut f = 0;
+        let unspecified = if v6 {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+        };
+        let (mut src, mut dst) = (unspecified, unspecified);
+        if concrete {
+            if let Some(a) = self.src.filter(|a| a.is_ipv6() == v6) {
+                f |= bits::IP_SRC;
+                src = a;
+            }
+            if let Some(a) = self.dst.filter(|a| a.is_ipv6() == v6) {
+                f |= bits::IP_DST;
+                dst = a;
+            }
+        }
+        let mut l4 = L4Tuple::None;
+        let proto = self.proto.unwrap_or(L4Proto(0));
+        if let Some(p) = self.proto {
+            f |= bits::PROTO_NUM;
+            if p.has_ports() && (self.src_port.is_some() || self.dst_port.is_some()) {
+                if self.src_port.is_some() {
+                    f |= bits::SRC_PORT;
+                }
+                if self.dst_port.is_some() {
+                    f |= bits::DST_PORT;
+                }
+                l4 = L4Tuple::Ports {
+                    src: self.src_port.unwrap_or(0),
+                    dst: self.dst_port.unwrap_or(0),
+                };
+            } else if p.is_icmp()
+                && concrete
+                && (p == L4Proto::ICMPV6) == v6
+                && (self.icmp_type.is_some() || self.icmp_code.is_some() || self.icmp_id.is_some())
+            {
+                let (t, c, i) = if v6 {
+                    (bits::ICMPV6_TYPE, bits::ICMPV6_CODE, bits::ICMPV6_ID)
+                } else {
+                    (bits::ICMP_TYPE, bits::ICMP_CODE, bits::ICMP_ID)
+                };
+                f |= self.icmp_type.map_or(0, |_| t)
+                    | self.icmp_code.map_or(0, |_| c)
+                    | self.icmp_id.map_or(0, |_| i);
+                l4 = L4Tuple::Icmp {
+                    kind: self.icmp_type.unwrap_or(0),
+                    code: self.icmp_code.unwrap_or(0),
+                    id: self.icmp_id.unwrap_or(0),
+                };
+            }
+        }
+        if f == 0 {
+            return (0, None);
+        }
+        (f, Some(Tuple::new(src, dst, proto, l4)))
+    }
+}
+
+/// What a filtered dump or flush selects. All conditions that are set
+/// must hold.
+///
+/// ```
+/// use conntrack_core::{L3Family, L4Proto, Status};
+/// use conntrack_netlink::{Filter, TupleFilter};
+/// let f = Filter::new(L3Family::INET)
+///     .mark(0x10, 0xff)
+///     .status(Status::ASSURED, Status::ASSURED)
+///     .orig(TupleFilter::new().proto(L4Proto::TCP).dst_port(443));
+/// assert!(f.kernel_flush_ok() == false); // tuple conditions: not in a kernel flush
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Filter {
+    /// Address family (`nfgen_family`); `UNSPEC` for both.
+    pub family: L3Family,
+    /// `(value, mask)`: `mark & mask == value & mask`.
+    pub mark: Option<(u32, u32)>,
+    /// `(value, mask)`: `status & mask == value & mask`.
+    pub status: Option<(Status, Status)>,
+    /// The flow's zone (`CTA_ZONE`; 0 for flows without one).
+    pub zone: Option<u16>,
+    /// Conditions on the original tuple.
+    pub orig: TupleFilter,
+    /// Conditions on the reply tuple.
+    pub reply: TupleFilter,
+}
+
+impl Filter {
+    /// A filter on the family only (`L3Family::UNSPEC`: both).
+    pub fn new(family: L3Family) -> Self {
+        Filter {
+            family,
+            ..Default::default()
+        }
+    }
+    /// `mark & mask == value & mask`.
+    pub fn mark(mut self, value: u32, mask: u32) -> Self {
+        self.mark = Some((value & mask, mask));
+        self
+    }
+    /// `status & mask == value & mask`.
+    pub fn status(mut self, value: Status, mask: Status) -> Self {
+        self.status = Some((value & mask, mask));
+        self
+    }
+    /// The flow's zone must be `zone`.
+    pub fn zone(mut self, zone: u16) -> Self {
+        self.zone = Some(zone);
+        self
+    }
+    /// Conditions on the original tuple.
+    pub fn orig(mut self, t: TupleFilter) -> Self {
+        self.orig = t;
+        self
+    }
+    /// Conditions on the reply tuple.
+    pub fn reply(mut self, t: TupleFilter) -> Self {
+        self.reply = t;
+        self
+    }
+
+    /// Whether `flow` passes every condition.
+    pub fn matches<F: FlowLike + ?Sized>(&self, flow: &F) -> bool {
+        let orig = flow.orig();
+        if self.family != L3Family::UNSPEC && orig.family() != self.family {
+            return false;
+        }
+        if let Some((v, m)) = self.mark
+            && flow.mark().unwrap_or(0) & m != v
+        {
+            return false;
+        }
+        if let Some((v, m)) = self.status
+            && flow.status() & m != v
+        {
+            return false;
+        }
+        if let Some(z) = self.zone
+            && flow.zone().unwrap_or(0) != z
+        {
+            return false;
+        }
+        (self.orig.is_empty() || self.orig.matches(&orig))
+            && (self.reply.is_empty() || self.reply.matches(&flow.reply()))
+    }
+
+    /// Whether a kernel flush (`CT_DELETE` without a tuple) can apply this
+    /// filter: the kernel refuses `CTA_FILTER` there (`EOPNOTSUPP`), so
+    /// tuple conditions need a dump and per-flow deletes instead.
+    pub fn kernel_flush_ok(&self) -> bool {
+        self.orig.is_empty() && self.reply.is_empty()
+    }
+
+    /// Whether the filter selects everything of its family.
+    pub fn is_family_only(&self) -> bool {
+        self.mark.is_none()
+            && self.status.is_none()
+            && self.zone.is_none()
+            && self.orig.is_empty()
+            && self.reply.is_empty()
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        for a in [self.orig.src, self.orig.dst, self.reply.src, self.reply.dst]
+            .into_iter()
+            .flatten()
+        {
+            let fam = if a.is_ipv6() {
+                L3Family::INET6
+            } else {
+                L3Family::INET
+            };
+            if self.family != L3Family::UNSPEC && self.family != fam {
+                return Err(Error::InvalidRequest(
+                    "a filter address must be of the filter's family",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the filter attributes the kernel understands. With
+    /// `with_tuples` false (flush), `CTA_FILTER` is left out.
+    pub(crate) fn write(&self, w: &mut MessageWriter<'_>, with_tuples: bool) {
+        if let Some((v, m)) = self.mark {
+            w.put_u32_be(cta::MARK, v);
+            w.put_u32_be(cta::MARK_MASK, m);
+        }
+        if let Some((v, m)) = self.status {
+            w.put_u32_be(cta::STATUS, v.bits());
+            w.put_u32_be(cta::STATUS_MASK, m.bits());
+        }
+        if let Some(z) = self.zone {
+            w.put_u16_be(cta::ZONE, z);
+        }
+        if !with_tuples {
+            return;
+        }
+        let (of, ot) = self.orig.kernel_part(self.family);
+        let (rf, rt) = self.reply.kernel_part(self.family);
+        if of == 0 && rf == 0 {
+            return;
+        }
+        let n = w.begin_nest(cta::FILTER);
+        w.put_u32_ne(cta::FILTER_ORIG_FLAGS, of);
+        w.put_u32_ne(cta::FILTER_REPLY_FLAGS, rf);
+        w.end_nest(n);
+        if let Some(t) = ot {
+            w.put_tuple(cta::TUPLE_ORIG, &t);
+        }
+        if let Some(t) = rt {
+            w.put_tuple(cta::TUPLE_REPLY, &t);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conntrack_core::Flow;
+
+    fn flow(src: &str, dport: u16, mark: u32) -> Flow {
+        let s: IpAddr = src.parse().unwrap();
+        let d: IpAddr = "10.9.9.9".parse().unwrap();
+        let o = Tuple::new(s, d, L4Proto::TCP, L4Tuple::Ports { src: 1000, dst: dport });
+        let r = Tuple::new(d, s, L4Proto::TCP, L4Tuple::Ports { src: dport, dst: 1000 });
+        let mut f = Flow::new(o, r, Status::CONFIRMED | Status::ASSURED);
+        f.mark = Some(mark);
+        f
+    }
+
+    #[test]
+    fn user_space_matching() {
+        let f = flow("10.0.0.1", 443, 0x12);
+        assert!(Filter::new(L3Family::UNSPEC).matches(&f));
+        assert!(!Filter::new(L3Family::INET6).matches(&f));
+        assert!(Filter::new(L3Family::INET).mark(0x2, 0xf).matches(&f));
+        assert!(!Filter::new(L3Family::INET).mark(0x3, 0xf).matches(&f));
+        assert!(
+            Filter::new(L3Family::INET)
+                .status(Status::ASSURED, Status::ASSURED)
+                .matches(&f)
+        );
+        assert!(
+            !Filter::new(L3Family::INET)
+                .status(Status::empty(), Status::ASSURED)
+                .matches(&f)
+        );
+        assert!(Filter::new(L3Family::INET).zone(0).matches(&f));
+        assert!(!Filter::new(L3Family::INET).zone(1).matches(&f));
+        let t = TupleFilter::new().proto(L4Proto::TCP).dst_port(443);
+        assert!(Filter::new(L3Family::INET).orig(t).matches(&f));
+        assert!(!Filter::new(L3Family::INET).reply(t).matches(&f));
+        assert!(
+            Filter::new(L3Family::INET)
+                .reply(TupleFilter::new().src_port(443))
+                .matches(&f)
+        );
+        assert!(
+            !Filter::new(L3Family::INET)
+                .orig(TupleFilter::new().src("10.0.0.2".parse().unwrap()))
+                .matches(&f)
+        );
+    }
+
+    #[test]
+    fn kernel_flags() {
+        let t = TupleFilter::new()
+            .src("10.0.0.1".parse().unwrap())
+            .proto(L4Proto::UDP)
+            .dst_port(53);
+        let (f, tup) = t.kernel_part(L3Family::INET);
+        assert_eq!(f, bits::IP_SRC | bits::PROTO_NUM | bits::DST_PORT);
+        assert_eq!(tup.unwrap().dst_port(), Some(53));
+        // No family: addresses stay in user space.
+        let (f, _) = t.kernel_part(L3Family::UNSPEC);
+        assert_eq!(f, bits::PROTO_NUM | bits::DST_PORT);
+        // Ports without a protocol: user space only.
+        assert_eq!(TupleFilter::new().dst_port(1).kernel_part(L3Family::INET).0, 0);
+        assert!(
+            Filter::new(L3Family::INET6)
+                .orig(TupleFilter::new().src("10.0.0.1".parse().unwrap()))
+                .check()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,258 @@
+//! The socket layer: a `NETLINK_NETFILTER` socket from `netlink-sys`, in
+//! any network namespace, with a configurable receive buffer and one
+//! reusable buffer for reading datagrams.
+//!
+//! This layer moves bytes only; requests are built in [`crate::request`],
+//! replies are decoded by [`crate::wire`], and the conversation (acks,
+//! dumps, batches) lives in [`crate::dump`] and [`crate::ops`].
+
+use crate::error::{Error, Op, Result};
+use crate::netns::Netns;
+use netlink_sys::{Socket as NlSocket, SocketAddr, protocols::NETLINK_NETFILTER};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
+
+/// How to open a [`Socket`].
+///
+/// ```
+/// use conntrack_netlink::{Netns, SocketConfig};
+/// use std::time::Duration;
+/// let cfg = SocketConfig::default()
+///     .netns(Netns::named("blue"))
+///     .rcvbuf(8 << 20)
+///     .timeout(Some(Duration::from_secs(5)));
+/// assert_eq!(cfg.rcvbuf_bytes(), Some(8 << 20));
+/// ```
+#[derive(Debug, Clone)]
+pub struct SocketConfig {
+    netns: Netns,
+    rcvbuf: Option<usize>,
+    recv_buffer: usize,
+    timeout: Option<Duration>,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        SocketConfig {
+            netns: Netns::Current,
+            rcvbuf: Some(Self::DEFAULT_RCVBUF),
+            recv_buffer: Self::DEFAULT_RECV_BUFFER,
+            timeout: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl SocketConfig {
+    /// The default kernel receive buffer requested: 4 MiB. Dumps never need
+    /// more than a few datagrams queued, but batched creates may get one
+    /// error message per failed request.
+    pub const DEFAULT_RCVBUF: usize = 4 << 20;
+    /// The default size of the user-space buffer one datagram is read into:
+    /// 1 MiB. Kernel dumps fill datagrams of at most 32 KiB
+    /// (`netlink_dump`, `SKB_WITH_OVERHEAD(32768)` since Linux 4.x), so
+    /// this leaves room for kernels that send larger ones.
+    pub const DEFAULT_RECV_BUFFER: usize = 1 << 20;
+
+    /// The namespace to open the socket in.
+    pub fn netns(mut self, netns: Netns) -> Self {
+        self.netns = netns;
+        self
+    }
+
+    /// The kernel receive buffer (`SO_RCVBUFFORCE` when the process has
+    /// CAP_NET_ADMIN, else `SO_RCVBUF`, which the kernel caps at
+    /// `net.core.rmem_max`). `None` keeps the system default.
+    pub fn rcvbuf(mut self, bytes: impl Into<Option<usize>>) -> Self {
+        self.rcvbuf = bytes.into();
+        self
+    }
+
+    /// The requested kernel receive buffer.
+    pub fn rcvbuf_bytes(&self) -> Option<usize> {
+        self.rcvbuf
+    }
+
+    /// The size of the user-space buffer datagrams are read into (at least
+    /// 64 KiB).
+    pub fn recv_buffer(mut self, bytes: usize) -> Self {
+        self.recv_buffer = bytes.max(64 << 10);
+        self
+    }
+
+    /// How long to wait for a reply before failing with
+    /// [`Error::Timeout`]; `None` waits forever.
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// Moves whole datagrams; implemented by [`Socket`] and, in tests, by
+/// scripted fakes so that the conversation logic runs without a kernel.
+pub trait Transport {
+    /// Sends one datagram (which may hold many netlink messages).
+    fn send(&mut self, datagram: &[u8]) -> Result<()>;
+    /// Receives one datagram into the transport's buffer. `op` names the
+    /// operation for errors.
+    fn recv(&mut self, op: Op) -> Result<&[u8]>;
+    /// A fresh sequence number.
+    fn next_seq(&mut self) -> u32;
+}
+
+/// A ctnetlink socket: `NETLINK_NETFILTER`, bound to a kernel-assigned
+/// port and connected to the kernel, with one receive buffer that every
+/// read reuses.
+///
+/// ```no_run
+/// # fn main() -> Result<(), conntrack_netlink::Error> {
+/// use conntrack_netlink::{Socket, SocketConfig};
+/// let sock = Socket::open(&SocketConfig::default())?;
+/// println!("kernel receive buffer: {} bytes", sock.rcvbuf()?);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Socket {
+    sock: NlSocket,
+    buf: Vec<u8>,
+    seq: u32,
+    port: u32,
+}
+
+impl Socket {
+    /// Opens a socket as configured. The namespace is entered on a
+    /// dedicated thread for creation only (see [`Netns::run`]).
+    pub fn open(config: &SocketConfig) -> Result<Socket> {
+        let mut sock = config.netns.run(|| {
+            NlSocket::new(NETLINK_NETFILTER).map_err(|e| Error::io("socket(NETLINK_NETFILTER)", e))
+        })?;
+        let addr = sock.bind_auto().map_err(|e| Error::io("bind", e))?;
+        sock.connect(&SocketAddr::new(0, 0))
+            .map_err(|e| Error::io("connect", e))?;
+        // Errors then carry only the header of the failed request, not the
+        // whole request, so that a failed batch fits the receive buffer;
+        // extended acks carry the kernel's message for the error.
+        sock.set_cap_ack(true)
+            .map_err(|e| Error::io("setsockopt(NETLINK_CAP_ACK)", e))?;
+        let _ = sock.set_ext_ack(true);
+        let s = Socket {
+            buf: vec![0; config.recv_buffer.max(64 << 10)],
+            seq: initial_seq(),
+            port: addr.port_number(),
+            sock,
+        };
+        if let Some(bytes) = config.rcvbuf {
+            s.set_rcvbuf(bytes)?;
+        }
+        s.set_timeout(config.timeout)?;
+        Ok(s)
+    }
+
+    /// Sets the kernel receive buffer: `SO_RCVBUFFORCE` when permitted
+    /// (CAP_NET_ADMIN), else `SO_RCVBUF` (capped by `net.core.rmem_max`).
+    /// Returns the size the kernel reports afterwards (it doubles the
+    /// request for bookkeeping).
+    pub fn set_rcvbuf(&self, bytes: usize) -> Result<usize> {
+        match crate::sys::set_rcvbuf_force(self.sock.as_fd(), bytes) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+                self.sock
+                    .set_rx_buf_sz(v)
+                    .map_err(|e| Error::io("setsockopt(SO_RCVBUF)", e))?;
+            }
+            Err(e) => return Err(Error::io("setsockopt(SO_RCVBUFFORCE)", e)),
+        }
+        self.rcvbuf()
+    }
+
+    /// The kernel receive buffer size (`SO_RCVBUF` as read back).
+    pub fn rcvbuf(&self) -> Result<usize> {
+        self.sock
+            .get_rx_buf_sz()
+            .map_err(|e| Error::io("getsockopt(SO_RCVBUF)", e))
+    }
+
+    /// Sets the receive timeout (`SO_RCVTIMEO`); `None` waits forever.
+    pub fn set_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        crate::sys::set_rcv_timeout(self.sock.as_fd(), timeout)
+            .map_err(|e| Error::io("setsockopt(SO_RCVTIMEO)", e))
+    }
+
+    /// The netlink port id the kernel assigned to this socket.
+    pub fn port(&self) -> u32 {
+        self.port
+    }
+
+    /// The length of the user-space receive buffer.
+    pub fn recv_buffer_len(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+fn initial_seq() -> u32 {
+    // Any start works; a time-derived one makes replies to an earlier
+    // socket's requests easy to tell apart in captures.
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() | 1)
+        .unwrap_or(1)
+}
+
+impl Transport for Socket {
+    fn send(&mut self, datagram: &[u8]) -> Result<()> {
+        loop {
+            match self.sock.send(datagram, 0) {
+                Ok(n) if n == datagram.len() => return Ok(()),
+                Ok(_) => {
+                    return Err(Error::io(
+                        "send",
+                        io::Error::new(io::ErrorKind::WriteZero, "short send on a netlink socket"),
+                    ));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("send", e)),
+            }
+        }
+    }
+
+    fn recv(&mut self, op: Op) -> Result<&[u8]> {
+        let cap = self.buf.len();
+        let n = loop {
+            let mut slice: &mut [u8] = &mut self.buf[..];
+            match self.sock.recv(&mut slice, libc::MSG_TRUNC) {
+                Ok(n) => break n,
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EAGAIN) => return Err(Error::Timeout { op }),
+                    Some(libc::ENOBUFS) => return Err(Error::Overrun { op }),
+                    _ => return Err(Error::io("recv", e)),
+                },
+            }
+        };
+        if n > cap {
+            return Err(Error::Truncated { len: n, buffer: cap });
+        }
+        Ok(&self.buf[..n])
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        if self.seq == 0 {
+            self.seq = 1;
+        }
+        self.seq
+    }
+}
+
+impl AsFd for Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+impl AsRawFd for Socket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}

@@ -1,0 +1,88 @@
+//! The few system calls `netlink-sys` does not wrap: `SO_RCVBUFFORCE`,
+//! `SO_RCVTIMEO` and `setns(2)`.
+//!
+//! This is the crate's only module with `unsafe` code; every block says why
+//! it is sound. Everything else goes through `netlink-sys` or `std`.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::Duration;
+
+fn setsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: `fd` is a live descriptor borrowed for the call; the option
+    // value points to a properly aligned `c_int` on our stack that outlives
+    // the call, and its size is passed exactly.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            core::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `setsockopt(SOL_SOCKET, SO_RCVBUFFORCE)`: sets the receive buffer past
+/// `net.core.rmem_max`; needs `CAP_NET_ADMIN` (`EPERM` otherwise).
+pub(crate) fn set_rcvbuf_force(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v)
+}
+
+/// `setsockopt(SOL_SOCKET, SO_RCVTIMEO)`; `None` blocks forever.
+pub(crate) fn set_rcv_timeout(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<()> {
+    let tv = match timeout {
+        None => libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        Some(d) => {
+            let mut tv = libc::timeval {
+                tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+                tv_usec: libc::suseconds_t::from(d.subsec_micros() as i32),
+            };
+            // A zero timeval means "forever"; round a tiny timeout up.
+            if tv.tv_sec == 0 && tv.tv_usec == 0 {
+                tv.tv_usec = 1;
+            }
+            tv
+        }
+    };
+    // SAFETY: as above; the option value is a `timeval` on our stack whose
+    // exact size is passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            core::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `setns(fd, CLONE_NEWNET)`: moves the *calling thread* into the network
+/// namespace `fd` refers to. Callers run it on a thread of their own.
+pub(crate) fn setns_net(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: `fd` is a live descriptor borrowed for the call; setns only
+    // reads it and changes the calling thread's namespace, no memory is
+    // shared with the kernel.
+    let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
