@@ -116,7 +116,11 @@ pub(crate) fn dump_pass<T: Transport + ?Sized>(
             if m.is_done() || m.is_error() {
                 let code = m.error_code().unwrap_or(0);
                 if code != 0 {
-                    failure = Some(Error::from_errno(op, code.saturating_neg(), extack_message(&m)));
+                    failure = Some(Error::from_errno(
+                        op,
+                        code.saturating_neg(),
+                        extack_message(&m),
+                    ));
                 }
                 done = true;
                 break;
@@ -375,11 +379,16 @@ pub(crate) mod tests {
     }
 
     fn req(seq: u32) -> Vec<u8> {
-        crate::request::header_only(msg::CT_GET, flags::REQUEST | flags::DUMP, seq, L3Family::UNSPEC, 0)
+        crate::request::header_only(
+            msg::CT_GET,
+            flags::REQUEST | flags::DUMP,
+            seq,
+            L3Family::UNSPEC,
+            0,
+        )
     }
 
     fn marks(t: &mut Script, policy: DumpPolicy) -> Result<(Vec<u32>, DumpSummary)> {
-        use conntrack_core::FlowLike;
         fold_flows(t, Op::Dump, &mut req, policy, None, Vec::new, |v, f| {
             v.push(f.mark().unwrap())
         })
@@ -447,16 +456,25 @@ pub(crate) mod tests {
 
     #[test]
     fn error_in_done_is_surfaced() {
-        let mut t = Script::new(vec![vec![[flow_msg(1, 0), done_msg(-libc::EINVAL, 0)].concat()]]);
+        let mut t = Script::new(vec![vec![
+            [flow_msg(1, 0), done_msg(-libc::EINVAL, 0)].concat(),
+        ]]);
         match marks(&mut t, DumpPolicy::Fail) {
-            Err(Error::Kernel { errno, op: Op::Dump, .. }) => assert_eq!(errno, libc::EINVAL),
+            Err(Error::Kernel {
+                errno,
+                op: Op::Dump,
+                ..
+            }) => assert_eq!(errno, libc::EINVAL),
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn nlmsg_error_with_extack() {
-        let mut t = Script::new(vec![vec![error_msg(-libc::EOPNOTSUPP, Some("no such thing"))]]);
+        let mut t = Script::new(vec![vec![error_msg(
+            -libc::EOPNOTSUPP,
+            Some("no such thing"),
+        )]]);
         match marks(&mut t, DumpPolicy::Fail) {
             Err(Error::Kernel { errno, message, .. }) => {
                 assert_eq!(errno, libc::EOPNOTSUPP);
@@ -491,7 +509,10 @@ pub(crate) mod tests {
         let mut bad = flow_msg(1, 0);
         bad[0..4].copy_from_slice(&8u32.to_ne_bytes());
         let mut t = Script::new(vec![vec![bad, done_msg(0, 0)]]);
-        assert!(matches!(marks(&mut t, DumpPolicy::Fail), Err(Error::Wire { .. })));
+        assert!(matches!(
+            marks(&mut t, DumpPolicy::Fail),
+            Err(Error::Wire { .. })
+        ));
         assert!(t.current.is_empty(), "the rest of the dump was drained");
     }
 
@@ -499,11 +520,23 @@ pub(crate) mod tests {
     fn user_space_filter() {
         let f = Filter::new(L3Family::INET).mark(2, 0xff);
         let mut t = Script::new(vec![vec![
-            [flow_msg(1, 0), flow_msg(2, 0), flow_msg(3, 0), done_msg(0, 0)].concat(),
+            [
+                flow_msg(1, 0),
+                flow_msg(2, 0),
+                flow_msg(3, 0),
+                done_msg(0, 0),
+            ]
+            .concat(),
         ]]);
-        let (v, s) = fold_flows(&mut t, Op::Dump, &mut req, DumpPolicy::Fail, Some(&f), Vec::new, |v, f| {
-            v.push(f.to_owned())
-        })
+        let (v, s) = fold_flows(
+            &mut t,
+            Op::Dump,
+            &mut req,
+            DumpPolicy::Fail,
+            Some(&f),
+            Vec::new,
+            |v, f| v.push(f.to_owned()),
+        )
         .unwrap();
         assert_eq!(v.len(), 1);
         assert_eq!(s.filtered_out, 2);

@@ -64,7 +64,9 @@ impl core::fmt::Display for Op {
 pub enum Error {
     /// The kernel refused with `EPERM`: ctnetlink needs `CAP_NET_ADMIN` in
     /// the network namespace that owns the socket.
-    #[error("{op}: permission denied: ctnetlink needs CAP_NET_ADMIN in the socket's network namespace")]
+    #[error(
+        "{op}: permission denied: ctnetlink needs CAP_NET_ADMIN in the socket's network namespace"
+    )]
     PermissionDenied {
         /// The operation refused.
         op: Op,
@@ -258,7 +260,10 @@ mod tests {
         // ENOENT on a flush is not "no such flow".
         assert!(matches!(
             Error::from_errno(Op::Flush, libc::ENOENT, None),
-            Error::Kernel { errno: libc::ENOENT, .. }
+            Error::Kernel {
+                errno: libc::ENOENT,
+                ..
+            }
         ));
         assert!(matches!(
             Error::from_errno(Op::Create, libc::EEXIST, None),

@@ -14,9 +14,7 @@ use crate::error::{Error, Op, Result};
 use crate::ops::Conntrack;
 use crate::request::{self, flags};
 use crate::socket::Transport;
-use conntrack_core::{
-    Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple,
-};
+use conntrack_core::{Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -123,8 +121,12 @@ impl Mix {
 impl Default for Mix {
     /// `tcp=60,udp=30,icmp=10`.
     fn default() -> Self {
-        Mix::new(&[(FlowKind::Tcp, 60), (FlowKind::Udp, 30), (FlowKind::Icmp, 10)])
-            .unwrap_or_else(|_| unreachable!("non-zero weights"))
+        Mix::new(&[
+            (FlowKind::Tcp, 60),
+            (FlowKind::Udp, 30),
+            (FlowKind::Icmp, 10),
+        ])
+        .unwrap_or_else(|_| unreachable!("non-zero weights"))
     }
 }
 
@@ -176,9 +178,9 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
     let (src, dst) = match kind {
         FlowKind::Tcp | FlowKind::Udp | FlowKind::Icmp => {
             let server = match kind {
-                FlowKind::Tcp => 0xc000_0201,  // 192.0.2.1
-                FlowKind::Udp => 0xc000_0202,  // 192.0.2.2
-                _ => 0xc000_0203,              // 192.0.2.3
+                FlowKind::Tcp => 0xc000_0201, // 192.0.2.1
+                FlowKind::Udp => 0xc000_0202, // 192.0.2.2
+                _ => 0xc000_0203,             // 192.0.2.3
             };
             (v4(0x0a00_0000 | low), v4(server))
         }
@@ -189,7 +191,7 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
         }
     };
     let sport = 1024 + (i % 60000) as u16;
-    let replied = i % 2 == 0;
+    let replied = i.is_multiple_of(2);
     let (proto, o4, r4, status, protoinfo) = match kind {
         FlowKind::Tcp | FlowKind::Tcp6 => {
             let mut r = (i / 7) % 100;
@@ -209,8 +211,14 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
             let dport = [443, 80, 22, 5432][(i % 4) as usize];
             (
                 L4Proto::TCP,
-                L4Tuple::Ports { src: sport, dst: dport },
-                L4Tuple::Ports { src: dport, dst: sport },
+                L4Tuple::Ports {
+                    src: sport,
+                    dst: dport,
+                },
+                L4Tuple::Ports {
+                    src: dport,
+                    dst: sport,
+                },
                 status,
                 Some(ProtoInfo::Tcp(TcpInfo {
                     state,
@@ -222,9 +230,19 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
             let dport = [53, 123, 443][(i % 3) as usize];
             (
                 L4Proto::UDP,
-                L4Tuple::Ports { src: sport, dst: dport },
-                L4Tuple::Ports { src: dport, dst: sport },
-                if replied { Status::SEEN_REPLY } else { Status::empty() },
+                L4Tuple::Ports {
+                    src: sport,
+                    dst: dport,
+                },
+                L4Tuple::Ports {
+                    src: dport,
+                    dst: sport,
+                },
+                if replied {
+                    Status::SEEN_REPLY
+                } else {
+                    Status::empty()
+                },
                 None,
             )
         }
@@ -237,9 +255,21 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
             let id = (i >> 8) as u16 ^ (i as u16);
             (
                 proto,
-                L4Tuple::Icmp { kind: req, code: 0, id },
-                L4Tuple::Icmp { kind: rep, code: 0, id },
-                if replied { Status::SEEN_REPLY } else { Status::empty() },
+                L4Tuple::Icmp {
+                    kind: req,
+                    code: 0,
+                    id,
+                },
+                L4Tuple::Icmp {
+                    kind: rep,
+                    code: 0,
+                    id,
+                },
+                if replied {
+                    Status::SEEN_REPLY
+                } else {
+                    Status::empty()
+                },
                 None,
             )
         }
@@ -498,6 +528,9 @@ mod tests {
         assert_eq!("".parse::<Mix>(), Err(MixError::Empty));
         assert_eq!("tcp=0".parse::<Mix>(), Err(MixError::Empty));
         assert!(matches!("tcp".parse::<Mix>(), Err(MixError::Syntax(_))));
-        assert!(matches!("sctp=3".parse::<Mix>(), Err(MixError::UnknownKind(_))));
+        assert!(matches!(
+            "sctp=3".parse::<Mix>(),
+            Err(MixError::UnknownKind(_))
+        ));
     }
 }

@@ -34,9 +34,10 @@ mod bits {
 /// Exact-match conditions on one tuple (all that are set must hold).
 ///
 /// Ports apply to protocols with ports, ICMP fields to ICMP/ICMPv6. The
-/// kernel can apply port and ICMP conditions only together with
-/// [`TupleFilter::proto`], and address conditions only when the filter has
-/// an address family; otherwise they are applied in user space only.
+/// kernel applies tuple conditions only when the [`Filter`] has an
+/// address family, port and ICMP conditions only together with
+/// [`TupleFilter::proto`], and address conditions only for IPv4;
+/// everything else is applied in user space only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TupleFilter {
     /// Source address.
@@ -131,7 +132,11 @@ impl TupleFilter {
             IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
         };
         let (mut src, mut dst) = (unspecified, unspecified);
-        if concrete {
+        // IPv6 address conditions stay in user space: on Linux 6.18 a
+        // CTA_FILTER IPv6 address condition makes the kernel drop exactly
+        // the flows that match (seen in this crate's live tests), and the
+        // user-space re-check can only remove flows, not bring them back.
+        if family == L3Family::INET {
             if let Some(a) = self.src.filter(|a| a.is_ipv6() == v6) {
                 f |= bits::IP_SRC;
                 src = a;
@@ -319,7 +324,10 @@ impl Filter {
         if let Some(z) = self.zone {
             w.put_u16_be(cta::ZONE, z);
         }
-        if !with_tuples {
+        // CTA_FILTER needs a concrete family: the kernel parses the
+        // filter tuple by `nfgen_family` and answers EOPNOTSUPP for
+        // AF_UNSPEC (checked on 6.18). Without one, user space filters.
+        if !with_tuples || self.family == L3Family::UNSPEC {
             return;
         }
         let (of, ot) = self.orig.kernel_part(self.family);
@@ -348,8 +356,24 @@ mod tests {
     fn flow(src: &str, dport: u16, mark: u32) -> Flow {
         let s: IpAddr = src.parse().unwrap();
         let d: IpAddr = "10.9.9.9".parse().unwrap();
-        let o = Tuple::new(s, d, L4Proto::TCP, L4Tuple::Ports { src: 1000, dst: dport });
-        let r = Tuple::new(d, s, L4Proto::TCP, L4Tuple::Ports { src: dport, dst: 1000 });
+        let o = Tuple::new(
+            s,
+            d,
+            L4Proto::TCP,
+            L4Tuple::Ports {
+                src: 1000,
+                dst: dport,
+            },
+        );
+        let r = Tuple::new(
+            d,
+            s,
+            L4Proto::TCP,
+            L4Tuple::Ports {
+                src: dport,
+                dst: 1000,
+            },
+        );
         let mut f = Flow::new(o, r, Status::CONFIRMED | Status::ASSURED);
         f.mark = Some(mark);
         f
@@ -401,8 +425,16 @@ mod tests {
         // No family: addresses stay in user space.
         let (f, _) = t.kernel_part(L3Family::UNSPEC);
         assert_eq!(f, bits::PROTO_NUM | bits::DST_PORT);
+        // IPv6 addresses too (see kernel_part).
+        let t6 = TupleFilter::new()
+            .src("fd00::1".parse().unwrap())
+            .proto(L4Proto::TCP);
+        assert_eq!(t6.kernel_part(L3Family::INET6).0, bits::PROTO_NUM);
         // Ports without a protocol: user space only.
-        assert_eq!(TupleFilter::new().dst_port(1).kernel_part(L3Family::INET).0, 0);
+        assert_eq!(
+            TupleFilter::new().dst_port(1).kernel_part(L3Family::INET).0,
+            0
+        );
         assert!(
             Filter::new(L3Family::INET6)
                 .orig(TupleFilter::new().src("10.0.0.1".parse().unwrap()))

@@ -112,7 +112,8 @@ impl DumpRequest {
         match &self.filter {
             Some(f) if !f.is_family_only() => {
                 let mut buf = Vec::with_capacity(256);
-                let mut w = MessageWriter::begin(&mut buf, self.kind.msg(), fl, seq, self.family, 0);
+                let mut w =
+                    MessageWriter::begin(&mut buf, self.kind.msg(), fl, seq, self.family, 0);
                 f.write(&mut w, true);
                 w.finish();
                 buf
@@ -228,8 +229,18 @@ impl<T: Transport> Conntrack<T> {
     /// The raw dump: every datagram of the reply, as received, to `f`; the
     /// result says how many messages and bytes came and whether the dump
     /// was interrupted. Nothing is decoded beyond the netlink headers.
-    pub fn dump_raw(&mut self, req: &DumpRequest, mut f: impl FnMut(&Message<'_>)) -> Result<DumpSummary> {
-        let pass = dump::dump_pass(&mut self.t, req.kind.op(), &mut |seq| req.build(seq), false, &mut |m| f(m))?;
+    pub fn dump_raw(
+        &mut self,
+        req: &DumpRequest,
+        mut f: impl FnMut(&Message<'_>),
+    ) -> Result<DumpSummary> {
+        let pass = dump::dump_pass(
+            &mut self.t,
+            req.kind.op(),
+            &mut |seq| req.build(seq),
+            false,
+            &mut |m| f(m),
+        )?;
         Ok(DumpSummary {
             messages: pass.messages,
             datagrams: pass.datagrams,
@@ -268,7 +279,11 @@ impl<T: Transport> Conntrack<T> {
                         }
                         return Ok(());
                     }
-                    return Err(Error::from_errno(op, code.saturating_neg(), dump::extack_message(&m)));
+                    return Err(Error::from_errno(
+                        op,
+                        code.saturating_neg(),
+                        dump::extack_message(&m),
+                    ));
                 }
                 on_msg(&m)?;
             }
@@ -282,11 +297,22 @@ impl<T: Transport> Conntrack<T> {
         self.transact(
             Op::Get,
             |b, seq| {
-                request::write_by_tuple(b, msg::CT_GET, tuple, zone, None, seq, flags::REQUEST | flags::ACK)
+                request::write_by_tuple(
+                    b,
+                    msg::CT_GET,
+                    tuple,
+                    zone,
+                    None,
+                    seq,
+                    flags::REQUEST | flags::ACK,
+                )
             },
             |m| {
                 if m.is_ct_flow() {
-                    let v = FlowView::from_message(m).map_err(|source| Error::Decode { op: Op::Get, source })?;
+                    let v = FlowView::from_message(m).map_err(|source| Error::Decode {
+                        op: Op::Get,
+                        source,
+                    })?;
                     out = Some(v.to_owned());
                 }
                 Ok(())
@@ -296,7 +322,7 @@ impl<T: Transport> Conntrack<T> {
     }
 
     /// Creates a flow (`NLM_F_CREATE | NLM_F_EXCL`): both tuples, zone,
-    /// status (less [`request::STATUS_NOT_SETTABLE`]), timeout (600 s when
+    /// status (see [`request::STATUS_MANAGED`]), timeout (600 s when
     /// unset), mark, labels, TCP/SCTP state. An existing flow is
     /// [`Error::Exists`].
     pub fn create(&mut self, flow: &Flow) -> Result<()> {
@@ -331,7 +357,15 @@ impl<T: Transport> Conntrack<T> {
         self.transact(
             Op::Delete,
             |b, seq| {
-                request::write_by_tuple(b, msg::CT_DELETE, tuple, zone, id, seq, flags::REQUEST | flags::ACK)
+                request::write_by_tuple(
+                    b,
+                    msg::CT_DELETE,
+                    tuple,
+                    zone,
+                    id,
+                    seq,
+                    flags::REQUEST | flags::ACK,
+                )
             },
             |_| Ok(()),
         )
@@ -349,7 +383,13 @@ impl<T: Transport> Conntrack<T> {
         self.transact(
             Op::Flush,
             |b, seq| {
-                *b = request::header_only(msg::CT_DELETE, flags::REQUEST | flags::ACK, seq, family, version);
+                *b = request::header_only(
+                    msg::CT_DELETE,
+                    flags::REQUEST | flags::ACK,
+                    seq,
+                    family,
+                    version,
+                );
                 Ok(())
             },
             |_| Ok(()),
@@ -371,7 +411,14 @@ impl<T: Transport> Conntrack<T> {
             self.transact(
                 Op::Flush,
                 |b, seq| {
-                    let mut w = MessageWriter::begin(b, msg::CT_DELETE, flags::REQUEST | flags::ACK, seq, filter.family, version);
+                    let mut w = MessageWriter::begin(
+                        b,
+                        msg::CT_DELETE,
+                        flags::REQUEST | flags::ACK,
+                        seq,
+                        filter.family,
+                        version,
+                    );
                     filter.write(&mut w, false);
                     w.finish();
                     Ok(())
@@ -405,11 +452,19 @@ impl<T: Transport> Conntrack<T> {
             &mut self.t,
             Op::StatsCpu,
             &mut |seq| {
-                request::header_only(msg::CT_GET_STATS_CPU, flags::REQUEST | flags::DUMP, seq, L3Family::UNSPEC, 0)
+                request::header_only(
+                    msg::CT_GET_STATS_CPU,
+                    flags::REQUEST | flags::DUMP,
+                    seq,
+                    L3Family::UNSPEC,
+                    0,
+                )
             },
             false,
             &mut |m| {
-                if m.subsys() != request::NFNL_SUBSYS_CTNETLINK || m.msg_type() != msg::CT_GET_STATS_CPU {
+                if m.subsys() != request::NFNL_SUBSYS_CTNETLINK
+                    || m.msg_type() != msg::CT_GET_STATS_CPU
+                {
                     return;
                 }
                 match wire::decode_stats_cpu(m.payload) {
@@ -421,7 +476,10 @@ impl<T: Transport> Conntrack<T> {
             },
         )?;
         if let Some(source) = first_err {
-            return Err(Error::Decode { op: Op::StatsCpu, source });
+            return Err(Error::Decode {
+                op: Op::StatsCpu,
+                source,
+            });
         }
         Ok(cpus)
     }
@@ -434,12 +492,22 @@ impl<T: Transport> Conntrack<T> {
         self.transact(
             Op::StatsGlobal,
             |b, seq| {
-                *b = request::header_only(msg::CT_GET_STATS, flags::REQUEST | flags::ACK, seq, L3Family::UNSPEC, 0);
+                *b = request::header_only(
+                    msg::CT_GET_STATS,
+                    flags::REQUEST | flags::ACK,
+                    seq,
+                    L3Family::UNSPEC,
+                    0,
+                );
                 Ok(())
             },
             |m| {
                 if m.msg_type() == msg::CT_GET_STATS {
-                    let g = wire::decode_stats_global(m.payload).map_err(|source| Error::Decode { op: Op::StatsGlobal, source })?;
+                    let g =
+                        wire::decode_stats_global(m.payload).map_err(|source| Error::Decode {
+                            op: Op::StatsGlobal,
+                            source,
+                        })?;
                     out = Some(g);
                 }
                 Ok(())
@@ -518,14 +586,18 @@ mod tests {
 
     #[test]
     fn get_maps_enoent() {
-        let mut ct = Conntrack::from_transport(Script::new(vec![vec![error_msg(-libc::ENOENT, None)]]));
+        let mut ct =
+            Conntrack::from_transport(Script::new(vec![vec![error_msg(-libc::ENOENT, None)]]));
         let t = Tuple::new(
             [1, 1, 1, 1].into(),
             [2, 2, 2, 2].into(),
             conntrack_core::L4Proto::UDP,
             conntrack_core::L4Tuple::Ports { src: 1, dst: 2 },
         );
-        assert!(matches!(ct.get(&t, None), Err(Error::NotFound { op: Op::Get })));
+        assert!(matches!(
+            ct.get(&t, None),
+            Err(Error::NotFound { op: Op::Get })
+        ));
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! `include/uapi/linux/netfilter/nfnetlink_conntrack.h`.
 
 use crate::error::{Error, Result};
-use conntrack_core::{L3Family, L4Tuple, Status, Tuple};
+use crate::wire::attr::CtaAttr;
+use crate::wire::encode;
+use conntrack_core::{L3Family, Status, Tuple};
 use netlink_packet_core::{DefaultNla, NetlinkHeader, NetlinkMessage, NetlinkPayload};
 use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, conntrack::ConntrackMessage};
 use std::net::IpAddr;
@@ -60,44 +62,18 @@ pub mod flags {
     pub const CREATE: u16 = 0x400;
 }
 
-/// Attribute numbers used in requests.
+/// Attribute numbers used in requests (`enum ctattr_type`, `ctattr_filter`).
 pub(crate) mod cta {
     pub const TUPLE_ORIG: u16 = 1;
     pub const TUPLE_REPLY: u16 = 2;
     pub const STATUS: u16 = 3;
-    pub const PROTOINFO: u16 = 4;
     pub const TIMEOUT: u16 = 7;
     pub const MARK: u16 = 8;
     pub const ID: u16 = 12;
     pub const ZONE: u16 = 18;
     pub const MARK_MASK: u16 = 21;
-    pub const LABELS: u16 = 22;
     pub const FILTER: u16 = 25;
     pub const STATUS_MASK: u16 = 26;
-
-    pub const TUPLE_IP: u16 = 1;
-    pub const TUPLE_PROTO: u16 = 2;
-    pub const TUPLE_ZONE: u16 = 3;
-
-    pub const IP_V4_SRC: u16 = 1;
-    pub const IP_V4_DST: u16 = 2;
-    pub const IP_V6_SRC: u16 = 3;
-    pub const IP_V6_DST: u16 = 4;
-
-    pub const PROTO_NUM: u16 = 1;
-    pub const PROTO_SRC_PORT: u16 = 2;
-    pub const PROTO_DST_PORT: u16 = 3;
-    pub const PROTO_ICMP_ID: u16 = 4;
-    pub const PROTO_ICMP_TYPE: u16 = 5;
-    pub const PROTO_ICMP_CODE: u16 = 6;
-    pub const PROTO_ICMPV6_ID: u16 = 7;
-    pub const PROTO_ICMPV6_TYPE: u16 = 8;
-    pub const PROTO_ICMPV6_CODE: u16 = 9;
-
-    pub const PROTOINFO_TCP: u16 = 1;
-    pub const PROTOINFO_SCTP: u16 = 3;
-    pub const PROTOINFO_TCP_STATE: u16 = 1;
-    pub const PROTOINFO_SCTP_STATE: u16 = 1;
 
     pub const FILTER_ORIG_FLAGS: u16 = 1;
     pub const FILTER_REPLY_FLAGS: u16 = 2;
@@ -105,11 +81,15 @@ pub(crate) mod cta {
 
 const NLA_F_NESTED: u16 = 0x8000;
 
-/// Status bits a request may not set on a new entry: the kernel answers
-/// `EBUSY` when `EXPECTED`, `CONFIRMED` or `DYING` differ from the entry's
-/// (`ctnetlink_change_status`, `net/netfilter/nf_conntrack_netlink.c`), and
-/// a new entry has none of them.
-pub const STATUS_NOT_SETTABLE: Status = Status::EXPECTED
+/// Status bits a create request sends as the kernel expects them rather
+/// than as the caller's flow has them. `ctnetlink_change_status`
+/// (`net/netfilter/nf_conntrack_netlink.c`) answers `EBUSY` when
+/// `EXPECTED`, `CONFIRMED` or `DYING` differ from the entry's, and the
+/// entry a create makes is already marked confirmed when the status is
+/// applied: so a create sends `CONFIRMED` set and `EXPECTED`/`DYING` clear
+/// (as `conntrack -I` does; checked on Linux 6.18, where a status without
+/// `CONFIRMED` gets `EBUSY`).
+pub const STATUS_MANAGED: Status = Status::EXPECTED
     .union(Status::CONFIRMED)
     .union(Status::DYING);
 
@@ -229,7 +209,8 @@ impl<'a> MessageWriter<'a> {
     pub fn begin_nest(&mut self, ty: u16) -> usize {
         let at = self.buf.len();
         self.buf.extend_from_slice(&0u16.to_ne_bytes());
-        self.buf.extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
+        self.buf
+            .extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
         at
     }
 
@@ -246,52 +227,15 @@ impl<'a> MessageWriter<'a> {
     }
 
     /// Adds a tuple (`CTA_TUPLE_ORIG`/`CTA_TUPLE_REPLY`): addresses,
-    /// protocol, ports or ICMP fields, and the direction zone if any.
+    /// protocol, ports or ICMP fields, and the direction zone if any
+    /// (encoded by [`crate::wire::encode::put_tuple`]).
     pub fn put_tuple(&mut self, ty: u16, t: &Tuple) {
-        let outer = self.begin_nest(ty);
-        let ip = self.begin_nest(cta::TUPLE_IP);
-        match (t.src, t.dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                self.put(cta::IP_V4_SRC, &s.octets());
-                self.put(cta::IP_V4_DST, &d.octets());
-            }
-            (s, d) => {
-                self.put(cta::IP_V6_SRC, &v6(s));
-                self.put(cta::IP_V6_DST, &v6(d));
-            }
-        }
-        self.end_nest(ip);
-        let proto = self.begin_nest(cta::TUPLE_PROTO);
-        self.put_u8(cta::PROTO_NUM, t.proto.0);
-        match t.l4 {
-            L4Tuple::Ports { src, dst } => {
-                self.put_u16_be(cta::PROTO_SRC_PORT, src);
-                self.put_u16_be(cta::PROTO_DST_PORT, dst);
-            }
-            L4Tuple::Icmp { kind, code, id } => {
-                let (tid, tty, tco) = if t.src.is_ipv6() {
-                    (cta::PROTO_ICMPV6_ID, cta::PROTO_ICMPV6_TYPE, cta::PROTO_ICMPV6_CODE)
-                } else {
-                    (cta::PROTO_ICMP_ID, cta::PROTO_ICMP_TYPE, cta::PROTO_ICMP_CODE)
-                };
-                self.put_u16_be(tid, id);
-                self.put_u8(tty, kind);
-                self.put_u8(tco, code);
-            }
-            L4Tuple::None => {}
-        }
-        self.end_nest(proto);
-        if let Some(z) = t.zone {
-            self.put_u16_be(cta::TUPLE_ZONE, z);
-        }
-        self.end_nest(outer);
+        encode::put_tuple(self.buf, CtaAttr(ty), t);
     }
-}
 
-fn v6(a: IpAddr) -> [u8; 16] {
-    match a {
-        IpAddr::V6(a) => a.octets(),
-        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+    /// The buffer, for the wire layer's encoders.
+    pub(crate) fn buf(&mut self) -> &mut Vec<u8> {
+        self.buf
     }
 }
 
@@ -378,10 +322,10 @@ impl Update {
     }
 }
 
-/// Appends a `CT_NEW` create request for `flow`: both tuples, zone,
-/// status (without the bits in [`STATUS_NOT_SETTABLE`]), timeout (600 s
-/// when the flow has none: the kernel requires one), mark, labels and
-/// TCP/SCTP state.
+/// Appends a `CT_NEW` create request for `flow` (attributes by
+/// [`crate::wire::encode::encode_flow`]): both tuples, zone, status (with the bits in [`STATUS_MANAGED`] as the kernel expects
+/// them), timeout (600 s when the flow has none: the kernel requires one),
+/// mark, labels and TCP/SCTP state.
 pub fn write_create(
     buf: &mut Vec<u8>,
     flow: &conntrack_core::Flow,
@@ -394,47 +338,18 @@ pub fn write_create(
             "the original and reply tuples must share family and protocol",
         ));
     }
+    let mut f = flow.clone();
+    f.status = flow.status.difference(STATUS_MANAGED) | Status::CONFIRMED;
+    f.timeout = Some(flow.timeout.unwrap_or(600));
+    // The SCTP tracker requires both verification tags (`nlattr_to_sctp`).
+    if let Some(conntrack_core::ProtoInfo::Sctp(s)) = &mut f.protoinfo {
+        s.vtag_orig.get_or_insert(0);
+        s.vtag_reply.get_or_insert(0);
+    }
     let mut w = MessageWriter::begin(buf, msg::CT_NEW, nl_flags, seq, family, 0);
-    w.put_tuple(cta::TUPLE_ORIG, &flow.orig);
-    w.put_tuple(cta::TUPLE_REPLY, &flow.reply);
-    if let Some(z) = flow.zone {
-        w.put_u16_be(cta::ZONE, z);
-    }
-    let status = flow.status.difference(STATUS_NOT_SETTABLE);
-    if !status.is_empty() {
-        w.put_u32_be(cta::STATUS, status.bits());
-    }
-    w.put_u32_be(cta::TIMEOUT, flow.timeout.unwrap_or(600));
-    if let Some(m) = flow.mark {
-        w.put_u32_be(cta::MARK, m);
-    }
-    if let Some(l) = flow.labels {
-        w.put(cta::LABELS, &l.0);
-    }
-    put_protoinfo(&mut w, flow.protoinfo.as_ref());
+    encode::encode_flow(&f, w.buf());
     w.finish();
     Ok(())
-}
-
-fn put_protoinfo(w: &mut MessageWriter<'_>, p: Option<&conntrack_core::ProtoInfo>) {
-    use conntrack_core::ProtoInfo;
-    match p {
-        Some(ProtoInfo::Tcp(t)) => {
-            let pi = w.begin_nest(cta::PROTOINFO);
-            let tcp = w.begin_nest(cta::PROTOINFO_TCP);
-            w.put_u8(cta::PROTOINFO_TCP_STATE, t.state.0);
-            w.end_nest(tcp);
-            w.end_nest(pi);
-        }
-        Some(ProtoInfo::Sctp(s)) => {
-            let pi = w.begin_nest(cta::PROTOINFO);
-            let sctp = w.begin_nest(cta::PROTOINFO_SCTP);
-            w.put_u8(cta::PROTOINFO_SCTP_STATE, s.state.0);
-            w.end_nest(sctp);
-            w.end_nest(pi);
-        }
-        _ => {}
-    }
 }
 
 /// Appends a `CT_NEW` update request (no `NLM_F_CREATE`).
@@ -459,7 +374,11 @@ pub fn write_update(buf: &mut Vec<u8>, u: &Update, seq: u32, nl_flags: u16) -> R
             state,
             ..Default::default()
         };
-        put_protoinfo(&mut w, Some(&conntrack_core::ProtoInfo::Tcp(tcp)));
+        encode::put_protoinfo(
+            w.buf(),
+            &conntrack_core::ProtoInfo::Tcp(tcp),
+            encode::Pad64::None,
+        );
     }
     w.finish();
     Ok(())
@@ -493,13 +412,17 @@ pub fn write_by_tuple(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use conntrack_core::L4Proto;
+    use conntrack_core::{L4Proto, L4Tuple};
 
     #[test]
     fn header_only_matches_own_writer() {
         for (m, f, fam) in [
             (msg::CT_GET, flags::REQUEST | flags::DUMP, L3Family::UNSPEC),
-            (msg::CT_GET_STATS_CPU, flags::REQUEST | flags::DUMP, L3Family::INET6),
+            (
+                msg::CT_GET_STATS_CPU,
+                flags::REQUEST | flags::DUMP,
+                L3Family::INET6,
+            ),
             (msg::CT_DELETE, flags::REQUEST | flags::ACK, L3Family::INET),
         ] {
             let a = header_only(m, f, 99, fam, 0);
@@ -515,7 +438,10 @@ mod tests {
             "1.2.3.4".parse().unwrap(),
             "5.6.7.8".parse().unwrap(),
             L4Proto::TCP,
-            L4Tuple::Ports { src: 1, dst: 0x0102 },
+            L4Tuple::Ports {
+                src: 1,
+                dst: 0x0102,
+            },
         );
         let mut buf = Vec::new();
         let mut w = MessageWriter::begin(&mut buf, msg::CT_GET, 1, 1, L3Family::INET, 0);

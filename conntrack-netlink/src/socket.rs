@@ -231,7 +231,10 @@ impl Transport for Socket {
             }
         };
         if n > cap {
-            return Err(Error::Truncated { len: n, buffer: cap });
+            return Err(Error::Truncated {
+                len: n,
+                buffer: cap,
+            });
         }
         Ok(&self.buf[..n])
     }
