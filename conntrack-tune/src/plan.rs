@@ -1,0 +1,483 @@
+//! The plan: an ordered list of [`Action`]s, each carrying its evidence,
+//! expected effect, risk, rollback and verification, plus what the planner
+//! declined to propose, what it could not judge, and warnings.
+//!
+//! A plan is data. Nothing here touches the host; the renderers in
+//! [`crate::render`] turn it into files and a script that the caller may
+//! choose to apply.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// How urgent an action is. Plans are ordered by priority, then by the
+/// order the planner found the actions in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Priority {
+    /// Stop the bleeding: packets are being dropped now.
+    P0,
+    /// Fix the cause on the host.
+    P1,
+    /// Fix the cause in the workload.
+    P2,
+    /// Hygiene: persistence, ratios, unused helpers.
+    P3,
+}
+
+impl Priority {
+    /// A short description of what the priority means.
+    ///
+    /// ```
+    /// use conntrack_tune::Priority;
+    /// assert_eq!(Priority::P0.meaning(), "stop the bleeding");
+    /// ```
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            Priority::P0 => "stop the bleeding",
+            Priority::P1 => "fix the cause on the host",
+            Priority::P2 => "fix the cause in the workload",
+            Priority::P3 => "hygiene",
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Priority::P0 => "P0",
+            Priority::P1 => "P1",
+            Priority::P2 => "P2",
+            Priority::P3 => "P3",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Where an action must be applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The initial network namespace of the host: `nf_conntrack_max` is
+    /// read-only in other namespaces ("netfilter: conntrack: Make global
+    /// sysctls readonly in non-init netns", v5.13, backported to stable
+    /// kernels) and the hash table can only be resized from there.
+    HostInitNamespace,
+    /// The namespace the observation was taken in (per-namespace sysctls
+    /// such as timeouts).
+    ObservedNamespace,
+    /// A network interface of the host (RPS).
+    Interface,
+    /// The firewall ruleset (NOTRACK rules).
+    Firewall,
+    /// The application or its deployment, not the kernel.
+    Workload,
+    /// Boot-time configuration (files read at boot or module load).
+    Boot,
+}
+
+/// Which sysctl a value belongs to, with its `/proc/sys` path derivable.
+///
+/// ```
+/// use conntrack_tune::plan::sysctl_path;
+/// assert_eq!(sysctl_path("net.netfilter.nf_conntrack_max"),
+///            "/proc/sys/net/netfilter/nf_conntrack_max");
+/// ```
+pub fn sysctl_path(key: &str) -> String {
+    format!("/proc/sys/{}", key.replace('.', "/"))
+}
+
+/// The `/sys` path of an rx queue's RPS mask.
+pub fn rps_path(iface: &str, queue: u32) -> String {
+    format!("/sys/class/net/{iface}/queues/rx-{queue}/rps_cpus")
+}
+
+/// The module parameter file that resizes the hash table at run time.
+pub const HASHSIZE_PARAM_PATH: &str = "/sys/module/nf_conntrack/parameters/hashsize";
+
+/// The sysctl key of the conntrack table limit.
+pub const KEY_MAX: &str = "net.netfilter.nf_conntrack_max";
+/// The sysctl key of the hash table size (writable in the initial
+/// namespace since 4.9, commit 3183ab8997a4 "netfilter: conntrack: allow
+/// increasing bucket size via sysctl too").
+pub const KEY_BUCKETS: &str = "net.netfilter.nf_conntrack_buckets";
+
+/// One RPS mask for one receive queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueMask {
+    /// Queue index (`rx-N`).
+    pub queue: u32,
+    /// The mask as the kernel's `rps_cpus` file takes it (comma-separated
+    /// 32-bit hex groups, most significant first).
+    pub mask: String,
+    /// The CPUs in the mask.
+    pub cpus: Vec<u32>,
+}
+
+/// Application advice topics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdviceTopic {
+    /// Reuse connections (HTTP keepalive, upstream keepalive in proxies).
+    Keepalive,
+    /// Pool connections to databases and backends.
+    ConnectionPooling,
+    /// Run a high-churn container with host networking (no NAT entry).
+    HostNetworking,
+    /// Avoid parallel same-tuple UDP queries (DNS A/AAAA races).
+    DnsClash,
+    /// Configure kube-proxy instead of the sysctl it rewrites.
+    KubeProxyConfig,
+    /// Anything else.
+    Other,
+}
+
+/// What an action does. Each variant holds what the renderers need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum ActionKind {
+    /// Write a sysctl now (`/proc/sys/...`).
+    SetSysctl {
+        /// Dotted key, e.g. `net.netfilter.nf_conntrack_max`.
+        key: String,
+        /// The value to write.
+        value: String,
+    },
+    /// Resize the conntrack hash table now.
+    SetBuckets {
+        /// The new bucket count (already a multiple of the allocation unit).
+        buckets: u32,
+        /// Whether `net.netfilter.nf_conntrack_buckets` is writable on this
+        /// kernel (4.9+); otherwise the module parameter file is used.
+        via_sysctl: bool,
+    },
+    /// Change one conntrack timeout now.
+    SetTimeout {
+        /// Dotted sysctl key.
+        key: String,
+        /// New value in seconds.
+        seconds: u32,
+        /// The lowest value the planner would ever propose for this key.
+        floor: u32,
+        /// Why the floor is where it is.
+        floor_reason: String,
+    },
+    /// Persist sysctls in a sysctl.d file.
+    PersistSysctl {
+        /// The file to write (under `/etc/sysctl.d`).
+        file: String,
+        /// The assignments, in order.
+        entries: Vec<(String, String)>,
+    },
+    /// Persist a module option in a modprobe.d file (effective only when
+    /// nf_conntrack is a loadable module).
+    ModprobeOption {
+        /// The file to write (under `/etc/modprobe.d`).
+        file: String,
+        /// Module name.
+        module: String,
+        /// Option name.
+        option: String,
+        /// Option value.
+        value: String,
+    },
+    /// Add a kernel command line parameter (built-in nf_conntrack).
+    KernelCmdline {
+        /// `module.param`.
+        param: String,
+        /// Value.
+        value: String,
+    },
+    /// Enable RPS on an interface's receive queues.
+    EnableRps {
+        /// Interface name.
+        iface: String,
+        /// One mask per queue.
+        queues: Vec<QueueMask>,
+    },
+    /// Exempt a service's traffic from connection tracking.
+    Notrack {
+        /// Layer 4 protocol name (`udp`, `tcp`).
+        proto: String,
+        /// The service port on this host.
+        port: u16,
+        /// What stops working for this traffic.
+        stops_working: Vec<String>,
+    },
+    /// Unload an unused conntrack helper module.
+    UnloadHelper {
+        /// Module name, e.g. `nf_conntrack_ftp`.
+        module: String,
+    },
+    /// Advice for the application or its deployment.
+    Advice {
+        /// Topic.
+        topic: AdviceTopic,
+    },
+}
+
+impl ActionKind {
+    /// A short machine-friendly name of the kind.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActionKind::SetSysctl { .. } => "set_sysctl",
+            ActionKind::SetBuckets { .. } => "set_buckets",
+            ActionKind::SetTimeout { .. } => "set_timeout",
+            ActionKind::PersistSysctl { .. } => "persist_sysctl",
+            ActionKind::ModprobeOption { .. } => "modprobe_option",
+            ActionKind::KernelCmdline { .. } => "kernel_cmdline",
+            ActionKind::EnableRps { .. } => "enable_rps",
+            ActionKind::Notrack { .. } => "notrack",
+            ActionKind::UnloadHelper { .. } => "unload_helper",
+            ActionKind::Advice { .. } => "advice",
+        }
+    }
+}
+
+/// The value being changed: current and proposed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// What is changed (a sysctl key, a path, a rule).
+    pub target: String,
+    /// The current value, when known.
+    pub current: Option<String>,
+    /// The proposed value.
+    pub proposed: String,
+}
+
+/// One number or observation that justifies an action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Where the fact comes from (`stats`, `rates`, `flows`, `snapshot`,
+    /// `finding:<id>`, `policy`, `kernel`).
+    pub source: String,
+    /// The fact in words.
+    pub text: String,
+    /// The numbers behind it, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub numbers: Vec<(String, f64)>,
+}
+
+impl Evidence {
+    /// Evidence without numbers.
+    pub fn new(source: impl Into<String>, text: impl Into<String>) -> Self {
+        Evidence {
+            source: source.into(),
+            text: text.into(),
+            numbers: Vec::new(),
+        }
+    }
+
+    /// Adds a named number.
+    pub fn num(mut self, name: &str, v: f64) -> Self {
+        self.numbers.push((name.to_string(), v));
+        self
+    }
+}
+
+/// What the action is expected to do.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Effect {
+    /// Change of the worst-case conntrack memory (entries at max plus hash
+    /// tables), in bytes; positive means more memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_delta_bytes: Option<i64>,
+    /// Worst-case conntrack memory after the action, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_after_bytes: Option<u64>,
+    /// Entries freed in steady state (Little's law).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries_freed: Option<u64>,
+    /// Mean chain length `2 x max / buckets` after the action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_length_after: Option<f64>,
+    /// The effect in words.
+    pub text: String,
+}
+
+/// How risky an action is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskLevel {
+    /// Reversible and local.
+    Low,
+    /// Reversible, but can change behaviour for some traffic.
+    Medium,
+    /// Changes what the firewall or NAT can do.
+    High,
+}
+
+/// The risk of an action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Risk {
+    /// Level.
+    pub level: RiskLevel,
+    /// What can go wrong.
+    pub text: String,
+}
+
+/// A check that tells whether an action worked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Verify {
+    /// A file (under `/proc` or `/sys`) must read back this value.
+    ReadBack {
+        /// Absolute path on the host.
+        path: String,
+        /// Expected content (trimmed). For CPU masks, compared without
+        /// commas and leading zeros.
+        expected: String,
+    },
+    /// A counter must stop increasing over the next interval.
+    CounterFlat {
+        /// Counter name (`conntrack -S` spelling).
+        counter: String,
+    },
+    /// Something to look at by hand.
+    Manual {
+        /// What to check.
+        text: String,
+    },
+}
+
+/// One proposed change with everything needed to judge it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    /// A stable identifier, e.g. `raise-max`, `rps:eth0`.
+    pub id: String,
+    /// Priority.
+    pub priority: Priority,
+    /// What it does.
+    pub kind: ActionKind,
+    /// One line for humans.
+    pub title: String,
+    /// Where it must be applied.
+    pub scope: Scope,
+    /// Current and proposed value, when the action changes a value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+    /// Why.
+    pub evidence: Vec<Evidence>,
+    /// Expected effect.
+    pub effect: Effect,
+    /// Risk.
+    pub risk: Risk,
+    /// How to undo it.
+    pub rollback: String,
+    /// How to tell it worked.
+    pub verify: Vec<Verify>,
+}
+
+/// Something the planner considered and decided against, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Declined {
+    /// What was considered (e.g. `notrack udp/53`, `raise-max`).
+    pub what: String,
+    /// Why not.
+    pub why: String,
+}
+
+/// A part of the judgement the observation did not allow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unjudged {
+    /// The question (e.g. `table sizing`, `rps`).
+    pub topic: String,
+    /// What was missing.
+    pub missing: String,
+}
+
+/// Kinds of warnings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// An existing sysctl.d file (or `/etc/sysctl.conf`) would override the
+    /// plan's file at boot.
+    PersistenceOverridden,
+    /// kube-proxy rewrites conntrack settings when it starts.
+    KubeProxyManaged,
+    /// The memory budget and the headroom over the peak cannot both be met.
+    BudgetConflict,
+    /// The current configuration already exceeds the memory budget.
+    OverBudget,
+    /// The observed peak is censored (the table was full), so demand may be
+    /// higher than what was seen.
+    PeakCensored,
+    /// Anything else.
+    Other,
+}
+
+/// A warning attached to the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// Kind.
+    pub kind: WarningKind,
+    /// Text.
+    pub text: String,
+}
+
+/// What the planner knew about the host when it planned.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PlanContext {
+    /// Kernel version, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    /// The sizing era the kernel belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub era: Option<String>,
+    /// Whether the observation came from the initial namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_netns: Option<bool>,
+    /// Current entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Observed peak used for sizing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak: Option<u32>,
+    /// Current max.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+    /// Current buckets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<u32>,
+    /// Memory budget in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_budget_bytes: Option<u64>,
+}
+
+/// The plan.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Plan {
+    /// Actions ordered by priority.
+    pub actions: Vec<Action>,
+    /// What was considered and not proposed.
+    pub declined: Vec<Declined>,
+    /// What could not be judged from the observation.
+    pub unjudged: Vec<Unjudged>,
+    /// Warnings.
+    pub warnings: Vec<Warning>,
+    /// Facts the plan was made from.
+    pub context: PlanContext,
+}
+
+impl Plan {
+    /// The action with the given id.
+    pub fn action(&self, id: &str) -> Option<&Action> {
+        self.actions.iter().find(|a| a.id == id)
+    }
+
+    /// Actions whose id starts with `prefix`.
+    pub fn actions_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a Action> {
+        self.actions
+            .iter()
+            .filter(move |a| a.id.starts_with(prefix))
+    }
+
+    /// Whether a warning of this kind is present.
+    pub fn has_warning(&self, kind: WarningKind) -> bool {
+        self.warnings.iter().any(|w| w.kind == kind)
+    }
+
+    /// Sorts actions by priority, keeping the discovery order within one
+    /// priority.
+    pub fn sort(&mut self) {
+        self.actions.sort_by_key(|a| a.priority);
+    }
+}

@@ -1,0 +1,1710 @@
+//! The planner: observation + policy -> [`Plan`].
+//!
+//! Each rule lives in its own function and adds actions, declined
+//! proposals, unjudged topics and warnings. Rules never panic on odd input:
+//! missing facts become [`Unjudged`] entries, absurd numbers are clamped.
+
+use crate::kube::KubeProxy;
+use crate::observe::{Cause, ModuleKind, Observation, parse_service};
+use crate::plan::*;
+use crate::policy::{Policy, PolicyError, RiskTolerance};
+use crate::rps;
+use crate::sizing::{self, Era, MemoryModel};
+use crate::timeouts;
+use conntrack_core::{HostSnapshot, KernelVersion, L4Proto, TcpState};
+
+/// Share of the table a single service must hold before NOTRACK is
+/// considered (moderate risk; aggressive halves it).
+const NOTRACK_SHARE: f64 = 0.3;
+/// Utilisation of `max` above which entry-reducing actions are proposed.
+const PRESSURE_UTILISATION: f64 = 0.7;
+
+/// Counter changes the rules read, from rates when present, else the
+/// cumulative counters of the snapshot.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    drop: u64,
+    insert_failed: u64,
+    early_drop: u64,
+    clash_resolve: u64,
+    chain_too_long: u64,
+    /// Per-CPU drops were spread as: CPUs with drops.
+    cpus_with_drops: usize,
+}
+
+struct Ctx<'a> {
+    obs: &'a Observation,
+    policy: &'a Policy,
+    snap: Option<&'a HostSnapshot>,
+    version: Option<KernelVersion>,
+    era: Option<Era>,
+    page: u64,
+    mem: MemoryModel,
+    counters: Option<(Counters, &'static str)>,
+    count: Option<u64>,
+    peak: Option<u64>,
+    max: Option<u64>,
+    buckets: Option<u64>,
+    budget: Option<u64>,
+    kube: Option<KubeProxy>,
+    plan: Plan,
+    /// sysctl key -> value to persist, in order.
+    persist: Vec<(String, String)>,
+    /// Whether the hash table size should be persisted.
+    persist_buckets: Option<u64>,
+    /// Proposed max (when raised).
+    new_max: Option<u64>,
+}
+
+fn fmt_n(v: u64) -> String {
+    let s = v.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+}
+
+/// Builds a plan. Fails only when the policy is out of range.
+///
+/// ```
+/// use conntrack_tune::{plan, Observation, Policy};
+/// // Nothing observed: nothing proposed, and the plan says why.
+/// let p = plan(&Observation::default(), &Policy::default()).unwrap();
+/// assert!(p.actions.is_empty());
+/// assert!(p.unjudged.iter().any(|u| u.topic == "table sizing"));
+/// ```
+pub fn plan(obs: &Observation, policy: &Policy) -> Result<Plan, PolicyError> {
+    policy.validate()?;
+    let mut cx = Ctx::new(obs, policy);
+    cx.context();
+    cx.kube_proxy();
+    cx.sizing();
+    cx.rps();
+    cx.confirm_failures();
+    cx.timeouts();
+    cx.workload();
+    cx.notrack();
+    cx.helpers();
+    cx.persistence();
+    let mut plan = cx.plan;
+    plan.sort();
+    Ok(plan)
+}
+
+impl<'a> Ctx<'a> {
+    fn new(obs: &'a Observation, policy: &'a Policy) -> Self {
+        let snap = obs.snapshot.as_ref();
+        let version = snap.and_then(|s| {
+            s.kernel_version.or_else(|| {
+                s.kernel_release
+                    .as_deref()
+                    .and_then(|r| r.parse::<KernelVersion>().ok())
+            })
+        });
+        let era = version.map(Era::of);
+        let page = snap.and_then(|s| s.page_size).unwrap_or(4096);
+        let mem = snap
+            .map(MemoryModel::for_host)
+            .unwrap_or(MemoryModel::PLANNING);
+        let count = snap
+            .and_then(|s| s.count.or(s.stats.as_ref().and_then(|st| st.entries)))
+            .map(u64::from);
+        let peak = match (
+            obs.rates
+                .as_ref()
+                .and_then(|r| r.peak_entries)
+                .map(u64::from),
+            count,
+        ) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let max = snap
+            .and_then(|s| s.max.or(s.stats.as_ref().and_then(|st| st.max_entries)))
+            .map(u64::from);
+        let buckets = snap
+            .and_then(|s| s.buckets.or(s.hashsize_param))
+            .map(u64::from);
+        let budget = snap
+            .and_then(|s| s.mem_total_bytes)
+            .map(|m| (m as f64 * policy.memory_budget_share) as u64);
+        let counters = counters_of(obs);
+        let kube = match policy.kube_proxy_manages_max {
+            Some(false) => None,
+            Some(true) => Some(obs.kube_proxy.clone().unwrap_or(KubeProxy {
+                files: vec!["(policy)".to_string()],
+                ..Default::default()
+            })),
+            None => obs.kube_proxy.clone().filter(|k| k.manages_max()),
+        };
+        Ctx {
+            obs,
+            policy,
+            snap,
+            version,
+            era,
+            page,
+            mem,
+            counters,
+            count,
+            peak,
+            max,
+            buckets,
+            budget,
+            kube,
+            plan: Plan::default(),
+            persist: Vec::new(),
+            persist_buckets: None,
+            new_max: None,
+        }
+    }
+
+    fn unjudged(&mut self, topic: &str, missing: &str) {
+        self.plan.unjudged.push(Unjudged {
+            topic: topic.to_string(),
+            missing: missing.to_string(),
+        });
+    }
+
+    fn declined(&mut self, what: &str, why: String) {
+        self.plan.declined.push(Declined {
+            what: what.to_string(),
+            why,
+        });
+    }
+
+    fn warn(&mut self, kind: WarningKind, text: String) {
+        self.plan.warnings.push(Warning { kind, text });
+    }
+
+    fn has_finding(&self, c: Cause) -> Option<&'a crate::observe::Finding> {
+        self.obs.findings.iter().find(|f| f.cause == c)
+    }
+
+    fn finding_evidence(&self, c: Cause) -> Option<Evidence> {
+        self.has_finding(c)
+            .map(|f| Evidence::new(format!("finding:{}", f.id), f.text.clone()))
+    }
+
+    fn init_netns_note(&self) -> &'static str {
+        match self.snap.and_then(|s| s.init_netns) {
+            Some(false) => {
+                " The observation comes from a non-initial namespace, where this value is \
+                 read-only: apply it on the host, in the initial namespace."
+            }
+            Some(true) => "",
+            None => " Apply it in the host's initial namespace (it is read-only elsewhere).",
+        }
+    }
+
+    fn utilisation(&self) -> Option<f64> {
+        match (self.peak, self.max) {
+            (Some(p), Some(m)) if m > 0 => Some(p as f64 / m as f64),
+            _ => None,
+        }
+    }
+
+    fn table_full(&self) -> bool {
+        if self.has_finding(Cause::TableFull).is_some() {
+            return true;
+        }
+        let Some((c, _)) = self.counters else {
+            return false;
+        };
+        c.early_drop > 0 || (c.drop > 0 && self.utilisation().is_some_and(|u| u >= 0.95))
+    }
+
+    fn pressure(&self) -> bool {
+        self.table_full()
+            || self
+                .utilisation()
+                .is_some_and(|u| u >= PRESSURE_UTILISATION)
+    }
+
+    fn nat_observed(&self) -> bool {
+        self.policy.nat_in_use == Some(true) || self.obs.flows.as_ref().is_some_and(|f| f.nat > 0)
+    }
+
+    fn context(&mut self) {
+        self.plan.context = PlanContext {
+            kernel: self.version.map(|v| v.to_string()),
+            era: self.era.map(|e| e.name().to_string()),
+            init_netns: self.snap.and_then(|s| s.init_netns),
+            count: self.count.map(|v| v as u32),
+            peak: self.peak.map(|v| v.min(u32::MAX as u64) as u32),
+            max: self.max.map(|v| v as u32),
+            buckets: self.buckets.map(|v| v as u32),
+            memory_budget_bytes: self.budget,
+        };
+        if self.snap.is_none() {
+            self.unjudged(
+                "host",
+                "no host snapshot: kernel era, table size and RAM unknown",
+            );
+        } else if self.version.is_none() {
+            self.unjudged(
+                "kernel era",
+                "kernel version unknown: assuming the >= 5.15 sizing rules",
+            );
+        }
+        if self.counters.is_none() {
+            self.unjudged(
+                "drops",
+                "no counters (neither rates nor /proc/net/stat/nf_conntrack): cannot tell \
+                 table-full drops from confirm-time failures",
+            );
+        } else if let Some((_, "stats")) = self.counters {
+            self.unjudged(
+                "drop timing",
+                "no rates over a window: counters are cumulative since boot and may describe \
+                 an old incident",
+            );
+        }
+    }
+
+    fn kube_proxy(&mut self) {
+        let Some(k) = self.kube.clone() else {
+            return;
+        };
+        let cpus = self.snap.map(|s| s.cpus_online.len() as u32).unwrap_or(0);
+        let eff = k.effective_max(cpus.max(1));
+        let mut text = format!(
+            "kube-proxy is configured here ({}) and sets nf_conntrack_max at start",
+            k.files.join(", ")
+        );
+        if let Some(m) = eff {
+            text.push_str(&format!(
+                " to max(maxPerCore x CPUs, min) = {} on {} CPUs",
+                fmt_n(m),
+                cpus.max(1)
+            ));
+        }
+        text.push_str(
+            ", and raises the hash table to max/4 buckets when smaller (mean chain 8 at a full \
+             table). A value persisted in sysctl.d is overwritten when kube-proxy restarts: set \
+             conntrack.maxPerCore/min in kube-proxy's configuration instead.",
+        );
+        if k.tcp_established_timeout.is_some() || k.tcp_close_wait_timeout.is_some() {
+            text.push_str(" It also rewrites the TCP established/close-wait timeouts.");
+        }
+        self.warn(WarningKind::KubeProxyManaged, text);
+    }
+
+    fn sizing(&mut self) {
+        let (Some(peak), Some(max), Some(buckets)) = (self.peak, self.max, self.buckets) else {
+            self.unjudged(
+                "table sizing",
+                "needs the entry count (or peak), nf_conntrack_max and the bucket count",
+            );
+            return;
+        };
+        if self.budget.is_none() {
+            self.unjudged(
+                "memory budget",
+                "MemTotal unknown: sizing proceeds without a memory budget check",
+            );
+        }
+        let policy = self.policy;
+        let target = policy.max_chain_length;
+        let full = self.table_full();
+        let era = self.era.unwrap_or(Era::OneToOne);
+
+        // Demand: the peak, or more when the table was full (the peak is
+        // censored at max) and the arrival rate says so.
+        let mut demand = peak;
+        if full {
+            let mut text = format!(
+                "the table was full (peak {} of max {}): the observed peak is censored and the \
+                 real demand may be higher",
+                fmt_n(peak),
+                fmt_n(max)
+            );
+            if let Some(est) = self.censored_demand(peak) {
+                text.push_str(&format!(
+                    "; from the new-flow rate and the TIME_WAIT timeout (Little's law) demand \
+                     is about {}",
+                    fmt_n(est)
+                ));
+                demand = demand.max(est);
+            }
+            self.warn(WarningKind::PeakCensored, text);
+        }
+        let required = (demand as f64 * policy.headroom).ceil() as u64;
+        let mut final_max = max;
+        let mut evidence = vec![
+            Evidence::new(
+                "snapshot",
+                format!(
+                    "peak {} entries, max {}, buckets {}",
+                    fmt_n(peak),
+                    fmt_n(max),
+                    fmt_n(buckets)
+                ),
+            )
+            .num("peak", peak as f64)
+            .num("max", max as f64)
+            .num("buckets", buckets as f64),
+            Evidence::new(
+                "policy",
+                format!(
+                    "headroom {} over demand {}: max must be at least {}",
+                    policy.headroom,
+                    fmt_n(demand),
+                    fmt_n(required)
+                ),
+            )
+            .num("required_max", required as f64),
+        ];
+        if let Some((c, src)) = self.counters {
+            evidence.push(
+                Evidence::new(
+                    src,
+                    format!(
+                        "drop {}, early_drop {}, insert_failed {}",
+                        c.drop, c.early_drop, c.insert_failed
+                    ),
+                )
+                .num("drop", c.drop as f64)
+                .num("early_drop", c.early_drop as f64),
+            );
+        }
+        if let Some(e) = self.finding_evidence(Cause::TableFull) {
+            evidence.push(e);
+        }
+
+        if max == 0 {
+            self.declined(
+                "raise-max",
+                "nf_conntrack_max is 0 (unlimited): nothing to raise".into(),
+            );
+        } else if max < required {
+            let proposed = sizing::round_buckets(required, self.page).max(required);
+            let new_buckets = buckets.max(sizing::buckets_for(proposed, target, self.page));
+            let bytes = self.mem.bytes(proposed, new_buckets);
+            match self.budget {
+                Some(b) if bytes > b => {
+                    let fits = self.mem.max_within(b, target, self.page);
+                    self.warn(
+                        WarningKind::BudgetConflict,
+                        format!(
+                            "the memory budget ({} = {}% of RAM) and the headroom cannot both be \
+                             met: max {} with {} buckets needs {} worst case; the budget holds \
+                             max {} at most. Raise the budget, or reduce entries first (see the \
+                             timeout and workload actions).",
+                            mib(b),
+                            policy.memory_budget_share * 100.0,
+                            fmt_n(proposed),
+                            fmt_n(new_buckets),
+                            mib(bytes),
+                            fmt_n(fits)
+                        ),
+                    );
+                    self.declined(
+                        "raise-max",
+                        format!(
+                            "max {} would exceed the memory budget; a max below {} would break \
+                             the headroom rule",
+                            fmt_n(proposed),
+                            fmt_n(required)
+                        ),
+                    );
+                }
+                _ => {
+                    final_max = proposed;
+                    self.new_max = Some(proposed);
+                    let before = self.mem.bytes(max, buckets);
+                    let prio = if full { Priority::P0 } else { Priority::P1 };
+                    let mut title = format!("Raise nf_conntrack_max to {}", fmt_n(proposed));
+                    if new_buckets > buckets {
+                        title.push_str(&format!(" (with buckets {})", fmt_n(new_buckets)));
+                    }
+                    self.plan.actions.push(Action {
+                        id: "raise-max".into(),
+                        priority: prio,
+                        kind: ActionKind::SetSysctl {
+                            key: KEY_MAX.into(),
+                            value: proposed.to_string(),
+                        },
+                        title,
+                        scope: Scope::HostInitNamespace,
+                        change: Some(Change {
+                            target: KEY_MAX.into(),
+                            current: Some(max.to_string()),
+                            proposed: proposed.to_string(),
+                        }),
+                        evidence: evidence.clone(),
+                        effect: Effect {
+                            memory_delta_bytes: Some(bytes as i64 - before as i64),
+                            memory_after_bytes: Some(bytes),
+                            entries_freed: None,
+                            chain_length_after: Some(sizing::chain_length(proposed, new_buckets)),
+                            text: format!(
+                                "room for {} entries ({:.1}x the demand); worst-case memory {} \
+                                 (entries are allocated on demand, buckets up front).{}",
+                                fmt_n(proposed),
+                                proposed as f64 / demand.max(1) as f64,
+                                mib(bytes),
+                                self.init_netns_note()
+                            ),
+                        },
+                        risk: Risk {
+                            level: RiskLevel::Low,
+                            text: "more entries use more memory under load; the limit is global \
+                                   and applies to every namespace's own count"
+                                .into(),
+                        },
+                        rollback: format!("sysctl -w {KEY_MAX}={max}"),
+                        verify: vec![
+                            Verify::ReadBack {
+                                path: sysctl_path(KEY_MAX),
+                                expected: proposed.to_string(),
+                            },
+                            Verify::CounterFlat {
+                                counter: "drop".into(),
+                            },
+                            Verify::CounterFlat {
+                                counter: "early_drop".into(),
+                            },
+                        ],
+                    });
+                    self.persist.push((KEY_MAX.into(), proposed.to_string()));
+                }
+            }
+        } else {
+            // Not a change proposal: say why raising is not the answer.
+            self.declined(
+                "raise-max",
+                format!(
+                    "peak {} is {:.1}% of max {}: the limit is not the problem",
+                    fmt_n(peak),
+                    100.0 * peak as f64 / max as f64,
+                    fmt_n(max)
+                ),
+            );
+        }
+
+        // Buckets: keep 2 x max / buckets at or under the target.
+        let chain_now = sizing::chain_length(final_max, buckets);
+        let needed = sizing::buckets_for(final_max, target, self.page);
+        if needed > buckets {
+            let bytes = self.mem.bytes(final_max, needed);
+            if let Some(b) = self.budget.filter(|&b| bytes > b) {
+                self.warn(
+                    WarningKind::BudgetConflict,
+                    format!(
+                        "keeping the mean chain at {} for max {} needs {} buckets and {} worst \
+                         case, over the budget of {}: the budget and the chain target cannot \
+                         both be met at this max",
+                        target,
+                        fmt_n(final_max),
+                        fmt_n(needed),
+                        mib(bytes),
+                        mib(b)
+                    ),
+                );
+                self.declined("buckets", "over the memory budget".into());
+                return;
+            }
+            let chain_evidence = self.counters.map(|(c, _)| c.chain_too_long).unwrap_or(0) > 0
+                || self.has_finding(Cause::ChainTooLong).is_some();
+            let prio = if self.new_max.is_some() && full {
+                Priority::P0
+            } else if chain_evidence {
+                Priority::P1
+            } else {
+                Priority::P3
+            };
+            let via_sysctl = self.version.is_none_or(|v| v.at_least(4, 9));
+            let mut ev = vec![
+                Evidence::new(
+                    "snapshot",
+                    format!(
+                        "mean chain length at a full table is 2 x {} / {} = {:.1}, over the \
+                         target {}",
+                        fmt_n(final_max),
+                        fmt_n(buckets),
+                        chain_now,
+                        target
+                    ),
+                )
+                .num("chain_length_at_max", chain_now),
+            ];
+            if buckets * 4 == max {
+                ev.push(Evidence::new(
+                    "kernel",
+                    "buckets = max/4 is the pre-5.15 default ratio (and kube-proxy's); since \
+                     5.15 (d532bcd0b269) the default is 1:1 so a full table averages 2",
+                ));
+            } else if buckets * 8 == max {
+                ev.push(Evidence::new(
+                    "kernel",
+                    "max = 8 x buckets is what the kernel sets when hashsize is given \
+                     explicitly; raising max later does not resize the table",
+                ));
+            }
+            if let Some((c, src)) = self.counters.filter(|(c, _)| c.chain_too_long > 0) {
+                ev.push(
+                    Evidence::new(src, format!("chaintoolong {}", c.chain_too_long))
+                        .num("chaintoolong", c.chain_too_long as f64),
+                );
+            }
+            if let Some(e) = self.finding_evidence(Cause::ChainTooLong) {
+                ev.push(e);
+            }
+            if let Some(e) = self
+                .era
+                .filter(|e| *e != Era::OneToOne)
+                .map(|_| Evidence::new("kernel", format!("kernel era {}", era.name())))
+            {
+                ev.push(e);
+            }
+            let target_path = if via_sysctl {
+                sysctl_path(KEY_BUCKETS)
+            } else {
+                HASHSIZE_PARAM_PATH.to_string()
+            };
+            let before = self.mem.bytes(final_max, buckets);
+            self.plan.actions.push(Action {
+                id: "buckets".into(),
+                priority: prio,
+                kind: ActionKind::SetBuckets {
+                    buckets: needed.min(u32::MAX as u64) as u32,
+                    via_sysctl,
+                },
+                title: format!("Resize the hash table to {} buckets", fmt_n(needed)),
+                scope: Scope::HostInitNamespace,
+                change: Some(Change {
+                    target: if via_sysctl {
+                        KEY_BUCKETS.into()
+                    } else {
+                        HASHSIZE_PARAM_PATH.into()
+                    },
+                    current: Some(buckets.to_string()),
+                    proposed: needed.to_string(),
+                }),
+                evidence: ev,
+                effect: Effect {
+                    memory_delta_bytes: Some(bytes as i64 - before as i64),
+                    memory_after_bytes: Some(bytes),
+                    entries_freed: None,
+                    chain_length_after: Some(sizing::chain_length(final_max, needed)),
+                    text: format!(
+                        "mean chain at a full table {:.2} (rounded up to the allocation unit of \
+                         {} buckets); the resize does not change nf_conntrack_max.{}",
+                        sizing::chain_length(final_max, needed),
+                        sizing::allocation_unit(self.page),
+                        self.init_netns_note()
+                    ),
+                },
+                risk: Risk {
+                    level: RiskLevel::Low,
+                    text: "the resize rehashes every entry under the table lock: a short \
+                           latency spike on a busy host, and lookups restart \
+                           (search_restart) while it runs"
+                        .into(),
+                },
+                rollback: format!("echo {buckets} > {target_path}"),
+                verify: vec![
+                    Verify::ReadBack {
+                        path: target_path,
+                        expected: needed.to_string(),
+                    },
+                    Verify::CounterFlat {
+                        counter: "chaintoolong".into(),
+                    },
+                ],
+            });
+            self.persist_buckets = Some(needed);
+        }
+    }
+
+    /// Demand when the table was full: entries not in TIME_WAIT plus the
+    /// TIME_WAIT population the new-flow rate sustains.
+    fn censored_demand(&self, peak: u64) -> Option<u64> {
+        let rate = self.obs.rates.as_ref()?.new_flows_per_sec?;
+        if !(rate.is_finite() && rate > 0.0) {
+            return None;
+        }
+        let tw = self.timeout_now("tcp_timeout_time_wait") as f64;
+        let tw_now = self
+            .obs
+            .flows
+            .as_ref()
+            .map(|f| {
+                let share = f.tcp_state(TcpState::TIME_WAIT) as f64 / f.total.max(1) as f64;
+                (share * peak as f64) as u64
+            })
+            .unwrap_or(0);
+        let est = sizing::littles_law(rate, tw) + peak.saturating_sub(tw_now) as f64;
+        (est.is_finite() && est < 1e12).then_some(est as u64)
+    }
+
+    fn timeout_now(&self, short: &str) -> u32 {
+        let s = self.snap;
+        let (proto, state) = match short.split_once("_timeout") {
+            Some((p, rest)) => (p, rest.trim_start_matches('_')),
+            None => (short, ""),
+        };
+        let state = if state.is_empty() { "default" } else { state };
+        s.and_then(|s| s.timeouts.get(proto).and_then(|m| m.get(state)).copied())
+            .or_else(|| {
+                s.and_then(|s| s.sysctls.get(&format!("nf_conntrack_{short}")))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .or_else(|| timeouts::default_secs(short))
+            .unwrap_or(0)
+    }
+
+    fn cpu_load(&self) -> Option<(Vec<u64>, &'static str)> {
+        if let Some(r) = self
+            .obs
+            .rates
+            .as_ref()
+            .filter(|r| !r.net_rx_per_cpu.is_empty())
+        {
+            return Some((r.net_rx_per_cpu.clone(), "rates"));
+        }
+        self.snap
+            .filter(|s| !s.net_rx_softirqs.is_empty())
+            .map(|s| (s.net_rx_softirqs.clone(), "snapshot"))
+    }
+
+    fn rps(&mut self) {
+        let Some(snap) = self.snap else {
+            return;
+        };
+        if snap.rx_queues.is_empty() {
+            self.unjudged("rps", "no rx queue information (/sys/class/net/*/queues)");
+            return;
+        }
+        let Some((load, src)) = self.cpu_load() else {
+            self.unjudged("rps", "no per-CPU NET_RX softirq counts");
+            return;
+        };
+        let Some(imb) = rps::imbalance(&load) else {
+            self.declined("rps", "NET_RX softirq work is spread over the CPUs".into());
+            return;
+        };
+        let online: Vec<u32> = if !snap.cpus_online.is_empty() {
+            snap.cpus_online.clone()
+        } else if !snap.cpus_possible.is_empty() {
+            snap.cpus_possible.clone()
+        } else {
+            (0..load.len() as u32).collect()
+        };
+        let mut ifaces: Vec<&str> = snap.rx_queues.iter().map(|q| q.iface.as_str()).collect();
+        ifaces.sort_unstable();
+        ifaces.dedup();
+        for iface in ifaces {
+            let what = format!("rps:{iface}");
+            if !rps::valid_ifname(iface) {
+                self.declined(
+                    &what,
+                    "not a valid interface name (dev_valid_name): refusing to build a path \
+                     from it"
+                        .into(),
+                );
+                continue;
+            }
+            if rps::is_virtual(iface) {
+                continue;
+            }
+            let queues: Vec<&conntrack_core::RxQueue> =
+                snap.rx_queues.iter().filter(|q| q.iface == iface).collect();
+            if queues.iter().any(|q| !q.rps_cpus.is_empty()) {
+                self.declined(&what, "RPS is already on for this interface".into());
+                continue;
+            }
+            if queues.len() >= online.len() {
+                self.declined(
+                    &what,
+                    format!(
+                        "{} rx queues for {} CPUs: hardware RSS already spreads the load",
+                        queues.len(),
+                        online.len()
+                    ),
+                );
+                continue;
+            }
+            let qids: Vec<u32> = queues.iter().map(|q| q.queue).collect();
+            let masks = rps::queue_masks(&online, &qids);
+            let mut ev = vec![
+                Evidence::new(
+                    src,
+                    format!(
+                        "NET_RX softirq work on {} of {} CPUs, busiest at {:.1}x the mean; RPS \
+                         off on all {} rx queues of {iface}",
+                        imb.busy.len(),
+                        imb.cpus,
+                        imb.peak_over_mean,
+                        queues.len()
+                    ),
+                )
+                .num("busy_cpus", imb.busy.len() as f64)
+                .num("cpus", imb.cpus as f64)
+                .num("peak_over_mean", imb.peak_over_mean),
+            ];
+            if let Some((c, csrc)) = self.counters.filter(|(c, _)| c.cpus_with_drops > 0) {
+                ev.push(
+                    Evidence::new(
+                        csrc,
+                        format!(
+                            "conntrack drops on {} CPUs ({} in total)",
+                            c.cpus_with_drops, c.drop
+                        ),
+                    )
+                    .num("cpus_with_drops", c.cpus_with_drops as f64),
+                );
+            }
+            if let Some(e) = self.finding_evidence(Cause::CpuImbalance) {
+                ev.push(e);
+            }
+            let desc: Vec<String> = masks
+                .iter()
+                .map(|m| format!("rx-{}={}", m.queue, m.mask))
+                .collect();
+            self.plan.actions.push(Action {
+                id: what,
+                priority: Priority::P1,
+                kind: ActionKind::EnableRps {
+                    iface: iface.to_string(),
+                    queues: masks.clone(),
+                },
+                title: format!("Enable RPS on {iface} across {} CPUs", online.len()),
+                scope: Scope::Interface,
+                change: Some(Change {
+                    target: format!("/sys/class/net/{iface}/queues/rx-*/rps_cpus"),
+                    current: Some("0".into()),
+                    proposed: desc.join(" "),
+                }),
+                evidence: ev,
+                effect: Effect {
+                    text: format!(
+                        "packet processing (and conntrack lookups/inserts) of the {} queues \
+                         spreads over all {} CPUs instead of {}; fewer drops from saturated \
+                         CPUs",
+                        qids.len(),
+                        online.len(),
+                        imb.busy.len()
+                    ),
+                    ..Default::default()
+                },
+                risk: Risk {
+                    level: RiskLevel::Low,
+                    text: "an inter-processor interrupt per steered batch costs some CPU; not \
+                           persistent across reboot (use a udev rule or a systemd unit)"
+                        .into(),
+                },
+                rollback: format!(
+                    "echo 0 > /sys/class/net/{iface}/queues/rx-N/rps_cpus for each queue"
+                ),
+                verify: masks
+                    .iter()
+                    .map(|m| Verify::ReadBack {
+                        path: rps_path(iface, m.queue),
+                        expected: m.mask.clone(),
+                    })
+                    .chain(std::iter::once(Verify::Manual {
+                        text: "NET_RX columns of /proc/softirqs grow on every CPU".into(),
+                    }))
+                    .collect(),
+            });
+        }
+    }
+
+    /// insert_failed == drop with the table far from full: the drops are
+    /// confirm-time failures (clash or chain cap), not a full table.
+    fn confirm_failures(&mut self) {
+        let finding = self
+            .has_finding(Cause::Clash)
+            .or_else(|| self.has_finding(Cause::ChainTooLong));
+        let Some((c, src)) = self.counters else {
+            return;
+        };
+        let counters_say = c.insert_failed > 0
+            && c.early_drop == 0
+            && c.drop > 0
+            && (c.drop as f64 - c.insert_failed as f64).abs() <= 0.1 * c.drop as f64
+            && self.utilisation().is_none_or(|u| u < 0.5);
+        if !(counters_say || finding.is_some()) {
+            return;
+        }
+        let util = self.utilisation();
+        let mut ev = vec![
+            Evidence::new(
+                src,
+                format!(
+                    "insert_failed {} ~ drop {}, early_drop 0{}: confirm-time failures, not a \
+                     full table",
+                    c.insert_failed,
+                    c.drop,
+                    util.map(|u| format!(", table {:.1}% used", u * 100.0))
+                        .unwrap_or_default()
+                ),
+            )
+            .num("insert_failed", c.insert_failed as f64)
+            .num("drop", c.drop as f64),
+        ];
+        if let Some(f) = finding {
+            ev.push(Evidence::new(format!("finding:{}", f.id), f.text.clone()));
+        }
+        if c.chain_too_long > 0 && self.plan.action("buckets").is_none() {
+            ev.push(Evidence::new(
+                src,
+                format!(
+                    "chaintoolong {} although the mean chain is within target: entries with \
+                     nearly identical tuples pile into the same chains",
+                    c.chain_too_long
+                ),
+            ));
+        }
+        if c.clash_resolve > 0 || c.chain_too_long == 0 {
+            ev.push(
+                Evidence::new(
+                    src,
+                    format!(
+                        "clash_resolve {}: parallel packets of the same new flow race to \
+                         confirm it on different CPUs (typically UDP DNS A/AAAA queries from \
+                         one socket)",
+                        c.clash_resolve
+                    ),
+                )
+                .num("clash_resolve", c.clash_resolve as f64),
+            );
+        }
+        let old_kernel = self.version.is_some_and(|v| !v.at_least(5, 6));
+        let mut text = String::from(
+            "Avoid parallel queries on one socket: glibc `options single-request-reopen` (or \
+             `single-request`) in resolv.conf; for musl-based images, which ignore it, use a \
+             node-local DNS cache (Kubernetes NodeLocal DNSCache) or DNS over TCP.",
+        );
+        if old_kernel {
+            text.push_str(
+                " This kernel predates 5.6 (nf_ct_resolve_clash_harder): upgrading resolves \
+                 most UDP clashes in the kernel.",
+            );
+        }
+        self.plan.actions.push(Action {
+            id: "advice:dns-clash".into(),
+            priority: Priority::P2,
+            kind: ActionKind::Advice {
+                topic: crate::plan::AdviceTopic::DnsClash,
+            },
+            title: "Stop same-tuple races at the source (DNS A/AAAA over one socket)".into(),
+            scope: Scope::Workload,
+            change: None,
+            evidence: ev,
+            effect: Effect {
+                text,
+                ..Default::default()
+            },
+            risk: Risk {
+                level: RiskLevel::Low,
+                text: "sequential queries add one round trip when both answers are needed".into(),
+            },
+            rollback: "remove the resolver option".into(),
+            verify: vec![
+                Verify::CounterFlat {
+                    counter: "insert_failed".into(),
+                },
+                Verify::CounterFlat {
+                    counter: "drop".into(),
+                },
+            ],
+        });
+    }
+
+    fn timeouts(&mut self) {
+        let Some(flows) = self.obs.flows.as_ref() else {
+            self.unjudged(
+                "timeouts",
+                "no flow summary: the remaining-timeout histograms justify timeout changes",
+            );
+            return;
+        };
+        if flows.total == 0 {
+            return;
+        }
+        let pressure = self.pressure() || self.new_max.is_some();
+        let nat = self.nat_observed();
+        let risk = self.policy.risk;
+
+        // TIME_WAIT.
+        let tw = flows.tcp_state(TcpState::TIME_WAIT);
+        let tw_share = tw as f64 / flows.total as f64;
+        if tw_share >= 0.2 && pressure {
+            let short = "tcp_timeout_time_wait";
+            let key = timeouts::key(short);
+            let cur = self.timeout_now(short);
+            let floor = timeouts::floor(short, nat).unwrap_or(timeouts::Floor {
+                secs: 60,
+                reason: "",
+            });
+            let target = if risk == RiskTolerance::Conservative {
+                60
+            } else {
+                30
+            };
+            let proposed = target.max(floor.secs);
+            if self.policy.is_protected(&key) {
+                self.declined(&key, "protected by the policy".into());
+            } else if proposed < cur {
+                match flows.remaining.get("TIME_WAIT") {
+                    None => self.unjudged(
+                        "TIME_WAIT timeout",
+                        "TIME_WAIT entries counted but no remaining-timeout histogram",
+                    ),
+                    Some(h) => {
+                        let s = timeouts::shorten_fresh_state(h, cur, proposed);
+                        let ev = vec![
+                            Evidence::new(
+                                "flows",
+                                format!(
+                                    "{} of {} entries ({:.0}%) are TIME_WAIT; {:.1} enter per \
+                                     second (entries with more than {} s of {} s left)",
+                                    fmt_n(tw),
+                                    fmt_n(flows.total),
+                                    tw_share * 100.0,
+                                    s.rate_per_sec,
+                                    cur - (cur / 4).max(1),
+                                    cur
+                                ),
+                            )
+                            .num("time_wait", tw as f64)
+                            .num("rate_per_sec", s.rate_per_sec),
+                        ];
+                        self.push_timeout(key, short, cur, proposed, floor, s, ev);
+                    }
+                }
+            }
+        }
+
+        // ESTABLISHED idle entries.
+        if let Some(h) = flows.remaining.get("ESTABLISHED") {
+            let short = "tcp_timeout_established";
+            let key = timeouts::key(short);
+            let cur = self.timeout_now(short);
+            let floor = timeouts::floor(short, nat).unwrap_or(timeouts::Floor {
+                secs: 86400,
+                reason: "",
+            });
+            let target = if risk == RiskTolerance::Aggressive {
+                21_600
+            } else {
+                86_400
+            };
+            let proposed = target.max(floor.secs);
+            if proposed < cur {
+                let s = timeouts::shorten_idle_state(h, cur, proposed);
+                let share = s.freed as f64 / flows.total as f64;
+                if share >= 0.1 && (pressure || share >= 0.25) {
+                    if self.policy.is_protected(&key) {
+                        self.declined(&key, "protected by the policy".into());
+                    } else {
+                        let ev = vec![
+                            Evidence::new(
+                                "flows",
+                                format!(
+                                    "{} ESTABLISHED entries have been idle for more than {} s \
+                                     (remaining under {} of {} s): {:.0}% of the table",
+                                    fmt_n(s.freed),
+                                    proposed,
+                                    cur - proposed,
+                                    cur,
+                                    share * 100.0
+                                ),
+                            )
+                            .num("idle_entries", s.freed as f64),
+                        ];
+                        self.push_timeout(key, short, cur, proposed, floor, s, ev);
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_timeout(
+        &mut self,
+        key: String,
+        short: &str,
+        cur: u32,
+        proposed: u32,
+        floor: timeouts::Floor,
+        s: timeouts::Shortening,
+        mut ev: Vec<Evidence>,
+    ) {
+        if let Some(e) = self
+            .has_finding(Cause::ShortConnections)
+            .filter(|_| short.ends_with("time_wait"))
+            .or_else(|| {
+                self.has_finding(Cause::IdleEstablished)
+                    .filter(|_| short.ends_with("established"))
+            })
+        {
+            ev.push(Evidence::new(format!("finding:{}", e.id), e.text.clone()));
+        }
+        ev.push(Evidence::new(
+            "policy",
+            format!("floor {} s: {}", floor.secs, floor.reason),
+        ));
+        let kube_note = if short == "tcp_timeout_established"
+            && self
+                .kube
+                .as_ref()
+                .is_some_and(|k| k.tcp_established_timeout.is_some() || !k.files.is_empty())
+        {
+            " kube-proxy rewrites this timeout at start: set conntrack.tcpEstablishedTimeout."
+        } else {
+            ""
+        };
+        let bytes = s.freed.saturating_mul(self.mem.per_entry);
+        self.plan.actions.push(Action {
+            id: format!("timeout:{short}"),
+            priority: Priority::P1,
+            kind: ActionKind::SetTimeout {
+                key: key.clone(),
+                seconds: proposed,
+                floor: floor.secs,
+                floor_reason: floor.reason.to_string(),
+            },
+            title: format!("Shorten {key} from {cur} s to {proposed} s"),
+            scope: Scope::ObservedNamespace,
+            change: Some(Change {
+                target: key.clone(),
+                current: Some(cur.to_string()),
+                proposed: proposed.to_string(),
+            }),
+            evidence: ev,
+            effect: Effect {
+                memory_delta_bytes: Some(-(bytes.min(i64::MAX as u64) as i64)),
+                memory_after_bytes: None,
+                entries_freed: Some(s.freed),
+                chain_length_after: None,
+                text: format!(
+                    "steady state {} -> {} entries in this state (Little's law), {} fewer in \
+                     use; existing entries keep their timer until their next packet.{kube_note}",
+                    fmt_n(s.entries_now),
+                    fmt_n(s.entries_after),
+                    mib(bytes)
+                ),
+            },
+            risk: Risk {
+                level: RiskLevel::Medium,
+                text: format!(
+                    "connections silent for longer than {proposed} s in this state lose their \
+                     entry: late packets become NEW or INVALID"
+                ),
+            },
+            rollback: format!("sysctl -w {key}={cur}"),
+            verify: vec![Verify::ReadBack {
+                path: sysctl_path(&key),
+                expected: proposed.to_string(),
+            }],
+        });
+        self.persist.push((key, proposed.to_string()));
+    }
+
+    fn workload(&mut self) {
+        let Some(flows) = self.obs.flows.as_ref() else {
+            return;
+        };
+        if flows.total == 0 {
+            return;
+        }
+        let pressure = self.pressure() || self.new_max.is_some();
+        let tw = flows.tcp_state(TcpState::TIME_WAIT);
+        let tw_share = tw as f64 / flows.total as f64;
+        if tw_share >= 0.3 && pressure {
+            let rate = self.obs.rates.as_ref().and_then(|r| r.new_flows_per_sec);
+            let mut ev = vec![
+                Evidence::new(
+                    "flows",
+                    format!(
+                        "{:.0}% of entries are TIME_WAIT: connections are opened and closed \
+                         for every request",
+                        tw_share * 100.0
+                    ),
+                )
+                .num("time_wait_share", tw_share),
+            ];
+            if let Some(r) = rate {
+                ev.push(
+                    Evidence::new("rates", format!("{r:.0} new flows/s"))
+                        .num("new_flows_per_sec", r),
+                );
+            }
+            if let Some(e) = self.finding_evidence(Cause::ShortConnections) {
+                ev.push(e);
+            }
+            let freed = tw;
+            self.plan.actions.push(Action {
+                id: "advice:keepalive".into(),
+                priority: Priority::P2,
+                kind: ActionKind::Advice {
+                    topic: AdviceTopic::Keepalive,
+                },
+                title: "Reuse connections: HTTP keepalive, upstream keepalive, pooling".into(),
+                scope: Scope::Workload,
+                change: None,
+                evidence: ev,
+                effect: Effect {
+                    entries_freed: Some(freed),
+                    text: "one entry per client connection instead of one per request plus \
+                           its TIME_WAIT tail: enable keepalive in clients (ab -k, curl/HTTP \
+                           client pools), `keepalive` in nginx upstream blocks, and connection \
+                           pools for databases"
+                        .into(),
+                    ..Default::default()
+                },
+                risk: Risk {
+                    level: RiskLevel::Low,
+                    text: "long-lived connections pin clients to backends; balance per request \
+                           at the proxy"
+                        .into(),
+                },
+                rollback: "disable keepalive in the client or proxy configuration".into(),
+                verify: vec![Verify::Manual {
+                    text: "TIME_WAIT entries (conntrack -L -p tcp --state TIME_WAIT | wc -l) \
+                           fall"
+                        .into(),
+                }],
+            });
+        }
+        let nat_share = flows.nat_share();
+        if nat_share >= 0.5 && pressure {
+            self.plan.actions.push(Action {
+                id: "advice:host-networking".into(),
+                priority: Priority::P2,
+                kind: ActionKind::Advice {
+                    topic: AdviceTopic::HostNetworking,
+                },
+                title: "Take high-churn containers off NAT: host networking or pooled \
+                        connections"
+                    .into(),
+                scope: Scope::Workload,
+                change: None,
+                evidence: vec![
+                    Evidence::new(
+                        "flows",
+                        format!(
+                            "{:.0}% of entries are translated (masquerade / published ports): \
+                             NAT needs conntrack, so NOTRACK cannot remove them",
+                            nat_share * 100.0
+                        ),
+                    )
+                    .num("nat_share", nat_share),
+                ],
+                effect: Effect {
+                    text: "a container on the host network (docker run --network host) opens \
+                           connections without a NAT mapping; keepalive and pooling in the \
+                           container cut the number of translated connections"
+                        .into(),
+                    ..Default::default()
+                },
+                risk: Risk {
+                    level: RiskLevel::Medium,
+                    text: "host networking removes network isolation and port remapping for \
+                           that container"
+                        .into(),
+                },
+                rollback: "run the container on its bridge network again".into(),
+                verify: vec![Verify::Manual {
+                    text: "translated entries (conntrack -L --src-nat / --dst-nat | wc -l) fall"
+                        .into(),
+                }],
+            });
+        }
+    }
+
+    fn notrack(&mut self) {
+        let Some(flows) = self.obs.flows.as_ref() else {
+            self.unjudged("notrack", "no flow summary: NAT and zone use unknown");
+            return;
+        };
+        if flows.total == 0 || !self.pressure() {
+            return;
+        }
+        let risk = self.policy.risk;
+        let threshold = if risk == RiskTolerance::Aggressive {
+            NOTRACK_SHARE / 2.0
+        } else {
+            NOTRACK_SHARE
+        };
+        let mut cands: Vec<(&String, &crate::observe::ServiceStats)> = flows
+            .services
+            .iter()
+            .filter(|(_, s)| s.entries as f64 / flows.total as f64 >= threshold)
+            .collect();
+        cands.sort_by_key(|c| std::cmp::Reverse(c.1.entries));
+        for (key, s) in cands {
+            let what = format!("notrack {key}");
+            let Some((proto, port)) = parse_service(key) else {
+                continue;
+            };
+            let share = s.entries as f64 / flows.total as f64;
+            if s.nat > 0 {
+                self.declined(
+                    &what,
+                    format!(
+                        "{} of its {} entries ({:.0}%) are NAT'd (status bits or tuple \
+                         asymmetry): NAT requires conntrack",
+                        s.nat,
+                        s.entries,
+                        100.0 * s.nat as f64 / s.entries as f64
+                    ),
+                );
+                continue;
+            }
+            if !flows.zones.is_empty() || s.zoned > 0 {
+                self.declined(
+                    &what,
+                    format!(
+                        "conntrack zones are in use ({:?}): raw-table rules cannot be scoped to \
+                         a zone safely",
+                        flows.zones
+                    ),
+                );
+                continue;
+            }
+            match self.policy.stateful_firewall {
+                Some(true) => {
+                    self.declined(
+                        &what,
+                        "the policy says a stateful firewall depends on conntrack".into(),
+                    );
+                    continue;
+                }
+                None => {
+                    self.declined(
+                        &what,
+                        "unknown whether a stateful firewall depends on conntrack (set \
+                         policy.stateful_firewall)"
+                            .into(),
+                    );
+                    continue;
+                }
+                Some(false) => {}
+            }
+            if risk == RiskTolerance::Conservative {
+                self.declined(&what, "risk tolerance is conservative".into());
+                continue;
+            }
+            if proto == L4Proto::TCP && risk != RiskTolerance::Aggressive {
+                self.declined(
+                    &what,
+                    "NOTRACK for TCP is only proposed with aggressive risk tolerance".into(),
+                );
+                continue;
+            }
+            if !(proto == L4Proto::TCP || proto == L4Proto::UDP) {
+                continue;
+            }
+            let stops = vec![
+                "`ct state established,related` rules no longer match this traffic: the \
+                 firewall must accept it explicitly in both directions"
+                    .to_string(),
+                "NAT (DNAT, masquerade, published ports) cannot apply to it".to_string(),
+                "conntrack -L, events, accounting and flow logs no longer see it".to_string(),
+                "conntrack helpers (ftp, sip, tftp) and their related flows cannot work for it"
+                    .to_string(),
+            ];
+            let freed = s.entries;
+            self.plan.actions.push(Action {
+                id: format!("notrack:{key}"),
+                priority: Priority::P1,
+                kind: ActionKind::Notrack {
+                    proto: proto.to_string(),
+                    port,
+                    stops_working: stops.clone(),
+                },
+                title: format!("Exempt {key} (served on this host) from connection tracking"),
+                scope: Scope::Firewall,
+                change: Some(Change {
+                    target: format!("raw table, {key}"),
+                    current: Some("tracked".into()),
+                    proposed: "notrack".into(),
+                }),
+                evidence: vec![
+                    Evidence::new(
+                        "flows",
+                        format!(
+                            "{key} holds {} entries ({:.0}% of the table), none NAT'd, no zones",
+                            fmt_n(s.entries),
+                            share * 100.0
+                        ),
+                    )
+                    .num("entries", s.entries as f64)
+                    .num("share", share),
+                    Evidence::new(
+                        "policy",
+                        "the policy says no stateful firewall depends on conntrack",
+                    ),
+                ],
+                effect: Effect {
+                    entries_freed: Some(freed),
+                    memory_delta_bytes: Some(
+                        -(freed
+                            .saturating_mul(self.mem.per_entry)
+                            .min(i64::MAX as u64) as i64),
+                    ),
+                    text: format!("Stops working: {}", stops.join("; ")),
+                    ..Default::default()
+                },
+                risk: Risk {
+                    level: RiskLevel::High,
+                    text: "if a rule elsewhere relies on conntrack state for this traffic, it \
+                           is dropped"
+                        .into(),
+                },
+                rollback: "delete the raw-table rules (iptables -t raw -D ..., or nft delete \
+                           table inet conntrack_kit_notrack)"
+                    .into(),
+                verify: vec![Verify::Manual {
+                    text: format!(
+                        "conntrack -L -p {proto} --orig-port-dst {port} | wc -l falls to 0 and \
+                         the service still answers"
+                    ),
+                }],
+            });
+        }
+    }
+
+    fn helpers(&mut self) {
+        let (Some(snap), Some(flows)) = (self.snap, self.obs.flows.as_ref()) else {
+            return;
+        };
+        if snap.helpers.is_empty() {
+            return;
+        }
+        if !flows.helpers_known {
+            self.unjudged(
+                "helpers",
+                "the flow source carried no helper names: cannot tell whether loaded helpers \
+                 are used",
+            );
+            return;
+        }
+        for h in &snap.helpers {
+            let short = h.trim_start_matches("nf_conntrack_");
+            let used = flows
+                .helpers
+                .iter()
+                .any(|(name, n)| *n > 0 && (name == short || name.starts_with(short)));
+            if used || !h.starts_with("nf_conntrack_") {
+                continue;
+            }
+            self.plan.actions.push(Action {
+                id: format!("unload:{h}"),
+                priority: Priority::P3,
+                kind: ActionKind::UnloadHelper { module: h.clone() },
+                title: format!("Unload the unused helper {h}"),
+                scope: Scope::HostInitNamespace,
+                change: None,
+                evidence: vec![Evidence::new(
+                    "flows",
+                    format!(
+                        "{h} is loaded and none of {} flows uses it",
+                        fmt_n(flows.total)
+                    ),
+                )],
+                effect: Effect {
+                    text: "less attack surface; automatic helper assignment has been off by \
+                           default since 4.7, so loaded helpers only act through explicit CT \
+                           rules"
+                        .into(),
+                    ..Default::default()
+                },
+                risk: Risk {
+                    level: RiskLevel::Medium,
+                    text: format!("protocols needing {short} (e.g. active FTP) break"),
+                },
+                rollback: format!("modprobe {h}"),
+                verify: vec![Verify::Manual {
+                    text: format!("lsmod | grep {h} prints nothing"),
+                }],
+            });
+        }
+    }
+
+    fn persistence(&mut self) {
+        let buckets = self.persist_buckets;
+        if self.persist.is_empty() && buckets.is_none() {
+            return;
+        }
+        let kube_max = self.kube.is_some();
+        let mut entries: Vec<(String, String)> = self
+            .persist
+            .iter()
+            .filter(|(k, _)| !(kube_max && k == KEY_MAX))
+            .cloned()
+            .collect();
+        let via_sysctl = self.version.is_none_or(|v| v.at_least(4, 9));
+        if let Some(b) = buckets {
+            if via_sysctl {
+                entries.push((KEY_BUCKETS.into(), b.to_string()));
+            }
+            // With an explicit hashsize the kernel sets max = 8 x buckets at
+            // load: persist max too so boot does not change it.
+            let max_now = self.new_max.or(self.max).unwrap_or(0);
+            if !kube_max && max_now > 0 && !entries.iter().any(|(k, _)| k == KEY_MAX) {
+                entries.push((KEY_MAX.into(), max_now.to_string()));
+            }
+        }
+        let file = format!("/etc/sysctl.d/{}", self.policy.sysctl_file_name);
+        if kube_max && let Some(m) = self.new_max {
+            let cpus = self
+                .snap
+                .map(|s| s.cpus_online.len().max(1) as u64)
+                .unwrap_or(1);
+            let per_core = m.div_ceil(cpus);
+            self.plan.actions.push(Action {
+                id: "persist:kube-proxy".into(),
+                priority: Priority::P3,
+                kind: ActionKind::Advice {
+                    topic: AdviceTopic::KubeProxyConfig,
+                },
+                title: format!(
+                    "Persist max through kube-proxy: conntrack.maxPerCore {per_core} (or \
+                     conntrack.min {m})"
+                ),
+                scope: Scope::Boot,
+                change: Some(Change {
+                    target: "kube-proxy conntrack.maxPerCore".into(),
+                    current: self
+                        .kube
+                        .as_ref()
+                        .and_then(|k| k.max_per_core.map(|v| v.to_string())),
+                    proposed: per_core.to_string(),
+                }),
+                evidence: vec![Evidence::new(
+                    "files",
+                    "kube-proxy sets nf_conntrack_max at start; a sysctl.d value would be \
+                     overwritten",
+                )],
+                effect: Effect {
+                    text: format!("kube-proxy sets max {m} or more at every start"),
+                    ..Default::default()
+                },
+                risk: Risk {
+                    level: RiskLevel::Low,
+                    text: "kube-proxy also raises buckets to max/4 if smaller".into(),
+                },
+                rollback: "restore the previous kube-proxy configuration".into(),
+                verify: vec![Verify::Manual {
+                    text: "after a kube-proxy restart, sysctl net.netfilter.nf_conntrack_max \
+                           shows the new value"
+                        .into(),
+                }],
+            });
+        }
+        // Warnings: files that override ours at boot.
+        match self.obs.sysctl_scan.as_ref() {
+            Some(scan) => {
+                let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+                for o in scan.overrides(&self.policy.sysctl_file_name, &keys) {
+                    self.plan.warnings.push(Warning {
+                        kind: WarningKind::PersistenceOverridden,
+                        text: format!(
+                            "{}:{} sets {} = {} and is applied after {file}: at boot it \
+                             overrides the plan's value",
+                            o.path, o.line, o.key, o.value
+                        ),
+                    });
+                }
+                if scan.has_etc_file(&self.policy.sysctl_file_name) {
+                    self.warn(
+                        WarningKind::Other,
+                        format!("{file} already exists and would be replaced"),
+                    );
+                }
+            }
+            None => self.unjudged(
+                "persistence precedence",
+                "sysctl.d directories not scanned: cannot tell whether another file overrides \
+                 the plan's",
+            ),
+        }
+        if !entries.is_empty() {
+            let desc: Vec<String> = entries.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            let module_note = match self.obs.module_kind {
+                ModuleKind::BuiltIn => "",
+                _ => {
+                    " If nf_conntrack is a module loaded after systemd-sysctl ran, these keys do \
+                     not exist yet at boot: list nf_conntrack in /etc/modules-load.d."
+                }
+            };
+            self.plan.actions.push(Action {
+                id: "persist:sysctl".into(),
+                priority: Priority::P3,
+                kind: ActionKind::PersistSysctl {
+                    file: file.clone(),
+                    entries: entries.clone(),
+                },
+                title: format!("Persist the new values in {file}"),
+                scope: Scope::Boot,
+                change: Some(Change {
+                    target: file.clone(),
+                    current: None,
+                    proposed: desc.join(", "),
+                }),
+                evidence: vec![Evidence::new(
+                    "plan",
+                    "values set at run time are lost at reboot",
+                )],
+                effect: Effect {
+                    text: format!("systemd-sysctl applies them at boot.{module_note}"),
+                    ..Default::default()
+                },
+                risk: Risk {
+                    level: RiskLevel::Low,
+                    text: "a later file (by name) or /etc/sysctl.conf overrides it; see the \
+                           warnings"
+                        .into(),
+                },
+                rollback: format!("rm {file}"),
+                verify: vec![Verify::Manual {
+                    text: format!("systemd-sysctl --cat-config (or sysctl --system) lists {file} and no later file sets the same keys"),
+                }],
+            });
+        }
+        if let Some(b) = buckets {
+            self.persist_hashsize(b);
+        }
+    }
+
+    fn persist_hashsize(&mut self, b: u64) {
+        let mk = self.obs.module_kind;
+        let max_now = self.new_max.or(self.max).unwrap_or(0);
+        let why = format!(
+            "an explicit hashsize makes the kernel set max = {} x buckets = {} at load; the \
+             sysctl file sets max back",
+            sizing::EXPLICIT_HASHSIZE_FACTOR,
+            fmt_n(b * sizing::EXPLICIT_HASHSIZE_FACTOR)
+        );
+        if matches!(mk, ModuleKind::Module | ModuleKind::Unknown) {
+            let file = format!("/etc/modprobe.d/{}", self.policy.modprobe_file_name);
+            let note = if mk == ModuleKind::Unknown {
+                " Whether nf_conntrack is a module is unknown: if it is built in, use the \
+                 kernel command line nf_conntrack.hashsize instead."
+            } else {
+                ""
+            };
+            self.plan.actions.push(Action {
+                id: "persist:modprobe".into(),
+                priority: Priority::P3,
+                kind: ActionKind::ModprobeOption {
+                    file: file.clone(),
+                    module: "nf_conntrack".into(),
+                    option: "hashsize".into(),
+                    value: b.to_string(),
+                },
+                title: format!("Persist hashsize={b} in {file}"),
+                scope: Scope::Boot,
+                change: Some(Change {
+                    target: file.clone(),
+                    current: None,
+                    proposed: format!("options nf_conntrack hashsize={b}"),
+                }),
+                evidence: vec![Evidence::new("kernel", why.clone())],
+                effect: Effect {
+                    text: format!(
+                        "the table has {b} buckets from the moment the module loads (max {} \
+                         from the sysctl file).{note}",
+                        fmt_n(max_now)
+                    ),
+                    ..Default::default()
+                },
+                risk: Risk {
+                    level: RiskLevel::Low,
+                    text: "ignored when nf_conntrack is built in".into(),
+                },
+                rollback: format!("rm {file}"),
+                verify: vec![Verify::Manual {
+                    text: "after reboot, /sys/module/nf_conntrack/parameters/hashsize shows the \
+                           value"
+                        .into(),
+                }],
+            });
+        }
+        if mk == ModuleKind::BuiltIn {
+            self.plan.actions.push(Action {
+                id: "persist:cmdline".into(),
+                priority: Priority::P3,
+                kind: ActionKind::KernelCmdline {
+                    param: "nf_conntrack.hashsize".into(),
+                    value: b.to_string(),
+                },
+                title: format!("Add nf_conntrack.hashsize={b} to the kernel command line"),
+                scope: Scope::Boot,
+                change: Some(Change {
+                    target: "kernel command line".into(),
+                    current: None,
+                    proposed: format!("nf_conntrack.hashsize={b}"),
+                }),
+                evidence: vec![Evidence::new(
+                    "kernel",
+                    format!("nf_conntrack is built in: modprobe.d options do not apply. {why}"),
+                )],
+                effect: Effect {
+                    text: "the table is allocated at this size at boot".into(),
+                    ..Default::default()
+                },
+                risk: Risk {
+                    level: RiskLevel::Low,
+                    text: "needs a boot loader change (GRUB_CMDLINE_LINUX) and a reboot".into(),
+                },
+                rollback: "remove the parameter from the boot loader configuration".into(),
+                verify: vec![Verify::Manual {
+                    text: "grep -o 'nf_conntrack.hashsize=[0-9]*' /proc/cmdline".into(),
+                }],
+            });
+        }
+    }
+}
+
+fn counters_of(obs: &Observation) -> Option<(Counters, &'static str)> {
+    if let Some(r) = obs.rates.as_ref().filter(|r| !r.per_cpu.is_empty()) {
+        let t = r.total();
+        return Some((
+            Counters {
+                drop: t.drop,
+                insert_failed: t.insert_failed,
+                early_drop: t.early_drop,
+                clash_resolve: t.clash_resolve,
+                chain_too_long: t.chain_too_long,
+                cpus_with_drops: r.per_cpu.iter().filter(|c| c.drop > 0).count(),
+            },
+            "rates",
+        ));
+    }
+    let stats = obs.snapshot.as_ref()?.stats.as_ref()?;
+    if stats.cpus.is_empty() {
+        return None;
+    }
+    let t = stats.total();
+    let g = |v: Option<u32>| v.unwrap_or(0) as u64;
+    Some((
+        Counters {
+            drop: g(t.drop()),
+            insert_failed: g(t.insert_failed()),
+            early_drop: g(t.early_drop()),
+            clash_resolve: g(t.clash_resolve()),
+            chain_too_long: g(t.chain_too_long()),
+            cpus_with_drops: stats
+                .cpus
+                .iter()
+                .filter(|c| c.drop().unwrap_or(0) > 0)
+                .count(),
+        },
+        "stats",
+    ))
+}

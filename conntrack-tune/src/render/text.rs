@@ -1,0 +1,228 @@
+//! Human-readable text and Markdown.
+
+use crate::plan::{Action, Plan, Priority, Verify};
+use std::fmt::Write;
+
+fn verify_line(v: &Verify) -> String {
+    match v {
+        Verify::ReadBack { path, expected } => format!("{path} reads {expected}"),
+        Verify::CounterFlat { counter } => format!("`{counter}` stops increasing"),
+        Verify::Manual { text } => text.clone(),
+    }
+}
+
+fn bytes(b: i64) -> String {
+    let sign = if b < 0 { "-" } else { "+" };
+    format!(
+        "{sign}{:.1} MiB",
+        b.unsigned_abs() as f64 / (1u64 << 20) as f64
+    )
+}
+
+fn effect_line(a: &Action) -> String {
+    let mut parts = Vec::new();
+    if let Some(m) = a.effect.memory_delta_bytes {
+        parts.push(format!("memory {}", bytes(m)));
+    }
+    if let Some(n) = a.effect.entries_freed {
+        parts.push(format!("{n} entries freed"));
+    }
+    if let Some(c) = a.effect.chain_length_after {
+        parts.push(format!("mean chain at max {c:.2}"));
+    }
+    parts.push(a.effect.text.clone());
+    parts.join("; ")
+}
+
+fn context_lines(plan: &Plan) -> Vec<String> {
+    let c = &plan.context;
+    let mut v = Vec::new();
+    if let Some(k) = &c.kernel {
+        v.push(format!(
+            "kernel {k}{}",
+            c.era
+                .as_ref()
+                .map(|e| format!(", sizing era {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    let num = |x: Option<u32>| x.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+    v.push(format!(
+        "entries {}, peak {}, max {}, buckets {}",
+        num(c.count),
+        num(c.peak),
+        num(c.max),
+        num(c.buckets)
+    ));
+    if let Some(b) = c.memory_budget_bytes {
+        v.push(format!(
+            "memory budget {}",
+            bytes(b as i64).trim_start_matches('+')
+        ));
+    }
+    v
+}
+
+/// Plain text, grouped by priority.
+///
+/// ```
+/// use conntrack_tune::{plan, Observation, Policy, render};
+/// let t = render::text(&plan(&Observation::default(), &Policy::default()).unwrap());
+/// assert!(t.contains("No actions"));
+/// assert!(t.contains("Could not judge"));
+/// ```
+pub fn text(plan: &Plan) -> String {
+    let mut s = String::from("conntrack-tune plan\n");
+    for l in context_lines(plan) {
+        let _ = writeln!(s, "  {l}");
+    }
+    if plan.actions.is_empty() {
+        s.push_str("\nNo actions.\n");
+    }
+    let mut last: Option<Priority> = None;
+    for a in &plan.actions {
+        if last != Some(a.priority) {
+            let _ = writeln!(s, "\n{} {}", a.priority, a.priority.meaning());
+            last = Some(a.priority);
+        }
+        let _ = writeln!(s, "  [{}] {}", a.id, a.title);
+        if let Some(c) = &a.change {
+            let _ = writeln!(
+                s,
+                "    change:   {}: {} -> {}",
+                c.target,
+                c.current.as_deref().unwrap_or("?"),
+                c.proposed
+            );
+        }
+        for e in &a.evidence {
+            let _ = writeln!(s, "    because:  {} ({})", e.text, e.source);
+        }
+        let _ = writeln!(s, "    effect:   {}", effect_line(a));
+        let _ = writeln!(s, "    risk:     {:?}: {}", a.risk.level, a.risk.text);
+        let _ = writeln!(s, "    rollback: {}", a.rollback);
+        for v in &a.verify {
+            let _ = writeln!(s, "    verify:   {}", verify_line(v));
+        }
+    }
+    if !plan.warnings.is_empty() {
+        s.push_str("\nWarnings\n");
+        for w in &plan.warnings {
+            let _ = writeln!(s, "  - {}", w.text);
+        }
+    }
+    if !plan.declined.is_empty() {
+        s.push_str("\nNot proposed\n");
+        for d in &plan.declined {
+            let _ = writeln!(s, "  - {}: {}", d.what, d.why);
+        }
+    }
+    if !plan.unjudged.is_empty() {
+        s.push_str("\nCould not judge\n");
+        for u in &plan.unjudged {
+            let _ = writeln!(s, "  - {}: {}", u.topic, u.missing);
+        }
+    }
+    s
+}
+
+fn md_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\r' => o.push(' '),
+            '|' | '<' | '>' | '*' | '_' | '[' | ']' => {
+                o.push('\\');
+                o.push(c);
+            }
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Markdown, one section per priority, one subsection per action.
+///
+/// ```
+/// use conntrack_tune::{plan, Observation, Policy, render};
+/// let m = render::markdown(&plan(&Observation::default(), &Policy::default()).unwrap());
+/// assert!(m.starts_with("# conntrack-tune plan"));
+/// ```
+pub fn markdown(plan: &Plan) -> String {
+    let mut s = String::from("# conntrack-tune plan\n\n");
+    for l in context_lines(plan) {
+        let _ = writeln!(s, "- {}", md_escape(&l));
+    }
+    let mut last: Option<Priority> = None;
+    for a in &plan.actions {
+        if last != Some(a.priority) {
+            let _ = writeln!(s, "\n## {} — {}\n", a.priority, a.priority.meaning());
+            last = Some(a.priority);
+        }
+        let _ = writeln!(
+            s,
+            "### {} (`{}`)\n",
+            md_escape(&a.title),
+            a.id.replace('`', "'")
+        );
+        if let Some(c) = &a.change {
+            let _ = writeln!(
+                s,
+                "- **Change:** `{}`: {} → {}",
+                c.target.replace('`', "'"),
+                md_escape(c.current.as_deref().unwrap_or("?")),
+                md_escape(&c.proposed)
+            );
+        }
+        for e in &a.evidence {
+            let _ = writeln!(
+                s,
+                "- **Evidence** ({}): {}",
+                md_escape(&e.source),
+                md_escape(&e.text)
+            );
+        }
+        let _ = writeln!(s, "- **Effect:** {}", md_escape(&effect_line(a)));
+        let _ = writeln!(
+            s,
+            "- **Risk** ({:?}): {}",
+            a.risk.level,
+            md_escape(&a.risk.text)
+        );
+        let _ = writeln!(s, "- **Rollback:** {}", md_escape(&a.rollback));
+        for v in &a.verify {
+            let _ = writeln!(s, "- **Verify:** {}", md_escape(&verify_line(v)));
+        }
+        s.push('\n');
+    }
+    let sections: [(&str, Vec<String>); 3] = [
+        (
+            "Warnings",
+            plan.warnings.iter().map(|w| md_escape(&w.text)).collect(),
+        ),
+        (
+            "Not proposed",
+            plan.declined
+                .iter()
+                .map(|d| format!("**{}**: {}", md_escape(&d.what), md_escape(&d.why)))
+                .collect(),
+        ),
+        (
+            "Could not judge",
+            plan.unjudged
+                .iter()
+                .map(|u| format!("**{}**: {}", md_escape(&u.topic), md_escape(&u.missing)))
+                .collect(),
+        ),
+    ];
+    for (title, items) in sections {
+        if items.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n## {title}\n");
+        for i in items {
+            let _ = writeln!(s, "- {i}");
+        }
+    }
+    s
+}
