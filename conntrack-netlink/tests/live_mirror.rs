@@ -1,0 +1,263 @@
+//! Live mirror tests: each in a fresh network namespace, as root. Without
+//! root they print why and pass, unless `CONNTRACK_KIT_REQUIRE_LIVE=1`
+//! (CI), where they fail.
+//!
+//! The 200,000-operation churn is `#[ignore]`d (about a minute on the
+//! project VM); run it with
+//! `cargo test -p conntrack-netlink --release --test live_mirror -- --ignored`.
+
+use conntrack_core::{Flow, FlowLike, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple};
+use conntrack_netlink::event::RcvBuf;
+use conntrack_netlink::fill::{FillOptions, fill};
+use conntrack_netlink::mirror::{EntryRef, Mirror, MirrorConfig, MirrorHook, Table};
+use conntrack_netlink::{Conntrack, Error, ScratchNetns, Update};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+fn live(test: &str) -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    if root {
+        return true;
+    }
+    if std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").as_deref() == Ok("1") {
+        panic!("{test}: needs root (CONNTRACK_KIT_REQUIRE_LIVE=1)");
+    }
+    eprintln!("{test}: skipped: needs root to create network namespaces");
+    false
+}
+
+/// Counts entries per (destination port, state) through the hook, the way
+/// an analysis would keep hotspot counts incrementally.
+#[derive(Default, Debug, PartialEq, Eq)]
+struct PerPortState(HashMap<(u16, String), i64>);
+
+impl PerPortState {
+    fn add(&mut self, e: &EntryRef<'_>, d: i64) {
+        let k = (e.orig().dst_port().unwrap_or(0), e.state().to_string());
+        let v = self.0.entry(k.clone()).or_default();
+        *v += d;
+        if *v == 0 {
+            self.0.remove(&k);
+        }
+    }
+    fn of<'a>(it: impl Iterator<Item = EntryRef<'a>>) -> PerPortState {
+        let mut p = PerPortState::default();
+        for e in it {
+            p.add(&e, 1);
+        }
+        p
+    }
+}
+
+impl MirrorHook for PerPortState {
+    fn on_insert(&mut self, e: &EntryRef<'_>) {
+        self.add(e, 1);
+    }
+    fn on_change(&mut self, before: &EntryRef<'_>, after: &EntryRef<'_>) {
+        self.add(before, -1);
+        self.add(after, 1);
+    }
+    fn on_remove(&mut self, e: &EntryRef<'_>) {
+        self.add(e, -1);
+    }
+}
+
+/// Polls until a quiet period with no event and no resync.
+fn settle<H: MirrorHook>(m: &mut Mirror<H>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = m.poll(Some(Duration::from_millis(300))).expect("poll");
+        if p.applied == 0 && p.resyncs == 0 && p.lost == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the mirror never settled");
+    }
+}
+
+fn assert_equals_fresh_dump<H: MirrorHook>(m: &Mirror<H>, ns: &ScratchNetns) {
+    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    let fresh = Table::from_dump(&mut ct).expect("dump");
+    let d = m.table().diff(&fresh);
+    assert!(
+        d.is_empty(),
+        "mirror ({}) != fresh dump ({}): {d:?}",
+        m.len(),
+        fresh.len()
+    );
+    assert_eq!(m.len(), fresh.len());
+}
+
+#[test]
+fn loss_then_resync_equals_fresh_dump() {
+    if !live("loss_then_resync_equals_fresh_dump") {
+        return;
+    }
+    let ns = ScratchNetns::new("ck-mloss").expect("ip netns add");
+    // A few entries before the mirror starts: the initial dump finds them.
+    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    let r = fill(&mut ct, &FillOptions::new(1_000).start(500_000)).expect("fill");
+    assert_eq!(r.created, 1_000);
+
+    let cfg = MirrorConfig::new(ns.netns()).rcvbuf(RcvBuf::Bytes(64 << 10));
+    let mut m = Mirror::with_hook(&cfg, PerPortState::default()).expect("mirror");
+    assert_eq!(m.len(), 1_000);
+    assert_eq!(m.stats().resyncs, 1);
+
+    // A burst of 100,000 creates from another thread while the mirror
+    // reads with a 64 KiB buffer: events must be lost.
+    let netns = ns.netns();
+    let burst = std::thread::spawn(move || {
+        let mut ct = Conntrack::open_in(&netns).expect("ctnetlink");
+        fill(&mut ct, &FillOptions::new(100_000)).expect("fill")
+    });
+    let mut lost = 0;
+    let mut resyncs = 0;
+    while !burst.is_finished() {
+        let p = m.poll(Some(Duration::from_millis(20))).expect("poll");
+        lost += p.lost;
+        resyncs += p.resyncs;
+    }
+    let r = burst.join().expect("burst thread");
+    assert_eq!(r.created, 100_000, "{r:?}");
+    settle(&mut m);
+    let st = m.stats();
+    lost = lost.max(st.lost);
+    resyncs = resyncs.max(st.resyncs - 1);
+    assert!(lost >= 1, "a 64 KiB buffer cannot hold 100,000 events: {st:?}");
+    assert!(resyncs >= 1, "loss must trigger a resync: {st:?}");
+    assert!(!m.is_stale());
+    assert_eq!(m.len(), 101_000);
+    assert_equals_fresh_dump(&m, &ns);
+    // The hook's incremental counts equal a recount over the table.
+    assert_eq!(m.hook(), &PerPortState::of(m.iter()));
+    // An on-demand resync now finds nothing to repair.
+    let again = m.resync().expect("resync");
+    assert_eq!(again.differed(), 0, "{again:?}");
+    assert_eq!(again.entries, 101_000);
+    eprintln!("loss test: {st:?}, events socket {:?}", m.events().stats());
+}
+
+fn tcp_flow(i: u32) -> Flow {
+    let ip = |s: String| s.parse().unwrap();
+    let o = Tuple::new(
+        ip(format!("10.9.{}.{}", (i >> 8) & 0xff, i & 0xff)),
+        ip("10.8.0.1".into()),
+        L4Proto::TCP,
+        L4Tuple::Ports {
+            src: 20_000 + (i % 1000) as u16,
+            dst: [443, 80, 22][(i % 3) as usize],
+        },
+    );
+    let r = Tuple::new(
+        o.dst,
+        o.src,
+        L4Proto::TCP,
+        L4Tuple::Ports {
+            src: o.dst_port().unwrap_or(0),
+            dst: o.src_port().unwrap_or(0),
+        },
+    );
+    let mut f = Flow::new(o, r, Status::SEEN_REPLY | Status::ASSURED);
+    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
+        state: TcpState::ESTABLISHED,
+        ..Default::default()
+    }));
+    f.timeout = Some(3_600);
+    f
+}
+
+/// Runs `ops` random create/update/delete operations over `keys` flows in
+/// `ns` from another thread while a mirror with its default buffer
+/// follows; then the mirror must equal a fresh dump.
+fn churn(ops: u64, keys: u32, seed: u64) {
+    let ns = ScratchNetns::new("ck-mchurn").expect("ip netns add");
+    let cfg = MirrorConfig::new(ns.netns());
+    let mut m = Mirror::with_hook(&cfg, PerPortState::default()).expect("mirror");
+    let netns = ns.netns();
+    let t0 = Instant::now();
+    let worker = std::thread::spawn(move || {
+        let mut ct = Conntrack::open_in(&netns).expect("ctnetlink");
+        let mut x = seed | 1;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let states = [
+            TcpState::ESTABLISHED,
+            TcpState::FIN_WAIT,
+            TcpState::CLOSE_WAIT,
+            TcpState::TIME_WAIT,
+            TcpState::LAST_ACK,
+        ];
+        let mut done = [0u64; 3];
+        for _ in 0..ops {
+            let r = rnd();
+            let f = tcp_flow((r >> 8) as u32 % keys);
+            let res = match r % 100 {
+                0..40 => ct.create(&f).map(|()| 0),
+                40..75 => {
+                    let mut u = Update::new(f.orig);
+                    if r & (1 << 40) != 0 {
+                        u = u.mark((r >> 44) as u32 % 8);
+                    } else {
+                        u = u.tcp_state(states[(r >> 44) as usize % states.len()]);
+                    }
+                    ct.update(&u).map(|()| 1)
+                }
+                _ => ct.delete(&f.orig, None, None).map(|()| 2),
+            };
+            match res {
+                Ok(k) => done[k] += 1,
+                Err(Error::Exists { .. } | Error::NotFound { .. }) => {}
+                Err(e) => panic!("churn operation failed: {e}"),
+            }
+        }
+        done
+    });
+    let mut lost = 0;
+    while !worker.is_finished() {
+        lost += m.poll(Some(Duration::from_millis(50))).expect("poll").lost;
+    }
+    let done = worker.join().expect("worker");
+    let elapsed = t0.elapsed();
+    settle(&mut m);
+    let st = m.stats();
+    eprintln!(
+        "churn: {ops} ops ({} creates, {} updates, {} deletes succeeded) in {elapsed:?} \
+         ({:.0} ops/s), {} entries, mirror {st:?}, rcvbuf {:?}",
+        done[0],
+        done[1],
+        done[2],
+        ops as f64 / elapsed.as_secs_f64(),
+        m.len(),
+        m.events().rcvbuf()
+    );
+    assert!(done.iter().all(|&n| n > 0), "{done:?}");
+    assert_eq!(lost.max(st.lost), 0, "the default buffer should follow this churn");
+    assert_equals_fresh_dump(&m, &ns);
+    assert_eq!(m.hook(), &PerPortState::of(m.iter()));
+}
+
+#[test]
+fn churn_20k_ops_mirror_equals_fresh_dump() {
+    if !live("churn_20k_ops_mirror_equals_fresh_dump") {
+        return;
+    }
+    churn(20_000, 3_000, 0x5eed_0001);
+}
+
+#[test]
+#[ignore = "200,000 operations take about a minute; run with --ignored"]
+fn churn_200k_ops_mirror_equals_fresh_dump() {
+    if !live("churn_200k_ops_mirror_equals_fresh_dump") {
+        return;
+    }
+    churn(200_000, 20_000, 0x5eed_0002);
+}
