@@ -130,7 +130,9 @@ impl Groups {
 
     /// The group numbers, ascending (what `NETLINK_ADD_MEMBERSHIP` takes).
     pub fn numbers(self) -> impl Iterator<Item = u32> {
-        (0..6).filter(move |b| self.0 & (1 << b) != 0).map(|b| b + 1)
+        (0..6)
+            .filter(move |b| self.0 & (1 << b) != 0)
+            .map(|b| b + 1)
     }
 }
 
@@ -331,6 +333,9 @@ pub struct ExpectEvent<'b> {
 }
 
 /// What [`EventSocket::next`] yields.
+// The event variant is a decoded view (~500 bytes); boxing it would cost
+// an allocation per event, which is what the view exists to avoid.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Item<'b> {
     /// A conntrack event.
@@ -351,6 +356,7 @@ pub enum Item<'b> {
 }
 
 /// An owned [`Item`].
+#[allow(clippy::large_enum_variant)] // as for `Item`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnedItem {
     /// A conntrack event.
@@ -500,6 +506,10 @@ impl EventSocket {
     /// The next item, waiting up to the configured timeout for one;
     /// `Ok(None)` when the timeout passed without any. `Err` only for a
     /// failing system call: loss and malformed messages are items.
+    ///
+    /// This is a lending iterator (each item borrows the socket's buffer
+    /// until the next call), so it cannot be `Iterator::next`.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Item<'_>>> {
         let n = self.advance(true)?;
         Ok(self.item(n))
@@ -783,7 +793,10 @@ mod tests {
 
     #[test]
     fn kinds_from_type_and_flags() {
-        assert_eq!(event_kind(IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL), EventKind::New);
+        assert_eq!(
+            event_kind(IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL),
+            EventKind::New
+        );
         assert_eq!(event_kind(IPCTNL_MSG_CT_NEW, 0), EventKind::Update);
         assert_eq!(event_kind(IPCTNL_MSG_CT_DELETE, 0), EventKind::Destroy);
     }
@@ -871,7 +884,10 @@ mod tests {
     #[test]
     fn groups() {
         assert!(Groups::empty().is_empty());
-        assert_eq!(Groups::ALL.numbers().collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            Groups::ALL.numbers().collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5, 6]
+        );
         assert_eq!(Groups::EXPECT.numbers().collect::<Vec<_>>(), [4, 5, 6]);
         let mut g = Groups::UPDATE;
         g |= Groups::EXP_NEW;

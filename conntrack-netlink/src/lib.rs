@@ -23,8 +23,10 @@
 
 pub mod dump;
 pub mod error;
+pub mod event;
 pub mod fill;
 pub mod filter;
+pub mod mirror;
 pub mod netns;
 pub mod ops;
 pub mod request;

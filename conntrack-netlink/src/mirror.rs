@@ -273,7 +273,10 @@ impl<K: CompactKey> Default for Side<K> {
 
 impl<K: CompactKey> Side<K> {
     fn reply_of(&self, k: &K, orig: &Tuple) -> Tuple {
-        self.replies.get(k).copied().unwrap_or_else(|| inverse(orig))
+        self.replies
+            .get(k)
+            .copied()
+            .unwrap_or_else(|| inverse(orig))
     }
 
     fn view<'t>(&'t self, k: &K, e: &'t Entry, now: u32) -> EntryRef<'t> {
@@ -546,8 +549,16 @@ impl Table {
     }
 
     fn iter_at(&self, now: u32) -> impl Iterator<Item = EntryRef<'_>> + '_ {
-        let v4 = self.v4.map.iter().map(move |(k, e)| self.v4.view(k, e, now));
-        let v6 = self.v6.map.iter().map(move |(k, e)| self.v6.view(k, e, now));
+        let v4 = self
+            .v4
+            .map
+            .iter()
+            .map(move |(k, e)| self.v4.view(k, e, now));
+        let v6 = self
+            .v6
+            .map
+            .iter()
+            .map(move |(k, e)| self.v6.view(k, e, now));
         v4.chain(v6)
     }
 
@@ -1041,13 +1052,13 @@ impl<H: MirrorHook> Mirror<H> {
         let table = &mut self.table;
         let hook = &mut self.hook;
         let req = DumpRequest::table(L3Family::UNSPEC).policy(DumpPolicy::Accept);
-        let summary = self.ct.for_each(&req, |f| {
-            match table.upsert(f, now, Some(seen), hook) {
+        let summary = self
+            .ct
+            .for_each(&req, |f| match table.upsert(f, now, Some(seen), hook) {
                 Upsert::Inserted => added += 1,
                 Upsert::Changed => changed += 1,
                 Upsert::Same => {}
-            }
-        })?;
+            })?;
         malformed += summary.malformed;
         let removed = self.table.v4.sweep(seen, now, &mut self.hook)
             + self.table.v6.sweep(seen, now, &mut self.hook);
@@ -1212,7 +1223,15 @@ mod tests {
         let mut x = Table::new();
         let mut y = Table::new();
         let fs: Vec<Flow> = (0..10)
-            .map(|i| flow("10.0.0.1", "10.0.0.2", 100 + i, Some(TcpState::ESTABLISHED), 0))
+            .map(|i| {
+                flow(
+                    "10.0.0.1",
+                    "10.0.0.2",
+                    100 + i,
+                    Some(TcpState::ESTABLISHED),
+                    0,
+                )
+            })
             .collect();
         for (i, f) in fs.iter().enumerate() {
             let p = payload(f);
@@ -1230,7 +1249,11 @@ mod tests {
             }
         }
         let d = x.diff(&y);
-        assert_eq!((d.only_in_self, d.only_in_other, d.changed), (1, 1, 1), "{d:?}");
+        assert_eq!(
+            (d.only_in_self, d.only_in_other, d.changed),
+            (1, 1, 1),
+            "{d:?}"
+        );
         assert!(!d.is_empty());
         assert!(x.diff(&x).is_empty());
         // Flip one entry to the other generation and sweep it.

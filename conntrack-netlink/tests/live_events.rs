@@ -27,7 +27,10 @@ fn live(test: &str) -> bool {
 
 fn kernel_at_least(major: u32, minor: u32) -> bool {
     let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut it = r.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let mut it = r
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
     let (a, b) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
     (a, b) >= (major, minor)
 }
@@ -106,7 +109,10 @@ fn create_update_delete_exact_events() {
             Some(other) => panic!("unexpected item {other:?}"),
         }
     }
-    let kinds: Vec<_> = got.iter().map(|e| (e.kind, e.flow.orig.src_port())).collect();
+    let kinds: Vec<_> = got
+        .iter()
+        .map(|e| (e.kind, e.flow.orig.src_port()))
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -134,13 +140,20 @@ fn create_update_delete_exact_events() {
     assert_eq!(new.mark.unwrap_or(0), 0);
     assert_eq!(upd.mark, Some(7));
     assert_eq!(del.mark, Some(7));
-    assert_eq!(del.tcp_state(), Some(TcpState::ESTABLISHED), "DESTROY carries protoinfo");
+    assert_eq!(
+        del.tcp_state(),
+        Some(TcpState::ESTABLISHED),
+        "DESTROY carries protoinfo"
+    );
     assert_eq!(new.id, del.id);
     // DESTROY carries the accounting and the start/stop timestamps.
     assert_eq!(del.counters_orig.map(|c| c.packets), Some(0));
     assert!(del.counters_reply.is_some());
     let ts = del.timestamp.expect("DESTROY carries CTA_TIMESTAMP");
-    assert!(ts.start > 0 && ts.stop.is_some_and(|s| s >= ts.start), "{ts:?}");
+    assert!(
+        ts.start > 0 && ts.stop.is_some_and(|s| s >= ts.start),
+        "{ts:?}"
+    );
     assert_eq!(got[3].flow.zone, Some(5));
     assert_eq!(got[4].flow.zone, Some(5));
     if kernel_at_least(6, 14) {

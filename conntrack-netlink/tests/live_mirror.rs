@@ -6,7 +6,9 @@
 //! project VM); run it with
 //! `cargo test -p conntrack-netlink --release --test live_mirror -- --ignored`.
 
-use conntrack_core::{Flow, FlowLike, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple};
+use conntrack_core::{
+    Flow, FlowLike, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple,
+};
 use conntrack_netlink::event::RcvBuf;
 use conntrack_netlink::fill::{FillOptions, fill};
 use conntrack_netlink::mirror::{EntryRef, Mirror, MirrorConfig, MirrorHook, Table};
@@ -128,7 +130,10 @@ fn loss_then_resync_equals_fresh_dump() {
     let st = m.stats();
     lost = lost.max(st.lost);
     resyncs = resyncs.max(st.resyncs - 1);
-    assert!(lost >= 1, "a 64 KiB buffer cannot hold 100,000 events: {st:?}");
+    assert!(
+        lost >= 1,
+        "a 64 KiB buffer cannot hold 100,000 events: {st:?}"
+    );
     assert!(resyncs >= 1, "loss must trigger a resync: {st:?}");
     assert!(!m.is_stale());
     assert_eq!(m.len(), 101_000);
@@ -240,7 +245,11 @@ fn churn(ops: u64, keys: u32, seed: u64) {
         m.events().rcvbuf()
     );
     assert!(done.iter().all(|&n| n > 0), "{done:?}");
-    assert_eq!(lost.max(st.lost), 0, "the default buffer should follow this churn");
+    assert_eq!(
+        lost.max(st.lost),
+        0,
+        "the default buffer should follow this churn"
+    );
     assert_equals_fresh_dump(&m, &ns);
     assert_eq!(m.hook(), &PerPortState::of(m.iter()));
 }
