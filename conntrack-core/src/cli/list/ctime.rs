@@ -91,7 +91,9 @@ pub(crate) fn parse_ctime(text: &str) -> Option<u64> {
     }
     let year: i64 = year.parse().ok()?;
     let days = days_from_civil(year, month, day);
-    if civil_from_days(days) != (year, month, day) || WEEKDAYS[((days + 4) % 7) as usize] != wday {
+    if civil_from_days(days) != (year, month, day)
+        || WEEKDAYS[(days + 4).rem_euclid(7) as usize] != wday
+    {
         return None;
     }
     let days = u64::try_from(days).ok()?;
@@ -130,6 +132,10 @@ mod tests {
         );
         assert_eq!(parse_ctime("Sat Nov 21 24:00:00 2026"), None);
         assert_eq!(parse_ctime("Wed Dec 31 23:59:59 1969"), None);
+        // Found by fuzz/ (cli_list): before 1970 the day count is negative,
+        // and a plain `%` made the weekday index negative.
+        assert_eq!(parse_ctime("Fri Dec 26 00:00:00 1969"), None);
+        assert_eq!(parse_ctime("Mon Jan  1 00:00:00 1600"), None);
         assert_eq!(parse_ctime("Sat Nov 21 08:52:15 2026 x"), None);
         assert_eq!(parse_ctime("Sat Nov 21 08:52:15"), None);
         assert_eq!(
