@@ -29,10 +29,7 @@ pub const KUBE_PROXY_FILES: [&str; 11] = [
     "/usr/lib/systemd/system/kube-proxy.service",
 ];
 
-/// kube-proxy's default `conntrack.maxPerCore`.
-pub const DEFAULT_MAX_PER_CORE: u32 = 32768;
-/// kube-proxy's default `conntrack.min`.
-pub const DEFAULT_MIN: u32 = 131072;
+use conntrack_analyze::capacity::{KUBE_PROXY_MAX_PER_CORE, KUBE_PROXY_MIN};
 
 /// What was found about kube-proxy.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -56,7 +53,8 @@ impl KubeProxy {
         !self.files.is_empty() && self.max_per_core != Some(0)
     }
 
-    /// The max kube-proxy sets on a host with `cpus` CPUs.
+    /// The max kube-proxy sets on a host with `cpus` CPUs
+    /// (`conntrack_analyze::capacity::kube_proxy`).
     ///
     /// ```
     /// use conntrack_tune::kube::KubeProxy;
@@ -70,9 +68,9 @@ impl KubeProxy {
         if !self.manages_max() {
             return None;
         }
-        let per = self.max_per_core.unwrap_or(DEFAULT_MAX_PER_CORE) as u64;
-        let min = self.min.unwrap_or(DEFAULT_MIN) as u64;
-        Some((per * cpus.max(1) as u64).max(min))
+        let per = self.max_per_core.map_or(KUBE_PROXY_MAX_PER_CORE, u64::from);
+        let min = self.min.map_or(KUBE_PROXY_MIN, u64::from);
+        conntrack_analyze::capacity::kube_proxy(cpus.max(1) as u64, per, min).map(|(m, _)| m)
     }
 }
 

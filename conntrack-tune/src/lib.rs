@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod analyze_input;
 pub mod kube;
 pub mod observe;
 pub mod plan;

@@ -104,6 +104,10 @@ pub struct ServiceStats {
     pub zoned: u64,
     /// Entries that never saw a reply.
     pub unreplied: u64,
+    /// The source could not attribute translations to this service while
+    /// the table holds translated flows (so it may be NAT'd).
+    #[serde(default)]
+    pub nat_unattributed: bool,
 }
 
 /// A summary of the table's flows.
@@ -256,6 +260,12 @@ pub enum Cause {
     ShortConnections,
     /// Established entries idle for a long time.
     IdleEstablished,
+    /// Translated flows take a large share of the table.
+    NatAmplification,
+    /// Helper modules loaded but unused.
+    UnneededHelpers,
+    /// A finding the planner has no rule for (carried as context).
+    Other,
 }
 
 /// A finding with its identifier and text (from `conntrack-analyze`'s
@@ -268,6 +278,9 @@ pub struct Finding {
     pub cause: Cause,
     /// Text.
     pub text: String,
+    /// The numbers behind it, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub numbers: Vec<(String, f64)>,
 }
 
 /// Whether nf_conntrack is a module or built into the kernel.

@@ -190,8 +190,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn finding_evidence(&self, c: Cause) -> Option<Evidence> {
-        self.has_finding(c)
-            .map(|f| Evidence::new(format!("finding:{}", f.id), f.text.clone()))
+        self.has_finding(c).map(finding_to_evidence)
     }
 
     fn init_netns_note(&self) -> &'static str {
@@ -494,6 +493,17 @@ impl<'a> Ctx<'a> {
         // Buckets: keep 2 x max / buckets at or under the target.
         let chain_now = sizing::chain_length(final_max, buckets);
         let needed = sizing::buckets_for(final_max, target, self.page);
+        if sizing::chain_length(final_max, needed) > target {
+            self.declined(
+                "buckets",
+                format!(
+                    "a mean chain of {target} at max {} needs more buckets than the kernel's \
+                     32-bit table size allows",
+                    fmt_n(final_max)
+                ),
+            );
+            return;
+        }
         if needed > buckets {
             let bytes = self.mem.bytes(final_max, needed);
             if let Some(b) = self.budget.filter(|&b| bytes > b) {
@@ -854,7 +864,7 @@ impl<'a> Ctx<'a> {
             .num("drop", c.drop as f64),
         ];
         if let Some(f) = finding {
-            ev.push(Evidence::new(format!("finding:{}", f.id), f.text.clone()));
+            ev.push(finding_to_evidence(f));
         }
         if c.chain_too_long > 0 && self.plan.action("buckets").is_none() {
             ev.push(Evidence::new(
@@ -1050,7 +1060,7 @@ impl<'a> Ctx<'a> {
                     .filter(|_| short.ends_with("established"))
             })
         {
-            ev.push(Evidence::new(format!("finding:{}", e.id), e.text.clone()));
+            ev.push(finding_to_evidence(e));
         }
         ev.push(Evidence::new(
             "policy",
@@ -1260,6 +1270,17 @@ impl<'a> Ctx<'a> {
                         s.nat,
                         s.entries,
                         100.0 * s.nat as f64 / s.entries as f64
+                    ),
+                );
+                continue;
+            }
+            if s.nat_unattributed && flows.nat > 0 {
+                self.declined(
+                    &what,
+                    format!(
+                        "{} of the table's {} entries are NAT'd and the flow summary cannot tell \
+                         whether this service's are among them",
+                        flows.nat, flows.total
                     ),
                 );
                 continue;
@@ -1668,6 +1689,14 @@ impl<'a> Ctx<'a> {
                 }],
             });
         }
+    }
+}
+
+fn finding_to_evidence(f: &crate::observe::Finding) -> Evidence {
+    Evidence {
+        source: format!("finding:{}", f.id),
+        text: f.text.clone(),
+        numbers: f.numbers.clone(),
     }
 }
 

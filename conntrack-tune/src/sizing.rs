@@ -5,22 +5,34 @@
 //! swapped for `conntrack-analyze`'s once both agree; every planner rule
 //! calls them from here.
 
+use conntrack_analyze::capacity as cap;
 use conntrack_core::{HostSnapshot, KernelVersion};
 use serde::{Deserialize, Serialize};
 
-/// A sizing era: how the kernel derives its default `buckets` and `max`.
+/// A sizing era: how the kernel derives its default `buckets` and `max`
+/// (the planner's view of `conntrack_analyze::capacity::SizingEra`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Era {
     /// Up to 3.17: cap 16384 buckets above 1 GiB, min 32, max = 4 x buckets.
     Legacy,
-    /// 4.x to 5.14: cap 65536 above 4 GiB, 16384 above 1 GiB, min 32,
+    /// 3.18 to 5.14: cap 65536 above 4 GiB, 16384 above 1 GiB, min 32,
     /// max = 4 x buckets.
     Factor4,
     /// 5.15 and later (commit d532bcd0b269 "netfilter: conntrack: sanitize
     /// table size default settings"): cap 262144 above 4 GiB on 64-bit,
     /// 65536 above 1 GiB, min 1024, max = buckets (1:1).
     OneToOne,
+}
+
+impl From<cap::SizingEra> for Era {
+    fn from(e: cap::SizingEra) -> Era {
+        match e {
+            cap::SizingEra::Legacy => Era::Legacy,
+            cap::SizingEra::FourTimes => Era::Factor4,
+            cap::SizingEra::OneTimes => Era::OneToOne,
+        }
+    }
 }
 
 impl Era {
@@ -34,13 +46,7 @@ impl Era {
     /// assert_eq!(Era::of(KernelVersion::new(3, 10, 0)), Era::Legacy);
     /// ```
     pub fn of(v: KernelVersion) -> Era {
-        if v.at_least(5, 15) {
-            Era::OneToOne
-        } else if v.at_least(3, 18) {
-            Era::Factor4
-        } else {
-            Era::Legacy
-        }
+        cap::SizingEra::of(v).into()
     }
 
     /// `max = factor x buckets` when no hashsize was given.
@@ -55,7 +61,7 @@ impl Era {
     pub const fn name(self) -> &'static str {
         match self {
             Era::Legacy => "<= 3.17 (max = 4 x buckets)",
-            Era::Factor4 => "4.x .. 5.14 (max = 4 x buckets)",
+            Era::Factor4 => "3.18 .. 5.14 (max = 4 x buckets)",
             Era::OneToOne => ">= 5.15 (max = buckets, d532bcd0b269)",
         }
     }
@@ -65,44 +71,22 @@ impl Era {
 /// sets `max = 8 x buckets` in every era (`nf_conntrack_init_start`).
 pub const EXPLICIT_HASHSIZE_FACTOR: u64 = 8;
 
-/// The kernel's default `(buckets, max)` for a RAM size, 64-bit, per era.
+/// The kernel's default `(buckets, max)` for a RAM size on a 64-bit,
+/// 4 KiB-page host (`conntrack_analyze::capacity::kernel_default`).
 ///
 /// ```
-/// use conntrack_tune::sizing::{default_sizing, Era};
+/// use conntrack_core::KernelVersion;
+/// use conntrack_tune::sizing::default_sizing;
 /// let gib = 1u64 << 30;
-/// assert_eq!(default_sizing(16 * gib, Era::OneToOne), (262144, 262144));
-/// assert_eq!(default_sizing(16 * gib, Era::Factor4), (65536, 262144));
-/// assert_eq!(default_sizing(2 * gib, Era::OneToOne), (65536, 65536));
-/// assert_eq!(default_sizing(64 << 20, Era::OneToOne), (1024, 1024));
+/// let v6 = KernelVersion::new(6, 1, 0);
+/// assert_eq!(default_sizing(16 * gib, v6), (262144, 262144));
+/// assert_eq!(default_sizing(16 * gib, KernelVersion::new(5, 4, 0)), (65536, 262144));
+/// assert_eq!(default_sizing(2 * gib, v6), (65536, 65536));
+/// assert_eq!(default_sizing(64 << 20, v6), (1024, 1024));
 /// ```
-pub fn default_sizing(mem_total_bytes: u64, era: Era) -> (u64, u64) {
-    const GIB: u64 = 1 << 30;
-    let mut buckets = mem_total_bytes / 16384 / 8;
-    match era {
-        Era::Legacy => {
-            if mem_total_bytes > GIB {
-                buckets = 16384;
-            }
-            buckets = buckets.max(32);
-        }
-        Era::Factor4 => {
-            if mem_total_bytes > 4 * GIB {
-                buckets = 65536;
-            } else if mem_total_bytes > GIB {
-                buckets = 16384;
-            }
-            buckets = buckets.max(32);
-        }
-        Era::OneToOne => {
-            if mem_total_bytes > 4 * GIB {
-                buckets = 262144;
-            } else if mem_total_bytes > GIB {
-                buckets = 65536;
-            }
-            buckets = buckets.max(1024);
-        }
-    }
-    (buckets, buckets * era.default_factor())
+pub fn default_sizing(mem_total_bytes: u64, kernel: KernelVersion) -> (u64, u64) {
+    let s = cap::kernel_default(&cap::SizingInput::new(kernel, mem_total_bytes));
+    (s.buckets as u64, s.max as u64)
 }
 
 /// The hash table's allocation unit in buckets: one page of 8-byte
@@ -120,7 +104,9 @@ pub fn allocation_unit(page_size: u64) -> u64 {
     (page / 8).max(1)
 }
 
-/// Rounds `buckets` up to the allocation unit.
+/// Rounds `buckets` up to the allocation unit
+/// (`conntrack_analyze::capacity::round_buckets`; the kernel's bucket
+/// count is a u32, so the result saturates there).
 ///
 /// ```
 /// use conntrack_tune::sizing::round_buckets;
@@ -129,8 +115,11 @@ pub fn allocation_unit(page_size: u64) -> u64 {
 /// assert_eq!(round_buckets(513, 4096), 1024);
 /// ```
 pub fn round_buckets(buckets: u64, page_size: u64) -> u64 {
-    let unit = allocation_unit(page_size);
-    buckets.max(1).div_ceil(unit).saturating_mul(unit)
+    let page = if page_size >= 8 { page_size } else { 4096 };
+    let unit = allocation_unit(page);
+    let top = (u32::MAX as u64 / unit) * unit;
+    let b = buckets.clamp(1, top) as u32;
+    (cap::round_buckets(b, page, 8) as u64).min(top)
 }
 
 /// Mean chain length with `entries` entries in `buckets` buckets: every
@@ -164,15 +153,17 @@ pub fn buckets_for(max: u64, target_chain: f64, page_size: u64) -> u64 {
         2.0
     };
     let raw = (2.0 * max as f64 / target).ceil();
-    let raw = if raw.is_finite() && raw < u64::MAX as f64 {
-        raw as u64
-    } else {
-        u64::MAX / 2
-    };
-    let mut b = round_buckets(raw, page_size);
+    if !(raw.is_finite() && raw < u32::MAX as f64) {
+        // Unreachable within the kernel's u32 bucket count: the caller
+        // sees the chain target missed.
+        let unit = allocation_unit(page_size);
+        return (u32::MAX as u64 / unit) * unit;
+    }
+    let mut b = round_buckets(raw as u64, page_size);
     // Guard against float rounding at the boundary.
-    while chain_length(max, b) > target && b < u64::MAX / 2 {
-        b += allocation_unit(page_size);
+    let unit = allocation_unit(page_size);
+    while chain_length(max, b) > target && b + unit <= u32::MAX as u64 {
+        b += unit;
     }
     b
 }
@@ -195,22 +186,14 @@ impl MemoryModel {
         per_bucket: 16,
     };
 
-    /// The model for a host: the slab object size read from
-    /// `/proc/slabinfo` when present (plus 128 B of extensions), else the
-    /// planning figure.
+    /// The model for a host (`conntrack_analyze::capacity::memory_cost_for`):
+    /// the slab object size read from `/proc/slabinfo` when present, else
+    /// 256 B, plus 128 B of extensions; 16 B per bucket.
     pub fn for_host(s: &HostSnapshot) -> MemoryModel {
-        let obj = s
-            .slab
-            .iter()
-            .filter(|c| c.name == "nf_conntrack" || c.name.starts_with("nf_conntrack_"))
-            .map(|c| c.obj_size)
-            .find(|&sz| sz > 0 && sz < 1 << 20);
-        match obj {
-            Some(o) => MemoryModel {
-                per_entry: o + 128,
-                per_bucket: 16,
-            },
-            None => MemoryModel::PLANNING,
+        let m = cap::memory_cost_for(s, 1, 1);
+        MemoryModel {
+            per_entry: m.entries_total_bytes,
+            per_bucket: m.buckets_total_bytes,
         }
     }
 
@@ -243,13 +226,10 @@ impl MemoryModel {
     }
 }
 
-/// Little's law: steady-state entries = arrival rate x time in state.
+/// Little's law: steady-state entries = arrival rate x time in state
+/// (`conntrack_analyze::capacity::little_entries`; 0 for invalid input).
 pub fn littles_law(rate_per_sec: f64, seconds: f64) -> f64 {
-    if rate_per_sec.is_finite() && seconds.is_finite() && rate_per_sec > 0.0 && seconds > 0.0 {
-        rate_per_sec * seconds
-    } else {
-        0.0
-    }
+    cap::little_entries(rate_per_sec, seconds)
 }
 
 #[cfg(test)]
@@ -266,13 +246,29 @@ mod tests {
     #[test]
     fn defaults_per_era() {
         let gib = 1u64 << 30;
-        // 8 GiB: pre-cap value is 65536 for every era.
-        assert_eq!(default_sizing(8 * gib, Era::Legacy), (16384, 65536));
-        assert_eq!(default_sizing(8 * gib, Era::Factor4), (65536, 262144));
-        assert_eq!(default_sizing(8 * gib, Era::OneToOne), (262144, 262144));
-        // Tiny hosts hit the minimum.
-        assert_eq!(default_sizing(16 << 20, Era::Factor4), (128, 512));
-        assert_eq!(default_sizing(1 << 20, Era::Factor4), (32, 128));
+        let (v3, v5, v6) = (
+            KernelVersion::new(3, 10, 0),
+            KernelVersion::new(5, 4, 0),
+            KernelVersion::new(6, 18, 0),
+        );
+        // 8 GiB: capped differently per era; the factor changes at 5.15.
+        assert_eq!(default_sizing(8 * gib, v3), (16384, 65536));
+        assert_eq!(default_sizing(8 * gib, v5), (65536, 262144));
+        assert_eq!(default_sizing(8 * gib, v6), (262144, 262144));
+        // Small hosts: the 5.15 minimum of 1024, rounded to 512 multiples.
+        assert_eq!(default_sizing(512 << 20, v6), (4096, 4096));
+        assert_eq!(default_sizing(16 << 20, v6), (1024, 1024));
+    }
+
+    #[test]
+    fn absurd_targets_terminate() {
+        let b = buckets_for(u32::MAX as u64, 0.25, 4096);
+        assert!(b <= u32::MAX as u64 && b.is_multiple_of(512));
+        assert!(chain_length(u32::MAX as u64, b) > 0.25);
+        assert_eq!(
+            round_buckets(u64::MAX, 4096),
+            round_buckets(u32::MAX as u64, 4096)
+        );
     }
 
     #[test]
