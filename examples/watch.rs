@@ -1,0 +1,638 @@
+//! `watch`: per-CPU conntrack counter rates every interval, with the
+//! counters that are rising *now* highlighted — what operators otherwise
+//! write `while sleep 1; do conntrack -S; done` loops for.
+//!
+//! ```text
+//! cargo run --example watch -- --netns blue --interval 1 --count 5
+//! ```
+//!
+//! Statistics come from ctnetlink (`IPCTNL_MSG_CT_GET_STATS_CPU`, needs
+//! CAP_NET_ADMIN) or, without it, from `/proc/net/stat/nf_conntrack` of
+//! the namespace; rates are computed by `conntrack_analyze::rates`
+//! (wrap-aware, resets detected). See `--help`.
+
+use clap::{Parser, ValueEnum};
+use conntrack_kit::analyze::rates::{Activity, CpuId, Rates, StatsSeries};
+use conntrack_kit::core::host::HostFs;
+use conntrack_kit::core::{Counter, Stats, procstat};
+use conntrack_kit::netlink::{Conntrack, Netns};
+use std::fs::File;
+use std::io::{IsTerminal, Read, Seek, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const ABOUT: &str =
+    "Per-CPU conntrack counter rates every interval, highlighting counters rising now.";
+
+const LONG_ABOUT: &str = "\
+Per-CPU conntrack counter rates every interval, highlighting the counters
+that are rising now (what operators write `conntrack -S` shell loops for).
+
+Every interval it samples the per-CPU counters of one network namespace
+and prints, for each counter: the rate per second over the last interval
+(total and per CPU), its value since boot, and its status:
+
+  NEW      rising now, and flat during the rest of the history window
+  UP       rising now, more than twice as fast as over the history window
+  rising   rising now
+  history  non-zero since boot but flat for the whole window (not live)
+
+The kernel's counters are u32 that wrap; wrap-around is handled, and a
+counter reset (namespace recreated, module reloaded) is reported instead
+of turned into a huge rate. The entry count is not a per-CPU counter: it
+is shown once, with its rate of change.
+
+Sources: ctnetlink (needs CAP_NET_ADMIN in the namespace; CPU ids from the
+kernel), else /proc/net/stat/nf_conntrack of the namespace (rows mapped to
+CPU ids through /sys/devices/system/cpu/possible). Watching another
+namespace with --netns needs root (setns needs CAP_SYS_ADMIN).
+
+On a terminal the screen is redrawn and rising counters are coloured;
+otherwise plain text blocks are appended (for logs and scripts).
+
+Exit status: 0 after --count reports, 1 on errors (missing namespace or
+privileges, unreadable statistics), 2 on bad arguments.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SourceArg {
+    /// ctnetlink, falling back to /proc when not permitted.
+    Auto,
+    /// ctnetlink only (IPCTNL_MSG_CT_GET_STATS_CPU).
+    Netlink,
+    /// /proc/net/stat/nf_conntrack only.
+    Proc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColorArg {
+    /// Colour and redraw when standard output is a terminal.
+    Auto,
+    /// Always colour (and redraw).
+    Always,
+    /// Plain text, appended.
+    Never,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "watch", about = ABOUT, long_about = LONG_ABOUT)]
+struct Args {
+    /// Watch the network namespace NAME made by `ip netns add NAME`
+    /// (/var/run/netns/NAME). Default: the current namespace.
+    #[arg(long, value_name = "NAME", conflicts_with = "pid")]
+    netns: Option<String>,
+    /// Watch the network namespace of process PID (/proc/PID/ns/net),
+    /// e.g. a container's main process.
+    #[arg(long, value_name = "PID")]
+    pid: Option<u32>,
+    /// Seconds between samples (0.1 to 3600).
+    #[arg(long, short = 'i', value_name = "SECS", default_value = "1", value_parser = parse_interval)]
+    interval: f64,
+    /// Print this many reports, then exit (default: until interrupted).
+    #[arg(long, short = 'n', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+    /// Samples of history that "NEW" and "UP" compare the last interval
+    /// with.
+    #[arg(long, value_name = "SAMPLES", default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=100_000))]
+    window: u64,
+    /// Where the counters come from.
+    #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
+    source: SourceArg,
+    /// Colour and screen redraw.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
+    color: ColorArg,
+    /// Show one column per CPU even with more than 8 CPUs (otherwise the
+    /// busiest CPU is shown).
+    #[arg(long)]
+    per_cpu: bool,
+    /// Also show counters this kernel no longer maintains (`searched`,
+    /// `new`, `delete`, `delete_list` print 0 since 4.9, `ignore` since
+    /// 5.10) while they are 0.
+    #[arg(long)]
+    all: bool,
+}
+
+/// Counters the running kernel prints as 0 whatever happens
+/// (KERNEL.md section 1), hidden unless `--all`.
+fn dead_counters() -> Vec<Counter> {
+    let Ok((_, v)) = HostFs::new("/").read_kernel_release() else {
+        return Vec::new();
+    };
+    let mut dead = Vec::new();
+    if v.at_least(4, 9) {
+        dead.extend([
+            Counter::Searched,
+            Counter::New,
+            Counter::Delete,
+            Counter::DeleteList,
+        ]);
+    }
+    if v.at_least(5, 10) {
+        dead.push(Counter::Ignore);
+    }
+    dead
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.1..=3600.0).contains(&v) {
+        return Err(format!("{v} is out of range: use 0.1 to 3600 seconds"));
+    }
+    Ok(v)
+}
+
+// ---------------------------------------------------------------------
+// Target namespace (the same small helper is in top.rs and exporter.rs)
+// ---------------------------------------------------------------------
+
+/// The namespace to look at, checked to exist.
+struct Target {
+    netns: Netns,
+    label: String,
+    pid: Option<u32>,
+}
+
+fn resolve_target(netns: Option<&str>, pid: Option<u32>) -> Result<Target, String> {
+    if let Some(name) = netns {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(format!(
+                "invalid namespace name {name:?}: give a name as `ip netns list` prints it"
+            ));
+        }
+        let ns = Netns::named(name);
+        let path = ns.path().map(PathBuf::from).unwrap_or_default();
+        if !path.exists() {
+            return Err(format!(
+                "network namespace {name:?} does not exist ({} is missing); \
+                 `ip netns list` shows the namespaces there are",
+                path.display()
+            ));
+        }
+        return Ok(Target {
+            netns: ns,
+            label: format!("netns {name}"),
+            pid: None,
+        });
+    }
+    if let Some(pid) = pid {
+        let ns = Netns::pid(pid);
+        let path = ns.path().map(PathBuf::from).unwrap_or_default();
+        if !PathBuf::from(format!("/proc/{pid}")).exists() {
+            return Err(format!("no process with PID {pid}"));
+        }
+        if let Err(e) = std::fs::symlink_metadata(&path) {
+            return Err(format!("cannot see {}: {e}", path.display()));
+        }
+        return Ok(Target {
+            netns: ns,
+            label: format!("netns of pid {pid}"),
+            pid: Some(pid),
+        });
+    }
+    Ok(Target {
+        netns: Netns::Current,
+        label: "current netns".into(),
+        pid: None,
+    })
+}
+
+/// An error message with a hint when privileges are missing.
+fn explain(e: &conntrack_kit::netlink::Error) -> String {
+    if e.is_permission_denied() {
+        format!(
+            "{e}\nhint: run as root: ctnetlink needs CAP_NET_ADMIN, and entering another \
+             network namespace needs CAP_SYS_ADMIN"
+        )
+    } else {
+        e.to_string()
+    }
+}
+
+// ---------------------------------------------------------------------
+// Sources
+// ---------------------------------------------------------------------
+
+enum Source {
+    Netlink(Box<Conntrack>),
+    /// The namespace's `/proc/.../net/stat/nf_conntrack`, opened once (a
+    /// /proc/net file stays bound to the namespace it was opened in) and
+    /// re-read from offset 0 for each sample.
+    Proc {
+        file: File,
+        path: String,
+        cpu_ids: Option<Vec<u32>>,
+    },
+}
+
+impl Source {
+    fn name(&self) -> &'static str {
+        match self {
+            Source::Netlink(_) => "netlink",
+            Source::Proc { .. } => "/proc",
+        }
+    }
+
+    fn open_netlink(t: &Target) -> Result<Source, conntrack_kit::netlink::Error> {
+        let mut ct = Conntrack::open_in(&t.netns)?;
+        // One request up front, so that a refusal is seen now.
+        ct.stats()?;
+        Ok(Source::Netlink(Box::new(ct)))
+    }
+
+    fn open_proc(t: &Target) -> Result<Source, String> {
+        let rel = "net/stat/nf_conntrack";
+        let (file, path) = match (&t.netns, t.pid) {
+            (_, Some(pid)) => {
+                let p = format!("/proc/{pid}/{rel}");
+                (File::open(&p).map_err(|e| format!("{p}: {e}"))?, p)
+            }
+            (Netns::Current, None) => {
+                let p = format!("/proc/self/{rel}");
+                (File::open(&p).map_err(|e| format!("{p}: {e}"))?, p)
+            }
+            (ns, None) => {
+                // /proc/self/net is the thread group leader's namespace;
+                // /proc/thread-self/net is the entered thread's.
+                let p = format!("/proc/thread-self/{rel}");
+                let f = ns
+                    .run(|| {
+                        File::open(&p).map_err(|source| conntrack_kit::netlink::Error::Io {
+                            call: "open /proc/thread-self/net/stat/nf_conntrack",
+                            source,
+                        })
+                    })
+                    .map_err(|e| explain(&e))?;
+                (
+                    f,
+                    format!(
+                        "{rel} of {}",
+                        ns.path().unwrap_or(&PathBuf::new()).display()
+                    ),
+                )
+            }
+        };
+        let cpu_ids = HostFs::new("/").read_cpus_possible().ok();
+        Ok(Source::Proc {
+            file,
+            path,
+            cpu_ids,
+        })
+    }
+
+    fn sample(&mut self) -> Result<Stats, String> {
+        match self {
+            Source::Netlink(ct) => ct.stats().map_err(|e| explain(&e)),
+            Source::Proc {
+                file,
+                path,
+                cpu_ids,
+            } => {
+                let mut buf = Vec::with_capacity(4096);
+                file.rewind()
+                    .and_then(|_| file.read_to_end(&mut buf))
+                    .map_err(|e| format!("{path}: {e}"))?;
+                let mut s = procstat::parse_bytes(&buf).map_err(|e| format!("{path}: {e}"))?;
+                // Rows are the possible CPUs in order (impossible ones are
+                // skipped), so with as many possible CPUs as rows the ids
+                // are known.
+                if let Some(ids) = cpu_ids
+                    && ids.len() == s.cpus.len()
+                {
+                    for (c, &id) in s.cpus.iter_mut().zip(ids.iter()) {
+                        c.cpu = Some(id);
+                    }
+                }
+                if s.max_entries.is_none() {
+                    s.max_entries =
+                        std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max")
+                            .ok()
+                            .and_then(|t| t.trim().parse().ok());
+                }
+                Ok(s)
+            }
+        }
+    }
+}
+
+fn open_source(t: &Target, want: SourceArg) -> Result<Source, String> {
+    match want {
+        SourceArg::Netlink => Source::open_netlink(t).map_err(|e| explain(&e)),
+        SourceArg::Proc => Source::open_proc(t),
+        SourceArg::Auto => match Source::open_netlink(t) {
+            Ok(s) => Ok(s),
+            Err(e)
+                if e.is_permission_denied()
+                    && (matches!(t.netns, Netns::Current) || t.pid.is_some()) =>
+            {
+                match Source::open_proc(t) {
+                    Ok(s) => {
+                        eprintln!(
+                            "watch: ctnetlink not usable ({e}); reading /proc/net/stat/nf_conntrack instead"
+                        );
+                        Ok(s)
+                    }
+                    Err(pe) => Err(format!(
+                        "{}\nand the /proc fallback failed: {pe}",
+                        explain(&e)
+                    )),
+                }
+            }
+            Err(e) => Err(explain(&e)),
+        },
+    }
+}
+
+// ---------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------
+
+struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+}
+
+/// How a counter behaves in the last interval compared with the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    New,
+    Up,
+    Rising,
+    History,
+    Quiet,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::New => "NEW",
+            Status::Up => "UP",
+            Status::Rising => "rising",
+            Status::History => "history",
+            Status::Quiet => "",
+        }
+    }
+}
+
+fn status(now: &Rates, before: Option<&Rates>, c: Counter) -> Status {
+    let now_rate = now.per_sec(c);
+    if now.delta(c) > 0 {
+        match before {
+            Some(b) if b.window.used_intervals > 0 => {
+                if b.delta(c) == 0 {
+                    Status::New
+                } else if now_rate > 2.0 * b.per_sec(c) {
+                    Status::Up
+                } else {
+                    Status::Rising
+                }
+            }
+            _ => Status::Rising,
+        }
+    } else {
+        match now.get(c).map(|r| r.since_boot) {
+            Some(v) if v > 0 => Status::History,
+            _ => Status::Quiet,
+        }
+    }
+}
+
+fn fmt_rate(r: f64) -> String {
+    if r == 0.0 {
+        "0".into()
+    } else if r >= 100.0 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.1}")
+    }
+}
+
+fn utc_clock() -> String {
+    let s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{:02}:{:02}:{:02}Z", (s / 3600) % 24, (s / 60) % 60, s % 60)
+}
+
+fn render(
+    series: &StatsSeries,
+    target: &Target,
+    source: &str,
+    style: &Style,
+    per_cpu_columns: bool,
+    hide: &[Counter],
+) -> String {
+    let samples = series.samples();
+    let n = samples.len();
+    let now = Rates::from_samples(&samples[n - 2..]);
+    let before = (n >= 3).then(|| Rates::from_samples(&samples[..n - 1]));
+    let last = &samples[n - 1].stats;
+    let mut out = String::new();
+
+    let entries = last
+        .entries
+        .map(|e| {
+            let delta = now
+                .entries
+                .as_ref()
+                .map(|t| t.last as f64 - t.first as f64)
+                .unwrap_or(0.0);
+            let secs = now.window.covered_secs.max(f64::MIN_POSITIVE);
+            let pct = last
+                .max_entries
+                .filter(|&m| m > 0)
+                .map(|m| format!(" of {m} ({:.1}%)", 100.0 * e as f64 / m as f64))
+                .unwrap_or_default();
+            format!("entries {e}{pct}, {:+.1}/s", delta / secs)
+        })
+        .unwrap_or_else(|| "entries ?".into());
+    out.push_str(&style.paint(
+        "1",
+        &format!(
+            "{}  {}  {entries}  [{source}, {:.1}s]",
+            utc_clock(),
+            target.label,
+            now.window.covered_secs
+        ),
+    ));
+    out.push('\n');
+
+    // Columns: counter, total/s, per-CPU (or busiest), since boot, status.
+    let cpus: Vec<CpuId> = now.cpus.iter().map(|c| c.cpu).collect();
+    let mut header = format!("{:<15} {:>10}", "counter", "total/s");
+    if per_cpu_columns {
+        for c in &cpus {
+            header.push_str(&format!(" {:>9}", format!("{c}/s")));
+        }
+    } else {
+        header.push_str(&format!(" {:>22}", "busiest cpu"));
+    }
+    header.push_str(&format!(" {:>12}  status", "since boot"));
+    out.push_str(&header);
+    out.push('\n');
+
+    for r in &now.counters {
+        let c = r.counter;
+        if r.since_boot == 0 && hide.contains(&c) {
+            continue;
+        }
+        let st = status(&now, before.as_ref(), c);
+        let mut line = format!("{:<15} {:>10}", c.name(), fmt_rate(r.per_sec));
+        if per_cpu_columns {
+            for cr in &now.cpus {
+                line.push_str(&format!(" {:>9}", fmt_rate(cr.per_sec(c))));
+            }
+        } else {
+            let busiest = now.cpus.iter().map(|cr| (cr.cpu, cr.per_sec(c))).fold(
+                None::<(CpuId, f64)>,
+                |a, x| match a {
+                    Some(b) if b.1 >= x.1 => Some(b),
+                    _ => Some(x),
+                },
+            );
+            let cell = match busiest {
+                Some((id, v)) if v > 0.0 => {
+                    format!("{id} {}/s {:.0}%", fmt_rate(v), 100.0 * v / r.per_sec)
+                }
+                _ => "-".into(),
+            };
+            line.push_str(&format!(" {cell:>22}"));
+        }
+        line.push_str(&format!(" {:>12}  {}", r.since_boot, st.label()));
+        let line = match st {
+            Status::New | Status::Up => style.paint("1;31", &line),
+            Status::Rising => style.paint("33", &line),
+            Status::History => style.paint("2", &line),
+            Status::Quiet => line,
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    // Activity over the window, for counters whose status alone hides it.
+    if let Some(b) = &before {
+        let hist: Vec<&str> = b
+            .counters
+            .iter()
+            .filter(|r| r.activity == Activity::Live && now.delta(r.counter) == 0)
+            .map(|r| r.counter.name())
+            .collect();
+        if !hist.is_empty() {
+            out.push_str(&format!(
+                "rose earlier in the window ({:.0}s), flat now: {}\n",
+                b.window.covered_secs,
+                hist.join(", ")
+            ));
+        }
+    }
+    for x in &now.resets {
+        let names: Vec<&str> = x.counters.iter().map(|c| c.name()).collect();
+        out.push_str(&style.paint(
+            "1;35",
+            &format!(
+                "counters went backwards ({}): reset (namespace recreated or module reloaded); interval skipped\n",
+                names.join(", ")
+            ),
+        ));
+    }
+    for ch in &now.cpu_changes {
+        out.push_str(&format!(
+            "CPU rows changed: +{:?} -{:?}{}\n",
+            ch.appeared,
+            ch.disappeared,
+            if ch.unmatched {
+                " (interval skipped)"
+            } else {
+                ""
+            }
+        ));
+    }
+    out
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let target = resolve_target(args.netns.as_deref(), args.pid)?;
+    let mut source = open_source(&target, args.source)?;
+    let tty = std::io::stdout().is_terminal();
+    let color = match args.color {
+        ColorArg::Auto => tty,
+        ColorArg::Always => true,
+        ColorArg::Never => false,
+    };
+    let style = Style { color };
+    let hide = if args.all {
+        Vec::new()
+    } else {
+        dead_counters()
+    };
+    let interval = Duration::from_secs_f64(args.interval);
+    let t0 = Instant::now();
+    let mut series = StatsSeries::new();
+    series
+        .push(Duration::ZERO, source.sample()?)
+        .map_err(|e| e.to_string())?;
+    let mut next = t0 + interval;
+    let mut printed = 0u64;
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+        next += interval;
+        // After a stall (suspended process), do not catch up in a burst.
+        if next < Instant::now() {
+            next = Instant::now() + interval;
+        }
+        let stats = source.sample()?;
+        // Instants are monotonic; equal times cannot happen after a sleep,
+        // but a failed push must not end the watch.
+        if series.push(t0.elapsed(), stats).is_err() {
+            continue;
+        }
+        series.keep_last(args.window as usize + 1);
+        let per_cpu = args.per_cpu
+            || series
+                .samples()
+                .last()
+                .is_some_and(|s| s.stats.cpus.len() <= 8);
+        let report = render(&series, &target, source.name(), &style, per_cpu, &hide);
+        let res = if color {
+            // Redraw in place like watch(1).
+            write!(stdout, "\x1b[H\x1b[2J{report}")
+        } else {
+            writeln!(stdout, "{report}")
+        };
+        if let Err(e) = res.and_then(|_| stdout.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(format!("writing the report: {e}"));
+        }
+        printed += 1;
+        if args.count.is_some_and(|c| printed >= c) {
+            return Ok(());
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("watch: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
