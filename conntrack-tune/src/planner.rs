@@ -682,9 +682,18 @@ impl<'a> Ctx<'a> {
         {
             return Some((r.net_rx_per_cpu.clone(), "rates"));
         }
-        self.snap
-            .filter(|s| !s.net_rx_softirqs.is_empty())
-            .map(|s| (s.net_rx_softirqs.clone(), "snapshot"))
+        if let Some(s) = self.snap.filter(|s| !s.net_rx_softirqs.is_empty()) {
+            return Some((s.net_rx_softirqs.clone(), "snapshot"));
+        }
+        // No softirq counts: per-CPU drops and insert failures over the
+        // window show the same concentration.
+        let r = self.obs.rates.as_ref().filter(|r| r.per_cpu.len() >= 2)?;
+        let load: Vec<u64> = r
+            .per_cpu
+            .iter()
+            .map(|c| c.drop.saturating_add(c.insert_failed))
+            .collect();
+        (load.iter().any(|&v| v > 0)).then_some((load, "rates (drops per CPU)"))
     }
 
     fn rps(&mut self) {

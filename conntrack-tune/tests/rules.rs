@@ -612,3 +612,28 @@ fn bad_policy_is_an_error_not_a_panic() {
         assert!(plan(&Observation::default(), &bad).is_err());
     }
 }
+
+#[test]
+fn rps_from_per_cpu_drops_when_softirqs_are_missing() {
+    let mut o = rps_host(2, 8, false, false);
+    if let Some(s) = o.snapshot.as_mut() {
+        s.net_rx_softirqs.clear();
+    }
+    let p = plan(&o, &Policy::default()).unwrap();
+    assert!(p.unjudged.iter().any(|u| u.topic == "rps"));
+    o.rates = Some(Rates {
+        window_secs: 10.0,
+        per_cpu: (0..8)
+            .map(|c| CpuDelta {
+                cpu: c,
+                drop: if c < 2 { 50 } else { 0 },
+                insert_failed: if c < 2 { 50 } else { 0 },
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    });
+    let p = plan(&o, &Policy::default()).unwrap();
+    let a = p.action("rps:eth0").expect("rps from drops");
+    assert!(a.evidence[0].source.contains("drops per CPU"));
+}
