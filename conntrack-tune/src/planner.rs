@@ -68,6 +68,12 @@ fn fmt_n(v: u64) -> String {
     out
 }
 
+/// `after - before` in bytes, saturating at the i64 range.
+fn delta(after: u64, before: u64) -> i64 {
+    let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
+    clamp(after).saturating_sub(clamp(before))
+}
+
 fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
 }
@@ -441,7 +447,7 @@ impl<'a> Ctx<'a> {
                         }),
                         evidence: evidence.clone(),
                         effect: Effect {
-                            memory_delta_bytes: Some(bytes as i64 - before as i64),
+                            memory_delta_bytes: Some(delta(bytes, before)),
                             memory_after_bytes: Some(bytes),
                             entries_freed: None,
                             chain_length_after: Some(sizing::chain_length(proposed, new_buckets)),
@@ -602,7 +608,7 @@ impl<'a> Ctx<'a> {
                 }),
                 evidence: ev,
                 effect: Effect {
-                    memory_delta_bytes: Some(bytes as i64 - before as i64),
+                    memory_delta_bytes: Some(delta(bytes, before)),
                     memory_after_bytes: Some(bytes),
                     entries_freed: None,
                     chain_length_after: Some(sizing::chain_length(final_max, needed)),

@@ -97,11 +97,20 @@ pub fn default_sizing(mem_total_bytes: u64, kernel: KernelVersion) -> (u64, u64)
 /// use conntrack_tune::sizing::allocation_unit;
 /// assert_eq!(allocation_unit(4096), 512);
 /// assert_eq!(allocation_unit(65536), 8192);
-/// assert_eq!(allocation_unit(0), 512); // unknown: assume 4 KiB
+/// assert_eq!(allocation_unit(0), 512); // unknown or absurd: assume 4 KiB
+/// assert_eq!(allocation_unit(u64::MAX), 512);
 /// ```
 pub fn allocation_unit(page_size: u64) -> u64 {
-    let page = if page_size >= 8 { page_size } else { 4096 };
-    (page / 8).max(1)
+    page(page_size) / 8
+}
+
+/// A usable page size: a power of two from 512 B to 1 MiB, else 4 KiB.
+fn page(page_size: u64) -> u64 {
+    if page_size.is_power_of_two() && (512..=1 << 20).contains(&page_size) {
+        page_size
+    } else {
+        4096
+    }
 }
 
 /// Rounds `buckets` up to the allocation unit
@@ -115,7 +124,7 @@ pub fn allocation_unit(page_size: u64) -> u64 {
 /// assert_eq!(round_buckets(513, 4096), 1024);
 /// ```
 pub fn round_buckets(buckets: u64, page_size: u64) -> u64 {
-    let page = if page_size >= 8 { page_size } else { 4096 };
+    let page = page(page_size);
     let unit = allocation_unit(page);
     let top = (u32::MAX as u64 / unit) * unit;
     let b = buckets.clamp(1, top) as u32;

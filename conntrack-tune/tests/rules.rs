@@ -637,3 +637,101 @@ fn rps_from_per_cpu_drops_when_softirqs_are_missing() {
     let a = p.action("rps:eth0").expect("rps from drops");
     assert!(a.evidence[0].source.contains("drops per CPU"));
 }
+
+// ---- never panic on input -------------------------------------------------
+
+fn extreme_u32() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        Just(0u32),
+        Just(1),
+        Just(u32::MAX),
+        Just(u32::MAX - 1),
+        any::<u32>()
+    ]
+}
+
+fn extreme_u64() -> impl Strategy<Value = u64> {
+    prop_oneof![Just(0u64), Just(1), Just(u64::MAX), any::<u64>()]
+}
+
+fn extreme_f64() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        Just(f64::NAN),
+        Just(f64::INFINITY),
+        Just(-1.0),
+        Just(0.0),
+        0.0f64..1e7
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Odd and hostile observations never panic the planner or a renderer.
+    #[test]
+    fn never_panics(
+        (count, max, buckets) in (extreme_u32(), extreme_u32(), extreme_u32()),
+        (mem, page) in (extreme_u64(), extreme_u64()),
+        (tw, est) in (extreme_u32(), extreme_u32()),
+        (total, tw_n, nat) in (extreme_u64(), extreme_u64(), extreme_u64()),
+        (rate, window) in (extreme_f64(), extreme_f64()),
+        (drop, early, failed) in (extreme_u64(), extreme_u64(), extreme_u64()),
+        minor in 0u16..30,
+        rem in extreme_u32(),
+        iface in "\\PC{0,20}",
+        init in any::<Option<bool>>(),
+    ) {
+        let mut s = HostSnapshot {
+            kernel_version: Some(KernelVersion::new(minor / 6 + 2, minor, 0)),
+            page_size: Some(page),
+            mem_total_bytes: Some(mem),
+            cpus_online: (0..(minor as u32 % 5)).collect(),
+            count: Some(count),
+            max: Some(max),
+            buckets: Some(buckets),
+            init_netns: init,
+            net_rx_softirqs: vec![drop, early, failed],
+            rx_queues: vec![RxQueue { iface, queue: rem % 4, rps_cpus: vec![] }],
+            helpers: vec!["nf_conntrack_ftp".into()],
+            ..Default::default()
+        };
+        s.timeouts.entry("tcp".into()).or_default().insert("time_wait".into(), tw);
+        s.timeouts.entry("tcp".into()).or_default().insert("established".into(), est);
+        let mut f = FlowSummary { total, nat, helpers_known: true, ..Default::default() };
+        f.by_state.insert("TIME_WAIT".into(), tw_n);
+        let mut h = RemainingHistogram::default();
+        h.by_secs.insert(rem, tw_n);
+        f.remaining.insert("TIME_WAIT".into(), h.clone());
+        f.remaining.insert("ESTABLISHED".into(), h);
+        f.services.insert("udp/53".into(), conntrack_tune::observe::ServiceStats {
+            entries: tw_n, nat, ..Default::default()
+        });
+        let o = Observation {
+            snapshot: Some(s),
+            rates: Some(Rates {
+                window_secs: window,
+                peak_entries: Some(count),
+                new_flows_per_sec: Some(rate),
+                per_cpu: vec![
+                    CpuDelta { cpu: 0, drop, early_drop: early, insert_failed: failed, ..Default::default() },
+                    CpuDelta { cpu: 1, ..Default::default() },
+                ],
+                net_rx_per_cpu: vec![],
+            }),
+            flows: Some(f),
+            ..Default::default()
+        };
+        for risk in [RiskTolerance::Conservative, RiskTolerance::Aggressive] {
+            let policy = Policy { risk, stateful_firewall: Some(false), ..Policy::default() };
+            let p = plan(&o, &policy).unwrap();
+            let _ = render::text(&p);
+            let _ = render::markdown(&p);
+            let _ = render::json(&p).unwrap();
+            let _ = render::shell_script(&p);
+            let _ = render::sysctl_d(&p);
+            let _ = render::modprobe_d(&p);
+            let _ = render::iptables(&p);
+            let _ = render::nftables(&p);
+        }
+    }
+}
