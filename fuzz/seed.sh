@@ -14,3 +14,11 @@ seed() { # target, files...
 }
 seed procstat "$root"/conntrack-core/fixtures/proc-stat/*.txt
 seed cli_stats "$root"/conntrack-core/fixtures/cli-stats/*.txt
+seed cli_list "$root"/conntrack-core/fixtures/cli-list/*.txt
+nl="$root"/conntrack-netlink/fixtures
+seed nl_flow "$nl"/dump*.bin "$nl"/get*.bin "$nl"/events*.bin
+seed nl_stats "$nl"/stats*.bin
+seed nl_event "$nl"/events*.bin
+h="$root"/conntrack-core/fixtures/host/linux-6.18
+seed host "$h"/proc/meminfo "$h"/proc/slabinfo "$h"/proc/softirqs "$h"/sys/devices/system/cpu/possible \
+    "$h"/proc/sys/kernel/osrelease "$h"/proc/self/smaps

@@ -19,12 +19,18 @@ impl Rng {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
     }
 }
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -75,7 +81,10 @@ fn replay_corpus_and_generated_inputs() {
         .unwrap_or(20_000);
     for &(name, check) in conntrack_kit_fuzz::TARGETS {
         let seeds = corpus(name);
-        assert!(!seeds.is_empty(), "corpus/{name} is empty: run fuzz/seed.sh");
+        assert!(
+            !seeds.is_empty(),
+            "corpus/{name} is empty: run fuzz/seed.sh"
+        );
         for s in &seeds {
             check(s);
         }
@@ -83,6 +92,9 @@ fn replay_corpus_and_generated_inputs() {
         for _ in 0..iters {
             check(&mutate(&mut rng, &seeds));
         }
-        println!("{name}: {} corpus files, {iters} generated inputs", seeds.len());
+        println!(
+            "{name}: {} corpus files, {iters} generated inputs",
+            seeds.len()
+        );
     }
 }
