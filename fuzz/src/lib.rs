@@ -147,8 +147,11 @@ pub fn check_host(data: &[u8]) {
     }
 }
 
+/// One fuzz target's check.
+pub type Check = fn(&[u8]);
+
 /// The targets by name, for the replay test and the CI script.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("procstat", check_procstat),
     ("cli_stats", check_cli_stats),
     ("cli_list", check_cli_list),
