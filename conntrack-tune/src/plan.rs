@@ -57,9 +57,10 @@ impl fmt::Display for Priority {
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// The initial network namespace of the host: `nf_conntrack_max` is
-    /// read-only in other namespaces ("netfilter: conntrack: Make global
-    /// sysctls readonly in non-init netns", v5.13, backported to stable
-    /// kernels) and the hash table can only be resized from there.
+    /// read-only in other namespaces (commit 2671fa4dc010 "netfilter:
+    /// conntrack: Make global sysctls readonly in non-init netns", v5.13,
+    /// backported to stable kernels) and the hash table can only be resized
+    /// from there.
     HostInitNamespace,
     /// The namespace the observation was taken in (per-namespace sysctls
     /// such as timeouts).

@@ -155,3 +155,87 @@ fn script_applies_timeouts_in_a_fresh_namespace() {
     // The initial namespace was not touched.
     assert_eq!(std::fs::read_to_string(&path).unwrap(), host_before);
 }
+
+/// The nftables rendering loads into a real kernel (in a fresh namespace,
+/// so the host's ruleset is untouched) and the rules carry `notrack`.
+#[test]
+fn nftables_rules_load_in_a_fresh_namespace() {
+    use conntrack_core::{Flow, L4Proto, L4Tuple, Status, Tuple};
+    if !is_root() {
+        return skip("not root");
+    }
+    let nft_ok = Command::new("nft")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !nft_ok {
+        return skip("nft not installed");
+    }
+    let ip = |s: &str| s.parse().unwrap();
+    let flows: Vec<Flow> = (0..900u16)
+        .map(|i| {
+            let o = Tuple::new(
+                ip("198.51.100.7"),
+                ip("192.0.2.53"),
+                L4Proto::UDP,
+                L4Tuple::Ports {
+                    src: 2000 + i,
+                    dst: 53,
+                },
+            );
+            let r = Tuple::new(
+                ip("192.0.2.53"),
+                ip("198.51.100.7"),
+                L4Proto::UDP,
+                L4Tuple::Ports {
+                    src: 53,
+                    dst: 2000 + i,
+                },
+            );
+            Flow::new(o, r, Status::CONFIRMED | Status::SEEN_REPLY)
+        })
+        .collect();
+    let snap = HostSnapshot {
+        kernel_version: Some(KernelVersion::new(6, 1, 0)),
+        count: Some(900),
+        max: Some(1000),
+        buckets: Some(1024),
+        ..Default::default()
+    };
+    let obs = Observation {
+        snapshot: Some(snap),
+        flows: Some(FlowSummary::from_owned(&flows)),
+        ..Default::default()
+    };
+    let policy = Policy {
+        stateful_firewall: Some(false),
+        ..Policy::default()
+    };
+    let p = plan(&obs, &policy).unwrap();
+    assert!(p.action("notrack:udp/53").is_some(), "{}", render::text(&p));
+    let rules = render::nftables(&p).unwrap();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &rules).unwrap();
+    let name = format!("ctk-tune-nft-{}", std::process::id());
+    let Some(ns) = Netns::add(&name) else {
+        return skip("`ip netns add` failed (iproute2 missing?)");
+    };
+    let f = file.path().to_str().unwrap();
+    let o = ns.exec(&["nft", "-c", "-f", f]);
+    assert!(
+        o.status.success(),
+        "nft -c: {}\n{rules}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = ns.exec(&["nft", "-f", f]);
+    assert!(
+        o.status.success(),
+        "nft -f: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = ns.exec(&["nft", "list", "table", "inet", "conntrack_kit_notrack"]);
+    let listed = String::from_utf8_lossy(&o.stdout);
+    assert!(listed.contains("udp dport 53 notrack"), "{listed}");
+    assert!(listed.contains("udp sport 53 notrack"), "{listed}");
+}

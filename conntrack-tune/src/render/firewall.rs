@@ -53,7 +53,11 @@ fn header(r: &Rule<'_>) -> String {
 pub fn iptables(plan: &Plan) -> Result<String, RenderError> {
     let mut out =
         String::from("#!/bin/sh\n# Written by conntrack-tune (conntrack-kit).\nset -eu\n");
-    for r in rules(plan)? {
+    let rs = rules(plan)?;
+    if rs.is_empty() {
+        out.push_str("# This plan proposes no NOTRACK rule.\n");
+    }
+    for r in rs {
         out.push_str(&header(&r));
         for bin in ["iptables", "ip6tables"] {
             for (chain, dir) in [("PREROUTING", "--dport"), ("OUTPUT", "--sport")] {
@@ -75,6 +79,10 @@ pub fn iptables(plan: &Plan) -> Result<String, RenderError> {
 pub fn nftables(plan: &Plan) -> Result<String, RenderError> {
     let rs = rules(plan)?;
     let mut out = String::from("# Written by conntrack-tune (conntrack-kit).\n");
+    if rs.is_empty() {
+        out.push_str("# This plan proposes no NOTRACK rule.\n");
+        return Ok(out);
+    }
     for r in &rs {
         out.push_str(&header(r));
     }
