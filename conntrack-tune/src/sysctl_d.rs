@@ -133,8 +133,8 @@ pub fn parse(text: &str) -> Vec<Assignment> {
         };
         let k = k.trim();
         let k = k.strip_prefix('-').unwrap_or(k).trim();
-        if k.is_empty() {
-            continue;
+        if k.is_empty() || k.starts_with('-') || k.contains(char::is_whitespace) {
+            continue; // not a key systemd-sysctl could write
         }
         out.push(Assignment {
             key: normalize_key(k),
