@@ -1,0 +1,363 @@
+//! Live collection from a kernel table: this host, a named network
+//! namespace, or a process's namespace.
+//!
+//! 1. Host facts with `HostFs`. For another namespace they are read on a
+//!    thread that entered it (`Netns::run`): `/proc/sys/net` shows the
+//!    namespace of the thread that opens it, and this namespace's
+//!    `/proc/net` is `/proc/thread-self/net` there (`/proc/net` is the
+//!    process's, i.e. the main thread's).
+//! 2. Statistics sample 0: ctnetlink (per-CPU counters, count, max), or
+//!    `/proc/net/stat/nf_conntrack` when ctnetlink fails for another reason
+//!    than privileges.
+//! 3. One streaming dump into the hotspot aggregator and a keyed-hash
+//!    simulation of the bucket chains (a progress bar on a terminal).
+//! 4. Statistics sample 1 when the window has passed since sample 0 (the
+//!    dump's time counts towards the window).
+
+use super::Failure;
+use super::analysis::{Collected, FlowPass};
+use super::source::Target;
+use conntrack_kit::analyze::buckets::{BucketHasher, SimulatedChains};
+use conntrack_kit::analyze::hotspots::{CountMode, HotspotConfig, Hotspots};
+use conntrack_kit::analyze::rates::StatsSeries;
+use conntrack_kit::core::host::{HostError, HostFs, init_netns_from, parse_ns_link};
+use conntrack_kit::core::{FlowLike, HostSnapshot, L3Family, Stats, procstat};
+use conntrack_kit::netlink::{Conntrack, DumpRequest, Error as NlError, Netns};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Options of a live collection.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Time between the two statistics samples (0: one sample only).
+    pub window: Duration,
+    /// Show a progress bar during the dump when stderr is a terminal.
+    pub progress: bool,
+    /// Rows kept per hotspot key.
+    pub top: usize,
+}
+
+/// Tables larger than this are counted with a bounded top-K instead of
+/// exactly (memory stays bounded; counts then carry an error bound).
+const EXACT_LIMIT: u64 = 2_000_000;
+/// The chain simulation keeps one u32 per bucket; larger tables skip it.
+const SIMULATE_MAX_BUCKETS: u32 = 1 << 24;
+
+/// The namespace a live target refers to.
+pub fn netns_of(target: &Target) -> Netns {
+    match target {
+        Target::Netns(n) => Netns::named(n),
+        Target::Pid(p) => Netns::pid(*p),
+        _ => Netns::Current,
+    }
+}
+
+/// Maps a netlink error to a failure: privileges, missing namespace, or
+/// another error.
+pub fn failure_of(what: &str, e: &NlError) -> Failure {
+    if e.is_permission_denied() {
+        return Failure::Unavailable(format!(
+            "no privileges to {what}: {e} (run as root: ctnetlink needs CAP_NET_ADMIN, entering a namespace CAP_SYS_ADMIN)"
+        ));
+    }
+    if let NlError::NetnsOpen { source, .. } = e
+        && source.kind() == std::io::ErrorKind::NotFound
+    {
+        return Failure::NoTarget(format!("{what}: {e}"));
+    }
+    if e.errno() == Some(libc::EPROTONOSUPPORT) {
+        return Failure::Unavailable(format!(
+            "{what}: {e} (ctnetlink is not available: nf_conntrack_netlink not loaded?)"
+        ));
+    }
+    Failure::Error(format!("{what}: {e}"))
+}
+
+/// Whether this kernel has conntrack at all (the global sysctl exists).
+pub fn conntrack_present() -> bool {
+    Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists()
+}
+
+/// Collects everything from a live table.
+pub fn collect(target: &Target, opts: &LiveOptions) -> Result<Collected, Failure> {
+    if !conntrack_present() {
+        return Err(Failure::Unavailable(
+            "conntrack is not available on this host: /proc/sys/net/netfilter/nf_conntrack_max \
+             does not exist (nf_conntrack is not loaded or not built)"
+                .into(),
+        ));
+    }
+    let netns = netns_of(target);
+    let mut ct = Conntrack::open_in(&netns).map_err(|e| failure_of("open ctnetlink", &e))?;
+
+    let (snapshot, mut notes) = host_snapshot(target, &netns)?;
+    let t0 = Instant::now();
+    let (stats0, stats_source) = sample_stats(&mut ct, target, &netns)?;
+    let mut series = StatsSeries::new();
+    let _ = series.push(Duration::ZERO, stats0.clone());
+
+    let expected = stats0.entries.or(snapshot.count).map(u64::from);
+    let flows = dump(&mut ct, &snapshot, expected, opts)?;
+
+    let mut last = stats0;
+    if !opts.window.is_zero() {
+        let elapsed = t0.elapsed();
+        if elapsed < opts.window {
+            std::thread::sleep(opts.window - elapsed);
+        }
+        let (s1, _) = sample_stats(&mut ct, target, &netns)?;
+        let _ = series.push(t0.elapsed(), s1.clone());
+        last = s1;
+    } else {
+        notes.push("--window 0: one statistics sample, no rates (counters since boot only)".into());
+    }
+
+    let mut snapshot = snapshot;
+    // The latest netlink figures are the namespace's own.
+    if let Some(e) = last.entries {
+        snapshot.count = Some(e);
+    }
+    if snapshot.max.is_none() {
+        snapshot.max = last.max_entries;
+    }
+    snapshot.stats = Some(last);
+
+    Ok(Collected {
+        target: target.clone(),
+        snapshot,
+        notes,
+        series,
+        stats_source: Some(stats_source),
+        flows: Some(flows),
+        root: matches!(target, Target::Host).then(|| "/".into()),
+        meta: Default::default(),
+    })
+}
+
+/// Host facts for the target; the notes say what could not be read.
+fn host_snapshot(target: &Target, netns: &Netns) -> Result<(HostSnapshot, Vec<String>), Failure> {
+    let (snapshot, problems) = match target {
+        Target::Host => {
+            let r = HostFs::new("/").read_snapshot();
+            (r.snapshot, r.problems)
+        }
+        _ => netns
+            .run(|| Ok(snapshot_in_this_thread()))
+            .map_err(|e| failure_of("read the namespace's host facts", &e))?,
+    };
+    let mut notes: Vec<String> = problems.iter().map(describe_problem).collect();
+    if !matches!(target, Target::Host) {
+        notes.push(
+            "RPS settings are those of the interfaces visible in this process's /sys (the host's), \
+             not the namespace's"
+                .into(),
+        );
+    }
+    Ok((snapshot, notes))
+}
+
+/// One line for a host fact that could not be read.
+pub fn describe_problem(e: &HostError) -> String {
+    if e.is_not_found() {
+        format!("not available: {}", e.path().display())
+    } else {
+        format!("could not read: {e}")
+    }
+}
+
+/// The host snapshot as seen by the calling thread's network namespace
+/// (call it on a thread that entered the namespace).
+fn snapshot_in_this_thread() -> (HostSnapshot, Vec<HostError>) {
+    let fs = HostFs::new("/");
+    let mut r = fs.read_snapshot();
+    // /proc/net and /proc/self follow the main thread; this thread's
+    // namespace files are under /proc/thread-self.
+    let own = |p: &Path| p.starts_with("/proc/net") || p.starts_with("/proc/self/ns");
+    r.problems.retain(|e| !own(e.path()));
+    r.snapshot.stats = None;
+    match std::fs::read("/proc/thread-self/net/stat/nf_conntrack") {
+        Ok(bytes) => match procstat::parse_bytes(&bytes) {
+            Ok(s) => r.snapshot.stats = Some(s),
+            Err(e) => r.problems.push(HostError::malformed(
+                "/proc/thread-self/net/stat/nf_conntrack",
+                e.into(),
+            )),
+        },
+        Err(e) => r.problems.push(HostError::from_io(
+            "/proc/thread-self/net/stat/nf_conntrack",
+            &e,
+        )),
+    }
+    let ino = std::fs::read_link("/proc/thread-self/ns/net")
+        .ok()
+        .and_then(|t| parse_ns_link(&t.to_string_lossy()).ok());
+    let pid1 = std::fs::read_link("/proc/1/ns/net")
+        .ok()
+        .and_then(|t| parse_ns_link(&t.to_string_lossy()).ok());
+    r.snapshot.netns_inode = ino;
+    r.snapshot.init_netns =
+        ino.and_then(|i| init_netns_from(i, pid1, r.snapshot.kernel_version, None));
+    (r.snapshot, r.problems)
+}
+
+/// One statistics sample: ctnetlink first, the target's
+/// `/proc/net/stat/nf_conntrack` when ctnetlink fails (not for lack of
+/// privileges).
+fn sample_stats(
+    ct: &mut Conntrack,
+    target: &Target,
+    netns: &Netns,
+) -> Result<(Stats, String), Failure> {
+    match ct.stats() {
+        Ok(s) => Ok((s, "ctnetlink (IPCTNL_MSG_CT_GET_STATS_CPU)".into())),
+        Err(e) if e.is_permission_denied() => Err(failure_of("read statistics", &e)),
+        Err(nl) => {
+            let read = |rel: &str| -> Result<Stats, String> {
+                let bytes = std::fs::read(rel).map_err(|e| format!("{rel}: {e}"))?;
+                procstat::parse_bytes(&bytes).map_err(|e| format!("{rel}: {e}"))
+            };
+            let res = match target {
+                Target::Host => read("/proc/net/stat/nf_conntrack"),
+                Target::Pid(p) => read(&format!("/proc/{p}/net/stat/nf_conntrack")),
+                _ => netns
+                    .run(|| Ok(read("/proc/thread-self/net/stat/nf_conntrack")))
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r),
+            };
+            res.map(|s| (s, "/proc/net/stat/nf_conntrack (ctnetlink failed)".into()))
+                .map_err(|p| {
+                    Failure::Error(format!(
+                        "cannot read statistics: ctnetlink: {nl}; /proc: {p}"
+                    ))
+                })
+        }
+    }
+}
+
+/// Simulated chain lengths accumulated during a dump (the kernel table
+/// holds no duplicate tuples, so duplicates are not tracked).
+struct Chains {
+    hasher: BucketHasher,
+    chains: Vec<u32>,
+    nodes: u64,
+}
+
+impl Chains {
+    fn new(buckets: u32) -> Chains {
+        Chains {
+            hasher: BucketHasher::new(u64::from(buckets), 0x636f_6e6e_7472_6163),
+            chains: vec![0; buckets as usize],
+            nodes: 0,
+        }
+    }
+
+    fn add<F: FlowLike>(&mut self, f: &F) {
+        let zone = f.zone().unwrap_or(0);
+        for t in [f.orig(), f.reply()] {
+            if let Some(b) = self.hasher.bucket(&t, zone) {
+                let c = &mut self.chains[b as usize];
+                *c = c.saturating_add(1);
+                self.nodes += 1;
+            }
+        }
+    }
+
+    fn finish(self) -> SimulatedChains {
+        let longest = self.chains.iter().copied().max().unwrap_or(0) as usize;
+        let mut histogram = vec![0u64; longest + 1];
+        for &c in &self.chains {
+            histogram[c as usize] += 1;
+        }
+        SimulatedChains {
+            buckets: self.chains.len() as u64,
+            nodes: self.nodes,
+            histogram,
+            longest: longest as u64,
+            duplicate_tuples: 0,
+        }
+    }
+}
+
+struct Acc {
+    hot: Hotspots,
+    chains: Option<Chains>,
+}
+
+/// One streaming dump into hotspots and simulated chains.
+fn dump(
+    ct: &mut Conntrack,
+    snapshot: &HostSnapshot,
+    expected: Option<u64>,
+    opts: &LiveOptions,
+) -> Result<FlowPass, Failure> {
+    let mode = if expected.unwrap_or(0) > EXACT_LIMIT {
+        CountMode::TopK(65_536)
+    } else {
+        CountMode::Exact
+    };
+    let buckets = snapshot
+        .buckets
+        .filter(|&b| b > 0 && b <= SIMULATE_MAX_BUCKETS);
+    let bar = (opts.progress && std::io::stderr().is_terminal()).then(|| {
+        let pb = indicatif::ProgressBar::new(expected.unwrap_or(0));
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "dumping {bar:30} {human_pos}/{human_len} flows ({per_sec}, {eta} left)",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    let top = opts.top;
+    let (bar_init, bar_step) = (bar.clone(), bar.clone());
+    let mut n = 0u64;
+    let (acc, summary) = ct
+        .fold(
+            &DumpRequest::table(L3Family::UNSPEC),
+            || {
+                if let Some(b) = &bar_init {
+                    b.set_position(0);
+                }
+                Acc {
+                    hot: Hotspots::new(HotspotConfig {
+                        mode,
+                        top,
+                        ..HotspotConfig::default()
+                    }),
+                    chains: buckets.map(Chains::new),
+                }
+            },
+            |acc, flow| {
+                acc.hot.add(flow);
+                if let Some(c) = &mut acc.chains {
+                    c.add(flow);
+                }
+                n += 1;
+                if n.is_multiple_of(4096)
+                    && let Some(b) = &bar_step
+                {
+                    b.set_position(acc.hot.flows());
+                }
+            },
+        )
+        .map_err(|e| failure_of("dump the table", &e))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let mut notes = Vec::new();
+    if summary.interrupted {
+        notes.push("the dump was interrupted (NLM_F_DUMP_INTR): counts may be inconsistent".into());
+    }
+    if snapshot.buckets.is_some() && buckets.is_none() {
+        notes.push("bucket simulation skipped (more than 2^24 buckets)".into());
+    }
+    Ok(FlowPass {
+        source: "ctnetlink dump".into(),
+        hotspots: acc.hot.summary(),
+        chains: acc.chains.map(Chains::finish),
+        malformed: summary.malformed,
+        first_error: summary.first_malformed.map(|e| e.to_string()),
+        notes,
+    })
+}
