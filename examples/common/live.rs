@@ -57,9 +57,7 @@ pub fn netns_of(target: &Target) -> Netns {
 /// another error.
 pub fn failure_of(what: &str, e: &NlError) -> Failure {
     if e.is_permission_denied() {
-        return Failure::Unavailable(format!(
-            "no privileges to {what}: {e} (run as root: ctnetlink needs CAP_NET_ADMIN, entering a namespace CAP_SYS_ADMIN)"
-        ));
+        return Failure::Unavailable(format!("no privileges to {what}: {e} (run as root)"));
     }
     if let NlError::NetnsOpen { source, .. } = e
         && source.kind() == std::io::ErrorKind::NotFound

@@ -122,6 +122,11 @@ impl SourceArgs {
                     dir.display()
                 )));
             }
+            // The bundled sample keeps its label however it is named.
+            let canon = |p: &Path| p.canonicalize().ok();
+            if canon(dir).is_some() && canon(dir) == canon(Path::new(SAMPLE_DIR)) {
+                return Ok(Target::Sample);
+            }
             return Ok(Target::Capture(dir.clone()));
         }
         if self.sample {

@@ -1,0 +1,169 @@
+//! `plan`: the conntrack tuning plan for this host, another network
+//! namespace, or a capture, rendered in the format you apply it with.
+//!
+//! ```text
+//! cargo run --release --example plan                                # text, this host (root)
+//! cargo run --release --example plan -- --format sysctl             # /etc/sysctl.d file
+//! cargo run --release --example plan -- --format shell > apply.sh   # idempotent script
+//! cargo run --release --example plan -- --capture DIR --format json
+//! ```
+//!
+//! The plan is computed exactly as `doctor` computes it (same collection,
+//! same diagnosis). Nothing is applied: the renderers only print. Unlike
+//! `doctor`, `plan` never falls back to the bundled sample on its own (a
+//! sysctl file for the wrong host is worse than none); `--sample` asks for
+//! it explicitly and the output is then labelled.
+mod common;
+
+use clap::{Parser, ValueEnum};
+use common::analysis::analyse;
+use common::live::LiveOptions;
+use common::source::{SourceArgs, Target};
+use common::{EXIT_ERROR, Failure, capture, live, parse_args};
+use conntrack_kit::tune::render;
+use std::io::Write as _;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Plain text, grouped by priority, with evidence, risk and rollback.
+    Text,
+    /// The same as Markdown.
+    Markdown,
+    /// The plan as JSON (every field).
+    Json,
+    /// The /etc/sysctl.d file that persists the proposed sysctls.
+    Sysctl,
+    /// The /etc/modprobe.d file with the hashsize option.
+    Modprobe,
+    /// A POSIX shell script that applies the plan (idempotent, set -eu,
+    /// prints before/after values, verifies).
+    Shell,
+    /// nftables NOTRACK rules.
+    Nft,
+    /// iptables NOTRACK rules (raw table).
+    Iptables,
+}
+
+const LONG_ABOUT: &str = "\
+The conntrack tuning plan for this host, another network namespace (--netns NAME,
+--pid PID) or files captured on another host (--capture DIR), rendered as text,
+Markdown, JSON, a sysctl.d file, a modprobe.d file, a shell script, or nftables /
+iptables NOTRACK rules (--format). The plan is the one `doctor` prints: ordered
+actions (P0 stop the bleeding .. P3 hygiene), each with evidence, expected effect,
+risk, rollback and verification. Nothing is applied.
+
+Live runs need root (ctnetlink needs CAP_NET_ADMIN). plan does not fall back to
+the bundled sample by itself; --sample shows the plan for the sample incident,
+labelled as such.";
+
+const EXIT_HELP: &str = "\
+Exit codes:
+  0  the plan was printed (a format with nothing to write prints a comment)
+  3  bad command line
+  4  target not found (network namespace, process, capture directory)
+  5  this host could not be analysed (no privileges, or no conntrack)
+  6  other errors (netlink, unreadable or malformed capture, a value that
+     cannot be rendered safely, output)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "plan",
+    about = "The conntrack tuning plan as text, Markdown, JSON, sysctl.d, modprobe.d, shell or firewall rules",
+    long_about = LONG_ABOUT,
+    after_help = EXIT_HELP
+)]
+struct Args {
+    #[command(flatten)]
+    source: SourceArgs,
+
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+fn main() {
+    let args: Args = parse_args();
+    std::process::exit(match run(&args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("plan: error: {e}");
+            e.code()
+        }
+    });
+}
+
+fn run(args: &Args) -> Result<(), Failure> {
+    let target = args.source.target()?;
+    let collected = if target.is_live() {
+        let opts = LiveOptions {
+            window: args.source.window(),
+            progress: true,
+            top: 10,
+        };
+        live::collect(&target, &opts).map_err(|e| match e {
+            Failure::Unavailable(m) => Failure::Unavailable(format!(
+                "{m}; `--sample` shows the plan for the bundled sample incident"
+            )),
+            e => e,
+        })?
+    } else {
+        capture::collect(&target, 10)?
+    };
+    let analysis = analyse(&collected);
+    let plan = analysis
+        .plan
+        .map_err(|e| Failure::Error(format!("no plan: {e}")))?;
+    let rendered = |r: Result<String, render::RenderError>| {
+        r.map_err(|e| Failure::Error(format!("cannot render the plan safely: {e}")))
+    };
+    let file = |r: Result<Option<render::RenderedFile>, render::RenderError>, what: &str| {
+        rendered(r.map(|f| match f {
+            Some(f) => format!("# {}\n{}", f.path, f.content),
+            None => format!("# the plan proposes no {what} changes\n"),
+        }))
+    };
+    let mut out = match args.format {
+        Format::Text => render::text(&plan),
+        Format::Markdown => render::markdown(&plan),
+        Format::Json => render::json(&plan)
+            .map(|mut s| {
+                s.push('\n');
+                s
+            })
+            .map_err(|e| Failure::Error(format!("JSON: {e}")))?,
+        Format::Sysctl => file(render::sysctl_d(&plan), "sysctl")?,
+        Format::Modprobe => file(render::modprobe_d(&plan), "module option")?,
+        Format::Shell => rendered(render::shell_script(&plan))?,
+        Format::Nft => rendered(render::nftables(&plan))?,
+        Format::Iptables => rendered(render::iptables(&plan))?,
+    };
+    if target == Target::Sample {
+        eprintln!("plan: this is the plan for the SAMPLE INCIDENT (synthetic), not this host");
+        if args.format != Format::Json {
+            let body = if args.format == Format::Shell {
+                // Keep the shebang first.
+                match out.split_once('\n') {
+                    Some((first, rest)) if first.starts_with("#!") => {
+                        format!("{first}\n# SAMPLE INCIDENT - not this host: do not apply\n{rest}")
+                    }
+                    _ => format!("# SAMPLE INCIDENT - not this host: do not apply\n{out}"),
+                }
+            } else if args.format == Format::Markdown {
+                format!("> **SAMPLE INCIDENT - not this host**\n\n{out}")
+            } else {
+                format!("# SAMPLE INCIDENT - not this host: do not apply\n{out}")
+            };
+            out = body;
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(EXIT_ERROR),
+        Err(e) => Err(Failure::Error(format!("writing the plan: {e}"))),
+    }
+}

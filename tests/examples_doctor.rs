@@ -1,0 +1,509 @@
+//! Runs the built `doctor` and `plan` examples and checks what a user
+//! sees: help, usage errors and their exit codes, missing targets, the
+//! bundled sample incident (text and JSON), a live run on this host, a live
+//! run in a fresh namespace filled with known flows, and the no-privileges
+//! fallback.
+//!
+//! The examples are built once by `cargo build --examples` (a no-op when
+//! `cargo test` already built them) in this test's profile and target
+//! directory. Live tests skip (printing why) without root, unless
+//! `CONNTRACK_KIT_REQUIRE_LIVE=1`, which turns a skip into a failure.
+
+use conntrack_kit::netlink::fill::{ConntrackMaxGuard, FillOptions, fill};
+use conntrack_kit::netlink::{Conntrack, ScratchNetns};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/sample-incident");
+
+/// `target/<profile>/examples`, after building the examples there.
+fn examples_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // This test runs as target/<profile>/deps/examples_doctor-HASH.
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target/<profile>/deps")
+            .to_path_buf();
+        let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                "build",
+                "--quiet",
+                "--example",
+                "doctor",
+                "--example",
+                "plan",
+            ])
+            .env("CARGO_TARGET_DIR", &target_dir);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let out = cmd.output().expect("run cargo build");
+        assert!(
+            out.status.success(),
+            "building the examples failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        profile_dir.join("examples")
+    })
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_cmd(mut cmd: Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run example");
+    Run {
+        code: status.code().expect("exit code (not killed by a signal)"),
+        stdout: String::from_utf8(stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(stderr).expect("UTF-8 stderr"),
+    }
+}
+
+fn example(name: &str, args: &[&str]) -> Run {
+    let mut cmd = Command::new(examples_dir().join(name));
+    cmd.args(args);
+    run_cmd(cmd)
+}
+
+fn json(r: &Run) -> Value {
+    serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", r.stdout))
+}
+
+fn finding_ids(doc: &Value) -> Vec<String> {
+    doc["findings"]
+        .as_array()
+        .expect("findings array")
+        .iter()
+        .map(|f| f["id"].as_str().expect("finding id").to_string())
+        .collect()
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("ck-doctor-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn why_not_live() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(str::to_owned);
+    if euid.as_deref() != Some("0") {
+        return Some("not running as root".into());
+    }
+    if !std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists() {
+        return Some("nf_conntrack is not available".into());
+    }
+    if !Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Some("`ip` is not installed".into());
+    }
+    None
+}
+
+/// Whether a live test may run; panics when live tests are required.
+fn live_ok(test: &str) -> bool {
+    match why_not_live() {
+        None => true,
+        Some(why) if std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").as_deref() == Ok("1") => {
+            panic!("{test}: live test required (CONNTRACK_KIT_REQUIRE_LIVE=1) but {why}")
+        }
+        Some(why) => {
+            eprintln!("{test}: skipping live test: {why}");
+            false
+        }
+    }
+}
+
+#[test]
+fn help_explains_and_exits_zero() {
+    for name in ["doctor", "plan"] {
+        let r = example(name, &["--help"]);
+        assert_eq!(r.code, 0, "{name} --help: {}", r.stderr);
+        for word in ["--netns", "--pid", "--capture", "Exit codes", "root"] {
+            assert!(
+                r.stdout.contains(word),
+                "{name} --help lacks {word}:\n{}",
+                r.stdout
+            );
+        }
+    }
+    let r = example("plan", &["--help"]);
+    for f in [
+        "sysctl", "modprobe", "shell", "nft", "iptables", "json", "markdown",
+    ] {
+        assert!(r.stdout.contains(f), "plan --help lacks format {f}");
+    }
+}
+
+#[test]
+fn bad_arguments_exit_3_not_clap_2() {
+    for (name, args) in [
+        ("doctor", &["--no-such-option"][..]),
+        ("doctor", &["--window=-1"]),
+        ("doctor", &["--window", "abc"]),
+        ("doctor", &["--top", "0"]),
+        ("doctor", &["--netns", "a", "--capture", "/tmp"]),
+        ("doctor", &["--netns", "a/b"]),
+        ("plan", &["--format", "yaml"]),
+    ] {
+        let r = example(name, args);
+        assert_eq!(r.code, 3, "{name} {args:?}: {}", r.stderr);
+        assert!(!r.stderr.is_empty(), "{name} {args:?}: no message");
+        assert!(r.stdout.is_empty(), "{name} {args:?}: printed a report");
+    }
+}
+
+#[test]
+fn missing_targets_exit_4_with_a_clear_message() {
+    let r = example("doctor", &["--netns", "ck-doctor-no-such-ns"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("\"ck-doctor-no-such-ns\" does not exist"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+    let r = example("doctor", &["--pid", "4000000000"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("process 4000000000 does not exist"),
+        "{}",
+        r.stderr
+    );
+    let r = example("plan", &["--capture", "/nonexistent/capture"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("/nonexistent/capture"), "{}", r.stderr);
+}
+
+#[test]
+fn sample_capture_text_report() {
+    let r = example("doctor", &["--capture", SAMPLE]);
+    // The sample is a full table with live drops: critical.
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let out = &r.stdout;
+    assert!(out.starts_with("####"), "sample banner first:\n{out}");
+    assert!(out.contains("SAMPLE INCIDENT - not this host"));
+    for section in [
+        "== Table",
+        "== Counter rates over 10.0 s",
+        "per CPU, per second",
+        "== States",
+        "== Hotspots",
+        "== Bucket distribution",
+        "== Findings (5)",
+        "== Tuning plan",
+    ] {
+        assert!(out.contains(section), "missing {section}:\n{out}");
+    }
+    for finding in [
+        "[CRITICAL] table-full",
+        "[WARNING] cpu-imbalance",
+        "[WARNING] time-wait-dominance",
+        "[WARNING] scan-suspects",
+        "[WARNING] nat-amplification",
+    ] {
+        assert!(out.contains(finding), "missing {finding}");
+    }
+    // Aligned tables: the count row and the top source.
+    assert!(
+        out.contains("   entries          |             4,093 |"),
+        "{out}"
+    );
+    assert!(out.contains("     1 | 172.17.0.3 | 3,343 | 81.7%"), "{out}");
+    assert!(
+        out.contains("[raise-max] Raise nf_conntrack_max to 6,144"),
+        "{out}"
+    );
+    assert!(out.contains("verdict: CRITICAL (exit 2)"));
+}
+
+#[test]
+fn sample_json_has_every_section() {
+    let r = example("doctor", &["--sample", "--json"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let doc = json(&r);
+    assert_eq!(doc["sample"], true);
+    assert_eq!(doc["findings_exit_code"], 2);
+    assert_eq!(doc["table"]["count"], 4093);
+    assert_eq!(doc["table"]["max"], 4096);
+    assert_eq!(doc["table"]["buckets"], 4096);
+    assert!(
+        doc["table"]["memory_at_max"]["total_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(doc["hotspots"]["flows"], 4093);
+    assert!(doc["rates"]["cpus"].as_array().unwrap().len() == 2);
+    assert!(doc["buckets"]["model"]["lambda"].as_f64().unwrap() > 1.99);
+    assert_eq!(doc["buckets"]["simulated"]["nodes"], 8186);
+    assert_eq!(doc["malformed_flows"], 0);
+    let ids = finding_ids(&doc);
+    assert_eq!(ids[0], "table-full");
+    for id in [
+        "cpu-imbalance",
+        "time-wait-dominance",
+        "scan-suspects",
+        "nat-amplification",
+    ] {
+        assert!(ids.iter().any(|i| i == id), "{id} missing from {ids:?}");
+    }
+    let actions: Vec<&str> = doc["plan"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"raise-max"), "{actions:?}");
+    assert_eq!(doc["host"]["kernel_release"], "5.15.0-91-generic");
+}
+
+#[test]
+fn capture_without_rates_or_flows_still_reports() {
+    // A capture of the host files only: one stats sample, no -L.
+    let dir = TempDir::new("capture");
+    for rel in [
+        "proc/sys/net/netfilter/nf_conntrack_count",
+        "proc/sys/net/netfilter/nf_conntrack_max",
+        "proc/sys/net/netfilter/nf_conntrack_buckets",
+        "proc/sys/kernel/osrelease",
+        "proc/net/stat/nf_conntrack",
+    ] {
+        let to = dir.path().join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(PathBuf::from(SAMPLE).join(rel), to).unwrap();
+    }
+    let r = example(
+        "doctor",
+        &["--capture", dir.path().to_str().unwrap(), "--json"],
+    );
+    let doc = json(&r);
+    assert_eq!(doc["sample"], false);
+    assert!(doc["rates"].is_null());
+    assert!(doc["hotspots"].is_null());
+    // 4,093 of 4,096 without rates: nearly full (warning); drops cannot be
+    // judged without a window.
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(finding_ids(&doc), ["table-nearly-full"]);
+    let notes = doc["notes"].as_array().unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("no rates")),
+        "{notes:?}"
+    );
+    // Two samples without an interval are an error, not a guess.
+    std::fs::copy(
+        PathBuf::from(SAMPLE).join("stat-0.txt"),
+        dir.path().join("stat-0.txt"),
+    )
+    .unwrap();
+    std::fs::copy(
+        PathBuf::from(SAMPLE).join("stat-1.txt"),
+        dir.path().join("stat-1.txt"),
+    )
+    .unwrap();
+    let r = example("doctor", &["--capture", dir.path().to_str().unwrap()]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.stderr.contains("interval_secs"), "{}", r.stderr);
+}
+
+#[test]
+fn plan_formats_for_the_sample() {
+    let r = example("plan", &["--sample", "--format", "sysctl"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("# SAMPLE INCIDENT - not this host"));
+    assert!(
+        r.stdout
+            .contains("\nnet.netfilter.nf_conntrack_max = 6144\n"),
+        "{}",
+        r.stdout
+    );
+    let r = example("plan", &["--capture", SAMPLE, "--format", "shell"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("#!/bin/sh\n# SAMPLE INCIDENT"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("set -eu"));
+    let r = example("plan", &["--sample", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = json(&r);
+    assert!(
+        doc["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == "raise-max")
+    );
+    for f in ["text", "markdown", "modprobe", "nft", "iptables"] {
+        let r = example("plan", &["--sample", "--format", f]);
+        assert_eq!(r.code, 0, "{f}: {}", r.stderr);
+        assert!(r.stdout.contains("SAMPLE INCIDENT"), "{f}: unlabelled");
+    }
+}
+
+#[test]
+fn live_host_report() {
+    if !live_ok("live_host_report") {
+        return;
+    }
+    let r = example("doctor", &["--window", "1", "--no-sample"]);
+    assert!((0..=2).contains(&r.code), "exit {}: {}", r.code, r.stderr);
+    assert!(
+        r.stdout.starts_with("conntrack doctor: this host\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("SAMPLE INCIDENT"));
+    for section in [
+        "== Table",
+        "== Counter rates over",
+        "== States",
+        "== Findings",
+        "== Tuning plan",
+    ] {
+        assert!(
+            r.stdout.contains(section),
+            "missing {section}:\n{}",
+            r.stdout
+        );
+    }
+    let r = example("doctor", &["--window", "0", "--json"]);
+    assert!((0..=2).contains(&r.code), "exit {}: {}", r.code, r.stderr);
+    let doc = json(&r);
+    assert_eq!(doc["sample"], false);
+    assert_eq!(doc["source"], "this host");
+    assert!(doc["table"]["max"].as_u64().is_some());
+    assert_eq!(
+        doc["findings_exit_code"].as_i64().unwrap(),
+        i64::from(r.code)
+    );
+}
+
+#[test]
+fn live_namespace_with_known_flows() {
+    if !live_ok("live_namespace_with_known_flows") {
+        return;
+    }
+    let ns = ScratchNetns::new("ck-doctor").expect("ip netns add");
+    let _max = ConntrackMaxGuard::at_least(8192).expect("nf_conntrack_max");
+    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink in the namespace");
+    // Default mix: 60% TCP to 192.0.2.1, 30% UDP to 192.0.2.2, 10% ICMP.
+    let rep = fill(&mut ct, &FillOptions::new(3000)).expect("fill");
+    assert_eq!(rep.created, 3000, "{rep:?}");
+    let r = example(
+        "doctor",
+        &[
+            "--netns",
+            ns.name(),
+            "--window",
+            "0.5",
+            "--json",
+            "--no-sample",
+        ],
+    );
+    assert!((0..=2).contains(&r.code), "exit {}: {}", r.code, r.stderr);
+    let doc = json(&r);
+    assert_eq!(doc["sample"], false);
+    assert_eq!(doc["source"], format!("network namespace {}", ns.name()));
+    assert_eq!(doc["table"]["count"], 3000);
+    assert_eq!(doc["hotspots"]["flows"], 3000);
+    assert_eq!(doc["host"]["init_netns"], false);
+    let tables = doc["hotspots"]["tables"].as_array().unwrap();
+    let dst = tables.iter().find(|t| t["kind"] == "dst_ip").unwrap();
+    assert_eq!(dst["top"][0]["key"]["ip"], "192.0.2.1");
+    assert_eq!(dst["top"][0]["count"], 1800);
+    assert_eq!(dst["top"][1]["key"]["ip"], "192.0.2.2");
+    assert_eq!(dst["top"][1]["count"], 900);
+    assert_eq!(doc["buckets"]["simulated"]["nodes"], 6000);
+    // The per-namespace count came from the namespace, not the host.
+    let rates = &doc["rates"];
+    assert_eq!(rates["entries"]["last"], 3000);
+
+    // The text report of the same namespace shows the same top key.
+    let r = example("doctor", &["--netns", ns.name(), "--window", "0"]);
+    assert!((0..=2).contains(&r.code), "exit {}: {}", r.code, r.stderr);
+    assert!(r.stdout.contains("   entries          |"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("| 192.0.2.1 | 1,800 | 60.0%"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn without_privileges_falls_back_to_the_labelled_sample() {
+    if !live_ok("without_privileges_falls_back_to_the_labelled_sample") {
+        return;
+    }
+    if !Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        if std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").as_deref() == Ok("1") {
+            panic!("setpriv (util-linux) is needed to drop privileges");
+        }
+        eprintln!("skipping: setpriv is not installed");
+        return;
+    }
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(examples_dir().join("doctor"))
+            .args(args);
+        run_cmd(cmd)
+    };
+    let r = as_nobody(&["--window", "0"]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(r.stderr.contains("permission denied"), "{}", r.stderr);
+    assert!(r.stderr.contains("SAMPLE INCIDENT"), "{}", r.stderr);
+    assert!(r.stdout.contains("SAMPLE INCIDENT - not this host"));
+    assert!(r.stdout.contains("[CRITICAL] table-full"));
+    let r = as_nobody(&["--window", "0", "--json"]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert_eq!(json(&r)["sample"], true);
+    let r = as_nobody(&["--window", "0", "--no-sample"]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert!(r.stderr.contains("no privileges"), "{}", r.stderr);
+}
