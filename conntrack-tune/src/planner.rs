@@ -765,8 +765,13 @@ impl<'a> Ctx<'a> {
                 Evidence::new(
                     src,
                     format!(
-                        "NET_RX softirq work on {} of {} CPUs, busiest at {:.1}x the mean; RPS \
-                         off on all {} rx queues of {iface}",
+                        "{} on {} of {} CPUs, busiest at {:.1}x the mean; RPS off on all {} rx \
+                         queues of {iface}",
+                        if src.starts_with("rates (drops") {
+                            "conntrack drops and insert failures"
+                        } else {
+                            "NET_RX softirq work"
+                        },
                         imb.busy.len(),
                         imb.cpus,
                         imb.peak_over_mean,
@@ -906,11 +911,25 @@ impl<'a> Ctx<'a> {
             );
         }
         let old_kernel = self.version.is_some_and(|v| !v.at_least(5, 6));
-        let mut text = String::from(
-            "Avoid parallel queries on one socket: glibc `options single-request-reopen` (or \
-             `single-request`) in resolv.conf; for musl-based images, which ignore it, use a \
-             node-local DNS cache (Kubernetes NodeLocal DNSCache) or DNS over TCP.",
-        );
+        // DNS is the usual culprit; say so only when the flows allow it.
+        let dns = self
+            .obs
+            .flows
+            .as_ref()
+            .is_none_or(|f| f.services.contains_key("udp/53"));
+        let mut text = if dns {
+            String::from(
+                "Avoid parallel queries on one socket: glibc `options single-request-reopen` \
+                 (or `single-request`) in resolv.conf; for musl-based images, which ignore it, \
+                 use a node-local DNS cache (Kubernetes NodeLocal DNSCache) or DNS over TCP.",
+            )
+        } else {
+            String::from(
+                "Find the client that sends the first packets of one flow from several threads \
+                 at once (one UDP socket shared by workers, or a fixed source port) and \
+                 serialise them, or give each worker its own socket.",
+            )
+        };
         if old_kernel {
             text.push_str(
                 " This kernel predates 5.6 (nf_ct_resolve_clash_harder): upgrading resolves \
@@ -923,7 +942,11 @@ impl<'a> Ctx<'a> {
             kind: ActionKind::Advice {
                 topic: crate::plan::AdviceTopic::DnsClash,
             },
-            title: "Stop same-tuple races at the source (DNS A/AAAA over one socket)".into(),
+            title: if dns {
+                "Stop same-tuple races at the source (DNS A/AAAA over one socket)".into()
+            } else {
+                "Stop same-tuple races at the source (parallel first packets of one flow)".into()
+            },
             scope: Scope::Workload,
             change: None,
             evidence: ev,
