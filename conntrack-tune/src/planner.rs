@@ -1579,11 +1579,19 @@ impl<'a> Ctx<'a> {
                         ),
                     });
                 }
-                if scan.has_etc_file(&self.policy.sysctl_file_name) {
-                    self.warn(
-                        WarningKind::Other,
-                        format!("{file} already exists and would be replaced"),
-                    );
+                let name = &self.policy.sysctl_file_name;
+                if let Some(f) = scan.files.iter().find(|f| f.path == file) {
+                    let text = if f.masked {
+                        format!(
+                            "{file} is a symlink to /dev/null (masked by the administrator): \
+                             the script will not replace it; choose another file name"
+                        )
+                    } else {
+                        format!("{file} already exists and would be replaced")
+                    };
+                    self.warn(WarningKind::Other, text);
+                } else if scan.has_etc_file(name) {
+                    self.warn(WarningKind::Other, format!("{file} already exists"));
                 }
             }
             None => self.unjudged(

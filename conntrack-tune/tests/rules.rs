@@ -735,3 +735,23 @@ proptest! {
         }
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn masked_plan_file_is_warned_about() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("etc/sysctl.d")).unwrap();
+    std::os::unix::fs::symlink(
+        "/dev/null",
+        t.path().join("etc/sysctl.d/90-conntrack-kit.conf"),
+    )
+    .unwrap();
+    let mut o = obs(host((6, 1), 16 * GIB, 250_000, 262_144, 262_144));
+    o.sysctl_scan = Some(sysctl_d::scan(t.path()));
+    let p = plan(&o, &Policy::default()).unwrap();
+    assert!(
+        p.warnings.iter().any(|w| w.text.contains("masked")),
+        "{:?}",
+        p.warnings
+    );
+}

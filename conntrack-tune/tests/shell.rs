@@ -238,3 +238,28 @@ fn path_tricks_are_refused() {
     let p = hostile_plan("eth0", "a\0b");
     assert!(render::shell_script(&p).is_err());
 }
+
+#[cfg(unix)]
+#[test]
+fn masked_files_are_not_written_through() {
+    let p = scenario_plan();
+    let script = render::shell_script(&p).unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    put(root, &sysctl_path(KEY_MAX), "200\n");
+    put(root, &sysctl_path(KEY_BUCKETS), "8192\n");
+    put(
+        root,
+        &sysctl_path("net.netfilter.nf_conntrack_tcp_timeout_time_wait"),
+        "120\n",
+    );
+    let target = root.join("masked-target");
+    std::fs::write(&target, "keep\n").unwrap();
+    std::fs::create_dir_all(root.join("etc/sysctl.d")).unwrap();
+    std::os::unix::fs::symlink(&target, root.join("etc/sysctl.d/90-conntrack-kit.conf")).unwrap();
+    let o = run(&script, root, false);
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("not replaced, a symlink"), "{out}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
+}

@@ -101,6 +101,11 @@ verify() { # id path expected kind
 
 install_file() { # id path content
   p=$ROOT$2
+  if [ -L "$p" ]; then
+    say "$1: not replaced, a symlink (masked?): $2"
+    FAILED=1
+    return 0
+  fi
   if [ -f "$p" ] && printf '%s' "$3" | cmp -s - "$p"; then
     say "$1: already installed: $2"
     return 0
