@@ -442,6 +442,11 @@ fn live_namespace_with_known_flows() {
         ],
     );
     assert!((0..=2).contains(&r.code), "exit {}: {}", r.code, r.stderr);
+    assert!(
+        r.stderr.is_empty(),
+        "no progress bar off a terminal: {}",
+        r.stderr
+    );
     let doc = json(&r);
     assert_eq!(doc["sample"], false);
     assert_eq!(doc["source"], format!("network namespace {}", ns.name()));
@@ -506,4 +511,44 @@ fn without_privileges_falls_back_to_the_labelled_sample() {
     assert_eq!(r.code, 5, "{}", r.stderr);
     assert!(r.stdout.is_empty());
     assert!(r.stderr.contains("no privileges"), "{}", r.stderr);
+}
+
+#[test]
+fn capture_script_round_trip_in_a_namespace() {
+    if !live_ok("capture_script_round_trip_in_a_namespace") {
+        return;
+    }
+    if !Command::new("conntrack")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        if std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").as_deref() == Ok("1") {
+            panic!("the conntrack CLI is needed for the capture script");
+        }
+        eprintln!("skipping: the conntrack CLI is not installed");
+        return;
+    }
+    let ns = ScratchNetns::new("ck-capture").expect("ip netns add");
+    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink in the namespace");
+    let rep = fill(&mut ct, &FillOptions::new(500)).expect("fill");
+    assert_eq!(rep.created, 500, "{rep:?}");
+    let dir = TempDir::new("script");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/capture.sh");
+    let mut cmd = ns.command("sh");
+    cmd.args([script, dir.path().to_str().unwrap(), "1"]);
+    let r = run_cmd(cmd);
+    assert_eq!(r.code, 0, "capture.sh: {}", r.stderr);
+    let r = example(
+        "doctor",
+        &["--capture", dir.path().to_str().unwrap(), "--json"],
+    );
+    assert!((0..=2).contains(&r.code), "exit {}: {}", r.code, r.stderr);
+    let doc = json(&r);
+    assert_eq!(doc["sample"], false);
+    assert_eq!(doc["table"]["count"], 500);
+    assert_eq!(doc["hotspots"]["flows"], 500, "conntrack -L parsed");
+    assert_eq!(doc["malformed_flows"], 0);
+    assert!(doc["rates"]["window"]["covered_secs"].as_f64().unwrap() >= 1.0);
+    assert_eq!(doc["host"]["init_netns"], false);
 }
