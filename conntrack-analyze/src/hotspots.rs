@@ -377,6 +377,13 @@ impl<K: Hash + Eq + Clone> Tally<K> {
         }
     }
 
+    fn memory_bytes(&self) -> usize {
+        match self {
+            Tally::Exact(m) => m.capacity() * (std::mem::size_of::<K>() + 8 + 1),
+            Tally::Bounded(s) => s.memory_bytes(),
+        }
+    }
+
     fn table(&self, kind: KeyKind, flows: u64, n: usize, conv: impl Fn(&K) -> Key) -> KeyTable {
         let share = |c: u64| {
             if flows == 0 {
@@ -790,6 +797,27 @@ impl Hotspots {
     /// Flows added so far.
     pub fn flows(&self) -> u64 {
         self.flows
+    }
+
+    /// Approximate heap bytes held by the counters. Under
+    /// [`CountMode::TopK`] it is bounded by `k` whatever the number of
+    /// flows; under [`CountMode::Exact`] it grows with distinct keys.
+    pub fn memory_bytes(&self) -> usize {
+        let states = self.states.capacity()
+            * (std::mem::size_of::<((L4Proto, FlowState), (u64, RemainingHistogram))>()
+                + RemainingHistogram::BINS * 8
+                + 1);
+        self.src.memory_bytes()
+            + self.dst.memory_bytes()
+            + self.dport.memory_bytes()
+            + self.zone.memory_bytes()
+            + self.mark.memory_bytes()
+            + self.net.memory_bytes()
+            + self.net_wide.memory_bytes()
+            + self.pair.memory_bytes()
+            + self.unreplied_src.memory_bytes()
+            + states
+            + self.names.capacity() * 8
     }
 
     /// Counts one flow under every key. No allocation in the steady state

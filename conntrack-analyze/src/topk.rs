@@ -125,6 +125,14 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
         }
     }
 
+    /// Approximate heap bytes held (index, slots, heap), bounded by `k`.
+    pub fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.index.capacity() * (size_of::<K>() + size_of::<u32>() + 1)
+            + self.slots.capacity() * size_of::<Slot<K>>()
+            + (self.heap.capacity() + self.pos.capacity()) * size_of::<u32>()
+    }
+
     /// The estimate and error of one key, when tracked.
     pub fn get(&self, key: &K) -> Option<(u64, u64)> {
         self.index.get(key).map(|&s| {
