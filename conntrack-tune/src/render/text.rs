@@ -126,19 +126,40 @@ pub fn text(plan: &Plan) -> String {
     s
 }
 
+/// Escapes Markdown outside `code spans` (text inside backticks is shown
+/// as is); newlines become spaces. An unclosed span is closed.
 fn md_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
+    let mut code = false;
     for c in s.chars() {
         match c {
             '\n' | '\r' => o.push(' '),
-            '|' | '<' | '>' | '*' | '_' | '[' | ']' => {
+            '`' => {
+                code = !code;
+                o.push(c);
+            }
+            '|' | '<' | '>' | '*' | '_' | '[' | ']' | '\\' if !code => {
                 o.push('\\');
                 o.push(c);
             }
             c => o.push(c),
         }
     }
+    if code {
+        o.push('`');
+    }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::md_escape;
+
+    #[test]
+    fn escapes_outside_code_only() {
+        assert_eq!(md_escape("a_b `c_d` e|f"), "a\\_b `c_d` e\\|f");
+        assert_eq!(md_escape("x\ny `open_"), "x y `open_`");
+    }
 }
 
 /// Markdown, one section per priority, one subsection per action.
