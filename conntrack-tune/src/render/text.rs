@@ -151,17 +151,6 @@ fn md_escape(s: &str) -> String {
     o
 }
 
-#[cfg(test)]
-mod tests {
-    use super::md_escape;
-
-    #[test]
-    fn escapes_outside_code_only() {
-        assert_eq!(md_escape("a_b `c_d` e|f"), "a\\_b `c_d` e\\|f");
-        assert_eq!(md_escape("x\ny `open_"), "x y `open_`");
-    }
-}
-
 /// Markdown, one section per priority, one subsection per action.
 ///
 /// ```
@@ -246,4 +235,15 @@ pub fn markdown(plan: &Plan) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::md_escape;
+
+    #[test]
+    fn escapes_outside_code_only() {
+        assert_eq!(md_escape("a_b `c_d` e|f"), "a\\_b `c_d` e\\|f");
+        assert_eq!(md_escape("x\ny `open_"), "x y `open_`");
+    }
 }
