@@ -39,8 +39,10 @@ entries per second that entered the state) since the previous frame.
 The header shows the NEW, UPDATE and DESTROY event rates.
 
 When the kernel drops events because the receive buffer overflowed, the
-frame says so: the mirror opens a fresh event socket, dumps once, and
+frame says so: the mirror resyncs: it opens a fresh event socket, dumps once, and
 reconciles (entries added, removed, changed are shown); counts stay exact.
+Entries a resync adds count in `new/s` like NEW events (their start time
+is unknown).
 
 Containers/processes: every --owners-every seconds the mirror's flows are
 matched to local sockets of the namespace (/proc/net/{tcp,udp}[6]) and
@@ -463,7 +465,16 @@ fn run(args: Args) -> Result<(), String> {
     if let Some(b) = args.rcvbuf {
         cfg = cfg.rcvbuf(RcvBuf::Bytes(b as usize));
     }
+    let t_open = Instant::now();
     let mut mirror = Mirror::with_hook(&cfg, Counts::default()).map_err(|e| explain(&e))?;
+    let rb = mirror.events().rcvbuf();
+    eprintln!(
+        "top: mirrored {} entries of the {} in {} ms (event receive buffer {} bytes); following events",
+        mirror.len(),
+        target.label,
+        t_open.elapsed().as_millis(),
+        rb.obtained
+    );
     // The initial dump is not "new": start the rate periods now.
     for s in 0..SECTIONS.len() {
         mirror.hook_mut().frame(s, 1.0, 0, SortBy::Entries);

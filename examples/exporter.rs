@@ -1,0 +1,718 @@
+//! `exporter`: conntrack metrics for Prometheus over HTTP (127.0.0.1 by
+//! default), encoded with the `prometheus-client` crate.
+//!
+//! ```text
+//! cargo run --example exporter -- --netns blue --listen 127.0.0.1:9469
+//! curl -s http://127.0.0.1:9469/metrics
+//! ```
+//!
+//! The HTTP side is `std::net::TcpListener` with a minimal GET handler
+//! (one short-lived thread per connection, at most a few at once): an
+//! exporter answers one path, and a server framework would be the largest
+//! dependency of the crate family for no gain. See `--help` for the
+//! metrics.
+
+use clap::Parser;
+use conntrack_kit::analyze::capacity::memory_cost_for;
+use conntrack_kit::analyze::hotspots::{
+    CountMode, HotspotConfig, HotspotSummary, Hotspots, KeyKind, KeyTable, NameMap,
+};
+use conntrack_kit::analyze::rates::StatsSeries;
+use conntrack_kit::analyze::{Finding, diagnose};
+use conntrack_kit::core::host::HostFs;
+use conntrack_kit::core::{Counter, HostSnapshot, L3Family, Stats};
+use conntrack_kit::netlink::{Conntrack, DumpPolicy, DumpRequest, Netns};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const ABOUT: &str = "Prometheus exporter for conntrack: per-CPU counters, table size, findings and bounded hotspots.";
+
+const LONG_ABOUT: &str = "\
+Prometheus exporter for one network namespace's conntrack table, over HTTP
+on 127.0.0.1 by default (GET /metrics, OpenMetrics text).
+
+Metrics:
+  conntrack_up                            1 when the last collection worked
+  conntrack_entries                       entries in the namespace's table
+  conntrack_max_entries                   nf_conntrack_max (global; 0 = unlimited)
+  conntrack_buckets                       hash buckets (global)
+  conntrack_memory_estimate_bytes         kernel memory for the current entries
+                                          and buckets (slab object size from
+                                          /proc/slabinfo, +128 B extensions,
+                                          16 B per bucket)
+  conntrack_memory_estimate_at_max_bytes  the same at nf_conntrack_max entries
+  conntrack_stat_<counter>_total{cpu}     the kernel's per-CPU counters
+                                          (found, invalid, insert, insert_failed,
+                                          drop, early_drop, error, search_restart,
+                                          clash_resolve, chaintoolong, ...)
+  conntrack_finding{id,severity}          1 for each current diagnosis finding
+  conntrack_hotspot_entries{key,value}    entries of the top --top-k values of
+                                          each key (src_ip, dst_ip, dst_port,
+                                          state, src_net, unreplied_src)
+  conntrack_hotspot_error_bound{key}      top-K count error bound (0 = exact)
+  conntrack_hotspot_age_seconds           age of the dump behind the hotspots
+  conntrack_exporter_*                    the exporter's own dumps, reads, errors
+
+Counters: the kernel's per-CPU counters are u32 that wrap. The exporter
+keeps a u64 per CPU and counter and adds the wrap-aware difference
+between reads (a wrap is a difference below 2^31), so the exported value
+is the kernel's value until its first wrap and keeps growing after it; a
+counter that goes backwards otherwise (namespace recreated, module
+reloaded) restarts from the kernel's value, which Prometheus treats as a
+counter reset. Reads happen at scrape time, at most every --min-refresh
+seconds: reads between two scrapes closer than that are served from the
+last read.
+
+Cardinality: at most --top-k (<= 100) series per hotspot key, 6 keys, so
+at most 600 hotspot series whatever the table holds. Hotspots and
+findings come from a streamed dump of the table (Space-Saving top-K,
+bounded memory), made at most every --dump-every seconds, so scrapes
+cannot hammer the kernel with dumps.
+
+Needs CAP_NET_ADMIN (ctnetlink) and, for --netns/--pid, CAP_SYS_ADMIN.
+
+Exit status: runs until killed; 1 on startup errors (missing namespace or
+privileges, address in use), 2 on bad arguments.";
+
+/// Hotspot keys exported, with their label value.
+const HOT_KEYS: [(KeyKind, &str); 5] = [
+    (KeyKind::SrcIp, "src_ip"),
+    (KeyKind::DstIp, "dst_ip"),
+    (KeyKind::DstPort, "dst_port"),
+    (KeyKind::State, "state"),
+    (KeyKind::SrcNet, "src_net"),
+];
+
+/// The largest `--top-k`: a hard cap on series per key.
+const MAX_TOP_K: u64 = 100;
+
+#[derive(Debug, Parser)]
+#[command(name = "exporter", about = ABOUT, long_about = LONG_ABOUT)]
+struct Args {
+    /// Export the network namespace NAME made by `ip netns add NAME`
+    /// (/var/run/netns/NAME). Default: the current namespace.
+    #[arg(long, value_name = "NAME", conflicts_with = "pid")]
+    netns: Option<String>,
+    /// Export the network namespace of process PID (/proc/PID/ns/net).
+    #[arg(long, value_name = "PID")]
+    pid: Option<u32>,
+    /// Address to listen on (port 0: any free port; the address bound is
+    /// printed on standard output). Loopback by default: metrics name
+    /// addresses of the table.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9469")]
+    listen: SocketAddr,
+    /// Hotspot values exported per key (1 to 100).
+    #[arg(long, value_name = "K", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_TOP_K))]
+    top_k: u64,
+    /// Minimum seconds between two reads of the counters (0.1 to 3600).
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
+    min_refresh: f64,
+    /// Minimum seconds between two dumps of the table for hotspots and
+    /// findings (0.1 to 3600).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    dump_every: f64,
+    /// Do not dump the table (no hotspots; findings from counters and
+    /// sizes only).
+    #[arg(long)]
+    no_hotspots: bool,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.1..=3600.0).contains(&v) {
+        return Err(format!("{v} is out of range: use 0.1 to 3600 seconds"));
+    }
+    Ok(v)
+}
+
+// ---------------------------------------------------------------------
+// Target namespace (the same small helper is in watch.rs and top.rs)
+// ---------------------------------------------------------------------
+
+/// The namespace to look at, checked to exist.
+#[derive(Debug)]
+struct Target {
+    netns: Netns,
+    label: String,
+}
+
+fn resolve_target(netns: Option<&str>, pid: Option<u32>) -> Result<Target, String> {
+    if let Some(name) = netns {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(format!(
+                "invalid namespace name {name:?}: give a name as `ip netns list` prints it"
+            ));
+        }
+        let ns = Netns::named(name);
+        let path = ns.path().map(PathBuf::from).unwrap_or_default();
+        if !path.exists() {
+            return Err(format!(
+                "network namespace {name:?} does not exist ({} is missing); \
+                 `ip netns list` shows the namespaces there are",
+                path.display()
+            ));
+        }
+        return Ok(Target {
+            netns: ns,
+            label: format!("netns {name}"),
+        });
+    }
+    if let Some(pid) = pid {
+        let ns = Netns::pid(pid);
+        let path = ns.path().map(PathBuf::from).unwrap_or_default();
+        if !PathBuf::from(format!("/proc/{pid}")).exists() {
+            return Err(format!("no process with PID {pid}"));
+        }
+        if let Err(e) = std::fs::symlink_metadata(&path) {
+            return Err(format!("cannot see {}: {e}", path.display()));
+        }
+        return Ok(Target {
+            netns: ns,
+            label: format!("netns of pid {pid}"),
+        });
+    }
+    Ok(Target {
+        netns: Netns::Current,
+        label: "current netns".into(),
+    })
+}
+
+/// An error message with a hint when privileges are missing.
+fn explain(e: &conntrack_kit::netlink::Error) -> String {
+    if e.is_permission_denied() {
+        format!(
+            "{e}\nhint: run as root: ctnetlink needs CAP_NET_ADMIN, and entering another \
+             network namespace needs CAP_SYS_ADMIN"
+        )
+    } else {
+        e.to_string()
+    }
+}
+
+// ---------------------------------------------------------------------
+// Collection
+// ---------------------------------------------------------------------
+
+/// A kernel u32 counter followed as a u64 (see the wrap note in --help).
+#[derive(Debug, Clone, Copy)]
+struct Accumulated {
+    last_raw: u32,
+    total: u64,
+}
+
+/// Everything the exporter knows, refreshed at scrape time.
+#[derive(Debug)]
+struct State {
+    target: Target,
+    ct: Conntrack,
+    top_k: usize,
+    min_refresh: Duration,
+    dump_every: Duration,
+    hotspots_on: bool,
+    t0: Instant,
+
+    last_read: Option<Instant>,
+    last_dump: Option<Instant>,
+    ok: bool,
+    stats: Option<Stats>,
+    counters: BTreeMap<(u32, Counter), Accumulated>,
+    series: StatsSeries,
+    snapshot: HostSnapshot,
+    hotspots: Option<HotspotSummary>,
+    findings: Vec<Finding>,
+
+    reads: u64,
+    dumps: u64,
+    errors: u64,
+    counter_resets: u64,
+    last_dump_secs: f64,
+}
+
+/// Samples of counters kept for rates (findings): with the default
+/// 1-second refresh, about 5 minutes of scrapes.
+const RATE_SAMPLES: usize = 300;
+
+impl State {
+    fn refresh_if_due(&mut self) {
+        let now = Instant::now();
+        if self.last_read.is_some_and(|t| now - t < self.min_refresh) {
+            return;
+        }
+        self.last_read = Some(now);
+        match self.refresh(now) {
+            Ok(()) => self.ok = true,
+            Err(e) => {
+                self.ok = false;
+                self.errors += 1;
+                eprintln!("exporter: collection failed: {e}");
+            }
+        }
+    }
+
+    fn refresh(&mut self, now: Instant) -> Result<(), String> {
+        let stats = self.ct.stats().map_err(|e| explain(&e))?;
+        self.reads += 1;
+        for cpu in &stats.cpus {
+            let id = cpu.cpu.unwrap_or(0);
+            for (c, raw) in cpu.iter() {
+                match self.counters.get_mut(&(id, c)) {
+                    None => {
+                        self.counters.insert(
+                            (id, c),
+                            Accumulated {
+                                last_raw: raw,
+                                total: u64::from(raw),
+                            },
+                        );
+                    }
+                    Some(a) => {
+                        let d = raw.wrapping_sub(a.last_raw);
+                        if d < 1 << 31 {
+                            a.total += u64::from(d);
+                        } else {
+                            // Went backwards: the kernel's counter was
+                            // reset. Restart from its value.
+                            a.total = u64::from(raw);
+                            self.counter_resets += 1;
+                        }
+                        a.last_raw = raw;
+                    }
+                }
+            }
+        }
+        // CPUs that went away stop being exported.
+        self.counters
+            .retain(|(id, _), _| stats.cpus.iter().any(|c| c.cpu.unwrap_or(0) == *id));
+        if self
+            .series
+            .push(now - self.t0 + Duration::from_nanos(1), stats.clone())
+            .is_ok()
+        {
+            self.series.keep_last(RATE_SAMPLES);
+        }
+
+        if self.last_dump.is_none_or(|t| now - t >= self.dump_every) {
+            self.last_dump = Some(now);
+            self.dump(&stats)?;
+        }
+        self.snapshot.count = stats.entries;
+        if stats.max_entries.is_some() {
+            self.snapshot.max = stats.max_entries;
+        }
+        self.snapshot.stats = Some(stats.clone());
+        self.stats = Some(stats);
+        let rates = self.series.rates();
+        let rates = (rates.window.used_intervals > 0).then_some(rates);
+        self.findings = diagnose(&self.snapshot, rates.as_ref(), self.hotspots.as_ref());
+        Ok(())
+    }
+
+    /// Host facts (read inside the namespace, where /proc/sys/net shows
+    /// its sysctls) and, unless disabled, hotspots from one streamed dump.
+    fn dump(&mut self, stats: &Stats) -> Result<(), String> {
+        let t = Instant::now();
+        let report = self
+            .target
+            .netns
+            .run(|| Ok(HostFs::new("/").read_snapshot()))
+            .map_err(|e| explain(&e))?;
+        let mut snap = report.snapshot;
+        // /proc/net/stat is the process leader's namespace, not the
+        // target's: the netlink figures replace it.
+        snap.stats = Some(stats.clone());
+        snap.count = stats.entries;
+        self.snapshot = snap;
+        if self.hotspots_on {
+            let cfg = HotspotConfig {
+                // Space-Saving capacity well above K, so that the K
+                // exported values are (nearly always) exact.
+                mode: CountMode::TopK((self.top_k * 8).max(256)),
+                top: self.top_k,
+                names: NameMap::new(),
+            };
+            let req = DumpRequest::table(L3Family::UNSPEC).policy(DumpPolicy::Accept);
+            let (h, _summary) = self
+                .ct
+                .fold(&req, || Hotspots::new(cfg.clone()), |h, f| h.add(f))
+                .map_err(|e| explain(&e))?;
+            self.hotspots = Some(h.summary());
+            self.dumps += 1;
+        }
+        self.last_dump_secs = t.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    fn encode(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        gauge(
+            enc,
+            "conntrack_up",
+            "1 when the last collection worked, else 0.",
+            self.ok as i64,
+        )?;
+        counter(
+            enc,
+            "conntrack_exporter_reads",
+            "Reads of the counters (ctnetlink stats requests).",
+            self.reads,
+        )?;
+        counter(
+            enc,
+            "conntrack_exporter_dumps",
+            "Dumps of the table for hotspots.",
+            self.dumps,
+        )?;
+        counter(
+            enc,
+            "conntrack_exporter_errors",
+            "Collections that failed.",
+            self.errors,
+        )?;
+        counter(
+            enc,
+            "conntrack_exporter_counter_resets",
+            "Kernel counters seen going backwards (not wrapping): reset.",
+            self.counter_resets,
+        )?;
+        gauge(
+            enc,
+            "conntrack_exporter_dump_duration_seconds",
+            "Wall time of the last dump and host read.",
+            self.last_dump_secs,
+        )?;
+        if !self.ok {
+            return Ok(());
+        }
+        let Some(stats) = &self.stats else {
+            return Ok(());
+        };
+        let count = stats.entries.map(u64::from);
+        if let Some(n) = count {
+            gauge(
+                enc,
+                "conntrack_entries",
+                "Entries in the namespace's conntrack table.",
+                n,
+            )?;
+        }
+        let max = self.snapshot.max.map(u64::from);
+        if let Some(m) = max {
+            gauge(
+                enc,
+                "conntrack_max_entries",
+                "nf_conntrack_max (one global value checked against each namespace's count; 0 = unlimited).",
+                m,
+            )?;
+        }
+        let buckets = self.snapshot.buckets.map(u64::from);
+        if let Some(b) = buckets {
+            gauge(enc, "conntrack_buckets", "Hash table buckets (global).", b)?;
+        }
+        if let (Some(n), Some(b)) = (count, buckets) {
+            let m = memory_cost_for(&self.snapshot, n, b);
+            gauge(
+                enc,
+                "conntrack_memory_estimate_bytes",
+                "Estimated kernel memory of the current entries and the buckets.",
+                m.total_bytes,
+            )?;
+            if let Some(mx) = max.filter(|&m| m > 0) {
+                gauge(
+                    enc,
+                    "conntrack_memory_estimate_at_max_bytes",
+                    "Estimated kernel memory at nf_conntrack_max entries.",
+                    memory_cost_for(&self.snapshot, mx, b).total_bytes,
+                )?;
+            }
+        }
+
+        // Per-CPU counters: one metric per counter, one series per CPU.
+        let mut by_counter: BTreeMap<Counter, Vec<(u32, u64)>> = BTreeMap::new();
+        for (&(cpu, c), a) in &self.counters {
+            by_counter.entry(c).or_default().push((cpu, a.total));
+        }
+        for (c, series) in &by_counter {
+            let name = format!("conntrack_stat_{}", c.name());
+            let help = format!(
+                "The kernel's per-CPU conntrack counter {} (u32 wrap-arounds accumulated).",
+                c.name()
+            );
+            let mut m = enc.encode_descriptor(&name, &help, None, MetricType::Counter)?;
+            for (cpu, v) in series {
+                let labels = [("cpu", cpu.to_string())];
+                m.encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(v, None)?;
+            }
+        }
+
+        let mut m = enc.encode_descriptor(
+            "conntrack_finding",
+            "1 for each current diagnosis finding (see conntrack-analyze FindingId).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for f in &self.findings {
+            let labels = [("id", f.id.name()), ("severity", f.severity.name())];
+            m.encode_family(&labels)?.encode_gauge(&1i64)?;
+        }
+
+        if let Some(h) = &self.hotspots {
+            let age = self.last_dump.map_or(0.0, |t| t.elapsed().as_secs_f64());
+            gauge(
+                enc,
+                "conntrack_hotspot_age_seconds",
+                "Age of the dump the hotspot values come from.",
+                age,
+            )?;
+            let tables: Vec<(&str, &KeyTable)> = HOT_KEYS
+                .iter()
+                .filter_map(|(k, name)| h.table(*k).map(|t| (*name, t)))
+                .chain(std::iter::once(("unreplied_src", &h.unreplied_by_source)))
+                .collect();
+            let mut m = enc.encode_descriptor(
+                "conntrack_hotspot_entries",
+                "Entries of the heaviest values of each key (at most --top-k per key).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (key, t) in &tables {
+                for kc in t.top.iter().take(self.top_k) {
+                    let labels = [("key", key.to_string()), ("value", kc.key.to_string())];
+                    m.encode_family(&labels)?.encode_gauge(&kc.count)?;
+                }
+            }
+            let mut m = enc.encode_descriptor(
+                "conntrack_hotspot_error_bound",
+                "Top-K: no exported count is overestimated by more than this (0: exact).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (key, t) in &tables {
+                let labels = [("key", key.to_string())];
+                m.encode_family(&labels)?.encode_gauge(&t.error_bound)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn gauge<V: prometheus_client::encoding::EncodeGaugeValue>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: V,
+) -> Result<(), std::fmt::Error> {
+    enc.encode_descriptor(name, help, None, MetricType::Gauge)?
+        .encode_gauge(&v)
+}
+
+fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: u64,
+) -> Result<(), std::fmt::Error> {
+    enc.encode_descriptor(name, help, None, MetricType::Counter)?
+        .encode_counter::<NoLabelSet, _, u64>(&v, None)
+}
+
+/// The collector registered with `prometheus-client`: collects at scrape
+/// time (rate-limited) and encodes.
+#[derive(Debug, Clone)]
+struct ConntrackCollector(Arc<Mutex<State>>);
+
+impl Collector for ConntrackCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        st.refresh_if_due();
+        st.encode(&mut encoder)
+    }
+}
+
+// ---------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------
+
+/// Connections served at once; more get 503.
+const MAX_CONNECTIONS: usize = 4;
+const MAX_REQUEST_BYTES: usize = 8192;
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+fn respond(stream: &mut TcpStream, status: &str, ctype: &str, body: &str, head_only: bool) {
+    let header = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(header.as_bytes());
+    if !head_only {
+        let _ = stream.write_all(body.as_bytes());
+    }
+    let _ = stream.flush();
+}
+
+fn handle(mut stream: TcpStream, registry: &Registry) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.len() > MAX_REQUEST_BYTES {
+            respond(
+                &mut stream,
+                "431 Request Header Fields Too Large",
+                "text/plain",
+                "too large\n",
+                false,
+            );
+            return;
+        }
+    }
+    let line = String::from_utf8_lossy(&buf);
+    let mut parts = line.lines().next().unwrap_or("").split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    let head_only = method == "HEAD";
+    if method != "GET" && !head_only {
+        respond(
+            &mut stream,
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET\n",
+            false,
+        );
+        return;
+    }
+    match path {
+        "/metrics" => {
+            let mut body = String::new();
+            match prometheus_client::encoding::text::encode(&mut body, registry) {
+                Ok(()) => respond(&mut stream, "200 OK", OPENMETRICS, &body, head_only),
+                Err(_) => respond(
+                    &mut stream,
+                    "500 Internal Server Error",
+                    "text/plain",
+                    "encoding failed\n",
+                    head_only,
+                ),
+            }
+        }
+        "/" => respond(
+            &mut stream,
+            "200 OK",
+            "text/html; charset=utf-8",
+            "<html><body><h1>conntrack exporter</h1><p><a href=\"/metrics\">/metrics</a></p></body></html>\n",
+            head_only,
+        ),
+        _ => respond(
+            &mut stream,
+            "404 Not Found",
+            "text/plain",
+            "not found; try /metrics\n",
+            head_only,
+        ),
+    }
+}
+
+fn serve(listener: TcpListener, registry: Arc<Registry>) {
+    let active = Arc::new(AtomicUsize::new(0));
+    for conn in listener.incoming() {
+        let Ok(mut stream) = conn else { continue };
+        if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            active.fetch_sub(1, Ordering::SeqCst);
+            respond(
+                &mut stream,
+                "503 Service Unavailable",
+                "text/plain",
+                "busy\n",
+                false,
+            );
+            continue;
+        }
+        let (registry, active) = (registry.clone(), active.clone());
+        let spawned = std::thread::Builder::new()
+            .name("http".into())
+            .spawn(move || {
+                handle(stream, &registry);
+                active.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            eprintln!("exporter: cannot start a connection thread");
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let target = resolve_target(args.netns.as_deref(), args.pid)?;
+    let ct = Conntrack::open_in(&target.netns).map_err(|e| explain(&e))?;
+    let mut state = State {
+        target,
+        ct,
+        top_k: args.top_k as usize,
+        min_refresh: Duration::from_secs_f64(args.min_refresh),
+        dump_every: Duration::from_secs_f64(args.dump_every),
+        hotspots_on: !args.no_hotspots,
+        t0: Instant::now(),
+        last_read: None,
+        last_dump: None,
+        ok: false,
+        stats: None,
+        counters: BTreeMap::new(),
+        series: StatsSeries::new(),
+        snapshot: HostSnapshot::default(),
+        hotspots: None,
+        findings: Vec::new(),
+        reads: 0,
+        dumps: 0,
+        errors: 0,
+        counter_resets: 0,
+        last_dump_secs: 0.0,
+    };
+    // Collect once now, so that missing privileges fail at startup.
+    state.last_read = Some(Instant::now());
+    state.refresh(Instant::now())?;
+    state.ok = true;
+    if !args.listen.ip().is_loopback() {
+        eprintln!(
+            "exporter: warning: listening on {}, not loopback: metrics name addresses of the table",
+            args.listen
+        );
+    }
+    let listener = TcpListener::bind(args.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let label = state.target.label.clone();
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(ConntrackCollector(Arc::new(Mutex::new(state)))));
+    println!("listening on http://{addr}/metrics ({label})");
+    let _ = std::io::stdout().flush();
+    serve(listener, Arc::new(registry));
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("exporter: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
