@@ -910,6 +910,8 @@ impl<'a> Ctx<'a> {
                 .num("clash_resolve", c.clash_resolve as f64),
             );
         }
+        // UDP clashes are mostly resolved in the kernel since 5.6
+        // (6a757c07e51f, nf_ct_resolve_clash_harder).
         let old_kernel = self.version.is_some_and(|v| !v.at_least(5, 6));
         // DNS is the usual culprit; say so only when the flows allow it.
         let dns = self
@@ -932,8 +934,9 @@ impl<'a> Ctx<'a> {
         };
         if old_kernel {
             text.push_str(
-                " This kernel predates 5.6 (nf_ct_resolve_clash_harder): upgrading resolves \
-                 most UDP clashes in the kernel.",
+                " This kernel predates 5.6 (commit 6a757c07e51f \"netfilter: conntrack: allow \
+                 insertion of clashing entries\"): upgrading resolves most UDP clashes in the \
+                 kernel.",
             );
         }
         self.plan.actions.push(Action {

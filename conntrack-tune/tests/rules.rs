@@ -755,3 +755,30 @@ fn masked_plan_file_is_warned_about() {
         p.warnings
     );
 }
+
+#[test]
+fn clash_on_old_kernels_points_at_the_kernel_fix() {
+    let mut o = obs(host((5, 4), 16 * GIB, 10_000, 262_144, 262_144));
+    o.rates = Some(Rates {
+        window_secs: 60.0,
+        per_cpu: vec![CpuDelta {
+            cpu: 0,
+            drop: 100,
+            insert_failed: 100,
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let p = plan(&o, &Policy::default()).unwrap();
+    let a = p.action("advice:dns-clash").unwrap();
+    assert!(a.effect.text.contains("6a757c07e51f"), "{}", a.effect.text);
+    o.snapshot.as_mut().unwrap().kernel_version = Some(KernelVersion::new(6, 1, 0));
+    let p = plan(&o, &Policy::default()).unwrap();
+    assert!(
+        !p.action("advice:dns-clash")
+            .unwrap()
+            .effect
+            .text
+            .contains("6a757c07e51f")
+    );
+}
