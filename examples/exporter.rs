@@ -77,7 +77,8 @@ Cardinality: at most --top-k (<= 100) series per hotspot key, 6 keys, so
 at most 600 hotspot series whatever the table holds. Hotspots and
 findings come from a streamed dump of the table (Space-Saving top-K,
 bounded memory), made at most every --dump-every seconds, so scrapes
-cannot hammer the kernel with dumps.
+cannot hammer the kernel with dumps. Findings judge counter rates over
+the reads of the last 5 minutes (the scrapes).
 
 Needs CAP_NET_ADMIN (ctnetlink) and, for --netns/--pid, CAP_SYS_ADMIN.
 
@@ -240,9 +241,8 @@ struct State {
     last_dump_secs: f64,
 }
 
-/// Samples of counters kept for rates (findings): with the default
-/// 1-second refresh, about 5 minutes of scrapes.
-const RATE_SAMPLES: usize = 300;
+/// Findings judge counter rates over this window of reads.
+const RATE_WINDOW: Duration = Duration::from_secs(300);
 
 impl State {
     fn refresh_if_due(&mut self) {
@@ -295,12 +295,13 @@ impl State {
         // CPUs that went away stop being exported.
         self.counters
             .retain(|(id, _), _| stats.cpus.iter().any(|c| c.cpu.unwrap_or(0) == *id));
-        if self
-            .series
-            .push(now - self.t0 + Duration::from_nanos(1), stats.clone())
-            .is_ok()
-        {
-            self.series.keep_last(RATE_SAMPLES);
+        let at = now - self.t0 + Duration::from_nanos(1);
+        if self.series.push(at, stats.clone()).is_ok() {
+            let horizon = at.saturating_sub(RATE_WINDOW);
+            let samples = self.series.samples();
+            let old = samples.iter().take_while(|s| s.at < horizon).count();
+            let keep = (samples.len() - old).max(2);
+            self.series.keep_last(keep);
         }
 
         if self.last_dump.is_none_or(|t| now - t >= self.dump_every) {

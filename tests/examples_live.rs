@@ -639,3 +639,75 @@ fn top_reports_lost_events_and_resyncs() {
     // After the resync the mirror is exact again.
     assert_eq!(frame_entries(fr[2]), 20_000, "{}", fr[2]);
 }
+
+#[test]
+fn pid_selects_the_namespace_of_a_process() {
+    if !live("pid_selects_the_namespace_of_a_process") {
+        return;
+    }
+    let ns = ScratchNetns::new("ck-exlive-pid").expect("ip netns add");
+    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    for i in 0..7u16 {
+        ct.create(&tcp_flow("192.0.2.20", "198.51.100.3", 40_000 + i, 80))
+            .expect("create");
+    }
+    // A process living in the namespace.
+    let mut sleeper = ns.command("sleep");
+    let mut sleeper = sleeper.arg("30").spawn().expect("ip netns exec sleep");
+    let pid = sleeper.id().to_string();
+    // `ip netns exec` execs the program: the pid is the sleeper's once it
+    // is in the namespace.
+    let want = std::fs::metadata(format!("/var/run/netns/{}", ns.name()))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
+    let t0 = Instant::now();
+    while std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .ok()
+        != Some(want)
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "sleeper not in the namespace"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = example("top");
+    c.args([
+        "--pid",
+        &pid,
+        "--once",
+        "--interval",
+        "0.3",
+        "--owners-every",
+        "0",
+        "--color",
+        "never",
+    ]);
+    let out = run_bounded(c, Duration::from_secs(20));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains(&format!("netns of pid {pid}")), "{stdout}");
+    assert_eq!(frame_entries(frames(&stdout)[0]), 7, "{stdout}");
+
+    let mut c = example("watch");
+    c.args([
+        "--pid",
+        &pid,
+        "--count",
+        "1",
+        "--interval",
+        "0.2",
+        "--color",
+        "never",
+    ]);
+    let out = run_bounded(c, Duration::from_secs(20));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!("netns of pid {pid}  entries 7 ")),
+        "{stdout}"
+    );
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}
