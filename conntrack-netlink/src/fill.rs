@@ -194,7 +194,9 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
     let replied = i.is_multiple_of(2);
     let (proto, o4, r4, status, protoinfo) = match kind {
         FlowKind::Tcp | FlowKind::Tcp6 => {
-            let mut r = (i / 7) % 100;
+            // A multiplicative hash, so that the state does not follow
+            // the kind interleaving of the mix.
+            let mut r = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) % 100;
             let mut state = TcpState::ESTABLISHED;
             for (s, w) in TCP_STATES {
                 if r < u64::from(w) {
@@ -491,6 +493,27 @@ mod tests {
             assert_eq!(f.orig.family(), f.reply.family());
             assert_eq!(f.orig.src, f.reply.dst);
             assert!(seen.insert((f.orig, f.zone)), "duplicate at {i}");
+        }
+    }
+
+    #[test]
+    fn tcp_states_follow_the_weights() {
+        let mix = Mix::default();
+        let mut per = BTreeMap::new();
+        let mut tcp = 0;
+        for i in 0..100_000 {
+            if mix.kind_of(i) == FlowKind::Tcp {
+                tcp += 1;
+                let f = synthetic_flow(FlowKind::Tcp, i, 1);
+                *per.entry(f.tcp_state().unwrap()).or_insert(0u32) += 1;
+            }
+        }
+        for (state, w) in TCP_STATES {
+            let share = f64::from(per[&state]) / f64::from(tcp);
+            assert!(
+                (share - f64::from(w) / 100.0).abs() < 0.01,
+                "{state}: {share}"
+            );
         }
     }
 

@@ -1,0 +1,262 @@
+//! Live dump of a namespace holding many flows, end to end, with a
+//! per-state count as the aggregate. Needs root; skips without it.
+//!
+//! ```text
+//! cargo bench --bench live_dump                       # 1,000,000 flows
+//! CONNTRACK_KIT_BENCH_FLOWS=200000 cargo bench --bench live_dump
+//! ```
+//!
+//! Three variants on the same table, in one run:
+//! - `floor_recv_only`: send the dump request, receive every datagram and
+//!   discard it (only netlink headers are looked at, to find the end);
+//! - `ours_per_state`: the same dump through [`Conntrack::fold`], every
+//!   flow decoded into a `FlowView` and counted by state;
+//! - `conntrack_cli`: `ip netns exec NS conntrack -L > /dev/null`.
+//!
+//! The table is filled once per run (batched CT_NEW, [`fill`]) in a
+//! scratch namespace; `nf_conntrack_max` is raised for the run and
+//! restored. After criterion, the medians and ratios of all its
+//! iterations are printed, then those of a few rounds that interleave the
+//! three variants (robust against load changes on a shared machine), and
+//! the peak RSS (`VmHWM`) of a child process that runs one
+//! aggregating dump (and of one that runs the floor) is measured.
+//!
+//! Under `cargo test --all-targets` (no `--bench` argument) it runs as a
+//! smoke test on 2,000 flows and checks the aggregate.
+
+use conntrack_kit::core::{FlowLike, FlowState, L3Family};
+use conntrack_kit::netlink::fill::{self, ConntrackMaxGuard, FillOptions};
+use conntrack_kit::netlink::{Conntrack, DumpPolicy, DumpRequest, Netns, ScratchNetns};
+use criterion::{Criterion, SamplingMode};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHILD_ENV: &str = "CONNTRACK_KIT_LIVE_DUMP_CHILD";
+
+fn per_state(ct: &mut Conntrack, req: &DumpRequest) -> (Vec<(FlowState, u64)>, u64) {
+    let (counts, s) = ct
+        .fold(req, Vec::new, |m: &mut Vec<(FlowState, u64)>, f| {
+            let st = f.flow_state();
+            match m.iter_mut().find(|(k, _)| *k == st) {
+                Some((_, n)) => *n += 1,
+                None => m.push((st, 1)),
+            }
+        })
+        .expect("dump");
+    (counts, s.flows)
+}
+
+fn floor(ct: &mut Conntrack, req: &DumpRequest) -> u64 {
+    ct.dump_raw(req, |_| {}).expect("raw dump").messages
+}
+
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Child mode: one dump in namespace `ns`, then print the peak RSS.
+fn child(ns: &str, what: &str) {
+    let mut ct = Conntrack::open_in(&Netns::named(ns)).expect("open");
+    let req = DumpRequest::table(L3Family::UNSPEC).policy(DumpPolicy::Accept);
+    let n = if what == "floor" {
+        floor(&mut ct, &req)
+    } else {
+        per_state(&mut ct, &req).1
+    };
+    println!("items={n} vmhwm_kib={}", vm_hwm_kib());
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+fn child_rss(ns: &str, what: &str) -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let out = Command::new(exe)
+        .env(CHILD_ENV, format!("{ns}:{what}"))
+        .stderr(Stdio::inherit())
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn cli(ns: &ScratchNetns) {
+    let st = ns
+        .command("conntrack")
+        .arg("-L")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run conntrack -L");
+    assert!(st.success(), "conntrack -L failed");
+}
+
+fn ratios(phase: &str, floor: Duration, ours: Duration, cli: Duration) {
+    println!(
+        "live_dump ratios ({phase}): ours/floor = {:.3}, conntrack -L/ours = {:.2}",
+        ours.as_secs_f64() / floor.as_secs_f64().max(1e-9),
+        cli.as_secs_f64() / ours.as_secs_f64().max(1e-9)
+    );
+}
+
+fn main() {
+    if let Ok(v) = std::env::var(CHILD_ENV) {
+        let (ns, what) = v.split_once(':').unwrap_or((&v, "ours"));
+        child(ns, what);
+        return;
+    }
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    if !is_root() {
+        let required = std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").is_ok_and(|v| v == "1");
+        assert!(
+            bench_mode || !required,
+            "live_dump: CONNTRACK_KIT_REQUIRE_LIVE=1 but not running as root"
+        );
+        eprintln!("live_dump: skipped (needs root: it fills a scratch network namespace)");
+        return;
+    }
+    let flows: u64 = if bench_mode {
+        std::env::var("CONNTRACK_KIT_BENCH_FLOWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000)
+    } else {
+        2_000
+    };
+
+    let ns = ScratchNetns::new("ck-bench").expect("ip netns add");
+    let _max = ConntrackMaxGuard::at_least(flows + 1000).expect("raise nf_conntrack_max");
+    let mut ct = Conntrack::open_in(&ns.netns()).expect("open ctnetlink");
+    let t0 = Instant::now();
+    let r = fill::fill(&mut ct, &FillOptions::new(flows)).expect("fill");
+    assert_eq!(r.created, flows, "fill: {r:?}");
+    eprintln!(
+        "live_dump: filled {flows} flows in {:.2?} ({:.0} flows/s)",
+        t0.elapsed(),
+        flows as f64 / t0.elapsed().as_secs_f64()
+    );
+    let req = DumpRequest::table(L3Family::UNSPEC).policy(DumpPolicy::Accept);
+
+    // The aggregate is right before anything is timed.
+    let (counts, n) = per_state(&mut ct, &req);
+    assert_eq!(n, flows);
+    assert_eq!(counts.iter().map(|(_, c)| c).sum::<u64>(), flows);
+    assert_eq!(floor(&mut ct, &req), flows + 1, "flows + NLMSG_DONE");
+
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(1))
+        .configure_from_args();
+    let (mut t_floor, mut t_ours, mut t_cli) = (Vec::new(), Vec::new(), Vec::new());
+    {
+        let mut g = c.benchmark_group(format!("live_dump_{flows}"));
+        g.sampling_mode(SamplingMode::Flat);
+        g.bench_function("floor_recv_only", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let t = Instant::now();
+                    std::hint::black_box(floor(&mut ct, &req));
+                    let d = t.elapsed();
+                    t_floor.push(d);
+                    total += d;
+                }
+                total
+            })
+        });
+        g.bench_function("ours_per_state", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let t = Instant::now();
+                    std::hint::black_box(per_state(&mut ct, &req));
+                    let d = t.elapsed();
+                    t_ours.push(d);
+                    total += d;
+                }
+                total
+            })
+        });
+        g.bench_function("conntrack_cli", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let t = Instant::now();
+                    cli(&ns);
+                    let d = t.elapsed();
+                    t_cli.push(d);
+                    total += d;
+                }
+                total
+            })
+        });
+        g.finish();
+    }
+    c.final_summary();
+
+    let (f, o, k) = (
+        median(&mut t_floor),
+        median(&mut t_ours),
+        median(&mut t_cli),
+    );
+    println!(
+        "live_dump {flows} flows, criterion phase medians: floor {f:.3?} ({} runs), ours {o:.3?} ({} runs), conntrack -L {k:.3?} ({} runs)",
+        t_floor.len(),
+        t_ours.len(),
+        t_cli.len()
+    );
+    ratios("criterion phase", f, o, k);
+
+    // The criterion phase runs the variants one after the other, so a
+    // change in the load of this shared machine between them skews the
+    // ratios; these rounds interleave them.
+    let rounds = if bench_mode { 5 } else { 1 };
+    let (mut i_floor, mut i_ours, mut i_cli) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        floor(&mut ct, &req);
+        i_floor.push(t.elapsed());
+        let t = Instant::now();
+        per_state(&mut ct, &req);
+        i_ours.push(t.elapsed());
+        let t = Instant::now();
+        cli(&ns);
+        i_cli.push(t.elapsed());
+    }
+    let (f, o, k) = (
+        median(&mut i_floor),
+        median(&mut i_ours),
+        median(&mut i_cli),
+    );
+    println!(
+        "live_dump {flows} flows, interleaved medians ({rounds} rounds): floor {f:.3?}, ours {o:.3?}, conntrack -L {k:.3?}"
+    );
+    ratios("interleaved", f, o, k);
+    println!("live_dump states: {counts:?}");
+    for what in ["ours", "floor"] {
+        match child_rss(ns.name(), what) {
+            Some(s) => println!("live_dump peak RSS, {what} in a child process: {s}"),
+            None => println!("live_dump peak RSS, {what}: could not run the child"),
+        }
+    }
+}
