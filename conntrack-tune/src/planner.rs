@@ -494,6 +494,21 @@ impl<'a> Ctx<'a> {
                     fmt_n(max)
                 ),
             );
+            let committed = self.mem.bytes(max, buckets);
+            if let Some(b) = self.budget.filter(|&b| committed > b) {
+                self.warn(
+                    WarningKind::OverBudget,
+                    format!(
+                        "the current max {} commits up to {} worst case, over the budget of {}; \
+                         the policy's headroom needs only {}. Nothing is proposed: lowering max \
+                         frees no memory until the table fills, and risks drops",
+                        fmt_n(max),
+                        mib(committed),
+                        mib(b),
+                        fmt_n(required)
+                    ),
+                );
+            }
         }
 
         // Buckets: keep 2 x max / buckets at or under the target.

@@ -782,3 +782,20 @@ fn clash_on_old_kernels_points_at_the_kernel_fix() {
             .contains("6a757c07e51f")
     );
 }
+
+#[test]
+fn current_config_over_budget_is_warned_not_lowered() {
+    // 2 GiB host with max 4M: 1.5 GiB worst case, budget 100 MiB.
+    let p = plan(
+        &obs(host((6, 1), 2 * GIB, 1000, 4_194_304, 4_194_304)),
+        &Policy::default(),
+    )
+    .unwrap();
+    assert!(p.has_warning(WarningKind::OverBudget), "{:?}", p.warnings);
+    assert!(p.action("raise-max").is_none());
+    assert!(
+        p.actions
+            .iter()
+            .all(|a| !matches!(&a.kind, ActionKind::SetSysctl { key, .. } if key == KEY_MAX))
+    );
+}
