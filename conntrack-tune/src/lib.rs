@@ -8,6 +8,17 @@
 //! POSIX shell script, iptables/nftables NOTRACK rules, JSON, text and
 //! Markdown.
 //!
+//! - [`observe`]: the planner's input ([`Observation`]); every part is
+//!   optional. [`analyze_input`] fills it from `conntrack-analyze`'s rates,
+//!   hotspot summary and diagnosis, and reads sysctl.d ([`sysctl_d`]),
+//!   kube-proxy ([`kube`]) and module facts from a relocatable root.
+//! - [`policy`]: the operator's [`Policy`].
+//! - [`plan()`]: the rules; [`plan`](mod@plan) the output data model.
+//! - [`sizing`], [`timeouts`], [`rps`]: era-aware table sizing (through
+//!   `conntrack_analyze::capacity`), timeout floors and Little's law
+//!   estimates, RPS masks.
+//! - [`render`]: the renderers.
+//!
 //! ```
 //! use conntrack_core::{HostSnapshot, KernelVersion};
 //! use conntrack_tune::{plan, Observation, Policy, Priority};
