@@ -28,6 +28,7 @@ use common::live::LiveOptions;
 use common::source::{SourceArgs, Target};
 use common::table::{bytes, indent, int, opt_int, pct, rate, table};
 use common::{EXIT_CODES_HELP, EXIT_ERROR, EXIT_UNAVAILABLE, Failure, capture, live, parse_args};
+use conntrack_kit::analyze::buckets::ChainCap;
 use conntrack_kit::analyze::hotspots::{HotspotSummary, Key, KeyKind, KeyTable};
 use conntrack_kit::analyze::rates::Activity;
 use conntrack_kit::core::Counter;
@@ -573,15 +574,19 @@ fn buckets_section(out: &mut String, a: &Analysis) {
         m.lambda,
         m.expected_longest
     );
-    match m.p_insert_refused {
-        Some(p) => {
+    match (m.cap, m.p_insert_refused) {
+        (ChainCap::Uniform { min, max }, Some(p)) => {
+            let p = if p == 0.0 {
+                "0".to_string()
+            } else {
+                format!("{p:.3e}")
+            };
             let _ = writeln!(
                 out,
-                "  chain cap {:?}: modelled chance an insert is refused: {p:.3e}",
-                m.cap
+                "  chain cap {min}..{max} nodes (drawn per insert): modelled chance an insert is refused {p}"
             );
         }
-        None => {
+        _ => {
             let _ = writeln!(out, "  no chain cap on this kernel (before 5.15)");
         }
     }
