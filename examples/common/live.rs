@@ -301,7 +301,7 @@ fn dump(
         let pb = indicatif::ProgressBar::new(expected.unwrap_or(0));
         pb.set_style(
             indicatif::ProgressStyle::with_template(
-                "dumping {bar:30} {human_pos}/{human_len} flows ({per_sec}, {eta} left)",
+                "dumping {bar:24} {human_pos}/{human_len} flows, {eta} left",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
