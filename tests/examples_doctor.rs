@@ -464,6 +464,22 @@ fn live_namespace_with_known_flows() {
     let rates = &doc["rates"];
     assert_eq!(rates["entries"]["last"], 3000);
 
+    // The same namespace through a process in it (--pid).
+    let mut sleeper = ns
+        .command("sleep")
+        .arg("30")
+        .spawn()
+        .expect("sleep in the namespace");
+    let pid = sleeper.id().to_string();
+    let r = example("doctor", &["--pid", &pid, "--window", "0", "--json"]);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert!((0..=2).contains(&r.code), "exit {}: {}", r.code, r.stderr);
+    let doc = json(&r);
+    assert_eq!(doc["source"], format!("network namespace of pid {pid}"));
+    assert_eq!(doc["table"]["count"], 3000);
+    assert_eq!(doc["hotspots"]["flows"], 3000);
+
     // The text report of the same namespace shows the same top key.
     let r = example("doctor", &["--netns", ns.name(), "--window", "0"]);
     assert!((0..=2).contains(&r.code), "exit {}: {}", r.code, r.stderr);
