@@ -70,7 +70,7 @@ struct Args {
 
     /// Exit with code 5 instead of analysing the bundled sample when this
     /// host cannot be analysed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sample")]
     no_sample: bool,
 
     /// Rows per hotspot table.

@@ -181,6 +181,7 @@ fn bad_arguments_exit_3_not_clap_2() {
         ("doctor", &["--top", "0"]),
         ("doctor", &["--netns", "a", "--capture", "/tmp"]),
         ("doctor", &["--netns", "a/b"]),
+        ("doctor", &["--sample", "--no-sample"]),
         ("plan", &["--format", "yaml"]),
     ] {
         let r = example(name, args);
