@@ -153,6 +153,7 @@ pub fn cause_of(id: FindingId) -> Cause {
         FindingId::LongEstablishedRetention => Cause::IdleEstablished,
         FindingId::NatAmplification => Cause::NatAmplification,
         FindingId::UnneededHelpers => Cause::UnneededHelpers,
+        FindingId::ScanSuspects => Cause::ScanSuspects,
         _ => Cause::Other,
     }
 }

@@ -264,6 +264,8 @@ pub enum Cause {
     NatAmplification,
     /// Helper modules loaded but unused.
     UnneededHelpers,
+    /// Sources with many unreplied flows (scanners, floods, a dead backend).
+    ScanSuspects,
     /// A finding the planner has no rule for (carried as context).
     Other,
 }

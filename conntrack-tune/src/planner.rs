@@ -210,6 +210,50 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// When the flow summary is a sample of a larger table (its total below
+    /// the entry count), the factor that scales its counts to the table.
+    fn sample_scale(&self) -> f64 {
+        match (self.count, self.obs.flows.as_ref().map(|f| f.total)) {
+            (Some(c), Some(t)) if t > 0 && c > t => c as f64 / t as f64,
+            _ => 1.0,
+        }
+    }
+
+    fn scale_count(&self, n: u64) -> u64 {
+        let v = (n as f64 * self.sample_scale()).round();
+        if v.is_finite() && v < u64::MAX as f64 {
+            v as u64
+        } else {
+            u64::MAX
+        }
+    }
+
+    fn scaled(&self, s: timeouts::Shortening) -> timeouts::Shortening {
+        timeouts::Shortening {
+            entries_now: self.scale_count(s.entries_now),
+            entries_after: self.scale_count(s.entries_after),
+            freed: self.scale_count(s.freed),
+            rate_per_sec: s.rate_per_sec * self.sample_scale(),
+        }
+    }
+
+    fn sample_evidence(&self) -> Option<Evidence> {
+        let k = self.sample_scale();
+        let f = self.obs.flows.as_ref()?;
+        (k > 1.0).then(|| {
+            Evidence::new(
+                "flows",
+                format!(
+                    "the flows are a sample of {} of {} entries: counts are scaled by {:.1}",
+                    fmt_n(f.total),
+                    fmt_n(self.count.unwrap_or(0)),
+                    k
+                ),
+            )
+            .num("sample_scale", k)
+        })
+    }
+
     fn utilisation(&self) -> Option<f64> {
         match (self.peak, self.max) {
             (Some(p), Some(m)) if m > 0 => Some(p as f64 / m as f64),
@@ -1029,7 +1073,7 @@ impl<'a> Ctx<'a> {
                         "TIME_WAIT entries counted but no remaining-timeout histogram",
                     ),
                     Some(h) => {
-                        let s = timeouts::shorten_fresh_state(h, cur, proposed);
+                        let s = self.scaled(timeouts::shorten_fresh_state(h, cur, proposed));
                         let ev = vec![
                             Evidence::new(
                                 "flows",
@@ -1069,8 +1113,9 @@ impl<'a> Ctx<'a> {
             };
             let proposed = target.max(floor.secs);
             if proposed < cur {
-                let s = timeouts::shorten_idle_state(h, cur, proposed);
-                let share = s.freed as f64 / flows.total as f64;
+                let raw = timeouts::shorten_idle_state(h, cur, proposed);
+                let share = raw.freed as f64 / flows.total as f64;
+                let s = self.scaled(raw);
                 if share >= 0.1 && (pressure || share >= 0.25) {
                     if self.policy.is_protected(&key) {
                         self.declined(&key, "protected by the policy".into());
@@ -1117,6 +1162,9 @@ impl<'a> Ctx<'a> {
             })
         {
             ev.push(finding_to_evidence(e));
+        }
+        if let Some(e) = self.sample_evidence() {
+            ev.push(e);
         }
         ev.push(Evidence::new(
             "policy",
@@ -1189,7 +1237,8 @@ impl<'a> Ctx<'a> {
         let pressure = self.pressure() || self.new_max.is_some();
         let tw = flows.tcp_state(TcpState::TIME_WAIT);
         let tw_share = tw as f64 / flows.total as f64;
-        if tw_share >= 0.3 && pressure {
+        let short_conns = self.has_finding(Cause::ShortConnections).is_some();
+        if (tw_share >= 0.3 && pressure) || tw_share >= 0.5 || (short_conns && tw_share >= 0.2) {
             let rate = self.obs.rates.as_ref().and_then(|r| r.new_flows_per_sec);
             let mut ev = vec![
                 Evidence::new(
@@ -1211,7 +1260,10 @@ impl<'a> Ctx<'a> {
             if let Some(e) = self.finding_evidence(Cause::ShortConnections) {
                 ev.push(e);
             }
-            let freed = tw;
+            if let Some(e) = self.sample_evidence() {
+                ev.push(e);
+            }
+            let freed = self.scale_count(tw);
             self.plan.actions.push(Action {
                 id: "advice:keepalive".into(),
                 priority: Priority::P2,
@@ -1242,6 +1294,40 @@ impl<'a> Ctx<'a> {
                     text: "TIME_WAIT entries (conntrack -L -p tcp --state TIME_WAIT | wc -l) \
                            fall"
                         .into(),
+                }],
+            });
+        }
+        if let Some(f) = self.has_finding(Cause::ScanSuspects) {
+            self.plan.actions.push(Action {
+                id: "advice:unreplied-sources".into(),
+                priority: Priority::P2,
+                kind: ActionKind::Advice {
+                    topic: AdviceTopic::Other,
+                },
+                title: "Limit the sources that open unreplied flows (scanners, floods, or \
+                        clients of a dead backend)"
+                    .into(),
+                scope: Scope::Workload,
+                change: None,
+                evidence: vec![finding_to_evidence(f)],
+                effect: Effect {
+                    text: "unreplied entries are the first evicted (early_drop) but still fill \
+                           the table under a flood: rate-limit new flows per source (nft \
+                           `meter`/`limit`, iptables `hashlimit`), block scanners, or fix the \
+                           backend the clients retry against; SYN cookies protect the host's \
+                           own sockets"
+                        .into(),
+                    ..Default::default()
+                },
+                risk: Risk {
+                    level: RiskLevel::Medium,
+                    text: "a per-source limit that is too low drops legitimate bursts (NAT'd \
+                           clients share one source)"
+                        .into(),
+                },
+                rollback: "remove the rate-limit rules".into(),
+                verify: vec![Verify::Manual {
+                    text: "conntrack -L --status UNREPLIED | wc -l falls".into(),
                 }],
             });
         }
@@ -1394,7 +1480,7 @@ impl<'a> Ctx<'a> {
                 "conntrack helpers (ftp, sip, tftp) and their related flows cannot work for it"
                     .to_string(),
             ];
-            let freed = s.entries;
+            let freed = self.scale_count(s.entries);
             self.plan.actions.push(Action {
                 id: format!("notrack:{key}"),
                 priority: Priority::P1,
@@ -1486,13 +1572,15 @@ impl<'a> Ctx<'a> {
                 title: format!("Unload the unused helper {h}"),
                 scope: Scope::HostInitNamespace,
                 change: None,
-                evidence: vec![Evidence::new(
+                evidence: std::iter::once(Evidence::new(
                     "flows",
                     format!(
                         "{h} is loaded and none of {} flows uses it",
                         fmt_n(flows.total)
                     ),
-                )],
+                ))
+                .chain(self.finding_evidence(Cause::UnneededHelpers))
+                .collect(),
                 effect: Effect {
                     text: "less attack surface; automatic helper assignment has been off by \
                            default since 4.7, so loaded helpers only act through explicit CT \

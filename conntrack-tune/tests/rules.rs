@@ -375,13 +375,20 @@ proptest! {
 
 #[test]
 fn time_wait_only_under_pressure_and_justified() {
-    // 50% TIME_WAIT at 95% utilisation: shortened, freed from the histogram.
-    let mut o = obs(host((6, 1), 16 * GIB, 250_000, 262_144, 262_144));
+    // 50% TIME_WAIT at 80% utilisation: shortened, freed from the histogram.
+    let mut o = obs(host((6, 1), 16 * GIB, 120_000, 150_000, 300_032));
     o.flows = Some(tw_summary(120_000, 60_000, 0));
     let p = plan(&o, &Policy::default()).unwrap();
     let a = p.action("timeout:tcp_timeout_time_wait").unwrap();
     // 500 entries/s x 30 s = 15,000 remain of 60,000.
     assert_eq!(a.effect.entries_freed, Some(45_000));
+    // The same shape seen through a 1-in-10 sample of a 1.2M-entry table.
+    let mut o = obs(host((6, 1), 64 * GIB, 1_200_000, 1_500_000, 3_000_064));
+    o.flows = Some(tw_summary(120_000, 60_000, 0));
+    let p = plan(&o, &Policy::default()).unwrap();
+    let a = p.action("timeout:tcp_timeout_time_wait").unwrap();
+    assert_eq!(a.effect.entries_freed, Some(450_000));
+    assert!(a.evidence.iter().any(|e| e.text.contains("sample")));
     assert!(a.evidence.iter().any(|e| e.text.contains("TIME_WAIT")));
     // Same flows, table at 1%: no pressure, no change.
     let mut o = obs(host((6, 1), 16 * GIB, 2_000, 262_144, 262_144));
@@ -418,7 +425,7 @@ fn protected_timeouts_are_left_alone() {
 
 #[test]
 fn established_change_justified_by_histogram() {
-    let mut o = obs(host((6, 1), 16 * GIB, 250_000, 262_144, 262_144));
+    let mut o = obs(host((6, 1), 16 * GIB, 120_000, 150_000, 300_032));
     o.flows = Some(tw_summary(120_000, 0, 40_000));
     let p = plan(&o, &Policy::default()).unwrap();
     let a = p.action("timeout:tcp_timeout_established").unwrap();
