@@ -6,7 +6,7 @@ use conntrack_tune::sysctl_d::{glob_match, normalize_key, parse};
 use proptest::prelude::*;
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn sysctl_parse_total(text in "(\\PC|\n|=|#|;|-|/|\\.| ){0,200}") {
@@ -45,7 +45,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
     fn kube_proxy_detection_total(text in "(\\PC|\n|  |conntrack:|maxPerCore: |min: |--conntrack-max-per-core|=|--config=/){0,80}") {
