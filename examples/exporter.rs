@@ -207,10 +207,36 @@ fn explain(e: &conntrack_kit::netlink::Error) -> String {
 // ---------------------------------------------------------------------
 
 /// A kernel u32 counter followed as a u64 (see the wrap note in --help).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Accumulated {
     last_raw: u32,
     total: u64,
+}
+
+impl Accumulated {
+    /// Starts at the kernel's value, so that the export equals what
+    /// `conntrack -S` shows until the first wrap.
+    fn new(raw: u32) -> Self {
+        Accumulated {
+            last_raw: raw,
+            total: u64::from(raw),
+        }
+    }
+
+    /// Adds the wrap-aware increase since the last read; `false` when the
+    /// counter went backwards (not a wrap: a difference of 2^31 or more),
+    /// which restarts the total from the kernel's value.
+    fn observe(&mut self, raw: u32) -> bool {
+        let d = raw.wrapping_sub(self.last_raw);
+        self.last_raw = raw;
+        if d < 1 << 31 {
+            self.total += u64::from(d);
+            true
+        } else {
+            self.total = u64::from(raw);
+            false
+        }
+    }
 }
 
 /// Everything the exporter knows, refreshed at scrape time.
@@ -269,25 +295,12 @@ impl State {
             for (c, raw) in cpu.iter() {
                 match self.counters.get_mut(&(id, c)) {
                     None => {
-                        self.counters.insert(
-                            (id, c),
-                            Accumulated {
-                                last_raw: raw,
-                                total: u64::from(raw),
-                            },
-                        );
+                        self.counters.insert((id, c), Accumulated::new(raw));
                     }
                     Some(a) => {
-                        let d = raw.wrapping_sub(a.last_raw);
-                        if d < 1 << 31 {
-                            a.total += u64::from(d);
-                        } else {
-                            // Went backwards: the kernel's counter was
-                            // reset. Restart from its value.
-                            a.total = u64::from(raw);
+                        if !a.observe(raw) {
                             self.counter_resets += 1;
                         }
-                        a.last_raw = raw;
                     }
                 }
             }
@@ -715,5 +728,46 @@ fn main() -> ExitCode {
             eprintln!("exporter: error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_wrap_and_reset() {
+        let mut a = Accumulated::new(u32::MAX - 5);
+        assert_eq!(a.total, u64::from(u32::MAX - 5));
+        // The kernel's u32 wraps: 6 to reach 2^32, then 10 more.
+        assert!(a.observe(10));
+        assert_eq!(a.total, u64::from(u32::MAX) + 11);
+        assert!(a.observe(10));
+        assert_eq!(a.total, u64::from(u32::MAX) + 11);
+        // A large increase within one read is still an increase.
+        assert!(a.observe(10 + (1 << 30)));
+        assert_eq!(a.total, u64::from(u32::MAX) + 11 + (1 << 30));
+        // Going back (namespace recreated): restart from the kernel's value,
+        // a decrease Prometheus reads as a counter reset.
+        assert!(!a.observe(3));
+        assert_eq!(
+            a,
+            Accumulated {
+                last_raw: 3,
+                total: 3
+            }
+        );
+        assert!(a.observe(4));
+        assert_eq!(a.total, 4);
+    }
+
+    #[test]
+    fn arguments_are_bounded() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+        assert!(Args::try_parse_from(["exporter", "--top-k", "100"]).is_ok());
+        assert!(Args::try_parse_from(["exporter", "--top-k", "101"]).is_err());
+        let a = Args::try_parse_from(["exporter"]).unwrap();
+        assert!(a.listen.ip().is_loopback());
     }
 }

@@ -668,3 +668,52 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> Key {
+        Key::Ip(s.parse::<IpAddr>().unwrap())
+    }
+
+    #[test]
+    fn frames_rank_rate_and_forget() {
+        let mut c = Counts::default();
+        for _ in 0..3 {
+            c.bump(SOURCES, ip("10.0.0.1"), true);
+        }
+        for _ in 0..5 {
+            c.bump(SOURCES, ip("10.0.0.2"), false); // from the initial dump
+        }
+        c.bump(SOURCES, ip("10.0.0.3"), true);
+        c.drop_one(SOURCES, &ip("10.0.0.3"));
+
+        let (rows, distinct) = c.frame(SOURCES, 2.0, 10, SortBy::Entries);
+        assert_eq!(distinct, 2);
+        let got: Vec<(&str, u64, f64)> = rows
+            .iter()
+            .map(|r| (r.key.as_str(), r.entries, r.per_sec))
+            .collect();
+        // 10.0.0.3 came and went within the frame: no entries, a rate.
+        assert_eq!(
+            got,
+            [
+                ("10.0.0.2", 5, 0.0),
+                ("10.0.0.1", 3, 1.5),
+                ("10.0.0.3", 0, 0.5)
+            ]
+        );
+        // Next frame: nothing new; the empty key is forgotten.
+        let (rows, _) = c.frame(SOURCES, 1.0, 10, SortBy::New);
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.per_sec == 0.0));
+        assert_eq!(c.maps[SOURCES].len(), 2);
+        // By rate: the key with new entries first, whatever its size.
+        c.bump(SOURCES, ip("10.0.0.1"), true);
+        let (rows, _) = c.frame(SOURCES, 1.0, 1, SortBy::New);
+        assert_eq!(rows[0].key, "10.0.0.1");
+        assert_eq!(rows[0].per_sec, 1.0);
+    }
+}

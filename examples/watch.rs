@@ -636,3 +636,57 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conntrack_kit::analyze::rates::Sample;
+    use conntrack_kit::core::CpuStats;
+
+    fn sample(t: u64, insert: u32, drop: u32, early: u32) -> Sample {
+        let mut c = CpuStats::for_cpu(0);
+        c.set(Counter::Insert, insert);
+        c.set(Counter::Drop, drop);
+        c.set(Counter::EarlyDrop, early);
+        c.set(Counter::InsertFailed, 0);
+        Sample {
+            at: Duration::from_secs(t),
+            stats: Stats {
+                entries: Some(1),
+                max_entries: None,
+                cpus: vec![c],
+            },
+        }
+    }
+
+    #[test]
+    fn status_compares_now_with_the_window() {
+        // insert: steady 10/s; drop: flat, then 5 in the last second;
+        // early_drop: grew long ago.
+        let s = [
+            sample(0, 0, 0, 7),
+            sample(1, 10, 0, 7),
+            sample(2, 20, 0, 7),
+            sample(3, 30, 5, 7),
+        ];
+        let now = Rates::from_samples(&s[2..]);
+        let before = Rates::from_samples(&s[..3]);
+        assert_eq!(status(&now, Some(&before), Counter::Insert), Status::Rising);
+        assert_eq!(status(&now, Some(&before), Counter::Drop), Status::New);
+        assert_eq!(
+            status(&now, Some(&before), Counter::EarlyDrop),
+            Status::History
+        );
+        assert_eq!(
+            status(&now, Some(&before), Counter::InsertFailed),
+            Status::Quiet
+        );
+        // Three times the window's rate: UP.
+        let fast = [sample(0, 0, 0, 7), sample(1, 10, 0, 7), sample(2, 40, 0, 7)];
+        let now = Rates::from_samples(&fast[1..]);
+        let before = Rates::from_samples(&fast[..2]);
+        assert_eq!(status(&now, Some(&before), Counter::Insert), Status::Up);
+        // No history yet: rising.
+        assert_eq!(status(&now, None, Counter::Insert), Status::Rising);
+    }
+}
