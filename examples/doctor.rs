@@ -441,6 +441,13 @@ fn rates_section(out: &mut String, c: &Collected, a: &Analysis) {
     if r.cpus.is_empty() || cols.is_empty() {
         return;
     }
+    if r.cpus
+        .iter()
+        .all(|c| cols.iter().all(|&k| c.per_sec(k) == 0.0))
+    {
+        let _ = writeln!(out, "  per CPU: all rates zero ({} CPUs)", r.cpus.len());
+        return;
+    }
     let _ = writeln!(out, "\n  per CPU, per second:");
     let mut headers: Vec<String> = vec!["cpu".into()];
     headers.extend(cols.iter().map(|k| format!(">{}", k.name())));
