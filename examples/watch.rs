@@ -322,9 +322,18 @@ fn open_source(t: &Target, want: SourceArg) -> Result<Source, String> {
         SourceArg::Proc => Source::open_proc(t),
         SourceArg::Auto => match Source::open_netlink(t) {
             Ok(s) => Ok(s),
+            // Any ctnetlink failure (no privileges, no ctnetlink in this
+            // kernel) falls back to /proc, unless the namespace itself
+            // could not be entered: /proc needs that too, except through
+            // /proc/PID/net.
             Err(e)
-                if e.is_permission_denied()
-                    && (matches!(t.netns, Netns::Current) || t.pid.is_some()) =>
+                if t.pid.is_some()
+                    || matches!(t.netns, Netns::Current)
+                    || !matches!(
+                        e,
+                        conntrack_kit::netlink::Error::Setns { .. }
+                            | conntrack_kit::netlink::Error::NetnsOpen { .. }
+                    ) =>
             {
                 match Source::open_proc(t) {
                     Ok(s) => {
