@@ -324,7 +324,8 @@ impl<'a> Ctx<'a> {
             return;
         };
         let cpus = self.snap.map(|s| s.cpus_online.len() as u32).unwrap_or(0);
-        let eff = k.effective_max(cpus.max(1));
+        // Without the CPU count the value kube-proxy sets is unknown.
+        let eff = (cpus > 0).then(|| k.effective_max(cpus)).flatten();
         let mut text = format!(
             "kube-proxy is configured here ({}) and sets nf_conntrack_max at start",
             k.files.join(", ")
@@ -333,7 +334,7 @@ impl<'a> Ctx<'a> {
             text.push_str(&format!(
                 " to max(maxPerCore x CPUs, min) = {} on {} CPUs",
                 fmt_n(m),
-                cpus.max(1)
+                cpus
             ));
         }
         text.push_str(
@@ -1626,29 +1627,41 @@ impl<'a> Ctx<'a> {
         }
         let file = format!("/etc/sysctl.d/{}", self.policy.sysctl_file_name);
         if kube_max && let Some(m) = self.new_max {
-            let cpus = self
-                .snap
-                .map(|s| s.cpus_online.len().max(1) as u64)
-                .unwrap_or(1);
-            let per_core = m.div_ceil(cpus);
+            let cpus = self.snap.map(|s| s.cpus_online.len() as u64).unwrap_or(0);
+            let kube = self.kube.as_ref();
+            // maxPerCore needs the CPU count; without it, conntrack.min sets
+            // the floor kube-proxy applies whatever the CPUs.
+            let (title, target, current, proposed) = if cpus > 0 {
+                let per_core = m.div_ceil(cpus);
+                (
+                    format!(
+                        "Persist max through kube-proxy: conntrack.maxPerCore {per_core} (or \
+                         conntrack.min {m})"
+                    ),
+                    "kube-proxy conntrack.maxPerCore",
+                    kube.and_then(|k| k.max_per_core.map(|v| v.to_string())),
+                    per_core.to_string(),
+                )
+            } else {
+                (
+                    format!("Persist max through kube-proxy: conntrack.min {m}"),
+                    "kube-proxy conntrack.min",
+                    kube.and_then(|k| k.min.map(|v| v.to_string())),
+                    m.to_string(),
+                )
+            };
             self.plan.actions.push(Action {
                 id: "persist:kube-proxy".into(),
                 priority: Priority::P3,
                 kind: ActionKind::Advice {
                     topic: AdviceTopic::KubeProxyConfig,
                 },
-                title: format!(
-                    "Persist max through kube-proxy: conntrack.maxPerCore {per_core} (or \
-                     conntrack.min {m})"
-                ),
+                title,
                 scope: Scope::Boot,
                 change: Some(Change {
-                    target: "kube-proxy conntrack.maxPerCore".into(),
-                    current: self
-                        .kube
-                        .as_ref()
-                        .and_then(|k| k.max_per_core.map(|v| v.to_string())),
-                    proposed: per_core.to_string(),
+                    target: target.into(),
+                    current,
+                    proposed,
                 }),
                 evidence: vec![Evidence::new(
                     "files",

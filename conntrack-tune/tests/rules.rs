@@ -806,3 +806,24 @@ fn current_config_over_budget_is_warned_not_lowered() {
             .all(|a| !matches!(&a.kind, ActionKind::SetSysctl { key, .. } if key == KEY_MAX))
     );
 }
+
+#[test]
+fn kube_proxy_without_cpu_count_uses_min() {
+    let mut s = host((6, 1), 16 * GIB, 250_000, 262_144, 65_536);
+    s.cpus_online.clear();
+    let policy = Policy {
+        kube_proxy_manages_max: Some(true),
+        ..Policy::default()
+    };
+    let p = plan(&obs(s), &policy).unwrap();
+    let a = p.action("persist:kube-proxy").unwrap();
+    let c = a.change.as_ref().unwrap();
+    assert_eq!(c.target, "kube-proxy conntrack.min");
+    assert_eq!(c.proposed, proposed(&p, "raise-max").unwrap().to_string());
+    let w = p
+        .warnings
+        .iter()
+        .find(|w| w.kind == WarningKind::KubeProxyManaged)
+        .unwrap();
+    assert!(!w.text.contains("on 0 CPUs") && !w.text.contains("on 1 CPUs"));
+}
