@@ -476,6 +476,22 @@ impl Plan {
         self.warnings.iter().any(|w| w.kind == kind)
     }
 
+    /// The plan restricted to actions applied in the given scopes (e.g.
+    /// only [`Scope::ObservedNamespace`] for an agent inside a container,
+    /// which must never write the host's global values). Everything else
+    /// (declined, unjudged, warnings, context) is kept.
+    ///
+    /// ```
+    /// use conntrack_tune::plan::{Plan, Scope};
+    /// let p = Plan::default().only(&[Scope::ObservedNamespace]);
+    /// assert!(p.actions.is_empty());
+    /// ```
+    pub fn only(&self, scopes: &[Scope]) -> Plan {
+        let mut p = self.clone();
+        p.actions.retain(|a| scopes.contains(&a.scope));
+        p
+    }
+
     /// Sorts actions by priority, keeping the discovery order within one
     /// priority.
     pub fn sort(&mut self) {

@@ -119,14 +119,15 @@ fn script_applies_timeouts_in_a_fresh_namespace() {
         flows: Some(flows),
         ..Default::default()
     };
-    let mut p = plan(&obs, &Policy::default()).unwrap();
+    let full = plan(&obs, &Policy::default()).unwrap();
     assert!(
-        p.action("timeout:tcp_timeout_time_wait").is_some(),
+        full.action("timeout:tcp_timeout_time_wait").is_some(),
         "{}",
-        render::text(&p)
+        render::text(&full)
     );
     // Keep only what belongs to this namespace: never write globals here.
-    p.actions.retain(|a| a.scope == Scope::ObservedNamespace);
+    let p = full.only(&[Scope::ObservedNamespace]);
+    assert!(!p.actions.is_empty());
     let script = render::shell_script(&p).unwrap();
     assert!(!script.contains("nf_conntrack_max"));
     assert!(!script.contains("nf_conntrack_buckets"));
