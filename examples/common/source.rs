@@ -27,7 +27,8 @@ pub struct SourceArgs {
     pub capture: Option<PathBuf>,
 
     /// Analyse the bundled sample incident (synthetic data, clearly
-    /// labelled) instead of this host.
+    /// labelled) instead of this host; the exit code is then the
+    /// sample's.
     #[arg(long)]
     pub sample: bool,
 
