@@ -471,6 +471,17 @@ fn live_namespace_with_known_flows() {
         .spawn()
         .expect("sleep in the namespace");
     let pid = sleeper.id().to_string();
+    // `ip netns exec` enters the namespace, then execs sleep: wait for the
+    // exec, or the pid still shows the host's namespace.
+    let comm = format!("/proc/{pid}/comm");
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(&comm).unwrap_or_default().trim() != "sleep" {
+        assert!(
+            t0.elapsed().as_secs() < 10,
+            "sleep did not start in the namespace"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let r = example("doctor", &["--pid", &pid, "--window", "0", "--json"]);
     let _ = sleeper.kill();
     let _ = sleeper.wait();
