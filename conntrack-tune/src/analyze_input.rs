@@ -115,6 +115,9 @@ pub fn summary_from(h: &HotspotSummary) -> FlowSummary {
         *s.by_proto.entry(st.proto.to_string()).or_insert(0) += st.count;
         if st.remaining.total() > 0 {
             hist_from(&st.remaining, s.remaining.entry(name).or_default());
+            if st.proto == conntrack_core::L4Proto::UDP {
+                hist_from(&st.remaining, &mut s.udp_remaining);
+            }
         }
     }
     if let Some(t) = h.table(KeyKind::Zone) {

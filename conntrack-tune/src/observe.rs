@@ -127,6 +127,9 @@ pub struct FlowSummary {
     /// Remaining-timeout histograms by state name (TCP states and
     /// `UNREPLIED`/`REPLIED` for UDP).
     pub remaining: BTreeMap<String, RemainingHistogram>,
+    /// Remaining timeouts of UDP entries (all states), for the UDP timeout.
+    #[serde(default)]
+    pub udp_remaining: RemainingHistogram,
     /// Per service, keyed `proto/port` (`udp/53`).
     pub services: BTreeMap<String, ServiceStats>,
     /// Entries per helper name.
@@ -185,6 +188,9 @@ impl FlowSummary {
         }
         if let Some(t) = f.timeout() {
             self.remaining.entry(state_name).or_default().add(t);
+            if orig.proto == L4Proto::UDP {
+                self.udp_remaining.add(t);
+            }
         }
         if let Some(port) = orig.dst_port() {
             let key = format!("{}/{}", orig.proto, port);

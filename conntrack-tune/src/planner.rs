@@ -1098,6 +1098,53 @@ impl<'a> Ctx<'a> {
             }
         }
 
+        // UDP: request/response traffic (DNS) lives for udp_timeout after
+        // its last packet; streams (assured) use udp_timeout_stream and are
+        // left alone.
+        let udp = flows.by_proto.get("udp").copied().unwrap_or(0);
+        let udp_share = udp as f64 / flows.total as f64;
+        if udp_share >= 0.3 && pressure && flows.udp_remaining.total() > 0 {
+            let short = "udp_timeout";
+            let key = timeouts::key(short);
+            let cur = self.timeout_now(short);
+            let floor = timeouts::floor(short, nat).unwrap_or(timeouts::Floor {
+                secs: 30,
+                reason: "",
+            });
+            let target = if risk == RiskTolerance::Conservative {
+                15
+            } else {
+                10
+            };
+            let proposed = target.max(floor.secs);
+            // Only the entries on the short timer (remaining <= udp_timeout).
+            let mut h = crate::observe::RemainingHistogram::default();
+            for (&r, &n) in flows.udp_remaining.by_secs.range(..=cur) {
+                h.by_secs.insert(r, n);
+            }
+            if self.policy.is_protected(&key) {
+                self.declined(&key, "protected by the policy".into());
+            } else if proposed < cur && h.total() > 0 {
+                let s = self.scaled(timeouts::shorten_fresh_state(&h, cur, proposed));
+                let ev = vec![
+                    Evidence::new(
+                        "flows",
+                        format!(
+                            "{:.0}% of entries are UDP; {} on the {} s udp_timeout, {:.1} \
+                             (re)started per second",
+                            udp_share * 100.0,
+                            fmt_n(self.scale_count(h.total())),
+                            cur,
+                            s.rate_per_sec
+                        ),
+                    )
+                    .num("udp_share", udp_share)
+                    .num("rate_per_sec", s.rate_per_sec),
+                ];
+                self.push_timeout(key, short, cur, proposed, floor, s, ev);
+            }
+        }
+
         // ESTABLISHED idle entries.
         if let Some(h) = flows.remaining.get("ESTABLISHED") {
             let short = "tcp_timeout_established";

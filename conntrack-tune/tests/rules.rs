@@ -827,3 +827,25 @@ fn kube_proxy_without_cpu_count_uses_min() {
         .unwrap();
     assert!(!w.text.contains("on 0 CPUs") && !w.text.contains("on 1 CPUs"));
 }
+
+#[test]
+fn udp_timeout_for_dns_heavy_tables() {
+    // A resolver host, table 90% full of DNS entries spread over udp_timeout.
+    let flows: Vec<Flow> = (0..900u16)
+        .map(|i| {
+            let mut f = dns_flow(i, false, false, None);
+            f.timeout = Some(1 + (i as u32 % 30));
+            f
+        })
+        .collect();
+    let mut o = obs(host((6, 1), 16 * GIB, 900, 1000, 1024));
+    o.flows = Some(FlowSummary::from_owned(&flows));
+    let p = plan(&o, &Policy::default()).unwrap();
+    let a = p.action("timeout:udp_timeout").expect("udp timeout");
+    let ActionKind::SetTimeout { seconds, floor, .. } = &a.kind else {
+        panic!()
+    };
+    assert_eq!((*seconds, *floor), (10, 10));
+    // 30 entries/s x 10 s = 300 remain of 900.
+    assert_eq!(a.effect.entries_freed, Some(600));
+}
