@@ -20,6 +20,7 @@ use common::analysis::analyse;
 use common::live::LiveOptions;
 use common::source::{SourceArgs, Target};
 use common::{EXIT_ERROR, Failure, capture, live, parse_args};
+use conntrack_kit::tune::plan::Scope;
 use conntrack_kit::tune::render;
 use std::io::Write as _;
 
@@ -80,6 +81,42 @@ struct Args {
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
     format: Format,
+
+    /// Keep only actions applied in these scopes (comma-separated; default
+    /// all). An agent inside a container, for example, may only change its
+    /// own namespace: `--scope namespace,workload`.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SCOPE,...")]
+    scope: Vec<ScopeArg>,
+}
+
+/// Where an action is applied (`conntrack_tune::plan::Scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ScopeArg {
+    /// The host's initial namespace (nf_conntrack_max, buckets).
+    Host,
+    /// The observed namespace (per-namespace sysctls such as timeouts).
+    Namespace,
+    /// Network interfaces (RPS).
+    Interface,
+    /// The firewall ruleset (NOTRACK rules).
+    Firewall,
+    /// The application or its deployment.
+    Workload,
+    /// Boot-time configuration (sysctl.d, modprobe.d, kernel command line).
+    Boot,
+}
+
+impl From<ScopeArg> for Scope {
+    fn from(s: ScopeArg) -> Scope {
+        match s {
+            ScopeArg::Host => Scope::HostInitNamespace,
+            ScopeArg::Namespace => Scope::ObservedNamespace,
+            ScopeArg::Interface => Scope::Interface,
+            ScopeArg::Firewall => Scope::Firewall,
+            ScopeArg::Workload => Scope::Workload,
+            ScopeArg::Boot => Scope::Boot,
+        }
+    }
 }
 
 fn main() {
@@ -111,9 +148,13 @@ fn run(args: &Args) -> Result<(), Failure> {
         capture::collect(&target, 10)?
     };
     let analysis = analyse(&collected);
-    let plan = analysis
+    let mut plan = analysis
         .plan
         .map_err(|e| Failure::Error(format!("no plan: {e}")))?;
+    if !args.scope.is_empty() {
+        let scopes: Vec<Scope> = args.scope.iter().map(|&s| s.into()).collect();
+        plan = plan.only(&scopes);
+    }
     let rendered = |r: Result<String, render::RenderError>| {
         r.map_err(|e| Failure::Error(format!("cannot render the plan safely: {e}")))
     };

@@ -183,6 +183,7 @@ fn bad_arguments_exit_3_not_clap_2() {
         ("doctor", &["--netns", "a/b"]),
         ("doctor", &["--sample", "--no-sample"]),
         ("plan", &["--format", "yaml"]),
+        ("plan", &["--scope", "galaxy"]),
     ] {
         let r = example(name, args);
         assert_eq!(r.code, 3, "{name} {args:?}: {}", r.stderr);
@@ -375,6 +376,28 @@ fn plan_formats_for_the_sample() {
             .iter()
             .any(|a| a["id"] == "raise-max")
     );
+    // Only what the observed namespace and the workload may change.
+    let r = example(
+        "plan",
+        &[
+            "--sample",
+            "--format",
+            "json",
+            "--scope",
+            "namespace,workload",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = json(&r);
+    let ids: Vec<&str> = doc["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert!(!ids.contains(&"raise-max"), "{ids:?}");
+    assert!(ids.contains(&"timeout:tcp_timeout_time_wait"), "{ids:?}");
+    assert!(ids.contains(&"advice:keepalive"), "{ids:?}");
     for f in ["text", "markdown", "modprobe", "nft", "iptables"] {
         let r = example("plan", &["--sample", "--format", f]);
         assert_eq!(r.code, 0, "{f}: {}", r.stderr);
