@@ -18,7 +18,7 @@
 //!
 //! Without privileges or without conntrack it says so on stderr and, unless
 //! `--no-sample` is given, analyses the bundled sample incident, labelled
-//! "SAMPLE INCIDENT - not this host" (`"sample": true` in JSON), and exits
+//! "SAMPLE INCIDENT — not this host" (`"sample": true` in JSON), and exits
 //! 5. Exit codes are listed in `--help`.
 mod common;
 
@@ -159,7 +159,7 @@ fn fail(e: &Failure) -> i32 {
 
 const SAMPLE_BANNER: &str = "\
 ################################################################################
-##  SAMPLE INCIDENT - not this host                                           ##
+##  SAMPLE INCIDENT — not this host                                           ##
 ##  Synthetic data bundled with conntrack-kit (examples/data/sample-incident) ##
 ################################################################################
 ";

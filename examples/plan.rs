@@ -186,14 +186,14 @@ fn run(args: &Args) -> Result<(), Failure> {
                 // Keep the shebang first.
                 match out.split_once('\n') {
                     Some((first, rest)) if first.starts_with("#!") => {
-                        format!("{first}\n# SAMPLE INCIDENT - not this host: do not apply\n{rest}")
+                        format!("{first}\n# SAMPLE INCIDENT — not this host: do not apply\n{rest}")
                     }
-                    _ => format!("# SAMPLE INCIDENT - not this host: do not apply\n{out}"),
+                    _ => format!("# SAMPLE INCIDENT — not this host: do not apply\n{out}"),
                 }
             } else if args.format == Format::Markdown {
-                format!("> **SAMPLE INCIDENT - not this host**\n\n{out}")
+                format!("> **SAMPLE INCIDENT — not this host**\n\n{out}")
             } else {
-                format!("# SAMPLE INCIDENT - not this host: do not apply\n{out}")
+                format!("# SAMPLE INCIDENT — not this host: do not apply\n{out}")
             };
             out = body;
         }

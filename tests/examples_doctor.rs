@@ -221,7 +221,7 @@ fn sample_capture_text_report() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     let out = &r.stdout;
     assert!(out.starts_with("####"), "sample banner first:\n{out}");
-    assert!(out.contains("SAMPLE INCIDENT - not this host"));
+    assert!(out.contains("SAMPLE INCIDENT — not this host"));
     for section in [
         "== Table",
         "== Counter rates over 10.0 s",
@@ -352,7 +352,7 @@ fn capture_without_rates_or_flows_still_reports() {
 fn plan_formats_for_the_sample() {
     let r = example("plan", &["--sample", "--format", "sysctl"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.starts_with("# SAMPLE INCIDENT - not this host"));
+    assert!(r.stdout.starts_with("# SAMPLE INCIDENT — not this host"));
     let max: u64 = r
         .stdout
         .lines()
@@ -554,7 +554,7 @@ fn without_privileges_falls_back_to_the_labelled_sample() {
     assert_eq!(r.code, 5, "{}", r.stderr);
     assert!(r.stderr.contains("permission denied"), "{}", r.stderr);
     assert!(r.stderr.contains("SAMPLE INCIDENT"), "{}", r.stderr);
-    assert!(r.stdout.contains("SAMPLE INCIDENT - not this host"));
+    assert!(r.stdout.contains("SAMPLE INCIDENT — not this host"));
     assert!(r.stdout.contains("[CRITICAL] table-full"));
     let r = as_nobody(&["--window", "0", "--json"]);
     assert_eq!(r.code, 5, "{}", r.stderr);

@@ -66,7 +66,7 @@ impl Target {
             Target::Netns(n) => format!("network namespace {n}"),
             Target::Pid(p) => format!("network namespace of pid {p}"),
             Target::Capture(d) => format!("capture {}", d.display()),
-            Target::Sample => "SAMPLE INCIDENT (bundled, synthetic) - not this host".into(),
+            Target::Sample => "SAMPLE INCIDENT (bundled, synthetic) — not this host".into(),
         }
     }
 
