@@ -193,6 +193,15 @@ pub fn collect(target: &Target, top: usize) -> Result<Collected, Failure> {
         }
         Some(text) => Some(flow_pass(&text, snapshot.buckets, top)),
     };
+    if let (Some(f), Some(count)) = (&flows, snapshot.count) {
+        let listed = f.hotspots.flows + f.malformed;
+        if listed.abs_diff(u64::from(count)) * 100 > u64::from(count).max(1) {
+            notes.push(format!(
+                "conntrack-L.txt lists {listed} flows but the count is {count}: they were taken at \
+                 different moments (or the listing is partial); shares are of the listed flows"
+            ));
+        }
+    }
 
     Ok(Collected {
         target: target.clone(),
