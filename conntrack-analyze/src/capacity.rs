@@ -328,6 +328,44 @@ pub fn little_entries(rate_per_sec: f64, secs: f64) -> f64 {
     if v.is_finite() && v > 0.0 { v } else { 0.0 }
 }
 
+/// One stage of a workload's flows: how many enter it per second and how
+/// long each stays (for a conntrack state: its timeout, or the time until
+/// the next state for states that are left early).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageLoad {
+    /// Name (a state, or a kind of traffic).
+    pub name: String,
+    /// Flows entering per second.
+    pub rate_per_sec: f64,
+    /// Seconds each spends in it.
+    pub secs: f64,
+}
+
+/// The steady-state entry count of a workload: the sum of Little's law
+/// over its stages, per stage and in total.
+///
+/// ```
+/// use conntrack_analyze::capacity::{predict_entries, StageLoad};
+/// let stage = |n: &str, r, s| StageLoad { name: n.into(), rate_per_sec: r, secs: s };
+/// // 1,000 short HTTP connections/s: 2 s open, then 120 s TIME_WAIT;
+/// // plus 500 DNS queries/s held for the 30 s UDP timeout.
+/// let (per, total) = predict_entries(&[
+///     stage("ESTABLISHED", 1000.0, 2.0),
+///     stage("TIME_WAIT", 1000.0, 120.0),
+///     stage("udp", 500.0, 30.0),
+/// ]);
+/// assert_eq!(per, vec![2000.0, 120000.0, 15000.0]);
+/// assert_eq!(total, 137000.0);
+/// ```
+pub fn predict_entries(stages: &[StageLoad]) -> (Vec<f64>, f64) {
+    let per: Vec<f64> = stages
+        .iter()
+        .map(|s| little_entries(s.rate_per_sec, s.secs))
+        .collect();
+    let total = per.iter().sum();
+    (per, total)
+}
+
 /// Little's law solved for the rate: flows entering per second that keep
 /// `entries` entries in a state lasting `secs`. 0 when `secs` is not
 /// positive.

@@ -221,6 +221,31 @@ pub fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
     }
 }
 
+/// An address as one integer: IPv4 as IPv4-mapped IPv6.
+#[inline]
+fn addr_key(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => 0xffff_0000_0000 | u32::from(v) as u128,
+        IpAddr::V6(v) => u128::from(v),
+    }
+}
+
+/// The inverse of [`addr_key`] (an IPv6 flow with an IPv4-mapped address,
+/// which is not valid on the wire, would be shown as IPv4).
+fn addr_of(k: u128) -> IpAddr {
+    let v6 = Ipv6Addr::from(k);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+fn net_key(k: u128, v4: u8, v6: u8) -> Key {
+    let addr = addr_of(k);
+    let prefix = if addr.is_ipv4() { v4 } else { v6 };
+    Key::Net { addr, prefix }
+}
+
 /// A map from addresses or CIDR prefixes to names (e.g. Docker bridge
 /// addresses to container names), longest prefix wins. A flow is named
 /// after its original source, else the address its reply comes from (the
@@ -737,15 +762,17 @@ impl fmt::Display for HotspotSummary {
 pub struct Hotspots {
     cfg: HotspotConfig,
     flows: u64,
-    src: Tally<IpAddr>,
-    dst: Tally<IpAddr>,
+    // Addresses are counted as u128 (IPv4 as IPv4-mapped IPv6): one
+    // integer to hash and compare instead of an enum over byte arrays.
+    src: Tally<u128>,
+    dst: Tally<u128>,
     dport: Tally<(L4Proto, u16)>,
     zone: Tally<u16>,
     mark: Tally<u32>,
-    net: Tally<IpAddr>,
-    net_wide: Tally<IpAddr>,
-    pair: Tally<(IpAddr, IpAddr)>,
-    unreplied_src: Tally<IpAddr>,
+    net: Tally<u128>,
+    net_wide: Tally<u128>,
+    pair: Tally<(u128, u128)>,
+    unreplied_src: Tally<u128>,
     proto: [u64; 256],
     states: FxHashMap<(L4Proto, FlowState), (u64, RemainingHistogram)>,
     nat: [u64; 4],
@@ -828,8 +855,9 @@ impl Hotspots {
         let status = f.status();
         let proto = orig.proto;
         self.flows += 1;
-        self.src.add(orig.src);
-        self.dst.add(orig.dst);
+        let (src, dst) = (addr_key(orig.src), addr_key(orig.dst));
+        self.src.add(src);
+        self.dst.add(dst);
         if let Some(p) = orig.dst_port() {
             self.dport.add((proto, p));
         }
@@ -841,9 +869,9 @@ impl Hotspots {
         } else {
             (64, 48)
         };
-        self.net.add(mask(orig.src, n1));
-        self.net_wide.add(mask(orig.src, n2));
-        self.pair.add((orig.src, orig.dst));
+        self.net.add(addr_key(mask(orig.src, n1)));
+        self.net_wide.add(addr_key(mask(orig.src, n2)));
+        self.pair.add((src, dst));
 
         let state = conntrack_core::flow_state(f.protoinfo().as_ref(), status);
         let e = self
@@ -857,7 +885,7 @@ impl Hotspots {
         }
         if !status.contains(Status::SEEN_REPLY) {
             self.unreplied += 1;
-            self.unreplied_src.add(orig.src);
+            self.unreplied_src.add(src);
         }
         if status.intersects(Status::HELPER | Status::EXPECTED) {
             self.helper_flows += 1;
@@ -911,7 +939,7 @@ impl Hotspots {
                     .collect(),
             }
         };
-        let ip = |a: &IpAddr| Key::Ip(*a);
+        let ip = |a: &u128| Key::Ip(addr_of(*a));
         let tables = vec![
             self.src.table(KeyKind::SrcIp, fl, n, ip),
             self.dst.table(KeyKind::DstIp, fl, n, ip),
@@ -935,17 +963,14 @@ impl Hotspots {
             ),
             self.zone.table(KeyKind::Zone, fl, n, |&z| Key::Zone(z)),
             self.mark.table(KeyKind::Mark, fl, n, |&m| Key::Mark(m)),
-            self.net.table(KeyKind::SrcNet, fl, n, |&a| Key::Net {
-                addr: a,
-                prefix: if a.is_ipv4() { 24 } else { 64 },
-            }),
+            self.net
+                .table(KeyKind::SrcNet, fl, n, |&a| net_key(a, 24, 64)),
             self.net_wide
-                .table(KeyKind::SrcNetWide, fl, n, |&a| Key::Net {
-                    addr: a,
-                    prefix: if a.is_ipv4() { 16 } else { 48 },
-                }),
-            self.pair
-                .table(KeyKind::Pair, fl, n, |&(src, dst)| Key::Pair { src, dst }),
+                .table(KeyKind::SrcNetWide, fl, n, |&a| net_key(a, 16, 48)),
+            self.pair.table(KeyKind::Pair, fl, n, |&(s, d)| Key::Pair {
+                src: addr_of(s),
+                dst: addr_of(d),
+            }),
             exact_table(
                 KeyKind::Nat,
                 [

@@ -27,7 +27,6 @@ use std::hash::Hash;
 #[derive(Debug, Clone)]
 struct Slot<K> {
     key: K,
-    count: u64,
     error: u64,
 }
 
@@ -38,8 +37,9 @@ pub struct SpaceSaving<K> {
     n: u64,
     index: FxHashMap<K, u32>,
     slots: Vec<Slot<K>>,
-    /// Min-heap of slot indices ordered by count.
-    heap: Vec<u32>,
+    /// Min-heap of `(count, slot)`: counts live next to each other so that
+    /// sifting reads one array.
+    heap: Vec<(u64, u32)>,
     /// Position of each slot in `heap`.
     pos: Vec<u32>,
 }
@@ -83,32 +83,26 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
     pub fn add(&mut self, key: K) {
         self.n += 1;
         if let Some(&s) = self.index.get(&key) {
-            self.slots[s as usize].count += 1;
-            self.sift_down(self.pos[s as usize] as usize);
+            let i = self.pos[s as usize] as usize;
+            self.heap[i].0 += 1;
+            self.sift_down(i);
             return;
         }
         if self.slots.len() < self.k {
             let s = self.slots.len() as u32;
             self.index.insert(key.clone(), s);
-            self.slots.push(Slot {
-                key,
-                count: 1,
-                error: 0,
-            });
-            self.heap.push(s);
+            self.slots.push(Slot { key, error: 0 });
+            self.heap.push((1, s));
             self.pos.push((self.heap.len() - 1) as u32);
             self.sift_up(self.heap.len() - 1);
             return;
         }
-        let s = self.heap[0] as usize;
-        let min = self.slots[s].count;
+        let (min, s) = self.heap[0];
+        let s = s as usize;
         self.index.remove(&self.slots[s].key);
         self.index.insert(key.clone(), s as u32);
-        self.slots[s] = Slot {
-            key,
-            count: min + 1,
-            error: min,
-        };
+        self.slots[s] = Slot { key, error: min };
+        self.heap[0].0 = min + 1;
         self.sift_down(0);
     }
 
@@ -119,9 +113,7 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
         if self.slots.len() < self.k {
             0
         } else {
-            self.heap
-                .first()
-                .map_or(0, |&s| self.slots[s as usize].count)
+            self.heap.first().map_or(0, |&(c, _)| c)
         }
     }
 
@@ -130,36 +122,42 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
         use std::mem::size_of;
         self.index.capacity() * (size_of::<K>() + size_of::<u32>() + 1)
             + self.slots.capacity() * size_of::<Slot<K>>()
-            + (self.heap.capacity() + self.pos.capacity()) * size_of::<u32>()
+            + self.heap.capacity() * size_of::<(u64, u32)>()
+            + self.pos.capacity() * size_of::<u32>()
     }
 
     /// The estimate and error of one key, when tracked.
     pub fn get(&self, key: &K) -> Option<(u64, u64)> {
         self.index.get(key).map(|&s| {
-            let sl = &self.slots[s as usize];
-            (sl.count, sl.error)
+            let c = self.heap[self.pos[s as usize] as usize].0;
+            (c, self.slots[s as usize].error)
         })
     }
 
     /// The `n` keys with the largest estimates as `(key, estimate, error)`,
     /// largest first (ties: smaller error first).
     pub fn top(&self, n: usize) -> Vec<(K, u64, u64)> {
-        let mut v: Vec<&Slot<K>> = self.slots.iter().collect();
-        v.sort_by(|a, b| b.count.cmp(&a.count).then(a.error.cmp(&b.error)));
+        let mut v: Vec<(u64, &Slot<K>)> = self
+            .heap
+            .iter()
+            .map(|&(c, s)| (c, &self.slots[s as usize]))
+            .collect();
+        v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.error.cmp(&b.1.error)));
         v.into_iter()
             .take(n)
-            .map(|s| (s.key.clone(), s.count, s.error))
+            .map(|(c, s)| (s.key.clone(), c, s.error))
             .collect()
     }
 
     fn swap(&mut self, i: usize, j: usize) {
         self.heap.swap(i, j);
-        self.pos[self.heap[i] as usize] = i as u32;
-        self.pos[self.heap[j] as usize] = j as u32;
+        self.pos[self.heap[i].1 as usize] = i as u32;
+        self.pos[self.heap[j].1 as usize] = j as u32;
     }
 
+    #[inline]
     fn count_at(&self, i: usize) -> u64 {
-        self.slots[self.heap[i] as usize].count
+        self.heap[i].0
     }
 
     fn sift_up(&mut self, mut i: usize) {
