@@ -11,6 +11,9 @@
 //!   `n / k`) is tracked;
 //! - the estimates sum to `n` once `k` keys are tracked.
 //!
+//! Every operation is O(1): the paper's stream-summary structure (keys in
+//! buckets of equal count, buckets in count order).
+//!
 //! ```
 //! use conntrack_analyze::topk::SpaceSaving;
 //! let mut s = SpaceSaving::new(2);
@@ -24,37 +27,56 @@
 use rustc_hash::FxHashMap;
 use std::hash::Hash;
 
+const NIL: u32 = u32::MAX;
+
+/// A tracked key, linked into the list of its count's bucket.
 #[derive(Debug, Clone)]
-struct Slot<K> {
+struct Node<K> {
     key: K,
     error: u64,
+    bucket: u32,
+    prev: u32,
+    next: u32,
+}
+
+/// All keys with one count; buckets form a list in ascending count order.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    count: u64,
+    head: u32,
+    prev: u32,
+    next: u32,
 }
 
 /// A Space-Saving summary holding at most `k` keys.
+///
+/// Counts are kept in the "stream summary" structure of the paper: keys
+/// grouped in buckets of equal count, buckets in a list ordered by count,
+/// so that counting a key and replacing the minimum are O(1) (one hash
+/// lookup and a few links), whatever `k`.
 #[derive(Debug, Clone)]
 pub struct SpaceSaving<K> {
     k: usize,
     n: u64,
     index: FxHashMap<K, u32>,
-    slots: Vec<Slot<K>>,
-    /// Min-heap of `(count, slot)`: counts live next to each other so that
-    /// sifting reads one array.
-    heap: Vec<(u64, u32)>,
-    /// Position of each slot in `heap`.
-    pos: Vec<u32>,
+    nodes: Vec<Node<K>>,
+    buckets: Vec<Bucket>,
+    free: Vec<u32>,
+    min: u32,
 }
 
 impl<K: Hash + Eq + Clone> SpaceSaving<K> {
     /// A summary keeping at most `k` keys (`k` of 0 is treated as 1).
     pub fn new(k: usize) -> Self {
-        let k = k.clamp(1, u32::MAX as usize);
+        let k = k.clamp(1, (u32::MAX - 1) as usize);
         SpaceSaving {
             k,
             n: 0,
             index: FxHashMap::default(),
-            slots: Vec::new(),
-            heap: Vec::new(),
-            pos: Vec::new(),
+            nodes: Vec::new(),
+            buckets: Vec::new(),
+            free: Vec::new(),
+            min: NIL,
         }
     }
 
@@ -70,128 +92,185 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
 
     /// Keys tracked (at most `k`).
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.nodes.len()
     }
 
     /// Whether no item was added.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.nodes.is_empty()
     }
 
     /// Counts one occurrence of `key`.
     #[inline]
     pub fn add(&mut self, key: K) {
         self.n += 1;
-        if let Some(&s) = self.index.get(&key) {
-            let i = self.pos[s as usize] as usize;
-            self.heap[i].0 += 1;
-            self.sift_down(i);
+        if let Some(&x) = self.index.get(&key) {
+            self.increment(x);
             return;
         }
-        if self.slots.len() < self.k {
-            let s = self.slots.len() as u32;
-            self.index.insert(key.clone(), s);
-            self.slots.push(Slot { key, error: 0 });
-            self.heap.push((1, s));
-            self.pos.push((self.heap.len() - 1) as u32);
-            self.sift_up(self.heap.len() - 1);
+        if self.nodes.len() < self.k {
+            let x = self.nodes.len() as u32;
+            self.index.insert(key.clone(), x);
+            self.nodes.push(Node {
+                key,
+                error: 0,
+                bucket: NIL,
+                prev: NIL,
+                next: NIL,
+            });
+            let b = if self.min != NIL && self.buckets[self.min as usize].count == 1 {
+                self.min
+            } else {
+                let nb = self.new_bucket(1, NIL, self.min);
+                self.min = nb;
+                nb
+            };
+            self.attach(x, b);
             return;
         }
-        let (min, s) = self.heap[0];
-        let s = s as usize;
-        self.index.remove(&self.slots[s].key);
-        self.index.insert(key.clone(), s as u32);
-        self.slots[s] = Slot { key, error: min };
-        self.heap[0].0 = min + 1;
-        self.sift_down(0);
+        // Full: the key takes over a node of the smallest count.
+        let m = self.min as usize;
+        let x = self.buckets[m].head;
+        let min_count = self.buckets[m].count;
+        let node = &mut self.nodes[x as usize];
+        self.index.remove(&node.key);
+        node.key = key.clone();
+        node.error = min_count;
+        self.index.insert(key, x);
+        self.increment(x);
+    }
+
+    fn new_bucket(&mut self, count: u64, prev: u32, next: u32) -> u32 {
+        let b = Bucket {
+            count,
+            head: NIL,
+            prev,
+            next,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.buckets[id as usize] = b;
+                id
+            }
+            None => {
+                self.buckets.push(b);
+                (self.buckets.len() - 1) as u32
+            }
+        };
+        if prev != NIL {
+            self.buckets[prev as usize].next = id;
+        }
+        if next != NIL {
+            self.buckets[next as usize].prev = id;
+        }
+        id
+    }
+
+    fn attach(&mut self, x: u32, b: u32) {
+        let head = self.buckets[b as usize].head;
+        {
+            let n = &mut self.nodes[x as usize];
+            n.bucket = b;
+            n.prev = NIL;
+            n.next = head;
+        }
+        if head != NIL {
+            self.nodes[head as usize].prev = x;
+        }
+        self.buckets[b as usize].head = x;
+    }
+
+    /// Unlinks a node from its bucket; removes the bucket when it empties.
+    fn detach(&mut self, x: u32) {
+        let (b, prev, next) = {
+            let n = &self.nodes[x as usize];
+            (n.bucket, n.prev, n.next)
+        };
+        if prev != NIL {
+            self.nodes[prev as usize].next = next;
+        } else {
+            self.buckets[b as usize].head = next;
+        }
+        if next != NIL {
+            self.nodes[next as usize].prev = prev;
+        }
+        if self.buckets[b as usize].head == NIL {
+            let Bucket { prev, next, .. } = self.buckets[b as usize];
+            if prev != NIL {
+                self.buckets[prev as usize].next = next;
+            } else {
+                self.min = next;
+            }
+            if next != NIL {
+                self.buckets[next as usize].prev = prev;
+            }
+            self.free.push(b);
+        }
+    }
+
+    fn increment(&mut self, x: u32) {
+        let b = self.nodes[x as usize].bucket;
+        let Bucket {
+            count, head, next, ..
+        } = self.buckets[b as usize];
+        let alone = head == x && self.nodes[x as usize].next == NIL;
+        let next_fits = next != NIL && self.buckets[next as usize].count == count + 1;
+        if alone && !next_fits {
+            self.buckets[b as usize].count = count + 1;
+            return;
+        }
+        if next_fits {
+            self.detach(x);
+            self.attach(x, next);
+        } else {
+            // Not alone: b stays, a bucket for count + 1 goes after it.
+            self.detach(x);
+            let nb = self.new_bucket(count + 1, b, next);
+            self.attach(x, nb);
+        }
     }
 
     /// The largest possible overestimate of any key's count, and the
     /// largest possible true count of an untracked key: the smallest
     /// tracked count once the summary is full, otherwise 0 (exact).
     pub fn error_bound(&self) -> u64 {
-        if self.slots.len() < self.k {
+        if self.nodes.len() < self.k || self.min == NIL {
             0
         } else {
-            self.heap.first().map_or(0, |&(c, _)| c)
+            self.buckets[self.min as usize].count
         }
     }
 
-    /// Approximate heap bytes held (index, slots, heap), bounded by `k`.
+    /// Approximate heap bytes held (index, nodes, buckets), bounded by `k`.
     pub fn memory_bytes(&self) -> usize {
         use std::mem::size_of;
         self.index.capacity() * (size_of::<K>() + size_of::<u32>() + 1)
-            + self.slots.capacity() * size_of::<Slot<K>>()
-            + self.heap.capacity() * size_of::<(u64, u32)>()
-            + self.pos.capacity() * size_of::<u32>()
+            + self.nodes.capacity() * size_of::<Node<K>>()
+            + self.buckets.capacity() * size_of::<Bucket>()
+            + self.free.capacity() * size_of::<u32>()
     }
 
     /// The estimate and error of one key, when tracked.
     pub fn get(&self, key: &K) -> Option<(u64, u64)> {
-        self.index.get(key).map(|&s| {
-            let c = self.heap[self.pos[s as usize] as usize].0;
-            (c, self.slots[s as usize].error)
+        self.index.get(key).map(|&x| {
+            let n = &self.nodes[x as usize];
+            (self.buckets[n.bucket as usize].count, n.error)
         })
     }
 
     /// The `n` keys with the largest estimates as `(key, estimate, error)`,
     /// largest first (ties: smaller error first).
     pub fn top(&self, n: usize) -> Vec<(K, u64, u64)> {
-        let mut v: Vec<(u64, &Slot<K>)> = self
-            .heap
+        let mut v: Vec<(u64, &Node<K>)> = self
+            .nodes
             .iter()
-            .map(|&(c, s)| (c, &self.slots[s as usize]))
+            .map(|x| (self.buckets[x.bucket as usize].count, x))
             .collect();
         v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.error.cmp(&b.1.error)));
         v.into_iter()
             .take(n)
-            .map(|(c, s)| (s.key.clone(), c, s.error))
+            .map(|(c, x)| (x.key.clone(), c, x.error))
             .collect()
-    }
-
-    fn swap(&mut self, i: usize, j: usize) {
-        self.heap.swap(i, j);
-        self.pos[self.heap[i].1 as usize] = i as u32;
-        self.pos[self.heap[j].1 as usize] = j as u32;
-    }
-
-    #[inline]
-    fn count_at(&self, i: usize) -> u64 {
-        self.heap[i].0
-    }
-
-    fn sift_up(&mut self, mut i: usize) {
-        while i > 0 {
-            let p = (i - 1) / 2;
-            if self.count_at(i) < self.count_at(p) {
-                self.swap(i, p);
-                i = p;
-            } else {
-                break;
-            }
-        }
-    }
-
-    fn sift_down(&mut self, mut i: usize) {
-        let n = self.heap.len();
-        loop {
-            let l = 2 * i + 1;
-            if l >= n {
-                break;
-            }
-            let r = l + 1;
-            let c = if r < n && self.count_at(r) < self.count_at(l) {
-                r
-            } else {
-                l
-            };
-            if self.count_at(c) < self.count_at(i) {
-                self.swap(i, c);
-                i = c;
-            } else {
-                break;
-            }
-        }
     }
 }
 
@@ -221,6 +300,36 @@ mod tests {
         assert_eq!(s.top(5), vec![('y', 2, 1)]);
     }
 
+    /// Buckets ascend strictly from `min`, every node sits in the list of
+    /// the bucket it names, and every node is in exactly one list.
+    fn check_structure<K: Hash + Eq + Clone>(s: &SpaceSaving<K>) {
+        let mut seen = 0usize;
+        let mut b = s.min;
+        let mut prev_b = NIL;
+        let mut last = 0u64;
+        while b != NIL {
+            let bk = s.buckets[b as usize];
+            assert_eq!(bk.prev, prev_b);
+            assert!(bk.count > last, "bucket counts ascend");
+            assert_ne!(bk.head, NIL, "no empty bucket in the list");
+            last = bk.count;
+            let mut x = bk.head;
+            let mut px = NIL;
+            while x != NIL {
+                let n = &s.nodes[x as usize];
+                assert_eq!(n.bucket, b);
+                assert_eq!(n.prev, px);
+                seen += 1;
+                px = x;
+                x = n.next;
+            }
+            prev_b = b;
+            b = bk.next;
+        }
+        assert_eq!(seen, s.nodes.len());
+        assert_eq!(s.index.len(), s.nodes.len());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
         /// The Space-Saving guarantees hold for any stream.
@@ -232,6 +341,7 @@ mod tests {
                 s.add(x);
                 *truth.entry(x).or_default() += 1;
             }
+            check_structure(&s);
             let bound = s.error_bound();
             let n = stream.len() as u64;
             prop_assert!(bound <= n / k as u64 || s.len() < k);
