@@ -7,7 +7,8 @@
 //!
 //! Reading and parsing are separate: the `parse_*` functions are pure over
 //! `&str` and never panic on hostile input; [`ProcReader`] reads files under
-//! a relocatable root (`/` on a live host, a fixture tree in tests).
+//! a relocatable root (`/` on a live host, a fixture tree in tests) through
+//! `conntrack-core`'s `HostFs`.
 //!
 //! ```
 //! use conntrack_analyze::attribution::{parse_cgroup, Runtime};
@@ -21,11 +22,11 @@
 //! assert_eq!(c.pod_uid.as_deref(), Some("1a2b3c4d-0000-1111-2222-333344445555"));
 //! ```
 
+use conntrack_core::host::{HostError, HostFs};
 use conntrack_core::{FlowLike, L4Proto};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -277,16 +278,27 @@ pub struct Owner {
     pub container: Option<ContainerRef>,
 }
 
-/// Reads what attribution needs under a relocatable root.
+/// Reads what attribution needs under a relocatable root, through
+/// `conntrack-core`'s [`HostFs`] (size limits, FIFO guard, UTF-8 check,
+/// "not found" told apart from "malformed").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcReader {
-    root: PathBuf,
+    fs: HostFs,
 }
 
 impl ProcReader {
     /// A reader of `ROOT/proc/...`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        ProcReader { root: root.into() }
+        ProcReader {
+            fs: HostFs::new(root),
+        }
+    }
+
+    /// A reader over an existing [`HostFs`]; with [`HostFs::for_pid`] the
+    /// socket tables are those of that process's network namespace
+    /// (`/proc/PID/net/tcp`).
+    pub fn from_host_fs(fs: HostFs) -> Self {
+        ProcReader { fs }
     }
 
     /// The live host (`/proc`).
@@ -294,13 +306,9 @@ impl ProcReader {
         Self::new("/")
     }
 
-    fn proc(&self) -> PathBuf {
-        self.root.join("proc")
-    }
-
     /// Reads the socket tables present (missing files are skipped, other
     /// errors returned).
-    pub fn sockets(&self) -> io::Result<Vec<SocketEntry>> {
+    pub fn sockets(&self) -> Result<Vec<SocketEntry>, HostError> {
         let mut out = Vec::new();
         for (name, proto) in [
             ("tcp", L4Proto::TCP),
@@ -308,9 +316,9 @@ impl ProcReader {
             ("udp", L4Proto::UDP),
             ("udp6", L4Proto::UDP),
         ] {
-            match std::fs::read_to_string(self.proc().join("net").join(name)) {
+            match self.fs.read_text(&self.fs.net_path(name)) {
                 Ok(t) => out.extend(parse_proc_net(&t, proto)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(HostError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -318,17 +326,18 @@ impl ProcReader {
     }
 
     /// Socket inode -> owner for every process readable (processes that
-    /// vanish or deny access while being read are skipped). An inode shared
-    /// by several processes keeps the lowest PID.
-    pub fn socket_owners(&self) -> io::Result<FxHashMap<u64, Owner>> {
-        let mut pids: Vec<u32> = std::fs::read_dir(self.proc())?
+    /// vanish, deny access or hold malformed files while being read are
+    /// skipped). An inode shared by several processes keeps the lowest PID.
+    pub fn socket_owners(&self) -> Result<FxHashMap<u64, Owner>, HostError> {
+        let proc = self.fs.path("proc");
+        let dir = std::fs::read_dir(&proc).map_err(|e| HostError::from_io(&proc, &e))?;
+        let mut pids: Vec<u32> = dir
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
             .collect();
         pids.sort_unstable();
         let mut out = FxHashMap::default();
         for pid in pids {
-            let dir = self.proc().join(pid.to_string());
-            let Ok(fds) = std::fs::read_dir(dir.join("fd")) else {
+            let Ok(fds) = std::fs::read_dir(self.fs.path(&format!("proc/{pid}/fd"))) else {
                 continue;
             };
             let inodes: Vec<u64> = fds
@@ -340,10 +349,14 @@ impl ProcReader {
             if inodes.is_empty() {
                 continue;
             }
-            let comm = std::fs::read_to_string(dir.join("comm"))
+            let comm = self
+                .fs
+                .read_text(&format!("proc/{pid}/comm"))
                 .map(|s| s.trim_end().chars().take(64).collect())
                 .unwrap_or_default();
-            let container = std::fs::read_to_string(dir.join("cgroup"))
+            let container = self
+                .fs
+                .read_text(&format!("proc/{pid}/cgroup"))
                 .ok()
                 .and_then(|t| parse_cgroup(&t));
             let owner = Owner {
@@ -359,7 +372,7 @@ impl ProcReader {
     }
 
     /// Sockets and owners read together.
-    pub fn socket_table(&self) -> io::Result<SocketTable> {
+    pub fn socket_table(&self) -> Result<SocketTable, HostError> {
         Ok(SocketTable::new(self.sockets()?, self.socket_owners()?))
     }
 }
@@ -551,7 +564,7 @@ impl fmt::Display for AttributionSummary {
 }
 
 /// Reads `root/proc` sockets and owners and attributes flows in one call.
-pub fn attribute_flows<'a, F, I>(root: &Path, flows: I) -> io::Result<AttributionSummary>
+pub fn attribute_flows<'a, F, I>(root: &Path, flows: I) -> Result<AttributionSummary, HostError>
 where
     F: FlowLike + 'a,
     I: IntoIterator<Item = &'a F>,

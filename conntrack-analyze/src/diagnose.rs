@@ -621,3 +621,180 @@ fn hotspot_findings(
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hotspots::Hotspots;
+    use crate::rates::{Rates, Sample};
+    use conntrack_core::{
+        CpuStats, Flow, KernelVersion, L4Tuple, ProtoInfo, Stats, Status, TcpInfo, Tuple,
+    };
+    use std::time::Duration;
+
+    /// Two samples 10 s apart on one CPU; `d` are the increases.
+    fn rates(cols: &[(Counter, u32, u32)]) -> Rates {
+        let mk = |t: u64, second: bool| {
+            let mut c = CpuStats::for_cpu(0);
+            for &(k, a, d) in cols {
+                c.set(k, if second { a + d } else { a });
+            }
+            Sample {
+                at: Duration::from_secs(t),
+                stats: Stats {
+                    entries: Some(1000),
+                    max_entries: None,
+                    cpus: vec![c],
+                },
+            }
+        };
+        Rates::from_samples(&[mk(0, false), mk(10, true)])
+    }
+
+    fn host(count: u32, max: u32, buckets: u32, kernel: Option<(u16, u16)>) -> HostSnapshot {
+        HostSnapshot {
+            count: Some(count),
+            max: Some(max),
+            buckets: Some(buckets),
+            kernel_version: kernel.map(|(a, b)| KernelVersion::new(a, b, 0)),
+            ..Default::default()
+        }
+    }
+
+    fn ids(f: &[Finding]) -> Vec<FindingId> {
+        f.iter().map(|x| x.id).collect()
+    }
+
+    use Counter::*;
+
+    #[test]
+    fn chain_cap_told_apart_from_clash() {
+        let r = rates(&[
+            (InsertFailed, 0, 300),
+            (Drop, 0, 300),
+            (EarlyDrop, 0, 0),
+            (ClashResolve, 5, 0),
+            (ChainTooLong, 0, 300),
+        ]);
+        // 5.15, hashsize far too small: 2 x 40000 / 4096 = 19.53.
+        let f = diagnose(&host(40_000, 262_144, 4096, Some((5, 15))), Some(&r), None);
+        assert_eq!(
+            ids(&f),
+            vec![FindingId::ConfirmChainCap, FindingId::OverloadedBuckets]
+        );
+        assert_eq!(f[0].evidence_value("chaintoolong rate"), Some(30.0));
+        let b = &f[1];
+        assert_eq!(b.severity, Severity::Critical);
+        assert_eq!(b.evidence_value("mean chain length 2N/B"), Some(19.53));
+        // lambda 19.5 under the 5.15 cap (8..=31): refusals are modelled.
+        assert!(
+            b.evidence_value("modelled refusal probability per insert")
+                .unwrap()
+                > 0.01
+        );
+    }
+
+    #[test]
+    fn unknown_kernel_without_columns_is_undetermined() {
+        let r = rates(&[(InsertFailed, 0, 100), (Drop, 0, 110), (EarlyDrop, 0, 0)]);
+        let f = diagnose(&host(100, 65_536, 65_536, None), Some(&r), None);
+        assert_eq!(ids(&f), vec![FindingId::ConfirmFailures]);
+        // drop 11/s vs insert_failed 10/s: within 20%.
+        assert_eq!(f[0].evidence_value("drop rate"), Some(11.0));
+        // Far apart: not a confirm-time pattern.
+        let r = rates(&[(InsertFailed, 0, 100), (Drop, 0, 500), (EarlyDrop, 0, 0)]);
+        assert!(diagnose(&host(100, 65_536, 65_536, None), Some(&r), None).is_empty());
+    }
+
+    #[test]
+    fn invalid_surge_needs_a_live_rate_above_threshold() {
+        let r = rates(&[(Invalid, 7, 2000), (Error, 0, 10)]);
+        let f = diagnose(&HostSnapshot::default(), Some(&r), None);
+        assert_eq!(ids(&f), vec![FindingId::InvalidSurge]);
+        assert_eq!(f[0].evidence_value("invalid rate"), Some(200.0));
+        assert_eq!(f[0].evidence_value("error rate"), Some(1.0));
+        let r = rates(&[(Invalid, 7_000_000, 500)]);
+        assert!(diagnose(&HostSnapshot::default(), Some(&r), None).is_empty());
+    }
+
+    fn tcp(i: u32, st: TcpState, timeout: u32) -> Flow {
+        let ip = |s: String| s.parse().unwrap();
+        let (a, b) = (
+            ip(format!("10.0.{}.{}", i / 250, i % 250 + 1)),
+            ip("10.9.9.9".into()),
+        );
+        let mut f = Flow::new(
+            Tuple::new(a, b, L4Proto::TCP, L4Tuple::Ports { src: 1000, dst: 80 }),
+            Tuple::new(b, a, L4Proto::TCP, L4Tuple::Ports { src: 80, dst: 1000 }),
+            Status::CONFIRMED | Status::SEEN_REPLY,
+        );
+        f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
+            state: st,
+            ..Default::default()
+        }));
+        f.timeout = Some(timeout);
+        f
+    }
+
+    #[test]
+    fn close_wait_and_long_established() {
+        let mut h = Hotspots::exact();
+        // 30 CLOSE_WAIT, 50 ESTABLISHED idle for a day, 20 active.
+        for i in 0..30 {
+            h.add(&tcp(i, TcpState::CLOSE_WAIT, 40));
+        }
+        for i in 30..80 {
+            h.add(&tcp(i, TcpState::ESTABLISHED, 432_000 - 86_400));
+        }
+        for i in 80..100 {
+            h.add(&tcp(i, TcpState::ESTABLISHED, 431_990));
+        }
+        let s = h.summary();
+        let f = diagnose(&HostSnapshot::default(), None, Some(&s));
+        assert_eq!(
+            ids(&f),
+            vec![
+                FindingId::CloseWaitDominance,
+                FindingId::LongEstablishedRetention
+            ]
+        );
+        assert_eq!(f[0].evidence_value("CLOSE_WAIT share"), Some(30.0));
+        assert_eq!(f[1].evidence_value("idle ESTABLISHED entries"), Some(50.0));
+        assert_eq!(f[1].evidence_value("idle share of table"), Some(50.0));
+        // With a 1-hour established timeout there is nothing to retain.
+        let mut hs = HostSnapshot::default();
+        hs.timeouts
+            .entry("tcp".into())
+            .or_default()
+            .insert("established".into(), 3600);
+        let f = diagnose(&hs, None, Some(&s));
+        assert_eq!(ids(&f), vec![FindingId::CloseWaitDominance]);
+    }
+
+    #[test]
+    fn few_flows_give_no_share_findings() {
+        let mut h = Hotspots::exact();
+        for i in 0..10 {
+            h.add(&tcp(i, TcpState::TIME_WAIT, 60));
+        }
+        assert!(diagnose(&HostSnapshot::default(), None, Some(&h.summary())).is_empty());
+    }
+
+    #[test]
+    fn nearly_full_reports_time_to_full() {
+        let mk = |t: u64, e: u32| Sample {
+            at: Duration::from_secs(t),
+            stats: Stats {
+                entries: Some(e),
+                max_entries: None,
+                cpus: vec![CpuStats::for_cpu(0)],
+            },
+        };
+        let r = Rates::from_samples(&[mk(0, 8_000), mk(10, 8_500), mk(20, 9_000)]);
+        let f = diagnose(&host(9_000, 10_000, 65_536, None), Some(&r), None);
+        assert_eq!(ids(&f), vec![FindingId::TableNearlyFull]);
+        assert_eq!(f[0].evidence_value("count trend"), Some(50.0));
+        // (10000 - 9000) / 50 per s.
+        assert_eq!(f[0].evidence_value("time to full"), Some(20.0));
+    }
+}

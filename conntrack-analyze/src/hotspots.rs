@@ -467,9 +467,11 @@ impl<K: Hash + Eq + Clone> Tally<K> {
     }
 }
 
-/// Remaining-timeout histogram: exact one-second bins below 16 s, then 8
-/// bins per power of two (at most 12.5% relative bin width), up to
-/// `u32::MAX` seconds. 240 bins.
+/// Remaining-timeout histogram: exact one-second bins below 128 s, then
+/// 64 bins per power of two (at most 1.6% relative bin width: 4096 s
+/// around the 5-day ESTABLISHED timeout), up to `u32::MAX` seconds.
+/// Memory is fixed (1728 bins); it serialises sparsely as
+/// `[[bin start, count], ...]`.
 ///
 /// ```
 /// use conntrack_analyze::hotspots::RemainingHistogram;
@@ -479,11 +481,36 @@ impl<K: Hash + Eq + Clone> Tally<K> {
 /// h.add(431_999);
 /// assert_eq!(h.total(), 3);
 /// assert_eq!(h.count_below(4.0), 1.0);
-/// assert_eq!(h.bin_range(RemainingHistogram::bin(100)), (96, 104));
+/// assert_eq!(h.bin_range(RemainingHistogram::bin(100)), (100, 101));
+/// assert_eq!(h.bin_range(RemainingHistogram::bin(431_999)), (430_080, 434_176));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "SparseBins", from = "SparseBins")]
 pub struct RemainingHistogram {
     counts: Vec<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SparseBins(Vec<(u64, u64)>);
+
+impl From<RemainingHistogram> for SparseBins {
+    fn from(h: RemainingHistogram) -> Self {
+        SparseBins(h.bins().map(|(lo, _, c)| (lo, c)).collect())
+    }
+}
+
+impl From<SparseBins> for RemainingHistogram {
+    fn from(b: SparseBins) -> Self {
+        let mut h = RemainingHistogram::default();
+        for (lo, c) in b.0 {
+            if let Ok(v) = u32::try_from(lo)
+                && let Some(x) = h.counts.get_mut(Self::bin(v))
+            {
+                *x = x.saturating_add(c);
+            }
+        }
+        h
+    }
 }
 
 impl Default for RemainingHistogram {
@@ -494,18 +521,21 @@ impl Default for RemainingHistogram {
     }
 }
 
+const SUB_BITS: u32 = 6;
+const EXACT: u32 = 1 << (SUB_BITS + 1);
+
 impl RemainingHistogram {
     /// Number of bins.
-    pub const BINS: usize = 16 + 28 * 8;
+    pub const BINS: usize = EXACT as usize + (31 - SUB_BITS as usize) * (1 << SUB_BITS);
 
     /// The bin of a value in seconds.
     pub fn bin(v: u32) -> usize {
-        if v < 16 {
+        if v < EXACT {
             return v as usize;
         }
-        let e = 31 - v.leading_zeros() as usize; // 4..=31
-        let sub = ((v >> (e - 3)) & 7) as usize;
-        16 + (e - 4) * 8 + sub
+        let e = 31 - v.leading_zeros(); // SUB_BITS + 1 ..= 31
+        let sub = (v >> (e - SUB_BITS)) & ((1 << SUB_BITS) - 1);
+        (EXACT + (e - SUB_BITS - 1) * (1 << SUB_BITS) + sub) as usize
     }
 
     /// The half-open range `[lo, hi)` of seconds a bin covers (`hi` is a
@@ -515,12 +545,14 @@ impl RemainingHistogram {
     }
 
     fn range_of(i: usize) -> (u64, u64) {
-        if i < 16 {
-            return (i as u64, i as u64 + 1);
+        let i = i as u64;
+        if i < EXACT as u64 {
+            return (i, i + 1);
         }
-        let e = ((i - 16) / 8 + 4) as u64;
-        let sub = ((i - 16) % 8) as u64;
-        let w = 1u64 << (e - 3);
+        let j = i - EXACT as u64;
+        let e = j / (1 << SUB_BITS) + SUB_BITS as u64 + 1;
+        let sub = j % (1 << SUB_BITS);
+        let w = 1u64 << (e - SUB_BITS as u64);
         let lo = (1u64 << e) + sub * w;
         (lo, lo + w)
     }
@@ -1064,6 +1096,22 @@ mod tests {
         }));
         f.timeout = Some(t);
         f
+    }
+
+    #[test]
+    fn histogram_serialises_sparsely_and_round_trips() {
+        let mut h = RemainingHistogram::default();
+        for v in [0, 5, 5, 300, 431_999, u32::MAX] {
+            h.add(v);
+        }
+        let j = serde_json::to_string(&h).unwrap();
+        assert_eq!(j, "[[0,1],[5,2],[300,1],[430080,1],[4261412864,1]]"); // 2^31 + 63 x 2^25
+        let back: RemainingHistogram = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, h);
+        // Hostile input: bins beyond u32 are dropped, counts saturate.
+        let odd: RemainingHistogram =
+            serde_json::from_str("[[99999999999,5],[7,18446744073709551615],[7,9]]").unwrap();
+        assert_eq!(odd.total(), u64::MAX);
     }
 
     #[test]
