@@ -110,6 +110,51 @@ fn cli(ns: &ScratchNetns) {
     assert!(st.success(), "conntrack -L failed");
 }
 
+/// Clock ticks per second for /proc times (`getconf CLK_TCK`; 100 on Linux).
+fn clk_tck() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Fields of a /proc/.../stat line after the command name (field 3 first).
+fn stat_fields(stat: &str) -> Vec<u64> {
+    stat.rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// CPU time (user + system, including the kernel's dump work done in our
+/// recv calls) of the calling thread.
+fn thread_cpu(tck: f64) -> Duration {
+    let f = stat_fields(&std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default());
+    // utime and stime are fields 14 and 15: indices 11 and 12 here.
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_secs_f64(ticks as f64 / tck)
+}
+
+/// `conntrack -L > /dev/null` in the namespace; returns its CPU time
+/// (user + system, read as the waiting shell's cutime + cstime).
+fn cli_cpu(ns: &ScratchNetns, tck: f64) -> Duration {
+    let out = ns
+        .command("sh")
+        .args(["-c", "conntrack -L >/dev/null 2>&1 && cat /proc/$$/stat"])
+        .output()
+        .expect("run sh -c conntrack -L");
+    assert!(out.status.success(), "conntrack -L failed: {out:?}");
+    let f = stat_fields(&String::from_utf8_lossy(&out.stdout));
+    // cutime and cstime are fields 16 and 17.
+    let ticks = f.get(13).copied().unwrap_or(0) + f.get(14).copied().unwrap_or(0);
+    Duration::from_secs_f64(ticks as f64 / tck)
+}
+
 fn ratios(phase: &str, floor: Duration, ours: Duration, cli: Duration) {
     println!(
         "live_dump ratios ({phase}): ours/floor = {:.3}, conntrack -L/ours = {:.2}",
@@ -231,16 +276,20 @@ fn main() {
     // change in the load of this shared machine between them skews the
     // ratios; these rounds interleave them.
     let rounds = if bench_mode { 5 } else { 1 };
+    let tck = clk_tck();
     let (mut i_floor, mut i_ours, mut i_cli) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut c_floor, mut c_ours, mut c_cli) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), thread_cpu(tck));
         floor(&mut ct, &req);
         i_floor.push(t.elapsed());
-        let t = Instant::now();
+        c_floor.push(thread_cpu(tck).saturating_sub(c));
+        let (t, c) = (Instant::now(), thread_cpu(tck));
         per_state(&mut ct, &req);
         i_ours.push(t.elapsed());
+        c_ours.push(thread_cpu(tck).saturating_sub(c));
         let t = Instant::now();
-        cli(&ns);
+        c_cli.push(cli_cpu(&ns, tck));
         i_cli.push(t.elapsed());
     }
     let (f, o, k) = (
@@ -249,9 +298,20 @@ fn main() {
         median(&mut i_cli),
     );
     println!(
-        "live_dump {flows} flows, interleaved medians ({rounds} rounds): floor {f:.3?}, ours {o:.3?}, conntrack -L {k:.3?}"
+        "live_dump {flows} flows, interleaved wall-clock medians ({rounds} rounds): floor {f:.3?}, ours {o:.3?}, conntrack -L {k:.3?}"
     );
-    ratios("interleaved", f, o, k);
+    ratios("interleaved, wall clock", f, o, k);
+    // CPU time is what a dump costs whatever else runs on the machine
+    // (the dump is one thread, so on an idle machine wall = CPU).
+    let (f, o, k) = (
+        median(&mut c_floor),
+        median(&mut c_ours),
+        median(&mut c_cli),
+    );
+    println!(
+        "live_dump {flows} flows, interleaved CPU-time medians ({rounds} rounds): floor {f:.3?}, ours {o:.3?}, conntrack -L {k:.3?}"
+    );
+    ratios("interleaved, CPU time", f, o, k);
     println!("live_dump states: {counts:?}");
     for what in ["ours", "floor"] {
         match child_rss(ns.name(), what) {
