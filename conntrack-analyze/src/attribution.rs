@@ -576,6 +576,16 @@ where
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(t in ".{0,400}") {
+            let _ = parse_proc_net(&t, L4Proto::UDP);
+            let _ = parse_cgroup(&t);
+            let _ = parse_socket_link(&t);
+            let _ = parse_proc_addr(&t);
+        }
+    }
+
     #[test]
     fn hostile_proc_net_never_panics() {
         for t in [

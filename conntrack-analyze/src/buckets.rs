@@ -317,6 +317,90 @@ where
     }
 }
 
+/// One chain length: buckets the model expects and buckets observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainRow {
+    /// Nodes in a bucket.
+    pub len: usize,
+    /// Buckets the Poisson model expects with this many nodes.
+    pub expected: f64,
+    /// Buckets the simulation observed.
+    pub observed: u64,
+}
+
+/// The model next to the simulation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainComparison {
+    /// The model.
+    pub model: ChainModel,
+    /// The simulation.
+    pub simulated: SimulatedChains,
+    /// Per chain length, up to the longer of the observed longest chain and
+    /// the last length the model expects at least 0.01 buckets of.
+    pub rows: Vec<ChainRow>,
+    /// Total variation distance between the two distributions.
+    pub distance: f64,
+}
+
+/// Puts a model and a simulation side by side. Duplicate or skewed tuples
+/// show up as observed long chains the model does not expect.
+///
+/// ```
+/// use conntrack_analyze::buckets::{compare_chains, poisson_model, simulate, ChainCap};
+/// use conntrack_core::Flow;
+/// let flows: Vec<Flow> = Vec::new();
+/// let c = compare_chains(&poisson_model(0, 4, ChainCap::None), &simulate(flows.iter(), 4, 1));
+/// assert_eq!(c.rows[0].expected, 4.0);
+/// assert_eq!(c.rows[0].observed, 4);
+/// assert_eq!(c.distance, 0.0);
+/// ```
+pub fn compare_chains(model: &ChainModel, simulated: &SimulatedChains) -> ChainComparison {
+    let last_model = model
+        .expected_buckets
+        .iter()
+        .rposition(|&e| e >= 0.01)
+        .unwrap_or(0);
+    let n = last_model.max(simulated.longest as usize) + 1;
+    let rows = (0..n)
+        .map(|k| ChainRow {
+            len: k,
+            expected: model.expected_buckets.get(k).copied().unwrap_or(0.0),
+            observed: simulated.histogram.get(k).copied().unwrap_or(0),
+        })
+        .collect();
+    ChainComparison {
+        model: model.clone(),
+        simulated: simulated.clone(),
+        rows,
+        distance: simulated.distance_to(model),
+    }
+}
+
+impl std::fmt::Display for ChainComparison {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} entries, {} buckets, 2N/B = {:.2}; expected longest chain {:.1}, observed {}",
+            self.model.entries,
+            self.model.buckets,
+            self.model.lambda,
+            self.model.expected_longest,
+            self.simulated.longest
+        )?;
+        if let Some(p) = self.model.p_insert_refused {
+            writeln!(f, "modelled probability an insert is refused: {p:.3e}")?;
+        }
+        if self.simulated.duplicate_tuples > 0 {
+            writeln!(f, "duplicate tuples: {}", self.simulated.duplicate_tuples)?;
+        }
+        writeln!(f, "{:>6} {:>14} {:>12}", "chain", "model", "observed")?;
+        for r in &self.rows {
+            writeln!(f, "{:>6} {:>14.1} {:>12}", r.len, r.expected, r.observed)?;
+        }
+        write!(f, "distance (total variation): {:.4}", self.distance)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,6 +507,10 @@ mod tests {
         assert!(d < 0.01, "distance {d}");
         // Longest chain close to its expectation.
         assert!((s.longest as f64 - m.expected_longest).abs() <= 3.0);
+        let c = compare_chains(&m, &s);
+        assert_eq!(c.rows.iter().map(|r| r.observed).sum::<u64>(), b);
+        assert!((c.rows.iter().map(|r| r.expected).sum::<f64>() - b as f64).abs() < 1.0);
+        assert!(c.to_string().contains("distance"));
     }
 
     /// Duplicated tuples pile up in a few chains: the simulation shows what

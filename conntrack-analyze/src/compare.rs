@@ -290,3 +290,90 @@ impl fmt::Display for Comparison {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hotspots::Hotspots;
+    use crate::rates::Sample;
+    use conntrack_core::{CpuStats, Flow, L4Proto, L4Tuple, Stats, Status, Tuple};
+    use std::time::Duration;
+
+    fn rates(drop_per_10s: u32) -> Rates {
+        let mk = |t: u64, d: u32| {
+            let mut c = CpuStats::for_cpu(0);
+            c.set(Counter::Drop, d);
+            Sample {
+                at: Duration::from_secs(t),
+                stats: Stats {
+                    entries: Some(100),
+                    max_entries: None,
+                    cpus: vec![c],
+                },
+            }
+        };
+        Rates::from_samples(&[mk(0, 0), mk(10, drop_per_10s)])
+    }
+
+    fn flows(src: &str, n: u16) -> HotspotSummary {
+        let ip = |s: &str| s.parse().unwrap();
+        let mut h = Hotspots::exact();
+        for p in 0..n {
+            h.add(&Flow::new(
+                Tuple::new(
+                    ip(src),
+                    ip("10.0.0.1"),
+                    L4Proto::TCP,
+                    L4Tuple::Ports { src: p, dst: 80 },
+                ),
+                Tuple::new(
+                    ip("10.0.0.1"),
+                    ip(src),
+                    L4Proto::TCP,
+                    L4Tuple::Ports { src: 80, dst: p },
+                ),
+                Status::CONFIRMED,
+            ));
+        }
+        h.summary()
+    }
+
+    #[test]
+    fn side_by_side_rows() {
+        let (ra, rb) = (rates(50), rates(0));
+        let (ha, hb) = (flows("192.0.2.1", 4), flows("192.0.2.2", 2));
+        let host = HostSnapshot {
+            count: Some(100),
+            max: Some(400),
+            buckets: Some(100),
+            ..Default::default()
+        };
+        let a = Side::new("before").host(&host).rates(&ra).hotspots(&ha);
+        let b = Side::new("after").rates(&rb).hotspots(&hb);
+        let c = compare(&a, &b);
+        assert_eq!(c.row("drop /s").unwrap().a, Cell::Num(5.0));
+        assert_eq!(c.row("drop /s").unwrap().b, Cell::Num(0.0));
+        assert_eq!(c.row("utilisation %").unwrap().a, Cell::Num(25.0));
+        assert_eq!(c.row("utilisation %").unwrap().b, Cell::Missing);
+        assert_eq!(c.row("2N/B").unwrap().a, Cell::Num(2.0));
+        // count falls back to the rates' entries on the side without a host.
+        assert_eq!(c.row("count").unwrap().b, Cell::Num(100.0));
+        assert_eq!(c.row("flows").unwrap().a, Cell::Num(4.0));
+        assert_eq!(
+            c.row("src_ip #1").unwrap().b,
+            Cell::Text("192.0.2.2 (100.0%)".into())
+        );
+        // No protoinfo, no reply: grouped as UNREPLIED on both sides.
+        assert_eq!(c.row("tcp UNREPLIED %").unwrap().a, Cell::Num(100.0));
+        assert_eq!(c.row("unreplied %").unwrap().b, Cell::Num(100.0));
+        assert!(
+            c.rows
+                .iter()
+                .all(|r| r.a != Cell::Missing || r.b != Cell::Missing)
+        );
+        let text = c.to_string();
+        assert!(text.contains("[rates]") && text.contains("before") && text.contains("after"));
+        let j = serde_json::to_string(&c).unwrap();
+        assert!(j.contains("\"a_label\":\"before\""));
+    }
+}
