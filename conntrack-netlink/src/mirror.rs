@@ -28,6 +28,17 @@
 //! without events (every packet refreshes them), so a resync refreshes
 //! them without counting them as differences.
 //!
+//! Entries that never send events: with `net.netfilter.nf_conntrack_events`
+//! at 2 ("auto", the default) entries created while no ctnetlink listener
+//! existed have no event extension, so their updates and removal are never
+//! reported (see [`crate::event`]); with 0 no entry sends events. Such
+//! entries are found by the initial dump and would stay in the mirror after
+//! they are gone. [`Mirror::events_sysctl`] tells which setting the
+//! namespace has; when it is not 1, or the table had entries before the
+//! mirror started, set [`MirrorConfig::resync_every`] (a resync of a
+//! million entries costs one dump, a few CPU-seconds here) or set the
+//! sysctl to 1 before the entries are created.
+//!
 //! [`MirrorHook`] is told about every insert, change and removal, so that
 //! aggregates (hotspot counts in `conntrack-analyze`) follow the table
 //! incrementally; [`Mirror::iter`] walks the table cheaply
@@ -55,7 +66,7 @@
 
 use crate::dump::DumpPolicy;
 use crate::error::Result;
-use crate::event::{EventConfig, EventKind, EventSocket, Groups, Item, RcvBuf};
+use crate::event::{Event, EventConfig, EventKind, EventSocket, Groups, Item, RcvBuf};
 use crate::netns::Netns;
 use crate::ops::{Conntrack, DumpRequest};
 use crate::wire::FlowView;
@@ -239,18 +250,6 @@ impl Entry {
             || self.mark != other.mark
             || (self.flags & HAS_STATE) != (other.flags & HAS_STATE)
             || self.state != other.state
-    }
-}
-
-/// Seconds since the mirror's epoch, as stored in [`Entry`].
-#[derive(Clone, Copy, Debug)]
-struct Clock {
-    epoch: Instant,
-}
-
-impl Clock {
-    fn now(&self) -> u32 {
-        u32::try_from(self.epoch.elapsed().as_secs()).unwrap_or(u32::MAX)
     }
 }
 
@@ -439,11 +438,68 @@ enum Upsert {
 }
 
 /// A compact conntrack table: the mirror's content, or a snapshot made by
-/// [`Table::from_dump`] to compare with.
-#[derive(Debug, Clone, Default)]
+/// [`Table::from_dump`] to compare with. Expiry times are kept in seconds
+/// since the table was made.
+///
+/// [`Table::apply`] applies events from any source (for example the
+/// `tokio` feature's async event stream), as [`Mirror`] does.
+///
+/// ```
+/// use conntrack_core::{Flow, FlowLike, L4Proto, L4Tuple, Status, Tuple};
+/// use conntrack_netlink::event::{for_each_item, Item};
+/// use conntrack_netlink::mirror::Table;
+/// use conntrack_netlink::wire::{encode, message::*};
+///
+/// let ip = |s: &str| s.parse().unwrap();
+/// let t = Tuple::new(ip("10.0.0.1"), ip("10.0.0.2"), L4Proto::UDP,
+///                    L4Tuple::Ports { src: 1000, dst: 53 });
+/// let r = Tuple::new(ip("10.0.0.2"), ip("10.0.0.1"), L4Proto::UDP,
+///                    L4Tuple::Ports { src: 53, dst: 1000 });
+/// let mut flow = Flow::new(t, r, Status::CONFIRMED);
+/// flow.mark = Some(3);
+/// let mut buf = Vec::new();
+/// let m = encode::begin_message(&mut buf, ct_type(IPCTNL_MSG_CT_NEW),
+///                               NLM_F_CREATE | NLM_F_EXCL, 0, 2);
+/// encode::encode_flow_as_kernel(&flow, &mut buf);
+/// encode::finish_message(&mut buf, m);
+///
+/// let mut table = Table::new();
+/// for_each_item(&buf, |item| {
+///     if let Item::Event(e) = item { table.apply(&e); }
+/// });
+/// assert_eq!(table.len(), 1);
+/// assert_eq!(table.get(&t, 0).unwrap().mark(), Some(3));
+/// ```
+#[derive(Debug, Clone)]
 pub struct Table {
     v4: Side<V4Key>,
     v6: Side<V6Key>,
+    epoch: Instant,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table {
+            v4: Side::default(),
+            v6: Side::default(),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+/// What [`Table::apply`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Applied {
+    /// A new entry.
+    Inserted,
+    /// An entry's state, status, mark or reply tuple changed.
+    Changed,
+    /// Only the timeout or counters changed (or nothing).
+    Refreshed,
+    /// An entry was removed.
+    Removed,
+    /// A DESTROY for an entry the table did not have.
+    Absent,
 }
 
 /// How two tables differ (see [`Table::diff`]).
@@ -475,10 +531,7 @@ impl Table {
     /// A snapshot of a namespace's table from one dump.
     pub fn from_dump(ct: &mut Conntrack) -> Result<Table> {
         let mut t = Table::new();
-        let clock = Clock {
-            epoch: Instant::now(),
-        };
-        let now = clock.now();
+        let now = t.now();
         ct.for_each(&DumpRequest::table(L3Family::UNSPEC), |f| {
             t.upsert(f, now, None, &mut ());
         })?;
@@ -493,6 +546,48 @@ impl Table {
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Seconds since the table was made (the unit of its expiry times).
+    fn now(&self) -> u32 {
+        u32::try_from(self.epoch.elapsed().as_secs()).unwrap_or(u32::MAX)
+    }
+
+    /// Applies one event: NEW and UPDATE insert or update the entry
+    /// (an UPDATE without protocol info keeps the state), DESTROY removes
+    /// it.
+    pub fn apply(&mut self, event: &Event<'_>) -> Applied {
+        self.apply_with_hook(event, &mut ())
+    }
+
+    /// Inserts or updates the entry of a flow (a dump item, or any view).
+    pub fn insert_flow(&mut self, flow: &FlowView<'_>) -> Applied {
+        let now = self.now();
+        match self.upsert(flow, now, None, &mut ()) {
+            Upsert::Inserted => Applied::Inserted,
+            Upsert::Changed => Applied::Changed,
+            Upsert::Same => Applied::Refreshed,
+        }
+    }
+
+    /// [`Table::apply`], telling `hook` what changed.
+    pub fn apply_with_hook(&mut self, event: &Event<'_>, hook: &mut dyn MirrorHook) -> Applied {
+        let now = self.now();
+        match event.kind {
+            EventKind::New | EventKind::Update => match self.upsert(&event.flow, now, None, hook) {
+                Upsert::Inserted => Applied::Inserted,
+                Upsert::Changed => Applied::Changed,
+                Upsert::Same => Applied::Refreshed,
+            },
+            EventKind::Destroy => {
+                let zone = event.flow.zone().unwrap_or(0);
+                if self.remove(&event.flow.orig(), zone, now, hook) {
+                    Applied::Removed
+                } else {
+                    Applied::Absent
+                }
+            }
+        }
     }
 
     /// Estimated heap bytes of the hash tables.
@@ -542,10 +637,9 @@ impl Table {
         }
     }
 
-    /// The entry with this original tuple and zone (0 for none). Its
-    /// remaining timeout is computed as of the table's creation time.
+    /// The entry with this original tuple and zone (0 for none).
     pub fn get(&self, orig: &Tuple, zone: u16) -> Option<EntryRef<'_>> {
-        self.get_at(orig, zone, 0)
+        self.get_at(orig, zone, self.now())
     }
 
     fn iter_at(&self, now: u32) -> impl Iterator<Item = EntryRef<'_>> + '_ {
@@ -564,7 +658,7 @@ impl Table {
 
     /// Every entry, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = EntryRef<'_>> + '_ {
-        self.iter_at(0)
+        self.iter_at(self.now())
     }
 
     /// How `self` and `other` differ: entries (original tuple and zone)
@@ -747,6 +841,7 @@ pub struct MirrorConfig {
     rcvbuf: RcvBuf,
     resync_on_loss: bool,
     max_batch: usize,
+    resync_every: Option<Duration>,
 }
 
 impl MirrorConfig {
@@ -758,7 +853,17 @@ impl MirrorConfig {
             rcvbuf: RcvBuf::Auto,
             resync_on_loss: true,
             max_batch: 1 << 16,
+            resync_every: None,
         }
+    }
+
+    /// Resync this often even without loss (default: never), to remove
+    /// entries that go away without a DESTROY event (see the module
+    /// documentation on `nf_conntrack_events`). [`Mirror::poll`] runs it
+    /// when due.
+    pub fn resync_every(mut self, period: Option<Duration>) -> Self {
+        self.resync_every = period.filter(|p| !p.is_zero());
+        self
     }
 
     /// The event socket's receive buffer.
@@ -798,6 +903,8 @@ pub enum ResyncReason {
     Loss,
     /// [`Mirror::resync`] was called.
     Requested,
+    /// [`MirrorConfig::resync_every`] was due.
+    Periodic,
 }
 
 /// What a resync found.
@@ -875,11 +982,12 @@ pub struct Mirror<H: MirrorHook = ()> {
     ct: Conntrack,
     table: Table,
     hook: H,
-    clock: Clock,
     generation: bool,
     stale: bool,
     stats: MirrorStats,
     wait: Option<Option<Duration>>,
+    last_sync: Instant,
+    events_sysctl: Option<u8>,
 }
 
 impl Mirror<()> {
@@ -900,13 +1008,12 @@ impl<H: MirrorHook> Mirror<H> {
             ct,
             table: Table::new(),
             hook,
-            clock: Clock {
-                epoch: Instant::now(),
-            },
             generation: false,
             stale: true,
             stats: MirrorStats::default(),
             wait: None,
+            last_sync: Instant::now(),
+            events_sysctl: read_events_sysctl(&cfg.netns),
         };
         m.sync(ResyncReason::Initial, false)?;
         Ok(m)
@@ -929,12 +1036,12 @@ impl<H: MirrorHook> Mirror<H> {
 
     /// The entry with this original tuple and zone (0 for none).
     pub fn get(&self, orig: &Tuple, zone: u16) -> Option<EntryRef<'_>> {
-        self.table.get_at(orig, zone, self.clock.now())
+        self.table.get(orig, zone)
     }
 
     /// Every entry, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = EntryRef<'_>> + '_ {
-        self.table.iter_at(self.clock.now())
+        self.table.iter()
     }
 
     /// The hook.
@@ -957,6 +1064,14 @@ impl<H: MirrorHook> Mirror<H> {
         &self.events
     }
 
+    /// The namespace's `net.netfilter.nf_conntrack_events` when the mirror
+    /// opened (0 off, 1 on, 2 auto), `None` if it could not be read.
+    /// Anything but 1 means some entries may never send events; see the
+    /// module documentation.
+    pub fn events_sysctl(&self) -> Option<u8> {
+        self.events_sysctl
+    }
+
     /// Whether events were lost (or the last dump was interrupted) and no
     /// resync has repaired it yet.
     pub fn is_stale(&self) -> bool {
@@ -976,7 +1091,6 @@ impl<H: MirrorHook> Mirror<H> {
                 self.events.set_timeout(wait)?;
                 self.wait = Some(wait);
             }
-            let now = self.clock.now();
             let item = if block {
                 self.events.next()?
             } else {
@@ -989,20 +1103,11 @@ impl<H: MirrorHook> Mirror<H> {
                     p.applied += 1;
                     self.stats.events += 1;
                     match e.kind {
-                        EventKind::New | EventKind::Update => {
-                            if e.kind == EventKind::New {
-                                self.stats.new += 1;
-                            } else {
-                                self.stats.updates += 1;
-                            }
-                            self.table.upsert(&e.flow, now, None, &mut self.hook);
-                        }
-                        EventKind::Destroy => {
-                            self.stats.destroys += 1;
-                            let zone = e.flow.zone().unwrap_or(0);
-                            self.table.remove(&e.flow.orig(), zone, now, &mut self.hook);
-                        }
+                        EventKind::New => self.stats.new += 1,
+                        EventKind::Update => self.stats.updates += 1,
+                        EventKind::Destroy => self.stats.destroys += 1,
                     }
+                    self.table.apply_with_hook(&e, &mut self.hook);
                 }
                 Item::Lost { .. } => {
                     p.lost += 1;
@@ -1022,6 +1127,14 @@ impl<H: MirrorHook> Mirror<H> {
         }
         if lost_now && self.cfg.resync_on_loss {
             let r = self.sync(ResyncReason::Loss, true)?;
+            p.resyncs += 1;
+            p.last_resync = Some(r);
+        } else if self
+            .cfg
+            .resync_every
+            .is_some_and(|every| self.last_sync.elapsed() >= every)
+        {
+            let r = self.sync(ResyncReason::Periodic, true)?;
             p.resyncs += 1;
             p.last_resync = Some(r);
         }
@@ -1047,7 +1160,7 @@ impl<H: MirrorHook> Mirror<H> {
         }
         self.generation = !self.generation;
         let seen = self.generation;
-        let now = self.clock.now();
+        let now = self.table.now();
         let (mut added, mut changed, mut malformed) = (0u64, 0u64, 0u64);
         let table = &mut self.table;
         let hook = &mut self.hook;
@@ -1064,6 +1177,7 @@ impl<H: MirrorHook> Mirror<H> {
             + self.table.v6.sweep(seen, now, &mut self.hook);
         self.stale = summary.interrupted;
         self.stats.resyncs += 1;
+        self.last_sync = Instant::now();
         let r = ResyncReport {
             reason,
             added,
@@ -1079,6 +1193,21 @@ impl<H: MirrorHook> Mirror<H> {
         }
         Ok(r)
     }
+}
+
+/// `net.netfilter.nf_conntrack_events` of `netns` (sysctl files answer
+/// for the namespace of the thread that opens them).
+fn read_events_sysctl(netns: &Netns) -> Option<u8> {
+    netns
+        .run(|| {
+            Ok(
+                std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_events")
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok()),
+            )
+        })
+        .ok()
+        .flatten()
 }
 
 fn event_config(cfg: &MirrorConfig) -> EventConfig {

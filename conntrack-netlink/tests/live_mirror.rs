@@ -270,3 +270,59 @@ fn churn_200k_ops_mirror_equals_fresh_dump() {
     }
     churn(200_000, 20_000, 0x5eed_0002);
 }
+
+#[test]
+fn periodic_resync_covers_entries_without_events() {
+    if !live("periodic_resync_covers_entries_without_events") {
+        return;
+    }
+    let ns = ScratchNetns::new("ck-mper").expect("ip netns add");
+    // With nf_conntrack_events=0 no entry sends events: only resyncs see
+    // changes (as for entries created before any listener under "auto").
+    let st = ns
+        .command("sysctl")
+        .args(["-qw", "net.netfilter.nf_conntrack_events=0"])
+        .status()
+        .expect("sysctl");
+    assert!(st.success());
+    let cfg = MirrorConfig::new(ns.netns()).resync_every(Some(Duration::from_millis(300)));
+    let mut m = Mirror::with_hook(&cfg, PerPortState::default()).expect("mirror");
+    assert_eq!(m.events_sysctl(), Some(0));
+    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    fill(&mut ct, &FillOptions::new(200)).expect("fill");
+    let p = m.poll(Some(Duration::from_millis(100))).expect("poll");
+    assert_eq!((p.applied, m.len()), (0, 0), "no events with events=0");
+    std::thread::sleep(Duration::from_millis(300));
+    let p = m.poll(Some(Duration::ZERO)).expect("poll");
+    let r = p.last_resync.expect("a periodic resync was due");
+    assert_eq!(r.reason, conntrack_netlink::mirror::ResyncReason::Periodic);
+    assert_eq!((r.added, r.removed, r.entries), (200, 0, 200));
+    let f = conntrack_netlink::fill::synthetic_flow(
+        conntrack_netlink::fill::Mix::default().kind_of(7),
+        7,
+        600,
+    );
+    ct.delete(&f.orig, None, None).expect("delete");
+    ct.update(
+        &Update::new(
+            conntrack_netlink::fill::synthetic_flow(
+                conntrack_netlink::fill::Mix::default().kind_of(8),
+                8,
+                600,
+            )
+            .orig,
+        )
+        .mark(5),
+    )
+    .expect("update");
+    std::thread::sleep(Duration::from_millis(300));
+    let r = m
+        .poll(Some(Duration::ZERO))
+        .expect("poll")
+        .last_resync
+        .expect("resync");
+    assert_eq!((r.added, r.removed, r.changed, r.entries), (0, 1, 1, 199));
+    assert!(m.get(&f.orig, 0).is_none());
+    assert_equals_fresh_dump(&m, &ns);
+    assert_eq!(m.hook(), &PerPortState::of(m.iter()));
+}
