@@ -29,11 +29,16 @@
 //!   nanoseconds when the (first cached) event was generated, sent when
 //!   `nf_conntrack_timestamp` is on; it is [`Event::timestamp`].
 //! - With `net.netfilter.nf_conntrack_events = 2` ("auto", the default
-//!   before Linux 6.14 changed it to 1 again), the event extension is only
-//!   attached to entries created while *some* ctnetlink listener exists:
-//!   entries older than the first listener never produce events. A
-//!   [`crate::mirror::Mirror`] covers them with its initial dump and its
-//!   resyncs.
+//!   of a new namespace on the 6.18 kernel checked; `nf_ct_ecache_ext_add`
+//!   in `net/netfilter/nf_conntrack_ecache.c`), the event extension is
+//!   only attached to entries created while *some* ctnetlink listener
+//!   exists (on any namespace: the flag is global since "netfilter:
+//!   conntrack: make ctnetlink_has_listener global"): entries older than
+//!   that never produce UPDATE or DESTROY events (checked live: an entry
+//!   created before `conntrack -E` started was deleted without an event).
+//!   With 0 no entry does. [`crate::mirror::Mirror`] reads the setting
+//!   ([`crate::mirror::Mirror::events_sysctl`]) and can resync
+//!   periodically to cover such entries.
 //!
 //! When the socket's receive buffer is full, the kernel drops the message
 //! and the next `recv` fails with `ENOBUFS` (`netlink_overrun`). The
@@ -62,10 +67,15 @@
 
 use crate::error::{Error, Result};
 use crate::netns::Netns;
+
+#[cfg(feature = "tokio")]
+mod asynchronous;
 use crate::wire::message::{
     IPCTNL_MSG_CT_DELETE, NFNL_SUBSYS_CTNETLINK_EXP, NLM_F_CREATE, NLM_F_EXCL,
 };
 use crate::wire::{DecodeError, FlowView, Message};
+#[cfg(feature = "tokio")]
+pub use asynchronous::{AsyncEventSocket, dump_async};
 use conntrack_core::Flow;
 use netlink_sys::{Socket as NlSocket, protocols::NETLINK_NETFILTER};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
