@@ -2,9 +2,8 @@
 //! root they print why and pass, unless `CONNTRACK_KIT_REQUIRE_LIVE=1`
 //! (CI), where they fail.
 //!
-//! The 200,000-operation churn is `#[ignore]`d (about a minute on the
-//! project VM); run it with
-//! `cargo test -p conntrack-netlink --release --test live_mirror -- --ignored`.
+//! The 200,000-operation churn takes about 5 s on the project VM (one
+//! ctnetlink request per operation, ~46,000 operations/s).
 
 use conntrack_core::{
     Flow, FlowLike, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple,
@@ -263,7 +262,6 @@ fn churn_20k_ops_mirror_equals_fresh_dump() {
 }
 
 #[test]
-#[ignore = "200,000 operations take about a minute; run with --ignored"]
 fn churn_200k_ops_mirror_equals_fresh_dump() {
     if !live("churn_200k_ops_mirror_equals_fresh_dump") {
         return;
