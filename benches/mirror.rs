@@ -339,8 +339,12 @@ fn main() {
         .configure_from_args();
     apply_benches(&mut c);
     c.final_summary();
-    if std::env::args().any(|a| a == "--list" || a == "--test") {
-        return;
+    // The live part runs under `cargo bench` only (which passes --bench),
+    // not under `cargo test --benches` or `--list`/`--test`.
+    let args: Vec<String> = std::env::args().collect();
+    let benchmarking =
+        args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--list" || a == "--test");
+    if benchmarking {
+        live();
     }
-    live();
 }
