@@ -295,6 +295,25 @@ fn sample_json_has_every_section() {
         .map(|a| a["id"].as_str().unwrap())
         .collect();
     assert!(actions.contains(&"raise-max"), "{actions:?}");
+    // cpu-imbalance (99.45% of NET_RX on CPU 0 of 2, one rx queue, RPS
+    // off) and the plan agree: RPS over both CPUs on the real interface.
+    assert!(actions.contains(&"rps:eth0"), "{actions:?}");
+    let rps = doc["plan"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "rps:eth0")
+        .unwrap();
+    assert_eq!(rps["kind"]["queues"][0]["mask"], "3");
+    assert!(
+        !doc["plan"]["declined"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["what"] == "rps"),
+        "{}",
+        doc["plan"]["declined"]
+    );
     assert_eq!(doc["host"]["kernel_release"], "5.15.0-91-generic");
 }
 
@@ -439,6 +458,17 @@ fn live_host_report() {
     assert_eq!(doc["sample"], false);
     assert_eq!(doc["source"], "this host");
     assert!(doc["table"]["max"].as_u64().is_some());
+    // Without /proc/modules (CONFIG_MODULES=n) every helper is built in:
+    // none is proposed for unloading.
+    if !std::path::Path::new("/proc/modules").exists() {
+        let unloads: Vec<&Value> = doc["plan"]["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["kind"]["type"] == "unload_helpers")
+            .collect();
+        assert!(unloads.is_empty(), "{unloads:?}");
+    }
     assert_eq!(
         doc["findings_exit_code"].as_i64().unwrap(),
         i64::from(r.code)

@@ -196,12 +196,86 @@ pub fn observe(
 
 /// Reads the host files the planner uses from a root (`/`, or a fixture
 /// tree): sysctl.d precedence, kube-proxy configuration, and whether
-/// nf_conntrack is a module.
+/// nf_conntrack and each helper are modules ([`scan_modules`]).
 pub fn scan_root(obs: &mut Observation, root: &Path) {
     obs.sysctl_scan = Some(crate::sysctl_d::scan(root));
     obs.kube_proxy = crate::kube::detect(root);
+    scan_modules(obs, root);
+}
+
+/// Fills [`Observation::module_kind`] and [`Observation::helper_kinds`]
+/// (for the helpers of the snapshot) from a root. Module facts belong to
+/// the kernel, not to a network namespace, so a caller looking at another
+/// namespace of this host can scan `/` for them.
+pub fn scan_modules(obs: &mut Observation, root: &Path) {
     let release = obs.snapshot.as_ref().and_then(|s| s.kernel_release.clone());
     obs.module_kind = module_kind(root, release.as_deref());
+    let modules = read_proc_modules(root);
+    let helpers = obs
+        .snapshot
+        .as_ref()
+        .map(|s| s.helpers.clone())
+        .unwrap_or_default();
+    for h in helpers {
+        let kind = helper_kind_with(root, &h, modules.as_deref());
+        obs.helper_kinds.insert(h, kind);
+    }
+}
+
+/// Module names listed in `ROOT/proc/modules`; `None` when the file is
+/// absent or unreadable.
+fn read_proc_modules(root: &Path) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(root.join("proc/modules")).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// Whether the module `name` (a conntrack helper such as
+/// `nf_conntrack_ftp`) is loadable or built in, from a root:
+///
+/// - `/sys/module/NAME/initstate` exists, or `/proc/modules` lists it:
+///   a loadable module (`initstate` is created for loaded modules only);
+/// - `/sys/module/NAME` exists but `/proc/modules` does not list it: built
+///   in (`param_sysfs_builtin` in `kernel/params.c` creates the directory
+///   for built-in code that has parameters);
+/// - `/proc/modules` is absent and `/sys/module/NAME` exists: built in (a
+///   kernel built with `CONFIG_MODULES=n` has no `/proc/modules`, and
+///   every module directory is built-in code);
+/// - otherwise unknown.
+///
+/// ```
+/// use conntrack_tune::{analyze_input::helper_kind, ModuleKind};
+/// let t = tempfile::tempdir().unwrap();
+/// std::fs::create_dir_all(t.path().join("sys/module/nf_conntrack_ftp/parameters")).unwrap();
+/// // No /proc/modules: no module support, so the helper is built in.
+/// assert_eq!(helper_kind(t.path(), "nf_conntrack_ftp"), ModuleKind::BuiltIn);
+/// assert_eq!(helper_kind(t.path(), "nf_conntrack_sip"), ModuleKind::Unknown);
+/// ```
+pub fn helper_kind(root: &Path, name: &str) -> ModuleKind {
+    helper_kind_with(root, name, read_proc_modules(root).as_deref())
+}
+
+fn helper_kind_with(root: &Path, name: &str, modules: Option<&[String]>) -> ModuleKind {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.chars().any(|c| c.is_control());
+    if !plain {
+        return ModuleKind::Unknown;
+    }
+    let sysmod = root.join("sys/module").join(name);
+    if sysmod.join("initstate").exists() || modules.is_some_and(|m| m.iter().any(|n| n == name)) {
+        return ModuleKind::Module;
+    }
+    if sysmod.is_dir() {
+        return ModuleKind::BuiltIn;
+    }
+    ModuleKind::Unknown
 }
 
 /// Whether nf_conntrack is a loadable module: `/sys/module/nf_conntrack/
@@ -306,6 +380,55 @@ mod tests {
         let a = crate::timeouts::shorten_idle_state(&mine, 432_000, 86_400).freed as f64;
         let b = conntrack_analyze::capacity::timeout_change_frees(&theirs, 432_000, 86_400);
         assert!((a - b).abs() <= 0.02 * b.max(1.0), "{a} vs {b}");
+    }
+
+    #[test]
+    fn helper_kinds_from_root() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = |n: &str| {
+            std::fs::create_dir_all(t.path().join("sys/module").join(n).join("parameters")).unwrap()
+        };
+        dir("nf_conntrack_ftp");
+        dir("nf_conntrack_sip");
+        let mut obs = Observation {
+            snapshot: Some(HostSnapshot {
+                helpers: vec![
+                    "nf_conntrack_ftp".into(),
+                    "nf_conntrack_sip".into(),
+                    "nf_conntrack_irc".into(),
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        // This host: CONFIG_MODULES=n, no /proc/modules, helpers only in
+        // /sys/module.
+        scan_modules(&mut obs, t.path());
+        assert_eq!(obs.helper_kind("nf_conntrack_ftp"), ModuleKind::BuiltIn);
+        assert_eq!(obs.helper_kind("nf_conntrack_sip"), ModuleKind::BuiltIn);
+        assert_eq!(obs.helper_kind("nf_conntrack_irc"), ModuleKind::Unknown);
+        // With module support: listed in /proc/modules means loadable; in
+        // /sys/module only means built in.
+        std::fs::create_dir_all(t.path().join("proc")).unwrap();
+        std::fs::write(
+            t.path().join("proc/modules"),
+            "nf_conntrack_irc 20480 0 - Live 0x0\nnf_conntrack 172032 4 - Live 0x0\n",
+        )
+        .unwrap();
+        scan_modules(&mut obs, t.path());
+        assert_eq!(obs.helper_kind("nf_conntrack_irc"), ModuleKind::Module);
+        assert_eq!(obs.helper_kind("nf_conntrack_ftp"), ModuleKind::BuiltIn);
+        // initstate marks a loaded module even if /proc/modules misses it.
+        std::fs::write(
+            t.path().join("sys/module/nf_conntrack_sip/initstate"),
+            "live\n",
+        )
+        .unwrap();
+        assert_eq!(
+            helper_kind(t.path(), "nf_conntrack_sip"),
+            ModuleKind::Module
+        );
+        assert_eq!(helper_kind(t.path(), "../etc"), ModuleKind::Unknown);
     }
 
     #[test]

@@ -291,13 +291,16 @@ pub struct Finding {
     pub numbers: Vec<(String, f64)>,
 }
 
-/// Whether nf_conntrack is a module or built into the kernel.
+/// Whether a kernel module (nf_conntrack, or a conntrack helper) is a
+/// loadable module or built into the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ModuleKind {
-    /// Loadable module: modprobe.d options apply at load.
+    /// Loadable module: modprobe.d options apply at load, `modprobe -r`
+    /// can unload it.
     Module,
-    /// Built in: only the kernel command line sets `hashsize` at boot.
+    /// Built in: only the kernel command line sets its parameters (e.g.
+    /// `hashsize`) at boot, and it can never be unloaded.
     BuiltIn,
     /// Not known.
     #[default]
@@ -322,4 +325,16 @@ pub struct Observation {
     pub kube_proxy: Option<KubeProxy>,
     /// Whether nf_conntrack is a module.
     pub module_kind: ModuleKind,
+    /// Whether each helper of [`HostSnapshot::helpers`] is a loadable
+    /// module or built in, by name (see
+    /// [`crate::analyze_input::helper_kind`]); a helper missing here is
+    /// [`ModuleKind::Unknown`].
+    pub helper_kinds: BTreeMap<String, ModuleKind>,
+}
+
+impl Observation {
+    /// Whether the helper `name` is a module, built in, or unknown.
+    pub fn helper_kind(&self, name: &str) -> ModuleKind {
+        self.helper_kinds.get(name).copied().unwrap_or_default()
+    }
 }

@@ -101,6 +101,29 @@ pub const KEY_MAX: &str = "net.netfilter.nf_conntrack_max";
 /// increasing bucket size via sysctl too").
 pub const KEY_BUCKETS: &str = "net.netfilter.nf_conntrack_buckets";
 
+/// The conntrack sysctls that are global (one value for the whole host,
+/// writable only in the initial network namespace): `nf_conntrack_max`,
+/// `nf_conntrack_buckets`, `nf_conntrack_expect_max` and the legacy
+/// `net.nf_conntrack_max` alias. Since 5.13 (commit 2671fa4dc010
+/// "netfilter: conntrack: Make global sysctls readonly in non-init netns")
+/// they are read-only elsewhere. Every other `net.netfilter.nf_conntrack_*`
+/// key (timeouts, `acct`, `events`, ...) is per namespace: a new namespace
+/// starts from the kernel defaults, and the host's `/etc/sysctl.d` (applied
+/// by systemd-sysctl in the initial namespace) never reaches it.
+///
+/// ```
+/// use conntrack_tune::plan::is_global_sysctl;
+/// assert!(is_global_sysctl("net.netfilter.nf_conntrack_max"));
+/// assert!(is_global_sysctl("net.nf_conntrack_max"));
+/// assert!(!is_global_sysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait"));
+/// ```
+pub fn is_global_sysctl(key: &str) -> bool {
+    matches!(
+        key,
+        KEY_MAX | KEY_BUCKETS | "net.netfilter.nf_conntrack_expect_max" | "net.nf_conntrack_max"
+    )
+}
+
 /// One RPS mask for one receive queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueMask {
@@ -127,6 +150,9 @@ pub enum AdviceTopic {
     DnsClash,
     /// Configure kube-proxy instead of the sysctl it rewrites.
     KubeProxyConfig,
+    /// Set per-namespace sysctls where the namespace is created (`ip netns
+    /// exec`, the container runtime), not in the host's `/etc/sysctl.d`.
+    NamespaceSysctls,
     /// Anything else.
     Other,
 }
@@ -203,10 +229,11 @@ pub enum ActionKind {
         /// What stops working for this traffic.
         stops_working: Vec<String>,
     },
-    /// Unload an unused conntrack helper module.
-    UnloadHelper {
-        /// Module name, e.g. `nf_conntrack_ftp`.
-        module: String,
+    /// Unload unused conntrack helper modules (loadable ones: a built-in
+    /// helper cannot be unloaded and is never listed here).
+    UnloadHelpers {
+        /// Module names, e.g. `nf_conntrack_ftp`.
+        modules: Vec<String>,
     },
     /// Advice for the application or its deployment.
     Advice {
@@ -227,7 +254,7 @@ impl ActionKind {
             ActionKind::KernelCmdline { .. } => "kernel_cmdline",
             ActionKind::EnableRps { .. } => "enable_rps",
             ActionKind::Notrack { .. } => "notrack",
-            ActionKind::UnloadHelper { .. } => "unload_helper",
+            ActionKind::UnloadHelpers { .. } => "unload_helpers",
             ActionKind::Advice { .. } => "advice",
         }
     }

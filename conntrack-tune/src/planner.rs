@@ -74,6 +74,13 @@ fn delta(after: u64, before: u64) -> i64 {
     clamp(after).saturating_sub(clamp(before))
 }
 
+/// `v` rounded to `digits` decimals (non-finite values unchanged).
+fn round_to(v: f64, digits: i32) -> f64 {
+    let k = 10f64.powi(digits);
+    let r = (v * k).round() / k;
+    if r.is_finite() { r } else { v }
+}
+
 fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
 }
@@ -207,6 +214,23 @@ impl<'a> Ctx<'a> {
             }
             Some(true) => "",
             None => " Apply it in the host's initial namespace (it is read-only elsewhere).",
+        }
+    }
+
+    /// Whether the observation comes from a non-initial network namespace.
+    fn in_other_netns(&self) -> bool {
+        self.snap.and_then(|s| s.init_netns) == Some(false)
+    }
+
+    /// For per-namespace values: where to apply them when the observation
+    /// comes from another namespace.
+    fn observed_netns_note(&self) -> &'static str {
+        if self.in_other_netns() {
+            " Per namespace: apply it inside the observed namespace (ip netns exec NAME \
+             sysctl -w ..., nsenter --net=/proc/PID/ns/net sysctl -w ..., or the container \
+             runtime's sysctl settings), not on the host."
+        } else {
+            ""
         }
     }
 
@@ -762,22 +786,99 @@ impl<'a> Ctx<'a> {
         (load.iter().any(|&v| v > 0)).then_some((load, "rates (drops per CPU)"))
     }
 
+    /// Receive Packet Steering. Proposed per real (non-virtual) interface
+    /// with RPS off when per-CPU work is concentrated ([`rps::imbalance`]:
+    /// judged by the busiest CPU's share against its fair share `1/n`, so
+    /// it works on 2 CPUs). conntrack-analyze's `cpu-imbalance` finding
+    /// (failures concentrated on one CPU with RPS off) is evidence too:
+    /// when it is present and no RPS action results, the plan says
+    /// precisely why under "Not proposed" (no rx queue known, only virtual
+    /// interfaces, RPS already on, as many queues as CPUs, or the packet
+    /// processing itself already spread).
     fn rps(&mut self) {
         let Some(snap) = self.snap else {
             return;
         };
+        let finding = self.has_finding(Cause::CpuImbalance);
+        let reported = finding.map(|f| {
+            format!(
+                "conntrack-analyze reports {} ({}), ",
+                f.id,
+                f.text.split(':').next().unwrap_or(&f.text)
+            )
+        });
         if snap.rx_queues.is_empty() {
-            self.unjudged("rps", "no rx queue information (/sys/class/net/*/queues)");
+            match &reported {
+                Some(r) => self.declined(
+                    "rps",
+                    format!(
+                        "{r}but no rx queue of any interface is known (/sys/class/net/*/queues \
+                         was not read): no rps_cpus mask can be built; set \
+                         /sys/class/net/IFACE/queues/rx-*/rps_cpus by hand on the interface \
+                         that receives the traffic"
+                    ),
+                ),
+                None => self.unjudged("rps", "no rx queue information (/sys/class/net/*/queues)"),
+            }
             return;
         }
         let Some((load, src)) = self.cpu_load() else {
-            self.unjudged("rps", "no per-CPU NET_RX softirq counts");
+            match &reported {
+                Some(r) => self.declined(
+                    "rps",
+                    format!(
+                        "{r}but neither NET_RX softirq counts nor per-CPU counter rates were \
+                         observed: the concentration cannot be measured to build the masks from"
+                    ),
+                ),
+                None => self.unjudged("rps", "no per-CPU NET_RX softirq counts"),
+            }
             return;
+        };
+        let what_load = if src.starts_with("rates (drops") {
+            "conntrack drops and insert failures"
+        } else {
+            "NET_RX softirq work"
+        };
+        // CPU id of a load position (softirq columns are named by CPU).
+        let cpu_of = |pos: u32| -> u32 {
+            if src == "snapshot" {
+                snap.net_rx_softirq_cpus
+                    .get(pos as usize)
+                    .copied()
+                    .unwrap_or(pos)
+            } else {
+                pos
+            }
         };
         let Some(imb) = rps::imbalance(&load) else {
-            self.declined("rps", "NET_RX softirq work is spread over the CPUs".into());
+            let sum: f64 = load.iter().map(|&v| v as f64).sum();
+            let max = load.iter().copied().max().unwrap_or(0) as f64;
+            let n = load.len().max(1);
+            let spread = format!(
+                "{what_load} is spread: the busiest of {n} CPUs takes {:.1}% (fair share \
+                 {:.1}%)",
+                if sum > 0.0 { 100.0 * max / sum } else { 0.0 },
+                100.0 / n as f64
+            );
+            let why = match &reported {
+                Some(r) => format!(
+                    "{r}but {spread}. RPS spreads packet processing, which is already spread; \
+                     the concentrated failures come from the traffic (one flow or source \
+                     racing), not from one receive queue"
+                ),
+                None => spread,
+            };
+            self.declined("rps", why);
             return;
         };
+        let busiest_pos = load
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, v)| **v)
+            .map(|(i, _)| i as u32)
+            .unwrap_or(0);
+        let busiest_cpu = cpu_of(busiest_pos);
         let online: Vec<u32> = if !snap.cpus_online.is_empty() {
             snap.cpus_online.clone()
         } else if !snap.cpus_possible.is_empty() {
@@ -788,6 +889,9 @@ impl<'a> Ctx<'a> {
         let mut ifaces: Vec<&str> = snap.rx_queues.iter().map(|q| q.iface.as_str()).collect();
         ifaces.sort_unstable();
         ifaces.dedup();
+        let mut skipped_virtual: Vec<&str> = Vec::new();
+        let actions_before = self.plan.actions.len();
+        let declined_before = self.plan.declined.len();
         for iface in ifaces {
             let what = format!("rps:{iface}");
             if !rps::valid_ifname(iface) {
@@ -800,6 +904,7 @@ impl<'a> Ctx<'a> {
                 continue;
             }
             if rps::is_virtual(iface) {
+                skipped_virtual.push(iface);
                 continue;
             }
             let queues: Vec<&conntrack_core::RxQueue> =
@@ -825,22 +930,25 @@ impl<'a> Ctx<'a> {
                 Evidence::new(
                     src,
                     format!(
-                        "{} on {} of {} CPUs, busiest at {:.1}x the mean; RPS off on all {} rx \
-                         queues of {iface}",
-                        if src.starts_with("rates (drops") {
-                            "conntrack drops and insert failures"
-                        } else {
-                            "NET_RX softirq work"
-                        },
-                        imb.busy.len(),
+                        "{what_load}: CPU {busiest_cpu} takes {:.1}% of it on {} CPUs (fair \
+                         share {:.1}%; {} busy, effectively {:.1} CPUs, busiest at {:.2}x the \
+                         mean); RPS off on {iface} ({} rx queue{})",
+                        imb.busiest_share * 100.0,
                         imb.cpus,
+                        100.0 / f64::from(imb.cpus.max(1)),
+                        imb.busy.len(),
+                        imb.effective_cpus,
                         imb.peak_over_mean,
-                        queues.len()
+                        queues.len(),
+                        if queues.len() == 1 { "" } else { "s" }
                     ),
                 )
                 .num("busy_cpus", imb.busy.len() as f64)
                 .num("cpus", imb.cpus as f64)
-                .num("peak_over_mean", imb.peak_over_mean),
+                // Rounded: short decimals survive the JSON round trip.
+                .num("busiest_share_pct", round_to(imb.busiest_share * 100.0, 2))
+                .num("effective_cpus", round_to(imb.effective_cpus, 3))
+                .num("peak_over_mean", round_to(imb.peak_over_mean, 3)),
             ];
             if let Some((c, csrc)) = self.counters.filter(|(c, _)| c.cpus_with_drops > 0) {
                 ev.push(
@@ -878,10 +986,11 @@ impl<'a> Ctx<'a> {
                 evidence: ev,
                 effect: Effect {
                     text: format!(
-                        "packet processing (and conntrack lookups/inserts) of the {} queues \
-                         spreads over all {} CPUs instead of {}; fewer drops from saturated \
-                         CPUs",
+                        "packet processing (and conntrack lookups/inserts) of {iface}'s {} rx \
+                         queue{} spreads over all {} CPUs instead of {}; fewer drops from \
+                         saturated CPUs",
                         qids.len(),
+                        if qids.len() == 1 { "" } else { "s" },
                         online.len(),
                         imb.busy.len()
                     ),
@@ -908,8 +1017,27 @@ impl<'a> Ctx<'a> {
                     .collect(),
             });
         }
+        let proposed = self.plan.actions.len() > actions_before;
+        let explained = self.plan.declined.len() > declined_before;
+        if !proposed && !explained {
+            let lead = reported.unwrap_or_else(|| {
+                format!(
+                    "{what_load} is concentrated (CPU {busiest_cpu} takes {:.1}% on {} CPUs), ",
+                    imb.busiest_share * 100.0,
+                    imb.cpus
+                )
+            });
+            self.declined(
+                "rps",
+                format!(
+                    "{lead}but every interface with known rx queues is virtual ({}): RPS belongs \
+                     on the physical interface that receives the traffic, which this \
+                     observation does not show",
+                    skipped_virtual.join(", ")
+                ),
+            );
+        }
     }
-
     /// insert_failed == drop with the table far from full: the drops are
     /// confirm-time failures (clash or chain cap), not a full table.
     fn confirm_failures(&mut self) {
@@ -1253,10 +1381,11 @@ impl<'a> Ctx<'a> {
                 chain_length_after: None,
                 text: format!(
                     "steady state {} -> {} entries in this state (Little's law), {} fewer in \
-                     use; existing entries keep their timer until their next packet.{kube_note}",
+                     use; existing entries keep their timer until their next packet.{kube_note}{}",
                     fmt_n(s.entries_now),
                     fmt_n(s.entries_after),
-                    mib(bytes)
+                    mib(bytes),
+                    self.observed_netns_note()
                 ),
             },
             risk: Risk {
@@ -1589,13 +1718,60 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Unused conntrack helpers. Built-in helpers cannot be unloaded: they
+    /// are listed once under "Not proposed" with the reason. Since 4.7
+    /// (commit 3bb398d925ec "netfilter: nf_ct_helper: disable automatic
+    /// helper assignment") a helper only acts on flows that an explicit CT
+    /// helper rule (`-j CT --helper`, nft `ct helper set`) assigns to it,
+    /// so a present but unused helper is mostly attack surface. Loadable
+    /// helpers that no flow uses are grouped into one P3 action (whose
+    /// module kind is unknown are included, with the caveat that
+    /// `modprobe -r` refuses built-in ones).
     fn helpers(&mut self) {
-        let (Some(snap), Some(flows)) = (self.snap, self.obs.flows.as_ref()) else {
+        let Some(snap) = self.snap else {
             return;
         };
-        if snap.helpers.is_empty() {
+        let helpers: Vec<&String> = snap
+            .helpers
+            .iter()
+            .filter(|h| h.starts_with("nf_conntrack_"))
+            .collect();
+        if helpers.is_empty() {
             return;
         }
+        let flows = self.obs.flows.as_ref();
+        let used = |h: &str| {
+            let short = h.trim_start_matches("nf_conntrack_");
+            flows.is_some_and(|f| {
+                f.helpers
+                    .iter()
+                    .any(|(name, n)| *n > 0 && (name == short || name.starts_with(short)))
+            })
+        };
+        let (builtin, loadable): (Vec<&String>, Vec<&String>) = helpers
+            .into_iter()
+            .partition(|h| self.obs.helper_kind(h) == ModuleKind::BuiltIn);
+        if !builtin.is_empty() {
+            let names: Vec<&str> = builtin.iter().map(|h| h.as_str()).collect();
+            self.declined(
+                "unload helpers (built in)",
+                format!(
+                    "{} {} built into the kernel (present in /sys/module, not in \
+                     /proc/modules): a built-in helper cannot be unloaded. Since 4.7 (commit \
+                     3bb398d925ec) helpers are no longer assigned automatically: they act only \
+                     on flows an explicit CT helper rule (iptables -j CT --helper, nft ct \
+                     helper) assigns to them, so the ruleset decides whether they are used",
+                    names.join(", "),
+                    if names.len() == 1 { "is" } else { "are" }
+                ),
+            );
+        }
+        if loadable.is_empty() {
+            return;
+        }
+        let Some(flows) = flows else {
+            return;
+        };
         if !flows.helpers_known {
             self.unjudged(
                 "helpers",
@@ -1604,48 +1780,78 @@ impl<'a> Ctx<'a> {
             );
             return;
         }
-        for h in &snap.helpers {
-            let short = h.trim_start_matches("nf_conntrack_");
-            let used = flows
-                .helpers
-                .iter()
-                .any(|(name, n)| *n > 0 && (name == short || name.starts_with(short)));
-            if used || !h.starts_with("nf_conntrack_") {
-                continue;
-            }
-            self.plan.actions.push(Action {
-                id: format!("unload:{h}"),
-                priority: Priority::P3,
-                kind: ActionKind::UnloadHelper { module: h.clone() },
-                title: format!("Unload the unused helper {h}"),
-                scope: Scope::HostInitNamespace,
-                change: None,
-                evidence: std::iter::once(Evidence::new(
-                    "flows",
-                    format!(
-                        "{h} is loaded and none of {} flows uses it",
-                        fmt_n(flows.total)
-                    ),
-                ))
-                .chain(self.finding_evidence(Cause::UnneededHelpers))
-                .collect(),
-                effect: Effect {
-                    text: "less attack surface; automatic helper assignment has been off by \
-                           default since 4.7, so loaded helpers only act through explicit CT \
-                           rules"
-                        .into(),
-                    ..Default::default()
-                },
-                risk: Risk {
-                    level: RiskLevel::Medium,
-                    text: format!("protocols needing {short} (e.g. active FTP) break"),
-                },
-                rollback: format!("modprobe {h}"),
-                verify: vec![Verify::Manual {
-                    text: format!("lsmod | grep {h} prints nothing"),
-                }],
-            });
+        let unused: Vec<&str> = loadable
+            .iter()
+            .filter(|h| !used(h))
+            .map(|h| h.as_str())
+            .collect();
+        if unused.is_empty() {
+            return;
         }
+        let list = unused.join(", ");
+        let words = unused.join(" ");
+        let unknown: Vec<&str> = unused
+            .iter()
+            .copied()
+            .filter(|h| self.obs.helper_kind(h) != ModuleKind::Module)
+            .collect();
+        let mut evidence = vec![Evidence::new(
+            "flows",
+            format!(
+                "{list} {} loaded and none of {} flows uses {}",
+                if unused.len() == 1 { "is" } else { "are" },
+                fmt_n(flows.total),
+                if unused.len() == 1 { "it" } else { "them" }
+            ),
+        )];
+        if !unknown.is_empty() {
+            evidence.push(Evidence::new(
+                "snapshot",
+                format!(
+                    "whether {} {} a loadable module or built in is unknown (no \
+                     /proc/modules or /sys/module facts): modprobe -r refuses built-in ones \
+                     (\"is builtin\"), which then stay",
+                    unknown.join(", "),
+                    if unknown.len() == 1 { "is" } else { "are" }
+                ),
+            ));
+        }
+        evidence.extend(self.finding_evidence(Cause::UnneededHelpers));
+        let shorts: Vec<&str> = unused
+            .iter()
+            .map(|h| h.trim_start_matches("nf_conntrack_"))
+            .collect();
+        self.plan.actions.push(Action {
+            id: "unload-helpers".into(),
+            priority: Priority::P3,
+            kind: ActionKind::UnloadHelpers {
+                modules: unused.iter().map(|h| h.to_string()).collect(),
+            },
+            title: format!("Unload unused conntrack helpers: {list}"),
+            scope: Scope::HostInitNamespace,
+            change: None,
+            evidence,
+            effect: Effect {
+                text: format!(
+                    "modprobe -r {words}: less attack surface; automatic helper assignment has \
+                     been off by default since 4.7 (commit 3bb398d925ec), so loaded helpers \
+                     only act through explicit CT rules"
+                ),
+                ..Default::default()
+            },
+            risk: Risk {
+                level: RiskLevel::Medium,
+                text: format!(
+                    "protocols needing {} (e.g. active FTP) break if a CT helper rule is \
+                     added later; a rule that names a helper loads it again",
+                    shorts.join(", ")
+                ),
+            },
+            rollback: format!("modprobe -a {words}"),
+            verify: vec![Verify::Manual {
+                text: format!("lsmod lists none of {list}"),
+            }],
+        });
     }
 
     fn persistence(&mut self) {
@@ -1671,6 +1877,19 @@ impl<'a> Ctx<'a> {
             if !kube_max && max_now > 0 && !entries.iter().any(|(k, _)| k == KEY_MAX) {
                 entries.push((KEY_MAX.into(), max_now.to_string()));
             }
+        }
+        // A non-initial namespace: per-namespace values (timeouts) must not
+        // go to the host's /etc/sysctl.d, which systemd-sysctl applies in
+        // the initial namespace only. They become advice on where to set
+        // them; global values (max, buckets) still belong in the host file.
+        if self.in_other_netns() {
+            let ns_entries: Vec<(String, String)> = entries
+                .iter()
+                .filter(|(k, _)| !is_global_sysctl(k))
+                .cloned()
+                .collect();
+            entries.retain(|(k, _)| is_global_sysctl(k));
+            self.persist_in_namespace(&ns_entries);
         }
         let file = format!("/etc/sysctl.d/{}", self.policy.sysctl_file_name);
         if kube_max && let Some(m) = self.new_max {
@@ -1767,6 +1986,12 @@ impl<'a> Ctx<'a> {
             ),
         }
         if !entries.is_empty() {
+            let host_note = if self.in_other_netns() {
+                " This file is for the host: these values are global and set in the initial \
+                 namespace (the observation comes from another namespace)."
+            } else {
+                ""
+            };
             let desc: Vec<String> = entries.iter().map(|(k, v)| format!("{k} = {v}")).collect();
             let module_note = match self.obs.module_kind {
                 ModuleKind::BuiltIn => "",
@@ -1794,7 +2019,9 @@ impl<'a> Ctx<'a> {
                     "values set at run time are lost at reboot",
                 )],
                 effect: Effect {
-                    text: format!("systemd-sysctl applies them at boot.{module_note}"),
+                    text: format!(
+                        "systemd-sysctl applies them at boot.{module_note}{host_note}"
+                    ),
                     ..Default::default()
                 },
                 risk: Risk {
@@ -1812,6 +2039,81 @@ impl<'a> Ctx<'a> {
         if let Some(b) = buckets {
             self.persist_hashsize(b);
         }
+    }
+
+    /// Advice for persisting per-namespace values of a non-initial
+    /// namespace: where the namespace is made, never the host's sysctl.d.
+    fn persist_in_namespace(&mut self, entries: &[(String, String)]) {
+        if entries.is_empty() {
+            return;
+        }
+        let desc: Vec<String> = entries.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let sysctl_w: Vec<String> = desc.iter().map(|kv| format!("sysctl -w {kv}")).collect();
+        let docker: Vec<String> = desc.iter().map(|kv| format!("--sysctl {kv}")).collect();
+        let k8s: Vec<String> = entries
+            .iter()
+            .map(|(k, v)| format!("{{name: {k}, value: \"{v}\"}}"))
+            .collect();
+        let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+        self.plan.actions.push(Action {
+            id: "persist:netns".into(),
+            priority: Priority::P3,
+            kind: ActionKind::Advice {
+                topic: AdviceTopic::NamespaceSysctls,
+            },
+            title: "Persist the per-namespace values where the namespace is created (not in the \
+                    host's /etc/sysctl.d)"
+                .into(),
+            scope: Scope::ObservedNamespace,
+            change: Some(Change {
+                target: "the observed namespace's sysctls".into(),
+                current: None,
+                proposed: desc.join(", "),
+            }),
+            evidence: vec![
+                Evidence::new(
+                    "snapshot",
+                    "the observation comes from a non-initial network namespace",
+                ),
+                Evidence::new(
+                    "kernel",
+                    "these sysctls are per network namespace: a new namespace starts from the \
+                     kernel defaults, and /etc/sysctl.d is applied by systemd-sysctl in the \
+                     initial namespace only",
+                ),
+            ],
+            effect: Effect {
+                text: format!(
+                    "the values survive a restart of the namespace when set by what creates it: \
+                     a named namespace: `ip netns exec NAME sh -c '{}'` in the unit or script \
+                     that runs `ip netns add`; Docker: `docker run {}` (compose: `sysctls:`); \
+                     Kubernetes: the pod's `spec.securityContext.sysctls: [{}]` (net.* sysctls \
+                     are namespaced; {} are not in the safe set, so the kubelet needs \
+                     `--allowed-unsafe-sysctls`). Nothing is written to the host's \
+                     /etc/sysctl.d for them",
+                    sysctl_w.join("; "),
+                    docker.join(" "),
+                    k8s.join(", "),
+                    keys.join(", ")
+                ),
+                ..Default::default()
+            },
+            risk: Risk {
+                level: RiskLevel::Low,
+                text: "until then the values set at run time last only as long as the namespace"
+                    .into(),
+            },
+            rollback: "remove the settings from the namespace's creation (unit, docker run, pod \
+                       spec)"
+                .into(),
+            verify: vec![Verify::Manual {
+                text: format!(
+                    "after the namespace or container is recreated, `sysctl {}` inside it shows \
+                     the values",
+                    keys.join(" ")
+                ),
+            }],
+        });
     }
 
     fn persist_hashsize(&mut self, b: u64) {

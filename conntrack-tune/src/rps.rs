@@ -96,6 +96,13 @@ pub fn queue_masks(online: &[u32], queues: &[u32]) -> Vec<QueueMask> {
         .collect()
 }
 
+/// The busiest CPU's share of the work, as a fraction of the way from its
+/// fair share (`1/n`) to all of it, at and above which one CPU is judged to
+/// carry the load: on 2 CPUs a share of 75% (max/mean 1.5, the same line
+/// as conntrack-analyze's `cpu-imbalance` rule), on 4 CPUs 62.5%, on 32
+/// CPUs 51.6%.
+pub const BUSIEST_EXCESS: f64 = 0.5;
+
 /// How unevenly per-CPU work is spread.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Imbalance {
@@ -105,18 +112,43 @@ pub struct Imbalance {
     pub cpus: u32,
     /// Busiest CPU's load over the mean.
     pub peak_over_mean: f64,
+    /// Busiest CPU's share of the total load (0..=1); its fair share is
+    /// `1 / cpus`.
+    #[serde(default)]
+    pub busiest_share: f64,
+    /// The effective number of CPUs doing the work, `1 / sum(share^2)`
+    /// (the inverse Herfindahl index): `k` when `k` CPUs share the load
+    /// evenly and the rest are idle, `cpus` when the load is even.
+    #[serde(default)]
+    pub effective_cpus: f64,
 }
 
-/// Detects imbalance in per-CPU loads (NET_RX softirqs or drops): at most
-/// half the CPUs carry the load and the busiest carries at least twice the
-/// mean. `None` when balanced or when there is nothing to judge.
+/// Detects imbalance in per-CPU loads (NET_RX softirqs or drops). `None`
+/// when balanced or when there is nothing to judge (fewer than 2 CPUs, no
+/// load, or non-finite figures).
+///
+/// The load is imbalanced when either
+///
+/// - the busiest CPU's share `s` is at least halfway from its fair share to
+///   all of the load: `(s - 1/n) / (1 - 1/n) >= 0.5` ([`BUSIEST_EXCESS`]).
+///   This works for any CPU count, 2 included: 99% on one of 2 CPUs is
+///   imbalanced, 60/40 is not (75/25 is the line); or
+/// - the work effectively runs on at most half the CPUs
+///   (`1 / sum(share^2) <= n / 2`), which catches a multi-queue NIC whose
+///   queues keep `k` of `n` CPUs busy (8 of 32) although no single CPU
+///   dominates.
 ///
 /// ```
 /// use conntrack_tune::rps::imbalance;
+/// // 8 of 32 CPUs carry the load: a NIC with 8 queues and RPS off.
 /// let mut load = vec![10u64; 32];
 /// for l in &mut load[..8] { *l = 1_000_000; }
 /// let i = imbalance(&load).unwrap();
 /// assert_eq!(i.busy.len(), 8);
+/// // A 2-CPU host with 99.45% of the work on CPU 0 (max/mean 1.99).
+/// assert!(imbalance(&[381_220_117, 2_104_466]).is_some());
+/// // 60/40 on 2 CPUs, or a roughly even spread, is not imbalanced.
+/// assert!(imbalance(&[60, 40]).is_none());
 /// assert!(imbalance(&[100, 90, 110, 95]).is_none());
 /// assert!(imbalance(&[]).is_none());
 /// ```
@@ -124,24 +156,30 @@ pub fn imbalance(load: &[u64]) -> Option<Imbalance> {
     if load.len() < 2 {
         return None;
     }
+    let n = load.len() as f64;
     let sum: f64 = load.iter().map(|&v| v as f64).sum();
     let max = load.iter().copied().max().unwrap_or(0) as f64;
-    if sum <= 0.0 {
+    if !(sum.is_finite() && sum > 0.0) {
         return None;
     }
-    let mean = sum / load.len() as f64;
+    let share = max / sum;
+    let fair = 1.0 / n;
+    let excess = (share - fair) / (1.0 - fair);
+    let hhi: f64 = load.iter().map(|&v| (v as f64 / sum).powi(2)).sum();
+    let effective = if hhi > 0.0 { 1.0 / hhi } else { n };
     let busy: Vec<u32> = load
         .iter()
         .enumerate()
         .filter(|(_, v)| **v as f64 >= max / 2.0)
         .map(|(i, _)| i as u32)
         .collect();
-    let ratio = max / mean;
-    if busy.len() * 2 <= load.len() && ratio >= 2.0 {
+    if excess >= BUSIEST_EXCESS || effective <= n / 2.0 {
         Some(Imbalance {
             busy,
             cpus: load.len() as u32,
-            peak_over_mean: ratio,
+            peak_over_mean: max / (sum / n),
+            busiest_share: share,
+            effective_cpus: effective,
         })
     } else {
         None
@@ -201,6 +239,34 @@ mod tests {
         let m = queue_masks(&online, &[0]);
         assert_eq!(m[0].mask, "ff,ffffffff,ffffffff");
         assert_eq!(normalize_mask(&m[0].mask), "ffffffffffffffffff");
+    }
+
+    #[test]
+    fn two_cpus_judged_by_the_busiest_share() {
+        // The bundled sample: 99.45% of NET_RX on CPU 0 of 2 (max/mean
+        // 1.989, which the old "max >= 2 x mean" rule missed).
+        let i = imbalance(&[381_220_117, 2_104_466]).expect("imbalanced");
+        assert!((i.busiest_share - 0.9945).abs() < 1e-3, "{i:?}");
+        assert_eq!(i.busy, vec![0]);
+        assert!(imbalance(&[75, 25]).is_some());
+        assert!(imbalance(&[74, 26]).is_none());
+        assert!(imbalance(&[60, 40]).is_none());
+        assert!(imbalance(&[1, 0]).is_some());
+        // Symmetric in the CPU order.
+        assert_eq!(imbalance(&[1, 99]).unwrap().busy, vec![1]);
+    }
+
+    #[test]
+    fn many_cpus() {
+        // Half of 16 CPUs busy: imbalanced; 12 of 16 busy: not.
+        let mut l = vec![0u64; 16];
+        l[..8].iter_mut().for_each(|v| *v = 100);
+        assert!(imbalance(&l).is_some());
+        l[..12].iter_mut().for_each(|v| *v = 100);
+        assert!(imbalance(&l).is_none());
+        // Huge counts do not overflow.
+        assert!(imbalance(&[u64::MAX, u64::MAX]).is_none());
+        assert!(imbalance(&[u64::MAX, 0]).is_some());
     }
 
     #[test]

@@ -132,7 +132,13 @@ fn time_wait_proxy() {
     // The flows are a 400-line sample of 150,000 entries: scaled.
     assert!(k.effect.entries_freed.unwrap() > 10_000, "{:?}", k.effect);
     assert!(k.evidence.iter().any(|e| e.text.contains("sample")));
-    let unload = p.action("unload:nf_conntrack_ftp").expect("unload helper");
+    let unload = p.action("unload-helpers").expect("unload helper");
+    assert_eq!(
+        unload.kind,
+        ActionKind::UnloadHelpers {
+            modules: vec!["nf_conntrack_ftp".into()]
+        }
+    );
     assert!(
         unload
             .evidence

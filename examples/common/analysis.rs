@@ -84,6 +84,12 @@ impl Collected {
         );
         if let Some(root) = &self.root {
             analyze_input::scan_root(&mut obs, root);
+        } else if self.target.is_live() {
+            // Another namespace of this host: the sysctl.d and kube-proxy
+            // files are the host's, not the namespace's, but module facts
+            // (nf_conntrack and helpers built in or loadable) are the
+            // kernel's.
+            analyze_input::scan_modules(&mut obs, std::path::Path::new("/"));
         }
         obs
     }

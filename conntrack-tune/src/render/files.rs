@@ -5,6 +5,13 @@ use crate::plan::{ActionKind, Plan};
 
 /// The sysctl.d file of the plan's persistence action, if any.
 ///
+/// A sysctl.d file is read by systemd-sysctl in the host's initial network
+/// namespace. For a plan made in another namespace
+/// (`context.init_netns == Some(false)`) the file holds only the global
+/// keys ([`crate::plan::is_global_sysctl`]) and says it is for the host;
+/// a per-namespace key (a hand-built plan may carry one) is written as a
+/// comment, never as an assignment that would change the host's own value.
+///
 /// ```
 /// use conntrack_tune::plan::*;
 /// let mut plan = Plan::default();
@@ -42,12 +49,27 @@ pub fn sysctl_d(plan: &Plan) -> Result<Option<RenderedFile>, RenderError> {
             out.push_str(&format!("# WARNING: {}\n", one_line(&w.text)));
         }
     }
+    let other_netns = plan.context.init_netns == Some(false);
+    if other_netns {
+        out.push_str(
+            "# For the HOST (initial network namespace): the plan was made in another\n\
+             # namespace. Only global values are set here; per-namespace values belong\n\
+             # where that namespace is created (see the plan's persist:netns advice).\n",
+        );
+    }
     for (k, v) in entries {
         if !plain_key(k) {
             return Err(unsafe_value("sysctl key", k));
         }
         if !plain_value(v) {
             return Err(unsafe_value("sysctl value", v));
+        }
+        if other_netns && !crate::plan::is_global_sysctl(k) {
+            out.push_str(&format!(
+                "# not set here: {k} = {v} is per namespace and this file applies to the \
+                 host's initial namespace\n"
+            ));
+            continue;
         }
         if let Some(a) = plan.actions.iter().find(|a| match &a.kind {
             ActionKind::SetSysctl { key, .. } | ActionKind::SetTimeout { key, .. } => key == k,

@@ -127,6 +127,17 @@ fn q(s: &str) -> Result<String, RenderError> {
 
 /// Renders the plan as a POSIX shell script.
 ///
+/// For a plan made in a non-initial network namespace
+/// (`context.init_netns == Some(false)`) the script is meant to run inside
+/// that namespace (`ip netns exec NAME sh plan.sh`, `nsenter
+/// --net=/proc/PID/ns/net sh plan.sh`), where it writes the per-namespace
+/// values and RPS masks. It writes no global value (max, buckets: read-only
+/// outside the initial namespace since 5.13, commit 2671fa4dc010) and
+/// installs no host file (`/etc/sysctl.d`, `/etc/modprobe.d`: `ip netns
+/// exec` shares the host's file system, and those files configure the
+/// initial namespace): it prints those steps for the host's administrator
+/// instead, and does not verify them.
+///
 /// ```
 /// use conntrack_tune::{plan, Observation, Policy, render};
 /// let s = render::shell_script(&plan(&Observation::default(), &Policy::default()).unwrap()).unwrap();
@@ -135,10 +146,30 @@ fn q(s: &str) -> Result<String, RenderError> {
 /// ```
 pub fn shell_script(plan: &Plan) -> Result<String, RenderError> {
     let mut out = String::from(PRELUDE);
+    let other_netns = plan.context.init_netns == Some(false);
+    if other_netns {
+        out.push_str(
+            "# This plan was made in a NON-INITIAL network namespace. Run this script\n\
+             # inside that namespace (ip netns exec NAME sh THIS_SCRIPT, or nsenter\n\
+             # --net=/proc/PID/ns/net sh THIS_SCRIPT): it writes that namespace's values.\n\
+             # Global values and host files are printed for the host, not applied.\n\n",
+        );
+    }
     let mut checks: Vec<(String, String, String, &'static str)> = Vec::new();
     for a in &plan.actions {
         let id = q(&a.id)?;
         out.push_str(&format!("# {} {}\n", a.priority, one_line(&a.title)));
+        if other_netns && host_only(a) {
+            out.push_str(&format!(
+                "say {}\n",
+                q(&format!(
+                    "{}: not applied here (the host's initial namespace or its files): {}",
+                    a.id,
+                    one_line(&host_hint(a))
+                ))?
+            ));
+            continue;
+        }
         match &a.kind {
             ActionKind::SetSysctl { key, value } => {
                 let path = sysctl_key_path(key)?;
@@ -198,7 +229,7 @@ pub fn shell_script(plan: &Plan) -> Result<String, RenderError> {
                 }
             }
             ActionKind::Notrack { .. }
-            | ActionKind::UnloadHelper { .. }
+            | ActionKind::UnloadHelpers { .. }
             | ActionKind::KernelCmdline { .. }
             | ActionKind::Advice { .. } => {
                 out.push_str(&format!(
@@ -227,6 +258,45 @@ pub fn shell_script(plan: &Plan) -> Result<String, RenderError> {
     }
     out.push_str("if [ \"$FAILED\" != 0 ]; then\n  say 'conntrack-kit: some steps failed'\n  exit 1\nfi\nsay 'conntrack-kit: done'\n");
     Ok(out)
+}
+
+/// Whether an action changes the host's initial namespace or installs a
+/// host file, which a script run inside another namespace must not do.
+fn host_only(a: &crate::plan::Action) -> bool {
+    match &a.kind {
+        ActionKind::SetSysctl { key, .. } => crate::plan::is_global_sysctl(key),
+        ActionKind::SetBuckets { .. }
+        | ActionKind::PersistSysctl { .. }
+        | ActionKind::ModprobeOption { .. } => true,
+        _ => a.scope == crate::plan::Scope::HostInitNamespace,
+    }
+}
+
+/// What the host's administrator runs instead, for [`host_only`] actions.
+fn host_hint(a: &crate::plan::Action) -> String {
+    match &a.kind {
+        ActionKind::SetSysctl { key, value } => {
+            format!("on the host: sysctl -w {key}={value}")
+        }
+        ActionKind::SetBuckets {
+            buckets,
+            via_sysctl: true,
+        } => format!("on the host: sysctl -w {KEY_BUCKETS}={buckets}"),
+        ActionKind::SetBuckets { buckets, .. } => {
+            format!("on the host: echo {buckets} > {HASHSIZE_PARAM_PATH}")
+        }
+        ActionKind::PersistSysctl { file, entries } => {
+            let kv: Vec<String> = entries.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            format!("on the host, install {file} with {}", kv.join(", "))
+        }
+        ActionKind::ModprobeOption {
+            file,
+            module,
+            option,
+            value,
+        } => format!("on the host, install {file} with options {module} {option}={value}"),
+        _ => format!("on the host: {}", a.title),
+    }
 }
 
 /// An interface name that is safe as one path component: no `/`, not `.`
