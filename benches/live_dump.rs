@@ -11,6 +11,8 @@
 //!   discard it (only netlink headers are looked at, to find the end);
 //! - `ours_per_state`: the same dump through [`Conntrack::fold`], every
 //!   flow decoded into a `FlowView` and counted by state;
+//! - `ours_pipelined`: the same with [`Conntrack::fold_pipelined`]
+//!   (datagrams received on a second thread while this one decodes);
 //! - `conntrack_cli`: `ip netns exec NS conntrack -L > /dev/null`.
 //!
 //! The table is filled once per run (batched CT_NEW, [`fill`]) in a
@@ -44,6 +46,19 @@ fn per_state(ct: &mut Conntrack, req: &DumpRequest) -> (Vec<(FlowState, u64)>, u
         })
         .expect("dump");
     (counts, s.flows)
+}
+
+fn per_state_pipelined(ct: &mut Conntrack, req: &DumpRequest) -> u64 {
+    let (_, s) = ct
+        .fold_pipelined(req, Vec::new, |m: &mut Vec<(FlowState, u64)>, f| {
+            let st = f.flow_state();
+            match m.iter_mut().find(|(k, _)| *k == st) {
+                Some((_, n)) => *n += 1,
+                None => m.push((st, 1)),
+            }
+        })
+        .expect("pipelined dump");
+    s.flows
 }
 
 fn floor(ct: &mut Conntrack, req: &DumpRequest) -> u64 {
@@ -206,6 +221,7 @@ fn main() {
     assert_eq!(n, flows);
     assert_eq!(counts.iter().map(|(_, c)| c).sum::<u64>(), flows);
     assert_eq!(floor(&mut ct, &req), flows + 1, "flows + NLMSG_DONE");
+    assert_eq!(per_state_pipelined(&mut ct, &req), flows);
 
     let mut c = Criterion::default()
         .sample_size(10)
@@ -213,6 +229,7 @@ fn main() {
         .measurement_time(Duration::from_secs(1))
         .configure_from_args();
     let (mut t_floor, mut t_ours, mut t_cli) = (Vec::new(), Vec::new(), Vec::new());
+    let mut t_pipe = Vec::new();
     {
         let mut g = c.benchmark_group(format!("live_dump_{flows}"));
         g.sampling_mode(SamplingMode::Flat);
@@ -237,6 +254,19 @@ fn main() {
                     std::hint::black_box(per_state(&mut ct, &req));
                     let d = t.elapsed();
                     t_ours.push(d);
+                    total += d;
+                }
+                total
+            })
+        });
+        g.bench_function("ours_pipelined", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let t = Instant::now();
+                    std::hint::black_box(per_state_pipelined(&mut ct, &req));
+                    let d = t.elapsed();
+                    t_pipe.push(d);
                     total += d;
                 }
                 total
@@ -271,6 +301,11 @@ fn main() {
         t_cli.len()
     );
     ratios("criterion phase", f, o, k);
+    let p = median(&mut t_pipe);
+    println!(
+        "live_dump pipelined (criterion phase): {p:.3?}, ours_pipelined/floor = {:.3}",
+        p.as_secs_f64() / f.as_secs_f64().max(1e-9)
+    );
 
     // The criterion phase runs the variants one after the other, so a
     // change in the load of this shared machine between them skews the
@@ -279,6 +314,7 @@ fn main() {
     let tck = clk_tck();
     let (mut i_floor, mut i_ours, mut i_cli) = (Vec::new(), Vec::new(), Vec::new());
     let (mut c_floor, mut c_ours, mut c_cli) = (Vec::new(), Vec::new(), Vec::new());
+    let mut i_pipe = Vec::new();
     for _ in 0..rounds {
         let (t, c) = (Instant::now(), thread_cpu(tck));
         floor(&mut ct, &req);
@@ -288,6 +324,9 @@ fn main() {
         per_state(&mut ct, &req);
         i_ours.push(t.elapsed());
         c_ours.push(thread_cpu(tck).saturating_sub(c));
+        let t = Instant::now();
+        per_state_pipelined(&mut ct, &req);
+        i_pipe.push(t.elapsed());
         let t = Instant::now();
         c_cli.push(cli_cpu(&ns, tck));
         i_cli.push(t.elapsed());
@@ -301,6 +340,12 @@ fn main() {
         "live_dump {flows} flows, interleaved wall-clock medians ({rounds} rounds): floor {f:.3?}, ours {o:.3?}, conntrack -L {k:.3?}"
     );
     ratios("interleaved, wall clock", f, o, k);
+    let p = median(&mut i_pipe);
+    println!(
+        "live_dump pipelined (interleaved, wall clock): {p:.3?}, ours_pipelined/floor = {:.3}, conntrack -L/ours_pipelined = {:.2}",
+        p.as_secs_f64() / f.as_secs_f64().max(1e-9),
+        k.as_secs_f64() / p.as_secs_f64().max(1e-9)
+    );
     // CPU time is what a dump costs whatever else runs on the machine
     // (the dump is one thread, so on an idle machine wall = CPU).
     let (f, o, k) = (

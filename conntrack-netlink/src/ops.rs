@@ -172,6 +172,45 @@ impl Conntrack<Socket> {
     pub fn socket(&self) -> &Socket {
         &self.t
     }
+
+    /// [`Conntrack::fold`] with the datagrams received on a second thread,
+    /// so that the kernel fills the next datagram (a dump's next part is
+    /// produced inside the reader's `recvmsg`) while this thread decodes
+    /// the previous one. With a spare CPU core the dump then takes about
+    /// as long as receiving alone; the CPU time is the same. At most four
+    /// datagrams wait in between, so memory stays bounded.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), conntrack_netlink::Error> {
+    /// use conntrack_core::{FlowLike, L3Family};
+    /// use conntrack_netlink::{Conntrack, DumpRequest};
+    /// let mut ct = Conntrack::open()?;
+    /// let (assured, _) = ct.fold_pipelined(&DumpRequest::table(L3Family::UNSPEC), || 0u64, |n, f| {
+    ///     *n += u64::from(f.status().contains(conntrack_core::Status::ASSURED))
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn fold_pipelined<A>(
+        &mut self,
+        req: &DumpRequest,
+        init: impl FnMut() -> A,
+        f: impl FnMut(&mut A, &FlowView<'_>),
+    ) -> Result<(A, DumpSummary)> {
+        if let Some(fl) = &req.filter {
+            fl.check()?;
+        }
+        self.t.pipelined(|p| {
+            dump::fold_flows(
+                p,
+                req.kind.op(),
+                &mut |seq| req.build(seq),
+                req.policy,
+                req.filter.as_ref(),
+                init,
+                f,
+            )
+        })
+    }
 }
 
 impl<T: Transport> Conntrack<T> {

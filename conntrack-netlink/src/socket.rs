@@ -217,25 +217,7 @@ impl Transport for Socket {
     }
 
     fn recv(&mut self, op: Op) -> Result<&[u8]> {
-        let cap = self.buf.len();
-        let n = loop {
-            let mut slice: &mut [u8] = &mut self.buf[..];
-            match self.sock.recv(&mut slice, libc::MSG_TRUNC) {
-                Ok(n) => break n,
-                Err(e) => match e.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    Some(libc::EAGAIN) => return Err(Error::Timeout { op }),
-                    Some(libc::ENOBUFS) => return Err(Error::Overrun { op }),
-                    _ => return Err(Error::io("recv", e)),
-                },
-            }
-        };
-        if n > cap {
-            return Err(Error::Truncated {
-                len: n,
-                buffer: cap,
-            });
-        }
+        let n = recv_datagram(&self.sock, &mut self.buf, op)?;
         Ok(&self.buf[..n])
     }
 
@@ -245,6 +227,158 @@ impl Transport for Socket {
             self.seq = 1;
         }
         self.seq
+    }
+}
+
+/// One `recv` into `buf`, retried on `EINTR`; a datagram longer than
+/// `buf` is [`Error::Truncated`] (detected with `MSG_TRUNC`).
+fn recv_datagram(sock: &NlSocket, buf: &mut [u8], op: Op) -> Result<usize> {
+    let cap = buf.len();
+    let n = loop {
+        let mut slice: &mut [u8] = &mut buf[..];
+        match sock.recv(&mut slice, libc::MSG_TRUNC) {
+            Ok(n) => break n,
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => return Err(Error::Timeout { op }),
+                Some(libc::ENOBUFS) => return Err(Error::Overrun { op }),
+                _ => return Err(Error::io("recv", e)),
+            },
+        }
+    };
+    if n > cap {
+        return Err(Error::Truncated {
+            len: n,
+            buffer: cap,
+        });
+    }
+    Ok(n)
+}
+
+/// Whether `datagram` holds the `NLMSG_DONE` or `NLMSG_ERROR` that ends
+/// the conversation with sequence number `seq`.
+fn ends(datagram: &[u8], seq: u32) -> bool {
+    crate::wire::messages(datagram)
+        .map_while(|m| m.ok())
+        .any(|m| m.seq == seq && (m.is_done() || m.is_error()))
+}
+
+/// How many received datagrams may wait for the decoding thread.
+const PIPELINE_DEPTH: usize = 4;
+
+/// A [`Transport`] whose receives run on a second thread: while the caller
+/// decodes one datagram, the receiving thread is already in `recv`, where
+/// the kernel fills the next one (a netlink dump produces its next
+/// datagram inside the reader's `recvmsg`). Used by
+/// [`crate::Conntrack::fold_pipelined`].
+pub(crate) struct Pipe<'a> {
+    sock: &'a NlSocket,
+    seq: &'a mut u32,
+    cmd: Option<std::sync::mpsc::Sender<(u32, Op)>>,
+    data: std::sync::mpsc::Receiver<Result<(Vec<u8>, usize)>>,
+    pool: std::sync::mpsc::Sender<Vec<u8>>,
+    cur: Option<(Vec<u8>, usize)>,
+}
+
+impl Socket {
+    /// Runs `f` with a [`Pipe`] over this socket; the receiving thread
+    /// ends when `f` returns (at the latest after the receive timeout, if
+    /// `f` stopped reading before the end of a reply).
+    pub(crate) fn pipelined<R>(&mut self, f: impl FnOnce(&mut Pipe<'_>) -> R) -> R {
+        use std::sync::mpsc;
+        let Socket { sock, buf, seq, .. } = self;
+        let sock: &NlSocket = sock;
+        let len = buf.len();
+        let (cmd_tx, cmd_rx) = mpsc::channel::<(u32, Op)>();
+        let (data_tx, data_rx) = mpsc::sync_channel(PIPELINE_DEPTH);
+        let (pool_tx, pool_rx) = mpsc::channel::<Vec<u8>>();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                while let Ok((want, op)) = cmd_rx.recv() {
+                    loop {
+                        let mut b = pool_rx.try_recv().unwrap_or_else(|_| vec![0; len]);
+                        match recv_datagram(sock, &mut b, op) {
+                            Ok(n) => {
+                                let end = ends(&b[..n], want);
+                                if data_tx.send(Ok((b, n))).is_err() {
+                                    return;
+                                }
+                                if end {
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                let _ = data_tx.send(Err(e));
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+            let mut pipe = Pipe {
+                sock,
+                seq,
+                cmd: Some(cmd_tx),
+                data: data_rx,
+                pool: pool_tx,
+                cur: None,
+            };
+            let r = f(&mut pipe);
+            // Dropping the pipe closes the channels: the thread ends.
+            drop(pipe);
+            r
+        })
+    }
+}
+
+impl Transport for Pipe<'_> {
+    fn send(&mut self, datagram: &[u8]) -> Result<()> {
+        let seq = datagram
+            .get(8..12)
+            .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or(Error::InvalidRequest(
+                "a request shorter than a netlink header",
+            ))?;
+        loop {
+            match self.sock.send(datagram, 0) {
+                Ok(n) if n == datagram.len() => break,
+                Ok(_) => {
+                    return Err(Error::io(
+                        "send",
+                        io::Error::new(io::ErrorKind::WriteZero, "short send on a netlink socket"),
+                    ));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("send", e)),
+            }
+        }
+        // The op is only used to label receive errors.
+        if let Some(c) = &self.cmd {
+            let _ = c.send((seq, Op::Dump));
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self, op: Op) -> Result<&[u8]> {
+        if let Some((b, _)) = self.cur.take() {
+            let _ = self.pool.send(b);
+        }
+        match self.data.recv() {
+            Ok(Ok(d)) => {
+                let (b, n) = self.cur.insert(d);
+                Ok(&b[..*n])
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Timeout { op }),
+        }
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        *self.seq = self.seq.wrapping_add(1);
+        if *self.seq == 0 {
+            *self.seq = 1;
+        }
+        *self.seq
     }
 }
 

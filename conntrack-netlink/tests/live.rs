@@ -9,8 +9,8 @@
 use conntrack_core::cli::list::parse_lines;
 use conntrack_core::cli::stats::{parse_cli_stats_bytes, parse_count};
 use conntrack_core::{
-    Flow, L3Family, L4Proto, L4Tuple, ProtoInfo, SctpInfo, SctpState, Status, TcpInfo, TcpState,
-    Tuple,
+    Flow, FlowLike, L3Family, L4Proto, L4Tuple, ProtoInfo, SctpInfo, SctpState, Status, TcpInfo,
+    TcpState, Tuple,
 };
 use conntrack_netlink::fill::{self, FillOptions, FlowKind, Mix};
 use conntrack_netlink::{
@@ -695,21 +695,61 @@ fn fill_mix_and_kinds() {
 }
 
 #[test]
-fn table_full_is_reported_and_max_restored() {
-    let Some((_ns, mut ct)) = live("full") else {
+fn pipelined_fold_equals_fold() {
+    let Some((_ns, mut ct)) = live("pipe") else {
+        return;
+    };
+    let count = |ct: &mut Conntrack, pipelined: bool| {
+        let req = DumpRequest::table(L3Family::UNSPEC);
+        let agg = |m: &mut BTreeMap<String, u64>, f: &conntrack_netlink::wire::FlowView<'_>| {
+            *m.entry(f.flow_state().to_string()).or_insert(0) += 1
+        };
+        if pipelined {
+            ct.fold_pipelined(&req, BTreeMap::new, agg).unwrap()
+        } else {
+            ct.fold(&req, BTreeMap::new, agg).unwrap()
+        }
+    };
+    // Empty table, then a table of many datagrams.
+    let (m, s) = count(&mut ct, true);
+    assert!(m.is_empty() && s.messages == 1, "{m:?} {s:?}");
+    fill::fill(&mut ct, &FillOptions::new(30_000)).unwrap();
+    let (a, sa) = count(&mut ct, false);
+    let (b, sb) = count(&mut ct, true);
+    assert_eq!(a, b);
+    assert_eq!(sa.flows, 30_000);
+    assert_eq!((sa.flows, sa.messages), (sb.flows, sb.messages));
+    assert!(sb.datagrams > 10);
+    // The socket is ready for anything afterwards.
+    assert_eq!(ct.count().unwrap(), 30_000);
+    let (b2, _) = count(&mut ct, true);
+    assert_eq!(a, b2);
+    // A filtered pipelined dump.
+    let f = Filter::new(L3Family::INET).orig(TupleFilter::new().proto(L4Proto::UDP));
+    let (n, s) = ct
+        .fold_pipelined(&DumpRequest::filtered(f), || 0u64, |n, _| *n += 1)
+        .unwrap();
+    assert_eq!(n, 9_000);
+    assert!(s.kernel_filtered);
+}
+
+#[test]
+fn max_guard_restores_the_global_max() {
+    let Some((_ns, mut ct)) = live("max") else {
         return;
     };
     let before = fill::read_max().unwrap();
-    {
-        let _g = fill::ConntrackMaxGuard::at_least(before + 1).unwrap();
-        assert_eq!(fill::read_max().unwrap(), before + 1);
+    if before != 0 {
+        {
+            let g = fill::ConntrackMaxGuard::at_least(before + 1).unwrap();
+            assert_eq!(g.previous(), before);
+            assert_eq!(fill::read_max().unwrap(), before + 1);
+        }
+        assert_eq!(fill::read_max().unwrap(), before);
+        // Never lowered: a guard below the current value changes nothing.
+        drop(fill::ConntrackMaxGuard::at_least(1).unwrap());
+        assert_eq!(fill::read_max().unwrap(), before);
     }
-    assert_eq!(fill::read_max().unwrap(), before);
-    // ENOMEM is how a full table answers a create; we do not lower the
-    // global max here (other namespaces share it), so only check that the
-    // errno mapping keeps it distinguishable.
-    let e = Error::from_errno(Op::Fill, libc::ENOMEM, None);
-    assert_eq!(e.errno(), Some(libc::ENOMEM));
     assert_eq!(ct.count().unwrap(), 0);
 }
 
