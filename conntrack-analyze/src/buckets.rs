@@ -136,6 +136,12 @@ pub fn poisson_model(entries: u64, buckets: u64, cap: ChainCap) -> ChainModel {
             }
         }
     }
+    // Lambdas beyond the computed range (absurd inputs such as billions of
+    // entries in one bucket): the Gaussian approximation of the maximum.
+    let beyond = buckets > 0 && sf.first().is_some_and(|&m| m < 0.5);
+    if beyond {
+        longest = lambda + (2.0 * lambda * b.ln().max(0.0)).sqrt();
+    }
     let p_insert_refused = match cap {
         ChainCap::None => None,
         ChainCap::Uniform { min, max } => {
@@ -144,7 +150,12 @@ pub fn poisson_model(entries: u64, buckets: u64, cap: ChainCap) -> ChainModel {
             let mut s = 0.0;
             for c in lo..=hi {
                 // Refused when a chain holds >= c + 2 nodes.
-                let one = sf.get(c as usize + 2).copied().unwrap_or(0.0);
+                // Beyond the computed range every chain is far longer.
+                let one = if beyond {
+                    1.0
+                } else {
+                    sf.get(c as usize + 2).copied().unwrap_or(0.0)
+                };
                 s += 1.0 - (1.0 - one) * (1.0 - one);
             }
             Some(if buckets == 0 { 0.0 } else { s / n })
@@ -261,7 +272,8 @@ impl BucketHasher {
 
 /// Hashes both tuples of every flow into `buckets` buckets with a keyed
 /// SipHash and reports the chain lengths. Memory: one u32 per bucket
-/// (`buckets` is capped at 2^28) plus one tuple per flow for duplicate
+/// (`buckets` is capped at 2^26, 256 MiB; the cap shows in
+/// [`SimulatedChains::buckets`]) plus one tuple per flow for duplicate
 /// detection.
 ///
 /// ```
@@ -282,7 +294,7 @@ where
     F: FlowLike + 'a,
     I: IntoIterator<Item = &'a F>,
 {
-    let buckets = buckets.min(1 << 28);
+    let buckets = buckets.min(1 << 26);
     let hasher = BucketHasher::new(buckets, seed);
     let mut chains = vec![0u32; buckets as usize];
     let mut nodes = 0u64;
@@ -418,6 +430,11 @@ mod tests {
         // Huge lambda: no NaN, sums near 1 over the computed range.
         let m = poisson_model(u32::MAX as u64 * 1000, 1, ChainCap::None);
         assert!(m.p_len.iter().all(|x| x.is_finite()));
+        // One bucket: the longest chain is the chain, 2N.
+        assert_eq!(m.expected_longest, m.lambda);
+        let m = poisson_model(u64::MAX, 3, ChainCap::Uniform { min: 50, max: 79 });
+        assert!(m.expected_longest.is_finite() && m.expected_longest > m.lambda);
+        assert_eq!(m.p_insert_refused, Some(1.0)); // every chain is over the cap
     }
 
     #[test]

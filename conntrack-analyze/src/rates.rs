@@ -632,6 +632,26 @@ impl fmt::Display for Rates {
                 r.since_boot
             )?;
         }
+        if self.cpus.len() > 1 {
+            let cols = [
+                Counter::Drop,
+                Counter::InsertFailed,
+                Counter::EarlyDrop,
+                Counter::Invalid,
+            ];
+            write!(f, "{:<8}", "cpu")?;
+            for c in cols {
+                write!(f, " {:>14}", c.name())?;
+            }
+            writeln!(f)?;
+            for cpu in &self.cpus {
+                write!(f, "{:<8}", cpu.cpu.to_string())?;
+                for c in cols {
+                    write!(f, " {:>14.2}", cpu.per_sec(c))?;
+                }
+                writeln!(f)?;
+            }
+        }
         for x in &self.resets {
             writeln!(f, "counter reset before {:?}", x.at)?;
         }
@@ -741,6 +761,7 @@ mod tests {
         // 20 from cpu0 + 10 from cpu2 (second interval only).
         assert_eq!(r.delta(Drop), 30);
         assert_eq!(r.per_sec(Drop), 1.5);
+        assert!(r.to_string().contains("cpu2"));
         let c2 = r.cpus.iter().find(|c| c.cpu == CpuId::Id(2)).unwrap();
         assert_eq!(c2.covered_secs, 10.0);
         assert_eq!(c2.per_sec(Drop), 1.0);
@@ -796,6 +817,7 @@ mod tests {
         assert_eq!(s.samples().len(), 1);
         let r = s.rates();
         assert!(r.counters.is_empty());
+        assert!(r.to_string().starts_with("window 0.0s"));
         assert!(r.imbalance(Drop).is_none());
     }
 }
