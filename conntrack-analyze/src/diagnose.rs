@@ -428,9 +428,14 @@ fn imbalance_findings(host: &HostSnapshot, fx: &Facts, th: &Thresholds, out: &mu
         FindingId::CpuImbalance,
         Severity::Warning,
         format!(
-            "{} concentrated on {} with RPS off",
+            "{} concentrated on {} {}",
             imb.counter.name(),
-            imb.busiest
+            imb.busiest,
+            if host.rx_queues.is_empty() {
+                "(RPS state unknown)"
+            } else {
+                "with RPS off"
+            }
         ),
         e,
         "One CPU takes most of the failures: its receive queue handles the bursts that race \
@@ -704,6 +709,44 @@ mod tests {
         // Far apart: not a confirm-time pattern.
         let r = rates(&[(InsertFailed, 0, 100), (Drop, 0, 500), (EarlyDrop, 0, 0)]);
         assert!(diagnose(&host(100, 65_536, 65_536, None), Some(&r), None).is_empty());
+    }
+
+    #[test]
+    fn imbalance_says_when_rps_is_unknown() {
+        let mk = |t: u64, d: [u32; 2]| Sample {
+            at: Duration::from_secs(t),
+            stats: Stats {
+                entries: Some(10),
+                max_entries: None,
+                cpus: d
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| {
+                        let mut c = CpuStats::for_cpu(i as u32);
+                        c.set(Drop, v);
+                        c
+                    })
+                    .collect(),
+            },
+        };
+        let r = Rates::from_samples(&[mk(0, [0, 0]), mk(10, [90, 10])]);
+        let f = diagnose(&HostSnapshot::default(), Some(&r), None);
+        assert_eq!(ids(&f), vec![FindingId::CpuImbalance]);
+        assert!(
+            f[0].title.ends_with("(RPS state unknown)"),
+            "{}",
+            f[0].title
+        );
+        // max 9/s over mean 5/s.
+        assert_eq!(f[0].evidence_value("max / mean"), Some(1.8));
+        // RPS on: not this finding.
+        let mut h = HostSnapshot::default();
+        h.rx_queues.push(conntrack_core::RxQueue {
+            iface: "eth0".into(),
+            queue: 0,
+            rps_cpus: vec![0, 1],
+        });
+        assert!(diagnose(&h, Some(&r), None).is_empty());
     }
 
     #[test]

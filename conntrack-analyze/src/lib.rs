@@ -48,3 +48,8 @@ pub use diagnose::{Thresholds, diagnose, diagnose_with};
 pub use finding::{Evidence, Finding, FindingId, Severity};
 pub use hotspots::{HotspotConfig, HotspotSummary, Hotspots};
 pub use rates::{RateWindow, Rates, StatsSeries};
+
+/// The README's example, compiled and run as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
