@@ -470,11 +470,21 @@ enum Upsert {
 /// assert_eq!(table.len(), 1);
 /// assert_eq!(table.get(&t, 0).unwrap().mark(), Some(3));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Table {
     v4: Side<V4Key>,
     v6: Side<V6Key>,
     epoch: Instant,
+}
+
+impl core::fmt::Debug for Table {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Table")
+            .field("ipv4", &self.v4.map.len())
+            .field("ipv6", &self.v6.map.len())
+            .field("heap_bytes", &self.heap_bytes())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Table {
@@ -1272,6 +1282,12 @@ mod tests {
         fn on_remove(&mut self, _: &EntryRef<'_>) {
             self.rem += 1;
         }
+    }
+
+    #[test]
+    fn debug_is_a_summary() {
+        let d = format!("{:?}", Table::new());
+        assert!(d.starts_with("Table { ipv4: 0, ipv6: 0"), "{d}");
     }
 
     #[test]

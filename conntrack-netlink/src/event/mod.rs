@@ -4,8 +4,7 @@
 //! swallowed.
 //!
 //! What the kernel sends (`ctnetlink_conntrack_event`,
-//! `net/netfilter/nf_conntrack_netlink.c`; see also `/work/shared/KERNEL.md`
-//! section 2):
+//! `net/netfilter/nf_conntrack_netlink.c`):
 //!
 //! | event | message | `nlmsg_flags` | group |
 //! |---|---|---|---|
@@ -429,7 +428,6 @@ pub struct EventStats {
 ///
 /// Opening needs `CAP_NET_ADMIN` in the namespace (binding to ctnetlink
 /// groups is privileged).
-#[derive(Debug)]
 pub struct EventSocket {
     sock: NlSocket,
     buf: Vec<u8>,
@@ -439,6 +437,18 @@ pub struct EventSocket {
     rcvbuf: RcvBufReport,
     stats: EventStats,
     timeout: Option<Duration>,
+}
+
+impl core::fmt::Debug for EventSocket {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("EventSocket")
+            .field("fd", &self.sock.as_raw_fd())
+            .field("groups", &self.groups)
+            .field("rcvbuf", &self.rcvbuf)
+            .field("stats", &self.stats)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where the next item is, without holding a borrow of the buffer (so that
