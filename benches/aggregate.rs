@@ -21,6 +21,9 @@
 //! prints both, the ratio of each to the decode-only baseline, and the
 //! aggregator's memory.
 //!
+//! Under `cargo test --all-targets` (no `--bench` argument) it only runs
+//! the sanity check on 2,000 flows.
+//!
 //! Run: `cargo bench --bench aggregate`; `AGGREGATE_CPU_ONLY=1 cargo bench
 //! --bench aggregate` skips criterion and prints the CPU-time table only.
 
@@ -34,7 +37,10 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-const N: usize = 1_000_000;
+const FULL: usize = 1_000_000;
+/// Flows under `cargo test --all-targets` (no `--bench` argument): a smoke
+/// test of the same code paths.
+const SMOKE: usize = 2_000;
 const K: usize = 1024;
 
 struct Rng(u64);
@@ -221,10 +227,10 @@ fn synth_flow(r: &mut Rng) -> Flow {
     f
 }
 
-fn build() -> (Vec<u8>, Vec<Flow>) {
+fn build(n: usize) -> (Vec<u8>, Vec<Flow>) {
     let mut r = Rng(0x5eed_1234_abcd_0001);
-    let owned: Vec<Flow> = (0..N).map(|_| synth_flow(&mut r)).collect();
-    let mut buf = Vec::with_capacity(N * 200);
+    let owned: Vec<Flow> = (0..n).map(|_| synth_flow(&mut r)).collect();
+    let mut buf = Vec::with_capacity(n * 200);
     for (i, f) in owned.iter().enumerate() {
         let fam = if f.orig.src.is_ipv4() { 2 } else { 10 };
         let m = encode::begin_message(
@@ -260,15 +266,21 @@ fn decode_into(buf: &[u8], h: &mut Hotspots) -> usize {
 }
 
 fn main() {
-    let (buf, owned) = build();
+    let bench = std::env::args().any(|a| a == "--bench");
+    let n = if bench { FULL } else { SMOKE };
+    let (buf, owned) = build(n);
     // Sanity: the buffer decodes to every flow, and the decoded views
     // aggregate to the same summary as the owned flows.
     let mut a = topk();
-    assert_eq!(decode_into(&buf, &mut a), N);
+    assert_eq!(decode_into(&buf, &mut a), n);
     let mut b = topk();
     b.extend(owned.iter());
     assert_eq!(a.summary(), b.summary(), "views and owned flows disagree");
 
+    if !bench {
+        println!("aggregate: smoke test on {n} flows passed (run with cargo bench for numbers)");
+        return;
+    }
     if std::env::var_os("AGGREGATE_CPU_ONLY").is_none() {
         run_criterion(&buf, &owned);
     }
@@ -298,6 +310,7 @@ fn best_cpu(mut pass: impl FnMut()) -> Option<f64> {
 }
 
 fn cpu_table(buf: &[u8], owned: &[Flow]) {
+    let n = owned.len();
     let mut rows: Vec<(&str, Option<f64>)> = Vec::new();
     rows.push((
         "decode_only",
@@ -346,13 +359,13 @@ fn cpu_table(buf: &[u8], owned: &[Flow]) {
     decode_into(buf, &mut mt);
     decode_into(buf, &mut me);
     println!();
-    println!("buffer: {} flows, {} bytes", N, buf.len());
+    println!("buffer: {} flows, {} bytes", n, buf.len());
     println!(
         "aggregator memory after 1M flows: top-K (K={K}) {} KiB, exact {} KiB",
         mt.memory_bytes() / 1024,
         me.memory_bytes() / 1024
     );
-    println!("thread CPU time, best of 5 passes over {N} flows:");
+    println!("thread CPU time, best of 5 passes over {n} flows:");
     println!(
         "{:<24} {:>10} {:>14} {:>10}",
         "bench", "cpu s", "flows/cpu-s", "x decode"
@@ -364,7 +377,7 @@ fn cpu_table(buf: &[u8], owned: &[Flow]) {
                 "{:<24} {:>10.3} {:>14.0} {:>10.2}",
                 name,
                 s,
-                N as f64 / s,
+                n as f64 / s,
                 s / b
             ),
             _ => println!("{name:<24} (no /proc/thread-self/stat)"),
@@ -373,13 +386,14 @@ fn cpu_table(buf: &[u8], owned: &[Flow]) {
 }
 
 fn run_criterion(buf: &[u8], owned: &[Flow]) {
+    let n = owned.len();
     let mut c = Criterion::default()
         .configure_from_args()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(8));
     {
         let mut g = c.benchmark_group("aggregate_1m");
-        g.throughput(Throughput::Elements(N as u64));
+        g.throughput(Throughput::Elements(n as u64));
         g.sample_size(10);
         g.sampling_mode(SamplingMode::Flat);
         g.bench_function(BenchmarkId::from_parameter("decode_only"), |bch| {
@@ -459,7 +473,7 @@ fn run_criterion(buf: &[u8], owned: &[Flow]) {
                 println!(
                     "{:<24} {:>14.0} {:>10.2}",
                     name,
-                    N as f64 / (ns / 1e9),
+                    n as f64 / (ns / 1e9),
                     ns / base
                 );
             }
