@@ -26,12 +26,13 @@
 
 use super::attr::*;
 use super::error::{DecodeError, ErrorKind, Expected};
+use super::fast;
 use super::message::{
     IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_NEW, Message, NFGENMSG_LEN, NLM_F_CREATE, NLM_F_EXCL,
     NLMSG_HDRLEN, NfGenMsg,
 };
 use super::nla::{Attr, Attrs, relabel};
-use super::tuple::{decode_tuple, for_each};
+use super::tuple::{decode_tuple_general as decode_tuple, for_each};
 use conntrack_core::{
     Counters, DccpInfo, DccpState, Flow, FlowKey, FlowLike, FlowState, L3Family, L4Proto, Labels,
     Nat, ProtoInfo, SctpInfo, SctpState, SeqAdj, Status, Synproxy, TcpFlags, TcpInfo, TcpState,
@@ -286,15 +287,15 @@ impl<'a> FlowView<'a> {
     /// assert_eq!(e.to_string(), "CTA_TUPLE_ORIG at byte 0: required attribute is missing");
     /// ```
     pub fn parse(payload: &'a [u8]) -> Result<FlowView<'a>, DecodeError> {
-        Self::decode(payload, 0, IPCTNL_MSG_CT_NEW, 0)
+        Self::decode::<true>(payload, 0, IPCTNL_MSG_CT_NEW, 0)
     }
 
     /// Decodes the flow in `msg` (which should satisfy
     /// [`Message::is_ct_flow`]); error offsets are positions in the buffer
     /// the message came from.
-    #[inline]
+    #[inline(always)]
     pub fn from_message(msg: &Message<'a>) -> Result<FlowView<'a>, DecodeError> {
-        Self::decode(
+        Self::decode::<true>(
             msg.payload,
             msg.offset + NLMSG_HDRLEN,
             msg.msg_type(),
@@ -302,8 +303,11 @@ impl<'a> FlowView<'a> {
         )
     }
 
-    #[inline]
-    fn decode(
+    /// The single pass. With `FAST`, nests in the kernel's common layouts
+    /// are read by the fast paths of [`fast`], which accept only what the
+    /// general path decodes to the same value.
+    #[inline(always)]
+    fn decode<const FAST: bool>(
         payload: &'a [u8],
         base: usize,
         msg_type: u8,
@@ -318,8 +322,7 @@ impl<'a> FlowView<'a> {
                 },
             ));
         };
-        let mut orig = None;
-        let mut reply = None;
+        let (mut have_orig, mut have_reply) = (false, false);
         let mut v = FlowView {
             payload,
             base,
@@ -358,17 +361,60 @@ impl<'a> FlowView<'a> {
                 Err(e) => return Err(relabel(e, C)),
             };
             match CtaAttr(a.ty()) {
-                CTA_TUPLE_ORIG => orig = Some(decode_tuple(&a, C)?),
-                CTA_TUPLE_REPLY => reply = Some(decode_tuple(&a, C)?),
-                CTA_STATUS => v.status = Some(Status::from_bits_retain(a.be32(C)?)),
+                // Tuples are written in place: the fast path for the
+                // kernel's layouts, the general path for anything else.
+                CTA_TUPLE_ORIG => {
+                    if !(FAST && fast::tuple_into(a.value(), &mut v.orig)) {
+                        v.orig = decode_tuple(&a, C)?;
+                    }
+                    have_orig = true;
+                }
+                CTA_TUPLE_REPLY => {
+                    if !(FAST && fast::tuple_into(a.value(), &mut v.reply)) {
+                        v.reply = decode_tuple(&a, C)?;
+                    }
+                    have_reply = true;
+                }
+                CTA_STATUS => {
+                    v.status = Some(Status::from_bits_retain(a.be32(C)?));
+                    // A dump continues with mark, id, use and timeout.
+                    if let Some((mark, id, use_count, timeout)) =
+                        fast::after_status(it.remaining()).filter(|_| FAST)
+                    {
+                        v.mark = Some(mark);
+                        v.id = Some(id);
+                        v.use_count = Some(use_count);
+                        v.timeout = Some(timeout);
+                        it.skip_bytes(32);
+                    }
+                }
                 CTA_TIMEOUT => v.timeout = Some(a.be32(C)?),
                 CTA_MARK => v.mark = Some(a.be32(C)?),
                 CTA_ID => v.id = Some(a.be32(C)?),
                 CTA_USE => v.use_count = Some(a.be32(C)?),
-                CTA_PROTOINFO => v.protoinfo = protoinfo(&a)?,
-                CTA_COUNTERS_ORIG => v.counters_orig = Some(counters(&a)?),
-                CTA_COUNTERS_REPLY => v.counters_reply = Some(counters(&a)?),
-                CTA_TIMESTAMP => v.timestamp = Some(timestamp(&a)?),
+                CTA_PROTOINFO => {
+                    v.protoinfo = match fast::tcp(a.value()) {
+                        Some(t) if FAST => Some(ProtoInfo::Tcp(t)),
+                        _ => protoinfo(&a)?,
+                    }
+                }
+                CTA_COUNTERS_ORIG | CTA_COUNTERS_REPLY => {
+                    let c = match fast::counters(a.value()) {
+                        Some(c) if FAST => c,
+                        _ => counters(&a)?,
+                    };
+                    if a.ty() == CTA_COUNTERS_ORIG.0 {
+                        v.counters_orig = Some(c);
+                    } else {
+                        v.counters_reply = Some(c);
+                    }
+                }
+                CTA_TIMESTAMP => {
+                    v.timestamp = Some(match fast::timestamp(a.value()) {
+                        Some(t) if FAST => t,
+                        _ => timestamp(&a)?,
+                    })
+                }
                 CTA_ZONE => v.zone = Some(a.be16(C)?),
                 CTA_TUPLE_MASTER => v.master = Some(decode_tuple(&a, C)?),
                 CTA_HELP => v.helper = Some(named(&a)?),
@@ -385,8 +431,12 @@ impl<'a> FlowView<'a> {
             }
         }
         let missing = |ty: CtaAttr| DecodeError::at(base, C, ty.0, ErrorKind::Missing);
-        v.orig = orig.ok_or_else(|| missing(CTA_TUPLE_ORIG))?;
-        v.reply = reply.ok_or_else(|| missing(CTA_TUPLE_REPLY))?;
+        if !have_orig {
+            return Err(missing(CTA_TUPLE_ORIG));
+        }
+        if !have_reply {
+            return Err(missing(CTA_TUPLE_REPLY));
+        }
         Ok(v)
     }
 
@@ -633,8 +683,14 @@ impl<'a> FlowView<'a> {
     }
 }
 
+/// Decodes without the fast paths (for tests comparing the two).
+#[cfg(test)]
+pub(crate) fn parse_general(payload: &[u8]) -> Result<FlowView<'_>, DecodeError> {
+    FlowView::decode::<false>(payload, 0, IPCTNL_MSG_CT_NEW, 0)
+}
+
 /// A tuple value used only until the real one is decoded.
-const PLACEHOLDER: Tuple = Tuple {
+pub(crate) const PLACEHOLDER: Tuple = Tuple {
     src: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
     dst: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
     proto: L4Proto(0),

@@ -132,7 +132,9 @@ impl<'a> Flows<'a> {
 impl<'a> Iterator for Flows<'a> {
     type Item = Result<FlowView<'a>, DecodeError>;
 
-    #[inline]
+    // Inlined into the caller's loop so that the view is built where the
+    // caller reads it, instead of being copied out (it is ~460 bytes).
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         while !self.finished {
             let m = match self.msgs.next()? {

@@ -41,6 +41,7 @@
 pub mod attr;
 pub mod encode;
 mod error;
+mod fast;
 mod flow;
 mod flows;
 pub mod message;

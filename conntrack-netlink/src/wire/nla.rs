@@ -189,6 +189,19 @@ impl<'a> Attrs<'a> {
         Attrs { buf, pos: 0, base }
     }
 
+    /// The bytes not yet iterated over.
+    #[inline(always)]
+    pub(crate) fn remaining(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or(&[])
+    }
+
+    /// Skips `n` bytes (whole, aligned attributes the caller has read
+    /// from [`Attrs::remaining`]).
+    #[inline(always)]
+    pub(crate) fn skip_bytes(&mut self, n: usize) {
+        self.pos = self.pos.saturating_add(n);
+    }
+
     /// The next attribute, `Ok(None)` at the end.
     #[inline(always)]
     pub fn next_attr(&mut self) -> Result<Option<Attr<'a>>, DecodeError> {

@@ -55,10 +55,9 @@ pub(crate) fn for_each<'a>(
     }
 }
 
-/// Decodes the tuple nest `a`, an attribute of namespace `space` (the
-/// top level for orig/reply/master). Errors name the full path.
-#[inline]
-pub(crate) fn decode_tuple(a: &Attr<'_>, space: Space) -> Result<Tuple, DecodeError> {
+/// The general, order-agnostic tuple decoder with full validation.
+#[inline(never)]
+pub(crate) fn decode_tuple_general(a: &Attr<'_>, space: Space) -> Result<Tuple, DecodeError> {
     let mut src: Option<IpAddr> = None;
     let mut dst: Option<IpAddr> = None;
     let mut ip_at: Option<usize> = None;
@@ -222,7 +221,7 @@ mod tests {
 
     fn tuple(buf: &[u8]) -> Result<Tuple, DecodeError> {
         let a = Attrs::new(buf, 0).next().unwrap().unwrap();
-        decode_tuple(&a, Space::Conntrack)
+        decode_tuple_general(&a, Space::Conntrack)
     }
 
     #[test]
