@@ -642,7 +642,7 @@ mod tests {
         let mk = |t: u64, second: bool| {
             let mut c = CpuStats::for_cpu(0);
             for &(k, a, d) in cols {
-                c.set(k, if second { a + d } else { a });
+                c.set(k, if second { a.wrapping_add(d) } else { a });
             }
             Sample {
                 at: Duration::from_secs(t),
@@ -812,6 +812,29 @@ mod tests {
             .insert("established".into(), 3600);
         let f = diagnose(&hs, None, Some(&s));
         assert_eq!(ids(&f), vec![FindingId::CloseWaitDominance]);
+    }
+
+    #[test]
+    fn degenerate_hosts_do_not_panic() {
+        let r = rates(&[
+            (InsertFailed, u32::MAX, 5),
+            (Drop, 0, 5),
+            (ChainTooLong, 0, 5),
+        ]);
+        for h in [
+            host(5, 0, 0, Some((6, 18))),        // unlimited max, zero buckets
+            host(u32::MAX, 1, 1, Some((5, 15))), // count far over max
+            host(0, u32::MAX, u32::MAX, Some((0, 0))),
+            HostSnapshot::default(),
+        ] {
+            for f in diagnose(&h, Some(&r), None) {
+                assert!(!f.evidence.is_empty());
+                assert!(f.evidence.iter().all(|e| e.value.is_finite()), "{f}");
+            }
+        }
+        // max 0 means unlimited: never "full".
+        let f = diagnose(&host(5, 0, 0, None), None, None);
+        assert!(f.is_empty());
     }
 
     #[test]
