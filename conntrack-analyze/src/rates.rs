@@ -172,9 +172,10 @@ impl CpuRates {
     }
 }
 
-/// Counters and entries went backwards together between two samples
-/// (reboot, module reload, namespace recreated). The interval's deltas
-/// were discarded.
+/// The counters restarted between two samples (reboot, module reload,
+/// namespace recreated): a counter went backwards by more than a u32
+/// wrap-around can explain, or several counters went backwards together
+/// with the entry count. The interval's deltas were discarded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CounterReset {
     /// The time of the sample after the reset.
