@@ -34,10 +34,16 @@
 //! reported (see [`crate::event`]); with 0 no entry sends events. Such
 //! entries are found by the initial dump and would stay in the mirror after
 //! they are gone. [`Mirror::events_sysctl`] tells which setting the
-//! namespace has; when it is not 1, or the table had entries before the
-//! mirror started, set [`MirrorConfig::resync_every`] (a resync of a
-//! million entries costs one dump, a few CPU-seconds here) or set the
-//! sysctl to 1 before the entries are created.
+//! namespace has. By default ([`ResyncPeriod::Auto`]) the mirror therefore
+//! resyncs periodically when the setting is not 1: every
+//! [`ResyncPeriod::AUTO_BASE`] with 2 (only entries older than the listener
+//! are silent, and they die out), every [`ResyncPeriod::AUTO_NO_EVENTS`]
+//! with 0 or an unreadable setting; a periodic resync that finds nothing
+//! doubles the period (up to [`ResyncPeriod::AUTO_MAX`]) and one that finds
+//! differences resets it. A resync of a million entries costs one dump, a
+//! few CPU-seconds here. [`MirrorConfig::resync_every`] sets a fixed
+//! period or none; setting the sysctl to 1 before the entries are created
+//! makes periodic resyncs unnecessary.
 //!
 //! [`MirrorHook`] is told about every insert, change and removal, so that
 //! aggregates (hotspot counts in `conntrack-analyze`) follow the table
@@ -851,7 +857,73 @@ pub struct MirrorConfig {
     rcvbuf: RcvBuf,
     resync_on_loss: bool,
     max_batch: usize,
-    resync_every: Option<Duration>,
+    resync_every: ResyncPeriod,
+}
+
+/// When a [`Mirror`] resyncs without a loss; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResyncPeriod {
+    /// Chosen from `nf_conntrack_events` when the mirror opens, backing
+    /// off while periodic resyncs find nothing (the default).
+    Auto,
+    /// Never (only on loss and on request).
+    Never,
+    /// At this fixed period.
+    Every(Duration),
+}
+
+impl ResyncPeriod {
+    /// The automatic period with `nf_conntrack_events=2`.
+    pub const AUTO_BASE: Duration = Duration::from_secs(60);
+    /// The automatic period with `nf_conntrack_events=0` (or unreadable).
+    pub const AUTO_NO_EVENTS: Duration = Duration::from_secs(10);
+    /// The longest automatic period after back-off.
+    pub const AUTO_MAX: Duration = Duration::from_secs(600);
+
+    /// The first period for a namespace whose `nf_conntrack_events` reads
+    /// `events` (`None`: could not be read).
+    ///
+    /// ```
+    /// use conntrack_netlink::mirror::ResyncPeriod;
+    /// use std::time::Duration;
+    /// assert_eq!(ResyncPeriod::Auto.initial(Some(1)), None);
+    /// assert_eq!(ResyncPeriod::Auto.initial(Some(2)), Some(ResyncPeriod::AUTO_BASE));
+    /// assert_eq!(ResyncPeriod::Auto.initial(Some(0)), Some(ResyncPeriod::AUTO_NO_EVENTS));
+    /// let fixed = ResyncPeriod::Every(Duration::from_secs(5));
+    /// assert_eq!(fixed.initial(Some(1)), Some(Duration::from_secs(5)));
+    /// ```
+    pub fn initial(self, events: Option<u8>) -> Option<Duration> {
+        match self {
+            ResyncPeriod::Never => None,
+            ResyncPeriod::Every(d) => Some(d),
+            ResyncPeriod::Auto => match events {
+                Some(1) => None,
+                Some(2) => Some(Self::AUTO_BASE),
+                _ => Some(Self::AUTO_NO_EVENTS),
+            },
+        }
+    }
+
+    /// The period after a periodic resync that found `differed` entries
+    /// different, given the current period: automatic periods double
+    /// while resyncs find nothing and go back to the first period when
+    /// they find something; fixed periods stay.
+    ///
+    /// ```
+    /// use conntrack_netlink::mirror::ResyncPeriod;
+    /// use std::time::Duration;
+    /// let base = ResyncPeriod::AUTO_BASE;
+    /// assert_eq!(ResyncPeriod::Auto.next(base, Some(2), 0), 2 * base);
+    /// assert_eq!(ResyncPeriod::Auto.next(ResyncPeriod::AUTO_MAX, Some(2), 0), ResyncPeriod::AUTO_MAX);
+    /// assert_eq!(ResyncPeriod::Auto.next(4 * base, Some(2), 3), base);
+    /// ```
+    pub fn next(self, current: Duration, events: Option<u8>, differed: u64) -> Duration {
+        match self {
+            ResyncPeriod::Auto if differed == 0 => (current * 2).min(Self::AUTO_MAX),
+            ResyncPeriod::Auto => self.initial(events).unwrap_or(current),
+            _ => current,
+        }
+    }
 }
 
 impl MirrorConfig {
@@ -863,16 +935,25 @@ impl MirrorConfig {
             rcvbuf: RcvBuf::Auto,
             resync_on_loss: true,
             max_batch: 1 << 16,
-            resync_every: None,
+            resync_every: ResyncPeriod::Auto,
         }
     }
 
-    /// Resync this often even without loss (default: never), to remove
-    /// entries that go away without a DESTROY event (see the module
-    /// documentation on `nf_conntrack_events`). [`Mirror::poll`] runs it
-    /// when due.
+    /// Resync at this fixed period even without loss (`None`: never), to
+    /// remove entries that go away without a DESTROY event (see the
+    /// module documentation on `nf_conntrack_events`). [`Mirror::poll`]
+    /// runs it when due. The default is [`ResyncPeriod::Auto`].
     pub fn resync_every(mut self, period: Option<Duration>) -> Self {
-        self.resync_every = period.filter(|p| !p.is_zero());
+        self.resync_every = match period.filter(|p| !p.is_zero()) {
+            Some(d) => ResyncPeriod::Every(d),
+            None => ResyncPeriod::Never,
+        };
+        self
+    }
+
+    /// When to resync without a loss.
+    pub fn resync_period(mut self, period: ResyncPeriod) -> Self {
+        self.resync_every = period;
         self
     }
 
@@ -998,6 +1079,7 @@ pub struct Mirror<H: MirrorHook = ()> {
     wait: Option<Option<Duration>>,
     last_sync: Instant,
     events_sysctl: Option<u8>,
+    resync_period: Option<Duration>,
 }
 
 impl Mirror<()> {
@@ -1023,8 +1105,11 @@ impl<H: MirrorHook> Mirror<H> {
             stats: MirrorStats::default(),
             wait: None,
             last_sync: Instant::now(),
-            events_sysctl: read_events_sysctl(&cfg.netns),
+            events_sysctl: None,
+            resync_period: None,
         };
+        m.events_sysctl = read_events_sysctl(&cfg.netns);
+        m.resync_period = cfg.resync_every.initial(m.events_sysctl);
         m.sync(ResyncReason::Initial, false)?;
         Ok(m)
     }
@@ -1080,6 +1165,12 @@ impl<H: MirrorHook> Mirror<H> {
     /// module documentation.
     pub fn events_sysctl(&self) -> Option<u8> {
         self.events_sysctl
+    }
+
+    /// The current period of resyncs without loss (`None`: none are
+    /// scheduled); see [`ResyncPeriod`].
+    pub fn resync_period(&self) -> Option<Duration> {
+        self.resync_period
     }
 
     /// Whether events were lost (or the last dump was interrupted) and no
@@ -1139,12 +1230,15 @@ impl<H: MirrorHook> Mirror<H> {
             let r = self.sync(ResyncReason::Loss, true)?;
             p.resyncs += 1;
             p.last_resync = Some(r);
-        } else if self
-            .cfg
-            .resync_every
-            .is_some_and(|every| self.last_sync.elapsed() >= every)
+        } else if let Some(every) = self.resync_period
+            && self.last_sync.elapsed() >= every
         {
             let r = self.sync(ResyncReason::Periodic, true)?;
+            self.resync_period = Some(self.cfg.resync_every.next(
+                every,
+                self.events_sysctl,
+                r.differed(),
+            ));
             p.resyncs += 1;
             p.last_resync = Some(r);
         }

@@ -327,3 +327,48 @@ fn periodic_resync_covers_entries_without_events() {
     assert_equals_fresh_dump(&m, &ns);
     assert_eq!(m.hook(), &PerPortState::of(m.iter()));
 }
+
+#[test]
+fn default_resync_period_follows_nf_conntrack_events() {
+    use conntrack_netlink::fill::{Mix, synthetic_flow};
+    use conntrack_netlink::mirror::ResyncPeriod;
+    if !live("default_resync_period_follows_nf_conntrack_events") {
+        return;
+    }
+    let ns = ScratchNetns::new("ck-mauto").expect("ip netns add");
+    let events = |v: u8| {
+        let st = ns
+            .command("sysctl")
+            .args(["-qw", &format!("net.netfilter.nf_conntrack_events={v}")])
+            .status()
+            .expect("sysctl");
+        assert!(st.success());
+    };
+    // "auto" (2, the default): entries created while nobody listens get no
+    // event extension, so their removal is never announced
+    // (nf_ct_ecache_ext_add, net/netfilter/nf_conntrack_ecache.c).
+    events(2);
+    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    fill(&mut ct, &FillOptions::new(50)).expect("fill");
+    let mut m = Mirror::open(&MirrorConfig::new(ns.netns())).expect("mirror");
+    assert_eq!(m.events_sysctl(), Some(2));
+    assert_eq!(m.resync_period(), Some(ResyncPeriod::AUTO_BASE));
+    assert_eq!(m.len(), 50);
+    let old = synthetic_flow(Mix::default().kind_of(3), 3, 600);
+    ct.delete(&old.orig, None, None).expect("delete");
+    let p = m.poll(Some(Duration::from_millis(300))).expect("poll");
+    assert_eq!((p.applied, m.len()), (0, 50), "the kernel sent no DESTROY");
+    let r = m.resync().expect("resync");
+    assert_eq!((r.removed, r.entries), (1, 49));
+    assert_equals_fresh_dump(&m, &ns);
+
+    // With 1 every entry sends events: no periodic resync is scheduled.
+    events(1);
+    let m = Mirror::open(&MirrorConfig::new(ns.netns())).expect("mirror");
+    assert_eq!((m.events_sysctl(), m.resync_period()), (Some(1), None));
+    // An explicit choice wins over the automatic one.
+    let cfg = MirrorConfig::new(ns.netns()).resync_every(None);
+    events(0);
+    let m = Mirror::open(&cfg).expect("mirror");
+    assert_eq!((m.events_sysctl(), m.resync_period()), (Some(0), None));
+}
