@@ -21,6 +21,14 @@ use crate::socket::Transport;
 use crate::wire::{self, DecodeError, FlowView, Message};
 
 /// What to do when a dump reports `NLM_F_DUMP_INTR`.
+///
+/// ```
+/// use conntrack_core::L3Family;
+/// use conntrack_netlink::{DumpPolicy, DumpRequest};
+/// assert_eq!(DumpPolicy::default(), DumpPolicy::Retry(3));
+/// let req = DumpRequest::table(L3Family::INET).policy(DumpPolicy::Accept);
+/// # let _ = req;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DumpPolicy {
     /// Fail with [`Error::DumpInterrupted`].

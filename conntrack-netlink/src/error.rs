@@ -59,6 +59,13 @@ impl core::fmt::Display for Op {
 }
 
 /// An error of this crate's socket and operation layers.
+///
+/// ```
+/// use conntrack_netlink::{Error, Op};
+/// let e = Error::from_errno(Op::Dump, libc::EPERM, None);
+/// assert!(matches!(e, Error::PermissionDenied { op: Op::Dump }));
+/// assert!(e.to_string().contains("CAP_NET_ADMIN"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -431,6 +431,17 @@ pub fn fill_with_progress<T: Transport>(
 /// and restores the old value when dropped. Only the initial network
 /// namespace may write it (read-only elsewhere since 5.13); 0 means
 /// unlimited and is left alone.
+///
+/// ```no_run
+/// use conntrack_netlink::fill::{read_max, ConntrackMaxGuard};
+/// let before = read_max()?;
+/// {
+///     let _g = ConntrackMaxGuard::at_least(2_000_000)?;
+///     // ... fill a namespace with up to 2,000,000 flows ...
+/// }
+/// assert_eq!(read_max()?, before);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct ConntrackMaxGuard {
     old: u64,

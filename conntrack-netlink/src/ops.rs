@@ -331,6 +331,20 @@ impl<T: Transport> Conntrack<T> {
 
     /// Gets one flow by its original tuple (and zone). A missing flow is
     /// [`Error::NotFound`].
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), conntrack_netlink::Error> {
+    /// use conntrack_core::{L4Proto, L4Tuple, Tuple};
+    /// use conntrack_netlink::{Conntrack, Error};
+    /// let t = Tuple::new("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(),
+    ///                    L4Proto::TCP, L4Tuple::Ports { src: 40000, dst: 443 });
+    /// match Conntrack::open()?.get(&t, None) {
+    ///     Ok(flow) => println!("{:?} {:?}", flow.tcp_state(), flow.timeout),
+    ///     Err(Error::NotFound { .. }) => println!("no such flow"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn get(&mut self, tuple: &Tuple, zone: Option<u16>) -> Result<Flow> {
         let mut out = None;
         self.transact(
@@ -364,6 +378,20 @@ impl<T: Transport> Conntrack<T> {
     /// status (see [`request::STATUS_MANAGED`]), timeout (600 s when
     /// unset), mark, labels, TCP/SCTP state. An existing flow is
     /// [`Error::Exists`].
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), conntrack_netlink::Error> {
+    /// use conntrack_core::{Flow, L4Proto, L4Tuple, Status, Tuple};
+    /// use conntrack_netlink::Conntrack;
+    /// let ip = |s: &str| s.parse().unwrap();
+    /// let o = Tuple::new(ip("10.0.0.1"), ip("10.0.0.2"), L4Proto::UDP, L4Tuple::Ports { src: 5000, dst: 53 });
+    /// let r = Tuple::new(ip("10.0.0.2"), ip("10.0.0.1"), L4Proto::UDP, L4Tuple::Ports { src: 53, dst: 5000 });
+    /// let mut flow = Flow::new(o, r, Status::SEEN_REPLY);
+    /// flow.timeout = Some(30);
+    /// flow.mark = Some(7);
+    /// Conntrack::open()?.create(&flow)?;
+    /// # Ok(()) }
+    /// ```
     pub fn create(&mut self, flow: &Flow) -> Result<()> {
         self.transact(
             Op::Create,
@@ -381,6 +409,14 @@ impl<T: Transport> Conntrack<T> {
 
     /// Changes fields of an existing flow; a missing flow is
     /// [`Error::NotFound`].
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), conntrack_netlink::Error> {
+    /// # let tuple = conntrack_netlink::fill::synthetic_flow(conntrack_netlink::fill::FlowKind::Tcp, 0, 1).orig;
+    /// use conntrack_netlink::{Conntrack, Update};
+    /// Conntrack::open()?.update(&Update::new(tuple).mark(0x42).timeout(120))?;
+    /// # Ok(()) }
+    /// ```
     pub fn update(&mut self, update: &Update) -> Result<()> {
         self.transact(
             Op::Update,
@@ -392,6 +428,16 @@ impl<T: Transport> Conntrack<T> {
     /// Deletes the flow with this original tuple (and zone); with `id`,
     /// only if its `CTA_ID` still matches. A missing flow is
     /// [`Error::NotFound`].
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), conntrack_netlink::Error> {
+    /// # let tuple = conntrack_netlink::fill::synthetic_flow(conntrack_netlink::fill::FlowKind::Tcp, 0, 1).orig;
+    /// use conntrack_netlink::Conntrack;
+    /// let mut ct = Conntrack::open()?;
+    /// let flow = ct.get(&tuple, None)?;
+    /// ct.delete(&flow.orig, flow.zone, flow.id)?; // only that very entry
+    /// # Ok(()) }
+    /// ```
     pub fn delete(&mut self, tuple: &Tuple, zone: Option<u16>, id: Option<u32>) -> Result<()> {
         self.transact(
             Op::Delete,
@@ -443,6 +489,18 @@ impl<T: Transport> Conntrack<T> {
     /// one request; tuple conditions, which the kernel refuses in a flush,
     /// are handled by a filtered dump followed by one delete per flow
     /// (flows that vanished in between are skipped).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), conntrack_netlink::Error> {
+    /// use conntrack_core::{L3Family, L4Proto};
+    /// use conntrack_netlink::{Conntrack, Filter, TupleFilter};
+    /// let mut ct = Conntrack::open()?;
+    /// ct.flush_filtered(&Filter::new(L3Family::UNSPEC).mark(0x10, 0xf0))?; // one request
+    /// let n = ct.flush_filtered(&Filter::new(L3Family::INET)
+    ///     .orig(TupleFilter::new().proto(L4Proto::UDP).dst_port(53)))?; // dump + deletes
+    /// println!("{n:?} DNS flows deleted");
+    /// # Ok(()) }
+    /// ```
     pub fn flush_filtered(&mut self, filter: &Filter) -> Result<Option<u64>> {
         filter.check()?;
         if filter.kernel_flush_ok() {
@@ -567,6 +625,13 @@ impl<T: Transport> Conntrack<T> {
     }
 
     /// Per-CPU and global statistics together, as [`Stats`].
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), conntrack_netlink::Error> {
+    /// let stats = conntrack_netlink::Conntrack::open()?.stats()?;
+    /// println!("{:?} of {:?} entries, {:?} drops", stats.entries, stats.max_entries, stats.total().drop());
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&mut self) -> Result<Stats> {
         let cpus = self.stats_cpu()?;
         let (entries, max_entries) = self.stats_global()?;
