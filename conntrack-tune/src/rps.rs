@@ -98,10 +98,10 @@ pub fn queue_masks(online: &[u32], queues: &[u32]) -> Vec<QueueMask> {
 
 /// The busiest CPU's share of the work, as a fraction of the way from its
 /// fair share (`1/n`) to all of it, at and above which one CPU is judged to
-/// carry the load: on 2 CPUs a share of 75% (max/mean 1.5, the same line
-/// as conntrack-analyze's `cpu-imbalance` rule), on 4 CPUs 62.5%, on 32
-/// CPUs 51.6%.
-pub const BUSIEST_EXCESS: f64 = 0.5;
+/// carry the load: on 2 CPUs a share of 75%, on 4 CPUs 62.5%, on 32 CPUs
+/// 51.6%. The rule is conntrack-analyze's ([`conntrack_analyze::rates::spread`]),
+/// so its `cpu-imbalance` finding and this planner always agree.
+pub const BUSIEST_EXCESS: f64 = conntrack_analyze::rates::BUSIEST_EXCESS;
 
 /// How unevenly per-CPU work is spread.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,30 +156,24 @@ pub fn imbalance(load: &[u64]) -> Option<Imbalance> {
     if load.len() < 2 {
         return None;
     }
+    let as_f64: Vec<f64> = load.iter().map(|&v| v as f64).collect();
+    let sp = conntrack_analyze::rates::spread(&as_f64)?;
     let n = load.len() as f64;
-    let sum: f64 = load.iter().map(|&v| v as f64).sum();
-    let max = load.iter().copied().max().unwrap_or(0) as f64;
-    if !(sum.is_finite() && sum > 0.0) {
-        return None;
-    }
-    let share = max / sum;
-    let fair = 1.0 / n;
-    let excess = (share - fair) / (1.0 - fair);
-    let hhi: f64 = load.iter().map(|&v| (v as f64 / sum).powi(2)).sum();
-    let effective = if hhi > 0.0 { 1.0 / hhi } else { n };
+    let sum: f64 = as_f64.iter().sum();
+    let max = as_f64[sp.busiest];
     let busy: Vec<u32> = load
         .iter()
         .enumerate()
         .filter(|(_, v)| **v as f64 >= max / 2.0)
         .map(|(i, _)| i as u32)
         .collect();
-    if excess >= BUSIEST_EXCESS || effective <= n / 2.0 {
+    if sp.is_imbalanced() {
         Some(Imbalance {
             busy,
             cpus: load.len() as u32,
             peak_over_mean: max / (sum / n),
-            busiest_share: share,
-            effective_cpus: effective,
+            busiest_share: sp.busiest_share,
+            effective_cpus: sp.effective_cpus,
         })
     } else {
         None
