@@ -348,10 +348,14 @@ fn put_synproxy(out: &mut Vec<u8>, s: &Synproxy) {
 /// proxy. Attributes the kernel only reports (counters, timestamps, id,
 /// use, security context) are not written.
 ///
-/// The kernel refuses (`EBUSY`) status changes of the bits it manages:
-/// on create, send no `CONFIRMED`, `EXPECTED` or `DYING`; on update, send
-/// the entry's current values of those bits (or an empty status, which is
-/// not written). A create needs a timeout.
+/// The kernel refuses (`EBUSY`) status changes of the bits it manages
+/// (`ctnetlink_change_status`): a create's entry is already marked
+/// confirmed when the status is applied, so a create that sends a status
+/// must have `CONFIRMED` set and `EXPECTED`/`DYING` clear (as `conntrack
+/// -I` does; checked on 6.18); an update sends the entry's current values
+/// of those bits. An empty status is not written, which both accept.
+/// [`crate::request::STATUS_MANAGED`] names the bits, and
+/// [`crate::Conntrack::create`] sets them. A create needs a timeout.
 ///
 /// ```
 /// use conntrack_core::{Flow, L4Proto, L4Tuple, Status, Tuple};
