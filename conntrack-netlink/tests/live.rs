@@ -749,6 +749,43 @@ fn max_guard_restores_the_global_max() {
         // Never lowered: a guard below the current value changes nothing.
         drop(fill::ConntrackMaxGuard::at_least(1).unwrap());
         assert_eq!(fill::read_max().unwrap(), before);
+
+        // Overlapping guards, dropped in the "wrong" order: the value stays
+        // at the largest live minimum and the original comes back last.
+        let a = fill::ConntrackMaxGuard::at_least(before + 10).unwrap();
+        let b = fill::ConntrackMaxGuard::at_least(before + 20).unwrap();
+        assert_eq!((a.previous(), b.previous()), (before, before));
+        assert_eq!(fill::read_max().unwrap(), before + 20);
+        drop(a);
+        assert_eq!(fill::read_max().unwrap(), before + 20);
+        let c = fill::ConntrackMaxGuard::at_least(before + 5).unwrap();
+        drop(b);
+        assert_eq!(fill::read_max().unwrap(), before + 5);
+        drop(c);
+        assert_eq!(fill::read_max().unwrap(), before);
+
+        // A run that died holding a guard left the value raised: the next
+        // guard prunes the dead holder and restores the original first.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let dir = std::path::Path::new(fill::ConntrackMaxGuard::STATE_DIR);
+        std::fs::write(
+            dir.join("nf_conntrack_max.state"),
+            format!("original {before}\nholder {dead} {}\n", before + 7),
+        )
+        .unwrap();
+        std::fs::write(
+            "/proc/sys/net/netfilter/nf_conntrack_max",
+            (before + 7).to_string(),
+        )
+        .unwrap();
+        let g = fill::ConntrackMaxGuard::at_least(1).unwrap();
+        assert_eq!(g.previous(), before);
+        assert_eq!(fill::read_max().unwrap(), before);
+        drop(g);
+        assert_eq!(fill::read_max().unwrap(), before);
+        assert!(!dir.join("nf_conntrack_max.state").exists());
     }
     assert_eq!(ct.count().unwrap(), 0);
 }
