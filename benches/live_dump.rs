@@ -27,6 +27,7 @@
 //! smoke test on 2,000 flows and checks the aggregate.
 
 use conntrack_kit::core::{FlowLike, FlowState, L3Family};
+use conntrack_kit::analyze::Hotspots;
 use conntrack_kit::netlink::fill::{self, ConntrackMaxGuard, FillOptions};
 use conntrack_kit::netlink::{Conntrack, DumpPolicy, DumpRequest, Netns, ScratchNetns};
 use criterion::{Criterion, SamplingMode};
@@ -59,6 +60,16 @@ fn per_state_pipelined(ct: &mut Conntrack, req: &DumpRequest) -> u64 {
         })
         .expect("pipelined dump");
     s.flows
+}
+
+/// Every hotspot key of conntrack-analyze (top-K, K = 1024), the state
+/// distribution and the remaining-timeout histograms, in the dump's
+/// callback: what `doctor` does with a dump.
+fn all_keys(ct: &mut Conntrack, req: &DumpRequest) -> u64 {
+    let (h, _) = ct
+        .fold(req, || Hotspots::top_k(1024), |h: &mut Hotspots, f| h.add(f))
+        .expect("dump");
+    h.flows()
 }
 
 fn floor(ct: &mut Conntrack, req: &DumpRequest) -> u64 {
@@ -222,6 +233,7 @@ fn main() {
     assert_eq!(counts.iter().map(|(_, c)| c).sum::<u64>(), flows);
     assert_eq!(floor(&mut ct, &req), flows + 1, "flows + NLMSG_DONE");
     assert_eq!(per_state_pipelined(&mut ct, &req), flows);
+    assert_eq!(all_keys(&mut ct, &req), flows);
 
     let mut c = Criterion::default()
         .sample_size(10)
@@ -315,6 +327,7 @@ fn main() {
     let (mut i_floor, mut i_ours, mut i_cli) = (Vec::new(), Vec::new(), Vec::new());
     let (mut c_floor, mut c_ours, mut c_cli) = (Vec::new(), Vec::new(), Vec::new());
     let mut i_pipe = Vec::new();
+    let (mut i_keys, mut c_keys) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         let (t, c) = (Instant::now(), thread_cpu(tck));
         floor(&mut ct, &req);
@@ -327,6 +340,10 @@ fn main() {
         let t = Instant::now();
         per_state_pipelined(&mut ct, &req);
         i_pipe.push(t.elapsed());
+        let (t, c) = (Instant::now(), thread_cpu(tck));
+        all_keys(&mut ct, &req);
+        i_keys.push(t.elapsed());
+        c_keys.push(thread_cpu(tck).saturating_sub(c));
         let t = Instant::now();
         c_cli.push(cli_cpu(&ns, tck));
         i_cli.push(t.elapsed());
@@ -357,6 +374,12 @@ fn main() {
         "live_dump {flows} flows, interleaved CPU-time medians ({rounds} rounds): floor {f:.3?}, ours {o:.3?}, conntrack -L {k:.3?}"
     );
     ratios("interleaved, CPU time", f, o, k);
+    let (kw, kc) = (median(&mut i_keys), median(&mut c_keys));
+    println!(
+        "live_dump all hotspot keys (analyze, top-K 1024): wall {kw:.3?} = {:.3}x floor, CPU {kc:.3?} = {:.3}x floor",
+        kw.as_secs_f64() / median(&mut i_floor).as_secs_f64().max(1e-9),
+        kc.as_secs_f64() / f.as_secs_f64().max(1e-9)
+    );
     println!("live_dump states: {counts:?}");
     for what in ["ours", "floor"] {
         match child_rss(ns.name(), what) {
