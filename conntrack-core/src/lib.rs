@@ -44,3 +44,8 @@ pub use state::{DccpState, FlowState, SctpState, TcpState};
 pub use stats::{Counter, CpuStats, Stats};
 pub use status::Status;
 pub use tuple::{Endpoint, L4Tuple, Tuple};
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -41,3 +41,8 @@ pub use netns::{Netns, ScratchNetns};
 pub use ops::{Conntrack, DumpKind, DumpRequest};
 pub use request::Update;
 pub use socket::{Socket, SocketConfig, Transport};
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -56,3 +56,8 @@ pub use observe::{Cause, Finding, FlowSummary, ModuleKind, Observation, Rates};
 pub use plan::{Action, ActionKind, Plan, Priority};
 pub use planner::plan;
 pub use policy::{Policy, PolicyError, RiskTolerance};
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
