@@ -12,6 +12,10 @@
 //! dependency of the crate family for no gain. See `--help` for the
 //! metrics.
 
+#[path = "common/target.rs"]
+mod target;
+use target::{Target, explain, resolve_target};
+
 use clap::Parser;
 use conntrack_kit::analyze::capacity::memory_cost_for;
 use conntrack_kit::analyze::hotspots::{
@@ -21,7 +25,7 @@ use conntrack_kit::analyze::rates::StatsSeries;
 use conntrack_kit::analyze::{Finding, diagnose};
 use conntrack_kit::core::host::HostFs;
 use conntrack_kit::core::{Counter, HostSnapshot, L3Family, Stats};
-use conntrack_kit::netlink::{Conntrack, DumpPolicy, DumpRequest, Netns};
+use conntrack_kit::netlink::{Conntrack, DumpPolicy, DumpRequest};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -29,7 +33,6 @@ use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -141,66 +144,6 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 // ---------------------------------------------------------------------
 // Target namespace (the same small helper is in watch.rs and top.rs)
 // ---------------------------------------------------------------------
-
-/// The namespace to look at, checked to exist.
-#[derive(Debug)]
-struct Target {
-    netns: Netns,
-    label: String,
-}
-
-fn resolve_target(netns: Option<&str>, pid: Option<u32>) -> Result<Target, String> {
-    if let Some(name) = netns {
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(format!(
-                "invalid namespace name {name:?}: give a name as `ip netns list` prints it"
-            ));
-        }
-        let ns = Netns::named(name);
-        let path = ns.path().map(PathBuf::from).unwrap_or_default();
-        if !path.exists() {
-            return Err(format!(
-                "network namespace {name:?} does not exist ({} is missing); \
-                 `ip netns list` shows the namespaces there are",
-                path.display()
-            ));
-        }
-        return Ok(Target {
-            netns: ns,
-            label: format!("netns {name}"),
-        });
-    }
-    if let Some(pid) = pid {
-        let ns = Netns::pid(pid);
-        let path = ns.path().map(PathBuf::from).unwrap_or_default();
-        if !PathBuf::from(format!("/proc/{pid}")).exists() {
-            return Err(format!("no process with PID {pid}"));
-        }
-        if let Err(e) = std::fs::symlink_metadata(&path) {
-            return Err(format!("cannot see {}: {e}", path.display()));
-        }
-        return Ok(Target {
-            netns: ns,
-            label: format!("netns of pid {pid}"),
-        });
-    }
-    Ok(Target {
-        netns: Netns::Current,
-        label: "current netns".into(),
-    })
-}
-
-/// An error message with a hint when privileges are missing.
-fn explain(e: &conntrack_kit::netlink::Error) -> String {
-    if e.is_permission_denied() {
-        format!(
-            "{e}\nhint: run as root: ctnetlink needs CAP_NET_ADMIN, and entering another \
-             network namespace needs CAP_SYS_ADMIN"
-        )
-    } else {
-        e.to_string()
-    }
-}
 
 // ---------------------------------------------------------------------
 // Collection

@@ -20,9 +20,12 @@ use conntrack_kit::netlink::mirror::{EntryRef, Mirror, MirrorConfig, MirrorHook,
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[path = "common/target.rs"]
+mod target;
+use target::{Target, explain, resolve_target};
 
 const ABOUT: &str = "Live top sources, destinations, ports, states and containers of a conntrack table, with rates.";
 
@@ -133,73 +136,6 @@ fn parse_owners_every(s: &str) -> Result<f64, String> {
         ));
     }
     Ok(v)
-}
-
-// ---------------------------------------------------------------------
-// Target namespace (the same small helper is in watch.rs and exporter.rs)
-// ---------------------------------------------------------------------
-
-/// The namespace to look at, checked to exist.
-struct Target {
-    netns: Netns,
-    label: String,
-    pid: Option<u32>,
-}
-
-fn resolve_target(netns: Option<&str>, pid: Option<u32>) -> Result<Target, String> {
-    if let Some(name) = netns {
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(format!(
-                "invalid namespace name {name:?}: give a name as `ip netns list` prints it"
-            ));
-        }
-        let ns = Netns::named(name);
-        let path = ns.path().map(PathBuf::from).unwrap_or_default();
-        if !path.exists() {
-            return Err(format!(
-                "network namespace {name:?} does not exist ({} is missing); \
-                 `ip netns list` shows the namespaces there are",
-                path.display()
-            ));
-        }
-        return Ok(Target {
-            netns: ns,
-            label: format!("netns {name}"),
-            pid: None,
-        });
-    }
-    if let Some(pid) = pid {
-        let ns = Netns::pid(pid);
-        let path = ns.path().map(PathBuf::from).unwrap_or_default();
-        if !PathBuf::from(format!("/proc/{pid}")).exists() {
-            return Err(format!("no process with PID {pid}"));
-        }
-        if let Err(e) = std::fs::symlink_metadata(&path) {
-            return Err(format!("cannot see {}: {e}", path.display()));
-        }
-        return Ok(Target {
-            netns: ns,
-            label: format!("netns of pid {pid}"),
-            pid: Some(pid),
-        });
-    }
-    Ok(Target {
-        netns: Netns::Current,
-        label: "current netns".into(),
-        pid: None,
-    })
-}
-
-/// An error message with a hint when privileges are missing.
-fn explain(e: &conntrack_kit::netlink::Error) -> String {
-    if e.is_permission_denied() {
-        format!(
-            "{e}\nhint: run as root: ctnetlink needs CAP_NET_ADMIN, and entering another \
-             network namespace needs CAP_SYS_ADMIN"
-        )
-    } else {
-        e.to_string()
-    }
 }
 
 // ---------------------------------------------------------------------
