@@ -26,8 +26,8 @@
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs as a
 //! smoke test on 2,000 flows and checks the aggregate.
 
-use conntrack_kit::core::{FlowLike, FlowState, L3Family};
 use conntrack_kit::analyze::Hotspots;
+use conntrack_kit::core::{FlowLike, FlowState, L3Family};
 use conntrack_kit::netlink::fill::{self, ConntrackMaxGuard, FillOptions};
 use conntrack_kit::netlink::{Conntrack, DumpPolicy, DumpRequest, Netns, ScratchNetns};
 use criterion::{Criterion, SamplingMode};
@@ -67,7 +67,11 @@ fn per_state_pipelined(ct: &mut Conntrack, req: &DumpRequest) -> u64 {
 /// callback: what `doctor` does with a dump.
 fn all_keys(ct: &mut Conntrack, req: &DumpRequest) -> u64 {
     let (h, _) = ct
-        .fold(req, || Hotspots::top_k(1024), |h: &mut Hotspots, f| h.add(f))
+        .fold(
+            req,
+            || Hotspots::top_k(1024),
+            |h: &mut Hotspots, f| h.add(f),
+        )
         .expect("dump");
     h.flows()
 }
