@@ -10,6 +10,7 @@
 //! a failure.
 
 use conntrack_analyze::attribution::ProcReader;
+use conntrack_core::testkit::{Need, TestNetns, live};
 use conntrack_core::{Flow, FlowLike, L4Proto};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -17,71 +18,24 @@ use std::process::Command;
 
 const CHILD_ENV: &str = "CONNTRACK_ANALYZE_LIVE_CHILD";
 
-fn skip_or_fail(why: &str) {
-    if std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").as_deref() == Ok("1") {
-        panic!("live test required (CONNTRACK_KIT_REQUIRE_LIVE=1) but cannot run: {why}");
-    }
-    eprintln!("skipping live attribution test: {why}");
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success() || !o.stdout.is_empty() || !o.stderr.is_empty())
-        .unwrap_or(false)
-}
-
-struct Netns(String);
-
-impl Netns {
-    fn create() -> Netns {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!("cka-attr-{}-{}", std::process::id(), nanos);
-        let st = Command::new("ip").args(["netns", "add", &name]).status();
-        assert!(st.is_ok_and(|s| s.success()), "ip netns add {name} failed");
-        Netns(name)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 #[test]
 fn live_attribution_to_own_pid() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return; // running as the child: only the child test does work
     }
-    if !is_root() {
-        return skip_or_fail("not root");
+    let needs = [
+        Need::Root,
+        Need::Tool("ip"),
+        Need::Tool("nft"),
+        Need::Tool("conntrack"),
+    ];
+    if !live("live_attribution_to_own_pid", &needs) {
+        return;
     }
-    for t in ["ip", "nft", "conntrack"] {
-        if !have(t) {
-            return skip_or_fail(&format!("{t} not installed"));
-        }
-    }
-    let ns = Netns::create();
+    let ns = TestNetns::new("attr");
     let exe = std::env::current_exe().expect("test binary path");
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
-        .arg(exe)
+    let out = ns
+        .command(exe)
         .args([
             "--exact",
             "live_attribution_child",
@@ -97,7 +51,11 @@ fn live_attribution_to_own_pid() {
         String::from_utf8_lossy(&out.stderr)
     );
     eprintln!("{text}");
-    assert!(out.status.success(), "child failed in namespace {}", ns.0);
+    assert!(
+        out.status.success(),
+        "child failed in namespace {}",
+        ns.name()
+    );
     assert!(text.contains("1 passed"), "child test did not run");
 }
 

@@ -30,6 +30,8 @@ pub mod proto;
 pub mod state;
 pub mod stats;
 pub mod status;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod tuple;
 
 pub use error::Location;

@@ -9,92 +9,11 @@
 //! timestamps are switched off in the namespace only).
 
 use conntrack_core::cli::list::{ListFormat, parse_lines, render_line};
+use conntrack_core::testkit::{Need, TestNetns, live};
 use conntrack_core::{
     Flow, L4Proto, L4Tuple, ProtoInfo, SctpInfo, SctpState, Status, TcpInfo, TcpState, Tuple,
 };
 use std::net::IpAddr;
-use std::process::{Command, Output};
-
-fn require_live() -> bool {
-    std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").is_ok_and(|v| v == "1")
-}
-
-/// `Some(reason)` when the live test cannot run here.
-fn why_not_live() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .map(str::to_owned);
-    if euid.as_deref() != Some("0") {
-        return Some("not running as root".into());
-    }
-    for (tool, arg) in [("ip", "-V"), ("conntrack", "--version")] {
-        let ok = Command::new(tool)
-            .arg(arg)
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            return Some(format!("`{tool}` is not installed"));
-        }
-    }
-    None
-}
-
-/// Skips (returns true) or panics under CONNTRACK_KIT_REQUIRE_LIVE=1.
-fn skip() -> bool {
-    match why_not_live() {
-        None => false,
-        Some(why) if require_live() => {
-            panic!("live test required (CONNTRACK_KIT_REQUIRE_LIVE=1) but {why}")
-        }
-        Some(why) => {
-            eprintln!("skipping live test: {why}");
-            true
-        }
-    }
-}
-
-/// A fresh network namespace, deleted on drop (also on panic).
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!("ckit-{tag}-{}-{nanos}", std::process::id());
-        let out = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .expect("run ip netns add");
-        assert!(out.status.success(), "ip netns add {name}: {out:?}");
-        Netns(name)
-    }
-
-    fn exec(&self, args: &[&str]) -> Output {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("ip netns exec {} {args:?}: {e}", self.0));
-        assert!(
-            out.status.success(),
-            "{args:?} in {} failed: {}",
-            self.0,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -237,17 +156,16 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn created_flows_come_back_from_conntrack_list() {
-    if skip() {
+    if !live(
+        "created_flows_come_back_from_conntrack_list",
+        &[Need::Root, Need::Tool("ip"), Need::Tool("conntrack")],
+    ) {
         return;
     }
-    let ns = Netns::new("list");
+    let ns = TestNetns::new("list");
     // Per-namespace sysctls: no counters or timestamps in the lines.
-    ns.exec(&[
-        "sysctl",
-        "-qw",
-        "net.netfilter.nf_conntrack_acct=0",
-        "net.netfilter.nf_conntrack_timestamp=0",
-    ]);
+    ns.sysctl("net.netfilter.nf_conntrack_acct", "0");
+    ns.sysctl("net.netfilter.nf_conntrack_timestamp", "0");
     let cases = cases();
     for c in &cases {
         let mut args = vec!["conntrack", "-I"];

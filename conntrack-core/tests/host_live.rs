@@ -14,59 +14,23 @@
 //! `CONNTRACK_KIT_REQUIRE_LIVE=1`, which turns a skip into a failure.
 
 use conntrack_core::host::{HostError, HostFs, NET_NS_INIT_INO, render_cpu_list, render_rps_mask};
+use conntrack_core::testkit::{Need, Reaped, TestNetns, live};
 use conntrack_core::{HostSnapshot, KernelVersion};
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const CHILD_ENV: &str = "CONNTRACK_KIT_HOST_LIVE_CHILD";
 
-fn require_live() -> bool {
-    std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").is_ok_and(|v| v == "1")
-}
-
-fn why_not_live() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .map(str::to_owned);
-    if euid.as_deref() != Some("0") {
-        return Some("not running as root".into());
-    }
-    for (tool, arg) in [
-        ("ip", "-V"),
-        ("sysctl", "--version"),
-        ("conntrack", "--version"),
-        ("getconf", "PAGESIZE"),
-    ] {
-        let ok = Command::new(tool)
-            .arg(arg)
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            return Some(format!("`{tool}` is not installed"));
-        }
-    }
-    if !std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists() {
-        return Some("no nf_conntrack sysctls (nf_conntrack not loaded)".into());
-    }
-    None
-}
-
-fn skip() -> bool {
-    match why_not_live() {
-        None => false,
-        Some(why) if require_live() => {
-            panic!("live test required (CONNTRACK_KIT_REQUIRE_LIVE=1) but {why}")
-        }
-        Some(why) => {
-            eprintln!("skipping live test: {why}");
-            true
-        }
-    }
-}
+/// What the live tests need here.
+const NEEDS: &[Need] = &[
+    Need::Root,
+    Need::Tool("ip"),
+    Need::Tool("sysctl"),
+    Need::Tool("conntrack"),
+    Need::Tool("getconf"),
+    Need::Path("/proc/sys/net/netfilter/nf_conntrack_max"),
+];
 
 fn run(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd)
@@ -244,7 +208,7 @@ fn ns_inode(path: &str) -> u64 {
 
 #[test]
 fn live_snapshot_agrees_with_tools() {
-    if std::env::var_os(CHILD_ENV).is_some() || skip() {
+    if std::env::var_os(CHILD_ENV).is_some() || !live("live_snapshot_agrees_with_tools", NEEDS) {
         return;
     }
     let (s, problems) = snapshot_agreeing_with_tools(&HostFs::new("/"));
@@ -259,59 +223,12 @@ fn live_snapshot_agrees_with_tools() {
     assert!(s.stats.is_some(), "problems: {problems:?}");
 }
 
-/// A fresh network namespace, deleted on drop (also on panic).
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!("ckit-host-{}-{nanos}", std::process::id());
-        run("ip", &["netns", "add", &name]);
-        Netns(name)
-    }
-
-    fn exec(&self, args: &[&str]) -> Output {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?} in {}: {}{}",
-            self.0,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// A process we started, killed and reaped on drop.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn live_count_is_per_namespace() {
-    if std::env::var_os(CHILD_ENV).is_some() || skip() {
+    if std::env::var_os(CHILD_ENV).is_some() || !live("live_count_is_per_namespace", NEEDS) {
         return;
     }
-    let ns = Netns::new();
+    let ns = TestNetns::new("host");
     for sport in ["1000", "1001"] {
         ns.exec(&[
             "conntrack",
@@ -335,9 +252,8 @@ fn live_count_is_per_namespace() {
     // `live_child_snapshot`, which compares with sysctl there.
     let exe = std::env::current_exe().unwrap();
     let max_here = sysctl_n("nf_conntrack_max");
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
-        .arg(&exe)
+    let out = ns
+        .command(&exe)
         .args([
             "--exact",
             "live_child_snapshot",
@@ -361,8 +277,8 @@ fn live_count_is_per_namespace() {
 
     // Outside, through /proc/PID: a process parked in the namespace.
     let sleeper = Reaped(
-        Command::new("ip")
-            .args(["netns", "exec", &ns.0, "sleep", "60"])
+        ns.command("sleep")
+            .arg("60")
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),

@@ -9,92 +9,16 @@
 
 use conntrack_core::cli::stats::{parse_cli_stats_bytes, parse_count};
 use conntrack_core::procstat;
+use conntrack_core::testkit::{Need, TestNetns, live};
 use conntrack_core::{Counter, Stats};
-use std::process::{Command, Output};
 
-fn require_live() -> bool {
-    std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").is_ok_and(|v| v == "1")
-}
-
-/// Returns `Some(reason)` when the live test cannot run here.
-fn why_not_live() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .map(str::to_owned);
-    if euid.as_deref() != Some("0") {
-        return Some("not running as root".into());
-    }
-    for tool in ["ip", "conntrack"] {
-        let ok = Command::new(tool)
-            .arg(if tool == "ip" { "-V" } else { "--version" })
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            return Some(format!("`{tool}` is not installed"));
-        }
-    }
-    if !std::path::Path::new("/proc/net/stat/nf_conntrack").exists() {
-        return Some("/proc/net/stat/nf_conntrack is absent (no nf_conntrack)".into());
-    }
-    None
-}
-
-/// Skips (returns true) or panics under CONNTRACK_KIT_REQUIRE_LIVE=1.
-fn skip() -> bool {
-    match why_not_live() {
-        None => false,
-        Some(why) if require_live() => {
-            panic!("live test required (CONNTRACK_KIT_REQUIRE_LIVE=1) but {why}")
-        }
-        Some(why) => {
-            eprintln!("skipping live test: {why}");
-            true
-        }
-    }
-}
-
-/// A fresh network namespace, deleted on drop (also on panic).
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!("ckit-{tag}-{}-{nanos}", std::process::id());
-        let out = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .expect("run ip netns add");
-        assert!(out.status.success(), "ip netns add {name}: {out:?}");
-        Netns(name)
-    }
-
-    fn exec(&self, args: &[&str]) -> Output {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("ip netns exec {} {args:?}: {e}", self.0));
-        assert!(
-            out.status.success(),
-            "{args:?} in {} failed: {}",
-            self.0,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
+/// What the live test needs here.
+const NEEDS: &[Need] = &[
+    Need::Root,
+    Need::Tool("ip"),
+    Need::Tool("conntrack"),
+    Need::Path("/proc/net/stat/nf_conntrack"),
+];
 
 /// Number of CPUs in a kernel CPU list like `0-3,6`.
 fn cpu_list_len(s: &str) -> usize {
@@ -111,7 +35,7 @@ fn cpu_list_len(s: &str) -> usize {
         .sum()
 }
 
-fn read_proc(ns: &Netns) -> Stats {
+fn read_proc(ns: &TestNetns) -> Stats {
     let out = ns.exec(&["cat", "/proc/net/stat/nf_conntrack"]);
     procstat::parse_bytes(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -123,10 +47,10 @@ fn read_proc(ns: &Netns) -> Stats {
 
 #[test]
 fn proc_file_agrees_with_conntrack_cli() {
-    if skip() {
+    if !live("proc_file_agrees_with_conntrack_cli", NEEDS) {
         return;
     }
-    let ns = Netns::new("procstat");
+    let ns = TestNetns::new("procstat");
     for (sport, dport) in [("1000", "53"), ("1001", "53")] {
         ns.exec(&[
             "conntrack",

@@ -5,86 +5,38 @@
 //! when `ip` is missing, unless `CONNTRACK_KIT_REQUIRE_LIVE=1`, which makes
 //! that a failure.
 
+use conntrack_core::testkit::{Need, TestNetns, live};
 use conntrack_core::{HostSnapshot, KernelVersion};
 use conntrack_tune::observe::{FlowSummary, RemainingHistogram};
 use conntrack_tune::plan::{Scope, sysctl_path};
 use conntrack_tune::{Observation, Policy, plan, render};
-use std::process::Command;
 
 const KEY: &str = "net.netfilter.nf_conntrack_tcp_timeout_time_wait";
 
-fn require_live() -> bool {
-    std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").as_deref() == Ok("1")
-}
-
-fn skip(why: &str) {
-    assert!(!require_live(), "CONNTRACK_KIT_REQUIRE_LIVE=1 but {why}");
-    eprintln!("skipping live test: {why}");
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-struct Netns(String);
-
-impl Netns {
-    fn add(name: &str) -> Option<Netns> {
-        let ok = Command::new("ip")
-            .args(["netns", "add", name])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        ok.then(|| Netns(name.to_string()))
-    }
-
-    fn exec(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn read(&self, path: &str) -> String {
-        let o = self.exec(&["cat", path]);
-        assert!(o.status.success(), "cat {path}: {:?}", o);
-        String::from_utf8(o.stdout).unwrap().trim().to_string()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+/// `path` read inside the namespace, trimmed.
+fn read(ns: &TestNetns, path: &str) -> String {
+    let o = ns.exec(&["cat", path]);
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
 }
 
 #[test]
 fn script_applies_timeouts_in_a_fresh_namespace() {
-    if !is_root() {
-        return skip("not root");
-    }
     let path = sysctl_path(KEY);
-    let Ok(host_before) = std::fs::read_to_string(&path) else {
-        return skip("no nf_conntrack sysctls on this host");
-    };
-    let name = format!("ctk-tune-{}", std::process::id());
-    let Some(ns) = Netns::add(&name) else {
-        return skip("`ip netns add` failed (iproute2 missing?)");
-    };
+    if !live(
+        "script_applies_timeouts_in_a_fresh_namespace",
+        &[Need::Root, Need::Path(&path), Need::Tool("ip")],
+    ) {
+        return;
+    }
+    let host_before = std::fs::read_to_string(&path).unwrap();
+    let ns = TestNetns::new("tune");
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
     let version: KernelVersion = release.trim().parse().unwrap();
-    let tw_now: u32 = ns.read(&path).parse().unwrap();
-    let max: u32 = ns
-        .read(&sysctl_path("net.netfilter.nf_conntrack_max"))
+    let tw_now: u32 = read(&ns, &path).parse().unwrap();
+    let max: u32 = read(&ns, &sysctl_path("net.netfilter.nf_conntrack_max"))
         .parse()
         .unwrap();
-    let buckets: u32 = ns
-        .read(&sysctl_path("net.netfilter.nf_conntrack_buckets"))
+    let buckets: u32 = read(&ns, &sysctl_path("net.netfilter.nf_conntrack_buckets"))
         .parse()
         .unwrap();
 
@@ -135,7 +87,7 @@ fn script_applies_timeouts_in_a_fresh_namespace() {
     std::fs::write(file.path(), &script).unwrap();
     let script_path = file.path().to_str().unwrap();
 
-    let o = ns.exec(&["sh", script_path]);
+    let o = ns.command("sh").arg(script_path).output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),
@@ -144,10 +96,10 @@ fn script_applies_timeouts_in_a_fresh_namespace() {
     );
     assert!(out.contains(&format!("before: {path} = {tw_now}")), "{out}");
     assert!(out.contains("verify ok"), "{out}");
-    assert_eq!(ns.read(&path), "30");
+    assert_eq!(read(&ns, &path), "30");
 
     // Idempotent.
-    let o = ns.exec(&["sh", script_path]);
+    let o = ns.command("sh").arg(script_path).output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}");
     assert!(out.contains("already:"), "{out}");
@@ -162,16 +114,11 @@ fn script_applies_timeouts_in_a_fresh_namespace() {
 #[test]
 fn nftables_rules_load_in_a_fresh_namespace() {
     use conntrack_core::{Flow, L4Proto, L4Tuple, Status, Tuple};
-    if !is_root() {
-        return skip("not root");
-    }
-    let nft_ok = Command::new("nft")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !nft_ok {
-        return skip("nft not installed");
+    if !live(
+        "nftables_rules_load_in_a_fresh_namespace",
+        &[Need::Root, Need::Tool("nft"), Need::Tool("ip")],
+    ) {
+        return;
     }
     let ip = |s: &str| s.parse().unwrap();
     let flows: Vec<Flow> = (0..900u16)
@@ -218,24 +165,25 @@ fn nftables_rules_load_in_a_fresh_namespace() {
     let rules = render::nftables(&p).unwrap();
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &rules).unwrap();
-    let name = format!("ctk-tune-nft-{}", std::process::id());
-    let Some(ns) = Netns::add(&name) else {
-        return skip("`ip netns add` failed (iproute2 missing?)");
-    };
+    let ns = TestNetns::new("tune-nft");
     let f = file.path().to_str().unwrap();
-    let o = ns.exec(&["nft", "-c", "-f", f]);
+    let o = ns.command("nft").args(["-c", "-f", f]).output().unwrap();
     assert!(
         o.status.success(),
         "nft -c: {}\n{rules}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let o = ns.exec(&["nft", "-f", f]);
+    let o = ns.command("nft").args(["-f", f]).output().unwrap();
     assert!(
         o.status.success(),
         "nft -f: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let o = ns.exec(&["nft", "list", "table", "inet", "conntrack_kit_notrack"]);
+    let o = ns
+        .command("nft")
+        .args(["list", "table", "inet", "conntrack_kit_notrack"])
+        .output()
+        .unwrap();
     let listed = String::from_utf8_lossy(&o.stdout);
     assert!(listed.contains("udp dport 53 notrack"), "{listed}");
     assert!(listed.contains("udp sport 53 notrack"), "{listed}");
