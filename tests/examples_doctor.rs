@@ -9,49 +9,20 @@
 //! directory. Live tests skip (printing why) without root, unless
 //! `CONNTRACK_KIT_REQUIRE_LIVE=1`, which turns a skip into a failure.
 
+use conntrack_core::testkit::{Need, Reaped, live};
 use conntrack_kit::netlink::fill::{FillOptions, fill};
 use conntrack_kit::netlink::{Conntrack, ScratchNetns};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/sample-incident");
 
+mod support;
+
 /// `target/<profile>/examples`, after building the examples there.
-fn examples_dir() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        // This test runs as target/<profile>/deps/examples_doctor-HASH.
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target/<profile>/deps")
-            .to_path_buf();
-        let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "build",
-                "--quiet",
-                "--example",
-                "doctor",
-                "--example",
-                "plan",
-            ])
-            .env("CARGO_TARGET_DIR", &target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "building the examples failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        profile_dir.join("examples")
-    })
+fn examples_dir() -> &'static Path {
+    support::examples_dir(&["doctor", "plan"])
 }
 
 struct Run {
@@ -93,62 +64,16 @@ fn finding_ids(doc: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("ck-doctor-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn why_not_live() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .map(str::to_owned);
-    if euid.as_deref() != Some("0") {
-        return Some("not running as root".into());
-    }
-    if !std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists() {
-        return Some("nf_conntrack is not available".into());
-    }
-    if !Command::new("ip")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return Some("`ip` is not installed".into());
-    }
-    None
-}
+/// What every live test here needs.
+const LIVE: [Need; 3] = [
+    Need::Root,
+    Need::Path("/proc/sys/net/netfilter/nf_conntrack_max"),
+    Need::Tool("ip"),
+];
 
 /// Whether a live test may run; panics when live tests are required.
 fn live_ok(test: &str) -> bool {
-    match why_not_live() {
-        None => true,
-        Some(why) if std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").as_deref() == Ok("1") => {
-            panic!("{test}: live test required (CONNTRACK_KIT_REQUIRE_LIVE=1) but {why}")
-        }
-        Some(why) => {
-            eprintln!("{test}: skipping live test: {why}");
-            false
-        }
-    }
+    live(test, &LIVE)
 }
 
 #[test]
@@ -320,7 +245,10 @@ fn sample_json_has_every_section() {
 #[test]
 fn capture_without_rates_or_flows_still_reports() {
     // A capture of the host files only: one stats sample, no -L.
-    let dir = TempDir::new("capture");
+    let dir = tempfile::Builder::new()
+        .prefix("ck-doctor-capture-")
+        .tempdir()
+        .unwrap();
     for rel in [
         "proc/sys/net/netfilter/nf_conntrack_count",
         "proc/sys/net/netfilter/nf_conntrack_max",
@@ -520,12 +448,13 @@ fn live_namespace_with_known_flows() {
     assert_eq!(rates["entries"]["last"], 3000);
 
     // The same namespace through a process in it (--pid).
-    let mut sleeper = ns
-        .command("sleep")
-        .arg("30")
-        .spawn()
-        .expect("sleep in the namespace");
-    let pid = sleeper.id().to_string();
+    let sleeper = Reaped(
+        ns.command("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep in the namespace"),
+    );
+    let pid = sleeper.0.id().to_string();
     // `ip netns exec` enters the namespace, then execs sleep: wait for the
     // exec, or the pid still shows the host's namespace.
     let comm = format!("/proc/{pid}/comm");
@@ -538,8 +467,7 @@ fn live_namespace_with_known_flows() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let r = example("doctor", &["--pid", &pid, "--window", "0", "--json"]);
-    let _ = sleeper.kill();
-    let _ = sleeper.wait();
+    drop(sleeper);
     assert!((0..=2).contains(&r.code), "exit {}: {}", r.code, r.stderr);
     let doc = json(&r);
     assert_eq!(doc["source"], format!("network namespace of pid {pid}"));
@@ -559,18 +487,9 @@ fn live_namespace_with_known_flows() {
 
 #[test]
 fn without_privileges_falls_back_to_the_labelled_sample() {
-    if !live_ok("without_privileges_falls_back_to_the_labelled_sample") {
-        return;
-    }
-    if !Command::new("setpriv")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        if std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").as_deref() == Ok("1") {
-            panic!("setpriv (util-linux) is needed to drop privileges");
-        }
-        eprintln!("skipping: setpriv is not installed");
+    // setpriv (util-linux) drops the privileges.
+    let test = "without_privileges_falls_back_to_the_labelled_sample";
+    if !live_ok(test) || !live(test, &[Need::Tool("setpriv")]) {
         return;
     }
     let as_nobody = |args: &[&str]| {
@@ -597,25 +516,19 @@ fn without_privileges_falls_back_to_the_labelled_sample() {
 
 #[test]
 fn capture_script_round_trip_in_a_namespace() {
-    if !live_ok("capture_script_round_trip_in_a_namespace") {
-        return;
-    }
-    if !Command::new("conntrack")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        if std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").as_deref() == Ok("1") {
-            panic!("the conntrack CLI is needed for the capture script");
-        }
-        eprintln!("skipping: the conntrack CLI is not installed");
+    // The capture script needs the conntrack CLI.
+    let test = "capture_script_round_trip_in_a_namespace";
+    if !live_ok(test) || !live(test, &[Need::Tool("conntrack")]) {
         return;
     }
     let ns = ScratchNetns::new("ck-capture").expect("ip netns add");
     let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink in the namespace");
     let rep = fill(&mut ct, &FillOptions::new(500)).expect("fill");
     assert_eq!(rep.created, 500, "{rep:?}");
-    let dir = TempDir::new("script");
+    let dir = tempfile::Builder::new()
+        .prefix("ck-doctor-script-")
+        .tempdir()
+        .unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/capture.sh");
     let mut cmd = ns.command("sh");
     cmd.args([script, dir.path().to_str().unwrap(), "1"]);

@@ -7,72 +7,31 @@
 //! Tests that need root (namespaces, ctnetlink) print why and pass without
 //! it, unless `CONNTRACK_KIT_REQUIRE_LIVE=1` (CI), where they fail.
 
+use conntrack_core::testkit::{self, Need, Reaped};
 use conntrack_kit::core::{Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple};
 use conntrack_kit::netlink::fill::{FillOptions, fill};
 use conntrack_kit::netlink::{Conntrack, ScratchNetns};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------
-// Helpers (the same ones are in tests/exporter_prometheus.rs)
+// Helpers
 // ---------------------------------------------------------------------
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
+mod support;
 
-/// Whether a live test can run; panics when it cannot but must.
+/// Whether a live test can run (root: network namespaces and ctnetlink);
+/// panics when it cannot but must.
 fn live(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").as_deref() == Ok("1") {
-        panic!("{test}: needs root (CONNTRACK_KIT_REQUIRE_LIVE=1)");
-    }
-    eprintln!("{test}: skipped: needs root for network namespaces and ctnetlink");
-    false
+    testkit::live(test, &[Need::Root])
 }
 
-/// Builds the examples once per test process, in this test's target
-/// directory and profile, and returns the directory holding them.
-fn examples_dir() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        // .../target/<profile>/deps/<test binary>
-        let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(|d| d.parent())
-            .expect("test binary under target/<profile>/deps")
-            .to_path_buf();
-        let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--example", "watch", "--example", "top"])
-            .args(["--example", "exporter", "--target-dir"])
-            .arg(&target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().expect("running cargo build --example");
-        assert!(
-            out.status.success(),
-            "building the examples failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        profile_dir.join("examples")
-    })
-    .clone()
+/// The directory holding the built `watch`, `top` and `exporter`.
+fn examples_dir() -> &'static Path {
+    support::examples_dir(&["watch", "top", "exporter"])
 }
 
 fn example(name: &str) -> Command {
@@ -290,13 +249,12 @@ fn missing_namespace_or_process_is_a_clear_error() {
 // Live
 // ---------------------------------------------------------------------
 
-/// Copies an example where an unprivileged user can run it (the target
-/// directory may be under a private home).
-fn world_runnable(name: &str) -> PathBuf {
+/// Copies an example into `dir` (made world-readable) where an
+/// unprivileged user can run it (the target directory may be under a
+/// private home).
+fn world_runnable(dir: &Path, name: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("ck-exlive-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let dst = dir.join(name);
     if !dst.exists() {
         std::fs::copy(examples_dir().join(name), &dst).unwrap();
@@ -311,9 +269,12 @@ fn missing_privileges_are_explained() {
         return;
     }
     let ns = ScratchNetns::new("ck-exlive-priv").expect("ip netns add");
-    let dir_guard = std::env::temp_dir().join(format!("ck-exlive-{}", std::process::id()));
+    let dir = tempfile::Builder::new()
+        .prefix("ck-exlive-")
+        .tempdir()
+        .unwrap();
     for name in ["watch", "top", "exporter"] {
-        let mut c = Command::new(world_runnable(name));
+        let mut c = Command::new(world_runnable(dir.path(), name));
         // As nobody: no capabilities (std also drops supplementary groups).
         c.uid(65534).gid(65534);
         c.args(["--netns", ns.name()]);
@@ -333,7 +294,7 @@ fn missing_privileges_are_explained() {
         );
     }
     // In its own namespace, watch falls back to /proc without privileges.
-    let mut c = Command::new(world_runnable("watch"));
+    let mut c = Command::new(world_runnable(dir.path(), "watch"));
     c.uid(65534).gid(65534);
     c.args(["--count", "1", "--interval", "0.2", "--color", "never"]);
     let out = run_bounded(c, Duration::from_secs(20));
@@ -345,7 +306,6 @@ fn missing_privileges_are_explained() {
     );
     assert!(stdout.contains("[/proc, "), "{stdout}");
     assert!(stdout.contains("insert_failed"), "{stdout}");
-    let _ = std::fs::remove_dir_all(dir_guard);
 }
 
 #[test]
@@ -653,9 +613,13 @@ fn pid_selects_the_namespace_of_a_process() {
             .expect("create");
     }
     // A process living in the namespace.
-    let mut sleeper = ns.command("sleep");
-    let mut sleeper = sleeper.arg("30").spawn().expect("ip netns exec sleep");
-    let pid = sleeper.id().to_string();
+    let sleeper = Reaped(
+        ns.command("sleep")
+            .arg("30")
+            .spawn()
+            .expect("ip netns exec sleep"),
+    );
+    let pid = sleeper.0.id().to_string();
     // `ip netns exec` execs the program: the pid is the sleeper's once it
     // is in the namespace.
     let want = std::fs::metadata(format!("/var/run/netns/{}", ns.name()))
@@ -709,6 +673,5 @@ fn pid_selects_the_namespace_of_a_process() {
         stdout.contains(&format!("netns of pid {pid}  entries 7 ")),
         "{stdout}"
     );
-    let _ = sleeper.kill();
-    let _ = sleeper.wait();
+    drop(sleeper);
 }

@@ -12,6 +12,7 @@
 //! unless `CONNTRACK_KIT_REQUIRE_LIVE=1` (CI), where it fails. Every wait
 //! is bounded.
 
+use conntrack_core::testkit::{self, Need, Reaped, find_in_path};
 use conntrack_kit::core::{Flow, L4Proto, L4Tuple, Status, Tuple};
 use conntrack_kit::netlink::fill::{FillOptions, fill};
 use conntrack_kit::netlink::{Conntrack, ScratchNetns};
@@ -19,94 +20,29 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------
-// Helpers (the same ones are in tests/examples_live.rs)
+// Helpers
 // ---------------------------------------------------------------------
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
+mod support;
 
-fn find_in_path(prog: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(prog))
-            .find(|f| f.is_file())
-    })
-}
-
-/// The prometheus binary when the test can run; panics when it cannot but
-/// must.
+/// The prometheus binary when the test can run (root for network
+/// namespaces and ctnetlink, and `prometheus` in `PATH`, Debian package
+/// `prometheus`); panics when it cannot but must.
 fn live(test: &str) -> Option<PathBuf> {
-    let why = if !is_root() {
-        "needs root for network namespaces and ctnetlink".to_string()
-    } else {
-        match find_in_path("prometheus") {
-            Some(p) => return Some(p),
-            None => "needs the `prometheus` binary (Debian package `prometheus`)".to_string(),
-        }
-    };
-    if std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").as_deref() == Ok("1") {
-        panic!("{test}: {why} (CONNTRACK_KIT_REQUIRE_LIVE=1)");
+    if !testkit::live(test, &[Need::Root, Need::Tool("prometheus")]) {
+        return None;
     }
-    eprintln!("{test}: skipped: {why}");
-    None
+    Some(find_in_path("prometheus").expect("prometheus in PATH"))
 }
 
 /// Builds the exporter example in this test's target directory and
 /// profile (a no-op when fresh) and returns its path.
 fn exporter_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("test binary under target/<profile>/deps")
-        .to_path_buf();
-    let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "--example", "exporter", "--target-dir"])
-        .arg(&target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let out = cmd
-        .output()
-        .expect("running cargo build --example exporter");
-    assert!(
-        out.status.success(),
-        "building the exporter failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    profile_dir.join("examples").join("exporter")
-}
-
-/// A child process killed (by its own handle) and reaped when dropped.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    support::examples_dir(&["exporter"]).join("exporter")
 }
 
 fn free_port() -> u16 {
@@ -274,9 +210,10 @@ fn prometheus_scrapes_the_exporter() {
     const N: u64 = 300;
     assert_eq!(u64::from(ct.count().unwrap()), N);
 
-    let dir = std::env::temp_dir().join(format!("ck-exlive-prom-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let dir = TempDir(dir);
+    let dir = tempfile::Builder::new()
+        .prefix("ck-exlive-prom-")
+        .tempdir()
+        .unwrap();
 
     // The exporter, on a free port it picks itself and prints.
     let mut child = Command::new(&exporter)
@@ -285,7 +222,7 @@ fn prometheus_scrapes_the_exporter() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(
-            std::fs::File::create(dir.0.join("exporter.log")).unwrap(),
+            std::fs::File::create(dir.path().join("exporter.log")).unwrap(),
         ))
         .spawn()
         .expect("spawn exporter");
@@ -306,7 +243,7 @@ fn prometheus_scrapes_the_exporter() {
         .unwrap_or_else(|| {
             panic!(
                 "exporter did not print its address ({line:?}):\n{}",
-                std::fs::read_to_string(dir.0.join("exporter.log")).unwrap_or_default()
+                std::fs::read_to_string(dir.path().join("exporter.log")).unwrap_or_default()
             )
         });
     let (status, body) = http_get(exp_port, "/metrics").expect("GET /metrics");
@@ -315,7 +252,7 @@ fn prometheus_scrapes_the_exporter() {
     assert!(body.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
     assert_eq!(http_get(exp_port, "/nope").unwrap().0, 404);
 
-    let (prom_proc, port) = start_prometheus(&prom, &dir.0, exp_port);
+    let (prom_proc, port) = start_prometheus(&prom, dir.path(), exp_port);
 
     // The target is up.
     wait_for("the target to be up", Duration::from_secs(30), || {
