@@ -29,9 +29,13 @@
 //! them without counting them as differences.
 //!
 //! Entries that never send events: with `net.netfilter.nf_conntrack_events`
-//! at 2 ("auto", the default) entries created while no ctnetlink listener
-//! existed have no event extension, so their updates and removal are never
-//! reported (see [`crate::event`]); with 0 no entry sends events. Such
+//! at 2 ("auto", the default) entries created while no ctnetlink event
+//! listener existed have no event extension, so their updates and removal
+//! are never reported (see [`crate::event`]); with 0 no entry sends events.
+//! "No listener" is judged host-wide: the kernel's flag
+//! (`nf_ctnetlink_has_listener`, `include/linux/netfilter.h`) is global
+//! because of `NETLINK_LISTEN_ALL_NSID`, so whether a namespace's old
+//! entries are silent depends on listeners in other namespaces too. Such
 //! entries are found by the initial dump and would stay in the mirror after
 //! they are gone. [`Mirror::events_sysctl`] tells which setting the
 //! namespace has. By default ([`ResyncPeriod::Auto`]) the mirror therefore

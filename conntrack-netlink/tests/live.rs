@@ -19,44 +19,21 @@ use conntrack_netlink::{
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
-use std::process::Command;
 
-fn why_not_live() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .map(str::to_owned);
-    if euid.as_deref() != Some("0") {
-        return Some("not running as root".into());
-    }
-    for (tool, arg) in [("ip", "-V"), ("conntrack", "--version")] {
-        if !Command::new(tool)
-            .arg(arg)
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            return Some(format!("`{tool}` is not installed"));
-        }
-    }
-    if !std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists() {
-        return Some("nf_conntrack is not available".into());
-    }
-    None
-}
+use conntrack_core::testkit::{self, Need};
+
+/// What every live test here needs.
+const NEEDS: &[Need<'static>] = &[
+    Need::Root,
+    Need::Tool("ip"),
+    Need::Tool("conntrack"),
+    Need::Path("/proc/sys/net/netfilter/nf_conntrack_max"),
+];
 
 /// A fresh namespace and a connection to its table, or `None` (skip).
 fn live(tag: &str) -> Option<(ScratchNetns, Conntrack)> {
-    match why_not_live() {
-        None => {}
-        Some(why) if std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").is_ok_and(|v| v == "1") => {
-            panic!("live test required (CONNTRACK_KIT_REQUIRE_LIVE=1) but {why}")
-        }
-        Some(why) => {
-            eprintln!("skipping live test: {why}");
-            return None;
-        }
+    if !testkit::live(tag, NEEDS) {
+        return None;
     }
     let ns = ScratchNetns::new(&format!("ck-{tag}")).expect("ip netns add");
     let ct = Conntrack::open_in(&ns.netns()).expect("open ctnetlink in the namespace");
@@ -792,8 +769,7 @@ fn max_guard_restores_the_global_max() {
 
 #[test]
 fn namespaces_and_socket_options() {
-    if why_not_live().is_some() {
-        let _ = live("skip");
+    if !testkit::live("namespaces_and_socket_options", NEEDS) {
         return;
     }
     // A missing namespace is NotFound, not a generic failure.

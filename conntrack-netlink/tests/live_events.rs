@@ -2,27 +2,16 @@
 //! root they print why and pass, unless `CONNTRACK_KIT_REQUIRE_LIVE=1`
 //! (CI), where they fail.
 
+use conntrack_core::testkit::Need;
 use conntrack_core::{Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple};
 use conntrack_netlink::event::{EventConfig, EventKind, EventSocket, Groups, Item, RcvBuf};
 use conntrack_netlink::{Conntrack, ScratchNetns, Update};
 use std::time::Duration;
 
-/// Whether live tests can run; panics when they must but cannot.
+/// Whether live tests can run (root, `ip`); panics when they must but
+/// cannot (`CONNTRACK_KIT_REQUIRE_LIVE=1`).
 fn live(test: &str) -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    if root {
-        return true;
-    }
-    if std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").as_deref() == Ok("1") {
-        panic!("{test}: needs root (CONNTRACK_KIT_REQUIRE_LIVE=1)");
-    }
-    eprintln!("{test}: skipped: needs root to create network namespaces");
-    false
+    conntrack_core::testkit::live(test, &[Need::Root, Need::Tool("ip")])
 }
 
 fn kernel_at_least(major: u32, minor: u32) -> bool {

@@ -6,6 +6,7 @@
 #![cfg(feature = "tokio")]
 
 use conntrack_core::FlowLike;
+use conntrack_core::testkit::Need;
 use conntrack_netlink::event::{
     AsyncEventSocket, EventConfig, EventKind, Groups, Item, dump_async,
 };
@@ -14,21 +15,10 @@ use conntrack_netlink::mirror::Table;
 use conntrack_netlink::{Conntrack, ScratchNetns};
 use std::time::Duration;
 
+/// Whether live tests can run (root, `ip`); panics when they must but
+/// cannot (`CONNTRACK_KIT_REQUIRE_LIVE=1`).
 fn live(test: &str) -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    if root {
-        return true;
-    }
-    if std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").as_deref() == Ok("1") {
-        panic!("{test}: needs root (CONNTRACK_KIT_REQUIRE_LIVE=1)");
-    }
-    eprintln!("{test}: skipped: needs root to create network namespaces");
-    false
+    conntrack_core::testkit::live(test, &[Need::Root, Need::Tool("ip")])
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -5,6 +5,7 @@
 //! The 200,000-operation churn takes about 5 s on the project VM (one
 //! ctnetlink request per operation, ~46,000 operations/s).
 
+use conntrack_core::testkit::Need;
 use conntrack_core::{
     Flow, FlowLike, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple,
 };
@@ -15,21 +16,10 @@ use conntrack_netlink::{Conntrack, Error, ScratchNetns, Update};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+/// Whether live tests can run (root, `ip`); panics when they must but
+/// cannot (`CONNTRACK_KIT_REQUIRE_LIVE=1`).
 fn live(test: &str) -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    if root {
-        return true;
-    }
-    if std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").as_deref() == Ok("1") {
-        panic!("{test}: needs root (CONNTRACK_KIT_REQUIRE_LIVE=1)");
-    }
-    eprintln!("{test}: skipped: needs root to create network namespaces");
-    false
+    conntrack_core::testkit::live(test, &[Need::Root, Need::Tool("ip")])
 }
 
 /// Counts entries per (destination port, state) through the hook, the way
@@ -344,9 +334,14 @@ fn default_resync_period_follows_nf_conntrack_events() {
             .expect("sysctl");
         assert!(st.success());
     };
-    // "auto" (2, the default): entries created while nobody listens get no
-    // event extension, so their removal is never announced
-    // (nf_ct_ecache_ext_add, net/netfilter/nf_conntrack_ecache.c).
+    // "auto" (2, the default): entries created while no ctnetlink event
+    // listener exists get no event extension, so their removal is never
+    // announced (nf_ct_ecache_ext_add). The kernel's flag is global
+    // (nf_ctnetlink_has_listener, include/linux/netfilter.h: it cannot be
+    // per namespace because of NETLINK_LISTEN_ALL_NSID), so whether these
+    // entries stay silent depends on listeners elsewhere on the host (the
+    // other tests of this file): the mirror cannot know, and schedules
+    // resyncs whenever the setting is not 1.
     events(2);
     let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
     fill(&mut ct, &FillOptions::new(50)).expect("fill");
@@ -357,9 +352,11 @@ fn default_resync_period_follows_nf_conntrack_events() {
     let old = synthetic_flow(Mix::default().kind_of(3), 3, 600);
     ct.delete(&old.orig, None, None).expect("delete");
     let p = m.poll(Some(Duration::from_millis(300))).expect("poll");
-    assert_eq!((p.applied, m.len()), (0, 50), "the kernel sent no DESTROY");
+    // With a DESTROY event the entry is gone already; without one the
+    // resync finds it.
     let r = m.resync().expect("resync");
-    assert_eq!((r.removed, r.entries), (1, 49));
+    assert_eq!(r.removed + p.applied, 1, "{p:?} {r:?}");
+    assert_eq!(r.entries, 49);
     assert_equals_fresh_dump(&m, &ns);
 
     // With 1 every entry sends events: no periodic resync is scheduled.
