@@ -454,7 +454,13 @@ fn rates_section(out: &mut String, c: &Collected, a: &Analysis) {
     let hdr: Vec<&str> = headers.iter().map(String::as_str).collect();
     let mut tb = table(&hdr);
     for cpu in &r.cpus {
-        let mut row = vec![cpu.cpu.to_string()];
+        // /proc rows are the possible CPUs in order: name the CPU when the
+        // snapshot says which ones are possible.
+        let name = match cpu.cpu.resolve(&c.snapshot.cpus_possible) {
+            Some(id) => format!("cpu{id}"),
+            None => cpu.cpu.to_string(),
+        };
+        let mut row = vec![name];
         row.extend(cols.iter().map(|&k| rate(cpu.per_sec(k))));
         tb.add_row(row);
     }
