@@ -32,6 +32,7 @@ pub mod stats;
 pub mod status;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod text;
 pub mod tuple;
 
 pub use error::Location;

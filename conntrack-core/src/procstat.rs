@@ -40,6 +40,7 @@
 
 use crate::error::Location;
 use crate::stats::{Counter, CpuStats, Stats};
+use crate::text::{is_blank, is_name, split_line, tokens};
 use core::fmt::Write as _;
 
 /// The name of the first column: the namespace's entry count.
@@ -131,47 +132,6 @@ enum Meaning {
 struct Header {
     names: Vec<String>,
     meanings: Vec<Meaning>,
-}
-
-/// Splits a line into `(byte offset, token)` on spaces and tabs.
-fn tokens(line: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
-    let mut pos = 0;
-    core::iter::from_fn(move || {
-        while pos < line.len() && is_sep(line[pos]) {
-            pos += 1;
-        }
-        if pos >= line.len() {
-            return None;
-        }
-        let start = pos;
-        while pos < line.len() && !is_sep(line[pos]) {
-            pos += 1;
-        }
-        Some((start, &line[start..pos]))
-    })
-}
-
-fn is_sep(b: u8) -> bool {
-    b == b' ' || b == b'\t'
-}
-
-fn is_blank(line: &[u8]) -> bool {
-    line.iter().all(|&b| is_sep(b))
-}
-
-/// Splits off the first line (without its `\n`, and without one trailing
-/// `\r` so CRLF input reads the same), returning it and the rest.
-fn split_line(input: &[u8]) -> (&[u8], &[u8]) {
-    let (line, rest) = match input.iter().position(|&b| b == b'\n') {
-        Some(i) => (&input[..i], &input[i + 1..]),
-        None => (input, &[][..]),
-    };
-    (line.strip_suffix(b"\r").unwrap_or(line), rest)
-}
-
-fn is_name(tok: &[u8]) -> bool {
-    matches!(tok.first(), Some(b) if b.is_ascii_alphabetic() || *b == b'_')
-        && tok.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
 }
 
 impl Header {

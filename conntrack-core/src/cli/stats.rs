@@ -41,6 +41,7 @@
 
 use crate::error::Location;
 use crate::stats::{Counter, CpuStats, Stats};
+use crate::text::{is_name, is_sep, split_line, tokens};
 use core::fmt::Write as _;
 
 /// What went wrong in `conntrack -S` / `-C` text.
@@ -102,42 +103,6 @@ impl CliStatsError {
             location: Location { line, column },
         }
     }
-}
-
-fn is_sep(b: u8) -> bool {
-    b == b' ' || b == b'\t'
-}
-
-/// Splits a line into `(byte offset, token)` on spaces and tabs.
-fn tokens(line: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
-    let mut pos = 0;
-    core::iter::from_fn(move || {
-        while pos < line.len() && is_sep(line[pos]) {
-            pos += 1;
-        }
-        if pos >= line.len() {
-            return None;
-        }
-        let start = pos;
-        while pos < line.len() && !is_sep(line[pos]) {
-            pos += 1;
-        }
-        Some((start, &line[start..pos]))
-    })
-}
-
-/// Splits off the first line (without `\n` and one trailing `\r`).
-fn split_line(input: &[u8]) -> (&[u8], &[u8]) {
-    let (line, rest) = match input.iter().position(|&b| b == b'\n') {
-        Some(i) => (&input[..i], &input[i + 1..]),
-        None => (input, &[][..]),
-    };
-    (line.strip_suffix(b"\r").unwrap_or(line), rest)
-}
-
-fn is_name(tok: &[u8]) -> bool {
-    matches!(tok.first(), Some(b) if b.is_ascii_alphabetic() || *b == b'_')
-        && tok.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
 }
 
 /// Parses an unsigned decimal u32 (`%u`).

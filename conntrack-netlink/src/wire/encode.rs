@@ -394,21 +394,7 @@ pub fn encode_flow(flow: &Flow, out: &mut Vec<u8>) {
     if let Some(p) = &flow.protoinfo {
         put_protoinfo(out, p, Pad64::None);
     }
-    if let Some(h) = &flow.helper {
-        put_named(out, CTA_HELP, h);
-    }
-    if let Some(l) = &flow.labels {
-        put_attr(out, CTA_LABELS.0, &l.0);
-    }
-    if let Some(s) = &flow.seqadj_orig {
-        put_seqadj(out, CTA_SEQ_ADJ_ORIG, s);
-    }
-    if let Some(s) = &flow.seqadj_reply {
-        put_seqadj(out, CTA_SEQ_ADJ_REPLY, s);
-    }
-    if let Some(s) = &flow.synproxy {
-        put_synproxy(out, s);
-    }
+    put_tail(flow, out);
 }
 
 /// Appends the attributes a Linux 6.18 kernel (x86_64) emits for `flow`
@@ -465,6 +451,13 @@ pub fn encode_flow_as_kernel_with(flow: &Flow, out: &mut Vec<u8>, pad: Pad64) {
     if let Some(t) = &flow.timestamp {
         put_timestamp(out, t, pad);
     }
+    put_tail(flow, out);
+}
+
+/// The attributes both a request and a dump end with, in the kernel's
+/// order (`ctnetlink_fill_info`): helper, labels, sequence adjustment of
+/// both directions, SYN proxy.
+fn put_tail(flow: &Flow, out: &mut Vec<u8>) {
     if let Some(h) = &flow.helper {
         put_named(out, CTA_HELP, h);
     }
