@@ -379,6 +379,35 @@ impl Default for HotspotConfig {
     }
 }
 
+/// An exactly counted key table: keys with a zero count dropped (counts
+/// kept incrementally can return to zero), sorted by count then key, the
+/// first `n` with their share of `flows`.
+fn exact_table(kind: KeyKind, mut v: Vec<(Key, u64)>, n: usize, flows: u64) -> KeyTable {
+    v.retain(|x| x.1 > 0);
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    KeyTable {
+        kind,
+        counted: v.iter().map(|x| x.1).sum(),
+        distinct: Some(v.len() as u64),
+        exact: true,
+        error_bound: 0,
+        top: v
+            .into_iter()
+            .take(n)
+            .map(|(key, count)| KeyCount {
+                key,
+                count,
+                error: 0,
+                share: if flows == 0 {
+                    0.0
+                } else {
+                    count as f64 / flows as f64
+                },
+            })
+            .collect(),
+    }
+}
+
 /// Counts of one key kind, exact or bounded.
 #[derive(Debug, Clone)]
 enum Tally<K> {
@@ -418,27 +447,12 @@ impl<K: Hash + Eq + Clone> Tally<K> {
             }
         };
         match self {
-            Tally::Exact(m) => {
-                let mut v: Vec<(Key, u64)> = m.iter().map(|(k, &c)| (conv(k), c)).collect();
-                v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-                KeyTable {
-                    kind,
-                    counted: m.values().sum(),
-                    distinct: Some(m.len() as u64),
-                    exact: true,
-                    error_bound: 0,
-                    top: v
-                        .into_iter()
-                        .take(n)
-                        .map(|(key, count)| KeyCount {
-                            key,
-                            count,
-                            error: 0,
-                            share: share(count),
-                        })
-                        .collect(),
-                }
-            }
+            Tally::Exact(m) => exact_table(
+                kind,
+                m.iter().map(|(k, &c)| (conv(k), c)).collect(),
+                n,
+                flows,
+            ),
             Tally::Bounded(s) => {
                 let bound = s.error_bound();
                 KeyTable {
@@ -950,27 +964,7 @@ impl Hotspots {
         let n = self.cfg.top;
         let fl = self.flows;
         let share = |c: u64| if fl == 0 { 0.0 } else { c as f64 / fl as f64 };
-        let exact_table = |kind: KeyKind, mut v: Vec<(Key, u64)>| {
-            v.retain(|x| x.1 > 0);
-            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            KeyTable {
-                kind,
-                counted: v.iter().map(|x| x.1).sum(),
-                distinct: Some(v.len() as u64),
-                exact: true,
-                error_bound: 0,
-                top: v
-                    .into_iter()
-                    .take(n)
-                    .map(|(key, count)| KeyCount {
-                        key,
-                        count,
-                        error: 0,
-                        share: share(count),
-                    })
-                    .collect(),
-            }
-        };
+        let exact_table = |kind: KeyKind, v: Vec<(Key, u64)>| exact_table(kind, v, n, fl);
         let ip = |a: &u128| Key::Ip(addr_of(*a));
         let tables = vec![
             self.src.table(KeyKind::SrcIp, fl, n, ip),
