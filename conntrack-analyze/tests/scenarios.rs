@@ -8,7 +8,6 @@ use conntrack_analyze::rates::{Rates, StatsSeries};
 use conntrack_analyze::{Finding, FindingId, Severity, diagnose};
 use conntrack_core::HostSnapshot;
 use std::path::PathBuf;
-use std::time::Duration;
 
 struct Scenario {
     host: HostSnapshot,
@@ -22,35 +21,13 @@ fn dir(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Splits `series.txt` (`@ SECONDS` lines, each followed by one
-/// `/proc/net/stat/nf_conntrack` capture) into a stats series.
-fn parse_series(text: &str) -> StatsSeries {
-    let mut series = StatsSeries::new();
-    let mut block: Option<(u64, String)> = None;
-    let flush = |b: Option<(u64, String)>, s: &mut StatsSeries| {
-        if let Some((t, body)) = b {
-            let stats = conntrack_core::procstat::parse(&body).expect("stats block parses");
-            s.push(Duration::from_secs(t), stats).expect("monotonic");
-        }
-    };
-    for line in text.lines() {
-        if let Some(t) = line.strip_prefix("@ ") {
-            flush(block.take(), &mut series);
-            block = Some((t.trim().parse().expect("time"), String::new()));
-        } else if let Some((_, body)) = block.as_mut() {
-            body.push_str(line);
-            body.push('\n');
-        }
-    }
-    flush(block, &mut series);
-    series
-}
-
 fn load(name: &str) -> Scenario {
     let d = dir(name);
     let host: HostSnapshot =
         serde_json::from_str(&std::fs::read_to_string(d.join("host.json")).unwrap()).unwrap();
-    let series = parse_series(&std::fs::read_to_string(d.join("series.txt")).unwrap());
+    let series =
+        StatsSeries::parse_captures(&std::fs::read_to_string(d.join("series.txt")).unwrap())
+            .expect("series.txt parses");
     assert!(series.samples().len() >= 2);
     let hotspots = std::fs::read_to_string(d.join("flows.txt")).ok().map(|t| {
         let mut h = Hotspots::exact();
@@ -231,7 +208,9 @@ fn every_finding_has_evidence_and_serialises() {
 #[test]
 fn single_sample_gives_no_counter_findings() {
     let d = dir("rps-off-confirm-failures");
-    let series = parse_series(&std::fs::read_to_string(d.join("series.txt")).unwrap());
+    let series =
+        StatsSeries::parse_captures(&std::fs::read_to_string(d.join("series.txt")).unwrap())
+            .expect("series.txt parses");
     let one = conntrack_analyze::rates::Rates::from_samples(&series.samples()[..1]);
     let host: HostSnapshot =
         serde_json::from_str(&std::fs::read_to_string(d.join("host.json")).unwrap()).unwrap();

@@ -9,34 +9,11 @@ use conntrack_core::HostSnapshot;
 use conntrack_tune::plan::{ActionKind, Priority};
 use conntrack_tune::{Observation, Plan, Policy, analyze_input, plan, render};
 use std::path::PathBuf;
-use std::time::Duration;
 
 fn dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../conntrack-analyze/fixtures/scenarios")
         .join(name)
-}
-
-fn series(text: &str) -> StatsSeries {
-    let mut s = StatsSeries::new();
-    let mut block: Option<(u64, String)> = None;
-    let flush = |b: Option<(u64, String)>, s: &mut StatsSeries| {
-        if let Some((t, body)) = b {
-            let stats = conntrack_core::procstat::parse(&body).expect("stats block parses");
-            s.push(Duration::from_secs(t), stats).expect("monotonic");
-        }
-    };
-    for line in text.lines() {
-        if let Some(t) = line.strip_prefix("@ ") {
-            flush(block.take(), &mut s);
-            block = Some((t.trim().parse().expect("time"), String::new()));
-        } else if let Some((_, body)) = block.as_mut() {
-            body.push_str(line);
-            body.push('\n');
-        }
-    }
-    flush(block, &mut s);
-    s
 }
 
 fn observe(name: &str) -> Observation {
@@ -50,7 +27,9 @@ fn observe(name: &str) -> Observation {
         })
     };
     let host: HostSnapshot = serde_json::from_str(&read("host.json")).unwrap();
-    let rates = series(&read("series.txt")).rates();
+    let rates = StatsSeries::parse_captures(&read("series.txt"))
+        .expect("series.txt parses")
+        .rates();
     let hotspots = std::fs::read_to_string(d.join("flows.txt")).ok().map(|t| {
         let mut h = Hotspots::exact();
         for f in conntrack_core::cli::list::parse_lines(&t) {
