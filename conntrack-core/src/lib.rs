@@ -25,6 +25,7 @@ pub mod error;
 pub mod flow;
 pub mod host;
 pub mod kernel;
+pub mod nat_rules;
 pub mod procstat;
 pub mod proto;
 pub mod state;
@@ -33,6 +34,7 @@ pub mod status;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 mod text;
+pub mod timeout;
 pub mod tuple;
 
 pub use error::Location;
@@ -40,12 +42,13 @@ pub use flow::{
     Counters, DccpInfo, Flow, FlowKey, FlowLike, Labels, Nat, ProtoInfo, SctpInfo, SeqAdj,
     Synproxy, TcpFlags, TcpInfo, Timestamp, flow_key, flow_state, nat_of,
 };
-pub use host::{HostSnapshot, RxQueue, SlabCache};
+pub use host::{HostConfig, HostSnapshot, RxQueue, SlabCache};
 pub use kernel::KernelVersion;
 pub use proto::{L3Family, L4Proto};
 pub use state::{DccpState, FlowState, SctpState, TcpState};
-pub use stats::{Counter, CpuStats, Stats};
+pub use stats::{Counter, CpuStats, Stats, Support};
 pub use status::Status;
+pub use timeout::{Timeout, TimeoutKey};
 pub use tuple::{Endpoint, L4Tuple, Tuple};
 
 /// The README's examples, compiled and run as doc tests.

@@ -6,6 +6,7 @@
 //! print them: on 5.10+ the second `/proc` column is `clashres`, which is
 //! [`Counter::ClashResolve`], never [`Counter::Searched`].
 
+use crate::KernelVersion;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -131,6 +132,95 @@ impl Counter {
         })
     }
 }
+
+/// Whether a kernel counts a counter (see [`Counter::support`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum Support {
+    /// The kernel increments it.
+    Counted,
+    /// The kernel has no such counter: it appeared in `since`. A source
+    /// that shows it anyway (a zero-filled column) shows nothing real.
+    NotYet {
+        /// The first kernel with the counter.
+        since: KernelVersion,
+    },
+    /// The kernel still prints the column but stopped incrementing it in
+    /// `since`: it reads 0 whatever happens.
+    Retired {
+        /// The first kernel that stopped counting it.
+        since: KernelVersion,
+    },
+    /// The kernel version is not known.
+    Unknown,
+}
+
+impl Support {
+    /// Whether the value means something on this kernel (`Counted`, or
+    /// `Unknown`, where the source's word is all there is).
+    pub fn is_meaningful(self) -> bool {
+        matches!(self, Support::Counted | Support::Unknown)
+    }
+}
+
+impl Counter {
+    /// Whether a kernel counts this counter: the one table of counters
+    /// that appeared or went silent over kernel versions.
+    ///
+    /// - `searched`, `new`, `delete`, `delete_list` stopped counting in
+    ///   4.10 (commit 8e8118f893138 "netfilter: conntrack: remove unused
+    ///   percpu counters"... verified in the kernel notes of this crate's
+    ///   KERNEL.md);
+    /// - `ignore` stopped counting in 5.10;
+    /// - `clash_resolve` appeared in 5.10 (commit bc92470413f3
+    ///   "netfilter: conntrack: add clash_resolve stat counter");
+    /// - `chaintoolong` appeared in 5.15 (commit d7e7747ac5c2
+    ///   "netfilter: refuse insertion if chain has grown too long").
+    ///
+    /// ```
+    /// use conntrack_core::{Counter, KernelVersion, stats::Support};
+    /// let v = |a, b| Some(KernelVersion::new(a, b, 0));
+    /// assert_eq!(Counter::ClashResolve.support(v(5, 4)),
+    ///            Support::NotYet { since: KernelVersion::new(5, 10, 0) });
+    /// assert_eq!(Counter::ClashResolve.support(v(5, 10)), Support::Counted);
+    /// assert_eq!(Counter::ChainTooLong.support(None), Support::Unknown);
+    /// assert!(!Counter::Searched.support(v(6, 1)).is_meaningful());
+    /// ```
+    pub fn support(self, kernel: Option<KernelVersion>) -> Support {
+        let Some(k) = kernel else {
+            return Support::Unknown;
+        };
+        let (appeared, retired): (Option<(u16, u16)>, Option<(u16, u16)>) = match self {
+            Counter::Searched | Counter::New | Counter::Delete | Counter::DeleteList => {
+                (None, Some(COUNTERS_RETIRED_IN))
+            }
+            Counter::Ignore => (None, Some((5, 10))),
+            Counter::ClashResolve => (Some((5, 10)), None),
+            Counter::ChainTooLong => (Some((5, 15)), None),
+            _ => (None, None),
+        };
+        if let Some((a, b)) = appeared
+            && !k.at_least(a, b)
+        {
+            return Support::NotYet {
+                since: KernelVersion::new(a, b, 0),
+            };
+        }
+        if let Some((a, b)) = retired
+            && k.at_least(a, b)
+        {
+            return Support::Retired {
+                since: KernelVersion::new(a, b, 0),
+            };
+        }
+        Support::Counted
+    }
+}
+
+/// The release that stopped incrementing `searched`, `new`, `delete` and
+/// `delete_list`.
+const COUNTERS_RETIRED_IN: (u16, u16) = (4, 10);
 
 impl core::fmt::Display for Counter {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -25,11 +25,18 @@
 //! }
 //! ```
 
+pub mod config;
 pub mod error;
+pub mod kube_proxy;
+pub mod modules;
 pub mod parse;
 pub mod reader;
+pub mod sysctl_d;
 
+pub use config::HostConfig;
 pub use error::{HostError, ParseError, ParseErrorKind};
+pub use kube_proxy::KubeProxy;
+pub use modules::ModuleKind;
 pub use parse::{
     CONNTRACK_HELPERS, MAX_CPUS, MemInfo, NAT_HELPERS, NET_NS_INIT_INO, NetRxSoftirqs,
     TIMEOUT_PROTOCOLS, decode_utf8, init_netns_from, is_conntrack_slab, is_helper_module,
@@ -39,6 +46,7 @@ pub use parse::{
     render_rps_mask, timeout_key, timeouts_from_sysctls,
 };
 pub use reader::{HostFs, HostReport, MAX_FILE_BYTES, Partial};
+pub use sysctl_d::SysctlScan;
 
 use crate::kernel::KernelVersion;
 use crate::stats::Stats;

@@ -166,7 +166,7 @@ impl HostFs {
 
     /// Reads up to `limit` bytes of `ROOT/rel`; `Err(TooLarge)` when the
     /// file is longer and `allow_prefix` is false.
-    fn read_limited(
+    pub(crate) fn read_limited(
         &self,
         rel: &str,
         limit: u64,

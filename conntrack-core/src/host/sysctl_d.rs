@@ -19,8 +19,8 @@
 //! be glob patterns (systemd 249+), and a leading `-` means "ignore
 //! failure".
 
+use super::HostFs;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
 
 /// The directories scanned, highest precedence first.
 pub const SYSCTL_DIRS: [&str; 5] = [
@@ -34,8 +34,8 @@ pub const SYSCTL_DIRS: [&str; 5] = [
 /// The legacy file applied last.
 pub const SYSCTL_CONF: &str = "/etc/sysctl.conf";
 
-/// Files larger than this are read only up to this size.
-const MAX_FILE: u64 = 1 << 20;
+/// Configuration files are read up to this size (1 MiB).
+pub const MAX_FILE: u64 = 1 << 20;
 
 /// One `key = value` line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,7 +90,7 @@ pub struct Override {
 /// Normalises a key to dotted form (sysctl.d(5) separator rule).
 ///
 /// ```
-/// use conntrack_tune::sysctl_d::normalize_key;
+/// use conntrack_core::host::sysctl_d::normalize_key;
 /// assert_eq!(normalize_key("net/netfilter/nf_conntrack_max"), "net.netfilter.nf_conntrack_max");
 /// assert_eq!(normalize_key("net.ipv4.conf.enp3s0/200.forwarding"), "net.ipv4.conf.enp3s0/200.forwarding");
 /// assert_eq!(normalize_key("net/ipv4/conf/enp3s0.200/forwarding"), "net.ipv4.conf.enp3s0/200.forwarding");
@@ -113,7 +113,7 @@ pub fn normalize_key(key: &str) -> String {
 /// Parses one file's text.
 ///
 /// ```
-/// use conntrack_tune::sysctl_d::parse;
+/// use conntrack_core::host::sysctl_d::parse;
 /// let a = parse("# c\n; c\n\nnet.netfilter.nf_conntrack_max = 100\n-net/netfilter/nf_conntrack_buckets=64\n-excluded.key\n");
 /// assert_eq!(a.len(), 2);
 /// assert_eq!(a[0].key, "net.netfilter.nf_conntrack_max");
@@ -148,7 +148,7 @@ pub fn parse(text: &str) -> Vec<Assignment> {
 /// Whether `pattern` (with `*` and `?` globs) matches `key`.
 ///
 /// ```
-/// use conntrack_tune::sysctl_d::glob_match;
+/// use conntrack_core::host::sysctl_d::glob_match;
 /// assert!(glob_match("net.netfilter.*", "net.netfilter.nf_conntrack_max"));
 /// assert!(glob_match("net.netfilter.nf_conntrack_ma?", "net.netfilter.nf_conntrack_max"));
 /// assert!(!glob_match("net.ipv4.*", "net.netfilter.nf_conntrack_max"));
@@ -179,99 +179,102 @@ pub fn glob_match(pattern: &str, key: &str) -> bool {
     pi == p.len()
 }
 
-fn under(root: &Path, host_path: &str) -> PathBuf {
-    root.join(host_path.trim_start_matches('/'))
+fn rel(host_path: &str) -> &str {
+    host_path.trim_start_matches('/')
 }
 
-fn read_limited(p: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let f = std::fs::File::open(p)?;
-    let mut buf = Vec::new();
-    f.take(MAX_FILE).read_to_end(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-fn is_dev_null_link(p: &Path) -> bool {
-    std::fs::read_link(p)
-        .map(|t| t == Path::new("/dev/null"))
-        .unwrap_or(false)
-}
-
-/// Scans a (relocatable) root: `/` on the host, a fixture tree in tests.
-/// Missing directories are not errors.
-pub fn scan(root: &Path) -> SysctlScan {
-    let mut scan = SysctlScan::default();
-    // name -> (dir index, host path)
-    let mut chosen: std::collections::BTreeMap<String, (usize, String)> = Default::default();
-    for (di, dir) in SYSCTL_DIRS.iter().enumerate() {
-        let Ok(rd) = std::fs::read_dir(under(root, dir)) else {
-            continue;
-        };
-        let mut names: Vec<String> = rd
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".conf"))
-            .collect();
-        names.sort();
-        for name in names {
-            let host = format!("{dir}/{name}");
-            match chosen.get(&name) {
-                Some((_, winner)) => {
-                    // Merged /usr makes /lib and /usr/lib the same directory.
-                    if !same_file(root, winner, &host) {
-                        scan.shadowed.push(host);
+impl HostFs {
+    /// Scans the sysctl.d directories and `/etc/sysctl.conf` under the
+    /// root (`/` on the host, a capture or fixture tree elsewhere), in the
+    /// order systemd-sysctl applies them. Missing directories are not
+    /// errors; files are read with the reader's limits (no FIFOs, at most
+    /// [`MAX_FILE`] bytes each).
+    pub fn read_sysctl_d(&self) -> SysctlScan {
+        let mut scan = SysctlScan::default();
+        // name -> (dir index, host path)
+        let mut chosen: std::collections::BTreeMap<String, (usize, String)> = Default::default();
+        for (di, dir) in SYSCTL_DIRS.iter().enumerate() {
+            let Ok(rd) = std::fs::read_dir(self.path(rel(dir))) else {
+                continue;
+            };
+            let mut names: Vec<String> = rd
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".conf"))
+                .collect();
+            names.sort();
+            for name in names {
+                let host = format!("{dir}/{name}");
+                match chosen.get(&name) {
+                    Some((_, winner)) => {
+                        // Merged /usr makes /lib and /usr/lib the same directory.
+                        if !self.same_file(winner, &host) {
+                            scan.shadowed.push(host);
+                        }
                     }
-                }
-                None => {
-                    chosen.insert(name, (di, host));
+                    None => {
+                        chosen.insert(name, (di, host));
+                    }
                 }
             }
         }
-    }
-    // BTreeMap iterates in byte order of names: the application order.
-    for (name, (_, host)) in chosen {
-        let p = under(root, &host);
-        if is_dev_null_link(&p) {
-            scan.files.push(SysctlFile {
-                path: host,
-                name,
-                masked: true,
-                entries: Vec::new(),
-            });
-            continue;
+        // BTreeMap iterates in byte order of names: the application order.
+        for (name, (_, host)) in chosen {
+            if self.is_dev_null_link(&host) {
+                scan.files.push(SysctlFile {
+                    path: host,
+                    name,
+                    masked: true,
+                    entries: Vec::new(),
+                });
+                continue;
+            }
+            match self.read_config_text(&host) {
+                Some(text) => scan.files.push(SysctlFile {
+                    path: host,
+                    name,
+                    masked: false,
+                    entries: parse(&text),
+                }),
+                None => scan.unreadable.push(host),
+            }
         }
-        match read_limited(&p) {
-            Ok(text) => scan.files.push(SysctlFile {
-                path: host,
-                name,
-                masked: false,
-                entries: parse(&text),
-            }),
-            Err(_) => scan.unreadable.push(host),
+        if self.path(rel(SYSCTL_CONF)).exists() {
+            match self.read_config_text(SYSCTL_CONF) {
+                Some(text) => scan.files.push(SysctlFile {
+                    path: SYSCTL_CONF.to_string(),
+                    name: "sysctl.conf".to_string(),
+                    masked: false,
+                    entries: parse(&text),
+                }),
+                None => scan.unreadable.push(SYSCTL_CONF.to_string()),
+            }
         }
+        scan
     }
-    let conf = under(root, SYSCTL_CONF);
-    if conf.exists() {
-        match read_limited(&conf) {
-            Ok(text) => scan.files.push(SysctlFile {
-                path: SYSCTL_CONF.to_string(),
-                name: "sysctl.conf".to_string(),
-                masked: false,
-                entries: parse(&text),
-            }),
-            Err(_) => scan.unreadable.push(SYSCTL_CONF.to_string()),
-        }
-    }
-    scan
-}
 
-fn same_file(root: &Path, a: &str, b: &str) -> bool {
-    match (
-        std::fs::canonicalize(under(root, a)),
-        std::fs::canonicalize(under(root, b)),
-    ) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
+    /// Up to [`MAX_FILE`] bytes of a configuration file at a host path,
+    /// decoded lossily; `None` when it cannot be read (or is a FIFO).
+    pub(crate) fn read_config_text(&self, host_path: &str) -> Option<String> {
+        self.read_limited(rel(host_path), MAX_FILE, true)
+            .ok()
+            .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    fn is_dev_null_link(&self, host_path: &str) -> bool {
+        std::fs::read_link(self.path(rel(host_path)))
+            .map(|t| t == std::path::Path::new("/dev/null"))
+            .unwrap_or(false)
+    }
+
+    fn same_file(&self, a: &str, b: &str) -> bool {
+        match (
+            std::fs::canonicalize(self.path(rel(a))),
+            std::fs::canonicalize(self.path(rel(b))),
+        ) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => false,
+        }
     }
 }
 
@@ -280,7 +283,7 @@ impl SysctlScan {
     /// `/etc/sysctl.d/<plan_name>`: later names, and `/etc/sysctl.conf`.
     ///
     /// ```
-    /// use conntrack_tune::sysctl_d::{parse, SysctlFile, SysctlScan};
+    /// use conntrack_core::host::sysctl_d::{parse, SysctlFile, SysctlScan};
     /// let f = |name: &str, text: &str| SysctlFile {
     ///     path: format!("/usr/lib/sysctl.d/{name}"), name: name.into(),
     ///     masked: false, entries: parse(text) };
@@ -342,8 +345,8 @@ impl SysctlScan {
 mod tests {
     use super::*;
 
-    fn write(root: &Path, p: &str, text: &str) {
-        let full = under(root, p);
+    fn write(root: &std::path::Path, p: &str, text: &str) {
+        let full = root.join(rel(p));
         std::fs::create_dir_all(full.parent().unwrap()).unwrap();
         std::fs::write(full, text).unwrap();
     }
@@ -383,7 +386,7 @@ mod tests {
             "/etc/sysctl.d/readme.txt",
             "net.netfilter.nf_conntrack_max=6\n",
         );
-        let s = scan(r);
+        let s = HostFs::new(r).read_sysctl_d();
         let names: Vec<_> = s.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             names,
@@ -421,7 +424,7 @@ mod tests {
             "/etc/sysctl.d/zz-glob.conf",
             "net.netfilter.*_timeout_time_wait=5\n",
         );
-        let s = scan(r);
+        let s = HostFs::new(r).read_sysctl_d();
         assert_eq!(s.files.last().unwrap().path, SYSCTL_CONF);
         let o = s.overrides(
             "99-zzzz.conf",
@@ -443,9 +446,9 @@ mod tests {
             "/usr/lib/sysctl.d/99-vendor.conf",
             "net.netfilter.nf_conntrack_max=9\n",
         );
-        std::fs::create_dir_all(under(r, "/etc/sysctl.d")).unwrap();
-        std::os::unix::fs::symlink("/dev/null", under(r, "/etc/sysctl.d/99-vendor.conf")).unwrap();
-        let s = scan(r);
+        std::fs::create_dir_all(r.join("etc/sysctl.d")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", r.join("etc/sysctl.d/99-vendor.conf")).unwrap();
+        let s = HostFs::new(r).read_sysctl_d();
         assert!(s.files[0].masked);
         assert!(
             s.overrides("90-x.conf", &["net.netfilter.nf_conntrack_max"])
@@ -455,7 +458,7 @@ mod tests {
 
     #[test]
     fn missing_root_is_empty() {
-        let s = scan(Path::new("/nonexistent/conntrack-kit-test-root"));
+        let s = HostFs::new("/nonexistent/conntrack-kit-test-root").read_sysctl_d();
         assert!(s.files.is_empty() && s.unreadable.is_empty());
     }
 }

@@ -11,8 +11,8 @@
 //! [`KUBE_PROXY_FILES`]; a `--config=PATH` flag found in one of them is
 //! followed once.
 
+use super::HostFs;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 /// Files that may configure kube-proxy.
 pub const KUBE_PROXY_FILES: [&str; 11] = [
@@ -29,7 +29,10 @@ pub const KUBE_PROXY_FILES: [&str; 11] = [
     "/usr/lib/systemd/system/kube-proxy.service",
 ];
 
-use conntrack_analyze::capacity::{KUBE_PROXY_MAX_PER_CORE, KUBE_PROXY_MIN};
+/// kube-proxy's default `conntrack.maxPerCore` (`--conntrack-max-per-core`).
+pub const KUBE_PROXY_MAX_PER_CORE: u64 = 32768;
+/// kube-proxy's default `conntrack.min` (`--conntrack-min`).
+pub const KUBE_PROXY_MIN: u64 = 131072;
 
 /// What was found about kube-proxy.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -53,11 +56,11 @@ impl KubeProxy {
         !self.files.is_empty() && self.max_per_core != Some(0)
     }
 
-    /// The max kube-proxy sets on a host with `cpus` CPUs
-    /// (`conntrack_analyze::capacity::kube_proxy`).
+    /// The max kube-proxy sets on a host with `cpus` CPUs:
+    /// `max(maxPerCore x cpus, min)`.
     ///
     /// ```
-    /// use conntrack_tune::kube::KubeProxy;
+    /// use conntrack_core::host::kube_proxy::KubeProxy;
     /// let k = KubeProxy { files: vec!["/x".into()], ..Default::default() };
     /// assert_eq!(k.effective_max(2), Some(131072)); // min wins
     /// assert_eq!(k.effective_max(8), Some(262144));
@@ -70,14 +73,14 @@ impl KubeProxy {
         }
         let per = self.max_per_core.map_or(KUBE_PROXY_MAX_PER_CORE, u64::from);
         let min = self.min.map_or(KUBE_PROXY_MIN, u64::from);
-        conntrack_analyze::capacity::kube_proxy(cpus.max(1) as u64, per, min).map(|(m, _)| m)
+        Some(per.saturating_mul(u64::from(cpus.max(1))).max(min))
     }
 }
 
 /// Parses a Go duration such as `24h0m0s`, `1h`, `90s`, `1.5h` to seconds.
 ///
 /// ```
-/// use conntrack_tune::kube::parse_go_duration;
+/// use conntrack_core::host::kube_proxy::parse_go_duration;
 /// assert_eq!(parse_go_duration("24h0m0s"), Some(86400));
 /// assert_eq!(parse_go_duration("1h"), Some(3600));
 /// assert_eq!(parse_go_duration("\"30s\""), Some(30));
@@ -193,41 +196,40 @@ fn apply_flags(text: &str, kp: &mut KubeProxy) -> bool {
     found || text.contains("kube-proxy")
 }
 
-/// Scans a (relocatable) root for kube-proxy configuration. `None` when no
-/// file mentions kube-proxy.
-pub fn detect(root: &Path) -> Option<KubeProxy> {
-    let mut kp = KubeProxy::default();
-    let mut queue: Vec<String> = KUBE_PROXY_FILES.iter().map(|s| s.to_string()).collect();
-    let mut followed = false;
-    let mut i = 0;
-    while i < queue.len() {
-        let host = queue[i].clone();
-        i += 1;
-        let p = root.join(host.trim_start_matches('/'));
-        let Ok(meta) = std::fs::metadata(&p) else {
-            continue;
-        };
-        if !meta.is_file() || meta.len() > 1 << 20 {
-            continue;
+impl HostFs {
+    /// Looks for kube-proxy's configuration under the root
+    /// ([`KUBE_PROXY_FILES`], and one `--config=PATH` found in them).
+    /// `None` when no file mentions kube-proxy.
+    pub fn read_kube_proxy(&self) -> Option<KubeProxy> {
+        let mut kp = KubeProxy::default();
+        let mut queue: Vec<String> = KUBE_PROXY_FILES.iter().map(|s| s.to_string()).collect();
+        let mut followed = false;
+        let mut i = 0;
+        while i < queue.len() {
+            let host = queue[i].clone();
+            i += 1;
+            if !self.path(host.trim_start_matches('/')).is_file() {
+                continue;
+            }
+            let Some(text) = self.read_config_text(&host) else {
+                continue;
+            };
+            let yaml = yaml_conntrack(&text, &mut kp);
+            let flags = apply_flags(&text, &mut kp);
+            if yaml || flags {
+                kp.files.push(host);
+            }
+            if !followed
+                && let Some(cfg) = flag_value(&text, "--config")
+                && cfg.starts_with('/')
+                && !queue.iter().any(|q| q == cfg)
+            {
+                followed = true;
+                queue.push(cfg.to_string());
+            }
         }
-        let Ok(text) = std::fs::read_to_string(&p) else {
-            continue;
-        };
-        let yaml = yaml_conntrack(&text, &mut kp);
-        let flags = apply_flags(&text, &mut kp);
-        if yaml || flags {
-            kp.files.push(host);
-        }
-        if !followed
-            && let Some(cfg) = flag_value(&text, "--config")
-            && cfg.starts_with('/')
-            && !queue.iter().any(|q| q == cfg)
-        {
-            followed = true;
-            queue.push(cfg.to_string());
-        }
+        if kp.files.is_empty() { None } else { Some(kp) }
     }
-    if kp.files.is_empty() { None } else { Some(kp) }
 }
 
 #[cfg(test)]
@@ -246,7 +248,7 @@ mod tests {
              mode: iptables\nmin: 5\n",
         )
         .unwrap();
-        let k = detect(t.path()).unwrap();
+        let k = HostFs::new(t.path()).read_kube_proxy().unwrap();
         assert_eq!(k.max_per_core, Some(65536));
         assert_eq!(k.min, Some(262144)); // the top-level `min: 5` is not conntrack's
         assert_eq!(k.tcp_established_timeout, Some(86400));
@@ -269,7 +271,7 @@ mod tests {
             "conntrack:\n  tcpCloseWaitTimeout: 1h0m0s\n",
         )
         .unwrap();
-        let k = detect(t.path()).unwrap();
+        let k = HostFs::new(t.path()).read_kube_proxy().unwrap();
         assert_eq!(k.files.len(), 2);
         assert_eq!(k.max_per_core, Some(0));
         assert!(!k.manages_max());
@@ -279,6 +281,6 @@ mod tests {
     #[test]
     fn nothing_found() {
         let t = tempfile::tempdir().unwrap();
-        assert_eq!(detect(t.path()), None);
+        assert_eq!(HostFs::new(t.path()).read_kube_proxy(), None);
     }
 }
