@@ -5,7 +5,6 @@
 //! Every function is total: zero, huge or non-finite inputs give a
 //! defined answer (saturated, `0`, or `None`), never a panic.
 
-use crate::hotspots::RemainingHistogram;
 use conntrack_core::{HostSnapshot, KernelVersion};
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +27,23 @@ pub enum SizingEra {
 }
 
 impl SizingEra {
+    /// `max = factor x buckets` when no hashsize was given.
+    pub const fn default_factor(self) -> u64 {
+        match self {
+            SizingEra::Legacy | SizingEra::FourTimes => 4,
+            SizingEra::OneTimes => 1,
+        }
+    }
+
+    /// A description for people.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            SizingEra::Legacy => "<= 3.17: default max = 4 x buckets",
+            SizingEra::FourTimes => "3.18 .. 5.14: default max = 4 x buckets",
+            SizingEra::OneTimes => ">= 5.15: default max = buckets (d532bcd0b269)",
+        }
+    }
+
     /// The era of a kernel version.
     pub fn of(v: KernelVersion) -> SizingEra {
         if v.at_least(5, 15) {
@@ -68,17 +84,139 @@ impl SizingInput {
     }
 
     /// The input described by a host snapshot, when it has the kernel
-    /// version and memory size (page size defaults to 4096, word size to 8,
-    /// hashsize to the module parameter when present).
+    /// version and memory size (page size defaults to 4096, word size to
+    /// 8). `hashsize` is the snapshot's bucket count (or `hashsize`
+    /// parameter) when [`SizingOrigin::of`] finds it was chosen rather
+    /// than computed by the kernel (the parameter file shows the current
+    /// size either way, so its presence alone proves nothing).
+    ///
+    /// ```
+    /// use conntrack_analyze::capacity::{kernel_default, SizingInput};
+    /// use conntrack_core::{HostSnapshot, KernelVersion};
+    /// // EL7 host, 16 GiB, hashsize=1048576 on the module line: max 8 x buckets.
+    /// let s = HostSnapshot {
+    ///     kernel_version: Some(KernelVersion::new(3, 10, 0)),
+    ///     mem_total_bytes: Some(16 << 30),
+    ///     buckets: Some(1_048_576),
+    ///     max: Some(8_388_608),
+    ///     ..Default::default()
+    /// };
+    /// let input = SizingInput::from_snapshot(&s).unwrap();
+    /// assert_eq!(input.hashsize, Some(1_048_576));
+    /// assert_eq!(kernel_default(&input).max, 8_388_608);
+    /// ```
     pub fn from_snapshot(s: &HostSnapshot) -> Option<Self> {
-        Some(SizingInput {
+        let mut input = SizingInput {
             kernel: s.kernel_version?,
             mem_total_bytes: s.mem_total_bytes?,
             page_size: s.page_size.unwrap_or(4096),
             word_bytes: 8,
             hashsize: None,
-        })
+        };
+        let buckets = s.buckets.or(s.hashsize_param);
+        if let Some(b) = buckets
+            && b > 0
+            && b != kernel_default(&input).buckets
+        {
+            input.hashsize = Some(b);
+        }
+        Some(input)
     }
+}
+
+/// How a host's table got its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SizingOrigin {
+    /// Buckets and max are what the kernel computes for the host's RAM.
+    KernelDefault,
+    /// The bucket count was chosen (`hashsize` at load, or a resize) and
+    /// max is still `8 x buckets`, which is what the kernel sets at load
+    /// with an explicit hashsize.
+    ExplicitHashsize,
+    /// The bucket count was chosen and max was set separately.
+    ExplicitBuckets,
+    /// Buckets are the kernel's default; max was changed (sysctl,
+    /// kube-proxy).
+    MaxChanged,
+    /// Not enough facts (kernel, RAM, buckets, max) to tell.
+    Unknown,
+}
+
+impl SizingOrigin {
+    /// How a snapshot's table got its size.
+    ///
+    /// ```
+    /// use conntrack_analyze::capacity::SizingOrigin;
+    /// use conntrack_core::{HostSnapshot, KernelVersion};
+    /// let mut s = HostSnapshot {
+    ///     kernel_version: Some(KernelVersion::new(6, 1, 0)),
+    ///     mem_total_bytes: Some(4 << 30),
+    ///     buckets: Some(65_536),
+    ///     max: Some(65_536),
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(SizingOrigin::of(&s), SizingOrigin::KernelDefault);
+    /// s.max = Some(200);
+    /// assert_eq!(SizingOrigin::of(&s), SizingOrigin::MaxChanged);
+    /// ```
+    pub fn of(s: &HostSnapshot) -> SizingOrigin {
+        let (Some(input), Some(b), Some(m)) = (
+            SizingInput::from_snapshot(s),
+            s.buckets.or(s.hashsize_param),
+            s.max,
+        ) else {
+            return SizingOrigin::Unknown;
+        };
+        let d = kernel_default(&input);
+        match input.hashsize {
+            None if m == d.max => SizingOrigin::KernelDefault,
+            None => SizingOrigin::MaxChanged,
+            Some(_) if u64::from(m) == u64::from(b) * EXPLICIT_HASHSIZE_FACTOR => {
+                SizingOrigin::ExplicitHashsize
+            }
+            Some(_) => SizingOrigin::ExplicitBuckets,
+        }
+    }
+
+    /// A description for people.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            SizingOrigin::KernelDefault => "the kernel's default for this RAM",
+            SizingOrigin::ExplicitHashsize => {
+                "an explicit hashsize (max = 8 x buckets, as the kernel sets it at load)"
+            }
+            SizingOrigin::ExplicitBuckets => "buckets and max both set by hand",
+            SizingOrigin::MaxChanged => "default buckets, max changed by hand or by a tool",
+            SizingOrigin::Unknown => "unknown",
+        }
+    }
+}
+
+/// With an explicit `hashsize` (module parameter or boot option) the
+/// kernel sets `max = 8 x buckets` in every era (`nf_conntrack_init_start`).
+pub const EXPLICIT_HASHSIZE_FACTOR: u64 = 8;
+
+/// The `nf_conntrack_max` the kernel itself would pair with a bucket count
+/// that is already allocated: `8 x buckets` when the buckets came from an
+/// explicit hashsize, else the era's factor (1 since 5.15, 4 before). A
+/// table whose max is far below this value wastes nothing by raising max
+/// to it: the buckets are paid for already, entries are allocated on
+/// demand.
+///
+/// ```
+/// use conntrack_analyze::capacity::{kernel_max_for_buckets, SizingEra};
+/// assert_eq!(kernel_max_for_buckets(65_536, SizingEra::OneTimes, false), 65_536);
+/// assert_eq!(kernel_max_for_buckets(16_384, SizingEra::FourTimes, false), 65_536);
+/// assert_eq!(kernel_max_for_buckets(16_384, SizingEra::FourTimes, true), 131_072);
+/// ```
+pub fn kernel_max_for_buckets(buckets: u64, era: SizingEra, explicit: bool) -> u64 {
+    let factor = if explicit {
+        EXPLICIT_HASHSIZE_FACTOR
+    } else {
+        era.default_factor()
+    };
+    buckets.saturating_mul(factor).min(u64::from(u32::MAX))
 }
 
 /// A table size: buckets and `nf_conntrack_max`.
@@ -202,11 +340,7 @@ pub fn folk_formula(mem_bytes: u64, arch_bits: u32) -> (u64, u64) {
     (max, max / 8)
 }
 
-/// kube-proxy's defaults: `--conntrack-max-per-core` 32768 and
-/// `--conntrack-min` 131072.
-pub const KUBE_PROXY_MAX_PER_CORE: u64 = 32768;
-/// kube-proxy's default `--conntrack-min`.
-pub const KUBE_PROXY_MIN: u64 = 131072;
+pub use conntrack_core::host::kube_proxy::{KUBE_PROXY_MAX_PER_CORE, KUBE_PROXY_MIN};
 
 /// kube-proxy's sizing: `max = max(per_core x cpus, min)`, buckets raised
 /// to `max / 4`. `None` when `per_core` is 0 (kube-proxy then leaves the
@@ -381,29 +515,6 @@ pub fn little_rate(entries: f64, secs: f64) -> f64 {
     }
     let v = entries / secs;
     if v.is_finite() && v > 0.0 { v } else { 0.0 }
-}
-
-/// How many entries of one state a timeout change would free right now:
-/// with the old timeout `old_secs`, an entry with `r` seconds remaining has
-/// been idle `old_secs - r`; under `new_secs` it would already have expired
-/// if that exceeds `new_secs`, i.e. if `r < old_secs - new_secs`. Counted
-/// from the state's remaining-timeout histogram (linear within a bin).
-/// 0 when the timeout does not shrink.
-///
-/// ```
-/// use conntrack_analyze::capacity::timeout_change_frees;
-/// use conntrack_analyze::hotspots::RemainingHistogram;
-/// let mut h = RemainingHistogram::default();
-/// for r in 0..120 { h.add(r); } // TIME_WAIT entries evenly spread over 120 s
-/// // Shortening 120 s to 30 s frees those with less than 90 s left.
-/// assert_eq!(timeout_change_frees(&h, 120, 30), 90.0);
-/// assert_eq!(timeout_change_frees(&h, 120, 240), 0.0);
-/// ```
-pub fn timeout_change_frees(hist: &RemainingHistogram, old_secs: u32, new_secs: u32) -> f64 {
-    if new_secs >= old_secs {
-        return 0.0;
-    }
-    hist.count_below((old_secs - new_secs) as f64)
 }
 
 /// When the table would be full at the current trend.

@@ -13,7 +13,7 @@
 //! assert!(c.to_string().contains("web-2"));
 //! ```
 
-use crate::finding::fmt_num;
+use crate::evidence::fmt_num;
 use crate::hotspots::{HotspotSummary, KeyKind};
 use crate::rates::Rates;
 use conntrack_core::{Counter, HostSnapshot};

@@ -1,6 +1,9 @@
 //! Findings: what diagnosis concludes, each with a stable id, a severity,
 //! the numbers it rests on and an explanation an operator can act on.
 
+use crate::cause::RankedCause;
+use crate::evidence::{Evidence, EvidenceKey};
+use crate::remedy::Remedy;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -56,27 +59,26 @@ pub enum FindingId {
     TableFull,
     /// The count is close to `nf_conntrack_max` without drops yet.
     TableNearlyFull,
-    /// Confirm-time insert failures caused by races on the same new flow
-    /// (UDP clash; `insert_failed ~= drop`, count far below max).
-    ConfirmClash,
-    /// Confirm-time insert failures caused by the bucket chain cap
-    /// (`chaintoolong` rising).
-    ConfirmChainCap,
-    /// Confirm-time insert failures whose cause the kernel's counters
-    /// cannot tell apart (no `clash_resolve` / `chaintoolong` columns).
+    /// Confirm-time insert failures with the table far from full
+    /// (`insert_failed ~= drop`); the causes are ranked.
     ConfirmFailures,
     /// Hash buckets are overloaded: 2N/B high, or `chaintoolong` rising.
     OverloadedBuckets,
-    /// Drops or insert failures concentrated on one CPU while RPS is off.
+    /// Receive (NET_RX softirq) work concentrated on few CPUs while RPS is
+    /// off.
     CpuImbalance,
     /// `invalid` rising fast.
     InvalidSurge,
-    /// TIME_WAIT holds most of the table (many short connections).
-    TimeWaitDominance,
+    /// Many new short-lived connections: a high new-connection rate, or
+    /// TIME_WAIT holding most of the table.
+    ConnectionChurn,
     /// CLOSE_WAIT holds a large share (applications not closing sockets).
     CloseWaitDominance,
-    /// Long-idle ESTABLISHED entries kept by the 5-day default timeout.
+    /// Long-idle ESTABLISHED entries kept by a long established timeout.
     LongEstablishedRetention,
+    /// The established timeout is below the floor that keeps idle NAT'd
+    /// connections (pools, keepalive) alive.
+    EstablishedTimeoutBelowNatFloor,
     /// Sources with many UNREPLIED flows (scanners, or a dead backend).
     ScanSuspects,
     /// Translated flows (container bridge masquerade, DNAT to services)
@@ -91,18 +93,17 @@ pub enum FindingId {
 
 impl FindingId {
     /// Every id, in declaration order.
-    pub const ALL: [FindingId; 15] = [
+    pub const ALL: [FindingId; 14] = [
         FindingId::TableFull,
         FindingId::TableNearlyFull,
-        FindingId::ConfirmClash,
-        FindingId::ConfirmChainCap,
         FindingId::ConfirmFailures,
         FindingId::OverloadedBuckets,
         FindingId::CpuImbalance,
         FindingId::InvalidSurge,
-        FindingId::TimeWaitDominance,
+        FindingId::ConnectionChurn,
         FindingId::CloseWaitDominance,
         FindingId::LongEstablishedRetention,
+        FindingId::EstablishedTimeoutBelowNatFloor,
         FindingId::ScanSuspects,
         FindingId::NatAmplification,
         FindingId::UnneededHelpers,
@@ -114,15 +115,14 @@ impl FindingId {
         match self {
             FindingId::TableFull => "table-full",
             FindingId::TableNearlyFull => "table-nearly-full",
-            FindingId::ConfirmClash => "confirm-clash",
-            FindingId::ConfirmChainCap => "confirm-chain-cap",
             FindingId::ConfirmFailures => "confirm-failures",
             FindingId::OverloadedBuckets => "overloaded-buckets",
             FindingId::CpuImbalance => "cpu-imbalance",
             FindingId::InvalidSurge => "invalid-surge",
-            FindingId::TimeWaitDominance => "time-wait-dominance",
+            FindingId::ConnectionChurn => "connection-churn",
             FindingId::CloseWaitDominance => "close-wait-dominance",
             FindingId::LongEstablishedRetention => "long-established-retention",
+            FindingId::EstablishedTimeoutBelowNatFloor => "established-timeout-below-nat-floor",
             FindingId::ScanSuspects => "scan-suspects",
             FindingId::NatAmplification => "nat-amplification",
             FindingId::UnneededHelpers => "unneeded-helpers",
@@ -142,77 +142,16 @@ impl fmt::Display for FindingId {
     }
 }
 
-/// One number a finding rests on.
-///
-/// ```
-/// use conntrack_analyze::Evidence;
-/// let e = Evidence::new("drop rate", 12.5, Some("/s"));
-/// assert_eq!(e.to_string(), "drop rate = 12.5 /s");
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Evidence {
-    /// What the number is (`"insert_failed rate"`, `"count / max"`).
-    pub name: String,
-    /// The value.
-    pub value: f64,
-    /// Its unit (`"/s"`, `"entries"`, `"%"`), when it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit: Option<String>,
-}
-
-impl Evidence {
-    /// Evidence from a name, value and optional unit.
-    pub fn new(name: impl Into<String>, value: f64, unit: Option<&str>) -> Self {
-        Evidence {
-            name: name.into(),
-            value,
-            unit: unit.map(str::to_owned),
-        }
-    }
-}
-
-/// Formats a number for people: integers without decimals, others with up
-/// to 4 significant decimals, non-finite values by name.
-pub(crate) fn fmt_num(v: f64) -> String {
-    if !v.is_finite() {
-        return format!("{v}");
-    }
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        return format!("{}", v as i64);
-    }
-    let s = if v.abs() >= 100.0 {
-        format!("{v:.1}")
-    } else if v.abs() >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.4}")
-    };
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    s.to_string()
-}
-
-impl fmt::Display for Evidence {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} = {}", self.name, fmt_num(self.value))?;
-        if let Some(u) = &self.unit {
-            write!(f, " {u}")?;
-        }
-        Ok(())
-    }
-}
-
 /// A conclusion of diagnosis. Never emitted without evidence.
 ///
 /// ```
-/// use conntrack_analyze::{Evidence, Finding, FindingId, Severity};
-/// let f = Finding {
-///     id: FindingId::TableFull,
-///     severity: Severity::Critical,
-///     title: "conntrack table full".into(),
-///     evidence: vec![Evidence::new("early_drop rate", 40.0, Some("/s"))],
-///     explanation: "new flows are being refused".into(),
-/// };
+/// use conntrack_analyze::{Evidence, EvidenceKey, Finding, FindingId, Remedy, Severity};
+/// let f = Finding::new(FindingId::TableFull, Severity::Critical, "conntrack table full")
+///     .with(Evidence::of(EvidenceKey::CounterRate, "early_drop", 40.0))
+///     .recommend(Remedy::RaiseMax)
+///     .explain("new flows are being refused");
 /// assert!(f.to_string().starts_with("[critical] table-full: conntrack table full"));
+/// assert_eq!(f.value_of(EvidenceKey::CounterRate, "early_drop"), Some(40.0));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
@@ -224,17 +163,73 @@ pub struct Finding {
     pub title: String,
     /// The numbers the finding rests on (never empty).
     pub evidence: Vec<Evidence>,
+    /// The explanations weighed, strongest first (empty when the finding
+    /// has a single obvious cause).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<RankedCause>,
+    /// What it recommends; the plan acts on each or says why not.
+    pub remedies: Vec<Remedy>,
     /// Why these numbers mean this, and what to look at next.
     pub explanation: String,
 }
 
 impl Finding {
-    /// The evidence value with this name.
-    pub fn evidence_value(&self, name: &str) -> Option<f64> {
+    /// A finding with no evidence yet.
+    pub fn new(id: FindingId, severity: Severity, title: impl Into<String>) -> Self {
+        Finding {
+            id,
+            severity,
+            title: title.into(),
+            evidence: Vec::new(),
+            causes: Vec::new(),
+            remedies: Vec::new(),
+            explanation: String::new(),
+        }
+    }
+
+    /// Adds evidence.
+    pub fn with(mut self, e: Evidence) -> Self {
+        self.evidence.push(e);
+        self
+    }
+
+    /// Adds several pieces of evidence.
+    pub fn with_all(mut self, e: impl IntoIterator<Item = Evidence>) -> Self {
+        self.evidence.extend(e);
+        self
+    }
+
+    /// Adds a remedy (once).
+    pub fn recommend(mut self, r: Remedy) -> Self {
+        if !self.remedies.contains(&r) {
+            self.remedies.push(r);
+        }
+        self
+    }
+
+    /// Sets the explanation.
+    pub fn explain(mut self, text: impl Into<String>) -> Self {
+        self.explanation = text.into();
+        self
+    }
+
+    /// The value of the evidence with this key (the first, whatever its
+    /// subject).
+    pub fn value(&self, key: EvidenceKey) -> Option<f64> {
+        self.evidence.iter().find(|e| e.key == key).map(|e| e.value)
+    }
+
+    /// The value of the evidence with this key and subject.
+    pub fn value_of(&self, key: EvidenceKey, subject: &str) -> Option<f64> {
         self.evidence
             .iter()
-            .find(|e| e.name == name)
+            .find(|e| e.key == key && e.subject.as_deref() == Some(subject))
             .map(|e| e.value)
+    }
+
+    /// The leading cause, when causes were ranked.
+    pub fn leading_cause(&self) -> Option<&RankedCause> {
+        self.causes.first()
     }
 }
 
@@ -243,6 +238,9 @@ impl fmt::Display for Finding {
         writeln!(f, "[{}] {}: {}", self.severity, self.id, self.title)?;
         for e in &self.evidence {
             writeln!(f, "    {e}")?;
+        }
+        for c in &self.causes {
+            writeln!(f, "  cause {} ({})", c.cause, c.likelihood)?;
         }
         write!(f, "  {}", self.explanation)
     }
@@ -259,13 +257,5 @@ mod tests {
             let j = serde_json::to_string(&id).unwrap();
             assert_eq!(j, format!("\"{}\"", id.name()));
         }
-    }
-
-    #[test]
-    fn numbers_format_for_people() {
-        assert_eq!(fmt_num(3.0), "3");
-        assert_eq!(fmt_num(0.04), "0.04");
-        assert_eq!(fmt_num(123.456), "123.5");
-        assert_eq!(fmt_num(f64::NAN), "NaN");
     }
 }

@@ -44,6 +44,10 @@ pub enum KeyKind {
     DstIp,
     /// Protocol and original destination port.
     DstPort,
+    /// Original destination endpoint: protocol, address and port (the
+    /// service a flow goes to; for ICMP and other port-less protocols the
+    /// port is 0).
+    Destination,
     /// Layer 4 protocol.
     Proto,
     /// Protocol and state (TCP state; UDP and others: replied/unreplied).
@@ -66,10 +70,11 @@ pub enum KeyKind {
 
 impl KeyKind {
     /// Every kind, in the order summaries list them.
-    pub const ALL: [KeyKind; 12] = [
+    pub const ALL: [KeyKind; 13] = [
         KeyKind::SrcIp,
         KeyKind::DstIp,
         KeyKind::DstPort,
+        KeyKind::Destination,
         KeyKind::Proto,
         KeyKind::State,
         KeyKind::Zone,
@@ -87,6 +92,7 @@ impl KeyKind {
             KeyKind::SrcIp => "src_ip",
             KeyKind::DstIp => "dst_ip",
             KeyKind::DstPort => "dst_port",
+            KeyKind::Destination => "destination",
             KeyKind::Proto => "proto",
             KeyKind::State => "state",
             KeyKind::Zone => "zone",
@@ -144,6 +150,15 @@ pub enum Key {
         /// Port.
         port: u16,
     },
+    /// A protocol, address and port.
+    Endpoint {
+        /// Protocol.
+        proto: L4Proto,
+        /// Address.
+        addr: IpAddr,
+        /// Port (0 for port-less protocols).
+        port: u16,
+    },
     /// A protocol.
     Proto(L4Proto),
     /// A protocol and state.
@@ -182,6 +197,12 @@ impl fmt::Display for Key {
         match self {
             Key::Ip(a) => write!(f, "{a}"),
             Key::Port { proto, port } => write!(f, "{proto}/{port}"),
+            Key::Endpoint {
+                proto,
+                addr: IpAddr::V6(a),
+                port,
+            } => write!(f, "{proto} [{a}]:{port}"),
+            Key::Endpoint { proto, addr, port } => write!(f, "{proto} {addr}:{port}"),
             Key::Proto(p) => write!(f, "{p}"),
             Key::State { proto, state } => write!(f, "{proto} {state}"),
             Key::Zone(z) => write!(f, "zone {z}"),
@@ -700,6 +721,63 @@ pub struct NatCounts {
     pub both: u64,
 }
 
+/// Flows by translation per protocol family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProtoNat {
+    /// TCP flows.
+    pub tcp: NatCounts,
+    /// UDP (and UDP-Lite) flows.
+    pub udp: NatCounts,
+    /// Every other protocol.
+    pub other: NatCounts,
+}
+
+impl NatCounts {
+    /// All flows counted.
+    pub fn total(&self) -> u64 {
+        self.none + self.snat + self.dnat + self.both
+    }
+
+    /// Flows with any translation.
+    pub fn translated(&self) -> u64 {
+        self.snat + self.dnat + self.both
+    }
+
+    fn add(&mut self, c: NatClass) {
+        match c {
+            NatClass::None => self.none += 1,
+            NatClass::Snat => self.snat += 1,
+            NatClass::Dnat => self.dnat += 1,
+            NatClass::Both => self.both += 1,
+        }
+    }
+}
+
+/// DNS flows (destination port 53).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DnsCounts {
+    /// UDP flows to port 53.
+    pub udp: u64,
+    /// TCP flows to port 53.
+    pub tcp: u64,
+    /// Of those, translated (a DNS service behind DNAT, such as
+    /// Kubernetes' kube-dns ClusterIP, or queries masqueraded out).
+    pub nat: u64,
+    /// Of those, never answered.
+    pub unreplied: u64,
+}
+
+fn empty_table() -> KeyTable {
+    KeyTable {
+        kind: KeyKind::DstPort,
+        counted: 0,
+        distinct: Some(0),
+        exact: true,
+        error_bound: 0,
+        top: Vec::new(),
+    }
+}
+
 /// The result of a hotspot pass.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HotspotSummary {
@@ -717,6 +795,29 @@ pub struct HotspotSummary {
     pub states: Vec<StateCount>,
     /// Flows by translation.
     pub nat: NatCounts,
+    /// Flows by translation for TCP, UDP and every other protocol.
+    #[serde(default)]
+    pub nat_by_proto: ProtoNat,
+    /// Translated flows by protocol and destination port (which services
+    /// are NAT'd: NAT needs conntrack, so these can never be NOTRACKed).
+    #[serde(default = "empty_table")]
+    pub nat_by_service: KeyTable,
+    /// Source-translated flows by destination endpoint: many new
+    /// connections to one destination through one SNAT address compete
+    /// for the same source ports.
+    #[serde(default = "empty_table")]
+    pub snat_by_destination: KeyTable,
+    /// TCP flows in a closing state (FIN_WAIT, CLOSE_WAIT, LAST_ACK,
+    /// TIME_WAIT, CLOSE) by destination endpoint: where short-lived
+    /// connections go.
+    #[serde(default = "empty_table")]
+    pub closing_by_destination: KeyTable,
+    /// The same by original source address: who opens them.
+    #[serde(default = "empty_table")]
+    pub closing_by_source: KeyTable,
+    /// DNS flows (destination port 53, UDP or TCP).
+    #[serde(default)]
+    pub dns: DnsCounts,
     /// Flows with a helper attached or created from an expectation
     /// (`IPS_HELPER` or `IPS_EXPECTED`).
     pub helper_flows: u64,
@@ -813,6 +914,13 @@ pub struct Hotspots {
     src: Tally<u128>,
     dst: Tally<u128>,
     dport: Tally<(L4Proto, u16)>,
+    dest: Tally<(u128, L4Proto, u16)>,
+    nat_service: Tally<(L4Proto, u16)>,
+    snat_dest: Tally<(u128, L4Proto, u16)>,
+    closing_dest: Tally<(u128, L4Proto, u16)>,
+    closing_src: Tally<u128>,
+    nat_proto: ProtoNat,
+    dns: DnsCounts,
     zone: Tally<u16>,
     mark: Tally<u32>,
     net: Tally<u128>,
@@ -837,6 +945,13 @@ impl Hotspots {
             src: Tally::new(m),
             dst: Tally::new(m),
             dport: Tally::new(m),
+            dest: Tally::new(m),
+            nat_service: Tally::new(m),
+            snat_dest: Tally::new(m),
+            closing_dest: Tally::new(m),
+            closing_src: Tally::new(m),
+            nat_proto: ProtoNat::default(),
+            dns: DnsCounts::default(),
             zone: Tally::new(m),
             mark: Tally::new(m),
             net: Tally::new(m),
@@ -883,6 +998,11 @@ impl Hotspots {
         self.src.memory_bytes()
             + self.dst.memory_bytes()
             + self.dport.memory_bytes()
+            + self.dest.memory_bytes()
+            + self.nat_service.memory_bytes()
+            + self.snat_dest.memory_bytes()
+            + self.closing_dest.memory_bytes()
+            + self.closing_src.memory_bytes()
             + self.zone.memory_bytes()
             + self.mark.memory_bytes()
             + self.net.memory_bytes()
@@ -904,9 +1024,12 @@ impl Hotspots {
         let (src, dst) = (addr_key(orig.src), addr_key(orig.dst));
         self.src.add(src);
         self.dst.add(dst);
-        if let Some(p) = orig.dst_port() {
+        let dport = orig.dst_port();
+        if let Some(p) = dport {
             self.dport.add((proto, p));
         }
+        let dest = (dst, proto, dport.unwrap_or(0));
+        self.dest.add(dest);
         self.proto[proto.0 as usize] += 1;
         self.zone.add(f.zone().unwrap_or(0));
         self.mark.add(f.mark().unwrap_or(0));
@@ -939,6 +1062,44 @@ impl Hotspots {
         let reply = f.reply();
         let nat = NatClass::of(nat_of(&orig, &reply, status));
         self.nat[nat as usize] += 1;
+        let family = if proto == L4Proto::TCP {
+            &mut self.nat_proto.tcp
+        } else if proto == L4Proto::UDP || proto == L4Proto::UDPLITE {
+            &mut self.nat_proto.udp
+        } else {
+            &mut self.nat_proto.other
+        };
+        family.add(nat);
+        if nat != NatClass::None {
+            if let Some(p) = dport {
+                self.nat_service.add((proto, p));
+            }
+            if matches!(nat, NatClass::Snat | NatClass::Both) {
+                self.snat_dest.add(dest);
+            }
+        }
+        if let FlowState::Tcp(t) = state
+            && matches!(
+                t,
+                conntrack_core::TcpState::FIN_WAIT
+                    | conntrack_core::TcpState::CLOSE_WAIT
+                    | conntrack_core::TcpState::LAST_ACK
+                    | conntrack_core::TcpState::TIME_WAIT
+                    | conntrack_core::TcpState::CLOSE
+            )
+        {
+            self.closing_dest.add(dest);
+            self.closing_src.add(src);
+        }
+        if dport == Some(53) && (proto == L4Proto::UDP || proto == L4Proto::TCP) {
+            if proto == L4Proto::UDP {
+                self.dns.udp += 1;
+            } else {
+                self.dns.tcp += 1;
+            }
+            self.dns.nat += u64::from(nat != NatClass::None);
+            self.dns.unreplied += u64::from(!status.contains(Status::SEEN_REPLY));
+        }
         if !self.cfg.names.is_empty() {
             let n = &self.cfg.names;
             if let Some(i) = n
@@ -966,14 +1127,17 @@ impl Hotspots {
         let share = |c: u64| if fl == 0 { 0.0 } else { c as f64 / fl as f64 };
         let exact_table = |kind: KeyKind, v: Vec<(Key, u64)>| exact_table(kind, v, n, fl);
         let ip = |a: &u128| Key::Ip(addr_of(*a));
+        let endpoint = |&(a, proto, port): &(u128, L4Proto, u16)| Key::Endpoint {
+            proto,
+            addr: addr_of(a),
+            port,
+        };
+        let port_key = |&(proto, port): &(L4Proto, u16)| Key::Port { proto, port };
         let tables = vec![
             self.src.table(KeyKind::SrcIp, fl, n, ip),
             self.dst.table(KeyKind::DstIp, fl, n, ip),
-            self.dport
-                .table(KeyKind::DstPort, fl, n, |&(proto, port)| Key::Port {
-                    proto,
-                    port,
-                }),
+            self.dport.table(KeyKind::DstPort, fl, n, port_key),
+            self.dest.table(KeyKind::Destination, fl, n, endpoint),
             exact_table(
                 KeyKind::Proto,
                 (0..256)
@@ -1041,6 +1205,14 @@ impl Hotspots {
             mode: self.cfg.mode,
             tables,
             unreplied_by_source: self.unreplied_src.table(KeyKind::SrcIp, fl, n, ip),
+            nat_by_proto: self.nat_proto,
+            nat_by_service: self.nat_service.table(KeyKind::DstPort, fl, n, port_key),
+            snat_by_destination: self.snat_dest.table(KeyKind::Destination, fl, n, endpoint),
+            closing_by_destination: self
+                .closing_dest
+                .table(KeyKind::Destination, fl, n, endpoint),
+            closing_by_source: self.closing_src.table(KeyKind::SrcIp, fl, n, ip),
+            dns: self.dns,
             states,
             nat: NatCounts {
                 none: self.nat[NatClass::None as usize],

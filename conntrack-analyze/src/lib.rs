@@ -8,9 +8,14 @@
 //! from a ticket. Aggregation is generic over [`conntrack_core::FlowLike`]:
 //! owned flows parsed from text and borrowed views from a dump alike.
 //!
+//! The judgment is one model: an [`Observation`] (what was seen) is
+//! turned into [`Facts`] (everything derived from it, once), which
+//! [`diagnose`] turns into findings with evidence, ranked causes and
+//! remedies. `conntrack-tune` plans from the same facts and findings.
+//!
 //! ```
-//! use conntrack_analyze::{diagnose, hotspots::Hotspots, rates::StatsSeries};
-//! use conntrack_core::{Counter, CpuStats, HostSnapshot, Stats};
+//! use conntrack_analyze::{diagnose, EvidenceKey, Facts, FindingId, Observation, StatsSeries};
+//! use conntrack_core::{Counter, CpuStats, HostSnapshot, KernelVersion, Stats};
 //! use std::time::Duration;
 //!
 //! // insert_failed == drop on one CPU, table at 4%: confirm-time failures.
@@ -19,17 +24,22 @@
 //!     c.set(Counter::InsertFailed, n);
 //!     c.set(Counter::Drop, n);
 //!     c.set(Counter::EarlyDrop, 0);
-//!     c.set(Counter::ClashResolve, 10 * n);
+//!     c.set(Counter::ClashResolve, 0);
 //!     c.set(Counter::ChainTooLong, 0);
 //!     Stats { entries: Some(10_000), max_entries: None, cpus: vec![c] }
 //! };
 //! let mut series = StatsSeries::new();
 //! series.push(Duration::from_secs(0), snap(100)).unwrap();
 //! series.push(Duration::from_secs(10), snap(150)).unwrap();
-//! let host = HostSnapshot { count: Some(10_000), max: Some(262_144), ..Default::default() };
-//! let findings = diagnose(&host, Some(&series.rates()), None);
-//! assert_eq!(findings[0].id.name(), "confirm-clash");
-//! assert_eq!(findings[0].evidence_value("insert_failed rate"), Some(5.0));
+//! let host = HostSnapshot {
+//!     kernel_version: Some(KernelVersion::new(6, 1, 0)),
+//!     count: Some(10_000), max: Some(262_144),
+//!     ..Default::default()
+//! };
+//! let obs = Observation::new(host).with_rates(series.rates());
+//! let findings = diagnose(&Facts::derive(&obs));
+//! assert_eq!(findings[0].id, FindingId::ConfirmFailures);
+//! assert_eq!(findings[0].value_of(EvidenceKey::CounterRate, "insert_failed"), Some(5.0));
 //! ```
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
@@ -37,17 +47,28 @@
 pub mod attribution;
 pub mod buckets;
 pub mod capacity;
+pub mod cause;
 pub mod compare;
 pub mod diagnose;
+pub mod evidence;
+pub mod facts;
 pub mod finding;
 pub mod hotspots;
+pub mod observation;
 pub mod rates;
+pub mod remedy;
+pub mod timeouts;
 pub mod topk;
 
+pub use cause::{Cause, Likelihood, RankedCause};
 pub use diagnose::{Thresholds, diagnose, diagnose_with};
-pub use finding::{Evidence, Finding, FindingId, Severity};
+pub use evidence::{Evidence, EvidenceKey};
+pub use facts::Facts;
+pub use finding::{Finding, FindingId, Severity};
 pub use hotspots::{HotspotConfig, HotspotSummary, Hotspots};
+pub use observation::Observation;
 pub use rates::{RateWindow, Rates, StatsSeries};
+pub use remedy::Remedy;
 
 /// The README's example, compiled and run as a doc test.
 #[doc = include_str!("../README.md")]

@@ -166,17 +166,19 @@ impl Support {
 
 impl Counter {
     /// Whether a kernel counts this counter: the one table of counters
-    /// that appeared or went silent over kernel versions.
+    /// that appeared or went silent over kernel versions (read in
+    /// `net/netfilter/nf_conntrack_core.c` of 3.x, 4.19 and 6.x):
     ///
-    /// - `searched`, `new`, `delete`, `delete_list` stopped counting in
-    ///   4.10 (commit 8e8118f893138 "netfilter: conntrack: remove unused
-    ///   percpu counters"... verified in the kernel notes of this crate's
-    ///   KERNEL.md);
-    /// - `ignore` stopped counting in 5.10;
+    /// - `searched`, `new`, `delete`, `delete_list` are incremented in 3.x
+    ///   and nowhere in 4.19 (the removal lies between; 4.19 is the first
+    ///   release this table is sure of, and a kernel in between prints 0
+    ///   for them anyway);
+    /// - `ignore` stopped counting in 5.10 ("netfilter: conntrack: remove
+    ///   ignore stats");
     /// - `clash_resolve` appeared in 5.10 (commit bc92470413f3
-    ///   "netfilter: conntrack: add clash_resolve stat counter");
+    ///   "netfilter: conntrack: add clash resolution stat counter");
     /// - `chaintoolong` appeared in 5.15 (commit d7e7747ac5c2
-    ///   "netfilter: refuse insertion if chain has grown too long").
+    ///   "netfilter: refuse insertion if chain has grown too large").
     ///
     /// ```
     /// use conntrack_core::{Counter, KernelVersion, stats::Support};
@@ -218,9 +220,9 @@ impl Counter {
     }
 }
 
-/// The release that stopped incrementing `searched`, `new`, `delete` and
-/// `delete_list`.
-const COUNTERS_RETIRED_IN: (u16, u16) = (4, 10);
+/// The first release known not to increment `searched`, `new`, `delete`
+/// and `delete_list` (see [`Counter::support`]).
+const COUNTERS_RETIRED_IN: (u16, u16) = (4, 19);
 
 impl core::fmt::Display for Counter {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -134,9 +134,9 @@ impl TimeoutKey {
     /// The kernel's default, in seconds. `kernel` selects the era where a
     /// default changed; `None` means a current kernel.
     ///
-    /// - `udp_timeout_stream` was 180 s until 6.0, then 120 s (commit
-    ///   d535c8a3fb63 "netfilter: conntrack: udp: set stream timeout to
-    ///   2 minutes", first released in 6.0).
+    /// - `udp_timeout_stream` is 180 s in the 3.x to 4.19 sources
+    ///   (`udp_timeouts[UDP_CT_REPLIED]`) and 120 s in 5.x and 6.x ones;
+    ///   the change is taken to be in 5.0 (the commit was not identified).
     pub fn default_secs(self, kernel: Option<KernelVersion>) -> u32 {
         match self {
             TimeoutKey::TcpSynSent => 120,
@@ -151,7 +151,7 @@ impl TimeoutKey {
             TimeoutKey::TcpUnacknowledged => 300,
             TimeoutKey::Udp => 30,
             TimeoutKey::UdpStream => match kernel {
-                Some(v) if !v.at_least(6, 0) => 180,
+                Some(v) if !v.at_least(5, 0) => 180,
                 _ => 120,
             },
             TimeoutKey::Icmp | TimeoutKey::Icmpv6 => 30,
@@ -297,10 +297,10 @@ mod tests {
 
     #[test]
     fn udp_stream_default_by_era() {
-        let old = Some(KernelVersion::new(5, 15, 0));
+        let old = Some(KernelVersion::new(4, 19, 0));
         assert_eq!(TimeoutKey::UdpStream.default_secs(old), 180);
         assert_eq!(
-            TimeoutKey::UdpStream.default_secs(Some(KernelVersion::new(6, 0, 0))),
+            TimeoutKey::UdpStream.default_secs(Some(KernelVersion::new(5, 4, 0))),
             120
         );
     }

@@ -1,0 +1,76 @@
+//! How many entries the workload needs. When the table was full, the peak
+//! count is censored at max and says nothing about the demand: the
+//! refused first packets stand for connections that would have held an
+//! entry too.
+
+use super::counters::CounterFacts;
+use super::table::TableFacts;
+use conntrack_core::Counter;
+use serde::Serialize;
+
+/// How the demand was inferred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DemandMethod {
+    /// The table never reached max: the peak is the demand.
+    Peak,
+    /// The table was full: the peak plus the connections refused over the
+    /// window, each held for the TIME_WAIT timeout (Little's law; an upper
+    /// bound, as a client retransmits a refused SYN).
+    PeakPlusRefused,
+    /// The table was full and no window measured the refusals: the peak
+    /// is only a lower bound.
+    CensoredPeak,
+}
+
+/// The entries the workload needs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Demand {
+    /// Entries.
+    pub entries: u64,
+    /// How it was inferred.
+    pub method: DemandMethod,
+    /// Refused new flows per second (the `drop` rate), when used.
+    pub refused_per_sec: Option<f64>,
+    /// Seconds each refused flow would have held its entry.
+    pub hold_secs: Option<u32>,
+}
+
+impl Demand {
+    pub(crate) fn derive(
+        table: &TableFacts,
+        counters: &CounterFacts,
+        time_wait_secs: u32,
+    ) -> Option<Demand> {
+        let peak = table.peak?;
+        if !table.at_limit && !counters.is_live(Counter::EarlyDrop) {
+            return Some(Demand {
+                entries: peak,
+                method: DemandMethod::Peak,
+                refused_per_sec: None,
+                hold_secs: None,
+            });
+        }
+        if !counters.measured(Counter::Drop) {
+            return Some(Demand {
+                entries: peak,
+                method: DemandMethod::CensoredPeak,
+                refused_per_sec: None,
+                hold_secs: None,
+            });
+        }
+        let refused = counters.rate(Counter::Drop);
+        let extra = (refused * f64::from(time_wait_secs)).round();
+        let extra = if extra.is_finite() && extra > 0.0 {
+            extra.min(u32::MAX as f64) as u64
+        } else {
+            0
+        };
+        Some(Demand {
+            entries: peak.saturating_add(extra),
+            method: DemandMethod::PeakPlusRefused,
+            refused_per_sec: Some(refused),
+            hold_secs: Some(time_wait_secs),
+        })
+    }
+}

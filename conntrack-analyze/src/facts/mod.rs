@@ -1,0 +1,133 @@
+//! [`Facts`]: the one model of a host that diagnosis and the tuning
+//! planner both read. Everything derived from an [`Observation`] is
+//! derived here, once: the table's fill and sizing, what each counter
+//! says, the composition of the flows, connection churn, CPU spread and
+//! the timeouts in force. A finding and a plan decision that need the
+//! same number read the same field, so they cannot disagree.
+//!
+//! ```
+//! use conntrack_analyze::{Facts, Observation};
+//! use conntrack_core::{HostSnapshot, KernelVersion};
+//! let obs = Observation::new(HostSnapshot {
+//!     kernel_version: Some(KernelVersion::new(3, 10, 0)),
+//!     mem_total_bytes: Some(16 << 30),
+//!     count: Some(320_851),
+//!     max: Some(8_388_608),
+//!     buckets: Some(1_048_576),
+//!     ..Default::default()
+//! });
+//! let f = Facts::derive(&obs);
+//! assert_eq!(f.table.utilisation.map(|u| (u * 1000.0).round()), Some(38.0));
+//! assert_eq!(f.table.origin.describe(),
+//!            "an explicit hashsize (max = 8 x buckets, as the kernel sets it at load)");
+//! ```
+
+mod churn;
+mod counters;
+mod cpu;
+mod demand;
+mod mix;
+mod table;
+
+pub use churn::{Churn, RateEstimate, RateMethod};
+pub use counters::{ClashAccounting, CounterEpoch, CounterFacts, CounterReading, CounterStatus};
+pub use cpu::{CpuFacts, Rps};
+pub use demand::{Demand, DemandMethod};
+pub use mix::{Mix, nat_flows_of};
+pub use table::TableFacts;
+
+use crate::capacity::SizingEra;
+use crate::observation::Observation;
+use conntrack_core::{KernelVersion, Timeout, TimeoutKey};
+use serde::Serialize;
+
+/// The derived model of one observation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Facts<'a> {
+    /// What was observed.
+    #[serde(skip)]
+    pub obs: &'a Observation,
+    /// The kernel version, when known.
+    pub kernel: Option<KernelVersion>,
+    /// Its sizing era.
+    pub era: Option<SizingEra>,
+    /// Size, fill, cost.
+    pub table: TableFacts,
+    /// What each counter says.
+    pub counters: CounterFacts,
+    /// The composition of the flows, when flows were listed.
+    pub mix: Option<Mix>,
+    /// Connection churn.
+    pub churn: Churn,
+    /// The entries the workload needs.
+    pub demand: Option<Demand>,
+    /// CPU spread and RPS.
+    pub cpu: CpuFacts,
+    /// Every timeout in force (configured, or the kernel default).
+    pub timeouts: Vec<Timeout>,
+}
+
+impl<'a> Facts<'a> {
+    /// Derives the model. Total: missing facts stay `None`, absurd
+    /// numbers stay finite.
+    pub fn derive(obs: &'a Observation) -> Facts<'a> {
+        let s = &obs.snapshot;
+        let kernel = s.kernel_version.or_else(|| {
+            s.kernel_release
+                .as_deref()
+                .and_then(|r| r.parse::<KernelVersion>().ok())
+        });
+        let era = kernel.map(SizingEra::of);
+        let table = TableFacts::derive(obs, era);
+        let mix = Mix::derive(obs, table.count);
+        let scale = mix.as_ref().map_or(1.0, |m| m.scale);
+        let timeouts: Vec<Timeout> = TimeoutKey::ALL.into_iter().map(|k| s.timeout(k)).collect();
+        let tw = timeouts
+            .iter()
+            .find(|t| t.key == TimeoutKey::TcpTimeWait)
+            .map_or(120, |t| t.secs);
+        let counters = CounterFacts::derive(obs, kernel);
+        Facts {
+            obs,
+            kernel,
+            era,
+            demand: Demand::derive(&table, &counters, tw),
+            counters,
+            churn: Churn::derive(obs, scale, tw),
+            cpu: CpuFacts::derive(obs),
+            mix,
+            table,
+            timeouts,
+        }
+    }
+
+    /// The timeout in force for a key.
+    pub fn timeout(&self, key: TimeoutKey) -> Timeout {
+        self.timeouts
+            .iter()
+            .copied()
+            .find(|t| t.key == key)
+            .unwrap_or_else(|| self.obs.snapshot.timeout(key))
+    }
+
+    /// Whether the kernel is at least `major.minor` (`None` when unknown).
+    pub fn kernel_at_least(&self, major: u16, minor: u16) -> Option<bool> {
+        self.kernel.map(|k| k.at_least(major, minor))
+    }
+
+    /// Whether NAT is in use: translated flows seen, or NAT rules captured.
+    /// `None` when neither flows nor rules were observed.
+    pub fn nat_in_use(&self) -> Option<bool> {
+        let flows = self.mix.as_ref().map(|m| m.nat_share > 0.0);
+        let rules = self
+            .obs
+            .config
+            .nat_rules
+            .as_ref()
+            .map(|r| !r.source_nat.is_empty() || r.dnat_rules > 0);
+        match (flows, rules) {
+            (Some(a), Some(b)) => Some(a || b),
+            (a, b) => a.or(b),
+        }
+    }
+}
