@@ -294,38 +294,69 @@ where
     F: FlowLike + 'a,
     I: IntoIterator<Item = &'a F>,
 {
-    let buckets = buckets.min(1 << 26);
-    let hasher = BucketHasher::new(buckets, seed);
-    let mut chains = vec![0u32; buckets as usize];
-    let mut nodes = 0u64;
-    let mut seen = rustc_hash::FxHashSet::default();
-    let mut dups = 0u64;
+    let mut sim = ChainSimulator::new(buckets, seed);
     for f in flows {
+        sim.add(f);
+    }
+    sim.finish()
+}
+
+/// The simulation fed one flow at a time (a streaming dump or a listing
+/// read line by line); [`simulate`] over an iterator.
+#[derive(Debug, Clone)]
+pub struct ChainSimulator {
+    hasher: BucketHasher,
+    chains: Vec<u32>,
+    nodes: u64,
+    seen: rustc_hash::FxHashSet<(Tuple, u16)>,
+    dups: u64,
+}
+
+impl ChainSimulator {
+    /// A simulator for `buckets` buckets (at most 2^26) keyed from `seed`.
+    pub fn new(buckets: u64, seed: u64) -> Self {
+        let buckets = buckets.min(1 << 26);
+        ChainSimulator {
+            hasher: BucketHasher::new(buckets, seed),
+            chains: vec![0u32; buckets as usize],
+            nodes: 0,
+            seen: Default::default(),
+            dups: 0,
+        }
+    }
+
+    /// Places one flow's two hash nodes.
+    pub fn add<F: FlowLike + ?Sized>(&mut self, f: &F) {
         let zone = f.zone().unwrap_or(0);
         let (o, r) = (f.orig(), f.reply());
-        if let (Some(a), Some(b)) = (hasher.bucket(&o, zone), hasher.bucket(&r, zone)) {
-            chains[a as usize] = chains[a as usize].saturating_add(1);
-            chains[b as usize] = chains[b as usize].saturating_add(1);
-            nodes += 2;
-            if !seen.insert((o, zone)) {
-                dups += 1;
+        if let (Some(a), Some(b)) = (self.hasher.bucket(&o, zone), self.hasher.bucket(&r, zone)) {
+            self.chains[a as usize] = self.chains[a as usize].saturating_add(1);
+            self.chains[b as usize] = self.chains[b as usize].saturating_add(1);
+            self.nodes += 2;
+            if !self.seen.insert((o, zone)) {
+                self.dups += 1;
             }
         }
     }
-    let longest = chains.iter().copied().max().unwrap_or(0) as u64;
-    let mut histogram = vec![0u64; longest as usize + 1];
-    for &c in &chains {
-        histogram[c as usize] += 1;
-    }
-    if buckets == 0 {
-        histogram.clear();
-    }
-    SimulatedChains {
-        buckets,
-        nodes,
-        histogram,
-        longest,
-        duplicate_tuples: dups,
+
+    /// The chain-length distribution of the flows added.
+    pub fn finish(self) -> SimulatedChains {
+        let buckets = self.chains.len() as u64;
+        let longest = self.chains.iter().copied().max().unwrap_or(0) as u64;
+        let mut histogram = vec![0u64; longest as usize + 1];
+        for &c in &self.chains {
+            histogram[c as usize] += 1;
+        }
+        if buckets == 0 {
+            histogram.clear();
+        }
+        SimulatedChains {
+            buckets,
+            nodes: self.nodes,
+            histogram,
+            longest,
+            duplicate_tuples: self.dups,
+        }
     }
 }
 

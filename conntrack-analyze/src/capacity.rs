@@ -447,6 +447,121 @@ pub fn memory_cost_for(snapshot: &HostSnapshot, entries: u64, buckets: u64) -> M
     m
 }
 
+/// The hash table's allocation unit in buckets: one page of 8-byte
+/// `hlist_nulls_head`s (`nf_ct_alloc_hashtable` rounds the size up to
+/// whole pages), 512 on 4 KiB pages. Unknown or absurd page sizes count as
+/// 4 KiB.
+///
+/// ```
+/// use conntrack_analyze::capacity::allocation_unit;
+/// assert_eq!(allocation_unit(4096), 512);
+/// assert_eq!(allocation_unit(65536), 8192);
+/// assert_eq!(allocation_unit(0), 512);
+/// ```
+pub fn allocation_unit(page_size: u64) -> u64 {
+    usable_page(page_size) / 8
+}
+
+fn usable_page(page_size: u64) -> u64 {
+    if page_size.is_power_of_two() && (512..=1 << 20).contains(&page_size) {
+        page_size
+    } else {
+        4096
+    }
+}
+
+/// The fewest buckets that keep the mean chain at a full table (`2 x max
+/// / buckets`) at or under `target`, rounded up to the allocation unit and
+/// saturating at the kernel's u32 bucket count (where the target may be
+/// missed: the caller checks with [`mean_chain_length`]).
+///
+/// ```
+/// use conntrack_analyze::capacity::{buckets_for, mean_chain_length};
+/// let b = buckets_for(1_000_000, 2.0, 4096);
+/// assert_eq!(b % 512, 0);
+/// assert!(mean_chain_length(1_000_000, b).unwrap() <= 2.0);
+/// ```
+pub fn buckets_for(max: u64, target_chain: f64, page_size: u64) -> u64 {
+    let unit = allocation_unit(page_size);
+    let top = (u64::from(u32::MAX) / unit) * unit;
+    let target = if target_chain.is_finite() && target_chain > 0.0 {
+        target_chain
+    } else {
+        2.0
+    };
+    let raw = (2.0 * max as f64 / target).ceil();
+    if !(raw.is_finite() && raw < top as f64) {
+        return top;
+    }
+    let mut b = (raw as u64).max(1).div_ceil(unit) * unit;
+    // Float rounding at the boundary.
+    while 2.0 * max as f64 / b as f64 > target && b + unit <= top {
+        b += unit;
+    }
+    b.min(top)
+}
+
+/// Per-entry and per-bucket memory, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryModel {
+    /// Bytes per entry: the slab object plus an extension blob.
+    pub per_entry: u64,
+    /// Bytes per bucket: the conntrack hash plus the NAT `bysource` table.
+    pub per_bucket: u64,
+}
+
+impl MemoryModel {
+    /// The model of a host: [`memory_cost_for`] per entry and bucket.
+    pub fn for_host(s: &HostSnapshot) -> MemoryModel {
+        let m = memory_cost_for(s, 1, 1);
+        MemoryModel {
+            per_entry: m.entries_total_bytes,
+            per_bucket: m.buckets_total_bytes,
+        }
+    }
+
+    /// Worst-case bytes with `max` entries and `buckets` buckets.
+    ///
+    /// ```
+    /// use conntrack_analyze::capacity::MemoryModel;
+    /// let m = MemoryModel { per_entry: 384, per_bucket: 16 };
+    /// assert_eq!(m.bytes(1000, 1024), 1000 * 384 + 1024 * 16);
+    /// ```
+    pub fn bytes(self, max: u64, buckets: u64) -> u64 {
+        max.saturating_mul(self.per_entry)
+            .saturating_add(buckets.saturating_mul(self.per_bucket))
+    }
+
+    /// The largest `max` whose entries and the buckets keeping the chain
+    /// target fit in `budget` bytes.
+    ///
+    /// ```
+    /// use conntrack_analyze::capacity::{buckets_for, MemoryModel};
+    /// let m = MemoryModel { per_entry: 384, per_bucket: 16 };
+    /// let max = m.max_within(100 << 20, 2.0, 4096);
+    /// assert!(m.bytes(max, buckets_for(max, 2.0, 4096)) <= 100 << 20);
+    /// ```
+    pub fn max_within(self, budget: u64, target_chain: f64, page_size: u64) -> u64 {
+        let t = if target_chain > 0.0 {
+            target_chain
+        } else {
+            2.0
+        };
+        let per = self.per_entry as f64 + self.per_bucket as f64 * 2.0 / t;
+        let mut m = if per > 0.0 {
+            (budget as f64 / per)
+                .floor()
+                .min(u64::from(u32::MAX) as f64) as u64
+        } else {
+            u64::from(u32::MAX)
+        };
+        while m > 0 && self.bytes(m, buckets_for(m, t, page_size)) > budget {
+            m = m.saturating_sub(m / 1000 + 1);
+        }
+        m
+    }
+}
+
 /// Little's law: the steady-state number of entries in a state is the
 /// rate of flows entering it times the time each spends there. Negative
 /// or non-finite inputs give 0.

@@ -118,6 +118,9 @@ pub struct RankedCause {
     pub cause: Cause,
     /// How well the evidence supports it.
     pub likelihood: Likelihood,
+    /// The weight of the evidence for it (the number of supporting facts,
+    /// weighted); orders causes of the same likelihood.
+    pub score: i32,
     /// Evidence for it, in words with the numbers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub supports: Vec<String>,
@@ -136,6 +139,7 @@ impl RankedCause {
         RankedCause {
             cause,
             likelihood,
+            score: 0,
             supports: Vec::new(),
             contradicts: Vec::new(),
             to_tell_apart: String::new(),
@@ -144,8 +148,9 @@ impl RankedCause {
     }
 }
 
-/// Sorts causes strongest first (stable for equal likelihood: the order
-/// the rule listed them in is its prior).
+/// Sorts causes strongest first: by likelihood, then by the weight of
+/// their evidence (stable for ties: the order the rule listed them in is
+/// its prior).
 pub fn rank(causes: &mut [RankedCause]) {
-    causes.sort_by_key(|c| c.likelihood);
+    causes.sort_by_key(|c| (c.likelihood, std::cmp::Reverse(c.score)));
 }

@@ -1,62 +1,27 @@
 //! Side-by-side comparison of two observations (two hosts, or one host
-//! before and after a change): counts, utilisation, rates and top keys,
-//! the way an operator compares two servers.
+//! before and after a change), over the one model ([`Facts`]): the
+//! configuration (kernel, sizing, timeouts, RPS, NAT rules) next to
+//! counts, rates, states and top keys, and the differences that matter
+//! said in words, the way an operator compares two servers.
 //!
 //! ```
-//! use conntrack_analyze::compare::{compare, Side};
+//! use conntrack_analyze::compare::compare;
+//! use conntrack_analyze::{Facts, Observation};
 //! use conntrack_core::HostSnapshot;
-//! let a = HostSnapshot { count: Some(500), max: Some(1000), ..Default::default() };
-//! let b = HostSnapshot { count: Some(900), max: Some(1000), ..Default::default() };
-//! let c = compare(&Side::new("web-1").host(&a), &Side::new("web-2").host(&b));
+//! let a = Observation::new(HostSnapshot { count: Some(500), max: Some(1000), ..Default::default() });
+//! let b = Observation::new(HostSnapshot { count: Some(900), max: Some(1000), ..Default::default() });
+//! let c = compare(("web-1", &Facts::derive(&a)), ("web-2", &Facts::derive(&b)));
 //! let util = c.row("utilisation %").unwrap();
 //! assert_eq!((util.a.num(), util.b.num()), (Some(50.0), Some(90.0)));
 //! assert!(c.to_string().contains("web-2"));
 //! ```
 
 use crate::evidence::fmt_num;
-use crate::hotspots::{HotspotSummary, KeyKind};
-use crate::rates::Rates;
-use conntrack_core::{Counter, HostSnapshot};
+use crate::facts::{Facts, Rps};
+use crate::hotspots::KeyKind;
+use conntrack_core::{Counter, TimeoutKey};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-
-/// One side of a comparison: a label and whatever is known about it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Side<'a> {
-    /// Label (host name, "before", "after").
-    pub label: &'a str,
-    /// Host facts.
-    pub host: Option<&'a HostSnapshot>,
-    /// Rates.
-    pub rates: Option<&'a Rates>,
-    /// Hotspots.
-    pub hotspots: Option<&'a HotspotSummary>,
-}
-
-impl<'a> Side<'a> {
-    /// A side with only a label.
-    pub fn new(label: &'a str) -> Self {
-        Side {
-            label,
-            ..Default::default()
-        }
-    }
-    /// With host facts.
-    pub fn host(mut self, h: &'a HostSnapshot) -> Self {
-        self.host = Some(h);
-        self
-    }
-    /// With rates.
-    pub fn rates(mut self, r: &'a Rates) -> Self {
-        self.rates = Some(r);
-        self
-    }
-    /// With hotspots.
-    pub fn hotspots(mut self, h: &'a HotspotSummary) -> Self {
-        self.hotspots = Some(h);
-        self
-    }
-}
 
 /// A cell of the comparison table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,6 +77,8 @@ pub struct Comparison {
     pub b_label: String,
     /// Rows, by section.
     pub rows: Vec<Row>,
+    /// The differences that matter, in words.
+    pub differences: Vec<String>,
 }
 
 impl Comparison {
@@ -128,11 +95,26 @@ fn num(x: Option<f64>) -> Cell {
     }
 }
 
-/// Builds the side-by-side table.
-pub fn compare(a: &Side, b: &Side) -> Comparison {
+fn text(x: Option<String>) -> Cell {
+    x.map_or(Cell::Missing, Cell::Text)
+}
+
+/// The timeouts a comparison shows.
+const TIMEOUTS: [TimeoutKey; 5] = [
+    TimeoutKey::TcpEstablished,
+    TimeoutKey::TcpTimeWait,
+    TimeoutKey::TcpCloseWait,
+    TimeoutKey::Udp,
+    TimeoutKey::UdpStream,
+];
+
+/// Builds the side-by-side table of two labelled models.
+pub fn compare(a: (&str, &Facts), b: (&str, &Facts)) -> Comparison {
+    let (la, fa) = a;
+    let (lb, fb) = b;
     let mut rows = Vec::new();
-    let mut push = |section: &str, name: &str, f: &dyn Fn(&Side) -> Cell| {
-        let (ca, cb) = (f(a), f(b));
+    let mut push = |section: &str, name: &str, f: &dyn Fn(&Facts) -> Cell| {
+        let (ca, cb) = (f(fa), f(fb));
         if ca != Cell::Missing || cb != Cell::Missing {
             rows.push(Row {
                 section: section.into(),
@@ -142,33 +124,75 @@ pub fn compare(a: &Side, b: &Side) -> Comparison {
             });
         }
     };
-    let count = |s: &Side| {
-        s.host
-            .and_then(|h| h.count.or(h.stats.as_ref().and_then(|x| x.entries)))
-            .or_else(|| s.rates.and_then(|r| r.entries.as_ref().map(|e| e.last)))
-            .map(f64::from)
-    };
-    let max = |s: &Side| s.host.and_then(|h| h.max).map(f64::from);
-    let buckets = |s: &Side| s.host.and_then(|h| h.buckets).map(f64::from);
-    push("table", "kernel", &|s| {
-        s.host
-            .and_then(|h| h.kernel_version)
-            .map_or(Cell::Missing, |v| Cell::Text(v.to_string()))
+    let count = |f: &Facts| f.table.count.map(|v| v as f64);
+    push("configuration", "kernel", &|f| {
+        text(f.kernel.map(|v| v.to_string()))
     });
-    push("table", "count", &|s| num(count(s)));
-    push("table", "max", &|s| num(max(s)));
-    push("table", "utilisation %", &|s| match (count(s), max(s)) {
-        (Some(c), Some(m)) if m > 0.0 => num(Some(c / m * 100.0)),
-        _ => Cell::Missing,
+    push("configuration", "CPUs", &|f| {
+        num((f.cpu.online > 0).then_some(f.cpu.online as f64))
     });
-    push("table", "buckets", &|s| num(buckets(s)));
-    push("table", "2N/B", &|s| match (count(s), buckets(s)) {
-        (Some(c), Some(b)) if b > 0.0 => num(Some(2.0 * c / b)),
-        _ => Cell::Missing,
+    push("configuration", "RAM GiB", &|f| {
+        num(f
+            .obs
+            .snapshot
+            .mem_total_bytes
+            .map(|m| m as f64 / f64::from(1u32 << 30)))
     });
-    push("table", "count trend /s", &|s| {
-        num(s
+    push("configuration", "max", &|f| {
+        num(f.table.max.map(|v| v as f64))
+    });
+    push("configuration", "buckets", &|f| {
+        num(f.table.buckets.map(|v| v as f64))
+    });
+    push(
+        "configuration",
+        "max / buckets",
+        &|f| match (f.table.max, f.table.buckets) {
+            (Some(m), Some(b)) if b > 0 => num(Some(m as f64 / b as f64)),
+            _ => Cell::Missing,
+        },
+    );
+    push("configuration", "sizing", &|f| {
+        Cell::Text(f.table.origin.describe().to_string())
+    });
+    for k in TIMEOUTS {
+        push("configuration", k.name(), &|f| {
+            let t = f.timeout(k);
+            if t.configured {
+                Cell::Num(f64::from(t.secs))
+            } else {
+                Cell::Missing
+            }
+        });
+    }
+    push("configuration", "RPS", &|f| {
+        Cell::Text(
+            match f.cpu.rps {
+                Rps::On => "on",
+                Rps::Off => "off",
+                Rps::Unknown => "unknown",
+            }
+            .into(),
+        )
+    });
+    push("configuration", "SNAT rules without fully-random", &|f| {
+        num(f
+            .obs
+            .config
+            .nat_rules
+            .as_ref()
+            .map(|r| r.without_fully_random().count() as f64))
+    });
+    push("table", "count", &|f| num(count(f)));
+    push("table", "utilisation %", &|f| {
+        num(f.table.utilisation.map(|u| u * 100.0))
+    });
+    push("table", "2N/B", &|f| num(f.table.mean_chain));
+    push("table", "count trend /s", &|f| {
+        num(f
+            .obs
             .rates
+            .as_ref()
             .and_then(|r| r.entries.as_ref().map(|e| e.slope_per_sec)))
     });
     for c in [
@@ -180,55 +204,45 @@ pub fn compare(a: &Side, b: &Side) -> Comparison {
         Counter::Invalid,
         Counter::SearchRestart,
     ] {
-        push("rates", &format!("{} /s", c.name()), &|s| {
-            num(s.rates.and_then(|r| r.get(c)).map(|x| x.per_sec))
+        push("rates", &format!("{} /s", c.name()), &|f| {
+            num(f.counters.get(c).per_sec)
+        });
+        push("since boot", c.name(), &|f| {
+            num(f.counters.get(c).total.map(f64::from))
         });
     }
-    push("flows", "flows", &|s| {
-        num(s.hotspots.map(|h| h.flows as f64))
+    push("rates", "new connections /s", &|f| {
+        num(f.churn.new_per_sec.map(|r| r.per_sec))
     });
-    push("flows", "unreplied %", &|s| {
-        num(s
-            .hotspots
-            .filter(|h| h.flows > 0)
-            .map(|h| h.unreplied as f64 / h.flows as f64 * 100.0))
+    push("flows", "flows listed", &|f| {
+        num(f.mix.as_ref().map(|m| m.flows as f64))
     });
-    push("flows", "translated %", &|s| {
-        num(s.hotspots.map(|h| h.nat_share() * 100.0))
+    push("flows", "TCP %", &|f| {
+        num(f.mix.as_ref().map(|m| m.tcp_share * 100.0))
     });
-    // States: the union of each side's top 5.
-    let mut states = Vec::new();
-    for s in [a, b] {
-        if let Some(h) = s.hotspots {
-            for st in h.states.iter().take(5) {
-                if !states.contains(&(st.proto, st.state)) {
-                    states.push((st.proto, st.state));
-                }
-            }
-        }
-    }
-    for (p, st) in states {
-        push("states", &format!("{p} {st} %"), &|s| {
-            num(s.hotspots.map(|h| {
-                if h.flows == 0 {
-                    0.0
-                } else {
-                    h.state_count(p, st) as f64 / h.flows as f64 * 100.0
-                }
-            }))
-        });
-    }
+    push("flows", "UDP %", &|f| {
+        num(f.mix.as_ref().map(|m| m.udp_share * 100.0))
+    });
+    push("flows", "translated %", &|f| {
+        num(f.mix.as_ref().map(|m| m.nat_share * 100.0))
+    });
+    push("flows", "unreplied %", &|f| {
+        num(f.mix.as_ref().map(|m| m.unreplied_share * 100.0))
+    });
+    push("flows", "TIME_WAIT %", &|f| {
+        num(f.mix.as_ref().map(|m| m.time_wait_share * 100.0))
+    });
     for kind in [
         KeyKind::SrcIp,
-        KeyKind::DstIp,
+        KeyKind::Destination,
         KeyKind::DstPort,
-        KeyKind::SrcNet,
-        KeyKind::Pair,
         KeyKind::Name,
     ] {
         for i in 0..3 {
-            push(kind.name(), &format!("{} #{}", kind.name(), i + 1), &|s| {
-                s.hotspots
+            push(kind.name(), &format!("{} #{}", kind.name(), i + 1), &|f| {
+                f.obs
+                    .hotspots
+                    .as_ref()
                     .and_then(|h| h.table(kind))
                     .and_then(|t| t.top.get(i))
                     .map_or(Cell::Missing, |k| {
@@ -238,10 +252,89 @@ pub fn compare(a: &Side, b: &Side) -> Comparison {
         }
     }
     Comparison {
-        a_label: a.label.to_owned(),
-        b_label: b.label.to_owned(),
+        a_label: la.to_owned(),
+        b_label: lb.to_owned(),
         rows,
+        differences: differences((la, fa), (lb, fb)),
     }
+}
+
+/// The ratio `b / a`, when both are positive.
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) if x > 0.0 && y > 0.0 => Some(y / x),
+        _ => None,
+    }
+}
+
+/// What differs between two hosts, and whether it explains a difference
+/// in drops.
+fn differences(a: (&str, &Facts), b: (&str, &Facts)) -> Vec<String> {
+    let (la, fa) = a;
+    let (lb, fb) = b;
+    let mut out = Vec::new();
+    if fa.kernel != fb.kernel {
+        out.push(format!(
+            "kernels differ ({} {}, {} {}): counter meanings and defaults follow each kernel",
+            la,
+            fa.kernel.map_or("unknown".into(), |v| v.to_string()),
+            lb,
+            fb.kernel.map_or("unknown".into(), |v| v.to_string())
+        ));
+    }
+    for k in TIMEOUTS {
+        let (ta, tb) = (fa.timeout(k), fb.timeout(k));
+        if ta.secs != tb.secs && (ta.configured || tb.configured) {
+            out.push(format!(
+                "{k}: {la} {} s, {lb} {} s{}",
+                ta.secs,
+                tb.secs,
+                match k {
+                    TimeoutKey::TcpEstablished => {
+                        " (changes how long idle connections keep their entry, not how often                          new connections clash)"
+                    }
+                    _ => "",
+                }
+            ));
+        }
+    }
+    let drops = ratio(
+        fa.counters.get(Counter::Drop).per_sec,
+        fb.counters.get(Counter::Drop).per_sec,
+    );
+    let news = ratio(
+        fa.churn.new_per_sec.map(|r| r.per_sec),
+        fb.churn.new_per_sec.map(|r| r.per_sec),
+    );
+    if let Some(d) = drops {
+        let mut s = format!("{lb} drops {d:.1}x the rate of {la}");
+        match news {
+            Some(n) => s.push_str(&format!(
+                "; it also opens {n:.1}x as many new connections per second{}",
+                if (d / n).max(n / d) < 2.0 {
+                    ": the drops follow the connection rate, as confirm-time races do"
+                } else {
+                    ""
+                }
+            )),
+            None => s.push_str(
+                "; the new-connection rates are unknown (no listing or no TIME_WAIT), which                  confirm-time races scale with",
+            ),
+        }
+        out.push(s);
+    }
+    let (ma, mb) = (fa.table.utilisation, fb.table.utilisation);
+    if let (Some(x), Some(y)) = (ma, mb)
+        && x < 0.5
+        && y < 0.5
+    {
+        out.push(format!(
+            "both tables are far from full ({:.1}% and {:.1}% of max): max and buckets are not              what differs in the drops",
+            x * 100.0,
+            y * 100.0
+        ));
+    }
+    out
 }
 
 impl fmt::Display for Comparison {
@@ -287,6 +380,12 @@ impl fmt::Display for Comparison {
                 r.b.to_string()
             )?;
         }
+        if !self.differences.is_empty() {
+            writeln!(f, "[what differs]")?;
+            for d in &self.differences {
+                writeln!(f, "- {d}")?;
+            }
+        }
         Ok(())
     }
 }
@@ -294,9 +393,10 @@ impl fmt::Display for Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hotspots::Hotspots;
-    use crate::rates::Sample;
-    use conntrack_core::{CpuStats, Flow, L4Proto, L4Tuple, Stats, Status, Tuple};
+    use crate::hotspots::{HotspotSummary, Hotspots};
+    use crate::observation::Observation;
+    use crate::rates::{Rates, Sample};
+    use conntrack_core::{CpuStats, Flow, HostSnapshot, L4Proto, L4Tuple, Stats, Status, Tuple};
     use std::time::Duration;
 
     fn rates(drop_per_10s: u32) -> Rates {
@@ -339,40 +439,59 @@ mod tests {
     }
 
     #[test]
-    fn side_by_side_rows() {
-        let (ra, rb) = (rates(50), rates(0));
-        let (ha, hb) = (flows("192.0.2.1", 4), flows("192.0.2.2", 2));
-        let host = HostSnapshot {
+    fn side_by_side_rows_and_differences() {
+        let mut host = HostSnapshot {
             count: Some(100),
             max: Some(400),
             buckets: Some(100),
             ..Default::default()
         };
-        let a = Side::new("before").host(&host).rates(&ra).hotspots(&ha);
-        let b = Side::new("after").rates(&rb).hotspots(&hb);
-        let c = compare(&a, &b);
+        host.timeouts
+            .entry("tcp".into())
+            .or_default()
+            .insert("established".into(), 3600);
+        let a = Observation::new(host)
+            .with_rates(rates(50))
+            .with_hotspots(flows("192.0.2.1", 4));
+        let mut host_b = HostSnapshot::default();
+        host_b
+            .timeouts
+            .entry("tcp".into())
+            .or_default()
+            .insert("established".into(), 86_400);
+        let b = Observation::new(host_b)
+            .with_rates(rates(150))
+            .with_hotspots(flows("192.0.2.2", 2));
+        let (fa, fb) = (Facts::derive(&a), Facts::derive(&b));
+        let c = compare(("before", &fa), ("after", &fb));
         assert_eq!(c.row("drop /s").unwrap().a, Cell::Num(5.0));
-        assert_eq!(c.row("drop /s").unwrap().b, Cell::Num(0.0));
+        assert_eq!(c.row("drop /s").unwrap().b, Cell::Num(15.0));
         assert_eq!(c.row("utilisation %").unwrap().a, Cell::Num(25.0));
         assert_eq!(c.row("utilisation %").unwrap().b, Cell::Missing);
         assert_eq!(c.row("2N/B").unwrap().a, Cell::Num(2.0));
-        // count falls back to the rates' entries on the side without a host.
+        // count falls back to the rates' entries on the side without one.
         assert_eq!(c.row("count").unwrap().b, Cell::Num(100.0));
-        assert_eq!(c.row("flows").unwrap().a, Cell::Num(4.0));
+        assert_eq!(
+            c.row("tcp_timeout_established").unwrap().a,
+            Cell::Num(3600.0)
+        );
         assert_eq!(
             c.row("src_ip #1").unwrap().b,
             Cell::Text("192.0.2.2 (100.0%)".into())
         );
-        // No protoinfo, no reply: grouped as UNREPLIED on both sides.
-        assert_eq!(c.row("tcp UNREPLIED %").unwrap().a, Cell::Num(100.0));
-        assert_eq!(c.row("unreplied %").unwrap().b, Cell::Num(100.0));
+        assert!(
+            c.differences
+                .iter()
+                .any(|d| d.starts_with("tcp_timeout_established"))
+        );
+        assert!(c.differences.iter().any(|d| d.contains("drops 3.0x")));
         assert!(
             c.rows
                 .iter()
                 .all(|r| r.a != Cell::Missing || r.b != Cell::Missing)
         );
         let text = c.to_string();
-        assert!(text.contains("[rates]") && text.contains("before") && text.contains("after"));
+        assert!(text.contains("[rates]") && text.contains("[what differs]"));
         let j = serde_json::to_string(&c).unwrap();
         assert!(j.contains("\"a_label\":\"before\""));
     }

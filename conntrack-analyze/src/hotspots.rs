@@ -807,6 +807,10 @@ pub struct HotspotSummary {
     /// for the same source ports.
     #[serde(default = "empty_table")]
     pub snat_by_destination: KeyTable,
+    /// Source-translated flows by original source address: the hosts or
+    /// containers that share the translated address.
+    #[serde(default = "empty_table")]
+    pub snat_by_source: KeyTable,
     /// TCP flows in a closing state (FIN_WAIT, CLOSE_WAIT, LAST_ACK,
     /// TIME_WAIT, CLOSE) by destination endpoint: where short-lived
     /// connections go.
@@ -917,6 +921,7 @@ pub struct Hotspots {
     dest: Tally<(u128, L4Proto, u16)>,
     nat_service: Tally<(L4Proto, u16)>,
     snat_dest: Tally<(u128, L4Proto, u16)>,
+    snat_src: Tally<u128>,
     closing_dest: Tally<(u128, L4Proto, u16)>,
     closing_src: Tally<u128>,
     nat_proto: ProtoNat,
@@ -948,6 +953,7 @@ impl Hotspots {
             dest: Tally::new(m),
             nat_service: Tally::new(m),
             snat_dest: Tally::new(m),
+            snat_src: Tally::new(m),
             closing_dest: Tally::new(m),
             closing_src: Tally::new(m),
             nat_proto: ProtoNat::default(),
@@ -1001,6 +1007,7 @@ impl Hotspots {
             + self.dest.memory_bytes()
             + self.nat_service.memory_bytes()
             + self.snat_dest.memory_bytes()
+            + self.snat_src.memory_bytes()
             + self.closing_dest.memory_bytes()
             + self.closing_src.memory_bytes()
             + self.zone.memory_bytes()
@@ -1076,6 +1083,7 @@ impl Hotspots {
             }
             if matches!(nat, NatClass::Snat | NatClass::Both) {
                 self.snat_dest.add(dest);
+                self.snat_src.add(src);
             }
         }
         if let FlowState::Tcp(t) = state
@@ -1208,6 +1216,7 @@ impl Hotspots {
             nat_by_proto: self.nat_proto,
             nat_by_service: self.nat_service.table(KeyKind::DstPort, fl, n, port_key),
             snat_by_destination: self.snat_dest.table(KeyKind::Destination, fl, n, endpoint),
+            snat_by_source: self.snat_src.table(KeyKind::SrcIp, fl, n, ip),
             closing_by_destination: self
                 .closing_dest
                 .table(KeyKind::Destination, fl, n, endpoint),

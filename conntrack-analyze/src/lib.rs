@@ -44,9 +44,11 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod answers;
 pub mod attribution;
 pub mod buckets;
 pub mod capacity;
+pub mod capture;
 pub mod cause;
 pub mod compare;
 pub mod diagnose;

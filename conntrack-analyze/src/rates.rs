@@ -66,6 +66,16 @@ pub enum SeriesError {
         /// Where.
         line: usize,
     },
+    /// A sample's `conntrack -S` text did not parse.
+    #[error("line {line}, column {column}: {kind}")]
+    CliStats {
+        /// The line of the capture where the problem is.
+        line: usize,
+        /// Its byte column.
+        column: usize,
+        /// What the `conntrack -S` parser found.
+        kind: conntrack_core::cli::stats::CliStatsErrorKind,
+    },
     /// A sample's stat text did not parse.
     #[error("line {line}, column {column}: {kind}")]
     Stat {
@@ -111,13 +121,15 @@ impl StatsSeries {
         self.samples.is_empty()
     }
 
-    /// Reads a capture of timestamped `/proc/net/stat/nf_conntrack`
-    /// samples: each sample is a line `@ SECONDS` (any monotonic clock,
-    /// e.g. `date +%s`) followed by the file's text, which is what an
-    /// operator's loop records:
+    /// Reads a capture of timestamped statistics samples: each sample is
+    /// a line `@ SECONDS` (any monotonic clock, e.g. `date +%s`) followed
+    /// by the text of `/proc/net/stat/nf_conntrack` or of `conntrack -S`
+    /// (told apart by the `entries` header of the former), which is what
+    /// an operator's loop records:
     ///
     /// ```sh
     /// while :; do echo "@ $(date +%s)"; cat /proc/net/stat/nf_conntrack; sleep 1; done
+    /// while :; do echo "@ $(date +%s)"; conntrack -S; sleep 1; done
     /// ```
     ///
     /// Blank lines between samples are ignored. Errors name the capture's
@@ -131,6 +143,11 @@ impl StatsSeries {
     /// assert_eq!(series.len(), 2);
     /// let err = StatsSeries::parse_captures("@ 1\nentries  drop\n0000000x  00000001\n");
     /// assert!(matches!(err, Err(SeriesError::Stat { line: 3, column: 1, .. })));
+    /// // conntrack -S samples work the same way.
+    /// let cli = "@ 5\ncpu=0 found=0 invalid=0 insert=0 insert_failed=3 drop=3\n\
+    ///            @ 6\ncpu=0 found=0 invalid=0 insert=0 insert_failed=9 drop=9\n";
+    /// let r = StatsSeries::parse_captures(cli).unwrap().rates();
+    /// assert_eq!(r.per_sec(conntrack_core::Counter::Drop), 6.0);
     /// ```
     pub fn parse_captures(text: &str) -> Result<StatsSeries, SeriesError> {
         let mut series = StatsSeries::new();
@@ -139,12 +156,22 @@ impl StatsSeries {
         let flush = |b: Option<(usize, u64, String)>, s: &mut StatsSeries| match b {
             None => Ok(()),
             Some((at_line, t, body)) => {
-                let stats =
+                let proc_text = body.trim_start().starts_with("entries");
+                let stats = if proc_text {
                     conntrack_core::procstat::parse(&body).map_err(|e| SeriesError::Stat {
                         line: at_line + e.location.line,
                         column: e.location.column,
                         kind: e.kind,
-                    })?;
+                    })?
+                } else {
+                    conntrack_core::cli::stats::parse_cli_stats(&body).map_err(|e| {
+                        SeriesError::CliStats {
+                            line: at_line + e.location.line,
+                            column: e.location.column,
+                            kind: e.kind,
+                        }
+                    })?
+                };
                 s.push(Duration::from_secs(t), stats)
                     .map_err(|_| SeriesError::NotMonotonic {
                         line: at_line,

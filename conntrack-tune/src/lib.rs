@@ -1,61 +1,58 @@
-//! A tuning planner for conntrack: turns observations into an ordered,
-//! explained, safe plan (sysctl, hashsize, timeouts, RPS, NOTRACK,
-//! application advice) and renders it.
+//! A tuning planner for conntrack: turns the model of a host
+//! (`conntrack-analyze`'s [`Facts`](conntrack_analyze::Facts) and
+//! findings) into an ordered, explained, safe plan, and renders it and the
+//! whole report.
 //!
 //! The plan is data: every [`Action`] carries its evidence, expected
-//! effect, risk, rollback and verification. Applying it is the caller's
-//! decision; the [`render`] module writes sysctl.d and modprobe.d files, a
-//! POSIX shell script, iptables/nftables NOTRACK rules, JSON, text and
-//! Markdown.
+//! effect, risk, rollback and verification, and names the finding remedy
+//! it applies; what a finding recommends and the plan does not do is
+//! declined with the reason. Applying it is the caller's decision; the
+//! [`render`] module writes sysctl.d and modprobe.d files, a POSIX shell
+//! script, iptables/nftables NOTRACK rules, JSON, text and Markdown.
 //!
-//! - [`observe`]: the planner's input ([`Observation`]); every part is
-//!   optional. [`analyze_input`] fills it from `conntrack-analyze`'s rates,
-//!   hotspot summary and diagnosis, and reads sysctl.d ([`sysctl_d`]),
-//!   kube-proxy ([`kube`]) and module facts from a relocatable root.
-//! - [`policy`]: the operator's [`Policy`].
-//! - [`plan()`]: the rules; [`plan`](mod@plan) the output data model.
-//! - [`sizing`], [`timeouts`], [`rps`]: era-aware table sizing (through
-//!   `conntrack_analyze::capacity`), timeout floors and Little's law
-//!   estimates, RPS masks.
+//! - [`plan()`]: the coordinator over the rules (one file per concern:
+//!   sizing, RPS, confirm-time failures, timeouts, workload, NOTRACK,
+//!   helpers, kube-proxy, persistence).
+//! - [`plan`](mod@plan): the output data model; [`policy`]: the operator's
+//!   [`Policy`].
+//! - [`folk`]: folk recipes judged for the host.
+//! - [`report`]: the whole report (facts, findings, answers, plan, folk
+//!   recipes) as one value, with its exit code and JSON schema.
 //! - [`render`]: the renderers.
 //!
 //! ```
+//! use conntrack_analyze::{diagnose, Facts, Observation};
 //! use conntrack_core::{HostSnapshot, KernelVersion};
-//! use conntrack_tune::{plan, Observation, Policy, Priority};
-//!
-//! // A 5.4 host whose table is full: 65,536 of 65,536 entries, drops.
-//! let mut snap = HostSnapshot::default();
-//! snap.kernel_version = Some(KernelVersion::new(5, 4, 0));
-//! snap.mem_total_bytes = Some(16 << 30);
-//! snap.count = Some(65_536);
-//! snap.max = Some(65_536);
-//! snap.buckets = Some(16_384);
-//! let obs = Observation { snapshot: Some(snap), ..Default::default() };
-//! let p = plan(&obs, &Policy::default()).unwrap();
+//! use conntrack_tune::{plan, Policy, Priority};
+//! let obs = Observation::new(HostSnapshot {
+//!     kernel_version: Some(KernelVersion::new(5, 4, 0)),
+//!     mem_total_bytes: Some(16 << 30),
+//!     count: Some(65_536), max: Some(65_536), buckets: Some(16_384),
+//!     ..Default::default()
+//! });
+//! let facts = Facts::derive(&obs);
+//! let p = plan(&facts, &diagnose(&facts), &Policy::default()).unwrap();
 //! let raise = p.action("raise-max").unwrap();
-//! assert!(raise.change.as_ref().unwrap().proposed.parse::<u64>().unwrap() >= 98_304);
+//! assert_eq!(raise.priority, Priority::P0);
 //! // Buckets follow, rounded up to the allocation unit (512).
 //! assert!(p.action("buckets").is_some());
 //! ```
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
-pub mod analyze_input;
-pub mod kube;
-pub mod observe;
+pub mod folk;
 pub mod plan;
 mod planner;
 pub mod policy;
 pub mod render;
+pub mod report;
 pub mod rps;
-pub mod sizing;
-pub mod sysctl_d;
-pub mod timeouts;
+mod rules;
 
-pub use observe::{Cause, Finding, FlowSummary, ModuleKind, Observation, Rates};
 pub use plan::{Action, ActionKind, Plan, Priority};
 pub use planner::plan;
 pub use policy::{Policy, PolicyError, RiskTolerance};
+pub use report::Report;
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

@@ -6,6 +6,9 @@
 //! [`crate::render`] turn it into files and a script that the caller may
 //! choose to apply.
 
+use conntrack_analyze::{FindingId, Remedy};
+use conntrack_core::nat_rules::SourceNatRule;
+use conntrack_core::{L4Proto, TimeoutKey};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -139,6 +142,7 @@ pub struct QueueMask {
 /// Application advice topics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AdviceTopic {
     /// Reuse connections (HTTP keepalive, upstream keepalive in proxies).
     Keepalive,
@@ -153,20 +157,45 @@ pub enum AdviceTopic {
     /// Set per-namespace sysctls where the namespace is created (`ip netns
     /// exec`, the container runtime), not in the host's `/etc/sysctl.d`.
     NamespaceSysctls,
-    /// Anything else.
-    Other,
+    /// Rate-limit or block sources of unanswered flows.
+    UnrepliedSources,
+    /// Make the application close its sockets (CLOSE_WAIT).
+    CloseWait,
+    /// Find the source of invalid packets.
+    InvalidPackets,
+    /// Upgrade the kernel.
+    KernelUpgrade,
 }
 
-/// What an action does. Each variant holds what the renderers need.
+impl AdviceTopic {
+    /// The kebab-case name used in action ids.
+    pub const fn name(self) -> &'static str {
+        match self {
+            AdviceTopic::Keepalive => "keepalive",
+            AdviceTopic::ConnectionPooling => "pooling",
+            AdviceTopic::HostNetworking => "host-networking",
+            AdviceTopic::DnsClash => "dns-clash",
+            AdviceTopic::KubeProxyConfig => "kube-proxy",
+            AdviceTopic::NamespaceSysctls => "netns",
+            AdviceTopic::UnrepliedSources => "unreplied-sources",
+            AdviceTopic::CloseWait => "close-wait",
+            AdviceTopic::InvalidPackets => "invalid",
+            AdviceTopic::KernelUpgrade => "kernel-upgrade",
+        }
+    }
+}
+
+/// What an action does. Each variant holds what the renderers need; the
+/// action's id is derived from the kind and its subject
+/// ([`ActionKind::id`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
+#[non_exhaustive]
 pub enum ActionKind {
-    /// Write a sysctl now (`/proc/sys/...`).
-    SetSysctl {
-        /// Dotted key, e.g. `net.netfilter.nf_conntrack_max`.
-        key: String,
-        /// The value to write.
-        value: String,
+    /// Set `nf_conntrack_max` now.
+    SetMax {
+        /// The new limit.
+        max: u64,
     },
     /// Resize the conntrack hash table now.
     SetBuckets {
@@ -178,14 +207,20 @@ pub enum ActionKind {
     },
     /// Change one conntrack timeout now.
     SetTimeout {
-        /// Dotted sysctl key.
-        key: String,
+        /// Which timeout.
+        key: TimeoutKey,
         /// New value in seconds.
         seconds: u32,
         /// The lowest value the planner would ever propose for this key.
         floor: u32,
         /// Why the floor is where it is.
         floor_reason: String,
+    },
+    /// Make source NAT choose ports fully at random.
+    FullyRandomNat {
+        /// The captured rules that lack it (empty when the ruleset was not
+        /// captured).
+        rules: Vec<SourceNatRule>,
     },
     /// Persist sysctls in a sysctl.d file.
     PersistSysctl {
@@ -222,8 +257,8 @@ pub enum ActionKind {
     },
     /// Exempt a service's traffic from connection tracking.
     Notrack {
-        /// Layer 4 protocol name (`udp`, `tcp`).
-        proto: String,
+        /// Layer 4 protocol.
+        proto: L4Proto,
         /// The service port on this host.
         port: u16,
         /// What stops working for this traffic.
@@ -246,9 +281,10 @@ impl ActionKind {
     /// A short machine-friendly name of the kind.
     pub fn name(&self) -> &'static str {
         match self {
-            ActionKind::SetSysctl { .. } => "set_sysctl",
+            ActionKind::SetMax { .. } => "set_max",
             ActionKind::SetBuckets { .. } => "set_buckets",
             ActionKind::SetTimeout { .. } => "set_timeout",
+            ActionKind::FullyRandomNat { .. } => "fully_random_nat",
             ActionKind::PersistSysctl { .. } => "persist_sysctl",
             ActionKind::ModprobeOption { .. } => "modprobe_option",
             ActionKind::KernelCmdline { .. } => "kernel_cmdline",
@@ -256,6 +292,59 @@ impl ActionKind {
             ActionKind::Notrack { .. } => "notrack",
             ActionKind::UnloadHelpers { .. } => "unload_helpers",
             ActionKind::Advice { .. } => "advice",
+        }
+    }
+
+    /// The stable id: the kind, and its subject where one kind can occur
+    /// several times (`timeout:tcp_timeout_time_wait`, `rps:eth0`,
+    /// `notrack:udp/53`, `advice:keepalive`).
+    ///
+    /// ```
+    /// use conntrack_tune::plan::{ActionKind, AdviceTopic};
+    /// use conntrack_core::TimeoutKey;
+    /// assert_eq!(ActionKind::SetMax { max: 1 }.id(), "raise-max");
+    /// let t = ActionKind::SetTimeout { key: TimeoutKey::TcpTimeWait, seconds: 60,
+    ///                                  floor: 60, floor_reason: String::new() };
+    /// assert_eq!(t.id(), "timeout:tcp_timeout_time_wait");
+    /// assert_eq!(ActionKind::Advice { topic: AdviceTopic::Keepalive }.id(), "advice:keepalive");
+    /// ```
+    pub fn id(&self) -> String {
+        match self {
+            ActionKind::SetMax { .. } => "raise-max".into(),
+            ActionKind::SetBuckets { .. } => "buckets".into(),
+            ActionKind::SetTimeout { key, .. } => format!("timeout:{key}"),
+            ActionKind::FullyRandomNat { .. } => "nat:fully-random".into(),
+            ActionKind::PersistSysctl { .. } => "persist:sysctl".into(),
+            ActionKind::ModprobeOption { .. } => "persist:modprobe".into(),
+            ActionKind::KernelCmdline { .. } => "persist:cmdline".into(),
+            ActionKind::EnableRps { iface, .. } => format!("rps:{iface}"),
+            ActionKind::Notrack { proto, port, .. } => format!("notrack:{proto}/{port}"),
+            ActionKind::UnloadHelpers { .. } => "unload-helpers".into(),
+            ActionKind::Advice { topic } => format!("advice:{}", topic.name()),
+        }
+    }
+}
+
+/// A value an action changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum Value {
+    /// A count (entries, buckets).
+    Count(u64),
+    /// Seconds.
+    Seconds(u32),
+    /// A CPU mask per receive queue (`rx-0=ff`).
+    Mask(String),
+    /// Anything else (a file's content, a rule).
+    Text(String),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Count(n) => write!(f, "{n}"),
+            Value::Seconds(s) => write!(f, "{s}"),
+            Value::Mask(m) | Value::Text(m) => f.write_str(m),
         }
     }
 }
@@ -266,37 +355,67 @@ pub struct Change {
     /// What is changed (a sysctl key, a path, a rule).
     pub target: String,
     /// The current value, when known.
-    pub current: Option<String>,
+    pub current: Option<Value>,
     /// The proposed value.
-    pub proposed: String,
+    pub proposed: Value,
 }
 
-/// One number or observation that justifies an action.
+/// Where a reason of an action comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "id")]
+pub enum Source {
+    /// A finding of the diagnosis.
+    Finding(FindingId),
+    /// The observed facts (counters, table, flows).
+    Facts,
+    /// The operator's policy.
+    Policy,
+    /// A kernel fact.
+    Kernel,
+    /// The host's configuration files.
+    HostFiles,
+    /// Another action of the plan.
+    Plan,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Finding(id) => write!(f, "finding:{id}"),
+            Source::Facts => f.write_str("facts"),
+            Source::Policy => f.write_str("policy"),
+            Source::Kernel => f.write_str("kernel"),
+            Source::HostFiles => f.write_str("host files"),
+            Source::Plan => f.write_str("plan"),
+        }
+    }
+}
+
+/// One reason for an action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
-    /// Where the fact comes from (`stats`, `rates`, `flows`, `snapshot`,
-    /// `finding:<id>`, `policy`, `kernel`).
-    pub source: String,
+    /// Where it comes from.
+    pub source: Source,
     /// The fact in words.
     pub text: String,
-    /// The numbers behind it, by name.
+    /// The numbers behind it, keyed like diagnosis evidence.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub numbers: Vec<(String, f64)>,
+    pub numbers: Vec<conntrack_analyze::Evidence>,
 }
 
 impl Evidence {
     /// Evidence without numbers.
-    pub fn new(source: impl Into<String>, text: impl Into<String>) -> Self {
+    pub fn new(source: Source, text: impl Into<String>) -> Self {
         Evidence {
-            source: source.into(),
+            source,
             text: text.into(),
             numbers: Vec::new(),
         }
     }
 
-    /// Adds a named number.
-    pub fn num(mut self, name: &str, v: f64) -> Self {
-        self.numbers.push((name.to_string(), v));
+    /// Adds a number.
+    pub fn num(mut self, e: conntrack_analyze::Evidence) -> Self {
+        self.numbers.push(e);
         self
     }
 }
@@ -369,8 +488,11 @@ pub enum Verify {
 /// One proposed change with everything needed to judge it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Action {
-    /// A stable identifier, e.g. `raise-max`, `rps:eth0`.
+    /// The stable identifier, [`ActionKind::id`] of the kind.
     pub id: String,
+    /// The finding remedy it applies, when it applies one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<Remedy>,
     /// Priority.
     pub priority: Priority,
     /// What it does.
@@ -394,13 +516,60 @@ pub struct Action {
     pub verify: Vec<Verify>,
 }
 
+impl Action {
+    /// An action of a kind, with its id derived from the kind; the other
+    /// fields start empty.
+    pub fn new(
+        kind: ActionKind,
+        priority: Priority,
+        scope: Scope,
+        title: impl Into<String>,
+    ) -> Self {
+        Action {
+            id: kind.id(),
+            remedy: None,
+            priority,
+            kind,
+            title: title.into(),
+            scope,
+            change: None,
+            evidence: Vec::new(),
+            effect: Effect::default(),
+            risk: Risk {
+                level: RiskLevel::Low,
+                text: String::new(),
+            },
+            rollback: String::new(),
+            verify: Vec::new(),
+        }
+    }
+}
+
 /// Something the planner considered and decided against, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Declined {
     /// What was considered (e.g. `notrack udp/53`, `raise-max`).
     pub what: String,
+    /// The finding remedy it declines, when it declines one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<Remedy>,
     /// Why not.
     pub why: String,
+}
+
+/// A folk recipe evaluated for this host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolkVerdict {
+    /// Which recipe.
+    pub recipe: crate::folk::Recipe,
+    /// What the operator would type or read.
+    pub text: String,
+    /// Whether it applies here.
+    pub verdict: crate::folk::Verdict,
+    /// Why, with the numbers of this host.
+    pub reason: String,
+    /// The kernel fact behind the verdict, with its source.
+    pub kernel_fact: String,
 }
 
 /// A part of the judgement the observation did not allow.
@@ -483,12 +652,36 @@ pub struct Plan {
     pub warnings: Vec<Warning>,
     /// Facts the plan was made from.
     pub context: PlanContext,
+    /// Folk recipes, each judged for this host.
+    #[serde(default)]
+    pub folk: Vec<FolkVerdict>,
 }
 
 impl Plan {
     /// The action with the given id.
     pub fn action(&self, id: &str) -> Option<&Action> {
         self.actions.iter().find(|a| a.id == id)
+    }
+
+    /// The first action of a kind.
+    pub fn find(&self, pred: impl Fn(&ActionKind) -> bool) -> Option<&Action> {
+        self.actions.iter().find(|a| pred(&a.kind))
+    }
+
+    /// Whether the plan acts on a remedy or declines it with a reason.
+    pub fn addresses(&self, r: Remedy) -> bool {
+        self.actions.iter().any(|a| a.remedy == Some(r))
+            || self.declined.iter().any(|d| d.remedy == Some(r))
+    }
+
+    /// The remedies of `findings` the plan neither acts on nor declines
+    /// (empty for every plan the planner makes).
+    pub fn unanswered(&self, findings: &[conntrack_analyze::Finding]) -> Vec<(FindingId, Remedy)> {
+        findings
+            .iter()
+            .flat_map(|f| f.remedies.iter().map(move |&r| (f.id, r)))
+            .filter(|&(_, r)| !self.addresses(r))
+            .collect()
     }
 
     /// Actions whose id starts with `prefix`.

@@ -1,6 +1,7 @@
 //! Receive Packet Steering: CPU masks from the CPU count and an
-//! interface's rx queues, per-CPU imbalance detection, and interface name
-//! checks.
+//! interface's rx queues, and interface name checks. Whether the load is
+//! imbalanced is conntrack-analyze's rule ([`conntrack_analyze::rates::spread`]),
+//! so the `cpu-imbalance` finding and the plan always agree.
 //!
 //! Masks follow the kernel's `rps_cpus` format (Documentation/networking/
 //! scaling.rst): a hex CPU bitmap in comma-separated 32-bit groups, most
@@ -9,7 +10,6 @@
 //! online list, so every CPU takes part and queues do not share CPUs.
 
 use crate::plan::QueueMask;
-use serde::{Deserialize, Serialize};
 
 /// Formats a CPU set as an `rps_cpus` mask.
 ///
@@ -96,90 +96,6 @@ pub fn queue_masks(online: &[u32], queues: &[u32]) -> Vec<QueueMask> {
         .collect()
 }
 
-/// The busiest CPU's share of the work, as a fraction of the way from its
-/// fair share (`1/n`) to all of it, at and above which one CPU is judged to
-/// carry the load: on 2 CPUs a share of 75%, on 4 CPUs 62.5%, on 32 CPUs
-/// 51.6%. The rule is conntrack-analyze's ([`conntrack_analyze::rates::spread`]),
-/// so its `cpu-imbalance` finding and this planner always agree.
-pub const BUSIEST_EXCESS: f64 = conntrack_analyze::rates::BUSIEST_EXCESS;
-
-/// How unevenly per-CPU work is spread.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Imbalance {
-    /// CPUs (by position) carrying at least half the busiest CPU's load.
-    pub busy: Vec<u32>,
-    /// CPUs considered.
-    pub cpus: u32,
-    /// Busiest CPU's load over the mean.
-    pub peak_over_mean: f64,
-    /// Busiest CPU's share of the total load (0..=1); its fair share is
-    /// `1 / cpus`.
-    #[serde(default)]
-    pub busiest_share: f64,
-    /// The effective number of CPUs doing the work, `1 / sum(share^2)`
-    /// (the inverse Herfindahl index): `k` when `k` CPUs share the load
-    /// evenly and the rest are idle, `cpus` when the load is even.
-    #[serde(default)]
-    pub effective_cpus: f64,
-}
-
-/// Detects imbalance in per-CPU loads (NET_RX softirqs or drops). `None`
-/// when balanced or when there is nothing to judge (fewer than 2 CPUs, no
-/// load, or non-finite figures).
-///
-/// The load is imbalanced when either
-///
-/// - the busiest CPU's share `s` is at least halfway from its fair share to
-///   all of the load: `(s - 1/n) / (1 - 1/n) >= 0.5` ([`BUSIEST_EXCESS`]).
-///   This works for any CPU count, 2 included: 99% on one of 2 CPUs is
-///   imbalanced, 60/40 is not (75/25 is the line); or
-/// - the work effectively runs on at most half the CPUs
-///   (`1 / sum(share^2) <= n / 2`), which catches a multi-queue NIC whose
-///   queues keep `k` of `n` CPUs busy (8 of 32) although no single CPU
-///   dominates.
-///
-/// ```
-/// use conntrack_tune::rps::imbalance;
-/// // 8 of 32 CPUs carry the load: a NIC with 8 queues and RPS off.
-/// let mut load = vec![10u64; 32];
-/// for l in &mut load[..8] { *l = 1_000_000; }
-/// let i = imbalance(&load).unwrap();
-/// assert_eq!(i.busy.len(), 8);
-/// // A 2-CPU host with 99.45% of the work on CPU 0 (max/mean 1.99).
-/// assert!(imbalance(&[381_220_117, 2_104_466]).is_some());
-/// // 60/40 on 2 CPUs, or a roughly even spread, is not imbalanced.
-/// assert!(imbalance(&[60, 40]).is_none());
-/// assert!(imbalance(&[100, 90, 110, 95]).is_none());
-/// assert!(imbalance(&[]).is_none());
-/// ```
-pub fn imbalance(load: &[u64]) -> Option<Imbalance> {
-    if load.len() < 2 {
-        return None;
-    }
-    let as_f64: Vec<f64> = load.iter().map(|&v| v as f64).collect();
-    let sp = conntrack_analyze::rates::spread(&as_f64)?;
-    let n = load.len() as f64;
-    let sum: f64 = as_f64.iter().sum();
-    let max = as_f64[sp.busiest];
-    let busy: Vec<u32> = load
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| **v as f64 >= max / 2.0)
-        .map(|(i, _)| i as u32)
-        .collect();
-    if sp.is_imbalanced() {
-        Some(Imbalance {
-            busy,
-            cpus: load.len() as u32,
-            peak_over_mean: max / (sum / n),
-            busiest_share: sp.busiest_share,
-            effective_cpus: sp.effective_cpus,
-        })
-    } else {
-        None
-    }
-}
-
 /// Whether a name is a valid Linux interface name (`dev_valid_name`): 1 to
 /// 15 bytes, not `.` or `..`, no `/`, `:` or whitespace. Control characters
 /// are refused too.
@@ -233,34 +149,6 @@ mod tests {
         let m = queue_masks(&online, &[0]);
         assert_eq!(m[0].mask, "ff,ffffffff,ffffffff");
         assert_eq!(normalize_mask(&m[0].mask), "ffffffffffffffffff");
-    }
-
-    #[test]
-    fn two_cpus_judged_by_the_busiest_share() {
-        // The bundled sample: 99.45% of NET_RX on CPU 0 of 2 (max/mean
-        // 1.989, which the old "max >= 2 x mean" rule missed).
-        let i = imbalance(&[381_220_117, 2_104_466]).expect("imbalanced");
-        assert!((i.busiest_share - 0.9945).abs() < 1e-3, "{i:?}");
-        assert_eq!(i.busy, vec![0]);
-        assert!(imbalance(&[75, 25]).is_some());
-        assert!(imbalance(&[74, 26]).is_none());
-        assert!(imbalance(&[60, 40]).is_none());
-        assert!(imbalance(&[1, 0]).is_some());
-        // Symmetric in the CPU order.
-        assert_eq!(imbalance(&[1, 99]).unwrap().busy, vec![1]);
-    }
-
-    #[test]
-    fn many_cpus() {
-        // Half of 16 CPUs busy: imbalanced; 12 of 16 busy: not.
-        let mut l = vec![0u64; 16];
-        l[..8].iter_mut().for_each(|v| *v = 100);
-        assert!(imbalance(&l).is_some());
-        l[..12].iter_mut().for_each(|v| *v = 100);
-        assert!(imbalance(&l).is_none());
-        // Huge counts do not overflow.
-        assert!(imbalance(&[u64::MAX, u64::MAX]).is_none());
-        assert!(imbalance(&[u64::MAX, 0]).is_some());
     }
 
     #[test]

@@ -228,7 +228,7 @@ fn explanation(x: &Ctx, lost: bool) -> String {
     }
     s.push_str(
         "Per-drop tracing of __nf_conntrack_confirm (eBPF) is the only way to name the flows; \
-         the ranking below says which cause the counters and the table point at.",
+         the ranked causes say which one the counters and the table point at.",
     );
     s
 }
@@ -236,11 +236,10 @@ fn explanation(x: &Ctx, lost: bool) -> String {
 fn nat_port_race(x: &Ctx) -> RankedCause {
     let f = x.f;
     let mut c = RankedCause::new(Cause::NatPortRace, Likelihood::Possible);
-    c.remedies = vec![
-        Remedy::FullyRandomNat,
-        Remedy::ReuseConnections,
-        Remedy::BypassNat,
-    ];
+    c.remedies = vec![Remedy::FullyRandomNat, Remedy::ReuseConnections];
+    if f.containers == Some(true) {
+        c.remedies.push(Remedy::BypassNat);
+    }
     c.to_tell_apart = "capture the NAT rules (iptables-save -t nat, nft list ruleset): SNAT or \
                        MASQUERADE without --random-fully (nft fully-random) leaves the race open. \
                        The lost packets are SYNs of new connections through SNAT, retransmitted \
@@ -259,18 +258,26 @@ fn nat_port_race(x: &Ctx) -> RankedCause {
             return c;
         }
         Some(m) => {
-            if m.tcp_share >= 0.5 && m.tcp_nat_share >= 0.3 {
+            if m.tcp_share >= 0.5 && m.tcp_snat_share >= 0.3 {
                 score += 2;
                 c.supports.push(format!(
-                    "the table is {:.0}% TCP and {:.0}% of the TCP flows are translated",
+                    "the table is {:.0}% TCP and {:.0}% of the TCP flows are source-translated",
                     m.tcp_share * 100.0,
-                    m.tcp_nat_share * 100.0
+                    m.tcp_snat_share * 100.0
                 ));
             } else if m.snat_share >= 0.1 {
                 score += 1;
                 c.supports.push(format!(
                     "{:.0}% of the flows are source-translated",
                     m.snat_share * 100.0
+                ));
+            }
+            if m.snat_sources >= 2 && m.snat_share >= 0.1 {
+                c.supports.push(format!(
+                    "{} sources are translated to the same address: each picks its source \
+                     ports on its own, so two that use the same port toward one destination \
+                     collide when the kernel first tries to keep the original port",
+                    m.snat_sources
                 ));
             }
             if let Some((dst, share)) = m.top_snat_destination.as_ref().filter(|t| t.1 >= 0.1) {
@@ -323,6 +330,16 @@ fn nat_port_race(x: &Ctx) -> RankedCause {
             x.ins, x.drop
         ));
     }
+    if f.counters.is_live(Counter::Found)
+        && (f.kernel_at_least(4, 19) == Some(true) || f.counters.backported)
+    {
+        score += 1;
+        c.supports.push(format!(
+            "found rises ({:.0}/s): since 4.19 it counts only NAT port searches that hit a \
+             mapping in use, so new connections contend for the same mappings",
+            f.counters.rate(Counter::Found)
+        ));
+    }
     if let Some(r) = f.churn.new_per_sec.filter(|r| r.per_sec >= 10.0) {
         score += 1;
         c.supports.push(format!(
@@ -351,6 +368,7 @@ fn nat_port_race(x: &Ctx) -> RankedCause {
                 .into(),
         );
     }
+    c.score = score;
     c.likelihood = match score {
         s if s >= 3 => Likelihood::Likely,
         s if s >= 1 => Likelihood::Possible,
@@ -368,6 +386,11 @@ fn udp_clash(x: &Ctx) -> RankedCause {
                        queries from the same source port a microsecond apart; on 5.10+ \
                        clash_resolve rises with them."
         .into();
+    let old = f.kernel.is_some_and(|k| !k.at_least(5, 6));
+    if old {
+        c.remedies.push(Remedy::UpgradeKernel);
+    }
+    let mut score = 0i32;
     if let Some(m) = &f.mix {
         if m.udp_share < 0.01 && m.dns_flows == 0 {
             c.likelihood = Likelihood::Excluded;
@@ -378,56 +401,67 @@ fn udp_clash(x: &Ctx) -> RankedCause {
             return c;
         }
         if m.dns_share >= 0.01 {
+            score += if m.dns_share >= 0.1 { 2 } else { 1 };
             c.supports.push(format!(
                 "{} DNS flows ({:.1}% of the table), {:.0}% of them translated",
                 m.dns_flows,
                 m.dns_share * 100.0,
                 m.dns_nat_share * 100.0
             ));
+            if m.dns_nat_share >= 0.5 {
+                score += 1;
+            }
         } else {
+            score -= 1;
             c.contradicts
                 .push(format!("DNS is {:.2}% of the table", m.dns_share * 100.0));
         }
     }
-    let old = f.kernel.is_some_and(|k| !k.at_least(5, 6));
     match x.acct {
         ClashAccounting::ResolvedInClashResolve => {
             if f.counters.is_live(Counter::ClashResolve) {
                 c.contradicts.push(format!(
-                    "clash_resolve rises ({:.1}/s): the kernel resolves the UDP races, they \
-                     are not the drops",
+                    "clash_resolve rises ({:.1}/s): the kernel resolves the UDP races, they are \
+                     not the drops",
                     f.counters.rate(Counter::ClashResolve)
                 ));
             }
             c.contradicts
                 .push("5.6+ resolves UDP clashes with differing NAT too (6a757c07e51f)".into());
-            c.likelihood = Likelihood::Unlikely;
+            score -= 3;
         }
         ClashAccounting::ResolvedInInsertFailed if x.equal => {
+            score -= 3;
             c.contradicts.push(
-                "insert_failed equals drop: no clash was resolved, while same-tuple UDP clashes \
-                 with identical NAT are resolved (and counted in insert_failed only)"
+                "insert_failed equals drop: no clash was resolved, while same-tuple UDP \
+                 clashes with identical NAT are resolved (and counted in insert_failed only)"
                     .into(),
             );
-            c.likelihood = if old && f.mix.as_ref().is_some_and(|m| m.dns_nat_share > 0.5) {
-                Likelihood::Possible
-            } else {
-                Likelihood::Unlikely
-            };
         }
-        _ if old && f.mix.as_ref().is_some_and(|m| m.dns_share >= 0.01) => {
-            c.supports.push(
-                "before 5.6 a UDP clash with differing NAT (DNS through a DNAT'd service) is \
-                 dropped"
-                    .into(),
-            );
-            c.likelihood = Likelihood::Likely;
+        ClashAccounting::ResolvedInInsertFailed if x.ins > x.drop * 1.05 => {
+            score += 1;
+            c.supports.push(format!(
+                "insert_failed ({:.1}/s) exceeds drop ({:.1}/s): the kernel resolved some \
+                 clashes, and on this kernel only UDP clashes can be resolved",
+                x.ins, x.drop
+            ));
         }
         _ => {}
     }
-    if old {
-        c.remedies.push(Remedy::UpgradeKernel);
+    if old && f.mix.as_ref().is_some_and(|m| m.dns_share >= 0.01) {
+        score += 2;
+        c.supports.push(
+            "before 5.6 a UDP clash with differing NAT (DNS through a DNAT'd service with \
+             several endpoints) is dropped"
+                .into(),
+        );
     }
+    c.score = score;
+    c.likelihood = match score {
+        s if s >= 3 => Likelihood::Likely,
+        s if s >= 1 => Likelihood::Possible,
+        _ => Likelihood::Unlikely,
+    };
     c
 }
 

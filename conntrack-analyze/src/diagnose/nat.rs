@@ -6,8 +6,10 @@
 //! **Why:** container bridges (MASQUERADE) and service DNAT put every
 //! container and service flow in the host's table, and NAT needs
 //! conntrack: these flows can never be exempted with NOTRACK. The finding
-//! is context for the others; it is `warning` (with the remedies that cut
-//! translated connections) only under table pressure.
+//! is context for the others; it is `warning` only under table pressure,
+//! and then recommends reusing connections when short connections fill
+//! the table, and host networking when the translated flows are a
+//! container host's (container interfaces seen).
 
 use super::{Thresholds, pct, under_pressure};
 use crate::evidence::{Evidence, EvidenceKey};
@@ -55,10 +57,11 @@ pub(super) fn check(f: &Facts, th: &Thresholds) -> Option<Finding> {
             m.scaled(top.count) as f64,
         ));
     }
-    if pressure {
-        finding = finding
-            .recommend(Remedy::ReuseConnections)
-            .recommend(Remedy::BypassNat);
+    if pressure && m.time_wait_share >= 0.2 {
+        finding = finding.recommend(Remedy::ReuseConnections);
+    }
+    if pressure && f.containers == Some(true) {
+        finding = finding.recommend(Remedy::BypassNat);
     }
     Some(finding.explain(
         "Container bridges (masquerade) and service DNAT put every container and service flow \

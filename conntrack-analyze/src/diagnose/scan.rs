@@ -1,6 +1,8 @@
 //! `scan-suspects`: sources with many flows that never saw a reply.
 //!
-//! **Checks:** a source holds 100 or more UNREPLIED flows.
+//! **Checks:** a source holds 100 or more UNREPLIED flows, and unreplied
+//! flows hold 5% of the table or more (a client whose DNS queries
+//! sometimes go unanswered is not a scanner).
 //!
 //! **Why:** unreplied entries hold the table for the full unreplied
 //! timeout; many from one source is a scanner, a flood, or a client
@@ -18,6 +20,9 @@ pub(super) fn check(f: &Facts, th: &Thresholds) -> Option<Finding> {
         .hotspots
         .as_ref()
         .filter(|h| h.flows >= th.min_flows)?;
+    if (h.unreplied as f64) < 0.05 * h.flows as f64 {
+        return None;
+    }
     let scaled = |n: u64| f.mix.as_ref().map_or(n, |m| m.scaled(n));
     let suspects: Vec<_> = h
         .unreplied_by_source

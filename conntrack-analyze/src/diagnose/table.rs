@@ -18,7 +18,7 @@
 use super::{Thresholds, pct, rate_evidence, round2, table_evidence};
 use crate::capacity::{TimeToFull, time_to_full};
 use crate::cause::{Cause, Likelihood, RankedCause, rank};
-use crate::evidence::{Evidence, EvidenceKey};
+use crate::evidence::{Evidence, EvidenceKey, group};
 use crate::facts::{DemandMethod, Facts};
 use crate::finding::{Finding, FindingId, Severity};
 use crate::remedy::Remedy;
@@ -77,6 +77,16 @@ fn full(f: &Facts) -> Finding {
     )
 }
 
+/// Where a share goes: evidence for a cause the share makes at least
+/// possible, against one it makes unlikely.
+fn side(c: &mut RankedCause) -> &mut Vec<String> {
+    if c.likelihood >= Likelihood::Unlikely {
+        &mut c.contradicts
+    } else {
+        &mut c.supports
+    }
+}
+
 /// What fills a full table, ranked.
 fn fill_causes(f: &Facts) -> Vec<RankedCause> {
     let Some((h, mix)) = f.obs.hotspots.as_ref().zip(f.mix.as_ref()) else {
@@ -98,7 +108,8 @@ fn fill_causes(f: &Facts) -> Vec<RankedCause> {
 
     let tw_secs = f.timeout(TimeoutKey::TcpTimeWait).secs;
     let mut tw = RankedCause::new(Cause::TimeWaitChurn, level(mix.time_wait_share));
-    tw.supports.push(format!(
+    tw.score = (mix.time_wait_share * 100.0) as i32;
+    side(&mut tw).push(format!(
         "TIME_WAIT holds {:.0}% of the table; each closed connection stays there for \
          tcp_timeout_time_wait ({tw_secs} s)",
         mix.time_wait_share * 100.0
@@ -113,7 +124,8 @@ fn fill_causes(f: &Facts) -> Vec<RankedCause> {
     out.push(tw);
 
     let mut un = RankedCause::new(Cause::UnrepliedFlood, level(mix.unreplied_share));
-    un.supports.push(format!(
+    un.score = (mix.unreplied_share * 100.0) as i32;
+    side(&mut un).push(format!(
         "{:.0}% of the entries never saw a reply",
         mix.unreplied_share * 100.0
     ));
@@ -129,7 +141,8 @@ fn fill_causes(f: &Facts) -> Vec<RankedCause> {
             s.remaining.count_below(cutoff) / h.flows.max(1) as f64
         });
     let mut idle = RankedCause::new(Cause::IdleEstablished, level(idle_share));
-    idle.supports.push(format!(
+    idle.score = (idle_share * 100.0) as i32;
+    side(&mut idle).push(format!(
         "{:.0}% of the table is ESTABLISHED entries idle for more than an hour \
          (tcp_timeout_established {est_secs} s)",
         idle_share * 100.0
@@ -150,8 +163,9 @@ fn fill_causes(f: &Facts) -> Vec<RankedCause> {
     );
     if let (Some(d), Some(m)) = (f.demand, f.table.max) {
         demand.supports.push(format!(
-            "the inferred demand is {} entries against max {m}",
-            d.entries
+            "the inferred demand is {} entries against max {}",
+            group(d.entries as i64),
+            group(m as i64)
         ));
     }
     if !dominant {

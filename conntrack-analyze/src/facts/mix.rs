@@ -22,6 +22,11 @@ pub struct Mix {
     pub nat_share: f64,
     /// Translated share of TCP flows.
     pub tcp_nat_share: f64,
+    /// Source-translated share of TCP flows (SNAT, MASQUERADE).
+    pub tcp_snat_share: f64,
+    /// Sources whose flows are source-translated (distinct, when counted
+    /// exactly; else the rows kept).
+    pub snat_sources: u64,
     /// Translated share of UDP flows.
     pub udp_nat_share: f64,
     /// Source-translated share of all flows.
@@ -70,6 +75,11 @@ impl Mix {
             udp_share: share(udp.total(), n),
             nat_share: share(h.nat.snat + h.nat.dnat + h.nat.both, n),
             tcp_nat_share: share(tcp.translated(), tcp.total()),
+            tcp_snat_share: share(tcp.snat + tcp.both, tcp.total()),
+            snat_sources: h
+                .snat_by_source
+                .distinct
+                .unwrap_or(h.snat_by_source.top.len() as u64),
             udp_nat_share: share(udp.translated(), udp.total()),
             snat_share: share(snat, n),
             dns_flows: dns,

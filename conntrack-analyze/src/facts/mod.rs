@@ -65,6 +65,35 @@ pub struct Facts<'a> {
     pub cpu: CpuFacts,
     /// Every timeout in force (configured, or the kernel default).
     pub timeouts: Vec<Timeout>,
+    /// Container networking interfaces seen (Docker bridges, veth pairs,
+    /// CNI bridges): `None` when no interface was read.
+    pub containers: Option<bool>,
+}
+
+/// Interface name prefixes of container networking.
+const CONTAINER_IFACES: [&str; 11] = [
+    "docker",
+    "br-",
+    "veth",
+    "cni",
+    "flannel",
+    "cali",
+    "vxlan.calico",
+    "weave",
+    "kube-bridge",
+    "podman",
+    "lxc",
+];
+
+fn containers_seen(s: &conntrack_core::HostSnapshot) -> Option<bool> {
+    if s.rx_queues.is_empty() {
+        return None;
+    }
+    Some(
+        s.rx_queues
+            .iter()
+            .any(|q| CONTAINER_IFACES.iter().any(|p| q.iface.starts_with(p))),
+    )
 }
 
 impl<'a> Facts<'a> {
@@ -98,6 +127,7 @@ impl<'a> Facts<'a> {
             mix,
             table,
             timeouts,
+            containers: containers_seen(s),
         }
     }
 

@@ -3,6 +3,7 @@
 //! nf_conntrack and its helpers are modules, and the NAT rules.
 
 use super::kube_proxy::KubeProxy;
+use super::modprobe_d::ModprobeScan;
 use super::modules::ModuleKind;
 use super::sysctl_d::SysctlScan;
 use super::{HostFs, HostSnapshot};
@@ -18,6 +19,8 @@ use std::collections::BTreeMap;
 pub struct HostConfig {
     /// The sysctl.d files in the order they apply at boot.
     pub sysctl_d: Option<SysctlScan>,
+    /// The modprobe.d `options` lines.
+    pub modprobe_d: Option<ModprobeScan>,
     /// kube-proxy's conntrack settings, when kube-proxy is configured.
     pub kube_proxy: Option<KubeProxy>,
     /// Whether the files kube-proxy would be configured in were looked at
@@ -59,6 +62,7 @@ impl HostFs {
     pub fn read_config(&self, snapshot: &HostSnapshot) -> HostConfig {
         HostConfig {
             sysctl_d: Some(self.read_sysctl_d()),
+            modprobe_d: Some(self.read_modprobe_d()),
             kube_proxy: self.read_kube_proxy(),
             kube_proxy_scanned: true,
             conntrack_module: self.read_conntrack_module_kind(snapshot.kernel_release.as_deref()),

@@ -28,6 +28,7 @@
 pub mod config;
 pub mod error;
 pub mod kube_proxy;
+pub mod modprobe_d;
 pub mod modules;
 pub mod parse;
 pub mod reader;

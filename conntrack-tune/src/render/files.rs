@@ -15,17 +15,13 @@ use crate::plan::{ActionKind, Plan};
 /// ```
 /// use conntrack_tune::plan::*;
 /// let mut plan = Plan::default();
-/// plan.actions.push(Action {
-///     id: "persist:sysctl".into(), priority: Priority::P3,
-///     kind: ActionKind::PersistSysctl {
+/// plan.actions.push(Action::new(
+///     ActionKind::PersistSysctl {
 ///         file: "/etc/sysctl.d/90-conntrack-kit.conf".into(),
 ///         entries: vec![("net.netfilter.nf_conntrack_max".into(), "262144".into())],
 ///     },
-///     title: "persist".into(), scope: Scope::Boot, change: None, evidence: vec![],
-///     effect: Effect::default(),
-///     risk: Risk { level: RiskLevel::Low, text: String::new() },
-///     rollback: String::new(), verify: vec![],
-/// });
+///     Priority::P3, Scope::Boot, "persist",
+/// ));
 /// let f = conntrack_tune::render::sysctl_d(&plan).unwrap().unwrap();
 /// assert_eq!(f.path, "/etc/sysctl.d/90-conntrack-kit.conf");
 /// assert!(f.content.contains("\nnet.netfilter.nf_conntrack_max = 262144\n"));
@@ -72,7 +68,8 @@ pub fn sysctl_d(plan: &Plan) -> Result<Option<RenderedFile>, RenderError> {
             continue;
         }
         if let Some(a) = plan.actions.iter().find(|a| match &a.kind {
-            ActionKind::SetSysctl { key, .. } | ActionKind::SetTimeout { key, .. } => key == k,
+            ActionKind::SetMax { .. } => k == crate::plan::KEY_MAX,
+            ActionKind::SetTimeout { key, .. } => key.sysctl() == *k,
             ActionKind::SetBuckets { .. } => k == crate::plan::KEY_BUCKETS,
             _ => false,
         }) {

@@ -5,7 +5,7 @@ use super::{RenderError, one_line, unsafe_value};
 use crate::plan::{ActionKind, Plan};
 
 struct Rule<'a> {
-    proto: &'a str,
+    proto: &'static str,
     port: u16,
     id: &'a str,
     stops: &'a [String],
@@ -20,9 +20,11 @@ fn rules(plan: &Plan) -> Result<Vec<Rule<'_>>, RenderError> {
             stops_working,
         } = &a.kind
         {
-            if !matches!(proto.as_str(), "tcp" | "udp") {
-                return Err(unsafe_value("notrack protocol", proto));
-            }
+            let proto = match *proto {
+                conntrack_core::L4Proto::TCP => "tcp",
+                conntrack_core::L4Proto::UDP => "udp",
+                other => return Err(unsafe_value("notrack protocol", &other.to_string())),
+            };
             out.push(Rule {
                 proto,
                 port: *port,

@@ -8,11 +8,13 @@
 
 mod files;
 mod firewall;
+mod report;
 mod shell;
 mod text;
 
 pub use files::{modprobe_d, sysctl_d};
 pub use firewall::{iptables, nftables};
+pub use report::report_text;
 pub use shell::{sh_quote, shell_script};
 pub use text::{markdown, text};
 
@@ -59,6 +61,33 @@ pub struct RenderedFile {
 /// ```
 pub fn json(plan: &Plan) -> Result<String, serde_json::Error> {
     serde_json::to_string_pretty(plan)
+}
+
+/// The width text output wraps at.
+pub(crate) const WIDTH: usize = 100;
+
+/// Appends `text` wrapped at [`WIDTH`]: the first line starts with
+/// `first`, the following ones with `indent` (a hanging indent).
+pub(crate) fn wrap(out: &mut String, first: &str, indent: &str, text: &str) {
+    let mut line = String::from(first);
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        if !empty && line.chars().count() + 1 + word.chars().count() > WIDTH {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = String::from(indent);
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    if !empty {
+        out.push_str(&line);
+        out.push('\n');
+    }
 }
 
 /// Replaces control characters (newlines included) by spaces, for

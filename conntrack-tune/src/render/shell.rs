@@ -11,7 +11,7 @@
 
 use super::{RenderError, files, one_line, unsafe_value};
 use crate::plan::{
-    ActionKind, HASHSIZE_PARAM_PATH, KEY_BUCKETS, Plan, Verify, rps_path, sysctl_path,
+    ActionKind, HASHSIZE_PARAM_PATH, KEY_BUCKETS, KEY_MAX, Plan, Verify, rps_path, sysctl_path,
 };
 
 /// Quotes a string for a POSIX shell: single quotes, with each `'` written
@@ -139,8 +139,10 @@ fn q(s: &str) -> Result<String, RenderError> {
 /// instead, and does not verify them.
 ///
 /// ```
-/// use conntrack_tune::{plan, Observation, Policy, render};
-/// let s = render::shell_script(&plan(&Observation::default(), &Policy::default()).unwrap()).unwrap();
+/// use conntrack_analyze::{Facts, Observation};
+/// use conntrack_tune::{plan, Policy, render};
+/// let obs = Observation::default();
+/// let s = render::shell_script(&plan(&Facts::derive(&obs), &[], &Policy::default()).unwrap()).unwrap();
 /// assert!(s.starts_with("#!/bin/sh\n"));
 /// assert!(s.contains("set -eu"));
 /// ```
@@ -171,12 +173,16 @@ pub fn shell_script(plan: &Plan) -> Result<String, RenderError> {
             continue;
         }
         match &a.kind {
-            ActionKind::SetSysctl { key, value } => {
-                let path = sysctl_key_path(key)?;
-                out.push_str(&format!("apply {id} {} {} plain\n", q(&path)?, q(value)?));
+            ActionKind::SetMax { max } => {
+                let path = sysctl_key_path(KEY_MAX)?;
+                out.push_str(&format!(
+                    "apply {id} {} {} plain\n",
+                    q(&path)?,
+                    q(&max.to_string())?
+                ));
             }
             ActionKind::SetTimeout { key, seconds, .. } => {
-                let path = sysctl_key_path(key)?;
+                let path = sysctl_key_path(&key.sysctl())?;
                 out.push_str(&format!(
                     "apply {id} {} {} plain\n",
                     q(&path)?,
@@ -229,6 +235,7 @@ pub fn shell_script(plan: &Plan) -> Result<String, RenderError> {
                 }
             }
             ActionKind::Notrack { .. }
+            | ActionKind::FullyRandomNat { .. }
             | ActionKind::UnloadHelpers { .. }
             | ActionKind::KernelCmdline { .. }
             | ActionKind::Advice { .. } => {
@@ -264,7 +271,7 @@ pub fn shell_script(plan: &Plan) -> Result<String, RenderError> {
 /// host file, which a script run inside another namespace must not do.
 fn host_only(a: &crate::plan::Action) -> bool {
     match &a.kind {
-        ActionKind::SetSysctl { key, .. } => crate::plan::is_global_sysctl(key),
+        ActionKind::SetMax { .. } => true,
         ActionKind::SetBuckets { .. }
         | ActionKind::PersistSysctl { .. }
         | ActionKind::ModprobeOption { .. } => true,
@@ -275,8 +282,8 @@ fn host_only(a: &crate::plan::Action) -> bool {
 /// What the host's administrator runs instead, for [`host_only`] actions.
 fn host_hint(a: &crate::plan::Action) -> String {
     match &a.kind {
-        ActionKind::SetSysctl { key, value } => {
-            format!("on the host: sysctl -w {key}={value}")
+        ActionKind::SetMax { max } => {
+            format!("on the host: sysctl -w {KEY_MAX}={max}")
         }
         ActionKind::SetBuckets {
             buckets,

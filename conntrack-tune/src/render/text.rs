@@ -1,5 +1,6 @@
 //! Human-readable text and Markdown.
 
+use super::wrap;
 use crate::plan::{Action, Plan, Priority, Verify};
 use std::fmt::Write;
 
@@ -66,61 +67,98 @@ fn context_lines(plan: &Plan) -> Vec<String> {
 /// Plain text, grouped by priority.
 ///
 /// ```
-/// use conntrack_tune::{plan, Observation, Policy, render};
-/// let t = render::text(&plan(&Observation::default(), &Policy::default()).unwrap());
+/// use conntrack_analyze::{Facts, Observation};
+/// use conntrack_tune::{plan, Policy, render};
+/// let obs = Observation::default();
+/// let t = render::text(&plan(&Facts::derive(&obs), &[], &Policy::default()).unwrap());
 /// assert!(t.contains("No actions"));
 /// assert!(t.contains("Could not judge"));
 /// ```
 pub fn text(plan: &Plan) -> String {
     let mut s = String::from("conntrack-tune plan\n");
     for l in context_lines(plan) {
-        let _ = writeln!(s, "  {l}");
+        wrap(&mut s, "  ", "    ", &l);
     }
     if plan.actions.is_empty() {
         s.push_str("\nNo actions.\n");
     }
     let mut last: Option<Priority> = None;
+    const HANG: &str = "              ";
     for a in &plan.actions {
         if last != Some(a.priority) {
             let _ = writeln!(s, "\n{} {}", a.priority, a.priority.meaning());
             last = Some(a.priority);
         }
-        let _ = writeln!(s, "  [{}] {}", a.id, a.title);
+        wrap(&mut s, "  ", "      ", &format!("[{}] {}", a.id, a.title));
         if let Some(c) = &a.change {
-            let _ = writeln!(
-                s,
-                "    change:   {}: {} -> {}",
-                c.target,
-                c.current.as_deref().unwrap_or("?"),
-                c.proposed
+            wrap(
+                &mut s,
+                "    change:   ",
+                HANG,
+                &format!(
+                    "{}: {} -> {}",
+                    c.target,
+                    c.current.as_ref().map_or("?".into(), |v| v.to_string()),
+                    c.proposed
+                ),
             );
         }
         for e in &a.evidence {
-            let _ = writeln!(s, "    because:  {} ({})", e.text, e.source);
+            wrap(
+                &mut s,
+                "    because:  ",
+                HANG,
+                &format!("{} ({})", e.text, e.source),
+            );
         }
-        let _ = writeln!(s, "    effect:   {}", effect_line(a));
-        let _ = writeln!(s, "    risk:     {:?}: {}", a.risk.level, a.risk.text);
-        let _ = writeln!(s, "    rollback: {}", a.rollback);
+        wrap(&mut s, "    effect:   ", HANG, &effect_line(a));
+        wrap(
+            &mut s,
+            "    risk:     ",
+            HANG,
+            &format!("{:?}: {}", a.risk.level, a.risk.text),
+        );
+        wrap(&mut s, "    rollback: ", HANG, &a.rollback);
         for v in &a.verify {
-            let _ = writeln!(s, "    verify:   {}", verify_line(v));
+            wrap(&mut s, "    verify:   ", HANG, &verify_line(v));
         }
     }
     if !plan.warnings.is_empty() {
         s.push_str("\nWarnings\n");
         for w in &plan.warnings {
-            let _ = writeln!(s, "  - {}", w.text);
+            wrap(&mut s, "  - ", "    ", &w.text);
         }
     }
     if !plan.declined.is_empty() {
         s.push_str("\nNot proposed\n");
         for d in &plan.declined {
-            let _ = writeln!(s, "  - {}: {}", d.what, d.why);
+            wrap(&mut s, "  - ", "    ", &format!("{}: {}", d.what, d.why));
         }
     }
     if !plan.unjudged.is_empty() {
         s.push_str("\nCould not judge\n");
         for u in &plan.unjudged {
-            let _ = writeln!(s, "  - {}: {}", u.topic, u.missing);
+            wrap(
+                &mut s,
+                "  - ",
+                "    ",
+                &format!("{}: {}", u.topic, u.missing),
+            );
+        }
+    }
+    if !plan.folk.is_empty() {
+        s.push_str("\nFolk recipes, judged for this host\n");
+        for v in &plan.folk {
+            wrap(
+                &mut s,
+                "  ",
+                "      ",
+                &format!("[{}] {}", v.verdict, v.text),
+            );
+            wrap(&mut s, "      ", "      ", &v.reason);
+            if !v.kernel_fact.is_empty() {
+                wrap(&mut s, "      kernel: ", "        ", &v.kernel_fact);
+            }
         }
     }
     s
@@ -154,8 +192,10 @@ fn md_escape(s: &str) -> String {
 /// Markdown, one section per priority, one subsection per action.
 ///
 /// ```
-/// use conntrack_tune::{plan, Observation, Policy, render};
-/// let m = render::markdown(&plan(&Observation::default(), &Policy::default()).unwrap());
+/// use conntrack_analyze::{Facts, Observation};
+/// use conntrack_tune::{plan, Policy, render};
+/// let obs = Observation::default();
+/// let m = render::markdown(&plan(&Facts::derive(&obs), &[], &Policy::default()).unwrap());
 /// assert!(m.starts_with("# conntrack-tune plan"));
 /// ```
 pub fn markdown(plan: &Plan) -> String {
@@ -180,15 +220,15 @@ pub fn markdown(plan: &Plan) -> String {
                 s,
                 "- **Change:** `{}`: {} → {}",
                 c.target.replace('`', "'"),
-                md_escape(c.current.as_deref().unwrap_or("?")),
-                md_escape(&c.proposed)
+                md_escape(&c.current.as_ref().map_or("?".into(), |v| v.to_string())),
+                md_escape(&c.proposed.to_string())
             );
         }
         for e in &a.evidence {
             let _ = writeln!(
                 s,
                 "- **Evidence** ({}): {}",
-                md_escape(&e.source),
+                md_escape(&e.source.to_string()),
                 md_escape(&e.text)
             );
         }
@@ -205,7 +245,7 @@ pub fn markdown(plan: &Plan) -> String {
         }
         s.push('\n');
     }
-    let sections: [(&str, Vec<String>); 3] = [
+    let sections: [(&str, Vec<String>); 4] = [
         (
             "Warnings",
             plan.warnings.iter().map(|w| md_escape(&w.text)).collect(),
@@ -222,6 +262,25 @@ pub fn markdown(plan: &Plan) -> String {
             plan.unjudged
                 .iter()
                 .map(|u| format!("**{}**: {}", md_escape(&u.topic), md_escape(&u.missing)))
+                .collect(),
+        ),
+        (
+            "Folk recipes, judged for this host",
+            plan.folk
+                .iter()
+                .map(|v| {
+                    format!(
+                        "**{}** `{}`: {}{}",
+                        v.verdict,
+                        v.text.replace('`', "'"),
+                        md_escape(&v.reason),
+                        if v.kernel_fact.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (kernel: {})", md_escape(&v.kernel_fact))
+                        }
+                    )
+                })
                 .collect(),
         ),
     ];

@@ -1,0 +1,309 @@
+//! Answers to the questions operators ask of a conntrack table, when the
+//! data can answer them: are these counters happening now or are they
+//! history, is it a hash-bucket problem, what changes with more CPUs, and
+//! which peers and services drive the table and its churn.
+
+use crate::buckets::{ChainCap, poisson_model};
+use crate::evidence::{Evidence, EvidenceKey, fmt_num, group};
+use crate::facts::{CounterStatus, Facts};
+use crate::hotspots::{KeyKind, KeyTable};
+use conntrack_core::Counter;
+use serde::Serialize;
+use std::fmt::Write;
+
+/// A question the report answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Question {
+    /// Are the `conntrack -S` numbers happening now or since boot?
+    NowOrSinceBoot,
+    /// Is it a hash-bucket problem? What is the bucket distribution?
+    BucketDistribution,
+    /// How does this change with more (or fewer) CPUs?
+    CpuScaling,
+    /// Which peers, services and containers drive the table, and which
+    /// connections are short-lived churn?
+    WhoDrivesTheTable,
+}
+
+impl Question {
+    /// The question in words.
+    pub const fn text(self) -> &'static str {
+        match self {
+            Question::NowOrSinceBoot => "Are these counters happening now, or since boot?",
+            Question::BucketDistribution => {
+                "Is this a hash-bucket problem? How are entries spread over the buckets?"
+            }
+            Question::CpuScaling => "What changes with more or fewer CPUs?",
+            Question::WhoDrivesTheTable => {
+                "Who drives the table, and which connections are short-lived churn?"
+            }
+        }
+    }
+}
+
+/// One answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Answer {
+    /// The question.
+    pub question: Question,
+    /// The answer in words, from the data.
+    pub answer: String,
+    /// The numbers behind it.
+    pub evidence: Vec<Evidence>,
+}
+
+/// The questions the data can answer, answered.
+pub fn answer(f: &Facts) -> Vec<Answer> {
+    [now_or_since_boot(f), buckets(f), cpus(f), drivers(f)]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+const WATCHED: [Counter; 6] = [
+    Counter::InsertFailed,
+    Counter::Drop,
+    Counter::EarlyDrop,
+    Counter::ClashResolve,
+    Counter::ChainTooLong,
+    Counter::Invalid,
+];
+
+fn now_or_since_boot(f: &Facts) -> Option<Answer> {
+    let c = &f.counters;
+    let nonzero: Vec<Counter> = WATCHED
+        .into_iter()
+        .filter(|&k| c.get(k).total.is_some_and(|t| t > 0))
+        .collect();
+    if nonzero.is_empty() {
+        return None;
+    }
+    let since = c.epoch.describe();
+    let mut text = String::new();
+    let mut ev = Vec::new();
+    match c.window_secs {
+        None => {
+            let _ = write!(
+                text,
+                "Cannot tell: only one statistics sample, and the counters are cumulative \
+                 {since}. Take two samples a few seconds apart (a stats.txt with `@ SECONDS` \
+                 lines, or `doctor --window`) and compare their sum over all CPUs."
+            );
+        }
+        Some(w) => {
+            let _ = write!(
+                text,
+                "Over a {} s window: ",
+                fmt_num((w * 10.0).round() / 10.0)
+            );
+            let parts: Vec<String> = nonzero
+                .iter()
+                .map(|&k| {
+                    let r = c.get(k);
+                    match r.status {
+                        CounterStatus::Live => format!(
+                            "{k} is rising now ({}/s, {} in the window)",
+                            fmt_num(r.per_sec.unwrap_or(0.0)),
+                            group(r.delta.unwrap_or(0) as i64)
+                        ),
+                        CounterStatus::History => {
+                            format!("{k} is history (flat over the window)")
+                        }
+                        _ => format!("{k} was not measured over the window"),
+                    }
+                })
+                .collect();
+            text.push_str(&parts.join("; "));
+            let _ = write!(
+                text,
+                ". The totals ({since}) only say it happened at some time; the window says \
+                 whether it happens now."
+            );
+        }
+    }
+    for k in nonzero {
+        let r = c.get(k);
+        if let Some(t) = r.total {
+            ev.push(Evidence::of(EvidenceKey::CounterTotal, k, f64::from(t)));
+        }
+        if let Some(p) = r.per_sec {
+            ev.push(Evidence::of(EvidenceKey::CounterRate, k, p));
+        }
+    }
+    if c.backported {
+        text.push_str(
+            " This kernel reports an old version, but insert is 0 with a populated table: it \
+             counts only ctnetlink inserts, as 4.19+ kernels do, so it carries backported \
+             conntrack code and its counters are read with those meanings.",
+        );
+    }
+    Some(Answer {
+        question: Question::NowOrSinceBoot,
+        answer: text,
+        evidence: ev,
+    })
+}
+
+fn buckets(f: &Facts) -> Option<Answer> {
+    let (count, b) = (f.table.count?, f.table.buckets?);
+    let cap = f.kernel.map_or(ChainCap::None, ChainCap::of);
+    let m = poisson_model(count, b, cap);
+    let mut text = format!(
+        "{} entries in {} buckets: every entry is hashed twice (original and reply), so the \
+         mean chain is 2N/B = {:.2}. Modelled as Poisson: ",
+        group(count as i64),
+        group(b as i64),
+        m.lambda
+    );
+    let dist: Vec<String> = (0..m.p_len.len().min(5))
+        .map(|k| format!("{:.1}% of buckets hold {k}", m.p_len[k] * 100.0))
+        .collect();
+    let _ = write!(
+        text,
+        "{}; the longest chain is expected near {:.0} nodes.",
+        dist.join(", "),
+        m.expected_longest
+    );
+    match (cap, m.p_insert_refused) {
+        (ChainCap::None, _) if f.kernel.is_some() => text.push_str(
+            " This kernel has no chain cap (before 5.15): long chains only slow lookups, they \
+             never refuse an insert, so insert_failed cannot come from the buckets.",
+        ),
+        (ChainCap::Uniform { min, max }, Some(p)) => {
+            let _ = write!(
+                text,
+                " This kernel refuses an insert into a chain over a random cap of {min}..{max} \
+                 nodes; the model gives a refusal probability of {p:.2e} per insert."
+            );
+        }
+        _ => {}
+    }
+    if let Some(s) = &f.obs.chains {
+        let _ = write!(
+            text,
+            " Hashing the listed tuples (SipHash, own key) gives a longest chain of {} and {} \
+             duplicate tuples.",
+            s.longest, s.duplicate_tuples
+        );
+    }
+    let mut ev = vec![
+        Evidence::new(EvidenceKey::Count, count as f64),
+        Evidence::new(EvidenceKey::Buckets, b as f64),
+        Evidence::new(EvidenceKey::MeanChain, (m.lambda * 100.0).round() / 100.0),
+        Evidence::new(
+            EvidenceKey::ExpectedLongestChain,
+            (m.expected_longest * 100.0).round() / 100.0,
+        ),
+    ];
+    if let Some(p) = m.p_insert_refused {
+        ev.push(Evidence::new(EvidenceKey::RefusalProbability, p));
+    }
+    Some(Answer {
+        question: Question::BucketDistribution,
+        answer: text,
+        evidence: ev,
+    })
+}
+
+fn cpus(f: &Facts) -> Option<Answer> {
+    let n = f.cpu.online;
+    if n == 0 && f.cpu.failures.is_none() {
+        return None;
+    }
+    let mut text = String::new();
+    if n > 0 {
+        let _ = write!(text, "This host has {n} CPUs. ");
+    }
+    text.push_str(
+        "Scales with CPUs: the per-CPU counters (one row per possible CPU), the parallelism \
+         of packet processing (RSS queues, RPS), and kube-proxy's max (maxPerCore x CPUs). \
+         Does not: nf_conntrack_max and the hash table (one global table, sized from RAM, \
+         not CPUs). More CPUs handling new connections at once make confirm-time races (two \
+         CPUs confirming clashing entries) more frequent, not less.",
+    );
+    let mut ev = Vec::new();
+    if n > 0 {
+        ev.push(Evidence::new(EvidenceKey::Cpus, n as f64));
+    }
+    if let Some(imb) = &f.cpu.failures {
+        let _ = write!(
+            text,
+            " Here {} rises on {} of {} CPUs (busiest {:.0}%, {:.1} effective CPUs): {}.",
+            imb.counter,
+            f.cpu.cpus_with_failures,
+            imb.cpus,
+            imb.busiest_share * 100.0,
+            imb.spread.effective_cpus,
+            if imb.spread.is_imbalanced() {
+                "concentrated on few CPUs"
+            } else {
+                "spread over the CPUs, so the work is already parallel and RPS would add \
+                 nothing"
+            }
+        );
+        ev.push(Evidence::of(
+            EvidenceKey::CpusWithCounter,
+            imb.counter,
+            f.cpu.cpus_with_failures as f64,
+        ));
+        ev.push(Evidence::new(
+            EvidenceKey::EffectiveCpus,
+            (imb.spread.effective_cpus * 100.0).round() / 100.0,
+        ));
+    }
+    Some(Answer {
+        question: Question::CpuScaling,
+        answer: text,
+        evidence: ev,
+    })
+}
+
+fn top_rows(t: &KeyTable, scale: impl Fn(u64) -> u64, n: usize) -> String {
+    t.top
+        .iter()
+        .take(n)
+        .map(|k| format!("{} ({})", k.key, group(scale(k.count) as i64)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn drivers(f: &Facts) -> Option<Answer> {
+    let h = f.obs.hotspots.as_ref().filter(|h| h.flows > 0)?;
+    let mix = f.mix.as_ref()?;
+    let scale = |n: u64| mix.scaled(n);
+    let mut text = String::new();
+    if mix.scale > 1.0 {
+        let _ = write!(
+            text,
+            "(The listing holds {} of the table's entries; counts are scaled by {:.1}.) ",
+            group(h.flows as i64),
+            mix.scale
+        );
+    }
+    for (label, kind) in [
+        ("Top sources", KeyKind::SrcIp),
+        ("Top destinations", KeyKind::Destination),
+        ("Top names", KeyKind::Name),
+    ] {
+        if let Some(t) = h.table(kind).filter(|t| !t.top.is_empty()) {
+            let _ = write!(text, "{label}: {}. ", top_rows(t, scale, 4));
+        }
+    }
+    if !h.closing_by_destination.top.is_empty() {
+        let _ = write!(
+            text,
+            "Short-lived connections (TCP in a closing state: {:.0}% of the table) go mostly to \
+             {}, opened by {}; these are what keepalive or pooling would remove.",
+            mix.time_wait_share * 100.0,
+            top_rows(&h.closing_by_destination, scale, 3),
+            top_rows(&h.closing_by_source, scale, 3)
+        );
+    }
+    Some(Answer {
+        question: Question::WhoDrivesTheTable,
+        answer: text.trim_end().to_string(),
+        evidence: vec![Evidence::new(EvidenceKey::FlowsExamined, h.flows as f64)],
+    })
+}

@@ -1,0 +1,475 @@
+//! The whole report as text for a terminal or a ticket: table, counters,
+//! what the table holds, findings with their ranked causes, answers,
+//! the plan, the folk recipes and the notes. Lines are wrapped at 100
+//! columns; every control character that reached the report from outside
+//! (a capture's hostname, a file name) is escaped, so a report can never
+//! drive the terminal it is printed on.
+
+use super::text::text as plan_text;
+use crate::report::{OriginKind, Report, Status};
+use conntrack_analyze::capacity::SizingOrigin;
+use conntrack_analyze::capture::escape_controls;
+use conntrack_analyze::evidence::{fmt_num, group};
+use conntrack_analyze::facts::{ClashAccounting, CounterStatus, RateMethod};
+use conntrack_analyze::hotspots::KeyKind;
+use conntrack_core::{Counter, Support};
+use std::fmt::Write;
+
+use super::{WIDTH, wrap as wrap_hanging};
+
+/// Wraps `text` with the same indent on every line.
+fn wrap(out: &mut String, indent: &str, text: &str) {
+    wrap_hanging(out, indent, indent, text);
+}
+
+fn heading(out: &mut String, title: &str) {
+    let _ = writeln!(
+        out,
+        "\n== {title} {}",
+        "=".repeat(WIDTH.saturating_sub(title.len() + 4))
+    );
+}
+
+/// Aligned columns: numbers (and `-`, `?`) right-aligned, text left-aligned.
+fn table(out: &mut String, indent: &str, rows: &[Vec<String>]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut w = vec![0usize; cols];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    // A column is numeric when every cell after the header row looks
+    // like a number.
+    let is_num = |c: &str| {
+        let c = c.trim_end_matches(" MiB").trim_end_matches('%');
+        c == "-"
+            || c == "?"
+            || c.split(" / ")
+                .all(|p| p.parse::<f64>().is_ok() || p.replace(',', "").parse::<f64>().is_ok())
+    };
+    let numeric: Vec<bool> = (0..cols)
+        .map(|i| {
+            rows.iter()
+                .skip(1)
+                .filter_map(|r| r.get(i))
+                .all(|c| c.is_empty() || is_num(c))
+        })
+        .collect();
+    for r in rows {
+        let mut line = String::from(indent);
+        for (i, c) in r.iter().enumerate() {
+            let pad = w[i] - c.chars().count();
+            if i > 0 {
+                line.push_str("  ");
+            }
+            if i > 0 && numeric[i] {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(c);
+            } else {
+                line.push_str(c);
+                line.push_str(&" ".repeat(pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+fn n(v: u64) -> String {
+    group(v.min(i64::MAX as u64) as i64)
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Healthy => "HEALTHY",
+        Status::Warning => "WARNING",
+        Status::Critical => "CRITICAL",
+        Status::NotJudged => "NOTHING COULD BE JUDGED",
+    }
+}
+
+/// The report as text.
+///
+/// ```
+/// use conntrack_analyze::Observation;
+/// use conntrack_core::HostSnapshot;
+/// use conntrack_tune::report::{Origin, Report};
+/// let obs = Observation::new(HostSnapshot { count: Some(10), max: Some(100), ..Default::default() });
+/// let r = Report::build(&obs, Origin::capture("demo"), &Default::default()).unwrap();
+/// let t = conntrack_tune::render::report_text(&r);
+/// assert!(t.contains("== Table"));
+/// assert!(t.trim_end().ends_with("verdict: HEALTHY"));
+/// ```
+pub fn report_text(r: &Report) -> String {
+    let mut o = String::new();
+    let origin = &r.origin;
+    let _ = writeln!(
+        o,
+        "conntrack doctor: {}{}",
+        origin.label,
+        origin
+            .hostname
+            .as_ref()
+            .map(|h| format!(" (host {h})"))
+            .unwrap_or_default()
+    );
+    if origin.kind == OriginKind::Sample {
+        o.push_str("SAMPLE INCIDENT: a bundled, synthetic capture, NOT this host\n");
+    }
+    if let Some(d) = &origin.description {
+        wrap(&mut o, "", d);
+    }
+    table_section(&mut o, r);
+    counters_section(&mut o, r);
+    mix_section(&mut o, r);
+    findings_section(&mut o, r);
+    if !r.answers.is_empty() {
+        heading(&mut o, "Questions the data answers");
+        for a in &r.answers {
+            let _ = writeln!(o, "  Q: {}", a.question.text());
+            wrap_hanging(&mut o, "  A: ", "     ", &a.answer);
+        }
+    }
+    heading(&mut o, "Tuning plan");
+    // The plan's own text, without its title line.
+    let plan = plan_text(&r.plan);
+    for l in plan.lines().skip(1) {
+        o.push_str(l);
+        o.push('\n');
+    }
+    if !r.notes.is_empty() {
+        heading(&mut o, "Notes");
+        for note in &r.notes {
+            wrap_hanging(&mut o, "  - ", "    ", note);
+        }
+    }
+    let _ = writeln!(o, "\nverdict: {}", status_word(r.status));
+    escape_controls_keep_newlines(&o)
+}
+
+fn escape_controls_keep_newlines(s: &str) -> String {
+    s.split('\n')
+        .map(escape_controls)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn table_section(o: &mut String, r: &Report) {
+    heading(o, "Table");
+    let t = &r.table;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let kernel = match (&r.kernel_release, r.kernel) {
+        (Some(rel), _) => rel.clone(),
+        (None, Some(v)) => v.to_string(),
+        _ => "unknown".into(),
+    };
+    rows.push(vec![
+        "kernel".into(),
+        kernel,
+        if r.counters.backported {
+            "counters behave like 4.19+ (backported)".into()
+        } else {
+            String::new()
+        },
+    ]);
+    let ns = match t.init_netns {
+        Some(true) => "initial namespace",
+        Some(false) => "another namespace",
+        None => "",
+    };
+    rows.push(vec![
+        "entries".into(),
+        t.count.map_or("?".into(), n),
+        ns.into(),
+    ]);
+    rows.push(vec![
+        "nf_conntrack_max".into(),
+        match t.max {
+            Some(0) => "0 (unlimited)".into(),
+            Some(m) => n(m),
+            None => "?".into(),
+        },
+        String::new(),
+    ]);
+    if let Some(u) = t.utilisation {
+        rows.push(vec![
+            "utilisation".into(),
+            format!("{:.1}%", u * 100.0),
+            t.peak
+                .filter(|&p| Some(p) != t.count)
+                .map(|p| format!("peak {} in the window", n(p)))
+                .unwrap_or_default(),
+        ]);
+    }
+    rows.push(vec![
+        "buckets".into(),
+        t.buckets.map_or("?".into(), n),
+        match t.origin {
+            SizingOrigin::Unknown => String::new(),
+            o => o.describe().to_string(),
+        },
+    ]);
+    if let Some(c) = t.mean_chain {
+        rows.push(vec![
+            "mean chain 2N/B".into(),
+            format!("{c:.2}"),
+            t.mean_chain_at_max
+                .map(|m| format!("{m:.2} at a full table"))
+                .unwrap_or_default(),
+        ]);
+    }
+    if let Some(d) = t.kernel_default {
+        rows.push(vec![
+            "kernel default".into(),
+            format!("{} / {}", n(u64::from(d.buckets)), n(u64::from(d.max))),
+            "buckets / max the kernel picks for this RAM".into(),
+        ]);
+    }
+    if let Some(m) = t.memory_now {
+        rows.push(vec![
+            "memory now".into(),
+            format!("{:.1} MiB", m.total_bytes as f64 / 1048576.0),
+            format!(
+                "{} B per entry{}, {} B per bucket",
+                m.entry_object_bytes + m.extension_bytes,
+                if m.object_size_assumed {
+                    " (assumed)"
+                } else {
+                    ""
+                },
+                m.bucket_bytes
+            ),
+        ]);
+    }
+    if let Some(m) = t.memory_at_max {
+        rows.push(vec![
+            "memory at max".into(),
+            format!("{:.1} MiB", m.total_bytes as f64 / 1048576.0),
+            String::new(),
+        ]);
+    }
+    let changed: Vec<String> = r
+        .timeouts
+        .iter()
+        .filter(|t| t.is_changed())
+        .map(|t| format!("{} {} s (default {})", t.key, t.secs, t.default_secs))
+        .collect();
+    if !changed.is_empty() {
+        rows.push(vec![
+            "timeouts changed".into(),
+            changed.join("; "),
+            String::new(),
+        ]);
+    }
+    table(o, "  ", &rows);
+}
+
+fn status_text(s: CounterStatus) -> String {
+    match s {
+        CounterStatus::Live => "rising now".into(),
+        CounterStatus::History => "history (flat in the window)".into(),
+        CounterStatus::Quiet => "quiet".into(),
+        CounterStatus::NoWindow => "total only (no window)".into(),
+        CounterStatus::NotCountedByKernel {
+            support: Support::NotYet { since },
+        } => format!(
+            "not reported by this kernel (appeared in {}.{})",
+            since.major, since.minor
+        ),
+        CounterStatus::NotCountedByKernel {
+            support: Support::Retired { since },
+        } => format!(
+            "not counted by this kernel (since {}.{})",
+            since.major, since.minor
+        ),
+        CounterStatus::NotCountedByKernel { .. } => "not counted by this kernel".into(),
+        CounterStatus::NotReported => "not reported by the source".into(),
+    }
+}
+
+fn counters_section(o: &mut String, r: &Report) {
+    let c = &r.counters;
+    let title = match c.window_secs {
+        Some(w) => format!(
+            "Counters over {} s ({})",
+            fmt_num((w * 10.0).round() / 10.0),
+            c.epoch.describe()
+        ),
+        None => format!("Counters: one sample, totals {}", c.epoch.describe()),
+    };
+    heading(o, &title);
+    let always = [Counter::ClashResolve, Counter::ChainTooLong];
+    let mut rows = vec![vec![
+        "counter".to_string(),
+        "per s".into(),
+        "in window".into(),
+        "total".into(),
+        "status".into(),
+    ]];
+    for rd in &c.readings {
+        let shown = rd.status == CounterStatus::Live
+            || rd.total.is_some_and(|t| t > 0) && rd.counter != Counter::Found
+            || (always.contains(&rd.counter) && rd.status != CounterStatus::NotReported);
+        if !shown {
+            continue;
+        }
+        rows.push(vec![
+            rd.counter.name().into(),
+            rd.per_sec.map_or("-".into(), fmt_num),
+            rd.delta.map_or("-".into(), n),
+            rd.total.map_or("-".into(), |t| n(u64::from(t))),
+            status_text(rd.status),
+        ]);
+    }
+    if rows.len() == 1 {
+        o.push_str("  no counter moved or was reported\n");
+    } else {
+        table(o, "  ", &rows);
+    }
+    let acct = match c.clash_accounting {
+        ClashAccounting::InsertFailedOnly => {
+            "counter meanings (before 4.6): a clash counts in insert_failed only"
+        }
+        ClashAccounting::ResolvedInInsertFailed => {
+            "counter meanings (4.6 to 5.9): every clash counts in insert_failed, an unresolved \
+             one also in drop"
+        }
+        ClashAccounting::ResolvedInClashResolve => {
+            "counter meanings (5.10+): resolved clashes count in clash_resolve, unresolved ones \
+             in insert_failed and drop, chain-cap refusals in chaintoolong and insert_failed"
+        }
+        ClashAccounting::Unknown => "",
+    };
+    if !acct.is_empty() {
+        wrap(o, "  ", acct);
+    }
+}
+
+fn mix_section(o: &mut String, r: &Report) {
+    let (Some(m), Some(h)) = (&r.mix, &r.hotspots) else {
+        return;
+    };
+    heading(o, "What the table holds");
+    let mut head = format!("{} flows listed", n(m.flows));
+    if m.scale > 1.0 {
+        let _ = write!(
+            head,
+            " (a sample: counts below are scaled x{:.1} to the table)",
+            m.scale
+        );
+    }
+    let _ = write!(
+        head,
+        "; TCP {:.0}%, UDP {:.0}%, translated {:.0}% (TCP {:.0}%), DNS {:.1}%, unreplied {:.0}%",
+        m.tcp_share * 100.0,
+        m.udp_share * 100.0,
+        m.nat_share * 100.0,
+        m.tcp_nat_share * 100.0,
+        m.dns_share * 100.0,
+        m.unreplied_share * 100.0
+    );
+    wrap(o, "  ", &head);
+    if let Some(c) = r.churn.new_per_sec {
+        wrap(
+            o,
+            "  ",
+            &format!(
+                "new connections: about {:.1}/s ({})",
+                c.per_sec,
+                match c.method {
+                    RateMethod::Events => "NEW events",
+                    RateMethod::TimeWaitInflow =>
+                        "inferred from the entries entering TIME_WAIT, Little's law",
+                }
+            ),
+        );
+    }
+    let mut rows = vec![vec!["state".to_string(), "entries".into(), "share".into()]];
+    for s in h.states.iter().take(6) {
+        rows.push(vec![
+            format!("{} {}", s.proto, s.state),
+            n(m.scaled(s.count)),
+            format!("{:.1}%", s.share * 100.0),
+        ]);
+    }
+    table(o, "  ", &rows);
+    for (title, kind) in [
+        ("sources", KeyKind::SrcIp),
+        ("destinations", KeyKind::Destination),
+        ("names", KeyKind::Name),
+    ] {
+        let Some(t) = h.table(kind).filter(|t| !t.top.is_empty()) else {
+            continue;
+        };
+        let mut rows = vec![vec![
+            format!("top {title}"),
+            "entries".into(),
+            "share".into(),
+        ]];
+        for k in t.top.iter().take(5) {
+            rows.push(vec![
+                k.key.to_string(),
+                n(m.scaled(k.count)),
+                format!("{:.1}%", k.share * 100.0),
+            ]);
+        }
+        table(o, "  ", &rows);
+    }
+}
+
+fn findings_section(o: &mut String, r: &Report) {
+    heading(o, &format!("Findings ({})", r.findings.len()));
+    if r.findings.is_empty() {
+        o.push_str("  none\n");
+        return;
+    }
+    for f in &r.findings {
+        let _ = writeln!(o, "\n  [{}] {}", f.severity.name().to_uppercase(), f.id);
+        wrap(o, "    ", &f.title);
+        let rows: Vec<Vec<String>> = f
+            .evidence
+            .iter()
+            .map(|e| {
+                vec![
+                    e.label(),
+                    fmt_num(e.value),
+                    e.unit().unwrap_or("").to_string(),
+                ]
+            })
+            .collect();
+        table(o, "      ", &rows);
+        if !f.causes.is_empty() {
+            o.push_str("    causes, most likely first:\n");
+            for (i, c) in f.causes.iter().enumerate() {
+                let _ = writeln!(
+                    o,
+                    "      {}. {} ({}): {}",
+                    i + 1,
+                    c.cause,
+                    c.likelihood,
+                    c.cause.describe()
+                );
+                for s in &c.supports {
+                    wrap_hanging(o, "         + ", "           ", s);
+                }
+                for s in &c.contradicts {
+                    wrap_hanging(o, "         - ", "           ", s);
+                }
+                if c.likelihood.is_actionable() || i == 0 {
+                    wrap_hanging(
+                        o,
+                        "         to tell apart: ",
+                        "           ",
+                        &c.to_tell_apart,
+                    );
+                }
+            }
+        }
+        wrap(o, "    ", &f.explanation);
+        if !f.remedies.is_empty() {
+            let names: Vec<String> = f.remedies.iter().map(|r| r.name()).collect();
+            wrap(o, "    ", &format!("recommends: {}", names.join(", ")));
+        }
+    }
+}

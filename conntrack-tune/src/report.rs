@@ -1,0 +1,198 @@
+//! [`Report`]: everything the doctor says about one table, as one value
+//! with a versioned JSON schema: what was observed, the model's facts, the
+//! findings, the answers to operators' questions, the plan and the folk
+//! recipes judged for the host. Renderers turn it into text
+//! ([`crate::render::report_text`]) and JSON ([`Report::to_json`]).
+//!
+//! ```
+//! use conntrack_analyze::Observation;
+//! use conntrack_core::HostSnapshot;
+//! use conntrack_tune::report::{Report, Origin, Status};
+//! use conntrack_tune::Policy;
+//! let obs = Observation::new(HostSnapshot { count: Some(95), max: Some(100), ..Default::default() });
+//! let r = Report::build(&obs, Origin::capture("ticket-42"), &Policy::default()).unwrap();
+//! assert_eq!(r.status(), Status::Warning); // table nearly full
+//! assert_eq!(r.schema, "conntrack-kit/report");
+//! ```
+
+use crate::plan::Plan;
+use crate::policy::{Policy, PolicyError};
+use conntrack_analyze::answers::{Answer, answer};
+use conntrack_analyze::buckets::SimulatedChains;
+use conntrack_analyze::facts::{Churn, CounterFacts, CpuFacts, Demand, Mix, TableFacts};
+use conntrack_analyze::hotspots::HotspotSummary;
+use conntrack_analyze::{Facts, Finding, Observation, Severity, diagnose};
+use conntrack_core::{KernelVersion, Timeout};
+use serde::Serialize;
+
+/// The schema id of [`Report`]'s JSON.
+pub const REPORT_SCHEMA: &str = "conntrack-kit/report";
+/// The schema version; bumped when a field changes meaning or goes away.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// What the report is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    /// How it was observed.
+    pub kind: OriginKind,
+    /// What (a namespace, a process, a directory).
+    pub label: String,
+    /// The host's name, when known.
+    pub hostname: Option<String>,
+    /// A description (a capture's `meta.txt`).
+    pub description: Option<String>,
+}
+
+/// How a report's data was observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginKind {
+    /// A live host (a namespace of this machine).
+    Live,
+    /// A capture directory.
+    Capture,
+    /// The bundled sample incident: not this host.
+    Sample,
+}
+
+impl Origin {
+    /// A capture.
+    pub fn capture(label: impl Into<String>) -> Self {
+        Origin {
+            kind: OriginKind::Capture,
+            label: label.into(),
+            hostname: None,
+            description: None,
+        }
+    }
+
+    /// A live namespace.
+    pub fn live(label: impl Into<String>) -> Self {
+        Origin {
+            kind: OriginKind::Live,
+            ..Origin::capture(label)
+        }
+    }
+}
+
+/// The verdict of a report, most severe finding first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Judged, nothing of warning level or above.
+    Healthy,
+    /// At least one warning.
+    Warning,
+    /// At least one critical finding.
+    Critical,
+    /// Nothing could be judged: no table size, no counters, no flows.
+    NotJudged,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// [`REPORT_SCHEMA`].
+    pub schema: &'static str,
+    /// [`REPORT_SCHEMA_VERSION`].
+    pub version: u32,
+    /// What it is about.
+    pub origin: Origin,
+    /// The verdict.
+    pub status: Status,
+    /// Kernel version.
+    pub kernel: Option<KernelVersion>,
+    /// The kernel release string.
+    pub kernel_release: Option<String>,
+    /// Size, fill, cost.
+    pub table: TableFacts,
+    /// What each counter says.
+    pub counters: CounterFacts,
+    /// The composition of the flows.
+    pub mix: Option<Mix>,
+    /// Connection churn.
+    pub churn: Churn,
+    /// The inferred demand.
+    pub demand: Option<Demand>,
+    /// CPU spread and RPS.
+    pub cpu: CpuFacts,
+    /// Every timeout in force.
+    pub timeouts: Vec<Timeout>,
+    /// Findings, most severe first.
+    pub findings: Vec<Finding>,
+    /// Answers to the questions the data can answer.
+    pub answers: Vec<Answer>,
+    /// The tuning plan (with the folk recipes judged).
+    pub plan: Plan,
+    /// Hotspots over the listed flows.
+    pub hotspots: Option<HotspotSummary>,
+    /// Chain lengths from hashing the listed tuples.
+    pub chains: Option<SimulatedChains>,
+    /// Remarks on what was read (missing, malformed, sampled).
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// Diagnoses and plans an observation.
+    pub fn build(
+        obs: &Observation,
+        origin: Origin,
+        policy: &Policy,
+    ) -> Result<Report, PolicyError> {
+        let facts = Facts::derive(obs);
+        let findings = diagnose(&facts);
+        let plan = crate::plan(&facts, &findings, policy)?;
+        let answers = answer(&facts);
+        let judged = facts.table.count.is_some()
+            || facts.table.max.is_some()
+            || obs.snapshot.stats.is_some()
+            || obs.rates.is_some()
+            || obs.hotspots.is_some();
+        let status = if !judged {
+            Status::NotJudged
+        } else {
+            match findings.iter().map(|f| f.severity).max() {
+                Some(Severity::Critical) => Status::Critical,
+                Some(Severity::Warning) => Status::Warning,
+                _ => Status::Healthy,
+            }
+        };
+        Ok(Report {
+            schema: REPORT_SCHEMA,
+            version: REPORT_SCHEMA_VERSION,
+            origin,
+            status,
+            kernel: facts.kernel,
+            kernel_release: obs.snapshot.kernel_release.clone(),
+            table: facts.table.clone(),
+            counters: facts.counters.clone(),
+            mix: facts.mix.clone(),
+            churn: facts.churn.clone(),
+            demand: facts.demand,
+            cpu: facts.cpu.clone(),
+            timeouts: facts.timeouts.clone(),
+            findings,
+            answers,
+            plan,
+            hotspots: obs.hotspots.clone(),
+            chains: obs.chains.clone(),
+            notes: Vec::new(),
+        })
+    }
+
+    /// With remarks on what was read.
+    pub fn with_notes(mut self, notes: impl IntoIterator<Item = String>) -> Self {
+        self.notes.extend(notes);
+        self
+    }
+
+    /// The verdict.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string_pretty(self)
+    }
+}
