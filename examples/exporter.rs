@@ -22,7 +22,7 @@ use conntrack_kit::analyze::hotspots::{
     CountMode, HotspotConfig, HotspotSummary, Hotspots, KeyKind, KeyTable, NameMap,
 };
 use conntrack_kit::analyze::rates::StatsSeries;
-use conntrack_kit::analyze::{Finding, diagnose};
+use conntrack_kit::analyze::{Facts, Finding, Observation, diagnose};
 use conntrack_kit::core::host::HostFs;
 use conntrack_kit::core::{Counter, HostSnapshot, L3Family, Stats};
 use conntrack_kit::netlink::{Conntrack, DumpPolicy, DumpRequest};
@@ -272,7 +272,13 @@ impl State {
         self.stats = Some(stats);
         let rates = self.series.rates();
         let rates = (rates.window.used_intervals > 0).then_some(rates);
-        self.findings = diagnose(&self.snapshot, rates.as_ref(), self.hotspots.as_ref());
+        let obs = Observation {
+            snapshot: self.snapshot.clone(),
+            rates,
+            hotspots: self.hotspots.clone(),
+            ..Observation::default()
+        };
+        self.findings = diagnose(&Facts::derive(&obs));
         Ok(())
     }
 

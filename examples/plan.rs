@@ -147,10 +147,7 @@ fn run(args: &Args) -> Result<(), Failure> {
     } else {
         capture::collect(&target, 10)?
     };
-    let analysis = analyse(&collected);
-    let mut plan = analysis
-        .plan
-        .map_err(|e| Failure::Error(format!("no plan: {e}")))?;
+    let mut plan = analyse(&collected).plan;
     if !args.scope.is_empty() {
         let scopes: Vec<Scope> = args.scope.iter().map(|&s| s.into()).collect();
         plan = plan.only(&scopes);

@@ -156,8 +156,9 @@ impl StatsSeries {
         let flush = |b: Option<(usize, u64, String)>, s: &mut StatsSeries| match b {
             None => Ok(()),
             Some((at_line, t, body)) => {
-                let proc_text = body.trim_start().starts_with("entries");
-                let stats = if proc_text {
+                // `conntrack -S` lines start with `cpu=`; anything else is /proc text.
+                let cli = body.trim_start().starts_with("cpu=");
+                let stats = if !cli {
                     conntrack_core::procstat::parse(&body).map_err(|e| SeriesError::Stat {
                         line: at_line + e.location.line,
                         column: e.location.column,

@@ -21,8 +21,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A conntrack timeout sysctl, `net.netfilter.nf_conntrack_<name>`.
+///
+/// It serialises as its sysctl name (`"tcp_timeout_time_wait"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(into = "&'static str", try_from = "String")]
 #[non_exhaustive]
 pub enum TimeoutKey {
     /// `tcp_timeout_syn_sent`.
@@ -198,6 +200,25 @@ impl TimeoutKey {
             (p, _) if p == L4Proto::TCP => return None,
             _ => TimeoutKey::Generic,
         })
+    }
+}
+
+impl From<TimeoutKey> for &'static str {
+    fn from(k: TimeoutKey) -> &'static str {
+        k.name()
+    }
+}
+
+/// A name that is not a conntrack timeout this crate knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a conntrack timeout: {0:?}")]
+pub struct UnknownTimeout(pub String);
+
+impl TryFrom<String> for TimeoutKey {
+    type Error = UnknownTimeout;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        TimeoutKey::from_name(&s).ok_or(UnknownTimeout(s))
     }
 }
 

@@ -261,7 +261,7 @@ fn judge(
             };
             let (folk, _) = folk_formula(ram, 64);
             let kernel = t.kernel_default.map(|d| u64::from(d.max));
-            let demand = f.demand.map(|d| d.entries);
+            let demand = f.demand.as_ref().map(|d| d.entries);
             let mut reason = format!(
                 "for {:.1} GiB it gives {}",
                 ram as f64 / f64::from(1u32 << 30),
@@ -277,14 +277,30 @@ fn judge(
                 reason.push_str(&format!("; the workload needs about {}", n(d)));
             }
             let verdict = match (t.max, demand) {
-                (Some(m), Some(d)) if folk < m && folk < d => Harmful,
-                (_, Some(d)) if folk >= d && !full => NotNeeded,
-                (_, Some(_)) if full => Applies,
+                (Some(m), Some(d)) if folk < m && folk < d => {
+                    reason.push_str(": it would lower max below the demand");
+                    Harmful
+                }
+                (Some(m), _) if folk < m => {
+                    reason.push_str(": it would lower max, which frees nothing until the table fills");
+                    NotNeeded
+                }
+                (_, Some(d)) if full && folk >= d => {
+                    reason.push_str(&format!(
+                        ": it happens to cover the demand here; the plan sizes from the demand{}",
+                        new_max.map(|m| format!(" ({})", n(m))).unwrap_or_default()
+                    ));
+                    Applies
+                }
+                (_, Some(_)) if full => {
+                    reason.push_str(&format!(
+                        ": too small for the demand; the plan sizes from the demand{}",
+                        new_max.map(|m| format!(" ({})", n(m))).unwrap_or_default()
+                    ));
+                    NotNeeded
+                }
                 _ => NotNeeded,
             };
-            if verdict == Harmful {
-                reason.push_str(": it would lower max below the demand");
-            }
             (
                 verdict,
                 reason,

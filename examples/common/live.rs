@@ -15,13 +15,16 @@
 //!    dump's time counts towards the window).
 
 use super::Failure;
-use super::analysis::{Collected, FlowPass};
+use super::analysis::Collected;
 use super::source::Target;
-use conntrack_kit::analyze::buckets::{BucketHasher, SimulatedChains};
+use conntrack_kit::analyze::Observation;
+use conntrack_kit::analyze::buckets::{ChainSimulator, SimulatedChains};
+use conntrack_kit::analyze::hotspots::HotspotSummary;
 use conntrack_kit::analyze::hotspots::{CountMode, HotspotConfig, Hotspots};
+use conntrack_kit::analyze::capture::SIMULATION_SEED;
 use conntrack_kit::analyze::rates::StatsSeries;
 use conntrack_kit::core::host::{HostError, HostFs, init_netns_from, parse_ns_link};
-use conntrack_kit::core::{FlowLike, HostSnapshot, L3Family, Stats, procstat};
+use conntrack_kit::core::{HostSnapshot, L3Family, Stats, procstat};
 use conntrack_kit::netlink::{Conntrack, DumpRequest, Error as NlError, Netns};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -120,16 +123,28 @@ pub fn collect(target: &Target, opts: &LiveOptions) -> Result<Collected, Failure
         snapshot.max = last.max_entries;
     }
     snapshot.stats = Some(last);
-
+    // Configuration files are the host's: read them for this host; module
+    // facts belong to the kernel, so another namespace still gets those.
+    let fs = HostFs::new("/");
+    let config = match target {
+        Target::Host => fs.read_config(&snapshot),
+        _ => fs.read_module_config(&snapshot),
+    };
+    notes.extend(flows.notes);
     Ok(Collected {
         target: target.clone(),
-        snapshot,
+        observation: Observation {
+            snapshot,
+            config,
+            rates: (series.len() >= 2).then(|| series.rates()),
+            hotspots: Some(flows.hotspots),
+            chains: flows.chains,
+            new_flows_per_sec: None,
+        },
         notes,
-        series,
         stats_source: Some(stats_source),
-        flows: Some(flows),
-        root: matches!(target, Target::Host).then(|| "/".into()),
-        meta: Default::default(),
+        hostname: None,
+        description: None,
     })
 }
 
@@ -233,53 +248,16 @@ fn sample_stats(
     }
 }
 
-/// Simulated chain lengths accumulated during a dump (the kernel table
-/// holds no duplicate tuples, so duplicates are not tracked).
-struct Chains {
-    hasher: BucketHasher,
-    chains: Vec<u32>,
-    nodes: u64,
-}
-
-impl Chains {
-    fn new(buckets: u32) -> Chains {
-        Chains {
-            hasher: BucketHasher::new(u64::from(buckets), 0x636f_6e6e_7472_6163),
-            chains: vec![0; buckets as usize],
-            nodes: 0,
-        }
-    }
-
-    fn add<F: FlowLike>(&mut self, f: &F) {
-        let zone = f.zone().unwrap_or(0);
-        for t in [f.orig(), f.reply()] {
-            if let Some(b) = self.hasher.bucket(&t, zone) {
-                let c = &mut self.chains[b as usize];
-                *c = c.saturating_add(1);
-                self.nodes += 1;
-            }
-        }
-    }
-
-    fn finish(self) -> SimulatedChains {
-        let longest = self.chains.iter().copied().max().unwrap_or(0) as usize;
-        let mut histogram = vec![0u64; longest + 1];
-        for &c in &self.chains {
-            histogram[c as usize] += 1;
-        }
-        SimulatedChains {
-            buckets: self.chains.len() as u64,
-            nodes: self.nodes,
-            histogram,
-            longest: longest as u64,
-            duplicate_tuples: 0,
-        }
-    }
+/// What one pass over the flows produced.
+struct FlowPass {
+    hotspots: HotspotSummary,
+    chains: Option<SimulatedChains>,
+    notes: Vec<String>,
 }
 
 struct Acc {
     hot: Hotspots,
-    chains: Option<Chains>,
+    chains: Option<ChainSimulator>,
 }
 
 /// One streaming dump into hotspots and simulated chains.
@@ -323,7 +301,10 @@ fn dump(
                         top,
                         ..HotspotConfig::default()
                     }),
-                    chains: buckets.map(Chains::new),
+                    // The kernel table holds no duplicate tuples: no set.
+                    chains: buckets.map(|b| {
+                        ChainSimulator::new(u64::from(b), SIMULATION_SEED).without_duplicates()
+                    }),
                 }
             },
             |acc, flow| {
@@ -350,12 +331,19 @@ fn dump(
     if snapshot.buckets.is_some() && buckets.is_none() {
         notes.push("bucket simulation skipped (more than 2^24 buckets)".into());
     }
+    if summary.malformed > 0 {
+        notes.push(format!(
+            "{} flows could not be decoded (skipped); the first: {}",
+            summary.malformed,
+            summary
+                .first_malformed
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        ));
+    }
     Ok(FlowPass {
-        source: "ctnetlink dump".into(),
         hotspots: acc.hot.summary(),
-        chains: acc.chains.map(Chains::finish),
-        malformed: summary.malformed,
-        first_error: summary.first_malformed.map(|e| e.to_string()),
+        chains: acc.chains.map(ChainSimulator::finish),
         notes,
     })
 }

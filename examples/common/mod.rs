@@ -14,7 +14,7 @@
 //!   bucket chains (progress bar on a terminal only).
 //! - [`capture`]: the same from a capture directory (layout documented in
 //!   `examples/data/README.md` and in [`capture`]).
-//! - [`analysis`]: rates, diagnosis, bucket model, memory, tuning plan.
+//! - [`analysis`]: what was collected, and the library's report of it.
 //! - [`table`]: comfy-table helpers.
 //! - [`Failure`] and the exit codes every example shares.
 #![allow(dead_code)]
@@ -56,8 +56,9 @@ Exit codes:
   2  critical findings
   3  bad command line
   4  target not found (network namespace, process, capture directory)
-  5  this host could not be analysed (no privileges, or no conntrack);
-     also when the bundled sample was shown instead
+  5  this host could not be analysed (no privileges, or no conntrack), or
+     nothing could be judged (an empty capture); also when the bundled
+     sample was shown instead
   6  other errors (netlink, unreadable or malformed capture, output)";
 
 /// Why an example could not do its work; each kind has its exit code.

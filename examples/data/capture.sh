@@ -6,13 +6,16 @@
 #   sh capture.sh /tmp/ct-capture [INTERVAL_SECS]
 #   tar czf ct-capture.tgz -C /tmp ct-capture      # attach to the ticket
 #
-# Layout (every file optional): conntrack-L.txt, conntrack-S.txt,
-# conntrack-C.txt (conntrack-tools), stat-0.txt and stat-1.txt (two copies
-# of /proc/net/stat/nf_conntrack INTERVAL_SECS apart, for rates),
-# meta.txt (interval_secs, hostname, captured_at), and the host's /proc,
-# /sys and /etc/sysctl.d files at their paths. Nothing is changed on the
-# host. To capture a container's network namespace, run the script under
-# `nsenter -t PID -n` (sysctls and /proc/net then show that namespace).
+# Layout (every file optional; conntrack_analyze::capture documents it):
+# stats.txt (`@ SECONDS` lines, each followed by /proc/net/stat/nf_conntrack,
+# or by `conntrack -S` when the /proc file does not exist: two samples
+# INTERVAL_SECS apart, for rates), conntrack-L.txt, conntrack-S.txt,
+# conntrack-C.txt (conntrack-tools), iptables-save.txt / nft-ruleset.txt
+# (the NAT rules), meta.txt (hostname, captured_at), and the host's /proc,
+# /sys, /etc/sysctl.d and /etc/modprobe.d files at their paths. Nothing is
+# changed on the host. To capture a container's network namespace, run the
+# script under `nsenter -t PID -n` (sysctls and /proc/net then show that
+# namespace).
 set -eu
 out=${1:?usage: capture.sh OUTDIR [INTERVAL_SECS]}
 interval=${2:-10}
@@ -23,18 +26,30 @@ copy() { # copy FILE: the file's bytes at the same path under $out, if readable
     cat "$1" > "$out$1" 2>/dev/null || rm -f "$out$1"
 }
 stat_file=/proc/net/stat/nf_conntrack
-[ -r "$stat_file" ] && cat "$stat_file" > "$out/stat-0.txt"
+sample() { # one `@ SECONDS` sample of the per-CPU counters
+    if [ -r "$stat_file" ]; then
+        echo "@ $(date +%s)"; cat "$stat_file"
+    elif command -v conntrack >/dev/null 2>&1; then
+        echo "@ $(date +%s)"; conntrack -S 2>/dev/null
+    fi
+}
+sample > "$out/stats.txt"
 start=$(date +%s)
 if command -v conntrack >/dev/null 2>&1; then
     conntrack -L > "$out/conntrack-L.txt" 2>/dev/null || true
     conntrack -S > "$out/conntrack-S.txt" 2>/dev/null || true
     conntrack -C > "$out/conntrack-C.txt" 2>/dev/null || true
 fi
+command -v iptables-save >/dev/null 2>&1 &&
+    iptables-save -t nat > "$out/iptables-save.txt" 2>/dev/null || true
+command -v nft >/dev/null 2>&1 && nft list ruleset > "$out/nft-ruleset.txt" 2>/dev/null || true
 for f in /proc/sys/net/netfilter/* /proc/meminfo /proc/slabinfo /proc/softirqs \
          /proc/modules /proc/sys/kernel/osrelease /proc/net/stat/nf_conntrack \
          /sys/devices/system/cpu/possible /sys/devices/system/cpu/online \
          /sys/module/nf_conntrack/parameters/hashsize /sys/module/nf_conntrack/initstate \
-         /etc/sysctl.conf /etc/sysctl.d/* /usr/lib/sysctl.d/* /run/sysctl.d/*; do
+         /etc/sysctl.conf /etc/sysctl.d/* /usr/lib/sysctl.d/* /run/sysctl.d/* \
+         /etc/modprobe.d/* /lib/modprobe.d/* /usr/lib/modprobe.d/* \
+         /var/lib/kube-proxy/config.conf; do
     [ -f "$f" ] && copy "$f"
 done
 for f in /sys/class/net/*/queues/rx-*/rps_cpus; do copy "$f"; done
@@ -47,15 +62,11 @@ head -n 24 /proc/self/smaps > "$out/proc/self/smaps"
 readlink /proc/self/ns/net > "$out/proc/self/ns/net"
 readlink /proc/1/ns/net > "$out/proc/1/ns/net" 2>/dev/null || rm -f "$out/proc/1/ns/net"
 # The second statistics sample, INTERVAL_SECS after the first.
-if [ -r "$stat_file" ]; then
-    now=$(date +%s)
-    [ $((now - start)) -lt "$interval" ] && sleep $((interval - (now - start)))
-    cat "$stat_file" > "$out/stat-1.txt"
-    interval=$(( $(date +%s) - start ))
-fi
+now=$(date +%s)
+[ $((now - start)) -lt "$interval" ] && sleep $((interval - (now - start)))
+sample >> "$out/stats.txt"
 {
     echo "# Written by examples/data/capture.sh"
-    echo "interval_secs=$interval"
     echo "hostname=$(uname -n)"
     echo "captured_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 } > "$out/meta.txt"

@@ -50,6 +50,7 @@ fn full(f: &Facts) -> Finding {
     );
     if let Some(d) = f
         .demand
+        .as_ref()
         .filter(|d| d.method == DemandMethod::PeakPlusRefused)
     {
         e.push(Evidence::new(EvidenceKey::DemandEntries, d.entries as f64));
@@ -161,7 +162,7 @@ fn fill_causes(f: &Facts) -> Vec<RankedCause> {
             Likelihood::Likely
         },
     );
-    if let (Some(d), Some(m)) = (f.demand, f.table.max) {
+    if let (Some(d), Some(m)) = (f.demand.as_ref(), f.table.max) {
         demand.supports.push(format!(
             "the inferred demand is {} entries against max {}",
             group(d.entries as i64),

@@ -526,7 +526,7 @@ fn a_full_table_ranks_what_fills_it_and_infers_demand() {
         .with_hotspots(h.summary());
     let facts = Facts::derive(&obs);
     // 200 held + 50 refused/s x 120 s in TIME_WAIT.
-    assert_eq!(facts.demand.map(|d| d.entries), Some(6_200));
+    assert_eq!(facts.demand.as_ref().map(|d| d.entries), Some(6_200));
     let f = diagnose(&facts);
     let t = find(&f, FindingId::TableFull);
     assert_eq!(t.causes[0].cause, Cause::TimeWaitChurn);

@@ -14,9 +14,11 @@ use serde::Serialize;
 pub enum DemandMethod {
     /// The table never reached max: the peak is the demand.
     Peak,
-    /// The table was full: the peak plus the connections refused over the
-    /// window, each held for the TIME_WAIT timeout (Little's law; an upper
-    /// bound, as a client retransmits a refused SYN).
+    /// The table was full: the peak plus the flows refused over the
+    /// window, each held as long as the state that dominates the table
+    /// holds its entries (TIME_WAIT for closed connections, the unreplied
+    /// timeout of a flood; Little's law, an upper bound, as a client
+    /// retransmits a refused first packet).
     PeakPlusRefused,
     /// The table was full and no window measured the refusals: the peak
     /// is only a lower bound.
@@ -24,7 +26,7 @@ pub enum DemandMethod {
 }
 
 /// The entries the workload needs.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Demand {
     /// Entries.
     pub entries: u64,
@@ -34,13 +36,16 @@ pub struct Demand {
     pub refused_per_sec: Option<f64>,
     /// Seconds each refused flow would have held its entry.
     pub hold_secs: Option<u32>,
+    /// The state whose timeout is the hold time.
+    pub hold_state: Option<String>,
 }
 
 impl Demand {
+    /// `hold`: the dominant state's name and timeout.
     pub(crate) fn derive(
         table: &TableFacts,
         counters: &CounterFacts,
-        time_wait_secs: u32,
+        hold: (String, u32),
     ) -> Option<Demand> {
         let peak = table.peak?;
         if !table.at_limit && !counters.is_live(Counter::EarlyDrop) {
@@ -49,6 +54,7 @@ impl Demand {
                 method: DemandMethod::Peak,
                 refused_per_sec: None,
                 hold_secs: None,
+                hold_state: None,
             });
         }
         if !counters.measured(Counter::Drop) {
@@ -57,10 +63,11 @@ impl Demand {
                 method: DemandMethod::CensoredPeak,
                 refused_per_sec: None,
                 hold_secs: None,
+                hold_state: None,
             });
         }
         let refused = counters.rate(Counter::Drop);
-        let extra = (refused * f64::from(time_wait_secs)).round();
+        let extra = (refused * f64::from(hold.1)).round();
         let extra = if extra.is_finite() && extra > 0.0 {
             extra.min(u32::MAX as f64) as u64
         } else {
@@ -70,7 +77,8 @@ impl Demand {
             entries: peak.saturating_add(extra),
             method: DemandMethod::PeakPlusRefused,
             refused_per_sec: Some(refused),
-            hold_secs: Some(time_wait_secs),
+            hold_secs: Some(hold.1),
+            hold_state: Some(hold.0),
         })
     }
 }

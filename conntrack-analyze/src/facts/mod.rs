@@ -115,12 +115,24 @@ impl<'a> Facts<'a> {
             .iter()
             .find(|t| t.key == TimeoutKey::TcpTimeWait)
             .map_or(120, |t| t.secs);
+        // The hold time of a refused flow: the timeout of the state that
+        // holds most entries (TIME_WAIT when nothing was listed).
+        let hold = obs
+            .hotspots
+            .as_ref()
+            .and_then(|h| h.states.first())
+            .and_then(|st| {
+                let key = TimeoutKey::for_state(st.proto, st.state)?;
+                let t = timeouts.iter().find(|t| t.key == key)?;
+                Some((format!("{} {}", st.proto, st.state), t.secs))
+            })
+            .unwrap_or_else(|| ("tcp TIME_WAIT".to_string(), tw));
         let counters = CounterFacts::derive(obs, kernel);
         Facts {
             obs,
             kernel,
             era,
-            demand: Demand::derive(&table, &counters, tw),
+            demand: Demand::derive(&table, &counters, hold),
             counters,
             churn: Churn::derive(obs, scale, tw),
             cpu: CpuFacts::derive(obs),

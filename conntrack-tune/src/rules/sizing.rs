@@ -82,19 +82,20 @@ fn raise_max(cx: &Ctx, out: &mut Sizing, peak: u64, max: u64, buckets: u64) -> u
         return max;
     }
     let full = cx.table_full();
-    let demand = f.demand.map_or(peak, |d| d.entries.max(peak));
+    let demand = f.demand.as_ref().map_or(peak, |d| d.entries.max(peak));
     let required = (demand as f64 * policy.headroom).ceil() as u64;
-    if let Some(d) = f.demand.filter(|_| full) {
+    if let Some(d) = f.demand.as_ref().filter(|_| full) {
         let text = match d.method {
             DemandMethod::PeakPlusRefused => format!(
                 "the table was full (peak {} of max {}): the peak is censored. {:.1} new flows/s \
-                 were refused, each would have held an entry for {} s (TIME_WAIT), so the \
-                 demand is about {} entries (Little's law; an upper bound, as clients \
-                 retransmit refused SYNs)",
+                 were refused, each would have held an entry for {} s (the timeout of {}, the \
+                 state that fills the table), so the demand is about {} entries (Little's law; \
+                 an upper bound, as clients retransmit refused first packets)",
                 n(peak),
                 n(max),
                 d.refused_per_sec.unwrap_or(0.0),
                 d.hold_secs.unwrap_or(0),
+                d.hold_state.as_deref().unwrap_or("?"),
                 n(d.entries)
             ),
             _ => format!(
@@ -222,7 +223,7 @@ fn raise_max(cx: &Ctx, out: &mut Sizing, peak: u64, max: u64, buckets: u64) -> u
             format!(
                 "demand {} entries ({}), x{} headroom = {}",
                 n(demand),
-                match f.demand.map(|d| d.method) {
+                match f.demand.as_ref().map(|d| d.method) {
                     Some(DemandMethod::PeakPlusRefused) =>
                         "peak plus the refused flows held for TIME_WAIT",
                     Some(DemandMethod::CensoredPeak) => "the censored peak: a lower bound",
