@@ -179,6 +179,17 @@ impl SizingOrigin {
         }
     }
 
+    /// A short label for tables.
+    pub const fn short(self) -> &'static str {
+        match self {
+            SizingOrigin::KernelDefault => "kernel default",
+            SizingOrigin::ExplicitHashsize => "explicit hashsize",
+            SizingOrigin::ExplicitBuckets => "set by hand",
+            SizingOrigin::MaxChanged => "max changed",
+            SizingOrigin::Unknown => "unknown",
+        }
+    }
+
     /// A description for people.
     pub const fn describe(self) -> &'static str {
         match self {

@@ -199,6 +199,21 @@ pub fn escape_controls(s: &str) -> String {
     out
 }
 
+/// [`escape_controls`] line by line: newlines are kept, every other
+/// control character is escaped (for multi-line text bound for a
+/// terminal).
+///
+/// ```
+/// use conntrack_analyze::capture::escape_controls_keep_lines;
+/// assert_eq!(escape_controls_keep_lines("a\u{1b}\nb\n"), "a\\u{1b}\nb\n");
+/// ```
+pub fn escape_controls_keep_lines(s: &str) -> String {
+    s.split('\n')
+        .map(escape_controls)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Parses `meta.txt`: `key=value` lines, `#` comments; unknown keys are
 /// ignored, values have control characters escaped and are cut to 256
 /// characters.

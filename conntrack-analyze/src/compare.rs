@@ -153,7 +153,7 @@ pub fn compare(a: (&str, &Facts), b: (&str, &Facts)) -> Comparison {
         },
     );
     push("configuration", "sizing", &|f| {
-        Cell::Text(f.table.origin.describe().to_string())
+        Cell::Text(f.table.origin.short().to_string())
     });
     for k in TIMEOUTS {
         push("configuration", k.name(), &|f| {
@@ -195,7 +195,7 @@ pub fn compare(a: (&str, &Facts), b: (&str, &Facts)) -> Comparison {
             .as_ref()
             .and_then(|r| r.entries.as_ref().map(|e| e.slope_per_sec)))
     });
-    for c in [
+    const COUNTERS: [Counter; 7] = [
         Counter::Drop,
         Counter::EarlyDrop,
         Counter::InsertFailed,
@@ -203,12 +203,10 @@ pub fn compare(a: (&str, &Facts), b: (&str, &Facts)) -> Comparison {
         Counter::ChainTooLong,
         Counter::Invalid,
         Counter::SearchRestart,
-    ] {
+    ];
+    for c in COUNTERS {
         push("rates", &format!("{} /s", c.name()), &|f| {
             num(f.counters.get(c).per_sec)
-        });
-        push("since boot", c.name(), &|f| {
-            num(f.counters.get(c).total.map(f64::from))
         });
     }
     push("rates", "new connections /s", &|f| {
@@ -291,7 +289,8 @@ fn differences(a: (&str, &Facts), b: (&str, &Facts)) -> Vec<String> {
                 tb.secs,
                 match k {
                     TimeoutKey::TcpEstablished => {
-                        " (changes how long idle connections keep their entry, not how often                          new connections clash)"
+                        " (changes how long idle connections keep their entry, not how often new \
+                         connections clash)"
                     }
                     _ => "",
                 }
@@ -309,16 +308,25 @@ fn differences(a: (&str, &Facts), b: (&str, &Facts)) -> Vec<String> {
     if let Some(d) = drops {
         let mut s = format!("{lb} drops {d:.1}x the rate of {la}");
         match news {
+            // Pairs of concurrent new connections race: collisions grow
+            // with the square of the connection rate.
+            Some(n) if (d / (n * n) - 1.0).abs() < 0.5 => s.push_str(&format!(
+                "; it opens {n:.1}x as many new connections per second, and {n:.1}^2 = {:.1}: \
+                 the drops grow with the square of the connection rate, as pairwise \
+                 confirm-time races do",
+                n * n
+            )),
+            Some(n) if (d / n - 1.0).abs() < 0.5 => s.push_str(&format!(
+                "; it opens {n:.1}x as many new connections per second: the drops follow the \
+                 connection rate"
+            )),
             Some(n) => s.push_str(&format!(
-                "; it also opens {n:.1}x as many new connections per second{}",
-                if (d / n).max(n / d) < 2.0 {
-                    ": the drops follow the connection rate, as confirm-time races do"
-                } else {
-                    ""
-                }
+                "; it opens {n:.1}x as many new connections per second, which does not explain \
+                 the difference alone"
             )),
             None => s.push_str(
-                "; the new-connection rates are unknown (no listing or no TIME_WAIT), which                  confirm-time races scale with",
+                "; the new-connection rates are unknown (no listing or no TIME_WAIT), which \
+                 confirm-time races scale with",
             ),
         }
         out.push(s);
@@ -329,7 +337,7 @@ fn differences(a: (&str, &Facts), b: (&str, &Facts)) -> Vec<String> {
         && y < 0.5
     {
         out.push(format!(
-            "both tables are far from full ({:.1}% and {:.1}% of max): max and buckets are not              what differs in the drops",
+            "both tables are far from full ({:.1}% and {:.1}% of max): max and buckets are not what differs in the drops",
             x * 100.0,
             y * 100.0
         ));

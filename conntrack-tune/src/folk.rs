@@ -282,7 +282,9 @@ fn judge(
                     Harmful
                 }
                 (Some(m), _) if folk < m => {
-                    reason.push_str(": it would lower max, which frees nothing until the table fills");
+                    reason.push_str(
+                        ": it would lower max, which frees nothing until the table fills",
+                    );
                     NotNeeded
                 }
                 (_, Some(d)) if full && folk >= d => {

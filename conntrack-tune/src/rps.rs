@@ -120,13 +120,7 @@ pub fn valid_ifname(name: &str) -> bool {
 
 /// Whether an interface is virtual or local (loopback, veth, bridges,
 /// tunnels, CNI devices), where RPS is not proposed.
-pub fn is_virtual(name: &str) -> bool {
-    const PREFIXES: [&str; 18] = [
-        "lo", "veth", "docker", "br-", "virbr", "cni", "flannel", "cali", "cilium", "kube-", "tun",
-        "tap", "vxlan", "wg", "dummy", "weave", "genev", "lxc",
-    ];
-    PREFIXES.iter().any(|p| name.starts_with(p))
-}
+pub use conntrack_core::host::is_virtual_iface as is_virtual;
 
 #[cfg(test)]
 mod tests {

@@ -24,7 +24,7 @@ pub struct CpuFacts {
     pub online: usize,
     /// RPS state.
     pub rps: Rps,
-    /// Receive queues known.
+    /// Receive queues of physical interfaces.
     pub rx_queues: usize,
     /// How `insert_failed` (else `drop`) rates are spread over CPUs.
     pub failures: Option<Imbalance>,
@@ -37,9 +37,10 @@ pub struct CpuFacts {
 impl CpuFacts {
     pub(crate) fn derive(obs: &Observation) -> CpuFacts {
         let s = &obs.snapshot;
-        let rps = if s.rx_queues.is_empty() {
+        let physical: Vec<_> = s.rx_queues.iter().filter(|q| !q.is_virtual()).collect();
+        let rps = if physical.is_empty() {
             Rps::Unknown
-        } else if s.rx_queues.iter().any(|q| !q.rps_cpus.is_empty()) {
+        } else if physical.iter().any(|q| !q.rps_cpus.is_empty()) {
             Rps::On
         } else {
             Rps::Off
@@ -67,7 +68,7 @@ impl CpuFacts {
                 s.cpus_online.len()
             },
             rps,
-            rx_queues: s.rx_queues.len(),
+            rx_queues: s.rx_queues.iter().filter(|q| !q.is_virtual()).count(),
             failures,
             cpus_with_failures,
             softirq: spread(&load),

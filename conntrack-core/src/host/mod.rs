@@ -27,6 +27,7 @@
 
 pub mod config;
 pub mod error;
+mod iface;
 pub mod kube_proxy;
 pub mod modprobe_d;
 pub mod modules;
@@ -36,6 +37,7 @@ pub mod sysctl_d;
 
 pub use config::HostConfig;
 pub use error::{HostError, ParseError, ParseErrorKind};
+pub use iface::is_virtual_iface;
 pub use kube_proxy::KubeProxy;
 pub use modules::ModuleKind;
 pub use parse::{

@@ -8,7 +8,7 @@
 use super::text::text as plan_text;
 use crate::report::{OriginKind, Report, Status};
 use conntrack_analyze::capacity::SizingOrigin;
-use conntrack_analyze::capture::escape_controls;
+use conntrack_analyze::capture::escape_controls_keep_lines;
 use conntrack_analyze::evidence::{fmt_num, group};
 use conntrack_analyze::facts::{ClashAccounting, CounterStatus, RateMethod};
 use conntrack_analyze::hotspots::KeyKind;
@@ -115,7 +115,7 @@ pub fn report_text(r: &Report) -> String {
             .unwrap_or_default()
     );
     if origin.kind == OriginKind::Sample {
-        o.push_str("SAMPLE INCIDENT: a bundled, synthetic capture, NOT this host\n");
+        o.push_str("SAMPLE INCIDENT — not this host: a bundled, synthetic capture\n");
     }
     if let Some(d) = &origin.description {
         wrap(&mut o, "", d);
@@ -145,14 +145,7 @@ pub fn report_text(r: &Report) -> String {
         }
     }
     let _ = writeln!(o, "\nverdict: {}", status_word(r.status));
-    escape_controls_keep_newlines(&o)
-}
-
-fn escape_controls_keep_newlines(s: &str) -> String {
-    s.split('\n')
-        .map(escape_controls)
-        .collect::<Vec<_>>()
-        .join("\n")
+    escape_controls_keep_lines(&o)
 }
 
 fn table_section(o: &mut String, r: &Report) {
