@@ -538,6 +538,54 @@ fn for_pid_without_matching_namespace_keeps_only_global_sysctls() {
     );
 }
 
+/// Copies the directory tree `from` into `to` (regular files and
+/// directories, as the committed fixtures are).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// A temporary copy of fixture tree `name` whose `proc/self/ns/net` is the
+/// symlink a live `/proc` has (the committed file holds the link's text:
+/// a symlink to nowhere cannot be packaged).
+fn with_ns_symlink(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&tree(name), dir.path());
+    let link = dir.path().join("proc/self/ns/net");
+    let target = std::fs::read_to_string(&link).unwrap();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(target.trim_end(), &link).unwrap();
+    dir
+}
+
+#[test]
+fn ns_link_as_a_symlink_reads_like_its_text() {
+    for name in ["linux-6.18", "broken"] {
+        let copy = with_ns_symlink(name);
+        assert!(
+            std::fs::symlink_metadata(copy.path().join("proc/self/ns/net"))
+                .unwrap()
+                .is_symlink()
+        );
+        let text = HostFs::new(tree(name)).read_snapshot();
+        let link = HostFs::new(copy.path()).read_snapshot();
+        assert_eq!(link.snapshot, text.snapshot, "{name}");
+        assert_eq!(
+            problems(copy.path(), &link.problems),
+            problems(&tree(name), &text.problems),
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn snapshot_serde_round_trip() {
     let report = HostFs::new(tree("linux-3.2")).read_snapshot();
