@@ -27,11 +27,11 @@
 //! Run: `cargo bench --bench aggregate`; `AGGREGATE_CPU_ONLY=1 cargo bench
 //! --bench aggregate` skips criterion and prints the CPU-time table only.
 
-use conntrack_analyze::hotspots::{HotspotConfig, Hotspots};
-use conntrack_core::{
+use conntrack_kit::analyze::hotspots::{HotspotConfig, Hotspots};
+use conntrack_kit::ct_core::{
     Counters, Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple,
 };
-use conntrack_netlink::wire::{encode, flows, message};
+use conntrack_kit::netlink::wire::{encode, flows, message};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

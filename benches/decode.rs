@@ -37,11 +37,11 @@
 //!
 //! Run: `cargo bench --bench decode -- --measurement-time 5`
 
-use conntrack_core::{
+use conntrack_kit::ct_core::{
     Counters, Flow, FlowState, L4Proto, L4Tuple, ProtoInfo, Status, TcpFlags, TcpInfo, TcpState,
     Timestamp, Tuple,
 };
-use conntrack_netlink::wire::{self, encode, message};
+use conntrack_kit::netlink::wire::{self, encode, message};
 use criterion::{Criterion, Throughput};
 use netlink_packet_core::{
     NLA_TYPE_MASK, NetlinkMessage, NetlinkPayload, Nla, NlasIterator, parse_u32_be, parse_u64_be,

@@ -31,7 +31,7 @@ use common::{EXIT_CODES_HELP, EXIT_ERROR, EXIT_UNAVAILABLE, Failure, capture, li
 use conntrack_kit::analyze::buckets::ChainCap;
 use conntrack_kit::analyze::hotspots::{HotspotSummary, Key, KeyKind, KeyTable};
 use conntrack_kit::analyze::rates::Activity;
-use conntrack_kit::core::Counter;
+use conntrack_kit::ct_core::Counter;
 use conntrack_kit::tune::render;
 use std::fmt::Write as _;
 use std::io::Write as _;

@@ -23,8 +23,8 @@ use conntrack_kit::analyze::hotspots::{
 };
 use conntrack_kit::analyze::rates::StatsSeries;
 use conntrack_kit::analyze::{Finding, diagnose};
-use conntrack_kit::core::host::HostFs;
-use conntrack_kit::core::{Counter, HostSnapshot, L3Family, Stats};
+use conntrack_kit::ct_core::host::HostFs;
+use conntrack_kit::ct_core::{Counter, HostSnapshot, L3Family, Stats};
 use conntrack_kit::netlink::{Conntrack, DumpPolicy, DumpRequest};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};

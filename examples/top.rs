@@ -13,7 +13,7 @@
 use clap::{Parser, ValueEnum};
 use conntrack_kit::analyze::attribution::{ProcReader, SocketTable, parse_proc_net};
 use conntrack_kit::analyze::hotspots::Key;
-use conntrack_kit::core::{FlowLike, L4Proto};
+use conntrack_kit::ct_core::{FlowLike, L4Proto};
 use conntrack_kit::netlink::Netns;
 use conntrack_kit::netlink::event::RcvBuf;
 use conntrack_kit::netlink::mirror::{EntryRef, Mirror, MirrorConfig, MirrorHook, ResyncReport};

@@ -13,8 +13,8 @@
 
 use clap::{Parser, ValueEnum};
 use conntrack_kit::analyze::rates::{Activity, CpuId, Rates, StatsSeries};
-use conntrack_kit::core::host::HostFs;
-use conntrack_kit::core::{Counter, Stats, procstat};
+use conntrack_kit::ct_core::host::HostFs;
+use conntrack_kit::ct_core::{Counter, Stats, procstat};
 use conntrack_kit::netlink::{Conntrack, Netns};
 use std::fs::File;
 use std::io::{IsTerminal, Read, Seek, Write};
@@ -591,7 +591,7 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
     use conntrack_kit::analyze::rates::Sample;
-    use conntrack_kit::core::CpuStats;
+    use conntrack_kit::ct_core::CpuStats;
 
     fn sample(t: u64, insert: u32, drop: u32, early: u32) -> Sample {
         let mut c = CpuStats::for_cpu(0);

@@ -8,7 +8,7 @@
 //! it, unless `CONNTRACK_KIT_REQUIRE_LIVE=1` (CI), where they fail.
 
 use conntrack_core::testkit::{self, Need, Reaped};
-use conntrack_kit::core::{Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple};
+use conntrack_kit::ct_core::{Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple};
 use conntrack_kit::netlink::fill::{FillOptions, fill};
 use conntrack_kit::netlink::{Conntrack, ScratchNetns};
 use std::io::{BufRead, BufReader};

@@ -13,7 +13,7 @@
 //! is bounded.
 
 use conntrack_core::testkit::{self, Need, Reaped, find_in_path};
-use conntrack_kit::core::{Flow, L4Proto, L4Tuple, Status, Tuple};
+use conntrack_kit::ct_core::{Flow, L4Proto, L4Tuple, Status, Tuple};
 use conntrack_kit::netlink::fill::{FillOptions, fill};
 use conntrack_kit::netlink::{Conntrack, ScratchNetns};
 use serde_json::Value;

@@ -9,7 +9,7 @@ use conntrack_kit::analyze::capacity::{MemoryCost, mean_chain_length, memory_cos
 use conntrack_kit::analyze::hotspots::HotspotSummary;
 use conntrack_kit::analyze::rates::StatsSeries;
 use conntrack_kit::analyze::{Finding, Rates, Severity, diagnose};
-use conntrack_kit::core::HostSnapshot;
+use conntrack_kit::ct_core::HostSnapshot;
 use conntrack_kit::tune::plan::Plan;
 use conntrack_kit::tune::{Observation, Policy, analyze_input};
 use serde::Serialize;
