@@ -114,7 +114,7 @@ impl ProcStatError {
     fn at(kind: ProcStatErrorKind, line: usize, column: usize) -> Self {
         ProcStatError {
             kind,
-            location: Location { line, column },
+            location: Location::new(line, column),
         }
     }
 }

@@ -100,7 +100,7 @@ impl CliStatsError {
     fn at(kind: CliStatsErrorKind, line: usize, column: usize) -> Self {
         CliStatsError {
             kind,
-            location: Location { line, column },
+            location: Location::new(line, column),
         }
     }
 }
