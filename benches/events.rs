@@ -41,15 +41,7 @@ fn event_flow(i: u32) -> Flow {
             dst: 443,
         },
     );
-    let r = Tuple::new(
-        dst,
-        src,
-        proto,
-        L4Tuple::Ports {
-            src: 443,
-            dst: sport,
-        },
-    );
+    let r = o.inverse().expect("a TCP or UDP tuple inverts");
     let mut f = Flow::new(
         o,
         r,
