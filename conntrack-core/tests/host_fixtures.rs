@@ -1,7 +1,7 @@
 //! Whole-snapshot tests over the fixture trees in `fixtures/host/` (see its
 //! README for how each tree was made).
 
-use conntrack_core::host::{HostError, HostFs, ParseErrorKind as K};
+use conntrack_core::host::{HostError, HostFs, NetnsView, ParseErrorKind as K};
 use conntrack_core::procstat::ProcStatErrorKind;
 use conntrack_core::{Counter, CpuStats, HostSnapshot, KernelVersion, RxQueue, SlabCache, Stats};
 use std::collections::BTreeMap;
@@ -584,6 +584,33 @@ fn ns_link_as_a_symlink_reads_like_its_text() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn current_thread_view_reads_thread_self() {
+    // The linux-6.18 tree with its namespace files where a live /proc has
+    // the calling thread's: proc/thread-self/{net,ns}.
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&tree("linux-6.18"), dir.path());
+    let proc_dir = dir.path().join("proc");
+    std::fs::create_dir_all(proc_dir.join("thread-self")).unwrap();
+    std::fs::rename(proc_dir.join("net"), proc_dir.join("thread-self/net")).unwrap();
+    std::fs::rename(proc_dir.join("self/ns"), proc_dir.join("thread-self/ns")).unwrap();
+
+    let want = HostFs::new(tree("linux-6.18")).read_snapshot();
+    let thread = HostFs::new(dir.path()).for_current_thread();
+    assert_eq!(thread.netns_view(), NetnsView::CurrentThread);
+    assert_eq!(thread.pid(), None);
+    let got = thread.read_snapshot();
+    assert_eq!(got.snapshot, want.snapshot);
+    assert_eq!(
+        problems(dir.path(), &got.problems),
+        problems(&tree("linux-6.18"), &want.problems)
+    );
+    // The process view of the same tree no longer finds them.
+    let process = HostFs::new(dir.path()).read_snapshot();
+    assert_eq!(process.snapshot.stats, None);
+    assert_eq!(process.snapshot.netns_inode, None);
 }
 
 #[test]

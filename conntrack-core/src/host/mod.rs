@@ -53,7 +53,7 @@ pub use modules::{CONNTRACK_HELPERS, NAT_HELPERS, is_helper_module, parse_module
 pub use netns::{NET_NS_INIT_INO, init_netns_from, parse_ns_link};
 pub use osrelease::parse_osrelease;
 pub use page_size::{parse_auxv_page_size, parse_smaps_page_size};
-pub use reader::{HostFs, HostReport, MAX_FILE_BYTES, Partial};
+pub use reader::{HostFs, HostReport, MAX_FILE_BYTES, NetnsView, Partial};
 pub use rps::{RxQueue, parse_rps_mask, render_rps_mask};
 pub use slabinfo::{SlabCache, is_conntrack_slab, parse_slabinfo};
 pub use snapshot::HostSnapshot;
