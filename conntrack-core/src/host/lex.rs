@@ -3,6 +3,7 @@
 //! [`ParseError`] of this module reports them.
 
 use super::error::{ParseError, ParseErrorKind as K};
+use crate::text::{Digits, parse_digits};
 
 /// Lines with their 1-based numbers; a final newline does not start a line.
 pub(super) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
@@ -26,20 +27,11 @@ pub(super) fn end_col(line: &str) -> usize {
 
 /// A decimal `u64` (digits only) starting at `line`, `col`.
 pub(super) fn dec_u64(s: &str, line: usize, col: usize) -> Result<u64, ParseError> {
-    if s.is_empty() {
-        return Err(ParseError::new(line, col, K::UnexpectedEnd("a number")));
-    }
-    let mut v: u64 = 0;
-    for (i, b) in s.bytes().enumerate() {
-        if !b.is_ascii_digit() {
-            return Err(ParseError::new(line, col + i, K::InvalidNumber));
-        }
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(b - b'0')))
-            .ok_or(ParseError::new(line, col, K::OutOfRange))?;
-    }
-    Ok(v)
+    parse_digits(s.as_bytes(), 10, u64::MAX).map_err(|e| match e {
+        Digits::Empty => ParseError::new(line, col, K::UnexpectedEnd("a number")),
+        Digits::Bad(i) => ParseError::new(line, col + i, K::InvalidNumber),
+        Digits::Overflow => ParseError::new(line, col, K::OutOfRange),
+    })
 }
 
 /// A decimal `u32` (digits only) starting at `line`, `col`.

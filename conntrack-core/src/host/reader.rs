@@ -634,27 +634,30 @@ impl HostFs {
             s.sysctls = part.value;
         }
         let dir = self.path(NETFILTER_SYSCTL_DIR);
-        let num = |p: &mut Vec<HostError>, name: &str| -> Option<u32> {
-            let v = s.sysctls.get(name)?;
+        // One already read sysctl's value; a bad one is a problem that
+        // names its file.
+        fn value<T>(
+            sysctls: &BTreeMap<String, String>,
+            dir: &Path,
+            name: &str,
+            parse: fn(&str) -> Result<T, ParseError>,
+            p: &mut Vec<HostError>,
+        ) -> Option<T> {
+            let v = sysctls.get(name)?;
             keep(
                 p,
-                parse::parse_sysctl_u32(v).map_err(|e| HostError::malformed(dir.join(name), e)),
+                parse(v).map_err(|e| HostError::malformed(dir.join(name), e)),
             )
-        };
-        let count = num(p, "nf_conntrack_count");
-        let max = num(p, "nf_conntrack_max");
-        let buckets = num(p, "nf_conntrack_buckets");
-        let events = num(p, "nf_conntrack_events");
-        let flag = |p: &mut Vec<HostError>, name: &str| -> Option<bool> {
-            let v = s.sysctls.get(name)?;
-            keep(
-                p,
-                parse::parse_sysctl_bool(v).map_err(|e| HostError::malformed(dir.join(name), e)),
-            )
-        };
-        let acct = flag(p, "nf_conntrack_acct");
-        let timestamp = flag(p, "nf_conntrack_timestamp");
-        let (timeouts, bad) = parse::timeouts_from_sysctls(&s.sysctls);
+        }
+        let (u32_of, bool_of) = (parse::parse_sysctl_u32, parse::parse_sysctl_bool);
+        let sc = &s.sysctls;
+        let count = value(sc, &dir, "nf_conntrack_count", u32_of, p);
+        let max = value(sc, &dir, "nf_conntrack_max", u32_of, p);
+        let buckets = value(sc, &dir, "nf_conntrack_buckets", u32_of, p);
+        let events = value(sc, &dir, "nf_conntrack_events", u32_of, p);
+        let acct = value(sc, &dir, "nf_conntrack_acct", bool_of, p);
+        let timestamp = value(sc, &dir, "nf_conntrack_timestamp", bool_of, p);
+        let (timeouts, bad) = parse::timeouts_from_sysctls(sc);
         (s.count, s.max, s.buckets, s.events) = (count, max, buckets, events);
         (s.acct, s.timestamp, s.timeouts) = (acct, timestamp, timeouts);
         p.extend(
