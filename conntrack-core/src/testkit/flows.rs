@@ -47,12 +47,12 @@ pub fn tuple(proto: L4Proto, src: &str, sport: u16, dst: &str, dport: u16) -> Tu
     Tuple::new(ip(src), ip(dst), proto, ports(sport, dport))
 }
 
-/// A TCP tuple `src:sport -> dst:dport` ([`tuple`]).
+/// A TCP tuple `src:sport -> dst:dport` ([`tuple()`]).
 pub fn tcp(src: &str, sport: u16, dst: &str, dport: u16) -> Tuple {
     tuple(L4Proto::TCP, src, sport, dst, dport)
 }
 
-/// A UDP tuple `src:sport -> dst:dport` ([`tuple`]).
+/// A UDP tuple `src:sport -> dst:dport` ([`tuple()`]).
 pub fn udp(src: &str, sport: u16, dst: &str, dport: u16) -> Tuple {
     tuple(L4Proto::UDP, src, sport, dst, dport)
 }
