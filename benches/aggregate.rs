@@ -27,11 +27,11 @@
 //! Run: `cargo bench --bench aggregate`; `AGGREGATE_CPU_ONLY=1 cargo bench
 //! --bench aggregate` skips criterion and prints the CPU-time table only.
 
-use conntrack_analyze::hotspots::{HotspotConfig, Hotspots};
-use conntrack_core::{
+use conntrack_kit::analyze::hotspots::{HotspotConfig, Hotspots};
+use conntrack_kit::ct_core::{
     Counters, Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple,
 };
-use conntrack_netlink::wire::{encode, flows, message};
+use conntrack_kit::netlink::wire::{encode, flows, message};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -61,6 +61,13 @@ fn v4(a: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(a))
 }
 
+/// The reply tuple of an untranslated flow, as the kernel derives it
+/// (NAT'd flows then replace one address).
+fn reply_of(orig: &Tuple) -> Tuple {
+    orig.inverse()
+        .expect("the benchmark's tuples are invertible")
+}
+
 fn synth_flow(r: &mut Rng) -> Flow {
     let kind = r.below(100);
     let host = 0xc000_020a; // 192.0.2.10, the node's address
@@ -88,15 +95,7 @@ fn synth_flow(r: &mut Rng) -> Flow {
                 dst: 443,
             },
         );
-        let re = Tuple::new(
-            b,
-            a,
-            L4Proto::TCP,
-            L4Tuple::Ports {
-                src: 443,
-                dst: sport,
-            },
-        );
+        let re = reply_of(&o);
         (
             o,
             re,
@@ -119,15 +118,10 @@ fn synth_flow(r: &mut Rng) -> Flow {
         );
         let masq = r.below(10) < 3;
         let back = if masq { v4(host) } else { v4(client) };
-        let re = Tuple::new(
-            v4(svc),
-            back,
-            L4Proto::TCP,
-            L4Tuple::Ports {
-                src: port,
-                dst: sport,
-            },
-        );
+        let re = Tuple {
+            dst: back,
+            ..reply_of(&o)
+        };
         let st = match r.below(10) {
             0..=4 => TcpState::ESTABLISHED,
             5..=8 => TcpState::TIME_WAIT,
@@ -158,15 +152,10 @@ fn synth_flow(r: &mut Rng) -> Flow {
                 dst: 53,
             },
         );
-        let re = Tuple::new(
-            v4(backend),
-            v4(client),
-            L4Proto::UDP,
-            L4Tuple::Ports {
-                src: 53,
-                dst: sport,
-            },
-        );
+        let re = Tuple {
+            src: v4(backend),
+            ..reply_of(&o)
+        };
         let mut s = Status::CONFIRMED | Status::DST_NAT | Status::DST_NAT_DONE;
         if r.below(10) != 0 {
             s |= Status::SEEN_REPLY;
@@ -184,16 +173,7 @@ fn synth_flow(r: &mut Rng) -> Flow {
                 id,
             },
         );
-        let re = Tuple::new(
-            v4(host),
-            v4(client),
-            L4Proto::ICMP,
-            L4Tuple::Icmp {
-                kind: 0,
-                code: 0,
-                id,
-            },
-        );
+        let re = reply_of(&o);
         (
             o,
             re,

@@ -37,11 +37,11 @@
 //!
 //! Run: `cargo bench --bench decode -- --measurement-time 5`
 
-use conntrack_core::{
+use conntrack_kit::ct_core::{
     Counters, Flow, FlowState, L4Proto, L4Tuple, ProtoInfo, Status, TcpFlags, TcpInfo, TcpState,
     Timestamp, Tuple,
 };
-use conntrack_netlink::wire::{self, encode, message};
+use conntrack_kit::netlink::wire::{self, encode, message};
 use criterion::{Criterion, Throughput};
 use netlink_packet_core::{
     NLA_TYPE_MASK, NetlinkMessage, NetlinkPayload, Nla, NlasIterator, parse_u32_be, parse_u64_be,
@@ -102,41 +102,24 @@ fn make_flow(rng: &mut Rng, i: usize) -> Flow {
     };
     let sport = 32768 + (r >> 40) as u16 % 28000;
     let dport = [443u16, 80, 53, 8080, 5432][(r >> 56) as usize % 5];
-    let (ol4, rl4) = match proto {
-        L4Proto::TCP | L4Proto::UDP => (
-            L4Tuple::Ports {
-                src: sport,
-                dst: dport,
-            },
-            L4Tuple::Ports {
-                src: dport,
-                dst: sport,
-            },
-        ),
-        _ => {
-            let (req, rep) = if proto == L4Proto::ICMP {
-                (8, 0)
-            } else {
-                (128, 129)
-            };
-            (
-                L4Tuple::Icmp {
-                    kind: req,
-                    code: 0,
-                    id: sport,
-                },
-                L4Tuple::Icmp {
-                    kind: rep,
-                    code: 0,
-                    id: sport,
-                },
-            )
-        }
+    let ol4 = match proto {
+        L4Proto::TCP | L4Proto::UDP => L4Tuple::Ports {
+            src: sport,
+            dst: dport,
+        },
+        _ => L4Tuple::Icmp {
+            kind: if proto == L4Proto::ICMP { 8 } else { 128 },
+            code: 0,
+            id: sport,
+        },
     };
     let nat = r.is_multiple_of(7);
     let orig = Tuple::new(src, dst, proto, ol4);
-    // A masqueraded flow: the reply comes back to the host's address.
-    let reply = Tuple::new(dst, if nat { nat_dst } else { src }, proto, rl4);
+    let mut reply = orig.inverse().expect("TCP, UDP and echo tuples invert");
+    if nat {
+        // A masqueraded flow: the reply comes back to the host's address.
+        reply.dst = nat_dst;
+    }
     let replied = !r.is_multiple_of(5);
     let mut status = Status::CONFIRMED;
     if replied {

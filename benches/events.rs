@@ -12,14 +12,14 @@
 //!
 //! `cargo bench --bench events` (results in BENCHMARKS.md).
 
-use conntrack_core::{
+use conntrack_kit::ct_core::{
     Counters, Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple,
 };
-use conntrack_netlink::event::{EventKind, Item, for_each_item};
-use conntrack_netlink::fill::{ConntrackMaxGuard, FillOptions, fill};
-use conntrack_netlink::mirror::{Mirror, MirrorConfig};
-use conntrack_netlink::wire::{encode, message::*};
-use conntrack_netlink::{Conntrack, ScratchNetns};
+use conntrack_kit::netlink::event::{EventKind, Item, for_each_item};
+use conntrack_kit::netlink::fill::{ConntrackMaxGuard, FillOptions, fill};
+use conntrack_kit::netlink::mirror::{Mirror, MirrorConfig};
+use conntrack_kit::netlink::wire::{encode, message::*};
+use conntrack_kit::netlink::{Conntrack, ScratchNetns};
 use criterion::{Criterion, Throughput};
 use netlink_packet_core::NetlinkMessage;
 use netlink_packet_netfilter::NetfilterMessage;
@@ -41,15 +41,7 @@ fn event_flow(i: u32) -> Flow {
             dst: 443,
         },
     );
-    let r = Tuple::new(
-        dst,
-        src,
-        proto,
-        L4Tuple::Ports {
-            src: 443,
-            dst: sport,
-        },
-    );
+    let r = o.inverse().expect("a TCP or UDP tuple inverts");
     let mut f = Flow::new(
         o,
         r,

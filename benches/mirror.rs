@@ -17,13 +17,15 @@
 //! needs about 2 GiB of kernel memory and raises the global
 //! `nf_conntrack_max` to 1,200,000 while it runs (restored afterwards).
 
-use conntrack_core::{Flow, L3Family, Tuple};
-use conntrack_netlink::event::{Event, EventKind, Item, for_each_item};
-use conntrack_netlink::fill::{ConntrackMaxGuard, FillOptions, FlowKind, fill, synthetic_flow};
-use conntrack_netlink::mirror::{Mirror, MirrorConfig, Table};
-use conntrack_netlink::request::{self, flags, msg};
-use conntrack_netlink::wire::{encode, message::*};
-use conntrack_netlink::{
+use conntrack_kit::ct_core::{Flow, L3Family, Tuple};
+use conntrack_kit::netlink::event::{Event, EventKind, Item, for_each_item};
+use conntrack_kit::netlink::fill::{
+    ConntrackMaxGuard, FillOptions, FlowKind, fill, synthetic_flow,
+};
+use conntrack_kit::netlink::mirror::{Mirror, MirrorConfig, Table};
+use conntrack_kit::netlink::request::{self, flags, msg};
+use conntrack_kit::netlink::wire::{encode, message::*};
+use conntrack_kit::netlink::{
     Conntrack, DumpRequest, ScratchNetns, Socket, SocketConfig, Transport, Update,
 };
 use criterion::{Criterion, Throughput};
@@ -176,7 +178,7 @@ const PHASE: Duration = Duration::from_secs(10);
 /// datagram of requests without acknowledgement (40 % creates, 40 %
 /// deletes of the oldest entries, 20 % mark updates), so that the churn
 /// itself costs little. Returns the changes sent.
-fn churn(ns: conntrack_netlink::Netns, stop: Arc<AtomicBool>) -> u64 {
+fn churn(ns: conntrack_kit::netlink::Netns, stop: Arc<AtomicBool>) -> u64 {
     let cfg = SocketConfig::default().netns(ns);
     let mut sock = Socket::open(&cfg).expect("ctnetlink");
     let t0 = Instant::now();

@@ -23,8 +23,8 @@ use conntrack_kit::analyze::hotspots::{
 };
 use conntrack_kit::analyze::rates::StatsSeries;
 use conntrack_kit::analyze::{Facts, Finding, Observation, diagnose};
-use conntrack_kit::core::host::HostFs;
-use conntrack_kit::core::{Counter, HostSnapshot, L3Family, Stats};
+use conntrack_kit::ct_core::host::HostFs;
+use conntrack_kit::ct_core::{Counter, HostSnapshot, L3Family, Stats};
 use conntrack_kit::netlink::{Conntrack, DumpPolicy, DumpRequest};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -282,18 +282,19 @@ impl State {
         Ok(())
     }
 
-    /// Host facts (read inside the namespace, where /proc/sys/net shows
-    /// its sysctls) and, unless disabled, hotspots from one streamed dump.
+    /// Host facts (read on a thread inside the namespace, through the
+    /// thread view, so that sysctls, stat file and namespace link are all
+    /// the namespace's) and, unless disabled, hotspots from one streamed
+    /// dump.
     fn dump(&mut self, stats: &Stats) -> Result<(), String> {
         let t = Instant::now();
         let report = self
             .target
             .netns
-            .run(|| Ok(HostFs::new("/").read_snapshot()))
+            .run(|| Ok(HostFs::new("/").for_current_thread().read_snapshot()))
             .map_err(|e| explain(&e))?;
         let mut snap = report.snapshot;
-        // /proc/net/stat is the process leader's namespace, not the
-        // target's: the netlink figures replace it.
+        // The netlink figures of this scrape are the freshest.
         snap.stats = Some(stats.clone());
         snap.count = stats.entries;
         self.snapshot = snap;

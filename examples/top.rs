@@ -13,8 +13,7 @@
 use clap::{Parser, ValueEnum};
 use conntrack_kit::analyze::attribution::{ProcReader, SocketTable, parse_proc_net};
 use conntrack_kit::analyze::hotspots::Key;
-use conntrack_kit::core::{FlowLike, L4Proto};
-use conntrack_kit::netlink::Netns;
+use conntrack_kit::ct_core::{FlowLike, L4Proto};
 use conntrack_kit::netlink::event::RcvBuf;
 use conntrack_kit::netlink::mirror::{EntryRef, Mirror, MirrorConfig, MirrorHook, ResyncReport};
 use std::collections::HashMap;
@@ -290,23 +289,20 @@ fn socket_table(target: &Target) -> Result<SocketTable, String> {
         ("udp", L4Proto::UDP),
         ("udp6", L4Proto::UDP),
     ];
-    let read_all = |dir: &str| -> Vec<(String, L4Proto)> {
-        files
-            .iter()
-            .filter_map(|(f, p)| {
-                std::fs::read_to_string(format!("{dir}/{f}"))
-                    .ok()
-                    .map(|t| (t, *p))
-            })
-            .collect()
-    };
-    let texts = match (&target.netns, target.pid) {
-        (_, Some(pid)) => read_all(&format!("/proc/{pid}/net")),
-        (Netns::Current, None) => read_all("/proc/self/net"),
-        (ns, None) => ns
-            .run(|| Ok(read_all("/proc/thread-self/net")))
-            .map_err(|e| explain(&e))?,
-    };
+    // Not HostFs::read_text: a busy proxy's /proc/net/tcp can exceed its
+    // size limit.
+    let texts = target
+        .with_net_files(|fs| -> Vec<(String, L4Proto)> {
+            files
+                .iter()
+                .filter_map(|(f, p)| {
+                    std::fs::read_to_string(fs.path(&fs.net_path(f)))
+                        .ok()
+                        .map(|t| (t, *p))
+                })
+                .collect()
+        })
+        .map_err(|e| explain(&e))?;
     let sockets = texts
         .iter()
         .flat_map(|(t, p)| parse_proc_net(t, *p))

@@ -13,12 +13,11 @@
 
 use clap::{Parser, ValueEnum};
 use conntrack_kit::analyze::rates::{Activity, CpuId, Rates, StatsSeries};
-use conntrack_kit::core::host::HostFs;
-use conntrack_kit::core::{Counter, Stats, procstat};
+use conntrack_kit::ct_core::host::HostFs;
+use conntrack_kit::ct_core::{Counter, Stats, procstat};
 use conntrack_kit::netlink::{Conntrack, Netns};
 use std::fs::File;
 use std::io::{IsTerminal, Read, Seek, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -183,36 +182,17 @@ impl Source {
     }
 
     fn open_proc(t: &Target) -> Result<Source, String> {
-        let rel = "net/stat/nf_conntrack";
-        let (file, path) = match (&t.netns, t.pid) {
-            (_, Some(pid)) => {
-                let p = format!("/proc/{pid}/{rel}");
-                (File::open(&p).map_err(|e| format!("{p}: {e}"))?, p)
-            }
-            (Netns::Current, None) => {
-                let p = format!("/proc/self/{rel}");
-                (File::open(&p).map_err(|e| format!("{p}: {e}"))?, p)
-            }
-            (ns, None) => {
-                // /proc/self/net is the thread group leader's namespace;
-                // /proc/thread-self/net is the entered thread's.
-                let p = format!("/proc/thread-self/{rel}");
-                let f = ns
-                    .run(|| {
-                        File::open(&p).map_err(|source| conntrack_kit::netlink::Error::Io {
-                            call: "open /proc/thread-self/net/stat/nf_conntrack",
-                            source,
-                        })
-                    })
-                    .map_err(|e| explain(&e))?;
-                (
-                    f,
-                    format!(
-                        "{rel} of {}",
-                        ns.path().unwrap_or(&PathBuf::new()).display()
-                    ),
-                )
-            }
+        let (path, file) = t
+            .with_net_files(|fs| {
+                let path = fs.path(&fs.net_path("stat/nf_conntrack"));
+                let file = File::open(&path);
+                (path, file)
+            })
+            .map_err(|e| explain(&e))?;
+        let file = file.map_err(|e| format!("{}: {e}", path.display()))?;
+        let path = match (t.pid, t.netns.path()) {
+            (None, Some(ns)) => format!("{} of {}", path.display(), ns.display()),
+            _ => path.display().to_string(),
         };
         let cpu_ids = HostFs::new("/").read_cpus_possible().ok();
         Ok(Source::Proc {
@@ -246,10 +226,8 @@ impl Source {
                     }
                 }
                 if s.max_entries.is_none() {
-                    s.max_entries =
-                        std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max")
-                            .ok()
-                            .and_then(|t| t.trim().parse().ok());
+                    // Global: the same in every namespace.
+                    s.max_entries = HostFs::new("/").read_max().ok();
                 }
                 Ok(s)
             }
@@ -591,7 +569,7 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
     use conntrack_kit::analyze::rates::Sample;
-    use conntrack_kit::core::CpuStats;
+    use conntrack_kit::ct_core::CpuStats;
 
     fn sample(t: u64, insert: u32, drop: u32, early: u32) -> Sample {
         let mut c = CpuStats::for_cpu(0);

@@ -7,8 +7,8 @@
 //! Tests that need root (namespaces, ctnetlink) print why and pass without
 //! it, unless `CONNTRACK_KIT_REQUIRE_LIVE=1` (CI), where they fail.
 
-use conntrack_core::testkit::{self, Need, Reaped};
-use conntrack_kit::core::{Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple};
+use conntrack_core::testkit::{self, Need, Reaped, flow, tcp, tcp_state};
+use conntrack_kit::ct_core::{Flow, Status, TcpState};
 use conntrack_kit::netlink::fill::{FillOptions, fill};
 use conntrack_kit::netlink::{Conntrack, ScratchNetns};
 use std::io::{BufRead, BufReader};
@@ -79,34 +79,9 @@ fn text(b: &[u8]) -> String {
 
 /// A TCP flow `src:sport -> dst:dport` in ESTABLISHED, 600 s timeout.
 fn tcp_flow(src: &str, dst: &str, sport: u16, dport: u16) -> Flow {
-    let ip = |s: &str| s.parse().unwrap();
-    let orig = Tuple::new(
-        ip(src),
-        ip(dst),
-        L4Proto::TCP,
-        L4Tuple::Ports {
-            src: sport,
-            dst: dport,
-        },
-    );
-    let reply = Tuple::new(
-        ip(dst),
-        ip(src),
-        L4Proto::TCP,
-        L4Tuple::Ports {
-            src: dport,
-            dst: sport,
-        },
-    );
-    let mut f = Flow::new(
-        orig,
-        reply,
-        Status::CONFIRMED | Status::SEEN_REPLY | Status::ASSURED,
-    );
-    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-        state: TcpState::ESTABLISHED,
-        ..Default::default()
-    }));
+    let mut f = flow(tcp(src, sport, dst, dport));
+    f.status |= Status::SEEN_REPLY | Status::ASSURED;
+    f.protoinfo = tcp_state(TcpState::ESTABLISHED);
     f.timeout = Some(600);
     f
 }

@@ -12,8 +12,8 @@
 //! unless `CONNTRACK_KIT_REQUIRE_LIVE=1` (CI), where it fails. Every wait
 //! is bounded.
 
-use conntrack_core::testkit::{self, Need, Reaped, find_in_path};
-use conntrack_kit::core::{Flow, L4Proto, L4Tuple, Status, Tuple};
+use conntrack_core::testkit::{self, Need, Reaped, find_in_path, flow, udp};
+use conntrack_kit::ct_core::Flow;
 use conntrack_kit::netlink::fill::{FillOptions, fill};
 use conntrack_kit::netlink::{Conntrack, ScratchNetns};
 use serde_json::Value;
@@ -179,13 +179,7 @@ fn start_prometheus(bin: &Path, dir: &Path, target_port: u16) -> (Reaped, u16) {
 }
 
 fn unreplied_udp(src: &str, dst: &str, sport: u16) -> Flow {
-    let ip = |s: &str| s.parse().unwrap();
-    let ports = |a, b| L4Tuple::Ports { src: a, dst: b };
-    let mut f = Flow::new(
-        Tuple::new(ip(src), ip(dst), L4Proto::UDP, ports(sport, 53)),
-        Tuple::new(ip(dst), ip(src), L4Proto::UDP, ports(53, sport)),
-        Status::CONFIRMED,
-    );
+    let mut f = flow(udp(src, sport, dst, 53));
     f.timeout = Some(600);
     f
 }

@@ -15,6 +15,18 @@ pub struct Location {
     pub column: usize,
 }
 
+impl Location {
+    /// The position at 1-based `line` and `column`.
+    ///
+    /// ```
+    /// use conntrack_core::Location;
+    /// assert_eq!(Location::new(2, 7).to_string(), "line 2, column 7");
+    /// ```
+    pub const fn new(line: usize, column: usize) -> Self {
+        Location { line, column }
+    }
+}
+
 impl core::fmt::Display for Location {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "line {}, column {}", self.line, self.column)

@@ -17,6 +17,8 @@
 //! ```
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+// docs.rs (`--cfg docsrs`, nightly) marks items behind a feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod macros;
 
@@ -32,6 +34,7 @@ pub mod state;
 pub mod stats;
 pub mod status;
 #[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 mod text;
 pub mod timeout;

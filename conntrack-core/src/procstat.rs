@@ -40,7 +40,7 @@
 
 use crate::error::Location;
 use crate::stats::{Counter, CpuStats, Stats};
-use crate::text::{is_blank, is_name, split_line, tokens};
+use crate::text::{Digits, Lines, is_name, parse_digits, tokens};
 use core::fmt::Write as _;
 
 /// The name of the first column: the namespace's entry count.
@@ -114,7 +114,7 @@ impl ProcStatError {
     fn at(kind: ProcStatErrorKind, line: usize, column: usize) -> Self {
         ProcStatError {
             kind,
-            location: Location { line, column },
+            location: Location::new(line, column),
         }
     }
 }
@@ -217,22 +217,13 @@ impl Header {
 /// Parses a hex u32 (the kernel prints `%08x`; leading zeros beyond eight
 /// digits are accepted, a value above `u32::MAX` is not).
 fn parse_hex(tok: &[u8]) -> Result<u32, ProcStatErrorKind> {
-    let mut v: u32 = 0;
-    for &b in tok {
-        let d = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            b'A'..=b'F' => b - b'A' + 10,
-            _ => return Err(ProcStatErrorKind::BadHex),
-        };
-        v = v
-            .checked_mul(16)
-            .and_then(|v| v.checked_add(u32::from(d)))
-            .ok_or(ProcStatErrorKind::ValueTooLarge)?;
-    }
     // A bad digit after an overflow still reports the overflow first; both
     // point at the token's first byte.
-    Ok(v)
+    match parse_digits(tok, 16, u64::from(u32::MAX)) {
+        Ok(v) => u32::try_from(v).map_err(|_| ProcStatErrorKind::ValueTooLarge),
+        Err(Digits::Overflow) => Err(ProcStatErrorKind::ValueTooLarge),
+        Err(Digits::Empty | Digits::Bad(_)) => Err(ProcStatErrorKind::BadHex),
+    }
 }
 
 /// One CPU row, as yielded by [`Rows`].
@@ -264,8 +255,8 @@ pub struct ProcStatRow {
 #[derive(Debug, Clone)]
 pub struct Rows<'a> {
     header: Header,
-    rest: &'a [u8],
-    line: usize,
+    header_line: usize,
+    lines: Lines<'a>,
 }
 
 impl Rows<'_> {
@@ -279,18 +270,8 @@ impl Iterator for Rows<'_> {
     type Item = Result<ProcStatRow, ProcStatError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if self.rest.is_empty() {
-                return None;
-            }
-            let (line, rest) = split_line(self.rest);
-            self.rest = rest;
-            self.line += 1;
-            if is_blank(line) {
-                continue;
-            }
-            return Some(self.header.parse_row(self.line, line));
-        }
+        let (no, line) = self.lines.next()?;
+        Some(self.header.parse_row(no, line))
     }
 }
 
@@ -299,23 +280,16 @@ impl Iterator for Rows<'_> {
 /// Errors only for a bad or missing header; row errors come from the
 /// iterator. Blank lines are skipped; a trailing `\r` (CRLF) is ignored.
 pub fn rows(input: &[u8]) -> Result<Rows<'_>, ProcStatError> {
-    let mut rest = input;
-    let mut no = 0;
-    while !rest.is_empty() {
-        let (line, next) = split_line(rest);
-        rest = next;
-        no += 1;
-        if is_blank(line) {
-            continue;
-        }
-        let header = Header::parse(no, line)?;
-        return Ok(Rows {
-            header,
-            rest,
-            line: no,
-        });
-    }
-    Err(ProcStatError::at(ProcStatErrorKind::Empty, 1, 1))
+    let mut lines = Lines::new(input);
+    let Some((no, line)) = lines.next() else {
+        return Err(ProcStatError::at(ProcStatErrorKind::Empty, 1, 1));
+    };
+    let header = Header::parse(no, line)?;
+    Ok(Rows {
+        header,
+        header_line: no,
+        lines,
+    })
 }
 
 /// A parsed file: its header (column names as printed) and its stats.
@@ -359,7 +333,7 @@ impl ProcStatTable {
 /// [`rows`] to keep the good rows around a bad one).
 pub fn parse_table_bytes(input: &[u8]) -> Result<ProcStatTable, ProcStatError> {
     let mut rows = rows(input)?;
-    let header_line = rows.line;
+    let header_line = rows.header_line;
     let mut stats = Stats::default();
     for row in rows.by_ref() {
         let row = row?;
@@ -474,11 +448,5 @@ mod tests {
             Err(ProcStatErrorKind::ValueTooLarge)
         );
         assert_eq!(parse_hex(b"0x1"), Err(ProcStatErrorKind::BadHex));
-    }
-
-    #[test]
-    fn line_splitting() {
-        assert_eq!(split_line(b"a\r\nb"), (&b"a"[..], &b"b"[..]));
-        assert_eq!(split_line(b"a"), (&b"a"[..], &b""[..]));
     }
 }

@@ -193,7 +193,9 @@ impl Counter {
         let Some(k) = kernel else {
             return Support::Unknown;
         };
-        let (appeared, retired): (Option<(u16, u16)>, Option<(u16, u16)>) = match self {
+        // (appeared in, retired in), as (major, minor).
+        type Era = Option<(u16, u16)>;
+        let (appeared, retired): (Era, Era) = match self {
             Counter::Searched | Counter::New | Counter::Delete | Counter::DeleteList => {
                 (None, Some(COUNTERS_RETIRED_IN))
             }

@@ -106,6 +106,54 @@ impl Tuple {
         }
     }
 
+    /// The tuple of the other direction, as the kernel derives a flow's
+    /// reply tuple from its original one when no NAT applies
+    /// (`nf_ct_invert_tuple`, `net/netfilter/nf_conntrack_core.c`):
+    /// addresses swapped, ports (and GRE keys) swapped; for ICMP and
+    /// ICMPv6 the matching reply (or request) type with the same code and
+    /// id (`nf_conntrack_invert_icmp_tuple`,
+    /// `net/netfilter/nf_conntrack_proto_icmp.c`, and its ICMPv6 twin).
+    ///
+    /// `None` where the kernel cannot invert either: an ICMP type outside
+    /// the request/reply pairs (echo, timestamp, information, address
+    /// mask; ICMPv6 echo and node information), such as destination
+    /// unreachable, or ICMP fields on another protocol. The direction zone
+    /// ([`Tuple::zone`]) is not carried over: it belongs to one direction.
+    ///
+    /// ```
+    /// use conntrack_core::{L4Proto, L4Tuple, Tuple};
+    /// let ip = |s: &str| s.parse().unwrap();
+    /// let orig = Tuple::new(ip("10.0.0.1"), ip("10.0.0.2"), L4Proto::TCP,
+    ///                       L4Tuple::Ports { src: 40000, dst: 443 });
+    /// let reply = orig.inverse().unwrap();
+    /// assert_eq!((reply.src, reply.dst), (orig.dst, orig.src));
+    /// assert_eq!(reply.l4, L4Tuple::Ports { src: 443, dst: 40000 });
+    ///
+    /// let ping = Tuple::new(ip("10.0.0.1"), ip("10.0.0.2"), L4Proto::ICMP,
+    ///                       L4Tuple::Icmp { kind: 8, code: 0, id: 7 });
+    /// assert_eq!(ping.inverse().unwrap().l4, L4Tuple::Icmp { kind: 0, code: 0, id: 7 });
+    /// let unreachable = Tuple { l4: L4Tuple::Icmp { kind: 3, code: 1, id: 0 }, ..ping };
+    /// assert_eq!(unreachable.inverse(), None);
+    /// ```
+    pub fn inverse(&self) -> Option<Tuple> {
+        let l4 = match self.l4 {
+            L4Tuple::None => L4Tuple::None,
+            L4Tuple::Ports { src, dst } => L4Tuple::Ports { src: dst, dst: src },
+            L4Tuple::Icmp { kind, code, id } => L4Tuple::Icmp {
+                kind: icmp_inverse_type(self.proto, kind)?,
+                code,
+                id,
+            },
+        };
+        Some(Tuple {
+            src: self.dst,
+            dst: self.src,
+            proto: self.proto,
+            l4,
+            zone: None,
+        })
+    }
+
     fn l4_src_key(&self) -> u16 {
         match self.l4 {
             L4Tuple::Ports { src, .. } => src,
@@ -123,6 +171,29 @@ impl Tuple {
     }
 }
 
+/// The ICMP or ICMPv6 type of the other direction: `invmap` of
+/// `nf_conntrack_proto_icmp.c` (echo 8/0, timestamp 13/14, information
+/// 15/16, address mask 17/18) and `nf_conntrack_proto_icmpv6.c` (echo
+/// 128/129, node information 139/140).
+fn icmp_inverse_type(proto: L4Proto, kind: u8) -> Option<u8> {
+    const ICMP: [(u8, u8); 4] = [(8, 0), (13, 14), (15, 16), (17, 18)];
+    const ICMPV6: [(u8, u8); 2] = [(128, 129), (139, 140)];
+    let pairs: &[(u8, u8)] = match proto {
+        L4Proto::ICMP => &ICMP,
+        L4Proto::ICMPV6 => &ICMPV6,
+        _ => return None,
+    };
+    pairs.iter().find_map(|&(request, reply)| {
+        if kind == request {
+            Some(reply)
+        } else if kind == reply {
+            Some(request)
+        } else {
+            None
+        }
+    })
+}
+
 /// An address and a port-like key (port, GRE key or ICMP id; 0 when the
 /// protocol has none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -131,4 +202,89 @@ pub struct Endpoint {
     pub addr: IpAddr,
     /// The port, GRE key or ICMP id.
     pub port: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn inverse_swaps_addresses_and_ports_and_drops_the_zone() {
+        let mut t = Tuple::new(
+            ip("fd00::1"),
+            ip("fd00::2"),
+            L4Proto::UDP,
+            L4Tuple::Ports { src: 5353, dst: 53 },
+        );
+        t.zone = Some(7);
+        let r = t.inverse().unwrap();
+        assert_eq!((r.src, r.dst, r.proto), (t.dst, t.src, L4Proto::UDP));
+        assert_eq!(r.l4, L4Tuple::Ports { src: 53, dst: 5353 });
+        assert_eq!(r.zone, None);
+        assert_eq!(r.inverse(), Some(Tuple { zone: None, ..t }));
+        // GRE keys and the generic tracker's empty layer 4 swap the same way.
+        let gre = Tuple::new(
+            t.src,
+            t.dst,
+            L4Proto::GRE,
+            L4Tuple::Ports { src: 1, dst: 2 },
+        );
+        assert_eq!(gre.inverse().unwrap().l4, L4Tuple::Ports { src: 2, dst: 1 });
+        let generic = Tuple::new(t.src, t.dst, L4Proto(132), L4Tuple::None);
+        assert_eq!(generic.inverse().unwrap().l4, L4Tuple::None);
+    }
+
+    #[test]
+    fn inverse_of_every_icmp_type_is_its_pair_or_none() {
+        for (proto, pairs) in [
+            (L4Proto::ICMP, &[(8, 0), (13, 14), (15, 16), (17, 18)][..]),
+            (L4Proto::ICMPV6, &[(128, 129), (139, 140)][..]),
+        ] {
+            for kind in 0..=u8::MAX {
+                let t = Tuple::new(
+                    ip("10.0.0.1"),
+                    ip("10.0.0.2"),
+                    proto,
+                    L4Tuple::Icmp {
+                        kind,
+                        code: 3,
+                        id: 9,
+                    },
+                );
+                let want = pairs
+                    .iter()
+                    .find_map(|&(a, b)| (kind == a).then_some(b).or((kind == b).then_some(a)));
+                let got = t.inverse().map(|r| r.l4);
+                assert_eq!(
+                    got,
+                    want.map(|k| L4Tuple::Icmp {
+                        kind: k,
+                        code: 3,
+                        id: 9
+                    }),
+                    "{proto} type {kind}"
+                );
+                if let Some(r) = t.inverse() {
+                    assert_eq!(r.inverse(), Some(t));
+                }
+            }
+        }
+        // ICMP fields on a protocol without an ICMP tracker.
+        let odd = Tuple::new(
+            ip("10.0.0.1"),
+            ip("10.0.0.2"),
+            L4Proto::TCP,
+            L4Tuple::Icmp {
+                kind: 8,
+                code: 0,
+                id: 1,
+            },
+        );
+        assert_eq!(odd.inverse(), None);
+    }
 }

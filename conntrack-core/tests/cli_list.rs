@@ -4,26 +4,22 @@
 use conntrack_core::cli::list::{
     LabelMap, ListErrorKind, ListFormat, ListParser, parse_line, parse_lines, render_line,
 };
+use conntrack_core::testkit::{flow, ip, read_fixture, tcp, tcp_state};
 use conntrack_core::{
     Counters, Flow, L4Proto, L4Tuple, Labels, ProtoInfo, SctpState, Status, TcpState, Timestamp,
-    Tuple,
 };
-use std::net::IpAddr;
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/cli-list");
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap()
+    read_fixture(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/cli-list"),
+        name,
+    )
 }
 
 const SUMMARY: &str = "conntrack v1.4.7 (conntrack-tools): 22 flow entries have been shown.\n";
 
 fn label_map() -> LabelMap {
     LabelMap::parse(&fixture("connlabel.conf"))
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
 }
 
 /// The `-o` options a line was printed with, read off the line itself.
@@ -243,34 +239,10 @@ const TCP: &str = "tcp      6 431999 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport
 #[test]
 fn default_tcp_line() {
     let f = parse_line(TCP).unwrap();
-    let orig = Tuple::new(
-        ip("10.0.0.1"),
-        ip("10.0.0.2"),
-        L4Proto::TCP,
-        L4Tuple::Ports {
-            src: 40000,
-            dst: 443,
-        },
-    );
-    let reply = Tuple::new(
-        ip("10.0.0.2"),
-        ip("10.0.0.1"),
-        L4Proto::TCP,
-        L4Tuple::Ports {
-            src: 443,
-            dst: 40000,
-        },
-    );
-    let mut want = Flow::new(
-        orig,
-        reply,
-        Status::CONFIRMED | Status::SEEN_REPLY | Status::ASSURED,
-    );
+    let mut want = flow(tcp("10.0.0.1", 40000, "10.0.0.2", 443));
+    want.status |= Status::SEEN_REPLY | Status::ASSURED;
     want.timeout = Some(431999);
-    want.protoinfo = Some(ProtoInfo::Tcp(conntrack_core::TcpInfo {
-        state: TcpState::ESTABLISHED,
-        ..Default::default()
-    }));
+    want.protoinfo = tcp_state(TcpState::ESTABLISHED);
     want.mark = Some(0);
     want.use_count = Some(1);
     assert_eq!(f, want);

@@ -9,19 +9,10 @@
 //! timestamps are switched off in the namespace only).
 
 use conntrack_core::cli::list::{ListFormat, parse_lines, render_line};
-use conntrack_core::testkit::{Need, TestNetns, live};
+use conntrack_core::testkit::{Need, TestNetns, icmp_echo, ip, live, tcp, tcp_state, tuple, udp};
 use conntrack_core::{
-    Flow, L4Proto, L4Tuple, ProtoInfo, SctpInfo, SctpState, Status, TcpInfo, TcpState, Tuple,
+    Flow, L4Proto, L4Tuple, ProtoInfo, SctpInfo, SctpState, Status, TcpState, Tuple,
 };
-use std::net::IpAddr;
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn ports(src: u16, dst: u16) -> L4Tuple {
-    L4Tuple::Ports { src, dst }
-}
 
 /// One `conntrack -I` and the flow it must come back as (without the
 /// remaining timeout and the id, which the kernel decides).
@@ -31,7 +22,15 @@ struct Case {
     timeout: u32,
 }
 
-fn case(args: &'static str, orig: Tuple, reply: Tuple, status: Status) -> Case {
+/// An untranslated flow: the kernel derives the reply tuple, and it must
+/// be [`Tuple::inverse`]'s.
+fn case(args: &'static str, orig: Tuple, status: Status) -> Case {
+    let reply = orig.inverse().expect("an invertible tuple");
+    case_translated(args, orig, reply, status)
+}
+
+/// A flow whose reply tuple is given (`-r`/`-q`, `--src-nat`).
+fn case_translated(args: &'static str, orig: Tuple, reply: Tuple, status: Status) -> Case {
     let timeout = args
         .split(' ')
         .skip_while(|a| *a != "-t")
@@ -48,17 +47,6 @@ fn case(args: &'static str, orig: Tuple, reply: Tuple, status: Status) -> Case {
     }
 }
 
-fn t(src: &str, dst: &str, proto: L4Proto, l4: L4Tuple) -> Tuple {
-    Tuple::new(ip(src), ip(dst), proto, l4)
-}
-
-fn tcp_state(s: TcpState) -> Option<ProtoInfo> {
-    Some(ProtoInfo::Tcp(TcpInfo {
-        state: s,
-        ..TcpInfo::default()
-    }))
-}
-
 fn cases() -> Vec<Case> {
     use L4Proto as P;
     let replied = Status::SEEN_REPLY;
@@ -66,18 +54,17 @@ fn cases() -> Vec<Case> {
 
     let mut c = case(
         "-p tcp -s 10.0.0.1 -d 10.0.0.2 --sport 40000 --dport 443 --state ESTABLISHED -t 431999 -u SEEN_REPLY,ASSURED --mark 7",
-        t("10.0.0.1", "10.0.0.2", P::TCP, ports(40000, 443)),
-        t("10.0.0.2", "10.0.0.1", P::TCP, ports(443, 40000)),
+        tcp("10.0.0.1", 40000, "10.0.0.2", 443),
         replied | Status::ASSURED,
     );
     c.want.protoinfo = tcp_state(TcpState::ESTABLISHED);
     c.want.mark = Some(7);
     v.push(c);
 
-    let mut c = case(
+    let mut c = case_translated(
         "-p tcp -s 10.0.0.5 -d 10.0.0.6 -r 10.0.0.7 -q 10.0.0.8 --sport 1 --dport 2 --reply-port-src 3 --reply-port-dst 4 --state SYN_SENT -t 120 --zone 5",
-        t("10.0.0.5", "10.0.0.6", P::TCP, ports(1, 2)),
-        t("10.0.0.7", "10.0.0.8", P::TCP, ports(3, 4)),
+        tcp("10.0.0.5", 1, "10.0.0.6", 2),
+        tcp("10.0.0.7", 3, "10.0.0.8", 4),
         Status::empty(),
     );
     c.want.protoinfo = tcp_state(TcpState::SYN_SENT);
@@ -86,18 +73,17 @@ fn cases() -> Vec<Case> {
 
     let mut c = case(
         "-p tcp -s 10.0.1.1 -d 10.0.1.2 --sport 1 --dport 2 --state TIME_WAIT -t 100 -u SEEN_REPLY --orig-zone 3",
-        t("10.0.1.1", "10.0.1.2", P::TCP, ports(1, 2)),
-        t("10.0.1.2", "10.0.1.1", P::TCP, ports(2, 1)),
+        tcp("10.0.1.1", 1, "10.0.1.2", 2),
         replied,
     );
     c.want.protoinfo = tcp_state(TcpState::TIME_WAIT);
     c.want.orig.zone = Some(3);
     v.push(c);
 
-    let mut c = case(
+    let mut c = case_translated(
         "-p tcp -s 10.0.2.1 -d 10.0.2.2 --sport 5 --dport 6 --state ESTABLISHED -t 100 -u SEEN_REPLY --src-nat 192.0.2.1",
-        t("10.0.2.1", "10.0.2.2", P::TCP, ports(5, 6)),
-        t("10.0.2.2", "192.0.2.1", P::TCP, ports(6, 5)),
+        tcp("10.0.2.1", 5, "10.0.2.2", 6),
+        tcp("10.0.2.2", 6, "192.0.2.1", 5),
         replied,
     );
     c.want.protoinfo = tcp_state(TcpState::ESTABLISHED);
@@ -105,33 +91,27 @@ fn cases() -> Vec<Case> {
 
     v.push(case(
         "-p udp -s 2001:db8::1 -d 2001:db8::2 --sport 1000 --dport 53 -t 30",
-        t("2001:db8::1", "2001:db8::2", P::UDP, ports(1000, 53)),
-        t("2001:db8::2", "2001:db8::1", P::UDP, ports(53, 1000)),
+        udp("2001:db8::1", 1000, "2001:db8::2", 53),
         Status::empty(),
     ));
     v.push(case(
         "-p udplite -s 10.0.0.1 -d 10.0.0.2 --sport 7 --dport 8 -t 30 -u SEEN_REPLY",
-        t("10.0.0.1", "10.0.0.2", P::UDPLITE, ports(7, 8)),
-        t("10.0.0.2", "10.0.0.1", P::UDPLITE, ports(8, 7)),
+        tuple(P::UDPLITE, "10.0.0.1", 7, "10.0.0.2", 8),
         replied,
     ));
-    let icmp = |kind, id| L4Tuple::Icmp { kind, code: 0, id };
     v.push(case(
         "-p icmp -s 10.0.0.1 -d 10.0.0.2 --icmp-type 8 --icmp-code 0 --icmp-id 77 -t 30",
-        t("10.0.0.1", "10.0.0.2", P::ICMP, icmp(8, 77)),
-        t("10.0.0.2", "10.0.0.1", P::ICMP, icmp(0, 77)),
+        icmp_echo("10.0.0.1", "10.0.0.2", 77),
         Status::empty(),
     ));
     v.push(case(
         "-p icmpv6 -s 2001:db8::1 -d 2001:db8::2 --icmpv6-type 128 --icmpv6-code 0 --icmpv6-id 5 -t 30",
-        t("2001:db8::1", "2001:db8::2", P::ICMPV6, icmp(128, 5)),
-        t("2001:db8::2", "2001:db8::1", P::ICMPV6, icmp(129, 5)),
+        icmp_echo("2001:db8::1", "2001:db8::2", 5),
         Status::empty(),
     ));
     let mut c = case(
         "-p sctp -s 10.0.0.1 -d 10.0.0.2 --sport 5000 --dport 5001 --state ESTABLISHED --orig-vtag 1 --reply-vtag 2 -t 210 -u SEEN_REPLY,ASSURED",
-        t("10.0.0.1", "10.0.0.2", P::SCTP, ports(5000, 5001)),
-        t("10.0.0.2", "10.0.0.1", P::SCTP, ports(5001, 5000)),
+        tuple(P::SCTP, "10.0.0.1", 5000, "10.0.0.2", 5001),
         replied | Status::ASSURED,
     );
     c.want.protoinfo = Some(ProtoInfo::Sctp(SctpInfo {
@@ -141,14 +121,17 @@ fn cases() -> Vec<Case> {
     v.push(c);
     v.push(case(
         "-p gre -s 10.0.0.1 -d 10.0.0.2 --srckey 0x10 --dstkey 0xbeef -t 180",
-        t("10.0.0.1", "10.0.0.2", P::GRE, ports(0x10, 0xbeef)),
-        t("10.0.0.2", "10.0.0.1", P::GRE, ports(0xbeef, 0x10)),
+        tuple(P::GRE, "10.0.0.1", 0x10, "10.0.0.2", 0xbeef),
         Status::empty(),
     ));
     v.push(case(
         "-p 253 -s ::ffff:10.0.0.1 -d ::1.2.3.4 -t 600",
-        t("::ffff:10.0.0.1", "::1.2.3.4", L4Proto(253), L4Tuple::None),
-        t("::1.2.3.4", "::ffff:10.0.0.1", L4Proto(253), L4Tuple::None),
+        Tuple::new(
+            ip("::ffff:10.0.0.1"),
+            ip("::1.2.3.4"),
+            L4Proto(253),
+            L4Tuple::None,
+        ),
         Status::empty(),
     ));
     v

@@ -6,15 +6,15 @@ use conntrack_core::cli::stats::{
     CliStatsError, CliStatsErrorKind as K, CliStatsLines, parse_cli_stats, parse_cli_stats_bytes,
     parse_count, render_cli_stats,
 };
+use conntrack_core::testkit::read_fixture;
 use conntrack_core::{Counter, CpuStats, Stats};
 use proptest::prelude::*;
-use std::path::PathBuf;
 
 fn fixture(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/cli-stats")
-        .join(name);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    read_fixture(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/cli-stats"),
+        name,
+    )
 }
 
 fn stats(name: &str) -> Stats {
@@ -26,7 +26,7 @@ fn err(text: &str) -> CliStatsError {
 }
 
 fn at(line: usize, column: usize) -> Location {
-    Location { line, column }
+    Location::new(line, column)
 }
 
 #[test]

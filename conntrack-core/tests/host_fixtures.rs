@@ -1,7 +1,7 @@
 //! Whole-snapshot tests over the fixture trees in `fixtures/host/` (see its
 //! README for how each tree was made).
 
-use conntrack_core::host::{HostError, HostFs, ParseErrorKind as K};
+use conntrack_core::host::{HostError, HostFs, NetnsView, ParseErrorKind as K};
 use conntrack_core::procstat::ProcStatErrorKind;
 use conntrack_core::{Counter, CpuStats, HostSnapshot, KernelVersion, RxQueue, SlabCache, Stats};
 use std::collections::BTreeMap;
@@ -536,6 +536,81 @@ fn for_pid_without_matching_namespace_keeps_only_global_sysctls() {
             .iter()
             .any(|p| p.path().ends_with("proc/4242/ns/net") && p.is_not_found())
     );
+}
+
+/// Copies the directory tree `from` into `to` (regular files and
+/// directories, as the committed fixtures are).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// A temporary copy of fixture tree `name` whose `proc/self/ns/net` is the
+/// symlink a live `/proc` has (the committed file holds the link's text:
+/// a symlink to nowhere cannot be packaged).
+fn with_ns_symlink(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&tree(name), dir.path());
+    let link = dir.path().join("proc/self/ns/net");
+    let target = std::fs::read_to_string(&link).unwrap();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(target.trim_end(), &link).unwrap();
+    dir
+}
+
+#[test]
+fn ns_link_as_a_symlink_reads_like_its_text() {
+    for name in ["linux-6.18", "broken"] {
+        let copy = with_ns_symlink(name);
+        assert!(
+            std::fs::symlink_metadata(copy.path().join("proc/self/ns/net"))
+                .unwrap()
+                .is_symlink()
+        );
+        let text = HostFs::new(tree(name)).read_snapshot();
+        let link = HostFs::new(copy.path()).read_snapshot();
+        assert_eq!(link.snapshot, text.snapshot, "{name}");
+        assert_eq!(
+            problems(copy.path(), &link.problems),
+            problems(&tree(name), &text.problems),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn current_thread_view_reads_thread_self() {
+    // The linux-6.18 tree with its namespace files where a live /proc has
+    // the calling thread's: proc/thread-self/{net,ns}.
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&tree("linux-6.18"), dir.path());
+    let proc_dir = dir.path().join("proc");
+    std::fs::create_dir_all(proc_dir.join("thread-self")).unwrap();
+    std::fs::rename(proc_dir.join("net"), proc_dir.join("thread-self/net")).unwrap();
+    std::fs::rename(proc_dir.join("self/ns"), proc_dir.join("thread-self/ns")).unwrap();
+
+    let want = HostFs::new(tree("linux-6.18")).read_snapshot();
+    let thread = HostFs::new(dir.path()).for_current_thread();
+    assert_eq!(thread.netns_view(), NetnsView::CurrentThread);
+    assert_eq!(thread.pid(), None);
+    let got = thread.read_snapshot();
+    assert_eq!(got.snapshot, want.snapshot);
+    assert_eq!(
+        problems(dir.path(), &got.problems),
+        problems(&tree("linux-6.18"), &want.problems)
+    );
+    // The process view of the same tree no longer finds them.
+    let process = HostFs::new(dir.path()).read_snapshot();
+    assert_eq!(process.snapshot.stats, None);
+    assert_eq!(process.snapshot.netns_inode, None);
 }
 
 #[test]

@@ -221,6 +221,19 @@ fn live_snapshot_agrees_with_tools() {
         assert_eq!(s.init_netns, Some(ino == NET_NS_INIT_INO));
     }
     assert!(s.stats.is_some(), "problems: {problems:?}");
+
+    // On another thread of this process, the thread view reads the same
+    // namespace through /proc/thread-self.
+    let thread = std::thread::spawn(|| HostFs::new("/").for_current_thread().read_snapshot())
+        .join()
+        .unwrap();
+    assert_eq!(thread.snapshot.netns_inode, Some(ino));
+    assert_eq!(thread.snapshot.init_netns, s.init_netns);
+    assert!(
+        thread.snapshot.stats.is_some(),
+        "problems: {:?}",
+        thread.problems
+    );
 }
 
 #[test]

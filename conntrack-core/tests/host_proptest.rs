@@ -7,8 +7,8 @@ use conntrack_core::host::{
     parse_smaps_page_size, parse_softirqs, parse_sysctl_bool, parse_sysctl_u32, parse_u32_value,
     render_cpu_list, render_rps_mask, timeout_key,
 };
+use conntrack_core::testkit::read_fixture;
 use proptest::prelude::*;
-use std::path::Path;
 
 /// Runs every text parser on `text`; they may fail but must not panic, and
 /// every error location must be 1-based and inside (or just after) the
@@ -38,10 +38,7 @@ fn all_parsers(text: &str) {
 }
 
 fn fixture(rel: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/host")
-        .join(rel);
-    std::fs::read_to_string(p).unwrap()
+    read_fixture(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/host"), rel)
 }
 
 /// Real files to mutate: deeper paths than random bytes reach.

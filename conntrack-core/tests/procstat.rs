@@ -4,14 +4,14 @@
 use conntrack_core::procstat::{
     self, ProcStatError, ProcStatErrorKind as K, ProcStatTable, parse, parse_bytes, parse_table,
 };
+use conntrack_core::testkit::read_fixture;
 use conntrack_core::{Counter, Location};
-use std::path::PathBuf;
 
 fn fixture(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/proc-stat")
-        .join(name);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    read_fixture(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/proc-stat"),
+        name,
+    )
 }
 
 fn table(name: &str) -> ProcStatTable {
@@ -23,7 +23,7 @@ fn err(text: &str) -> ProcStatError {
 }
 
 fn at(line: usize, column: usize) -> Location {
-    Location { line, column }
+    Location::new(line, column)
 }
 
 const ALL_FIXTURES: &[&str] = &[

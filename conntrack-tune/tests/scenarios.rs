@@ -121,7 +121,7 @@ fn check_invariants(name: &str, r: &Report) {
     }
 }
 
-fn finding<'a>(r: &'a Report, id: FindingId) -> &'a conntrack_analyze::Finding {
+fn finding(r: &Report, id: FindingId) -> &conntrack_analyze::Finding {
     r.findings.iter().find(|f| f.id == id).unwrap_or_else(|| {
         panic!(
             "{id} missing: {:?}",

@@ -1,11 +1,11 @@
 //! Live collection from a kernel table: this host, a named network
 //! namespace, or a process's namespace.
 //!
-//! 1. Host facts with `HostFs`. For another namespace they are read on a
-//!    thread that entered it (`Netns::run`): `/proc/sys/net` shows the
-//!    namespace of the thread that opens it, and this namespace's
-//!    `/proc/net` is `/proc/thread-self/net` there (`/proc/net` is the
-//!    process's, i.e. the main thread's).
+//! 1. Host facts with `HostFs::for_current_thread`, read on a thread in
+//!    the target namespace (`Netns::run`; for this host, the calling
+//!    thread): `/proc/sys/net` shows the namespace of the thread that opens
+//!    it, and the thread view reads the namespace's `stat/nf_conntrack` and
+//!    `ns/net` through `/proc/thread-self` too.
 //! 2. Statistics sample 0: ctnetlink (per-CPU counters, count, max), or
 //!    `/proc/net/stat/nf_conntrack` when ctnetlink fails for another reason
 //!    than privileges.
@@ -23,8 +23,8 @@ use conntrack_kit::analyze::capture::SIMULATION_SEED;
 use conntrack_kit::analyze::hotspots::HotspotSummary;
 use conntrack_kit::analyze::hotspots::{CountMode, HotspotConfig, Hotspots};
 use conntrack_kit::analyze::rates::StatsSeries;
-use conntrack_kit::core::host::{HostError, HostFs, init_netns_from, parse_ns_link};
-use conntrack_kit::core::{HostSnapshot, L3Family, Stats, procstat};
+use conntrack_kit::ct_core::host::{HostError, HostFs};
+use conntrack_kit::ct_core::{HostSnapshot, L3Family, Stats};
 use conntrack_kit::netlink::{Conntrack, DumpRequest, Error as NlError, Netns};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -150,15 +150,10 @@ pub fn collect(target: &Target, opts: &LiveOptions) -> Result<Collected, Failure
 
 /// Host facts for the target; the notes say what could not be read.
 fn host_snapshot(target: &Target, netns: &Netns) -> Result<(HostSnapshot, Vec<String>), Failure> {
-    let (snapshot, problems) = match target {
-        Target::Host => {
-            let r = HostFs::new("/").read_snapshot();
-            (r.snapshot, r.problems)
-        }
-        _ => netns
-            .run(|| Ok(snapshot_in_this_thread()))
-            .map_err(|e| failure_of("read the namespace's host facts", &e))?,
-    };
+    let report = netns
+        .run(|| Ok(HostFs::new("/").for_current_thread().read_snapshot()))
+        .map_err(|e| failure_of("read the namespace's host facts", &e))?;
+    let (snapshot, problems) = (report.snapshot, report.problems);
     let mut notes: Vec<String> = problems.iter().map(describe_problem).collect();
     if !matches!(target, Target::Host) {
         notes.push(
@@ -179,41 +174,6 @@ pub fn describe_problem(e: &HostError) -> String {
     }
 }
 
-/// The host snapshot as seen by the calling thread's network namespace
-/// (call it on a thread that entered the namespace).
-fn snapshot_in_this_thread() -> (HostSnapshot, Vec<HostError>) {
-    let fs = HostFs::new("/");
-    let mut r = fs.read_snapshot();
-    // /proc/net and /proc/self follow the main thread; this thread's
-    // namespace files are under /proc/thread-self.
-    let own = |p: &Path| p.starts_with("/proc/net") || p.starts_with("/proc/self/ns");
-    r.problems.retain(|e| !own(e.path()));
-    r.snapshot.stats = None;
-    match std::fs::read("/proc/thread-self/net/stat/nf_conntrack") {
-        Ok(bytes) => match procstat::parse_bytes(&bytes) {
-            Ok(s) => r.snapshot.stats = Some(s),
-            Err(e) => r.problems.push(HostError::malformed(
-                "/proc/thread-self/net/stat/nf_conntrack",
-                e.into(),
-            )),
-        },
-        Err(e) => r.problems.push(HostError::from_io(
-            "/proc/thread-self/net/stat/nf_conntrack",
-            &e,
-        )),
-    }
-    let ino = std::fs::read_link("/proc/thread-self/ns/net")
-        .ok()
-        .and_then(|t| parse_ns_link(&t.to_string_lossy()).ok());
-    let pid1 = std::fs::read_link("/proc/1/ns/net")
-        .ok()
-        .and_then(|t| parse_ns_link(&t.to_string_lossy()).ok());
-    r.snapshot.netns_inode = ino;
-    r.snapshot.init_netns =
-        ino.and_then(|i| init_netns_from(i, pid1, r.snapshot.kernel_version, None));
-    (r.snapshot, r.problems)
-}
-
 /// One statistics sample: ctnetlink first, the target's
 /// `/proc/net/stat/nf_conntrack` when ctnetlink fails (not for lack of
 /// privileges).
@@ -226,17 +186,16 @@ fn sample_stats(
         Ok(s) => Ok((s, "ctnetlink (IPCTNL_MSG_CT_GET_STATS_CPU)".into())),
         Err(e) if e.is_permission_denied() => Err(failure_of("read statistics", &e)),
         Err(nl) => {
-            let read = |rel: &str| -> Result<Stats, String> {
-                let bytes = std::fs::read(rel).map_err(|e| format!("{rel}: {e}"))?;
-                procstat::parse_bytes(&bytes).map_err(|e| format!("{rel}: {e}"))
-            };
             let res = match target {
-                Target::Host => read("/proc/net/stat/nf_conntrack"),
-                Target::Pid(p) => read(&format!("/proc/{p}/net/stat/nf_conntrack")),
+                // /proc/PID/net needs no namespace switch.
+                Target::Pid(p) => HostFs::new("/")
+                    .for_pid(*p)
+                    .read_stats()
+                    .map_err(|e| e.to_string()),
                 _ => netns
-                    .run(|| Ok(read("/proc/thread-self/net/stat/nf_conntrack")))
+                    .run(|| Ok(HostFs::new("/").for_current_thread().read_stats()))
                     .map_err(|e| e.to_string())
-                    .and_then(|r| r),
+                    .and_then(|r| r.map_err(|e| e.to_string())),
             };
             res.map(|s| (s, "/proc/net/stat/nf_conntrack (ctnetlink failed)".into()))
                 .map_err(|p| {

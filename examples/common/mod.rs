@@ -14,6 +14,8 @@
 //!   bucket chains (progress bar on a terminal only).
 //! - [`capture`]: the same from a capture directory (layout documented in
 //!   `examples/data/README.md` and in [`capture`]).
+//! - [`sample`]: the bundled sample incident, compiled into the binary so
+//!   that an installed example has it without the checkout.
 //! - [`analysis`]: what was collected, and the library's report of it.
 //! - [`table`]: comfy-table helpers.
 //! - [`Failure`] and the exit codes every example shares.
@@ -22,6 +24,7 @@
 pub mod analysis;
 pub mod capture;
 pub mod live;
+pub mod sample;
 pub mod source;
 pub mod table;
 

@@ -1,11 +1,8 @@
 //! What to look at: this host, another network namespace, a process's
 //! namespace, a capture directory, or the bundled sample incident.
 
-use super::Failure;
+use super::{Failure, sample};
 use std::path::{Path, PathBuf};
-
-/// The bundled sample incident (a capture directory; see its README).
-pub const SAMPLE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/sample-incident");
 
 /// Source selection options, shared by the examples (flatten into a clap
 /// parser with `#[command(flatten)]`).
@@ -74,7 +71,9 @@ impl Target {
     pub fn capture_dir(&self) -> Option<&Path> {
         match self {
             Target::Capture(d) => Some(d),
-            Target::Sample => Some(Path::new(SAMPLE_DIR)),
+            // Without the checkout nor a writable temporary directory, a
+            // path that does not exist: collecting it says so.
+            Target::Sample => Some(sample::dir().unwrap_or(Path::new(sample::CHECKOUT_DIR))),
             _ => None,
         }
     }
@@ -125,7 +124,7 @@ impl SourceArgs {
             }
             // The bundled sample keeps its label however it is named.
             let canon = |p: &Path| p.canonicalize().ok();
-            if canon(dir).is_some() && canon(dir) == canon(Path::new(SAMPLE_DIR)) {
+            if canon(dir).is_some() && canon(dir) == sample::dir().and_then(canon) {
                 return Ok(Target::Sample);
             }
             return Ok(Target::Capture(dir.clone()));

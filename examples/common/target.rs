@@ -3,6 +3,7 @@
 //! privileges are missing. Shared by `watch`, `top` and `exporter` through
 //! `#[path = "common/target.rs"] mod target;`.
 
+use conntrack_kit::ct_core::host::HostFs;
 use conntrack_kit::netlink::Netns;
 use std::path::PathBuf;
 
@@ -16,6 +17,27 @@ pub struct Target {
     /// The process given with `--pid`.
     #[allow(dead_code)] // read by watch only
     pub pid: Option<u32>,
+}
+
+impl Target {
+    /// Runs `read` with a [`HostFs`] whose `net_path` names the target
+    /// namespace's `/proc/net` files: `/proc/PID/net` for `--pid` (no
+    /// namespace switch, so no CAP_SYS_ADMIN), otherwise on a thread in
+    /// the namespace through `/proc/thread-self/net` (for the current
+    /// namespace, on the calling thread). `/proc/net` itself would be the
+    /// main thread's namespace.
+    #[allow(dead_code)] // used by watch and top, not exporter
+    pub fn with_net_files<T: Send>(
+        &self,
+        read: impl FnOnce(&HostFs) -> T + Send,
+    ) -> Result<T, conntrack_kit::netlink::Error> {
+        match self.pid {
+            Some(pid) => Ok(read(&HostFs::new("/").for_pid(pid))),
+            None => self
+                .netns
+                .run(|| Ok(read(&HostFs::new("/").for_current_thread()))),
+        }
+    }
 }
 
 pub fn resolve_target(netns: Option<&str>, pid: Option<u32>) -> Result<Target, String> {

@@ -41,7 +41,7 @@
 
 use crate::error::Location;
 use crate::stats::{Counter, CpuStats, Stats};
-use crate::text::{is_name, is_sep, split_line, tokens};
+use crate::text::{Digits, Lines, is_name, is_sep, parse_digits, tokens};
 use core::fmt::Write as _;
 
 /// What went wrong in `conntrack -S` / `-C` text.
@@ -100,27 +100,18 @@ impl CliStatsError {
     fn at(kind: CliStatsErrorKind, line: usize, column: usize) -> Self {
         CliStatsError {
             kind,
-            location: Location { line, column },
+            location: Location::new(line, column),
         }
     }
 }
 
 /// Parses an unsigned decimal u32 (`%u`).
 fn parse_dec(tok: &[u8]) -> Result<u32, CliStatsErrorKind> {
-    if tok.is_empty() {
-        return Err(CliStatsErrorKind::BadNumber);
+    match parse_digits(tok, 10, u64::from(u32::MAX)) {
+        Ok(v) => u32::try_from(v).map_err(|_| CliStatsErrorKind::NumberTooLarge),
+        Err(Digits::Overflow) => Err(CliStatsErrorKind::NumberTooLarge),
+        Err(Digits::Empty | Digits::Bad(_)) => Err(CliStatsErrorKind::BadNumber),
     }
-    let mut v: u32 = 0;
-    for &b in tok {
-        if !b.is_ascii_digit() {
-            return Err(CliStatsErrorKind::BadNumber);
-        }
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u32::from(b - b'0')))
-            .ok_or(CliStatsErrorKind::NumberTooLarge)?;
-    }
-    Ok(v)
 }
 
 /// One `cpu=N ...` line of `conntrack -S`, as yielded by [`CliStatsLines`].
@@ -195,8 +186,7 @@ fn parse_line(no: usize, line: &[u8]) -> Result<CliStatsLine, CliStatsError> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct CliStatsLines<'a> {
-    rest: &'a [u8],
-    line: usize,
+    lines: Lines<'a>,
 }
 
 impl<'a> CliStatsLines<'a> {
@@ -204,8 +194,7 @@ impl<'a> CliStatsLines<'a> {
     /// is).
     pub fn new(input: &'a [u8]) -> Self {
         CliStatsLines {
-            rest: input,
-            line: 0,
+            lines: Lines::new(input),
         }
     }
 }
@@ -214,18 +203,8 @@ impl Iterator for CliStatsLines<'_> {
     type Item = Result<CliStatsLine, CliStatsError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if self.rest.is_empty() {
-                return None;
-            }
-            let (line, rest) = split_line(self.rest);
-            self.rest = rest;
-            self.line += 1;
-            if line.iter().all(|&b| is_sep(b)) {
-                continue;
-            }
-            return Some(parse_line(self.line, line));
-        }
+        let (no, line) = self.lines.next()?;
+        Some(parse_line(no, line))
     }
 }
 
@@ -263,12 +242,11 @@ pub fn parse_cli_stats_bytes(input: &[u8]) -> Result<Stats, CliStatsError> {
 
 /// The 1-based byte column of the first token of line `no`.
 fn first_token_col(input: &[u8], no: usize) -> usize {
-    let mut rest = input;
-    for _ in 1..no {
-        rest = split_line(rest).1;
-    }
-    let line = split_line(rest).0;
-    line.iter().position(|&b| !is_sep(b)).unwrap_or(0) + 1
+    Lines::new(input)
+        .find(|&(n, _)| n == no)
+        .and_then(|(_, line)| line.iter().position(|&b| !is_sep(b)))
+        .unwrap_or(0)
+        + 1
 }
 
 /// Parses `conntrack -C` output: one decimal count (blank lines around it
@@ -285,13 +263,8 @@ fn first_token_col(input: &[u8], no: usize) -> usize {
 /// ```
 pub fn parse_count(text: &str) -> Result<u32, CliStatsError> {
     use CliStatsErrorKind as K;
-    let mut rest = text.as_bytes();
-    let mut no = 0;
     let mut count = None;
-    while !rest.is_empty() {
-        let (line, next) = split_line(rest);
-        rest = next;
-        no += 1;
+    for (no, line) in Lines::new(text.as_bytes()) {
         for (off, tok) in tokens(line) {
             let col = off + 1;
             if count.is_some() {

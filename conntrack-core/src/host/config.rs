@@ -4,7 +4,7 @@
 
 use super::kube_proxy::KubeProxy;
 use super::modprobe_d::ModprobeScan;
-use super::modules::ModuleKind;
+use super::module_kind::ModuleKind;
 use super::sysctl_d::SysctlScan;
 use super::{HostFs, HostSnapshot};
 use crate::nat_rules::NatRules;

@@ -94,7 +94,7 @@ impl ParseError {
     /// An error at `line`, `column` (both 1-based).
     pub const fn new(line: usize, column: usize, kind: ParseErrorKind) -> Self {
         ParseError {
-            location: Location { line, column },
+            location: Location::new(line, column),
             kind,
         }
     }

@@ -1,190 +1,155 @@
-//! Whether nf_conntrack and its helpers are loadable modules or built into
-//! the kernel: it decides where a `hashsize` is persisted (modprobe.d or
-//! the kernel command line) and whether a helper can be unloaded.
+//! `/proc/modules` and the conntrack and NAT helper modules.
 
-use super::HostFs;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use super::error::{ParseError, ParseErrorKind as K};
+use super::lex::{dec_u64, end_col, fields, lines};
 
-/// Whether a kernel module (nf_conntrack, or a conntrack helper) is a
-/// loadable module or built into the kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum ModuleKind {
-    /// Loadable module: modprobe.d options apply at load, `modprobe -r`
-    /// can unload it.
-    Module,
-    /// Built in: only the kernel command line sets its parameters (e.g.
-    /// `hashsize`) at boot, and it can never be unloaded.
-    BuiltIn,
-    /// Not known.
-    #[default]
-    Unknown,
-}
+/// Conntrack helper modules (`nf_conntrack_<name>`): the helpers in
+/// `net/netfilter/nf_conntrack_*.c`, plus `broadcast`, the library that
+/// `netbios_ns` and `snmp` build on.
+pub const CONNTRACK_HELPERS: &[&str] = &[
+    "amanda",
+    "broadcast",
+    "ftp",
+    "h323",
+    "irc",
+    "netbios_ns",
+    "pptp",
+    "sane",
+    "sip",
+    "snmp",
+    "tftp",
+];
 
-/// A module name that is safe to use as one path component.
-fn plain_name(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.contains('/')
-        && !name.chars().any(|c| c.is_control())
-}
+/// NAT helper modules (`nf_nat_<name>`, `net/netfilter/nf_nat_*.c` and
+/// `net/ipv4/netfilter/nf_nat_{h323,pptp,snmp_basic}.c`).
+pub const NAT_HELPERS: &[&str] = &[
+    "amanda",
+    "ftp",
+    "h323",
+    "irc",
+    "pptp",
+    "sip",
+    "snmp_basic",
+    "tftp",
+];
 
-impl HostFs {
-    /// Module names listed in `ROOT/proc/modules`; `None` when the file is
-    /// absent or unreadable (a kernel without module support has none).
-    fn loaded_modules(&self) -> Option<Vec<String>> {
-        self.read_modules().ok()
-    }
-
-    /// Whether nf_conntrack is a loadable module: `/sys/module/nf_conntrack/
-    /// initstate` exists only for loadable modules; a built-in module with
-    /// parameters has the directory without it; `modules.builtin` of the
-    /// running release lists built-in modules.
-    ///
-    /// ```
-    /// use conntrack_core::host::{HostFs, ModuleKind};
-    /// let t = tempfile::tempdir().unwrap();
-    /// std::fs::create_dir_all(t.path().join("sys/module/nf_conntrack/parameters")).unwrap();
-    /// assert_eq!(HostFs::new(t.path()).read_conntrack_module_kind(None), ModuleKind::BuiltIn);
-    /// ```
-    pub fn read_conntrack_module_kind(&self, release: Option<&str>) -> ModuleKind {
-        let sysmod = self.path("sys/module/nf_conntrack");
-        if sysmod.join("initstate").exists() {
-            return ModuleKind::Module;
+/// Parses `/proc/modules` and returns the module names in file order.
+/// Each line is `name size refcount deps state address [taints]`; all
+/// fields are checked.
+///
+/// ```
+/// use conntrack_core::host::parse_modules;
+/// let text = "nf_nat_ftp 20480 0 - Live 0xffffffffc0a1b000\n\
+/// nf_conntrack_ftp 24576 1 nf_nat_ftp, Live 0x0000000000000000 (E)\n";
+/// assert_eq!(parse_modules(text).unwrap(), vec!["nf_nat_ftp", "nf_conntrack_ftp"]);
+/// assert!(parse_modules("nf_nat_ftp 20480\n").is_err());
+/// ```
+pub fn parse_modules(text: &str) -> Result<Vec<String>, ParseError> {
+    let mut out = Vec::new();
+    for (ln, line) in lines(text) {
+        let f: Vec<(usize, &str)> = fields(line).collect();
+        if f.len() < 6 {
+            return Err(ParseError::new(
+                ln,
+                end_col(line),
+                K::UnexpectedEnd("6 fields"),
+            ));
         }
-        if sysmod.is_dir() {
-            return ModuleKind::BuiltIn;
+        if f.len() > 7 {
+            return Err(ParseError::new(ln, f[7].0, K::Trailing));
         }
-        if let Some(rel) = release.filter(|r| plain_name(r)) {
-            let builtin = format!("/lib/modules/{rel}/modules.builtin");
-            if let Some(text) = self.read_config_text(&builtin) {
-                return if text.lines().any(|l| l.ends_with("/nf_conntrack.ko")) {
-                    ModuleKind::BuiltIn
-                } else {
-                    ModuleKind::Module
-                };
-            }
-        }
-        ModuleKind::Unknown
-    }
-
-    /// Whether each helper module (e.g. `nf_conntrack_ftp`) is loadable or
-    /// built in:
-    ///
-    /// - `/sys/module/NAME/initstate` exists, or `/proc/modules` lists it:
-    ///   a loadable module (`initstate` is created for loaded modules only);
-    /// - `/sys/module/NAME` exists but `/proc/modules` does not list it:
-    ///   built in (`param_sysfs_builtin` in `kernel/params.c` creates the
-    ///   directory for built-in code that has parameters);
-    /// - `/proc/modules` is absent and `/sys/module/NAME` exists: built in
-    ///   (a kernel built with `CONFIG_MODULES=n` has no `/proc/modules`);
-    /// - otherwise unknown.
-    ///
-    /// ```
-    /// use conntrack_core::host::{HostFs, ModuleKind};
-    /// let t = tempfile::tempdir().unwrap();
-    /// std::fs::create_dir_all(t.path().join("sys/module/nf_conntrack_ftp/parameters")).unwrap();
-    /// let kinds = HostFs::new(t.path())
-    ///     .read_helper_kinds(&["nf_conntrack_ftp".into(), "nf_conntrack_sip".into()]);
-    /// assert_eq!(kinds["nf_conntrack_ftp"], ModuleKind::BuiltIn);
-    /// assert_eq!(kinds["nf_conntrack_sip"], ModuleKind::Unknown);
-    /// ```
-    pub fn read_helper_kinds(&self, helpers: &[String]) -> BTreeMap<String, ModuleKind> {
-        let modules = self.loaded_modules();
-        helpers
-            .iter()
-            .map(|h| (h.clone(), self.helper_kind(h, modules.as_deref())))
-            .collect()
-    }
-
-    fn helper_kind(&self, name: &str, modules: Option<&[String]>) -> ModuleKind {
-        if !plain_name(name) {
-            return ModuleKind::Unknown;
-        }
-        let sysmod = self.path("sys/module").join(name);
-        if sysmod.join("initstate").exists() || modules.is_some_and(|m| m.iter().any(|n| n == name))
+        let (nc, name) = f[0];
+        if let Some(p) = name
+            .bytes()
+            .position(|b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
         {
-            return ModuleKind::Module;
+            return Err(ParseError::new(ln, nc + p, K::Expected("a module name")));
         }
-        if sysmod.is_dir() {
-            return ModuleKind::BuiltIn;
+        dec_u64(f[1].1, ln, f[1].0)?;
+        if f[2].1 != "-" {
+            dec_u64(f[2].1, ln, f[2].0)?;
         }
-        ModuleKind::Unknown
+        if f[3].1 != "-" && !f[3].1.ends_with(',') {
+            return Err(ParseError::new(ln, f[3].0, K::Expected("'-' or 'a,b,'")));
+        }
+        if !matches!(f[4].1, "Live" | "Loading" | "Unloading") {
+            return Err(ParseError::new(ln, f[4].0, K::Expected("a module state")));
+        }
+        let addr = f[5].1.strip_prefix("0x").ok_or(ParseError::new(
+            ln,
+            f[5].0,
+            K::Expected("0x address"),
+        ))?;
+        if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ParseError::new(ln, f[5].0 + 2, K::InvalidHex));
+        }
+        if let Some(&(c, t)) = f.get(6)
+            && !(t.starts_with('(') && t.ends_with(')'))
+        {
+            return Err(ParseError::new(ln, c, K::Expected("(taints)")));
+        }
+        out.push(name.to_string());
+    }
+    Ok(out)
+}
+
+/// Whether a module name is a conntrack or NAT helper
+/// ([`CONNTRACK_HELPERS`], [`NAT_HELPERS`]).
+///
+/// ```
+/// use conntrack_core::host::is_helper_module;
+/// assert!(is_helper_module("nf_conntrack_ftp"));
+/// assert!(is_helper_module("nf_nat_sip"));
+/// assert!(!is_helper_module("nf_conntrack_netlink"));
+/// assert!(!is_helper_module("nf_conntrack"));
+/// ```
+pub fn is_helper_module(name: &str) -> bool {
+    if let Some(h) = name.strip_prefix("nf_conntrack_") {
+        CONNTRACK_HELPERS.contains(&h)
+    } else if let Some(h) = name.strip_prefix("nf_nat_") {
+        NAT_HELPERS.contains(&h)
+    } else {
+        false
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::lex::err_at;
 
     #[test]
-    fn helper_kinds_from_root() {
-        let t = tempfile::tempdir().unwrap();
-        let dir = |n: &str| {
-            std::fs::create_dir_all(t.path().join("sys/module").join(n).join("parameters")).unwrap()
-        };
-        dir("nf_conntrack_ftp");
-        dir("nf_conntrack_sip");
-        let fs = HostFs::new(t.path());
-        let names: Vec<String> = ["nf_conntrack_ftp", "nf_conntrack_sip", "nf_conntrack_irc"]
-            .map(String::from)
-            .to_vec();
-        // CONFIG_MODULES=n: no /proc/modules, helpers only in /sys/module.
-        let k = fs.read_helper_kinds(&names);
-        assert_eq!(k["nf_conntrack_ftp"], ModuleKind::BuiltIn);
-        assert_eq!(k["nf_conntrack_irc"], ModuleKind::Unknown);
-        // With module support: listed in /proc/modules means loadable; in
-        // /sys/module only means built in.
-        std::fs::create_dir_all(t.path().join("proc")).unwrap();
-        std::fs::write(
-            t.path().join("proc/modules"),
-            "nf_conntrack_irc 20480 0 - Live 0x0\nnf_conntrack 172032 4 - Live 0x0\n",
-        )
-        .unwrap();
-        let k = fs.read_helper_kinds(&names);
-        assert_eq!(k["nf_conntrack_irc"], ModuleKind::Module);
-        assert_eq!(k["nf_conntrack_ftp"], ModuleKind::BuiltIn);
-        // initstate marks a loaded module even if /proc/modules misses it.
-        std::fs::write(
-            t.path().join("sys/module/nf_conntrack_sip/initstate"),
-            "live\n",
-        )
-        .unwrap();
+    fn modules() {
+        assert!(parse_modules("").unwrap().is_empty());
+        let l = |s: &str| err_at(parse_modules(s));
+        assert_eq!(l("a 1 0 - Live\n"), (1, 13, K::UnexpectedEnd("6 fields")));
+        assert_eq!(l("a 1 0 - Live 0x0 (E) x\n"), (1, 22, K::Trailing));
         assert_eq!(
-            fs.read_helper_kinds(&names)["nf_conntrack_sip"],
-            ModuleKind::Module
+            l("a/b 1 0 - Live 0x0\n"),
+            (1, 2, K::Expected("a module name"))
+        );
+        assert_eq!(l("a x 0 - Live 0x0\n"), (1, 3, K::InvalidNumber));
+        assert_eq!(l("a 1 y - Live 0x0\n"), (1, 5, K::InvalidNumber));
+        assert_eq!(
+            l("a 1 0 b Live 0x0\n"),
+            (1, 7, K::Expected("'-' or 'a,b,'"))
         );
         assert_eq!(
-            fs.read_helper_kinds(&["../etc".into()])["../etc"],
-            ModuleKind::Unknown
+            l("a 1 0 - Dead 0x0\n"),
+            (1, 9, K::Expected("a module state"))
         );
-    }
-
-    #[test]
-    fn conntrack_module_kind_from_root() {
-        let t = tempfile::tempdir().unwrap();
-        let fs = HostFs::new(t.path());
+        assert_eq!(l("a 1 0 - Live 00\n"), (1, 14, K::Expected("0x address")));
+        assert_eq!(l("a 1 0 - Live 0xg\n"), (1, 16, K::InvalidHex));
+        assert_eq!(l("a 1 0 - Live 0x1 E\n"), (1, 18, K::Expected("(taints)")));
         assert_eq!(
-            fs.read_conntrack_module_kind(Some("6.1.0")),
-            ModuleKind::Unknown
+            parse_modules("a 1 - b,c, Unloading 0x1\n").unwrap(),
+            vec!["a"]
         );
-        std::fs::create_dir_all(t.path().join("lib/modules/6.1.0")).unwrap();
-        std::fs::write(
-            t.path().join("lib/modules/6.1.0/modules.builtin"),
-            "kernel/net/netfilter/nf_conntrack.ko\n",
-        )
-        .unwrap();
-        assert_eq!(
-            fs.read_conntrack_module_kind(Some("6.1.0")),
-            ModuleKind::BuiltIn
-        );
-        std::fs::create_dir_all(t.path().join("sys/module/nf_conntrack")).unwrap();
-        std::fs::write(t.path().join("sys/module/nf_conntrack/initstate"), "live\n").unwrap();
-        assert_eq!(
-            fs.read_conntrack_module_kind(Some("6.1.0")),
-            ModuleKind::Module
-        );
+        for h in CONNTRACK_HELPERS {
+            assert!(is_helper_module(&format!("nf_conntrack_{h}")));
+        }
+        assert!(is_helper_module("nf_nat_snmp_basic"));
+        assert!(!is_helper_module("nf_nat"));
+        assert!(!is_helper_module("nf_conntrack_ipv4"));
     }
 }

@@ -10,13 +10,17 @@
 //!
 //! What a file shows depends on who opens it, not on the path:
 //!
-//! - `/proc/net/...` is a link to `/proc/self/net/...`: the reading
-//!   process's network namespace. `/proc/PID/net/...` is PID's namespace
-//!   (what [`HostFs::for_pid`] reads for `stat/nf_conntrack`).
-//! - `/proc/sys/net/...` always shows the namespace of the process that
+//! - `/proc/net/...` is a link to `/proc/self/net/...`: the network
+//!   namespace of the reading process's *main thread* (`/proc/self` is the
+//!   thread group). `/proc/thread-self/net/...` is the calling thread's
+//!   (what [`HostFs::for_current_thread`] reads), `/proc/PID/net/...` is
+//!   PID's (what [`HostFs::for_pid`] reads).
+//! - `/proc/sys/net/...` always shows the namespace of the thread that
 //!   opens the file, whatever the path. There is no per-PID view: to read
 //!   another namespace's count and timeouts, run the reader inside it
-//!   (`ip netns exec`, `setns(2)`, `nsenter -n`). With
+//!   (`ip netns exec`, `nsenter -n`, or `setns(2)` on a thread, as
+//!   `conntrack_netlink::Netns::run` does, with
+//!   [`HostFs::for_current_thread`] so that every file agrees). With
 //!   [`HostFs::for_pid`], per-namespace sysctls are only reported when the
 //!   reader is in PID's namespace; otherwise only the global ones
 //!   (`nf_conntrack_max`, `nf_conntrack_buckets`) are kept and
@@ -83,6 +87,22 @@ impl HostReport {
     }
 }
 
+/// Whose network namespace the namespace-dependent files of a [`HostFs`]
+/// show (`net/stat/nf_conntrack`, `ns/net`); see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum NetnsView {
+    /// The reading process's (its main thread's): `ROOT/proc/net`,
+    /// `ROOT/proc/self/ns/net`. The layout of fixture trees and captures.
+    #[default]
+    Process,
+    /// The calling thread's: `ROOT/proc/thread-self/net`,
+    /// `ROOT/proc/thread-self/ns/net` ([`HostFs::for_current_thread`]).
+    CurrentThread,
+    /// Process PID's: `ROOT/proc/PID/net`, `ROOT/proc/PID/ns/net`
+    /// ([`HostFs::for_pid`]).
+    Pid(u32),
+}
+
 /// A root-relocatable reader of host facts: `ROOT/proc/...` and
 /// `ROOT/sys/...`.
 ///
@@ -98,7 +118,7 @@ impl HostReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostFs {
     root: PathBuf,
-    pid: Option<u32>,
+    view: NetnsView,
 }
 
 fn trim_to_lines(bytes: &[u8]) -> &[u8] {
@@ -113,7 +133,7 @@ impl HostFs {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         HostFs {
             root: root.into(),
-            pid: None,
+            view: NetnsView::Process,
         }
     }
 
@@ -129,7 +149,31 @@ impl HostFs {
     /// assert!(fs.path(&fs.net_path("stat/nf_conntrack")).ends_with("proc/1/net/stat/nf_conntrack"));
     /// ```
     pub fn for_pid(mut self, pid: u32) -> Self {
-        self.pid = Some(pid);
+        self.view = NetnsView::Pid(pid);
+        self
+    }
+
+    /// Reads the network-namespace files of the calling thread:
+    /// `ROOT/proc/thread-self/net/stat/nf_conntrack` and
+    /// `ROOT/proc/thread-self/ns/net` instead of the process's, which
+    /// follow its main thread. With root `/`, on a thread that entered
+    /// another network namespace (`setns(2)`, `conntrack_netlink::Netns::run`),
+    /// every fact of [`HostFs::read_snapshot`] is then that namespace's: the
+    /// per-namespace sysctls already show the opening thread's namespace.
+    /// Needs Linux 3.17+ (`/proc/thread-self`).
+    ///
+    /// ```
+    /// use conntrack_core::host::{HostFs, NetnsView};
+    /// let fs = HostFs::new("/").for_current_thread();
+    /// assert_eq!(fs.netns_view(), NetnsView::CurrentThread);
+    /// assert_eq!(fs.net_path("stat/nf_conntrack"), "proc/thread-self/net/stat/nf_conntrack");
+    /// // The calling thread's own namespace, read the same way as any other.
+    /// if let Ok(ino) = fs.read_netns_inode() {
+    ///     println!("this thread is in net:[{ino}]");
+    /// }
+    /// ```
+    pub fn for_current_thread(mut self) -> Self {
+        self.view = NetnsView::CurrentThread;
         self
     }
 
@@ -140,7 +184,15 @@ impl HostFs {
 
     /// The process whose namespace files are read ([`HostFs::for_pid`]).
     pub fn pid(&self) -> Option<u32> {
-        self.pid
+        match self.view {
+            NetnsView::Pid(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Whose namespace files are read.
+    pub fn netns_view(&self) -> NetnsView {
+        self.view
     }
 
     /// `ROOT/rel`.
@@ -149,18 +201,23 @@ impl HostFs {
     }
 
     /// The path, relative to the root, of a file under the target's
-    /// `/proc/net` (`proc/net/REL`, or `proc/PID/net/REL`).
+    /// `/proc/net` (`proc/net/REL`, `proc/thread-self/net/REL` or
+    /// `proc/PID/net/REL`), for the files this reader does not parse
+    /// itself (`tcp`, `udp6`, ...): open it with [`HostFs::path`], or read
+    /// it with [`HostFs::read_text`].
     pub fn net_path(&self, rel: &str) -> String {
-        match self.pid {
-            None => format!("proc/net/{rel}"),
-            Some(p) => format!("proc/{p}/net/{rel}"),
+        match self.view {
+            NetnsView::Process => format!("proc/net/{rel}"),
+            NetnsView::CurrentThread => format!("proc/thread-self/net/{rel}"),
+            NetnsView::Pid(p) => format!("proc/{p}/net/{rel}"),
         }
     }
 
     fn ns_path(&self) -> String {
-        match self.pid {
-            None => "proc/self/ns/net".to_string(),
-            Some(p) => format!("proc/{p}/ns/net"),
+        match self.view {
+            NetnsView::Process => "proc/self/ns/net".to_string(),
+            NetnsView::CurrentThread => "proc/thread-self/ns/net".to_string(),
+            NetnsView::Pid(p) => format!("proc/{p}/ns/net"),
         }
     }
 
@@ -431,8 +488,8 @@ impl HostFs {
         Ok(out)
     }
 
-    /// `/proc/net/stat/nf_conntrack` (with [`HostFs::for_pid`]:
-    /// `/proc/PID/net/stat/nf_conntrack`, PID's namespace), parsed by
+    /// `/proc/net/stat/nf_conntrack` of the target's namespace
+    /// ([`HostFs::net_path`]), parsed by
     /// [`crate::procstat::parse_bytes`]. Absent without nf_conntrack or
     /// with `CONFIG_NF_CONNTRACK_PROCFS=n`.
     pub fn read_stats(&self) -> Result<Stats, HostError> {
@@ -484,8 +541,9 @@ impl HostFs {
     }
 
     /// The inode number of the target's network namespace
-    /// (`ROOT/proc/self/ns/net`, or `ROOT/proc/PID/ns/net`). Fixture trees
-    /// may hold a symlink or a text file with the link target.
+    /// (`ROOT/proc/self/ns/net`, `ROOT/proc/thread-self/ns/net` or
+    /// `ROOT/proc/PID/ns/net`). Fixture trees may hold a symlink or a text
+    /// file with the link target.
     pub fn read_netns_inode(&self) -> Result<u64, HostError> {
         self.read_ns_inode(&self.ns_path())
     }
@@ -517,11 +575,13 @@ impl HostFs {
     fn init_netns_with(&self, ino: u64, kernel: Option<KernelVersion>) -> Option<bool> {
         // The sysctl file's mode shows the reader's namespace, so it is a
         // clue only when the target is the reader.
-        let max_read_only = match self.pid {
-            Some(_) => None,
-            None => std::fs::metadata(self.path(&Self::sysctl_rel("nf_conntrack_max")))
-                .ok()
-                .map(|m| m.permissions().mode() & 0o222 == 0),
+        let max_read_only = match self.view {
+            NetnsView::Pid(_) => None,
+            NetnsView::Process | NetnsView::CurrentThread => {
+                std::fs::metadata(self.path(&Self::sysctl_rel("nf_conntrack_max")))
+                    .ok()
+                    .map(|m| m.permissions().mode() & 0o222 == 0)
+            }
         };
         if let Some(known) = parse::init_netns_from(ino, None, kernel, max_read_only) {
             return Some(known);
@@ -534,7 +594,7 @@ impl HostFs {
     /// namespace (so `/proc/sys/net` shows PID's values), otherwise
     /// [`HostError::OtherNamespace`] (also when it cannot be told).
     fn check_same_netns(&self) -> Result<(), HostError> {
-        let Some(pid) = self.pid else {
+        let NetnsView::Pid(pid) = self.view else {
             return Ok(());
         };
         let mine = self.read_ns_inode("proc/self/ns/net");
@@ -574,27 +634,30 @@ impl HostFs {
             s.sysctls = part.value;
         }
         let dir = self.path(NETFILTER_SYSCTL_DIR);
-        let num = |p: &mut Vec<HostError>, name: &str| -> Option<u32> {
-            let v = s.sysctls.get(name)?;
+        // One already read sysctl's value; a bad one is a problem that
+        // names its file.
+        fn value<T>(
+            sysctls: &BTreeMap<String, String>,
+            dir: &Path,
+            name: &str,
+            parse: fn(&str) -> Result<T, ParseError>,
+            p: &mut Vec<HostError>,
+        ) -> Option<T> {
+            let v = sysctls.get(name)?;
             keep(
                 p,
-                parse::parse_sysctl_u32(v).map_err(|e| HostError::malformed(dir.join(name), e)),
+                parse(v).map_err(|e| HostError::malformed(dir.join(name), e)),
             )
-        };
-        let count = num(p, "nf_conntrack_count");
-        let max = num(p, "nf_conntrack_max");
-        let buckets = num(p, "nf_conntrack_buckets");
-        let events = num(p, "nf_conntrack_events");
-        let flag = |p: &mut Vec<HostError>, name: &str| -> Option<bool> {
-            let v = s.sysctls.get(name)?;
-            keep(
-                p,
-                parse::parse_sysctl_bool(v).map_err(|e| HostError::malformed(dir.join(name), e)),
-            )
-        };
-        let acct = flag(p, "nf_conntrack_acct");
-        let timestamp = flag(p, "nf_conntrack_timestamp");
-        let (timeouts, bad) = parse::timeouts_from_sysctls(&s.sysctls);
+        }
+        let (u32_of, bool_of) = (parse::parse_sysctl_u32, parse::parse_sysctl_bool);
+        let sc = &s.sysctls;
+        let count = value(sc, &dir, "nf_conntrack_count", u32_of, p);
+        let max = value(sc, &dir, "nf_conntrack_max", u32_of, p);
+        let buckets = value(sc, &dir, "nf_conntrack_buckets", u32_of, p);
+        let events = value(sc, &dir, "nf_conntrack_events", u32_of, p);
+        let acct = value(sc, &dir, "nf_conntrack_acct", bool_of, p);
+        let timestamp = value(sc, &dir, "nf_conntrack_timestamp", bool_of, p);
+        let (timeouts, bad) = parse::timeouts_from_sysctls(sc);
         (s.count, s.max, s.buckets, s.events) = (count, max, buckets, events);
         (s.acct, s.timestamp, s.timeouts) = (acct, timestamp, timeouts);
         p.extend(

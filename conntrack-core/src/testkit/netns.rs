@@ -1,0 +1,85 @@
+//! [`TestNetns`]: a throw-away network namespace for one test.
+
+use std::ffi::OsStr;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A fresh network namespace for one test, deleted on drop (also when the
+/// test panics). Its loopback is up.
+///
+/// Named `ckit-{tag}-{pid}-{n}` (`n` counts the namespaces of this
+/// process), so parallel tests and test binaries do not collide. Needs root
+/// and `ip` (iproute2).
+#[derive(Debug)]
+pub struct TestNetns {
+    name: String,
+}
+
+impl TestNetns {
+    /// Creates the namespace (`ip netns add`) and sets its loopback up;
+    /// panics when either fails.
+    pub fn new(tag: &str) -> TestNetns {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let name = format!("ckit-{tag}-{}-{n}", std::process::id());
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .unwrap_or_else(|e| panic!("ip netns add {name}: {e}"));
+        assert!(
+            out.status.success(),
+            "ip netns add {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ns = TestNetns { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// The namespace's name (as `ip netns` knows it).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `program` run inside the namespace (`ip netns exec NAME program`);
+    /// add arguments, environment and stdio as usual.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// Runs `args` (program first) inside the namespace and returns its
+    /// output; panics, with its stdout and stderr, unless it succeeds.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        let (program, rest) = args.split_first().expect("a program to run");
+        let out = self
+            .command(program)
+            .args(rest)
+            .output()
+            .unwrap_or_else(|e| panic!("ip netns exec {} {args:?}: {e}", self.name));
+        assert!(
+            out.status.success(),
+            "{args:?} in {} failed ({}): {}{}",
+            self.name,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Sets the sysctl `key` (e.g. `net.netfilter.nf_conntrack_acct`) to
+    /// `value` inside the namespace; panics when `sysctl -w` fails.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        self.exec(&["sysctl", "-qw", &format!("{key}={value}")]);
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
