@@ -575,6 +575,18 @@ proptest! {
                 prop_assert_eq!(*floor, want);
             }
         }
+        // Under pressure, a table at least 20% TIME_WAIT gets it shortened
+        // whenever it is above what the planner would propose.
+        let target = if risk == RiskTolerance::Conservative { 60 } else { 30 };
+        let floor = if nat { 60 } else { 30 };
+        if tw > 0 && tw * 5 >= total && tw_now > target.max(floor) {
+            prop_assert_eq!(
+                proposed(&p, "timeout:tcp_timeout_time_wait"),
+                Some(u64::from(target.max(floor))),
+                "{}",
+                render::text(&p)
+            );
+        }
     }
 }
 
