@@ -108,9 +108,9 @@ pub(super) fn check(f: &Facts, th: &Thresholds) -> Option<Finding> {
     );
     if let Some(s) = steady {
         text.push_str(&format!(
-            " At the current close rate TIME_WAIT settles near {:.0} entries of the examined \
+            " At the current close rate TIME_WAIT settles near {} entries of the examined \
              flows.",
-            s
+            crate::evidence::group(s.round() as i64)
         ));
     }
     if !(pressure || failing) {

@@ -1,6 +1,7 @@
 //! Human-readable text and Markdown.
 
 use super::wrap;
+use conntrack_analyze::evidence::group;
 use crate::plan::{Action, Plan, Priority, Verify};
 use std::fmt::Write;
 
@@ -26,7 +27,7 @@ fn effect_line(a: &Action) -> String {
         parts.push(format!("memory {}", bytes(m)));
     }
     if let Some(n) = a.effect.entries_freed {
-        parts.push(format!("{n} entries freed"));
+        parts.push(format!("{} entries freed", group(n as i64)));
     }
     if let Some(c) = a.effect.chain_length_after {
         parts.push(format!("mean chain at max {c:.2}"));

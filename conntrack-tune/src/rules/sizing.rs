@@ -268,7 +268,7 @@ fn raise_max(cx: &Ctx, out: &mut Sizing, peak: u64, max: u64, buckets: u64) -> u
         chain_length_after: mean_chain_length(target, new_buckets),
         text: format!(
             "room for {} entries ({:.1}x the demand); worst-case memory {} at a full table \
-             ({} per entry, {} per bucket); entries are allocated on demand, buckets up front.{}",
+             ({} B per entry, {} B per bucket); entries are allocated on demand, buckets up front.{}",
             n(target),
             target as f64 / demand.max(1) as f64,
             mib(bytes),
