@@ -186,6 +186,29 @@ fn sample_capture_text_report() {
     assert!(out.trim_end().ends_with("verdict: CRITICAL"));
 }
 
+/// The README's doctor excerpt is cut from a real `doctor --sample` run:
+/// every line of it is a line of the report, in the same order.
+#[test]
+fn readme_excerpt_is_what_doctor_prints() {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("Excerpt of `cargo run --release --example doctor -- --sample`")
+        .expect("README has the doctor excerpt");
+    let block = &readme[start..];
+    let body = &block[block.find("```text\n").expect("excerpt block") + 8..];
+    let excerpt = &body[..body.find("```").expect("end of the excerpt block")];
+    let r = example("doctor", &["--sample"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let mut report = r.stdout.lines();
+    for line in excerpt.lines().filter(|l| !l.is_empty()) {
+        assert!(
+            report.any(|l| l == line),
+            "README excerpt line not in the report (or out of order):\n{line}\n\nreport:\n{}",
+            r.stdout
+        );
+    }
+}
+
 #[test]
 fn sample_json_has_every_section() {
     let r = example("doctor", &["--sample", "--json"]);

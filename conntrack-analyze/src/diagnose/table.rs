@@ -73,7 +73,7 @@ fn full(f: &Facts) -> Finding {
         "The table reached nf_conntrack_max: the kernel evicts unassured entries (early_drop) \
          and drops the first packet of every new flow when none can be evicted (\"nf_conntrack: \
          table full, dropping packet\", counted in drop). The peak count is capped at max, so \
-         it understates the demand; the causes below say what fills the table, which decides \
+         it understates the demand; the ranked causes say what fills the table, which decides \
          whether raising max is enough.",
     )
 }
