@@ -114,7 +114,9 @@ pub struct Shortening {
 
 /// The rate at which entries enter a state every entry starts with a full
 /// timer in (TIME_WAIT): entries that entered in the last quarter of the
-/// timeout (`remaining > current - w`, `w = current / 4`) over `w`.
+/// timeout (`current - w < remaining <= current`, `w = current / 4`) over
+/// `w`. Entries with more than `current` remaining started under a longer
+/// timeout (the sysctl was lowered since) and are not recent.
 ///
 /// ```
 /// use conntrack_analyze::hotspots::RemainingHistogram;
@@ -122,13 +124,17 @@ pub struct Shortening {
 /// let mut h = RemainingHistogram::default();
 /// for r in 1..=120u32 { for _ in 0..10 { h.add(r); } }
 /// assert_eq!(inflow_rate(&h, 120), 10.0);
+/// // Timers left from a longer timeout do not count as recent arrivals.
+/// for _ in 0..1000 { h.add(3000); }
+/// assert_eq!(inflow_rate(&h, 120), 10.0);
 /// ```
 pub fn inflow_rate(h: &RemainingHistogram, current: u32) -> f64 {
     if current == 0 {
         return 0.0;
     }
     let w = (current / 4).max(1);
-    let recent = h.total() as f64 - h.count_below(f64::from(current - w) + 1.0);
+    let recent = h.count_below(f64::from(current) + 1.0)
+        - h.count_below(f64::from(current - w) + 1.0);
     (recent / f64::from(w)).max(0.0)
 }
 

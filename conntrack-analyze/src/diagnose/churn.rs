@@ -95,9 +95,13 @@ pub(super) fn check(f: &Facts, th: &Thresholds) -> Option<Finding> {
     if pressure && tw_share >= 0.2 {
         finding = finding.recommend(Remedy::ShortenTimeout(TimeoutKey::TcpTimeWait));
     }
+    // Little's law over the remaining timers: the TIME_WAIT population the
+    // current close rate sustains. Worth saying only when it differs from
+    // today's (a recent rise or fall of the close rate).
     let steady = f.obs.hotspots.as_ref().and_then(|h| {
-        h.state(L4Proto::TCP, FlowState::Tcp(TcpState::TIME_WAIT))
-            .map(|s| inflow_rate(&s.remaining, tw.secs) * f64::from(tw.secs))
+        let s = h.state(L4Proto::TCP, FlowState::Tcp(TcpState::TIME_WAIT))?;
+        let n = inflow_rate(&s.remaining, tw.secs) * f64::from(tw.secs);
+        Some(mix.map_or(n, |m| n * m.scale))
     });
     let mut text = String::from(
         "Each connection costs a conntrack insert, a NAT port allocation when it is \
@@ -106,11 +110,15 @@ pub(super) fn check(f: &Facts, th: &Thresholds) -> Option<Finding> {
          keepalive in clients, `keepalive` in nginx upstream blocks, pools for databases and \
          brokers.",
     );
-    if let Some(s) = steady {
+    if let (Some(s), Some(now)) = (steady, f.churn.time_wait)
+        && now > 0
+        && ((s - now as f64).abs() / now as f64) > 0.2
+    {
         text.push_str(&format!(
-            " At the current close rate TIME_WAIT settles near {} entries of the examined \
-             flows.",
-            crate::evidence::group(s.round() as i64)
+            " At the current close rate TIME_WAIT {} toward about {} entries (now {}).",
+            if s > now as f64 { "grows" } else { "shrinks" },
+            crate::evidence::group(s.round() as i64),
+            crate::evidence::group(now as i64)
         ));
     }
     if !(pressure || failing) {

@@ -1,8 +1,8 @@
 //! Human-readable text and Markdown.
 
 use super::wrap;
-use conntrack_analyze::evidence::group;
 use crate::plan::{Action, Plan, Priority, Verify};
+use conntrack_analyze::evidence::group;
 use std::fmt::Write;
 
 fn verify_line(v: &Verify) -> String {
@@ -48,7 +48,7 @@ fn context_lines(plan: &Plan) -> Vec<String> {
                 .unwrap_or_default()
         ));
     }
-    let num = |x: Option<u32>| x.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+    let num = |x: Option<u32>| x.map(|v| group(i64::from(v))).unwrap_or_else(|| "?".into());
     v.push(format!(
         "entries {}, peak {}, max {}, buckets {}",
         num(c.count),
