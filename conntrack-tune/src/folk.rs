@@ -7,6 +7,7 @@
 use crate::plan::{ActionKind, FolkVerdict, Plan};
 use conntrack_analyze::capacity::folk_formula;
 use conntrack_analyze::evidence::group;
+use conntrack_analyze::facts::Rps;
 use conntrack_analyze::timeouts::{RFC5382_ESTABLISHED_SECS, TCP_KEEPALIVE_SECS};
 use conntrack_analyze::{Facts, Finding, FindingId};
 use conntrack_core::host::ModuleKind;
@@ -489,6 +490,19 @@ fn judge(
                     "clashes come from concurrent confirms (__nf_conntrack_confirm); locally \
                      generated and veth traffic is processed on the sending CPU whatever eth0's \
                      rps_cpus says",
+                )
+            } else if f.cpu.softirq.is_none() || f.cpu.rps == Rps::Unknown {
+                (
+                    CannotJudge,
+                    format!(
+                        "{} not read, so whether receive work is concentrated is unknown{mask_note}",
+                        if f.cpu.softirq.is_none() {
+                            "the NET_RX softirq counts per CPU (/proc/softirqs) were"
+                        } else {
+                            "the receive queues (/sys/class/net/*/queues) were"
+                        }
+                    ),
+                    "RPS steers protocol processing by flow hash",
                 )
             } else {
                 (

@@ -175,7 +175,6 @@ fn cpu_imbalance_finding_is_answered_when_rps_is_not_proposed() {
 }
 
 #[test]
-#[ignore = "bug: with no rx queue or softirq facts the plan says nothing about RPS (the old plan listed it as unjudged)"]
 fn rps_gap_without_the_finding_is_unjudged() {
     let mut o = two_cpu_docker_host(Vec::new());
     o.snapshot.rx_queues.clear();

@@ -83,12 +83,17 @@ impl TableFacts {
             i.hashsize = None;
             kernel_default(&i)
         });
-        let explicit = matches!(
-            origin,
-            SizingOrigin::ExplicitHashsize | SizingOrigin::ExplicitBuckets
-        );
+        // The kernel pairs 8 x buckets with a load-time hashsize, but then
+        // max already is 8 x buckets (that is how the origin is told), so
+        // the floor the allocated buckets justify is the era's own factor:
+        // buckets chosen by hand (at load or by a resize) are paid for at
+        // the mean chain the kernel's default sizing gives.
         let kernel_max_for_buckets = match (buckets, era) {
-            (Some(b), Some(e)) => Some(kernel_max_for_buckets(b, e, explicit)),
+            (Some(b), Some(e)) => Some(kernel_max_for_buckets(
+                b,
+                e,
+                origin == SizingOrigin::ExplicitHashsize,
+            )),
             _ => None,
         };
         let memory = |entries: Option<u64>| match (entries, buckets) {

@@ -8,11 +8,27 @@
 use super::{Ctx, Outcome};
 use crate::plan::*;
 use crate::rps;
+use conntrack_analyze::facts::Rps;
 use conntrack_analyze::{FindingId, Remedy};
 
 pub(crate) fn plan(cx: &Ctx) -> Outcome {
     let mut o = Outcome::default();
     let Some(finding) = cx.finding(FindingId::CpuImbalance) else {
+        // No finding: say so when diagnosis could not look.
+        let cpu = &cx.facts.cpu;
+        if cpu.softirq.is_none() {
+            o.unjudged(
+                "rps",
+                "the NET_RX softirq counts per CPU (/proc/softirqs) were not read: whether \
+                 receive work is concentrated on few CPUs is unknown",
+            );
+        } else if cpu.rps == Rps::Unknown {
+            o.unjudged(
+                "rps",
+                "no receive queue of a physical interface was read (/sys/class/net/*/queues): \
+                 whether RPS is on is unknown",
+            );
+        }
         return o;
     };
     let s = &cx.facts.obs.snapshot;

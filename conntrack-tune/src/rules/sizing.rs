@@ -167,7 +167,12 @@ fn raise_max(cx: &Ctx, out: &mut Sizing, peak: u64, max: u64, buckets: u64) -> u
     let new_buckets = buckets.max(buckets_for(target, chain, cx.page));
     let bytes = cx.mem.bytes(target, new_buckets);
     if let Some(b) = cx.budget.filter(|&b| bytes > b) {
-        let fits = cx.mem.max_within(b, chain, cx.page);
+        // The largest max within the budget, with the buckets it needs or
+        // those already allocated, whichever is more (a resize never
+        // shrinks them here).
+        let bucket_bytes = cx.mem.bytes(0, buckets);
+        let within_allocated = b.saturating_sub(bucket_bytes) / cx.mem.per_entry.max(1);
+        let fits = cx.mem.max_within(b, chain, cx.page).min(within_allocated);
         if fits >= required && fits > max {
             target = fits;
         } else {
@@ -247,8 +252,7 @@ fn raise_max(cx: &Ctx, out: &mut Sizing, peak: u64, max: u64, buckets: u64) -> u
                 n(k),
                 n(buckets),
                 match f.table.origin {
-                    conntrack_analyze::capacity::SizingOrigin::ExplicitHashsize
-                    | conntrack_analyze::capacity::SizingOrigin::ExplicitBuckets => {
+                    conntrack_analyze::capacity::SizingOrigin::ExplicitHashsize => {
                         "8 x buckets with an explicit hashsize"
                     }
                     _ => match f.era {
