@@ -134,9 +134,11 @@ fn now_or_since_boot(f: &Facts) -> Option<Answer> {
     }
     if c.backported {
         text.push_str(
-            " This kernel reports an old version, but insert is 0 with a populated table: it \
-             counts only ctnetlink inserts, as 4.19+ kernels do, so it carries backported \
-             conntrack code and its counters are read with those meanings.",
+            " This kernel reports a version before 4.9, but insert is 0 with a populated \
+             table: kernels before 4.9 count every confirmed insert (RHEL 7's 3.10.0-1160 \
+             too), 4.9+ kernels only ctnetlink inserts. The counters behave like a 4.9+ \
+             kernel's (newer conntrack code than the version says, or not the kernel the \
+             capture names) and are read with those meanings.",
         );
     }
     Some(Answer {
@@ -148,7 +150,7 @@ fn now_or_since_boot(f: &Facts) -> Option<Answer> {
 
 fn buckets(f: &Facts) -> Option<Answer> {
     let (count, b) = (f.table.count?, f.table.buckets?);
-    let cap = f.kernel.map_or(ChainCap::None, ChainCap::of);
+    let cap = f.chain_cap();
     let m = poisson_model(count, b, cap);
     let mut text = format!(
         "{} entries in {} buckets: every entry is hashed twice (original and reply), so the \
@@ -168,8 +170,10 @@ fn buckets(f: &Facts) -> Option<Answer> {
     );
     match (cap, m.p_insert_refused) {
         (ChainCap::None, _) if f.kernel.is_some() => text.push_str(
-            " This kernel has no chain cap (before 5.15): long chains only slow lookups, they \
-             never refuse an insert, so insert_failed cannot come from the buckets.",
+            " This kernel has no chain cap (mainline before 5.15, and it reports no \
+             chaintoolong counter, which a backport of the cap would add): long chains only \
+             slow lookups, they never refuse an insert, so insert_failed cannot come from the \
+             buckets.",
         ),
         (ChainCap::Uniform { min, max }, Some(p)) => {
             let _ = write!(

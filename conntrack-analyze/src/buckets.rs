@@ -40,10 +40,13 @@ pub enum ChainCap {
 }
 
 impl ChainCap {
-    /// The cap of a kernel era: none before 5.15; 5.15 to 6.2 a random cap
-    /// in 8..=31 (d7e7747ac5c2 added the cap, 5.15's release draws it
-    /// per insert); 6.3 and later (c77737b736ce, backported to stable
-    /// series) 50..=79.
+    /// The cap of a mainline kernel: none before 5.15; 5.15 to 6.2 a
+    /// random cap in 8..=31 (d7e7747ac5c2 added the cap, c9c3b6811f74
+    /// made it random, both in 5.15); 6.3 and later 50..=79
+    /// (c77737b736ce). Stable kernels took these commits at various
+    /// releases: a 5.15.y or 6.1.y kernel may have 50..=79 (the stricter
+    /// 8..=31 is assumed), and an older one that reports `chaintoolong`
+    /// has a cap (see `Facts::chain_cap`).
     pub fn of(v: KernelVersion) -> ChainCap {
         if v.at_least(6, 3) {
             ChainCap::Uniform { min: 50, max: 79 }

@@ -14,12 +14,16 @@ const GIB: u64 = 1024 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SizingEra {
-    /// Up to 3.17: buckets capped at 16384 above 1 GiB, min 32, max = 4 x
-    /// buckets (per-namespace tables; max taken before rounding).
+    /// Up to 3.19: buckets capped at 16384 above 1 GiB, min 32, max = 4 x
+    /// buckets (per-namespace tables; max taken before rounding). Read in
+    /// the 3.10.65, 3.14.4, 3.17.0, 3.18.30 and 3.19.8 sources of
+    /// `nf_conntrack_init_start`.
     Legacy,
-    /// 3.18 to 5.14: 65536 above 4 GiB, 16384 above 1 GiB, min 32, max = 4
-    /// x buckets. From 4.7 (56d52d4892d0, one table for all namespaces) max
-    /// is taken from the rounded bucket count.
+    /// 4.0 to 5.14: 65536 above 4 GiB, 16384 above 1 GiB, min 32, max = 4
+    /// x buckets (the 4.0.5 source has the 4 GiB step, 3.19.8 does not).
+    /// RHEL 7's 3.10.0 kernels carry the step too (read in 3.10.0-514.el7
+    /// and 3.10.0-1160.el7). From 4.7 (56d52d4892d0, one table for all
+    /// namespaces) max is taken from the rounded bucket count.
     FourTimes,
     /// 5.15 and later (d532bcd0b269): 262144 above 4 GiB on 64-bit, 65536
     /// above 1 GiB, min 1024, max = 1 x buckets.
@@ -38,20 +42,43 @@ impl SizingEra {
     /// A description for people.
     pub const fn describe(self) -> &'static str {
         match self {
-            SizingEra::Legacy => "<= 3.17: default max = 4 x buckets",
-            SizingEra::FourTimes => "3.18 .. 5.14: default max = 4 x buckets",
+            SizingEra::Legacy => "<= 3.19: default max = 4 x buckets",
+            SizingEra::FourTimes => "4.0 .. 5.14 (and RHEL 7): default max = 4 x buckets",
             SizingEra::OneTimes => ">= 5.15: default max = buckets (d532bcd0b269)",
         }
     }
 
-    /// The era of a kernel version.
+    /// The era of a mainline kernel version.
     pub fn of(v: KernelVersion) -> SizingEra {
         if v.at_least(5, 15) {
             SizingEra::OneTimes
-        } else if v.at_least(3, 18) {
+        } else if v.at_least(4, 0) {
             SizingEra::FourTimes
         } else {
             SizingEra::Legacy
+        }
+    }
+
+    /// The era of a kernel, from its version and, when known, its release
+    /// string (`uname -r`): RHEL 7 kernels (`3.10.0-*.el7*`) size like
+    /// 4.0+ kernels.
+    ///
+    /// ```
+    /// use conntrack_analyze::capacity::SizingEra;
+    /// use conntrack_core::KernelVersion;
+    /// let v = KernelVersion::new(3, 10, 0);
+    /// assert_eq!(SizingEra::of_release(v, None), SizingEra::Legacy);
+    /// assert_eq!(
+    ///     SizingEra::of_release(v, Some("3.10.0-1160.el7.x86_64")),
+    ///     SizingEra::FourTimes
+    /// );
+    /// ```
+    pub fn of_release(v: KernelVersion, release: Option<&str>) -> SizingEra {
+        let era = SizingEra::of(v);
+        if era == SizingEra::Legacy && release.is_some_and(|r| r.contains(".el7")) {
+            SizingEra::FourTimes
+        } else {
+            era
         }
     }
 }
@@ -69,6 +96,8 @@ pub struct SizingInput {
     pub word_bytes: u64,
     /// An explicit `hashsize` module parameter / boot option.
     pub hashsize: Option<u32>,
+    /// The sizing rules of the kernel ([`SizingEra::of_release`]).
+    pub era: SizingEra,
 }
 
 impl SizingInput {
@@ -80,6 +109,7 @@ impl SizingInput {
             page_size: 4096,
             word_bytes: 8,
             hashsize: None,
+            era: SizingEra::of(kernel),
         }
     }
 
@@ -106,12 +136,14 @@ impl SizingInput {
     /// assert_eq!(kernel_default(&input).max, 8_388_608);
     /// ```
     pub fn from_snapshot(s: &HostSnapshot) -> Option<Self> {
+        let kernel = s.kernel_version?;
         let mut input = SizingInput {
-            kernel: s.kernel_version?,
+            kernel,
             mem_total_bytes: s.mem_total_bytes?,
             page_size: s.page_size.unwrap_or(4096),
             word_bytes: 8,
             hashsize: None,
+            era: SizingEra::of_release(kernel, s.kernel_release.as_deref()),
         };
         let buckets = s.buckets.or(s.hashsize_param);
         if let Some(b) = buckets
@@ -279,7 +311,7 @@ pub fn round_buckets(buckets: u32, page_size: u64, word_bytes: u64) -> u32 {
 /// assert_eq!((s.buckets, s.max), (65536, 262144));
 /// ```
 pub fn kernel_default(input: &SizingInput) -> Sizing {
-    let era = SizingEra::of(input.kernel);
+    let era = input.era;
     let page = input.page_size.max(1);
     let word = input.word_bytes.max(1);
     let nr_pages = input.mem_total_bytes / page;
@@ -732,9 +764,22 @@ mod tests {
         // 4.19, 2 GiB: 16384, max 65536.
         let s = kernel_default(&SizingInput::new(kv(4, 19), 2 * GIB));
         assert_eq!((s.buckets, s.max), (16384, 65536));
-        // 3.10 (RHEL7), 8 GiB: only the 1 GiB tier -> 16384, max 65536.
+        // Mainline 3.10, 8 GiB: only the 1 GiB tier -> 16384, max 65536.
         let s = kernel_default(&SizingInput::new(kv(3, 10), 8 * GIB));
         assert_eq!((s.buckets, s.max, s.era), (16384, 65536, SizingEra::Legacy));
+        // 3.19 still has no 4 GiB tier; 4.0 has it.
+        let s = kernel_default(&SizingInput::new(kv(3, 19), 8 * GIB));
+        assert_eq!(s.buckets, 16384);
+        let s = kernel_default(&SizingInput::new(kv(4, 0), 8 * GIB));
+        assert_eq!(s.buckets, 65536);
+        // RHEL 7's 3.10 carries the 4 GiB tier: 65536, max 262144.
+        let mut i = SizingInput::new(kv(3, 10), 8 * GIB);
+        i.era = SizingEra::of_release(kv(3, 10), Some("3.10.0-1160.el7.x86_64"));
+        let s = kernel_default(&i);
+        assert_eq!(
+            (s.buckets, s.max, s.era),
+            (65536, 262144, SizingEra::FourTimes)
+        );
         // 3.10, 100 MiB: 104857600/16384/8 = 800 buckets -> rounded to 1024,
         // but max was taken before rounding: 3200.
         let s = kernel_default(&SizingInput::new(kv(3, 10), 100 << 20));

@@ -2,13 +2,16 @@
 //! `nft list ruleset` text, with the port-selection flags that decide how
 //! often new connections race for the same mapping.
 //!
-//! Without a random flag, SNAT/MASQUERADE searches for a free source port
-//! from an offset derived from the connection's tuple; the mapping is only
+//! Without a random flag, SNAT/MASQUERADE first tries to keep the
+//! connection's own source port, and on a conflict searches for a free one
+//! from a start shared by all CPUs (a per-protocol rover before 5.0 and
+//! 4.19.228) or drawn at random (since 6ed5943f8735). The mapping is only
 //! reserved when the entry is confirmed, so two new connections handled at
 //! the same time on different CPUs can pick the same one and the second
 //! fails to confirm (`insert_failed`, `drop`). `--random-fully`
-//! (`NF_NAT_RANGE_PROTO_RANDOM_FULLY`, nft `fully-random`) draws the offset
-//! at random per connection and makes that collision rare.
+//! (`NF_NAT_RANGE_PROTO_RANDOM_FULLY`, nft `fully-random`) skips the
+//! keep-the-port step and draws the start at random per connection, which
+//! makes that collision rare.
 //!
 //! Parsing is line based and total: lines it does not understand are
 //! skipped, never an error, so a ruleset from any version can be read.

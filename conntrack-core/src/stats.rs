@@ -14,25 +14,27 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Counter {
-    /// Hash chain entries walked (prints 0 since ~4.9).
+    /// Hash chain entries walked (prints 0 since 4.9).
     Searched,
     /// NAT tuple-in-use checks that found an entry.
     Found,
-    /// New entries (prints 0 since ~4.9).
+    /// New entries (prints 0 since 4.9).
     New,
     /// Packets that could not be tracked.
     Invalid,
     /// Packets already tracked or untracked (prints 0 since 5.10).
     Ignore,
-    /// Entries deleted (prints 0 since ~4.9).
+    /// Entries deleted (prints 0 since 4.9).
     Delete,
-    /// Entries deleted from the dying list (prints 0 since ~4.9).
+    /// Entries deleted from the dying list (prints 0 since 4.9).
     DeleteList,
     /// Entries inserted (4.9+: via ctnetlink/nft only).
     Insert,
     /// Confirm-time insert failures (clash, chain too long, dying entry).
     InsertFailed,
-    /// Packets dropped (table full, allocation failure, unresolved clash).
+    /// Packets dropped by conntrack (table full, allocation failure,
+    /// unresolved clash, a protocol handler rejecting the packet, an
+    /// extension that failed at confirm).
     Drop,
     /// Entries evicted on the packet path to make room.
     EarlyDrop,
@@ -167,12 +169,10 @@ impl Support {
 impl Counter {
     /// Whether a kernel counts this counter: the one table of counters
     /// that appeared or went silent over kernel versions (read in
-    /// `net/netfilter/nf_conntrack_core.c` of 3.x, 4.19 and 6.x):
+    /// `net/netfilter/nf_conntrack_core.c` of 3.x, 4.4, 4.9, 4.19 and 6.x):
     ///
-    /// - `searched`, `new`, `delete`, `delete_list` are incremented in 3.x
-    ///   and nowhere in 4.19 (the removal lies between; 4.19 is the first
-    ///   release this table is sure of, and a kernel in between prints 0
-    ///   for them anyway);
+    /// - `searched`, `new`, `delete`, `delete_list` are incremented up to
+    ///   4.4 and nowhere in 4.9 (the removal lies between);
     /// - `ignore` stopped counting in 5.10 ("netfilter: conntrack: remove
     ///   ignore stats");
     /// - `clash_resolve` appeared in 5.10 (commit bc92470413f3
@@ -223,8 +223,11 @@ impl Counter {
 }
 
 /// The first release known not to increment `searched`, `new`, `delete`
-/// and `delete_list` (see [`Counter::support`]).
-const COUNTERS_RETIRED_IN: (u16, u16) = (4, 19);
+/// and `delete_list` (see [`Counter::support`]): the 4.4.11 source of
+/// `nf_conntrack_core.c` increments them, the 4.9.0 source does not (and
+/// counts `insert` only in `nf_conntrack_hash_check_insert`, the ctnetlink
+/// path); the commit in between was not identified.
+const COUNTERS_RETIRED_IN: (u16, u16) = (4, 9);
 
 impl core::fmt::Display for Counter {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -314,19 +317,19 @@ impl CpuStats {
     }
 
     accessors! {
-        /// `searched` (0 since ~4.9).
+        /// `searched` (0 since 4.9).
         searched => Searched,
         /// `found`.
         found => Found,
-        /// `new` (0 since ~4.9; named so because `new` is a constructor name).
+        /// `new` (0 since 4.9; named so because `new` is a constructor name).
         new_entries => New,
         /// `invalid`.
         invalid => Invalid,
         /// `ignore` (0 since 5.10).
         ignore => Ignore,
-        /// `delete` (0 since ~4.9).
+        /// `delete` (0 since 4.9).
         delete => Delete,
-        /// `delete_list` (0 since ~4.9).
+        /// `delete_list` (0 since 4.9).
         delete_list => DeleteList,
         /// `insert`.
         insert => Insert,

@@ -147,12 +147,20 @@ fn r4_docker_nat_el7() {
     assert_eq!(c.severity, Severity::Critical);
     assert_eq!(c.causes[0].cause, Cause::NatPortRace);
     assert_eq!(c.causes[0].likelihood, Likelihood::Likely);
-    // 3.10: no chain cap; equal counters exclude dying entries.
-    for cause in [Cause::ChainCap, Cause::DyingOrExtension] {
-        let k = c.causes.iter().find(|x| x.cause == cause).unwrap();
-        assert_eq!(k.likelihood, Likelihood::Excluded, "{cause}");
-    }
-    assert!(r.counters.backported, "insert 0 on a busy EL7 table");
+    // 3.10 without a chaintoolong counter: no chain cap; equal counters
+    // make dying entries unlikely (drop counts other drops too).
+    let likelihood = |cause| {
+        c.causes
+            .iter()
+            .find(|x| x.cause == cause)
+            .unwrap()
+            .likelihood
+    };
+    assert_eq!(likelihood(Cause::ChainCap), Likelihood::Excluded);
+    assert_eq!(likelihood(Cause::DyingOrExtension), Likelihood::Unlikely);
+    // insert 0 on a busy table: the counters behave like 4.9+ (RHEL 7's
+    // 3.10.0-1160 counts inserts on confirm), and the report says so.
+    assert!(r.counters.backported);
     // The established timeout of 3600 s is below the NAT keepalive floor.
     let b = finding(&r, FindingId::EstablishedTimeoutBelowNatFloor);
     assert_eq!(b.severity, Severity::Warning);

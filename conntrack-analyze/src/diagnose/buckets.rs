@@ -8,13 +8,14 @@
 //! kernel era's cap.
 //!
 //! **Why:** every packet walks its chain; past the cap (8..31 random in
-//! 5.15 to 6.2, 50..79 since 6.3, commit c77737b736ce) inserts are refused.
+//! 5.15 to 6.2, c9c3b6811f74; 50..79 since 6.3 and in the stable kernels
+//! that took c77737b736ce) inserts are refused.
 //!
 //! **Does not fire** on a table whose chains are long only at a
 //! hypothetical full table (the planner sizes buckets for that).
 
 use super::{Thresholds, rate_evidence, round2};
-use crate::buckets::{ChainCap, poisson_model};
+use crate::buckets::poisson_model;
 use crate::evidence::{Evidence, EvidenceKey};
 use crate::facts::Facts;
 use crate::finding::{Finding, FindingId, Severity};
@@ -39,7 +40,7 @@ pub(super) fn check(f: &Facts, th: &Thresholds) -> Option<Finding> {
     }
     rate_evidence(f, &mut e, &[Counter::ChainTooLong]);
     if let (Some(c), Some(b)) = (f.table.count, f.table.buckets) {
-        let cap = f.kernel.map_or(ChainCap::None, ChainCap::of);
+        let cap = f.chain_cap();
         let m = poisson_model(c, b, cap);
         e.push(Evidence::new(
             EvidenceKey::ExpectedLongestChain,

@@ -38,7 +38,7 @@ use crate::evidence::{Evidence, EvidenceKey};
 use crate::facts::{ClashAccounting, Facts, RateMethod};
 use crate::finding::{Finding, FindingId, Severity};
 use crate::remedy::Remedy;
-use conntrack_core::{Counter, Support};
+use conntrack_core::{Counter, KernelVersion, Support};
 
 pub(super) fn check(f: &Facts, th: &Thresholds) -> Option<Finding> {
     let c = &f.counters;
@@ -213,9 +213,10 @@ fn explanation(x: &Ctx, lost: bool) -> String {
     });
     if x.equal && x.acct == ClashAccounting::ResolvedInInsertFailed {
         s.push_str(
-            "insert_failed equals drop: almost every failure dropped its packet, so the kernel \
-             merged no clash and no entry was dying: the failures are races it cannot resolve \
-             (TCP, or UDP with differing NAT before 5.6). ",
+            "insert_failed equals drop: every failure came with a dropped packet, so the kernel \
+             merged no clash and no entry was dying (drop also counts other drops, which would \
+             have to offset those exactly): the failures are races it cannot resolve (TCP, or \
+             UDP with differing NAT before 5.6). ",
         );
     } else if x.equal && x.acct == ClashAccounting::ResolvedInClashResolve {
         s.push_str(
@@ -325,17 +326,17 @@ fn nat_port_race(x: &Ctx) -> RankedCause {
     if x.equal && x.acct == ClashAccounting::ResolvedInInsertFailed {
         score += 1;
         c.supports.push(format!(
-            "insert_failed ({:.1}/s) equals drop ({:.1}/s): no clash was resolved, which rules \
-             out same-tuple UDP races the kernel merges",
+            "insert_failed ({:.1}/s) equals drop ({:.1}/s): no clash was resolved, which argues \
+             against same-tuple UDP races the kernel merges",
             x.ins, x.drop
         ));
     }
     if f.counters.is_live(Counter::Found)
-        && (f.kernel_at_least(4, 19) == Some(true) || f.counters.backported)
+        && (f.kernel_at_least(4, 9) == Some(true) || f.counters.backported)
     {
         score += 1;
         c.supports.push(format!(
-            "found rises ({:.0}/s): since 4.19 it counts only NAT port searches that hit a \
+            "found rises ({:.0}/s): since 4.9 it counts only NAT port searches that hit a \
              mapping in use, so new connections contend for the same mappings",
             f.counters.rate(Counter::Found)
         ));
@@ -361,10 +362,10 @@ fn nat_port_race(x: &Ctx) -> RankedCause {
             f.cpu.cpus_with_failures, imb.cpus
         ));
     }
-    if f.kernel.is_some_and(|k| !k.at_least(5, 0)) {
+    if f.kernel.is_some_and(shared_port_rover) {
         c.supports.push(
-            "before 5.0 (and 4.19.228) the port search starts from one rover shared by all CPUs \
-             (6ed5943f8735 replaced it with a random start)"
+            "before 5.0 (and 4.19.228) a port search after a conflict starts from one rover \
+             shared by all CPUs (6ed5943f8735 replaced it with a random start)"
                 .into(),
         );
     }
@@ -442,7 +443,8 @@ fn udp_clash(x: &Ctx) -> RankedCause {
             score += 1;
             c.supports.push(format!(
                 "insert_failed ({:.1}/s) exceeds drop ({:.1}/s): the kernel resolved some \
-                 clashes, and on this kernel only UDP clashes can be resolved",
+                 clashes (or entries were dying at confirm), and on this kernel only UDP clashes \
+                 can be resolved",
                 x.ins, x.drop
             ));
         }
@@ -480,8 +482,8 @@ fn chain_cap(x: &Ctx) -> RankedCause {
         } => {
             c.likelihood = Likelihood::Excluded;
             c.contradicts.push(
-                "mainline kernels before 5.15 have no chain cap (d7e7747ac5c2 added it); a \
-                 stable kernel with the backport would print a chainlength column"
+                "mainline kernels before 5.15 have no chain cap (d7e7747ac5c2 added it), and \
+                 this kernel reports no chaintoolong counter, which the backport adds"
                     .into(),
             );
             return c;
@@ -531,7 +533,17 @@ fn dying_or_extension(x: &Ctx) -> RankedCause {
         c.contradicts.push(
             "insert_failed equals drop, and a dying entry counts in insert_failed only".into(),
         );
-        c.likelihood = Likelihood::Excluded;
+        c.likelihood = Likelihood::Unlikely;
     }
     c
+}
+
+/// Whether a kernel's NAT port search (after the first try, which keeps the
+/// original port) starts from one rover shared by every CPU: mainline
+/// before 5.0 and 4.19 before 4.19.228 (6ed5943f8735 "netfilter: nat:
+/// remove l4 protocol port rovers" made the start random in 5.0 and was
+/// backported to 4.19.228).
+fn shared_port_rover(k: KernelVersion) -> bool {
+    let backported = k.at_least(4, 19) && !k.at_least(4, 20) && k.patch >= 228;
+    !(k.at_least(5, 0) || backported)
 }

@@ -156,7 +156,7 @@ fn confirm_failures_rank_the_nat_race_first_on_a_docker_nat_host() {
     assert_eq!(c.causes[0].likelihood, Likelihood::Likely);
     // No chain cap before 5.15, and equal counters exclude dying entries.
     assert_eq!(cause(c, Cause::ChainCap), Likelihood::Excluded);
-    assert_eq!(cause(c, Cause::DyingOrExtension), Likelihood::Excluded);
+    assert_eq!(cause(c, Cause::DyingOrExtension), Likelihood::Unlikely);
     assert_eq!(cause(c, Cause::UdpClash), Likelihood::Excluded);
     assert!(c.remedies.contains(&Remedy::FullyRandomNat));
     assert!(c.remedies.contains(&Remedy::ReuseConnections));
@@ -589,4 +589,32 @@ fn nearly_full_reports_time_to_full() {
     assert_eq!(ids(&f), vec![FindingId::TableNearlyFull]);
     assert_eq!(f[0].value(EvidenceKey::CountTrend), Some(50.0));
     assert_eq!(f[0].value(EvidenceKey::TimeToFull), Some(20.0));
+}
+
+#[test]
+fn a_counter_newer_than_the_version_that_counts_is_a_backport() {
+    // A 5.10.y stable kernel that took the chain cap (d7e7747ac5c2):
+    // chaintoolong counts although mainline 5.10 has no such counter.
+    let r = rates(&[
+        (InsertFailed, 1_000, 300),
+        (Drop, 0, 0),
+        (EarlyDrop, 0, 0),
+        (ChainTooLong, 1_000, 300),
+    ]);
+    let obs = Observation::new(host(40_000, 262_144, 4096, Some((5, 10)))).with_rates(r);
+    let facts = Facts::derive(&obs);
+    assert_eq!(facts.counters.get(ChainTooLong).status, CounterStatus::Live);
+    assert_eq!(
+        facts.chain_cap(),
+        crate::buckets::ChainCap::Uniform { min: 8, max: 31 }
+    );
+    let f = diagnose(&facts);
+    let c = find(&f, FindingId::ConfirmFailures);
+    assert_eq!(c.causes[0].cause, Cause::ChainCap);
+    assert_eq!(c.causes[0].likelihood, Likelihood::Confirmed);
+    // The same kernel without the counter has no cap.
+    let r = rates(&[(InsertFailed, 1_000, 300), (Drop, 1_000, 300)]);
+    let obs = Observation::new(host(40_000, 262_144, 4096, Some((5, 10)))).with_rates(r);
+    let facts = Facts::derive(&obs);
+    assert_eq!(facts.chain_cap(), crate::buckets::ChainCap::None);
 }

@@ -113,12 +113,13 @@ pub struct CounterFacts {
     /// How clashes are counted on this kernel.
     pub clash_accounting: ClashAccounting,
     /// `insert` counts only entries inserted over ctnetlink, not the
-    /// packet path (4.19 sources; a vendor kernel with that code shows it
-    /// as `insert` 0 on a busy table).
+    /// packet path (4.9+ sources; a kernel with that code shows it as
+    /// `insert` 0 on a busy table).
     pub insert_counts_ctnetlink_only: bool,
     /// The kernel's version says otherwise, but its counters behave like a
-    /// 4.19+ kernel's (`insert` 0 across CPUs with entries in the table):
-    /// a vendor kernel with backported conntrack code.
+    /// 4.9+ kernel's (`insert` 0 across CPUs with entries in the table):
+    /// newer conntrack code than the version says, or not the kernel the
+    /// capture names.
     pub backported: bool,
 }
 
@@ -133,11 +134,19 @@ impl CounterFacts {
         let readings: Vec<CounterReading> = Counter::ALL
             .into_iter()
             .map(|c| {
-                let support = c.support(kernel);
                 let rate = obs.rates.as_ref().and_then(|r| r.get(c));
                 let total = rate
                     .map(|r| r.since_boot)
                     .or_else(|| totals.as_ref().and_then(|t| t.get(c)));
+                // A counter newer than the version that has counted
+                // something was backported to this stable or vendor kernel
+                // (chaintoolong with d7e7747ac5c2 on 5.10.y, say): it
+                // counts. A zero is not taken as proof: a source that
+                // fills absent counters with 0 must not make them real.
+                let support = match c.support(kernel) {
+                    Support::NotYet { .. } if total.is_some_and(|t| t > 0) => Support::Counted,
+                    s => s,
+                };
                 let status = if !support.is_meaningful() {
                     CounterStatus::NotCountedByKernel { support }
                 } else if let Some(r) = rate.filter(|_| rates.is_some()) {
@@ -173,7 +182,7 @@ impl CounterFacts {
         };
         let insert_total = readings_total(&readings, Counter::Insert);
         let populated = obs.snapshot.count.unwrap_or(0) > 1000;
-        let old = kernel.is_some_and(|k| !k.at_least(4, 19));
+        let old = kernel.is_some_and(|k| !k.at_least(4, 9));
         let backported = old && populated && insert_total == Some(0);
         let clash_accounting = match kernel {
             Some(k) if k.at_least(5, 10) => ClashAccounting::ResolvedInClashResolve,
@@ -189,7 +198,7 @@ impl CounterFacts {
             epoch,
             window_secs: rates.map(|r| r.window.covered_secs),
             clash_accounting,
-            insert_counts_ctnetlink_only: kernel.is_some_and(|k| k.at_least(4, 19)) || backported,
+            insert_counts_ctnetlink_only: kernel.is_some_and(|k| k.at_least(4, 9)) || backported,
             backported,
         }
     }

@@ -36,9 +36,10 @@ pub use demand::{Demand, DemandMethod};
 pub use mix::{Mix, nat_flows_of};
 pub use table::TableFacts;
 
+use crate::buckets::ChainCap;
 use crate::capacity::SizingEra;
 use crate::observation::Observation;
-use conntrack_core::{KernelVersion, Timeout, TimeoutKey};
+use conntrack_core::{Counter, KernelVersion, Timeout, TimeoutKey};
 use serde::Serialize;
 
 /// The derived model of one observation.
@@ -106,7 +107,7 @@ impl<'a> Facts<'a> {
                 .as_deref()
                 .and_then(|r| r.parse::<KernelVersion>().ok())
         });
-        let era = kernel.map(SizingEra::of);
+        let era = kernel.map(|k| SizingEra::of_release(k, s.kernel_release.as_deref()));
         let table = TableFacts::derive(obs, era);
         let mix = Mix::derive(obs, table.count);
         let scale = mix.as_ref().map_or(1.0, |m| m.scale);
@@ -150,6 +151,25 @@ impl<'a> Facts<'a> {
             .copied()
             .find(|t| t.key == key)
             .unwrap_or_else(|| self.obs.snapshot.timeout(key))
+    }
+
+    /// The chain cap of this kernel: by version ([`ChainCap::of`]), or
+    /// 8..31 on an older kernel that reports `chaintoolong` (a stable or
+    /// vendor kernel that took d7e7747ac5c2; whether it also took
+    /// c77737b736ce's 50..79 is unknown, so the stricter cap is assumed).
+    pub fn chain_cap(&self) -> ChainCap {
+        match self.kernel.map(ChainCap::of) {
+            Some(ChainCap::None) | None
+                if !matches!(
+                    self.counters.get(Counter::ChainTooLong).status,
+                    CounterStatus::NotCountedByKernel { .. } | CounterStatus::NotReported
+                ) =>
+            {
+                ChainCap::Uniform { min: 8, max: 31 }
+            }
+            Some(c) => c,
+            None => ChainCap::None,
+        }
     }
 
     /// Whether the kernel is at least `major.minor` (`None` when unknown).

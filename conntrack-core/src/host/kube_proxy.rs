@@ -3,8 +3,10 @@
 //! 131072; `maxPerCore: 0` leaves it alone) and raises the hash table to
 //! `max / 4` buckets when it is smaller (it never lowers it). It also sets
 //! the TCP established (default 24h) and close-wait (default 1h) timeouts.
-//! A plan that persists these values in sysctl.d is undone at the next
-//! kube-proxy restart, so the plan warns and says where to set them.
+//! Newer releases write each value whenever it differs; older ones
+//! (`setIntSysCtl` writing only when the current value is lower) only
+//! raise them. Either way a sysctl.d value below kube-proxy's is undone at
+//! the next kube-proxy start, so the plan warns and says where to set it.
 //!
 //! Files scanned under a relocatable root (flags and `KubeProxyConfiguration`
 //! YAML, line-based):

@@ -102,8 +102,8 @@ fn fully_random(cx: &Ctx, f: &conntrack_analyze::Finding, o: &mut Outcome) {
     };
     a.effect.text = format!(
         "{how} Without a random flag the kernel first tries to keep the connection's own source \
-         port and, on a conflict, searches from a start shared or computed per tuple; the \
-         mapping is reserved only when the entry is confirmed, so new connections handled at \
+         port and, on a conflict, searches from a start shared by all CPUs (before 5.0) or \
+         random; the mapping is reserved only when the entry is confirmed, so new connections handled at \
          the same time on different CPUs pick the same one and the second is dropped \
          (insert_failed and drop). Fully random selection makes that collision rare. Docker \
          and older CNIs install their MASQUERADE rules without it and recreate them on \

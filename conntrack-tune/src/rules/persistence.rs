@@ -182,7 +182,8 @@ fn kube_proxy(cx: &Ctx, m: u64) -> Action {
     });
     a.evidence.push(Evidence::new(
         Source::HostFiles,
-        "kube-proxy sets nf_conntrack_max at start; a sysctl.d value would be overwritten",
+        "kube-proxy sets nf_conntrack_max at start (older releases only raise it, newer ones \
+         set it whenever it differs): a sysctl.d value below kube-proxy's is overwritten",
     ));
     a.effect.text = format!("kube-proxy sets max {} or more at every start", n(m));
     a.risk = Risk {
