@@ -12,11 +12,12 @@
 //!
 //! `cargo bench --bench events` (results in BENCHMARKS.md).
 
+use conntrack_core::host::ConntrackMaxGuard;
 use conntrack_core::{
     Counters, Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple,
 };
 use conntrack_netlink::event::{EventKind, Item, for_each_item};
-use conntrack_netlink::fill::{ConntrackMaxGuard, FillOptions, fill};
+use conntrack_netlink::fill::{FillOptions, fill};
 use conntrack_netlink::mirror::{Mirror, MirrorConfig};
 use conntrack_netlink::wire::{encode, message::*};
 use conntrack_netlink::{Conntrack, ScratchNetns};

@@ -27,8 +27,9 @@
 //! smoke test on 2,000 flows and checks the aggregate.
 
 use conntrack_kit::analyze::Hotspots;
+use conntrack_kit::core::host::ConntrackMaxGuard;
 use conntrack_kit::core::{FlowLike, FlowState, L3Family};
-use conntrack_kit::netlink::fill::{self, ConntrackMaxGuard, FillOptions};
+use conntrack_kit::netlink::fill::{self, FillOptions};
 use conntrack_kit::netlink::{Conntrack, DumpPolicy, DumpRequest, Netns, ScratchNetns};
 use criterion::{Criterion, SamplingMode};
 use std::process::{Command, Stdio};

@@ -17,9 +17,10 @@
 //! needs about 2 GiB of kernel memory and raises the global
 //! `nf_conntrack_max` to 1,200,000 while it runs (restored afterwards).
 
+use conntrack_core::host::ConntrackMaxGuard;
 use conntrack_core::{Flow, L3Family, Tuple};
 use conntrack_netlink::event::{Event, EventKind, Item, for_each_item};
-use conntrack_netlink::fill::{ConntrackMaxGuard, FillOptions, FlowKind, fill, synthetic_flow};
+use conntrack_netlink::fill::{FillOptions, FlowKind, fill, synthetic_flow};
 use conntrack_netlink::mirror::{Mirror, MirrorConfig, Table};
 use conntrack_netlink::request::{self, flags, msg};
 use conntrack_netlink::wire::{encode, message::*};

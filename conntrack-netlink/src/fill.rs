@@ -7,8 +7,9 @@
 //! are created directly over ctnetlink, no traffic is needed.
 //!
 //! `nf_conntrack_max` is one global value compared against each
-//! namespace's own count; [`ConntrackMaxGuard`] raises it for a large fill
-//! and puts the old value back when dropped.
+//! namespace's own count; `conntrack_core::host::ConntrackMaxGuard`
+//! raises it for a large fill and puts the old value back when dropped
+//! (re-exported here, where it used to live).
 
 use crate::error::{Error, Op, Result};
 use crate::ops::Conntrack;
@@ -19,6 +20,9 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+
+/// Moved to `conntrack_core::host::max_guard`; re-exported for existing users.
+pub use conntrack_core::host::max_guard::{ConntrackMaxGuard, read_max};
 
 /// A kind of synthetic flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -373,11 +377,11 @@ pub struct FillReport {
 ///
 /// ```no_run
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use conntrack_netlink::fill::{fill, ConntrackMaxGuard, FillOptions};
-/// use conntrack_netlink::{Conntrack, ScratchNetns};
-/// let ns = ScratchNetns::new("ck-fill")?;
+/// use conntrack_core::host::ConntrackMaxGuard;
+/// use conntrack_netlink::fill::{fill, FillOptions};
+/// use conntrack_netlink::{Conntrack, Netns};
 /// let _max = ConntrackMaxGuard::at_least(2_000_000)?; // restored on drop
-/// let mut ct = Conntrack::open_in(&ns.netns())?;
+/// let mut ct = Conntrack::open_in(&Netns::named("ck-fill"))?; // `ip netns add ck-fill` first
 /// let r = fill(&mut ct, &FillOptions::new(1_000_000))?;
 /// assert_eq!(r.created, 1_000_000);
 /// # Ok(()) }
@@ -425,173 +429,6 @@ pub fn fill_with_progress<T: Transport>(
     }
     report.elapsed = t0.elapsed();
     Ok(report)
-}
-
-/// Raises the global `net.netfilter.nf_conntrack_max` to at least a value
-/// and restores it when the last guard is dropped. Only the initial network
-/// namespace may write it (read-only elsewhere since 5.13); 0 means
-/// unlimited and is left alone.
-///
-/// The value is global, so guards coordinate across threads and processes
-/// through a lock file and a holders file in [`ConntrackMaxGuard::STATE_DIR`]
-/// (`flock`-protected): the first guard records the original value, every
-/// guard registers its minimum under its PID, the sysctl is kept at the
-/// largest minimum of the live holders, and the original is written back
-/// when no holder remains. Holders whose process died (a test killed
-/// mid-run) are pruned, so a crash does not pin the raised value for later
-/// runs: the next guard restores it first. Overlapping guards used to
-/// restore out of order and leave a raised value behind.
-#[derive(Debug)]
-pub struct ConntrackMaxGuard {
-    old: u64,
-    min: u64,
-    active: bool,
-}
-
-const MAX_PATH: &str = "/proc/sys/net/netfilter/nf_conntrack_max";
-
-/// The coordination state: the value before the first live guard, and one
-/// `(pid, minimum)` per live guard.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct MaxState {
-    original: Option<u64>,
-    holders: Vec<(u32, u64)>,
-}
-
-impl MaxState {
-    fn parse(text: &str) -> MaxState {
-        let mut st = MaxState::default();
-        for line in text.lines() {
-            let mut w = line.split_whitespace();
-            match (w.next(), w.next(), w.next()) {
-                (Some("original"), Some(v), None) => st.original = v.parse().ok(),
-                (Some("holder"), Some(pid), Some(min)) => {
-                    if let (Ok(pid), Ok(min)) = (pid.parse(), min.parse()) {
-                        st.holders.push((pid, min));
-                    }
-                }
-                _ => {}
-            }
-        }
-        st
-    }
-
-    fn render(&self) -> String {
-        let mut out = String::new();
-        if let Some(o) = self.original {
-            out.push_str(&format!("original {o}\n"));
-        }
-        for (pid, min) in &self.holders {
-            out.push_str(&format!("holder {pid} {min}\n"));
-        }
-        out
-    }
-
-    /// The value the sysctl should have: the original, raised to the
-    /// largest minimum of the holders.
-    fn target(&self) -> Option<u64> {
-        let o = self.original?;
-        Some(self.holders.iter().map(|h| h.1).fold(o, u64::max))
-    }
-}
-
-/// Runs `f` on the coordination state under an exclusive lock.
-fn with_max_state<T>(f: impl FnOnce(&mut MaxState) -> std::io::Result<T>) -> std::io::Result<T> {
-    use std::path::Path;
-    let dir = Path::new(ConntrackMaxGuard::STATE_DIR);
-    std::fs::create_dir_all(dir)?;
-    let lock = std::fs::File::create(dir.join("nf_conntrack_max.lock"))?;
-    lock.lock()?;
-    let path = dir.join("nf_conntrack_max.state");
-    let mut st = MaxState::parse(&std::fs::read_to_string(&path).unwrap_or_default());
-    // Holders whose process is gone no longer need the raised value.
-    st.holders
-        .retain(|(pid, _)| Path::new(&format!("/proc/{pid}")).exists());
-    let r = f(&mut st)?;
-    if st.holders.is_empty() {
-        let _ = std::fs::remove_file(&path);
-    } else {
-        std::fs::write(&path, st.render())?;
-    }
-    Ok(r)
-    // `lock` is released when the file is closed.
-}
-
-impl ConntrackMaxGuard {
-    /// Where the guards coordinate (a tmpfs on systemd hosts).
-    pub const STATE_DIR: &'static str = "/run/conntrack-kit";
-
-    /// Raises `nf_conntrack_max` to `min` if it is lower.
-    pub fn at_least(min: u64) -> std::io::Result<ConntrackMaxGuard> {
-        with_max_state(|st| {
-            let mut current = read_max()?;
-            if st.holders.is_empty() {
-                // No live guard: a value left raised by a run that died
-                // holding a guard is put back before this guard records
-                // the original.
-                if let Some(o) = st.original.filter(|&o| o != current) {
-                    std::fs::write(MAX_PATH, o.to_string())?;
-                    current = o;
-                }
-                st.original = Some(current);
-            }
-            let old = st.original.unwrap_or(current);
-            if old == 0 {
-                // Unlimited: nothing to raise, nothing to restore.
-                return Ok(ConntrackMaxGuard {
-                    old,
-                    min,
-                    active: false,
-                });
-            }
-            st.holders.push((std::process::id(), min));
-            let target = st.target().unwrap_or(current);
-            if target != read_max()? {
-                std::fs::write(MAX_PATH, target.to_string())?;
-            }
-            Ok(ConntrackMaxGuard {
-                old,
-                min,
-                active: true,
-            })
-        })
-    }
-
-    /// The value before the first live guard changed it.
-    pub fn previous(&self) -> u64 {
-        self.old
-    }
-}
-
-/// Reads the global `nf_conntrack_max`.
-pub fn read_max() -> std::io::Result<u64> {
-    let s = std::fs::read_to_string(MAX_PATH)?;
-    s.trim()
-        .parse()
-        .map_err(|_| std::io::Error::other(format!("{MAX_PATH}: not a number: {s:?}")))
-}
-
-impl Drop for ConntrackMaxGuard {
-    fn drop(&mut self) {
-        if !self.active {
-            return;
-        }
-        let (pid, min) = (std::process::id(), self.min);
-        let _ = with_max_state(|st| {
-            if let Some(i) = st.holders.iter().position(|&h| h == (pid, min)) {
-                st.holders.remove(i);
-            }
-            let target = if st.holders.is_empty() {
-                st.original.take()
-            } else {
-                st.target()
-            };
-            if let Some(t) = target {
-                std::fs::write(MAX_PATH, t.to_string())?;
-            }
-            Ok(())
-        });
-    }
 }
 
 impl From<MixError> for Error {

@@ -3,8 +3,8 @@
 //!
 //! They skip (printing why) without root, `ip`, `conntrack` or
 //! nf_conntrack, unless `CONNTRACK_KIT_REQUIRE_LIVE=1`, which turns a skip
-//! into a failure. The whole file runs in well under a minute; only
-//! `fill_large_*` raises the global `nf_conntrack_max`, and restores it.
+//! into a failure. The whole file runs in well under a minute and leaves
+//! the global `nf_conntrack_max` alone.
 
 use conntrack_core::cli::list::parse_lines;
 use conntrack_core::cli::stats::{parse_cli_stats_bytes, parse_count};
@@ -501,7 +501,7 @@ fn stats_match_conntrack_cli() {
     let n = parse_count(&String::from_utf8(out.stdout).unwrap()).unwrap();
     assert_eq!(ours.entries, Some(n));
     assert_eq!(n, 123);
-    let max = fill::read_max().unwrap();
+    let max = conntrack_core::host::max_guard::read_max().unwrap();
     assert_eq!(ours.max_entries.map(u64::from), Some(max));
 }
 
@@ -708,63 +708,6 @@ fn pipelined_fold_equals_fold() {
         .unwrap();
     assert_eq!(n, 9_000);
     assert!(s.kernel_filtered);
-}
-
-#[test]
-fn max_guard_restores_the_global_max() {
-    let Some((_ns, mut ct)) = live("max") else {
-        return;
-    };
-    let before = fill::read_max().unwrap();
-    if before != 0 {
-        {
-            let g = fill::ConntrackMaxGuard::at_least(before + 1).unwrap();
-            assert_eq!(g.previous(), before);
-            assert_eq!(fill::read_max().unwrap(), before + 1);
-        }
-        assert_eq!(fill::read_max().unwrap(), before);
-        // Never lowered: a guard below the current value changes nothing.
-        drop(fill::ConntrackMaxGuard::at_least(1).unwrap());
-        assert_eq!(fill::read_max().unwrap(), before);
-
-        // Overlapping guards, dropped in the "wrong" order: the value stays
-        // at the largest live minimum and the original comes back last.
-        let a = fill::ConntrackMaxGuard::at_least(before + 10).unwrap();
-        let b = fill::ConntrackMaxGuard::at_least(before + 20).unwrap();
-        assert_eq!((a.previous(), b.previous()), (before, before));
-        assert_eq!(fill::read_max().unwrap(), before + 20);
-        drop(a);
-        assert_eq!(fill::read_max().unwrap(), before + 20);
-        let c = fill::ConntrackMaxGuard::at_least(before + 5).unwrap();
-        drop(b);
-        assert_eq!(fill::read_max().unwrap(), before + 5);
-        drop(c);
-        assert_eq!(fill::read_max().unwrap(), before);
-
-        // A run that died holding a guard left the value raised: the next
-        // guard prunes the dead holder and restores the original first.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
-        let dir = std::path::Path::new(fill::ConntrackMaxGuard::STATE_DIR);
-        std::fs::write(
-            dir.join("nf_conntrack_max.state"),
-            format!("original {before}\nholder {dead} {}\n", before + 7),
-        )
-        .unwrap();
-        std::fs::write(
-            "/proc/sys/net/netfilter/nf_conntrack_max",
-            (before + 7).to_string(),
-        )
-        .unwrap();
-        let g = fill::ConntrackMaxGuard::at_least(1).unwrap();
-        assert_eq!(g.previous(), before);
-        assert_eq!(fill::read_max().unwrap(), before);
-        drop(g);
-        assert_eq!(fill::read_max().unwrap(), before);
-        assert!(!dir.join("nf_conntrack_max.state").exists());
-    }
-    assert_eq!(ct.count().unwrap(), 0);
 }
 
 #[test]

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod error;
+pub mod max_guard;
 pub mod parse;
 pub mod reader;
 
@@ -39,6 +40,8 @@ pub use parse::{
     render_rps_mask, timeout_key, timeouts_from_sysctls,
 };
 pub use reader::{HostFs, HostReport, MAX_FILE_BYTES, Partial};
+
+pub use max_guard::ConntrackMaxGuard;
 
 use crate::kernel::KernelVersion;
 use crate::stats::Stats;
