@@ -13,6 +13,7 @@
 //! `cargo bench --bench events` (results in BENCHMARKS.md).
 
 use conntrack_core::host::ConntrackMaxGuard;
+use conntrack_core::testkit::TestNetns;
 use conntrack_core::{
     Counters, Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple,
 };
@@ -20,7 +21,7 @@ use conntrack_netlink::event::{EventKind, Item, for_each_item};
 use conntrack_netlink::fill::{FillOptions, fill};
 use conntrack_netlink::mirror::{Mirror, MirrorConfig};
 use conntrack_netlink::wire::{encode, message::*};
-use conntrack_netlink::{Conntrack, ScratchNetns};
+use conntrack_netlink::{Conntrack, Netns};
 use criterion::{Criterion, Throughput};
 use netlink_packet_core::NetlinkMessage;
 use netlink_packet_netfilter::NetfilterMessage;
@@ -166,9 +167,9 @@ fn is_root() -> bool {
 /// every 10 ms) while a default mirror follows; returns (achieved rate,
 /// events applied, losses).
 fn sustained(rate: u64, secs: u64) -> (f64, u64, u64) {
-    let ns = ScratchNetns::new("ck-bev").expect("ip netns add");
-    let mut m = Mirror::open(&MirrorConfig::new(ns.netns())).expect("mirror");
-    let netns = ns.netns();
+    let ns = TestNetns::new("bev");
+    let mut m = Mirror::open(&MirrorConfig::new(Netns::named(ns.name()))).expect("mirror");
+    let netns = Netns::named(ns.name());
     let producer = std::thread::spawn(move || {
         let mut ct = Conntrack::open_in(&netns).expect("ctnetlink");
         let t0 = Instant::now();

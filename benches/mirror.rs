@@ -18,15 +18,14 @@
 //! `nf_conntrack_max` to 1,200,000 while it runs (restored afterwards).
 
 use conntrack_core::host::ConntrackMaxGuard;
+use conntrack_core::testkit::TestNetns;
 use conntrack_core::{Flow, L3Family, Tuple};
 use conntrack_netlink::event::{Event, EventKind, Item, for_each_item};
 use conntrack_netlink::fill::{FillOptions, FlowKind, fill, synthetic_flow};
 use conntrack_netlink::mirror::{Mirror, MirrorConfig, Table};
 use conntrack_netlink::request::{self, flags, msg};
 use conntrack_netlink::wire::{encode, message::*};
-use conntrack_netlink::{
-    Conntrack, DumpRequest, ScratchNetns, Socket, SocketConfig, Transport, Update,
-};
+use conntrack_netlink::{Conntrack, DumpRequest, Netns, Socket, SocketConfig, Transport, Update};
 use criterion::{Criterion, Throughput};
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -240,7 +239,7 @@ fn live() {
         return;
     }
     let _max = ConntrackMaxGuard::at_least(1_200_000).expect("raise nf_conntrack_max");
-    let ns = ScratchNetns::new("ck-bmir").expect("ip netns add");
+    let ns = TestNetns::new("bmir");
     // Every entry must carry the event extension, also those created
     // before the mirror subscribes (the default "auto" would leave them
     // silent; see the mirror's documentation).
@@ -250,7 +249,7 @@ fn live() {
         .status()
         .expect("sysctl");
     assert!(st.success());
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink");
     let t = Instant::now();
     let opts = FillOptions::new(TABLE).mix("tcp=1".parse().expect("mix"));
     let r = fill(&mut ct, &opts).expect("fill");
@@ -263,7 +262,7 @@ fn live() {
     // Mirror phase.
     let rss0 = rss_kib();
     let t = Instant::now();
-    let mut m = Mirror::open(&MirrorConfig::new(ns.netns())).expect("mirror");
+    let mut m = Mirror::open(&MirrorConfig::new(Netns::named(ns.name()))).expect("mirror");
     println!(
         "mirror initial sync: {} entries in {:.2} s, table {:.1} MiB (estimate), RSS +{:.1} MiB",
         m.len(),
@@ -272,7 +271,7 @@ fn live() {
         (rss_kib() - rss0) as f64 / 1024.0
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let (n, s) = (ns.netns(), stop.clone());
+    let (n, s) = (Netns::named(ns.name()), stop.clone());
     let t_churn = Instant::now();
     let worker = std::thread::spawn(move || churn(n, s));
     std::thread::sleep(Duration::from_millis(500));

@@ -37,7 +37,7 @@ pub mod wire;
 pub use dump::{DumpPolicy, DumpSummary};
 pub use error::{Error, Op, Result};
 pub use filter::{Filter, TupleFilter};
-pub use netns::{Netns, ScratchNetns};
+pub use netns::Netns;
 pub use ops::{Conntrack, DumpKind, DumpRequest};
 pub use request::Update;
 pub use socket::{Socket, SocketConfig, Transport};

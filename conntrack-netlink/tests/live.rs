@@ -14,13 +14,13 @@ use conntrack_core::{
 };
 use conntrack_netlink::fill::{self, FillOptions, FlowKind, Mix};
 use conntrack_netlink::{
-    Conntrack, DumpKind, DumpPolicy, DumpRequest, Error, Filter, Netns, Op, ScratchNetns,
-    SocketConfig, TupleFilter, Update,
+    Conntrack, DumpKind, DumpPolicy, DumpRequest, Error, Filter, Netns, Op, SocketConfig,
+    TupleFilter, Update,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
-use conntrack_core::testkit::{self, Need};
+use conntrack_core::testkit::{self, Need, TestNetns};
 
 /// What every live test here needs.
 const NEEDS: &[Need<'static>] = &[
@@ -31,12 +31,12 @@ const NEEDS: &[Need<'static>] = &[
 ];
 
 /// A fresh namespace and a connection to its table, or `None` (skip).
-fn live(tag: &str) -> Option<(ScratchNetns, Conntrack)> {
+fn live(tag: &str) -> Option<(TestNetns, Conntrack)> {
     if !testkit::live(tag, NEEDS) {
         return None;
     }
-    let ns = ScratchNetns::new(&format!("ck-{tag}")).expect("ip netns add");
-    let ct = Conntrack::open_in(&ns.netns()).expect("open ctnetlink in the namespace");
+    let ns = TestNetns::new(tag);
+    let ct = Conntrack::open_in(&Netns::named(ns.name())).expect("open ctnetlink in the namespace");
     Some((ns, ct))
 }
 
@@ -231,7 +231,7 @@ fn assert_created(want: &Flow, got: &Flow) {
 }
 
 /// `conntrack -L -o extended,id` in the namespace, parsed by conntrack-core.
-fn cli_list(ns: &ScratchNetns) -> Vec<Flow> {
+fn cli_list(ns: &TestNetns) -> Vec<Flow> {
     let out = ns
         .command("conntrack")
         .args(["-L", "-o", "extended,id"])
@@ -523,7 +523,7 @@ fn dump_and_zero_counters_with_real_traffic() {
         .status()
         .unwrap();
     assert!(sysctl.success());
-    ns.netns()
+    Netns::named(ns.name())
         .run(|| {
             let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -574,7 +574,7 @@ fn dump_during_churn() {
     )
     .unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let netns = ns.netns();
+    let netns = Netns::named(ns.name());
     let (seen, churned) = std::thread::scope(|s| {
         let churn = s.spawn(|| {
             let mut c = Conntrack::open_in(&netns).unwrap();
@@ -722,16 +722,18 @@ fn namespaces_and_socket_options() {
         }
         other => panic!("{other:?}"),
     }
-    let ns = ScratchNetns::new("ck-opts").unwrap();
+    let ns = TestNetns::new("opts");
     // Two namespaces are two tables; /proc/PID/ns/net works too.
-    let mut a = Conntrack::open_in(&ns.netns()).unwrap();
+    let mut a = Conntrack::open_in(&Netns::named(ns.name())).unwrap();
     fill::fill(&mut a, &FillOptions::new(5)).unwrap();
     let mut b = Conntrack::open_in(&Netns::pid(std::process::id())).unwrap();
     let mine: HashSet<_> = b.list(L3Family::UNSPEC).unwrap().iter().map(key).collect();
     assert!(!mine.contains(&key(&fill::synthetic_flow(FlowKind::Tcp, 0, 1))));
     assert_eq!(a.count().unwrap(), 5);
     // SO_RCVBUFFORCE past rmem_max (we are root).
-    let cfg = SocketConfig::default().netns(ns.netns()).rcvbuf(16 << 20);
+    let cfg = SocketConfig::default()
+        .netns(Netns::named(ns.name()))
+        .rcvbuf(16 << 20);
     let c = Conntrack::with_config(&cfg).unwrap();
     assert!(c.socket().rcvbuf().unwrap() >= 16 << 20);
 }
