@@ -23,7 +23,7 @@ use conntrack_core::{Flow, L3Family, Tuple};
 use conntrack_netlink::event::{Event, EventKind, Item, for_each_item};
 use conntrack_netlink::fill::{FillOptions, FlowKind, fill, synthetic_flow};
 use conntrack_netlink::mirror::{Mirror, MirrorConfig, Table};
-use conntrack_netlink::request::{self, flags, msg};
+use conntrack_netlink::request;
 use conntrack_netlink::wire::{encode, message::*};
 use conntrack_netlink::{Conntrack, DumpRequest, Netns, Socket, SocketConfig, Transport, Update};
 use criterion::{Criterion, Throughput};
@@ -196,13 +196,8 @@ fn churn(ns: conntrack_netlink::Netns, stop: Arc<AtomicBool>) -> u64 {
         for _ in 0..c {
             let f = synthetic_flow(FlowKind::Tcp, next_new, 600);
             let seq = sock.next_seq();
-            request::write_create(
-                &mut buf,
-                &f,
-                seq,
-                flags::REQUEST | flags::CREATE | flags::EXCL,
-            )
-            .expect("create request");
+            request::write_create(&mut buf, &f, seq, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL)
+                .expect("create request");
             next_new += 1;
         }
         for _ in 0..d {
@@ -210,12 +205,12 @@ fn churn(ns: conntrack_netlink::Netns, stop: Arc<AtomicBool>) -> u64 {
             let seq = sock.next_seq();
             request::write_by_tuple(
                 &mut buf,
-                msg::CT_DELETE,
+                IPCTNL_MSG_CT_DELETE,
                 &f.orig,
                 None,
                 None,
                 seq,
-                flags::REQUEST,
+                NLM_F_REQUEST,
             )
             .expect("delete request");
             next_del += 1;
@@ -225,7 +220,7 @@ fn churn(ns: conntrack_netlink::Netns, stop: Arc<AtomicBool>) -> u64 {
             let f = synthetic_flow(FlowKind::Tcp, i, 600);
             let seq = sock.next_seq();
             let up = Update::new(f.orig).mark((made + k) as u32);
-            request::write_update(&mut buf, &up, seq, flags::REQUEST).expect("update request");
+            request::write_update(&mut buf, &up, seq, NLM_F_REQUEST).expect("update request");
         }
         sock.send(&buf).expect("send");
         made += n;

@@ -127,7 +127,7 @@ pub(crate) fn dump_pass<T: Transport + ?Sized>(
                     failure = Some(Error::from_errno(
                         op,
                         code.saturating_neg(),
-                        extack_message(&m),
+                        m.extack_message().map(Into::into),
                     ));
                 }
                 done = true;
@@ -223,43 +223,13 @@ pub(crate) fn fold_flows<T: Transport + ?Sized, A>(
     }
 }
 
-/// The extended-ack message (`NLMSGERR_ATTR_MSG`) of an `NLMSG_ERROR`, if
-/// the kernel sent one (`NETLINK_EXT_ACK`, Linux 4.12+).
-pub(crate) fn extack_message(m: &Message<'_>) -> Option<String> {
-    const NLM_F_CAPPED: u16 = 0x100;
-    const NLM_F_ACK_TLVS: u16 = 0x200;
-    const NLMSGERR_ATTR_MSG: u16 = 1;
-    if !m.is_error() || m.flags & NLM_F_ACK_TLVS == 0 {
-        return None;
-    }
-    // int error; struct nlmsghdr msg (+ the request's payload unless capped)
-    let inner_len = if m.flags & NLM_F_CAPPED != 0 {
-        16
-    } else {
-        let b = m.payload.get(4..8)?;
-        u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize
-    };
-    let mut tlvs = m.payload.get(4 + ((inner_len + 3) & !3)..)?;
-    while tlvs.len() >= 4 {
-        let len = u16::from_ne_bytes([tlvs[0], tlvs[1]]) as usize;
-        let ty = u16::from_ne_bytes([tlvs[2], tlvs[3]]) & 0x3fff;
-        if len < 4 || len > tlvs.len() {
-            return None;
-        }
-        if ty == NLMSGERR_ATTR_MSG {
-            let s = &tlvs[4..len];
-            let s = s.split(|&b| b == 0).next().unwrap_or(s);
-            return Some(String::from_utf8_lossy(s).into_owned());
-        }
-        tlvs = tlvs.get((len + 3) & !3..).unwrap_or(&[]);
-    }
-    None
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::request::{MessageWriter, cta, flags, msg};
+    use crate::request::MessageWriter;
+    use crate::wire::attr::*;
+    use crate::wire::encode;
+    use crate::wire::message::*;
     use conntrack_core::{L3Family, L4Proto, L4Tuple, Tuple};
     use std::collections::VecDeque;
 
@@ -335,61 +305,51 @@ pub(crate) mod tests {
         let mut b = Vec::new();
         let mut w = MessageWriter::begin(
             &mut b,
-            msg::CT_NEW,
-            flags::MULTI | extra_flags,
+            IPCTNL_MSG_CT_NEW,
+            NLM_F_MULTI | extra_flags,
             0,
             L3Family::INET,
             0,
         );
-        w.put_tuple(cta::TUPLE_ORIG, &o);
-        w.put_tuple(cta::TUPLE_REPLY, &r);
-        w.put_u32_be(cta::STATUS, 8);
-        w.put_u32_be(cta::MARK, n as u32);
+        w.put_tuple(CTA_TUPLE_ORIG, &o);
+        w.put_tuple(CTA_TUPLE_REPLY, &r);
+        w.put_u32_be(CTA_STATUS.0, 8);
+        w.put_u32_be(CTA_MARK.0, n as u32);
         w.finish();
         b
     }
 
+    /// `NLMSG_DONE` carrying `code`.
     pub(crate) fn done_msg(code: i32, extra_flags: u16) -> Vec<u8> {
         let mut b = Vec::new();
-        b.extend_from_slice(&20u32.to_ne_bytes());
-        b.extend_from_slice(&3u16.to_ne_bytes());
-        b.extend_from_slice(&(flags::MULTI | extra_flags).to_ne_bytes());
-        b.extend_from_slice(&0u32.to_ne_bytes());
-        b.extend_from_slice(&0u32.to_ne_bytes());
+        let m = encode::begin_nlmsg(&mut b, NLMSG_DONE, NLM_F_MULTI | extra_flags, 0);
         b.extend_from_slice(&code.to_ne_bytes());
+        encode::finish_message(&mut b, m);
         b
     }
 
+    /// `NLMSG_ERROR` with `code` (0: an ACK) for a capped request, with an
+    /// extended-ack text if given.
     pub(crate) fn error_msg(code: i32, with_text: Option<&str>) -> Vec<u8> {
-        let mut p = Vec::new();
-        p.extend_from_slice(&code.to_ne_bytes());
-        p.extend_from_slice(&[0u8; 16]);
-        let mut fl = 0x100u16;
-        if let Some(t) = with_text {
-            fl |= 0x200;
-            let mut s = t.as_bytes().to_vec();
-            s.push(0);
-            p.extend_from_slice(&((4 + s.len()) as u16).to_ne_bytes());
-            p.extend_from_slice(&1u16.to_ne_bytes());
-            p.extend_from_slice(&s);
-            while p.len() % 4 != 0 {
-                p.push(0);
-            }
+        let mut fl = NLM_F_CAPPED;
+        if with_text.is_some() {
+            fl |= NLM_F_ACK_TLVS;
         }
         let mut b = Vec::new();
-        b.extend_from_slice(&((16 + p.len()) as u32).to_ne_bytes());
-        b.extend_from_slice(&2u16.to_ne_bytes());
-        b.extend_from_slice(&fl.to_ne_bytes());
-        b.extend_from_slice(&0u32.to_ne_bytes());
-        b.extend_from_slice(&0u32.to_ne_bytes());
-        b.extend_from_slice(&p);
+        let m = encode::begin_nlmsg(&mut b, NLMSG_ERROR, fl, 0);
+        b.extend_from_slice(&code.to_ne_bytes());
+        b.extend_from_slice(&[0u8; NLMSG_HDRLEN]); // the request's header
+        if let Some(t) = with_text {
+            encode::put_str(&mut b, NLMSGERR_ATTR_MSG, t);
+        }
+        encode::finish_message(&mut b, m);
         b
     }
 
     fn req(seq: u32) -> Vec<u8> {
         crate::request::header_only(
-            msg::CT_GET,
-            flags::REQUEST | flags::DUMP,
+            IPCTNL_MSG_CT_GET,
+            NLM_F_REQUEST | NLM_F_DUMP,
             seq,
             L3Family::UNSPEC,
             0,
@@ -430,8 +390,8 @@ pub(crate) mod tests {
     fn interrupted_dump_policies() {
         let intr = || {
             vec![
-                [flow_msg(1, 0), flow_msg(2, flags::DUMP_INTR)].concat(),
-                done_msg(0, flags::DUMP_INTR),
+                [flow_msg(1, 0), flow_msg(2, NLM_F_DUMP_INTR)].concat(),
+                done_msg(0, NLM_F_DUMP_INTR),
             ]
         };
         let clean = || vec![[flow_msg(1, 0), flow_msg(2, 0), done_msg(0, 0)].concat()];

@@ -13,8 +13,9 @@
 
 use crate::error::{Error, Op, Result};
 use crate::ops::Conntrack;
-use crate::request::{self, flags};
+use crate::request;
 use crate::socket::Transport;
+use crate::wire::message::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
 use conntrack_core::{Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -410,9 +411,9 @@ pub fn fill_with_progress<T: Transport>(
             f.mark = opts.mark;
             f.zone = opts.zone;
             last_seq = ct.next_seq();
-            let mut fl = flags::REQUEST | flags::CREATE | flags::EXCL;
+            let mut fl = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
             if k + 1 == n {
-                fl |= flags::ACK;
+                fl |= NLM_F_ACK;
             }
             request::write_create(&mut buf, &f, last_seq, fl)?;
         }

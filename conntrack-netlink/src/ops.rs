@@ -4,8 +4,9 @@ use crate::dump::{self, DumpPolicy, DumpSummary};
 use crate::error::{Error, Op, Result};
 use crate::filter::Filter;
 use crate::netns::Netns;
-use crate::request::{self, MessageWriter, Update, flags, msg};
+use crate::request::{self, MessageWriter, Update};
 use crate::socket::{Socket, SocketConfig, Transport};
+use crate::wire::message::*;
 use crate::wire::{self, FlowView, Message};
 use conntrack_core::{CpuStats, Flow, L3Family, Stats, Tuple};
 
@@ -29,10 +30,10 @@ pub enum DumpKind {
 impl DumpKind {
     fn msg(self) -> u8 {
         match self {
-            DumpKind::Table => msg::CT_GET,
-            DumpKind::ZeroCounters => msg::CT_GET_CTRZERO,
-            DumpKind::Dying => msg::CT_GET_DYING,
-            DumpKind::Unconfirmed => msg::CT_GET_UNCONFIRMED,
+            DumpKind::Table => IPCTNL_MSG_CT_GET,
+            DumpKind::ZeroCounters => IPCTNL_MSG_CT_GET_CTRZERO,
+            DumpKind::Dying => IPCTNL_MSG_CT_GET_DYING,
+            DumpKind::Unconfirmed => IPCTNL_MSG_CT_GET_UNCONFIRMED,
         }
     }
     fn op(self) -> Op {
@@ -108,7 +109,7 @@ impl DumpRequest {
     }
 
     fn build(&self, seq: u32) -> Vec<u8> {
-        let fl = flags::REQUEST | flags::DUMP;
+        let fl = NLM_F_REQUEST | NLM_F_DUMP;
         match &self.filter {
             Some(f) if !f.is_family_only() => {
                 let mut buf = Vec::with_capacity(256);
@@ -321,7 +322,7 @@ impl<T: Transport> Conntrack<T> {
                     return Err(Error::from_errno(
                         op,
                         code.saturating_neg(),
-                        dump::extack_message(&m),
+                        m.extack_message().map(Into::into),
                     ));
                 }
                 on_msg(&m)?;
@@ -352,12 +353,12 @@ impl<T: Transport> Conntrack<T> {
             |b, seq| {
                 request::write_by_tuple(
                     b,
-                    msg::CT_GET,
+                    IPCTNL_MSG_CT_GET,
                     tuple,
                     zone,
                     None,
                     seq,
-                    flags::REQUEST | flags::ACK,
+                    NLM_F_REQUEST | NLM_F_ACK,
                 )
             },
             |m| {
@@ -400,7 +401,7 @@ impl<T: Transport> Conntrack<T> {
                     b,
                     flow,
                     seq,
-                    flags::REQUEST | flags::ACK | flags::CREATE | flags::EXCL,
+                    NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
                 )
             },
             |_| Ok(()),
@@ -420,7 +421,7 @@ impl<T: Transport> Conntrack<T> {
     pub fn update(&mut self, update: &Update) -> Result<()> {
         self.transact(
             Op::Update,
-            |b, seq| request::write_update(b, update, seq, flags::REQUEST | flags::ACK),
+            |b, seq| request::write_update(b, update, seq, NLM_F_REQUEST | NLM_F_ACK),
             |_| Ok(()),
         )
     }
@@ -444,12 +445,12 @@ impl<T: Transport> Conntrack<T> {
             |b, seq| {
                 request::write_by_tuple(
                     b,
-                    msg::CT_DELETE,
+                    IPCTNL_MSG_CT_DELETE,
                     tuple,
                     zone,
                     id,
                     seq,
-                    flags::REQUEST | flags::ACK,
+                    NLM_F_REQUEST | NLM_F_ACK,
                 )
             },
             |_| Ok(()),
@@ -469,8 +470,8 @@ impl<T: Transport> Conntrack<T> {
             Op::Flush,
             |b, seq| {
                 *b = request::header_only(
-                    msg::CT_DELETE,
-                    flags::REQUEST | flags::ACK,
+                    IPCTNL_MSG_CT_DELETE,
+                    NLM_F_REQUEST | NLM_F_ACK,
                     seq,
                     family,
                     version,
@@ -510,8 +511,8 @@ impl<T: Transport> Conntrack<T> {
                 |b, seq| {
                     let mut w = MessageWriter::begin(
                         b,
-                        msg::CT_DELETE,
-                        flags::REQUEST | flags::ACK,
+                        IPCTNL_MSG_CT_DELETE,
+                        NLM_F_REQUEST | NLM_F_ACK,
                         seq,
                         filter.family,
                         version,
@@ -550,8 +551,8 @@ impl<T: Transport> Conntrack<T> {
             Op::StatsCpu,
             &mut |seq| {
                 request::header_only(
-                    msg::CT_GET_STATS_CPU,
-                    flags::REQUEST | flags::DUMP,
+                    IPCTNL_MSG_CT_GET_STATS_CPU,
+                    NLM_F_REQUEST | NLM_F_DUMP,
                     seq,
                     L3Family::UNSPEC,
                     0,
@@ -559,8 +560,8 @@ impl<T: Transport> Conntrack<T> {
             },
             false,
             &mut |m| {
-                if m.subsys() != request::NFNL_SUBSYS_CTNETLINK
-                    || m.msg_type() != msg::CT_GET_STATS_CPU
+                if m.subsys() != NFNL_SUBSYS_CTNETLINK
+                    || m.msg_type() != IPCTNL_MSG_CT_GET_STATS_CPU
                 {
                     return;
                 }
@@ -590,8 +591,8 @@ impl<T: Transport> Conntrack<T> {
             Op::StatsGlobal,
             |b, seq| {
                 *b = request::header_only(
-                    msg::CT_GET_STATS,
-                    flags::REQUEST | flags::ACK,
+                    IPCTNL_MSG_CT_GET_STATS,
+                    NLM_F_REQUEST | NLM_F_ACK,
                     seq,
                     L3Family::UNSPEC,
                     0,
@@ -599,7 +600,7 @@ impl<T: Transport> Conntrack<T> {
                 Ok(())
             },
             |m| {
-                if m.msg_type() == msg::CT_GET_STATS {
+                if m.msg_type() == IPCTNL_MSG_CT_GET_STATS {
                     let g =
                         wire::decode_stats_global(m.payload).map_err(|source| Error::Decode {
                             op: Op::StatsGlobal,

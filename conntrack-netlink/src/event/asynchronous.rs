@@ -31,7 +31,8 @@
 use super::{EventConfig, EventSocket, Item, Next};
 use crate::error::{Error, Op, Result};
 use crate::netns::Netns;
-use crate::request::{flags, header_only, msg};
+use crate::request::header_only;
+use crate::wire::message::{IPCTNL_MSG_CT_GET, NLM_F_DUMP, NLM_F_REQUEST};
 use crate::wire::{FlowView, messages};
 use conntrack_core::L3Family;
 use netlink_sys::{Socket as NlSocket, SocketAddr, protocols::NETLINK_NETFILTER};
@@ -118,8 +119,8 @@ pub async fn dump_async(netns: &Netns, mut f: impl FnMut(&FlowView<'_>)) -> Resu
         .map_err(|e| Error::io("fcntl(O_NONBLOCK)", e))?;
     let seq = 1;
     let req = header_only(
-        msg::CT_GET,
-        flags::REQUEST | flags::DUMP,
+        IPCTNL_MSG_CT_GET,
+        NLM_F_REQUEST | NLM_F_DUMP,
         seq,
         L3Family::UNSPEC,
         0,

@@ -70,7 +70,8 @@ use crate::netns::Netns;
 #[cfg(feature = "tokio")]
 mod asynchronous;
 use crate::wire::message::{
-    IPCTNL_MSG_CT_DELETE, NFNL_SUBSYS_CTNETLINK_EXP, NLM_F_CREATE, NLM_F_EXCL,
+    IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_EXP_DELETE, IPCTNL_MSG_EXP_NEW, NFNL_SUBSYS_CTNETLINK_EXP,
+    NLM_F_CREATE, NLM_F_EXCL, NLMSG_MIN_TYPE,
 };
 use crate::wire::{DecodeError, FlowView, Message};
 #[cfg(feature = "tokio")]
@@ -79,14 +80,6 @@ use conntrack_core::Flow;
 use netlink_sys::{Socket as NlSocket, protocols::NETLINK_NETFILTER};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
-
-/// `IPCTNL_MSG_EXP_NEW` (`nfnetlink_conntrack.h`, `enum cntl_msg_types`).
-const IPCTNL_MSG_EXP_NEW: u8 = 0;
-/// `IPCTNL_MSG_EXP_DELETE`.
-const IPCTNL_MSG_EXP_DELETE: u8 = 2;
-/// Netlink control messages (`NLMSG_NOOP` .. `NLMSG_OVERRUN`) are below
-/// `NLMSG_MIN_TYPE`.
-const NLMSG_MIN_TYPE: u16 = 0x10;
 
 /// A set of ctnetlink multicast groups (`enum nfnetlink_groups`,
 /// `include/uapi/linux/netfilter/nfnetlink.h`). Bit `n - 1` stands for

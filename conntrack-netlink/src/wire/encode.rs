@@ -17,6 +17,7 @@ use super::nla::{NLA_F_NESTED, NLA_HDRLEN, align4};
 use conntrack_core::{
     Counters, Flow, L4Proto, L4Tuple, ProtoInfo, SeqAdj, Synproxy, Timestamp, Tuple,
 };
+use netlink_packet_core::{Emitable, NetlinkBuffer, NetlinkHeader};
 use std::net::IpAddr;
 
 /// The position of a message being built; see [`begin_message`].
@@ -63,7 +64,8 @@ pub fn begin_message(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, family: u
     )
 }
 
-/// [`begin_message`] with a full `nfgenmsg` (e.g. a `res_id`).
+/// [`begin_message`] with a full `nfgenmsg` (e.g. a `res_id`, or version
+/// 1 for a family-filtered flush).
 pub fn begin_message_with(
     out: &mut Vec<u8>,
     ty: u16,
@@ -71,25 +73,50 @@ pub fn begin_message_with(
     seq: u32,
     nfgen: NfGenMsg,
 ) -> MessageStart {
+    let m = begin_nlmsg(out, ty, flags, seq);
+    out.extend_from_slice(&nfgen.to_bytes());
+    m
+}
+
+/// Starts a netlink message without a netfilter header (`NLMSG_ERROR`,
+/// `NLMSG_DONE`, ...): the 16-byte header, written with
+/// `netlink-packet-core`'s `NetlinkHeader` (`nlmsg_pid` 0, `nlmsg_len`
+/// filled in by [`finish_message`]).
+///
+/// ```
+/// use conntrack_netlink::wire::{encode, message::*};
+/// let mut buf = Vec::new();
+/// let m = encode::begin_nlmsg(&mut buf, NLMSG_DONE, NLM_F_MULTI, 9);
+/// buf.extend_from_slice(&0i32.to_ne_bytes());
+/// assert_eq!(encode::finish_message(&mut buf, m), 20);
+/// let done = Message::parse(&buf).unwrap();
+/// assert!(done.is_done() && done.is_multi());
+/// assert_eq!((done.seq, done.error_code()), (9, Some(0)));
+/// ```
+pub fn begin_nlmsg(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32) -> MessageStart {
     pad(out);
     let start = out.len();
-    out.reserve(NLMSG_HDRLEN + NFGENMSG_LEN);
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(&ty.to_ne_bytes());
-    out.extend_from_slice(&flags.to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(&nfgen.to_bytes());
+    let mut h = NetlinkHeader::default();
+    h.message_type = ty;
+    h.flags = flags;
+    h.sequence_number = seq;
+    out.resize(start + NLMSG_HDRLEN, 0);
+    h.emit(&mut out[start..]);
     MessageStart(start)
 }
 
-/// Writes the message's `nlmsg_len` and pads the buffer to 4 bytes.
-pub fn finish_message(out: &mut Vec<u8>, m: MessageStart) {
-    let len = u32::try_from(out.len().saturating_sub(m.0)).unwrap_or(u32::MAX);
-    if let Some(h) = out.get_mut(m.0..m.0 + 4) {
-        h.copy_from_slice(&len.to_ne_bytes());
+/// The bytes of a message without attributes: `nlmsghdr` and `nfgenmsg`.
+pub const REQUEST_HEADER_LEN: usize = NLMSG_HDRLEN + NFGENMSG_LEN;
+
+/// Writes the message's `nlmsg_len` and pads the buffer to 4 bytes;
+/// returns the length written.
+pub fn finish_message(out: &mut Vec<u8>, m: MessageStart) -> usize {
+    let len = out.len().saturating_sub(m.0);
+    if let Some(h) = out.get_mut(m.0..m.0 + NLMSG_HDRLEN) {
+        NetlinkBuffer::new(h).set_length(u32::try_from(len).unwrap_or(u32::MAX));
     }
     pad(out);
+    len
 }
 
 /// Appends an attribute with payload `value` and pads to 4 bytes. A
@@ -123,6 +150,12 @@ pub fn put_be16(out: &mut Vec<u8>, ty: u16, v: u16) {
 /// Appends a big-endian `u32` attribute.
 pub fn put_be32(out: &mut Vec<u8>, ty: u16, v: u32) {
     put_attr(out, ty, &v.to_be_bytes());
+}
+
+/// Appends a host-order `u32` attribute (`NLA_U32`, e.g. the
+/// `CTA_FILTER_*_FLAGS`).
+pub fn put_u32(out: &mut Vec<u8>, ty: u16, v: u32) {
+    put_attr(out, ty, &v.to_ne_bytes());
 }
 
 /// Appends a big-endian `u64` attribute.
@@ -322,7 +355,8 @@ fn put_timestamp(out: &mut Vec<u8>, t: &Timestamp, pad: Pad64) {
 
 fn put_named(out: &mut Vec<u8>, ty: CtaAttr, name: &str) {
     let n = begin_nest(out, ty.0);
-    put_str(out, 1, name);
+    // CTA_HELP_NAME and CTA_SECCTX_NAME are both 1.
+    put_str(out, CTA_HELP_NAME.0, name);
     end_nest(out, n);
 }
 

@@ -12,6 +12,8 @@
 //! decoder stays order-agnostic while the common case costs a few
 //! compares.
 
+use super::attr::*;
+use super::nla::NLA_TYPE_MASK;
 use conntrack_core::{Counters, L4Proto, L4Tuple, TcpFlags, TcpInfo, TcpState, Timestamp, Tuple};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -25,7 +27,7 @@ const fn hdr(len: u16, ty: u16) -> u32 {
 
 const MASK: u32 = {
     let l = u16::MAX.to_ne_bytes();
-    let t = 0x3fffu16.to_ne_bytes();
+    let t = NLA_TYPE_MASK.to_ne_bytes();
     u32::from_ne_bytes([l[0], l[1], t[0], t[1]])
 };
 
@@ -63,15 +65,15 @@ fn v6<const N: usize>(b: &[u8; N], at: usize) -> IpAddr {
 #[inline(always)]
 fn l4<const N: usize>(b: &[u8; N], at: usize) -> Option<(L4Proto, L4Tuple)> {
     // CTA_TUPLE_PROTO { CTA_PROTO_NUM u8, ... }
-    if word(b, at + 4) != hdr(5, 1) {
+    if word(b, at + 4) != hdr(5, CTA_PROTO_NUM.0) {
         return None;
     }
     let proto = L4Proto(b[at + 8]);
     let rest = N - at;
     if rest == 28
-        && word(b, at) == hdr(28, 2)
-        && word(b, at + 12) == hdr(6, 2)
-        && word(b, at + 20) == hdr(6, 3)
+        && word(b, at) == hdr(28, CTA_TUPLE_PROTO.0)
+        && word(b, at + 12) == hdr(6, CTA_PROTO_SRC_PORT.0)
+        && word(b, at + 20) == hdr(6, CTA_PROTO_DST_PORT.0)
     {
         let l4 = L4Tuple::Ports {
             src: be16(b, at + 16),
@@ -79,13 +81,21 @@ fn l4<const N: usize>(b: &[u8; N], at: usize) -> Option<(L4Proto, L4Tuple)> {
         };
         return Some((proto, l4));
     }
-    if rest == 36 && word(b, at) == hdr(36, 2) {
+    if rest == 36 && word(b, at) == hdr(36, CTA_TUPLE_PROTO.0) {
         // ICMP (4, 5, 6) or ICMPv6 (7, 8, 9): id, type, code.
         let id = word(b, at + 12);
-        let (i, t, c) = if id == hdr(6, 4) {
-            (hdr(6, 4), hdr(5, 5), hdr(5, 6))
+        let (i, t, c) = if id == hdr(6, CTA_PROTO_ICMP_ID.0) {
+            (
+                hdr(6, CTA_PROTO_ICMP_ID.0),
+                hdr(5, CTA_PROTO_ICMP_TYPE.0),
+                hdr(5, CTA_PROTO_ICMP_CODE.0),
+            )
         } else {
-            (hdr(6, 7), hdr(5, 8), hdr(5, 9))
+            (
+                hdr(6, CTA_PROTO_ICMPV6_ID.0),
+                hdr(5, CTA_PROTO_ICMPV6_TYPE.0),
+                hdr(5, CTA_PROTO_ICMPV6_CODE.0),
+            )
         };
         if id == i && word(b, at + 20) == t && word(b, at + 28) == c {
             let l4 = L4Tuple::Icmp {
@@ -102,7 +112,10 @@ fn l4<const N: usize>(b: &[u8; N], at: usize) -> Option<(L4Proto, L4Tuple)> {
 #[inline(always)]
 fn tuple_v4<const N: usize>(b: &[u8; N], out: &mut Tuple) -> bool {
     // CTA_TUPLE_IP { V4_SRC, V4_DST } then CTA_TUPLE_PROTO.
-    if word(b, 0) != hdr(20, 1) || word(b, 4) != hdr(8, 1) || word(b, 12) != hdr(8, 2) {
+    if word(b, 0) != hdr(20, CTA_TUPLE_IP.0)
+        || word(b, 4) != hdr(8, CTA_IP_V4_SRC.0)
+        || word(b, 12) != hdr(8, CTA_IP_V4_DST.0)
+    {
         return false;
     }
     let Some((proto, l4)) = l4(b, 20) else {
@@ -118,7 +131,10 @@ fn tuple_v4<const N: usize>(b: &[u8; N], out: &mut Tuple) -> bool {
 
 #[inline(always)]
 fn tuple_v6<const N: usize>(b: &[u8; N], out: &mut Tuple) -> bool {
-    if word(b, 0) != hdr(44, 1) || word(b, 4) != hdr(20, 3) || word(b, 24) != hdr(20, 4) {
+    if word(b, 0) != hdr(44, CTA_TUPLE_IP.0)
+        || word(b, 4) != hdr(20, CTA_IP_V6_SRC.0)
+        || word(b, 24) != hdr(20, CTA_IP_V6_DST.0)
+    {
         return false;
     }
     let Some((proto, l4)) = l4(b, 44) else {
@@ -163,10 +179,10 @@ pub(crate) fn tuple(v: &[u8]) -> Option<Tuple> {
 #[inline(always)]
 pub(crate) fn after_status(rest: &[u8]) -> Option<(u32, u32, u32, u32)> {
     let b = rest.first_chunk::<32>()?;
-    let ok = word(b, 0) == hdr(8, 8)
-        && word(b, 8) == hdr(8, 12)
-        && word(b, 16) == hdr(8, 11)
-        && word(b, 24) == hdr(8, 7);
+    let ok = word(b, 0) == hdr(8, CTA_MARK.0)
+        && word(b, 8) == hdr(8, CTA_ID.0)
+        && word(b, 16) == hdr(8, CTA_USE.0)
+        && word(b, 24) == hdr(8, CTA_TIMEOUT.0);
     let be32 = |at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
     ok.then(|| (be32(4), be32(12), be32(20), be32(28)))
 }
@@ -175,7 +191,8 @@ pub(crate) fn after_status(rest: &[u8]) -> Option<(u32, u32, u32, u32)> {
 #[inline(always)]
 pub(crate) fn counters(v: &[u8]) -> Option<Counters> {
     let b = <&[u8; 24]>::try_from(v).ok()?;
-    if word(b, 0) != hdr(12, 1) || word(b, 12) != hdr(12, 2) {
+    if word(b, 0) != hdr(12, CTA_COUNTERS_PACKETS.0) || word(b, 12) != hdr(12, CTA_COUNTERS_BYTES.0)
+    {
         return None;
     }
     Some(Counters {
@@ -191,14 +208,16 @@ pub(crate) fn timestamp(v: &[u8]) -> Option<Timestamp> {
     match v.len() {
         12 => {
             let b = <&[u8; 12]>::try_from(v).ok()?;
-            (word(b, 0) == hdr(12, 1)).then(|| Timestamp {
+            (word(b, 0) == hdr(12, CTA_TIMESTAMP_START.0)).then(|| Timestamp {
                 start: be64(b, 4),
                 stop: None,
             })
         }
         24 => {
             let b = <&[u8; 24]>::try_from(v).ok()?;
-            (word(b, 0) == hdr(12, 1) && word(b, 12) == hdr(12, 2)).then(|| Timestamp {
+            let ok = word(b, 0) == hdr(12, CTA_TIMESTAMP_START.0)
+                && word(b, 12) == hdr(12, CTA_TIMESTAMP_STOP.0);
+            ok.then(|| Timestamp {
                 start: be64(b, 4),
                 stop: Some(be64(b, 16)),
             })
@@ -212,12 +231,12 @@ pub(crate) fn timestamp(v: &[u8]) -> Option<Timestamp> {
 #[inline(always)]
 pub(crate) fn tcp(v: &[u8]) -> Option<TcpInfo> {
     let b = <&[u8; 44]>::try_from(v).ok()?;
-    let ok = word(b, 0) == hdr(44, 1)
-        && word(b, 4) == hdr(5, 1)
-        && word(b, 12) == hdr(5, 2)
-        && word(b, 20) == hdr(5, 3)
-        && word(b, 28) == hdr(6, 4)
-        && word(b, 36) == hdr(6, 5);
+    let ok = word(b, 0) == hdr(44, CTA_PROTOINFO_TCP.0)
+        && word(b, 4) == hdr(5, CTA_PROTOINFO_TCP_STATE.0)
+        && word(b, 12) == hdr(5, CTA_PROTOINFO_TCP_WSCALE_ORIGINAL.0)
+        && word(b, 20) == hdr(5, CTA_PROTOINFO_TCP_WSCALE_REPLY.0)
+        && word(b, 28) == hdr(6, CTA_PROTOINFO_TCP_FLAGS_ORIGINAL.0)
+        && word(b, 36) == hdr(6, CTA_PROTOINFO_TCP_FLAGS_REPLY.0);
     ok.then(|| TcpInfo {
         state: TcpState(b[8]),
         wscale_orig: Some(b[16]),
@@ -236,7 +255,6 @@ pub(crate) fn tcp(v: &[u8]) -> Option<TcpInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::attr::{CTA_TUPLE_ORIG, Space};
     use crate::wire::encode;
     use crate::wire::nla::Attrs;
     use proptest::prelude::*;

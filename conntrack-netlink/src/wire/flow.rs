@@ -198,15 +198,19 @@ fn timestamp(a: &Attr<'_>) -> Result<Timestamp, DecodeError> {
 
 /// A string in a nest (`CTA_HELP_NAME`, `CTA_SECCTX_NAME`, both type 1).
 fn named<'a>(a: &Attr<'a>) -> Result<&'a str, DecodeError> {
+    const NAME: u16 = CTA_HELP_NAME.0;
+    const _: () = assert!(CTA_SECCTX_NAME.0 == NAME);
     let child = C.child(a.ty());
     let mut name = None;
     for_each(a, C, |x| {
-        if x.ty() == 1 {
+        if x.ty() == NAME {
             name = Some(x.str(child)?);
         }
         Ok(())
     })?;
-    name.ok_or_else(|| DecodeError::at(a.offset(), child, 1, ErrorKind::Missing).within(C, a.ty()))
+    name.ok_or_else(|| {
+        DecodeError::at(a.offset(), child, NAME, ErrorKind::Missing).within(C, a.ty())
+    })
 }
 
 #[inline(always)]
