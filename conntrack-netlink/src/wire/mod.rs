@@ -18,6 +18,15 @@
 //! - [`encode`] builds messages and attributes (requests, and
 //!   kernel-layout flows for tests and benchmarks).
 //!
+//! Files, bottom up: `message.rs` (netlink header, nfgenmsg, message
+//! constants), `nla.rs` (attribute walking), `attr.rs` (`CTA_*` numbers),
+//! `encode.rs` (the encoder's primitives), then one file per nest with its
+//! general decoder, its fast path (primitives in `fast.rs`) and its
+//! encoder side by side: `tuple.rs`, `protoinfo.rs`, `counters.rs`,
+//! `timestamp.rs`, `seqadj.rs`, `synproxy.rs`, `named.rs` (helper and
+//! security context); `flow.rs` does the same for the top level of a
+//! conntrack message, `stats.rs` for statistics replies.
+//!
 //! Decoding never panics on any input; every error is a small `Copy`
 //! [`DecodeError`] naming the attribute path and byte offset, e.g.
 //! `CTA_TUPLE_ORIG/CTA_TUPLE_IP/CTA_IP_V4_SRC at byte 84: length 3, expected 4`.
@@ -39,14 +48,20 @@
 //! ```
 
 pub mod attr;
+mod counters;
 pub mod encode;
 mod error;
 mod fast;
 mod flow;
 mod flows;
 pub mod message;
+mod named;
 pub mod nla;
+mod protoinfo;
+mod seqadj;
 pub mod stats;
+mod synproxy;
+mod timestamp;
 mod tuple;
 
 pub use error::{AttrPath, DecodeError, ErrorKind, Expected, MAX_DEPTH, WireError, WireErrorKind};

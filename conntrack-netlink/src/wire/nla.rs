@@ -251,6 +251,43 @@ impl<'a> Iterator for Attrs<'a> {
     }
 }
 
+/// The attributes nested in `a` (an attribute of namespace `space`), or
+/// [`ErrorKind::NotNested`] when the payload is too short to be a list of
+/// attributes.
+#[inline(always)]
+pub(crate) fn nest<'a>(a: &Attr<'a>, space: Space) -> Result<Attrs<'a>, DecodeError> {
+    let len = a.value().len();
+    if len != 0 && len < 4 {
+        return Err(DecodeError::at(
+            a.offset(),
+            space,
+            a.ty(),
+            ErrorKind::NotNested { len: len as u16 },
+        ));
+    }
+    Ok(a.nested())
+}
+
+/// Walks the nest `a` (an attribute of `space`), calling `f` for every
+/// child; errors from `f` and from the walk get `a` put in front of their
+/// path.
+#[inline(always)]
+pub(crate) fn for_each<'a>(
+    a: &Attr<'a>,
+    space: Space,
+    mut f: impl FnMut(&Attr<'a>) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let child = space.child(a.ty());
+    let mut it = nest(a, space)?;
+    loop {
+        match it.next_attr() {
+            Ok(Some(c)) => f(&c).map_err(|e| e.within(space, a.ty()))?,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(relabel(e, child).within(space, a.ty())),
+        }
+    }
+}
+
 /// Re-labels an error from [`Attrs`] in namespace `space`: a header error
 /// names the bad attribute's type in `space`.
 #[inline]
