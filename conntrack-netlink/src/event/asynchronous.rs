@@ -28,7 +28,8 @@
 //! # Ok(()) }
 //! ```
 
-use super::{EventConfig, EventSocket, Item, Next};
+use super::socket::Next;
+use super::{EventConfig, EventSocket, Item};
 use crate::error::{Error, Op, Result};
 use crate::netns::Netns;
 use crate::request::header_only;

@@ -27,31 +27,15 @@
 use super::attr::*;
 use super::encode::{Pad64, put_attr, put_be16, put_be32};
 use super::error::{DecodeError, ErrorKind, Expected};
+use super::event::EventKind;
 use super::fast::{be32, hdr, word};
-use super::message::{
-    IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_NEW, Message, NFGENMSG_LEN, NLM_F_CREATE, NLM_F_EXCL,
-    NLMSG_HDRLEN, NfGenMsg,
-};
+use super::message::{IPCTNL_MSG_CT_NEW, Message, NFGENMSG_LEN, NLMSG_HDRLEN, NfGenMsg};
 use super::nla::{Attr, Attrs, relabel};
 use super::{counters, named, protoinfo, seqadj, synproxy, timestamp, tuple};
 use conntrack_core::{
     Counters, Flow, FlowKey, FlowLike, FlowState, L3Family, L4Proto, Labels, Nat, ProtoInfo,
     SeqAdj, Status, Synproxy, TcpState, Timestamp, Tuple,
 };
-
-/// What a flow message announces. Only meaningful for messages received
-/// on the event multicast groups: a dump item and a get reply look like
-/// [`EventType::Update`] (NEW without `NLM_F_CREATE`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum EventType {
-    /// `IPCTNL_MSG_CT_NEW` with `NLM_F_CREATE | NLM_F_EXCL` (group
-    /// `NFNLGRP_CONNTRACK_NEW`).
-    New,
-    /// `IPCTNL_MSG_CT_NEW` without them (group `NFNLGRP_CONNTRACK_UPDATE`).
-    Update,
-    /// `IPCTNL_MSG_CT_DELETE` (group `NFNLGRP_CONNTRACK_DESTROY`).
-    Destroy,
-}
 
 /// One conntrack entry, decoded in a single pass without allocating.
 ///
@@ -343,15 +327,9 @@ impl<'a> FlowView<'a> {
         self.nl_flags
     }
 
-    /// Which event this message announces (see [`EventType`]).
-    pub const fn event_type(&self) -> EventType {
-        if self.msg_type == IPCTNL_MSG_CT_DELETE {
-            EventType::Destroy
-        } else if self.nl_flags & (NLM_F_CREATE | NLM_F_EXCL) != 0 {
-            EventType::New
-        } else {
-            EventType::Update
-        }
+    /// Which event this message announces (see [`EventKind`]).
+    pub const fn event_kind(&self) -> EventKind {
+        EventKind::of(self.msg_type, self.nl_flags)
     }
 
     /// Original direction tuple (`CTA_TUPLE_ORIG`).
@@ -836,7 +814,7 @@ mod tests {
         assert!(v.nat().snat && !v.nat().dnat);
         assert_eq!(v.key(), f.key());
         assert_eq!(FlowLike::flow_state(&v), f.state());
-        assert_eq!(v.event_type(), EventType::Update);
+        assert_eq!(v.event_kind(), EventKind::Update);
         assert_eq!(v.attrs().count(), v.attrs().filter(|a| a.is_ok()).count());
     }
 

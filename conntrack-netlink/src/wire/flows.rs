@@ -256,7 +256,7 @@ mod tests {
         push(&mut buf, ct_type(IPCTNL_MSG_CT_NEW), 0, Some(&flow(5)));
         let mut it = flows(&buf);
         let v = it.next().unwrap().unwrap();
-        assert_eq!(v.event_type(), crate::wire::EventType::Destroy);
+        assert_eq!(v.event_kind(), crate::wire::EventKind::Destroy);
         assert!(it.next().is_none());
         assert_eq!(
             (it.error_code(), it.is_done(), it.skipped()),

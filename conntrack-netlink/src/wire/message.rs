@@ -169,6 +169,22 @@ impl<'a> Message<'a> {
         Self::parse_at(buf, 0)
     }
 
+    /// Reads the message that starts at position `at` of `buf`. Its
+    /// [`Message::offset`] is `at`, so the offsets of errors decoded from
+    /// it are positions in `buf`.
+    ///
+    /// ```
+    /// use conntrack_netlink::wire::{encode, message::*};
+    /// let mut buf = vec![0; 8]; // whatever precedes the message
+    /// let m = encode::begin_nlmsg(&mut buf, NLMSG_NOOP, 0, 1);
+    /// encode::finish_message(&mut buf, m);
+    /// let m = Message::parse_in(&buf, 8).unwrap();
+    /// assert_eq!((m.offset, m.next_offset()), (8, 24));
+    /// ```
+    pub fn parse_in(buf: &'a [u8], at: usize) -> Result<Message<'a>, WireError> {
+        Self::parse_at(buf.get(at..).unwrap_or(&[]), at)
+    }
+
     #[inline]
     fn parse_at(buf: &'a [u8], offset: usize) -> Result<Message<'a>, WireError> {
         let Some(h) = buf.first_chunk::<NLMSG_HDRLEN>() else {
@@ -207,6 +223,12 @@ impl<'a> Message<'a> {
             payload: &buf[NLMSG_HDRLEN..len as usize],
             offset,
         })
+    }
+
+    /// Where the next message of the buffer starts: this one's offset plus
+    /// its length rounded up to 4 bytes (`NLMSG_ALIGN`).
+    pub const fn next_offset(&self) -> usize {
+        self.offset.saturating_add(align4(self.len as usize))
     }
 
     /// Whether this is `NLMSG_DONE`.
@@ -378,7 +400,7 @@ impl<'a> Iterator for Messages<'a> {
         let rest = &self.buf[self.pos..];
         match Message::parse_at(rest, self.pos) {
             Ok(m) => {
-                self.pos = self.pos.saturating_add(align4(m.len as usize));
+                self.pos = m.next_offset();
                 Some(Ok(m))
             }
             Err(e) => {

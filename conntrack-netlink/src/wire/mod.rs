@@ -51,6 +51,7 @@ pub mod attr;
 mod counters;
 pub mod encode;
 mod error;
+mod event;
 mod fast;
 mod flow;
 mod flows;
@@ -65,7 +66,11 @@ mod timestamp;
 mod tuple;
 
 pub use error::{AttrPath, DecodeError, ErrorKind, Expected, MAX_DEPTH, WireError, WireErrorKind};
-pub use flow::{EventType, FlowView};
+pub use event::{
+    Event, EventKind, EventMessage, ExpectEvent, ExpectKind, OwnedEvent, decode_event,
+    is_event_message,
+};
+pub use flow::FlowView;
 pub use flows::{Flows, flows};
 pub use message::{Message, Messages, NfGenMsg, messages};
 pub use stats::{decode_stats_cpu, decode_stats_global};
