@@ -197,7 +197,7 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
     };
     let sport = 1024 + (i % 60000) as u16;
     let replied = i.is_multiple_of(2);
-    let (proto, o4, r4, status, protoinfo) = match kind {
+    let (proto, l4, status, protoinfo) = match kind {
         FlowKind::Tcp | FlowKind::Tcp6 => {
             // A multiplicative hash, so that the state does not follow
             // the kind interleaving of the mix.
@@ -222,10 +222,6 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
                     src: sport,
                     dst: dport,
                 },
-                L4Tuple::Ports {
-                    src: dport,
-                    dst: sport,
-                },
                 status,
                 Some(ProtoInfo::Tcp(TcpInfo {
                     state,
@@ -241,10 +237,6 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
                     src: sport,
                     dst: dport,
                 },
-                L4Tuple::Ports {
-                    src: dport,
-                    dst: sport,
-                },
                 if replied {
                     Status::SEEN_REPLY
                 } else {
@@ -254,21 +246,17 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
             )
         }
         FlowKind::Icmp | FlowKind::Icmp6 => {
-            let (req, rep, proto) = if kind == FlowKind::Icmp {
-                (8, 0, L4Proto::ICMP)
+            // Echo requests; the reply tuple has the echo reply type.
+            let (req, proto) = if kind == FlowKind::Icmp {
+                (8, L4Proto::ICMP)
             } else {
-                (128, 129, L4Proto::ICMPV6)
+                (128, L4Proto::ICMPV6)
             };
             let id = (i >> 8) as u16 ^ (i as u16);
             (
                 proto,
                 L4Tuple::Icmp {
                     kind: req,
-                    code: 0,
-                    id,
-                },
-                L4Tuple::Icmp {
-                    kind: rep,
                     code: 0,
                     id,
                 },
@@ -281,11 +269,8 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
             )
         }
     };
-    let mut f = Flow::new(
-        Tuple::new(src, dst, proto, o4),
-        Tuple::new(dst, src, proto, r4),
-        status,
-    );
+    let orig = Tuple::new(src, dst, proto, l4);
+    let mut f = Flow::new(orig, request::reply_tuple(&orig), status);
     f.protoinfo = protoinfo;
     f.timeout = Some(timeout);
     f

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::wire::attr::*;
 use crate::wire::encode::{self, MessageStart, NestStart};
 use crate::wire::message::{IPCTNL_MSG_CT_NEW, NfGenMsg, ct_type};
-use conntrack_core::{L3Family, Status, Tuple};
+use conntrack_core::{L3Family, L4Proto, L4Tuple, Status, Tuple};
 use std::net::IpAddr;
 
 /// Status bits a create request sends as the kernel expects them rather
@@ -146,6 +146,49 @@ pub fn tuple_family(t: &Tuple) -> Result<L3Family> {
             "a tuple's source and destination must be of one address family",
         )),
     }
+}
+
+/// The reply tuple the kernel gives an untranslated flow: addresses and
+/// ports (GRE keys) swapped, ICMP and ICMPv6 types answered by their
+/// counterpart (echo, timestamp, info and address-mask request and reply;
+/// ICMPv6 echo and node information query and reply), the ICMP id and
+/// code kept. This is `nf_ct_invert_tuple` with the `invmap` tables of
+/// `nf_conntrack_invert_icmp_tuple` and `nf_conntrack_invert_icmpv6_tuple`
+/// (`net/netfilter/nf_conntrack_proto_icmp.c`,
+/// `nf_conntrack_proto_icmpv6.c`); ICMP types without a counterpart are
+/// kept as they are. What a create sends as `CTA_TUPLE_REPLY` when no NAT
+/// applies; the direction zone is not carried over.
+///
+/// ```
+/// use conntrack_core::{L4Proto, L4Tuple, Tuple};
+/// use conntrack_netlink::request::reply_tuple;
+/// let ip = |s: &str| s.parse().unwrap();
+/// let ping = Tuple::new(ip("10.0.0.1"), ip("10.0.0.2"), L4Proto::ICMP,
+///                       L4Tuple::Icmp { kind: 8, code: 0, id: 7 });
+/// let pong = reply_tuple(&ping);
+/// assert_eq!((pong.src, pong.l4), (ping.dst, L4Tuple::Icmp { kind: 0, code: 0, id: 7 }));
+/// assert_eq!(reply_tuple(&pong), ping);
+/// ```
+pub fn reply_tuple(orig: &Tuple) -> Tuple {
+    let l4 = match orig.l4 {
+        L4Tuple::Ports { src, dst } => L4Tuple::Ports { src: dst, dst: src },
+        L4Tuple::Icmp { kind, code, id } => {
+            let kind = match (orig.proto, kind) {
+                // echo 8/0, timestamp 13/14, info 15/16, address mask 17/18
+                (L4Proto::ICMP, 8) => 0,
+                (L4Proto::ICMP, 0) => 8,
+                (L4Proto::ICMP, k @ (13 | 15 | 17)) => k + 1,
+                (L4Proto::ICMP, k @ (14 | 16 | 18)) => k - 1,
+                // echo 128/129, node information 139/140
+                (L4Proto::ICMPV6, k @ (128 | 139)) => k + 1,
+                (L4Proto::ICMPV6, k @ (129 | 140)) => k - 1,
+                (_, k) => k,
+            };
+            L4Tuple::Icmp { kind, code, id }
+        }
+        L4Tuple::None => L4Tuple::None,
+    };
+    Tuple::new(orig.dst, orig.src, orig.proto, l4)
 }
 
 /// Fields of an existing flow to change with [`crate::Conntrack::update`]
@@ -311,7 +354,6 @@ pub fn write_by_tuple(
 mod tests {
     use super::*;
     use crate::wire::message::{IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET, NLM_F_ACK, NLM_F_REQUEST};
-    use conntrack_core::{L4Proto, L4Tuple};
 
     #[test]
     fn header_only_bytes() {
