@@ -86,10 +86,79 @@ pub(crate) struct Pass {
     pub kernel_filtered: bool,
 }
 
+/// The reading side of one dump, fed datagram by datagram: the rules of
+/// the conversation without the I/O, shared by the blocking dump
+/// ([`dump_pass`]) and the async one (`event::dump_async`).
+#[derive(Debug)]
+pub(crate) struct DumpReader {
+    op: Op,
+    seq: u32,
+    stop_on_intr: bool,
+    /// What was read so far.
+    pub pass: Pass,
+    /// Whether `NLMSG_DONE` or `NLMSG_ERROR` of this dump was seen.
+    pub ended: bool,
+}
+
+impl DumpReader {
+    /// Reads the reply to the dump request with sequence number `seq`.
+    /// `on_msg` is not called any more once `NLM_F_DUMP_INTR` was seen if
+    /// `stop_on_intr`.
+    pub(crate) fn new(op: Op, seq: u32, stop_on_intr: bool) -> Self {
+        DumpReader {
+            op,
+            seq,
+            stop_on_intr,
+            pass: Pass::default(),
+            ended: false,
+        }
+    }
+
+    /// Feeds one received datagram, handing every message of the dump but
+    /// the last to `on_msg` (messages of other sequence numbers, late
+    /// replies to abandoned requests, are skipped). `Ok(true)` when the
+    /// dump ended cleanly; `Err` for the error the kernel ended it with, or
+    /// for a bad netlink header ([`DumpReader::ended`] is false then: the
+    /// rest of the dump is still to come).
+    pub(crate) fn feed(
+        &mut self,
+        data: &[u8],
+        on_msg: &mut dyn FnMut(&Message<'_>),
+    ) -> Result<bool> {
+        let op = self.op;
+        self.pass.datagrams += 1;
+        self.pass.bytes += data.len() as u64;
+        for m in wire::messages(data) {
+            let m = m.map_err(|source| Error::Wire { op, source })?;
+            if m.seq != self.seq {
+                continue;
+            }
+            self.pass.messages += 1;
+            self.pass.interrupted |= m.is_dump_interrupted();
+            self.pass.kernel_filtered |= m.is_dump_filtered();
+            if m.is_done() || m.is_error() {
+                self.ended = true;
+                return match m.error_code().unwrap_or(0) {
+                    0 => Ok(true),
+                    code => Err(Error::from_errno(
+                        op,
+                        code.saturating_neg(),
+                        m.extack_message().map(Into::into),
+                    )),
+                };
+            }
+            if !(self.stop_on_intr && self.pass.interrupted) {
+                on_msg(&m);
+            }
+        }
+        Ok(false)
+    }
+}
+
 /// Sends the dump request `request(seq)` and feeds every message of the
-/// reply to `on_msg` until `NLMSG_DONE`. `on_msg` is not called any more
-/// once `NLM_F_DUMP_INTR` was seen if `stop_on_intr`; the dump is still
-/// read to its end so that the socket is ready for the next request.
+/// reply to `on_msg` until `NLMSG_DONE` (see [`DumpReader`]). After an
+/// error the dump is still read to its end, so that the socket is ready
+/// for the next request.
 pub(crate) fn dump_pass<T: Transport + ?Sized>(
     t: &mut T,
     op: Op,
@@ -99,52 +168,18 @@ pub(crate) fn dump_pass<T: Transport + ?Sized>(
 ) -> Result<Pass> {
     let seq = t.next_seq();
     t.send(&request(seq))?;
-    let mut pass = Pass::default();
+    let mut reader = DumpReader::new(op, seq, stop_on_intr);
     loop {
         let data = t.recv(op)?;
-        pass.datagrams += 1;
-        pass.bytes += data.len() as u64;
-        let mut failure = None;
-        let mut done = false;
-        for m in wire::messages(data) {
-            let m = match m {
-                Ok(m) => m,
-                Err(source) => {
-                    failure = Some(Error::Wire { op, source });
-                    break;
+        match reader.feed(data, on_msg) {
+            Ok(true) => return Ok(reader.pass),
+            Ok(false) => {}
+            Err(e) => {
+                if !reader.ended {
+                    drain(t, op, seq);
                 }
-            };
-            if m.seq != seq {
-                // A late reply to an earlier, abandoned request.
-                continue;
+                return Err(e);
             }
-            pass.messages += 1;
-            pass.interrupted |= m.is_dump_interrupted();
-            pass.kernel_filtered |= m.is_dump_filtered();
-            if m.is_done() || m.is_error() {
-                let code = m.error_code().unwrap_or(0);
-                if code != 0 {
-                    failure = Some(Error::from_errno(
-                        op,
-                        code.saturating_neg(),
-                        m.extack_message().map(Into::into),
-                    ));
-                }
-                done = true;
-                break;
-            }
-            if !(stop_on_intr && pass.interrupted) {
-                on_msg(&m);
-            }
-        }
-        if let Some(e) = failure {
-            if !done {
-                drain(t, op, seq);
-            }
-            return Err(e);
-        }
-        if done {
-            return Ok(pass);
         }
     }
 }

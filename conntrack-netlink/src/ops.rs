@@ -124,6 +124,28 @@ impl DumpRequest {
     }
 }
 
+/// Runs the dump `req` over `t`, folding its flows (see
+/// [`Conntrack::fold`]); the filter is checked first.
+fn fold_on<T: Transport + ?Sized, A>(
+    t: &mut T,
+    req: &DumpRequest,
+    init: impl FnMut() -> A,
+    f: impl FnMut(&mut A, &FlowView<'_>),
+) -> Result<(A, DumpSummary)> {
+    if let Some(fl) = &req.filter {
+        fl.check()?;
+    }
+    dump::fold_flows(
+        t,
+        req.kind.op(),
+        &mut |seq| req.build(seq),
+        req.policy,
+        req.filter.as_ref(),
+        init,
+        f,
+    )
+}
+
 /// A ctnetlink connection to one network namespace's conntrack table.
 ///
 /// Every operation needs `CAP_NET_ADMIN` in that namespace (the kernel
@@ -197,20 +219,7 @@ impl Conntrack<Socket> {
         init: impl FnMut() -> A,
         f: impl FnMut(&mut A, &FlowView<'_>),
     ) -> Result<(A, DumpSummary)> {
-        if let Some(fl) = &req.filter {
-            fl.check()?;
-        }
-        self.t.pipelined(|p| {
-            dump::fold_flows(
-                p,
-                req.kind.op(),
-                &mut |seq| req.build(seq),
-                req.policy,
-                req.filter.as_ref(),
-                init,
-                f,
-            )
-        })
+        self.t.pipelined(|p| fold_on(p, req, init, f))
     }
 }
 
@@ -231,18 +240,7 @@ impl<T: Transport> Conntrack<T> {
         init: impl FnMut() -> A,
         f: impl FnMut(&mut A, &FlowView<'_>),
     ) -> Result<(A, DumpSummary)> {
-        if let Some(fl) = &req.filter {
-            fl.check()?;
-        }
-        dump::fold_flows(
-            &mut self.t,
-            req.kind.op(),
-            &mut |seq| req.build(seq),
-            req.policy,
-            req.filter.as_ref(),
-            init,
-            f,
-        )
+        fold_on(&mut self.t, req, init, f)
     }
 
     /// Streams a dump into a callback. With [`DumpPolicy::Retry`] the

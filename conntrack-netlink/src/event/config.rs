@@ -74,8 +74,8 @@ impl core::ops::BitOrAssign for Groups {
     }
 }
 
-/// How to size the socket's kernel receive buffer, where events wait until
-/// they are read. Too small a buffer loses events in bursts.
+/// How to size an event socket's kernel receive buffer, where events wait
+/// until they are read. Too small a buffer loses events in bursts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RcvBuf {
     /// Leave the system default (`net.core.rmem_default`).
@@ -90,26 +90,21 @@ pub enum RcvBuf {
 }
 
 impl RcvBuf {
+    /// The size to ask for, `None` for the system default.
+    pub const fn bytes(self) -> Option<usize> {
+        match self {
+            RcvBuf::System => None,
+            RcvBuf::Auto => Some(Self::AUTO_BYTES),
+            RcvBuf::Bytes(n) => Some(n),
+        }
+    }
+
     /// What [`RcvBuf::Auto`] asks for: 32 MiB. A ctnetlink event costs
     /// about 1 KiB of buffer (the message is ~200-300 bytes, the socket
     /// buffer accounting counts the whole skb), so this holds roughly
     /// 60,000 events of backlog (the kernel doubles the request); memory
     /// is only used while events wait.
     pub const AUTO_BYTES: usize = 32 << 20;
-}
-
-/// What the receive buffer ended up as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct RcvBufReport {
-    /// The size asked for (`None` for [`RcvBuf::System`]).
-    pub requested: Option<usize>,
-    /// What `getsockopt(SO_RCVBUF)` reports afterwards: the kernel's
-    /// accounting limit, which is twice the size set.
-    pub obtained: usize,
-    /// Whether `SO_RCVBUFFORCE` was used (past `net.core.rmem_max`).
-    pub forced: bool,
-    /// `net.core.rmem_max` when it had to be read (no `CAP_NET_ADMIN`).
-    pub rmem_max: Option<usize>,
 }
 
 /// How to open an [`EventSocket`](super::EventSocket).

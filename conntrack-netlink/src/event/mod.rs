@@ -66,9 +66,10 @@ mod socket;
 #[cfg(feature = "tokio")]
 mod asynchronous;
 
+pub use crate::socket::RcvBufReport;
 #[cfg(feature = "tokio")]
 pub use asynchronous::{AsyncEventSocket, dump_async};
-pub use config::{EventConfig, Groups, RcvBuf, RcvBufReport};
+pub use config::{EventConfig, Groups, RcvBuf};
 pub use item::{Item, OwnedItem, for_each_item};
 pub use socket::{EventSocket, EventStats};
 

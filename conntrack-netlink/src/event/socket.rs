@@ -8,11 +8,12 @@
 //! [`Item::Lost`] with a running count and carries on. `NETLINK_NO_ENOBUFS`,
 //! which would hide the loss, is never set.
 
-use super::config::{EventConfig, Groups, RcvBuf, RcvBufReport};
+use super::config::{EventConfig, Groups};
 use super::item::{Item, OwnedItem};
 use crate::error::{Error, Result};
+use crate::socket::{RcvBufReport, open_in, recv_raw, size_rcvbuf};
 use crate::wire::{DecodeError, Message, decode_event, is_event_message};
-use netlink_sys::{Socket as NlSocket, protocols::NETLINK_NETFILTER};
+use netlink_sys::Socket as NlSocket;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
@@ -87,11 +88,8 @@ impl EventSocket {
         if config.groups.is_empty() {
             return Err(Error::InvalidRequest("no event group to subscribe to"));
         }
-        let mut sock = config.netns.run(|| {
-            NlSocket::new(NETLINK_NETFILTER).map_err(|e| Error::io("socket(NETLINK_NETFILTER)", e))
-        })?;
-        sock.bind_auto().map_err(|e| Error::io("bind", e))?;
-        let rcvbuf = size_rcvbuf(&sock, config.rcvbuf)?;
+        let (sock, _) = open_in(&config.netns)?;
+        let rcvbuf = size_rcvbuf(&sock, config.rcvbuf.bytes())?;
         for g in config.groups.numbers() {
             sock.add_membership(g)
                 .map_err(|e| Error::io("setsockopt(NETLINK_ADD_MEMBERSHIP)", e))?;
@@ -208,13 +206,11 @@ impl EventSocket {
                 }
                 self.stats.skipped += 1;
             }
-            let flags = libc::MSG_TRUNC | if block { 0 } else { libc::MSG_DONTWAIT };
+            let flags = if block { 0 } else { libc::MSG_DONTWAIT };
             let cap = self.buf.len();
-            let mut slice: &mut [u8] = &mut self.buf[..];
-            let n = match self.sock.recv(&mut slice, flags) {
+            let n = match recv_raw(&self.sock, &mut self.buf, flags) {
                 Ok(n) => n,
                 Err(e) => match e.raw_os_error() {
-                    Some(libc::EINTR) => continue,
                     Some(libc::EAGAIN) => return Ok(Next::Empty),
                     Some(libc::ENOBUFS) => {
                         self.stats.lost += 1;
@@ -236,52 +232,6 @@ impl EventSocket {
             self.len = n;
         }
     }
-}
-
-/// Sizes the receive buffer of `sock` as asked.
-fn size_rcvbuf(sock: &NlSocket, want: RcvBuf) -> Result<RcvBufReport> {
-    let bytes = match want {
-        RcvBuf::System => {
-            let obtained = sock
-                .get_rx_buf_sz()
-                .map_err(|e| Error::io("getsockopt(SO_RCVBUF)", e))?;
-            return Ok(RcvBufReport {
-                obtained,
-                ..Default::default()
-            });
-        }
-        RcvBuf::Auto => RcvBuf::AUTO_BYTES,
-        RcvBuf::Bytes(n) => n,
-    };
-    let mut report = RcvBufReport {
-        requested: Some(bytes),
-        ..Default::default()
-    };
-    match crate::sys::set_rcvbuf_force(sock.as_fd(), bytes) {
-        Ok(()) => report.forced = true,
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            let max = read_rmem_max();
-            report.rmem_max = max;
-            let capped = max.map_or(bytes, |m| bytes.min(m));
-            let v = libc::c_int::try_from(capped).unwrap_or(libc::c_int::MAX);
-            sock.set_rx_buf_sz(v)
-                .map_err(|e| Error::io("setsockopt(SO_RCVBUF)", e))?;
-        }
-        Err(e) => return Err(Error::io("setsockopt(SO_RCVBUFFORCE)", e)),
-    }
-    report.obtained = sock
-        .get_rx_buf_sz()
-        .map_err(|e| Error::io("getsockopt(SO_RCVBUF)", e))?;
-    Ok(report)
-}
-
-/// `net.core.rmem_max` (global), `None` when unreadable.
-fn read_rmem_max() -> Option<usize> {
-    std::fs::read_to_string("/proc/sys/net/core/rmem_max")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 impl AsFd for EventSocket {
