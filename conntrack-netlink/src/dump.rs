@@ -261,11 +261,9 @@ pub(crate) fn fold_flows<T: Transport + ?Sized, A>(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::request::MessageWriter;
-    use crate::wire::attr::*;
-    use crate::wire::encode;
+    use crate::support;
     use crate::wire::message::*;
-    use conntrack_core::{L3Family, L4Proto, L4Tuple, Tuple};
+    use conntrack_core::L3Family;
     use std::collections::VecDeque;
 
     /// A transport that plays back scripted datagrams, one script per
@@ -323,62 +321,20 @@ pub(crate) mod tests {
         }
     }
 
-    /// A dump item for a UDP flow from 10.0.0.`n`, with extra netlink flags.
+    /// A dump item for a UDP flow from 10.0.0.`n` marked `n`, with extra
+    /// netlink flags.
     pub(crate) fn flow_msg(n: u8, extra_flags: u16) -> Vec<u8> {
-        let o = Tuple::new(
-            [10, 0, 0, n].into(),
-            [10, 0, 0, 254].into(),
-            L4Proto::UDP,
-            L4Tuple::Ports { src: 1000, dst: 53 },
-        );
-        let r = Tuple::new(
-            [10, 0, 0, 254].into(),
-            [10, 0, 0, n].into(),
-            L4Proto::UDP,
-            L4Tuple::Ports { src: 53, dst: 1000 },
-        );
+        let mut f = support::udp(&format!("10.0.0.{n}"), 1000, "10.0.0.254", 53);
+        f.mark = Some(u32::from(n));
         let mut b = Vec::new();
-        let mut w = MessageWriter::begin(
-            &mut b,
-            IPCTNL_MSG_CT_NEW,
-            NLM_F_MULTI | extra_flags,
-            0,
-            L3Family::INET,
-            0,
-        );
-        w.put_tuple(CTA_TUPLE_ORIG, &o);
-        w.put_tuple(CTA_TUPLE_REPLY, &r);
-        w.put_u32_be(CTA_STATUS.0, 8);
-        w.put_u32_be(CTA_MARK.0, n as u32);
-        w.finish();
+        let ty = ct_type(IPCTNL_MSG_CT_NEW);
+        support::push(&mut b, ty, NLM_F_MULTI | extra_flags, 0, Some(&f));
         b
     }
 
-    /// `NLMSG_DONE` carrying `code`.
-    pub(crate) fn done_msg(code: i32, extra_flags: u16) -> Vec<u8> {
-        let mut b = Vec::new();
-        let m = encode::begin_nlmsg(&mut b, NLMSG_DONE, NLM_F_MULTI | extra_flags, 0);
-        b.extend_from_slice(&code.to_ne_bytes());
-        encode::finish_message(&mut b, m);
-        b
-    }
-
-    /// `NLMSG_ERROR` with `code` (0: an ACK) for a capped request, with an
-    /// extended-ack text if given.
-    pub(crate) fn error_msg(code: i32, with_text: Option<&str>) -> Vec<u8> {
-        let mut fl = NLM_F_CAPPED;
-        if with_text.is_some() {
-            fl |= NLM_F_ACK_TLVS;
-        }
-        let mut b = Vec::new();
-        let m = encode::begin_nlmsg(&mut b, NLMSG_ERROR, fl, 0);
-        b.extend_from_slice(&code.to_ne_bytes());
-        b.extend_from_slice(&[0u8; NLMSG_HDRLEN]); // the request's header
-        if let Some(t) = with_text {
-            encode::put_str(&mut b, NLMSGERR_ATTR_MSG, t);
-        }
-        encode::finish_message(&mut b, m);
-        b
+    /// The `NLMSG_DONE` ending a dump, carrying `code`.
+    fn done_msg(code: i32, extra_flags: u16) -> Vec<u8> {
+        support::done(0, NLM_F_MULTI | extra_flags, code)
     }
 
     fn req(seq: u32) -> Vec<u8> {
@@ -474,7 +430,8 @@ pub(crate) mod tests {
 
     #[test]
     fn nlmsg_error_with_extack() {
-        let mut t = Script::new(vec![vec![error_msg(
+        let mut t = Script::new(vec![vec![support::error(
+            0,
             -libc::EOPNOTSUPP,
             Some("no such thing"),
         )]]);
@@ -485,7 +442,7 @@ pub(crate) mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let mut t = Script::new(vec![vec![error_msg(-libc::EPERM, None)]]);
+        let mut t = Script::new(vec![vec![support::error(0, -libc::EPERM, None)]]);
         assert!(matches!(
             marks(&mut t, DumpPolicy::Fail),
             Err(Error::PermissionDenied { op: Op::Dump })

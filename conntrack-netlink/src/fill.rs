@@ -426,7 +426,8 @@ impl From<MixError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dump::tests::{Script, error_msg};
+    use crate::dump::tests::Script;
+    use crate::support;
     use std::collections::HashSet;
 
     #[test]
@@ -464,14 +465,11 @@ mod tests {
 
     #[test]
     fn batches_and_errors() {
-        // Two batches of 3; the first has one EEXIST then the ack.
-        let mut e = error_msg(-libc::EEXIST, None);
-        let mut ack = error_msg(0, None);
-        // seqs: Script starts at 100 -> batch 1 uses 101..=103.
-        e[8..12].copy_from_slice(&102u32.to_ne_bytes());
-        ack[8..12].copy_from_slice(&103u32.to_ne_bytes());
-        let mut ack2 = error_msg(0, None);
-        ack2[8..12].copy_from_slice(&106u32.to_ne_bytes());
+        // Two batches of 3; the first has one EEXIST then the ack. Script
+        // starts at seq 100: batch 1 uses 101..=103, batch 2 104..=106.
+        let e = support::error(102, -libc::EEXIST, None);
+        let ack = support::error(103, 0, None);
+        let ack2 = support::error(106, 0, None);
         let t = Script::new(vec![vec![[e, ack].concat()], vec![ack2]]);
         let mut ct = Conntrack::from_transport(t);
         let r = fill(&mut ct, &FillOptions::new(6).batch(3)).unwrap();
@@ -483,7 +481,7 @@ mod tests {
 
     #[test]
     fn eperm_stops_the_fill() {
-        let t = Script::new(vec![vec![error_msg(-libc::EPERM, None)]]);
+        let t = Script::new(vec![vec![support::error(0, -libc::EPERM, None)]]);
         let mut ct = Conntrack::from_transport(t);
         assert!(matches!(
             fill(&mut ct, &FillOptions::new(10)),

@@ -348,30 +348,12 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use conntrack_core::Flow;
+    use crate::support;
+    use conntrack_core::{Flow, TcpState};
 
+    /// An established TCP flow `src`:1000 -> 10.9.9.9:`dport` marked `mark`.
     fn flow(src: &str, dport: u16, mark: u32) -> Flow {
-        let s: IpAddr = src.parse().unwrap();
-        let d: IpAddr = "10.9.9.9".parse().unwrap();
-        let o = Tuple::new(
-            s,
-            d,
-            L4Proto::TCP,
-            L4Tuple::Ports {
-                src: 1000,
-                dst: dport,
-            },
-        );
-        let r = Tuple::new(
-            d,
-            s,
-            L4Proto::TCP,
-            L4Tuple::Ports {
-                src: dport,
-                dst: 1000,
-            },
-        );
-        let mut f = Flow::new(o, r, Status::CONFIRMED | Status::ASSURED);
+        let mut f = support::tcp(src, 1000, "10.9.9.9", dport, TcpState::ESTABLISHED);
         f.mark = Some(mark);
         f
     }

@@ -42,6 +42,14 @@ pub use ops::{Conntrack, DumpKind, DumpRequest};
 pub use request::Update;
 pub use socket::{Socket, SocketConfig, Transport};
 
+// The test builders shared with the integration tests (tests/support)
+// name this crate `conntrack_netlink`, as an integration test does.
+#[cfg(test)]
+extern crate self as conntrack_netlink;
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

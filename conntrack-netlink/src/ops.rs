@@ -685,12 +685,16 @@ impl<T: Transport> Conntrack<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dump::tests::{Script, done_msg, error_msg, flow_msg};
+    use crate::dump::tests::{Script, flow_msg};
+    use crate::support;
 
     #[test]
     fn get_maps_enoent() {
-        let mut ct =
-            Conntrack::from_transport(Script::new(vec![vec![error_msg(-libc::ENOENT, None)]]));
+        let mut ct = Conntrack::from_transport(Script::new(vec![vec![support::error(
+            0,
+            -libc::ENOENT,
+            None,
+        )]]));
         let t = Tuple::new(
             [1, 1, 1, 1].into(),
             [2, 2, 2, 2].into(),
@@ -707,7 +711,8 @@ mod tests {
     fn get_returns_the_flow() {
         let mut reply = flow_msg(4, 0);
         reply[6..8].copy_from_slice(&0u16.to_ne_bytes()); // not multi
-        let mut ct = Conntrack::from_transport(Script::new(vec![vec![reply, error_msg(0, None)]]));
+        let mut ct =
+            Conntrack::from_transport(Script::new(vec![vec![reply, support::error(0, 0, None)]]));
         let t = Tuple::new(
             [10, 0, 0, 4].into(),
             [10, 0, 0, 254].into(),
@@ -726,6 +731,5 @@ mod tests {
         assert_eq!(b.len(), 20 + 8 + 8);
         let r = DumpRequest::filtered(Filter::new(L3Family::INET));
         assert_eq!(r.build(5).len(), 20);
-        let _ = done_msg(0, 0);
     }
 }

@@ -18,9 +18,11 @@ use conntrack_netlink::{
     TupleFilter, Update,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::IpAddr;
 
 use conntrack_core::testkit::{self, Need, TestNetns};
+
+mod support;
+use support::{echo, ip, ports};
 
 /// What every live test here needs.
 const NEEDS: &[Need<'static>] = &[
@@ -40,19 +42,11 @@ fn live(tag: &str) -> Option<(TestNetns, Conntrack)> {
     Some((ns, ct))
 }
 
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn ports(proto: L4Proto, a: &str, b: &str, sp: u16, dp: u16) -> (Tuple, Tuple) {
-    (
-        Tuple::new(ip(a), ip(b), proto, L4Tuple::Ports { src: sp, dst: dp }),
-        Tuple::new(ip(b), ip(a), proto, L4Tuple::Ports { src: dp, dst: sp }),
-    )
-}
-
-fn flow(t: (Tuple, Tuple), status: Status, timeout: u32) -> Flow {
-    let mut f = Flow::new(t.0, t.1, status);
+/// A flow of `orig` with the kernel's reply tuple, `status` (as created:
+/// the kernel adds `CONFIRMED`) and `timeout`.
+fn flow(orig: Tuple, status: Status, timeout: u32) -> Flow {
+    let mut f = support::flow(orig);
+    f.status = status;
     f.timeout = Some(timeout);
     f
 }
@@ -72,7 +66,7 @@ fn every_kind() -> Vec<Flow> {
     let sr = Status::SEEN_REPLY | Status::ASSURED;
     let mut v = Vec::new();
     let mut f = flow(
-        ports(L4Proto::TCP, "10.1.0.1", "10.1.0.2", 40000, 443),
+        ports(L4Proto::TCP, "10.1.0.1", 40000, "10.1.0.2", 443),
         sr,
         3000,
     );
@@ -80,32 +74,32 @@ fn every_kind() -> Vec<Flow> {
     f.mark = Some(0x11);
     v.push(f);
     let mut f = flow(
-        ports(L4Proto::TCP, "10.1.0.1", "10.1.0.2", 40001, 80),
+        ports(L4Proto::TCP, "10.1.0.1", 40001, "10.1.0.2", 80),
         sr,
         100,
     );
     f.protoinfo = tcp(TcpState::TIME_WAIT);
     v.push(f);
     let mut f = flow(
-        ports(L4Proto::TCP, "10.1.0.1", "10.1.0.3", 40002, 22),
+        ports(L4Proto::TCP, "10.1.0.1", 40002, "10.1.0.3", 22),
         Status::empty(),
         100,
     );
     f.protoinfo = tcp(TcpState::SYN_SENT);
     v.push(f);
     v.push(flow(
-        ports(L4Proto::UDP, "10.1.0.1", "10.1.0.53", 5353, 53),
+        ports(L4Proto::UDP, "10.1.0.1", 5353, "10.1.0.53", 53),
         Status::empty(),
         30,
     ));
     v.push(flow(
-        ports(L4Proto::UDP, "10.1.0.1", "10.1.0.53", 5354, 53),
+        ports(L4Proto::UDP, "10.1.0.1", 5354, "10.1.0.53", 53),
         Status::SEEN_REPLY,
         30,
     ));
     // Masqueraded: the reply goes back to the router's address and port.
     let mut f = flow(
-        ports(L4Proto::UDP, "172.17.0.2", "1.1.1.1", 999, 53),
+        ports(L4Proto::UDP, "172.17.0.2", 999, "1.1.1.1", 53),
         Status::SEEN_REPLY,
         60,
     );
@@ -119,54 +113,26 @@ fn every_kind() -> Vec<Flow> {
         },
     );
     v.push(f);
-    let icmp = |a: &str, b: &str, req, rep, proto| {
-        (
-            Tuple::new(
-                ip(a),
-                ip(b),
-                proto,
-                L4Tuple::Icmp {
-                    kind: req,
-                    code: 0,
-                    id: 77,
-                },
-            ),
-            Tuple::new(
-                ip(b),
-                ip(a),
-                proto,
-                L4Tuple::Icmp {
-                    kind: rep,
-                    code: 0,
-                    id: 77,
-                },
-            ),
-        )
-    };
     v.push(flow(
-        icmp("10.1.0.1", "10.1.0.9", 8, 0, L4Proto::ICMP),
+        echo("10.1.0.1", "10.1.0.9", 77),
         Status::SEEN_REPLY,
         30,
     ));
     let mut f = flow(
-        ports(L4Proto::TCP, "fd00::1", "fd00::2", 50000, 443),
+        ports(L4Proto::TCP, "fd00::1", 50000, "fd00::2", 443),
         sr,
         2000,
     );
     f.protoinfo = tcp(TcpState::ESTABLISHED);
     v.push(f);
     v.push(flow(
-        ports(L4Proto::UDP, "fd00::1", "fd00::53", 5000, 53),
+        ports(L4Proto::UDP, "fd00::1", 5000, "fd00::53", 53),
         Status::empty(),
         30,
     ));
-    v.push(flow(
-        icmp("fd00::1", "fd00::9", 128, 129, L4Proto::ICMPV6),
-        Status::empty(),
-        30,
-    ));
+    v.push(flow(echo("fd00::1", "fd00::9", 77), Status::empty(), 30));
     let mut f = flow(
-        ports(L4Proto::SCTP, "10.1.0.1", "10.1.0.2", 3868, 3868),
+        ports(L4Proto::SCTP, "10.1.0.1", 3868, "10.1.0.2", 3868),
         sr,
         200,
     );
@@ -176,21 +142,17 @@ fn every_kind() -> Vec<Flow> {
     }));
     v.push(f);
     v.push(flow(
-        ports(L4Proto::UDPLITE, "10.1.0.1", "10.1.0.2", 7000, 7001),
+        ports(L4Proto::UDPLITE, "10.1.0.1", 7000, "10.1.0.2", 7001),
         Status::empty(),
         30,
     ));
     v.push(flow(
-        ports(L4Proto::GRE, "10.1.0.1", "10.1.0.2", 0x10, 0x20),
+        ports(L4Proto::GRE, "10.1.0.1", 0x10, "10.1.0.2", 0x20),
         Status::empty(),
         30,
     ));
-    let g = |a: &str, b: &str| Tuple::new(ip(a), ip(b), L4Proto::ESP, L4Tuple::None);
-    v.push(flow(
-        (g("10.1.0.1", "10.1.0.2"), g("10.1.0.2", "10.1.0.1")),
-        Status::empty(),
-        30,
-    ));
+    let esp = Tuple::new(ip("10.1.0.1"), ip("10.1.0.2"), L4Proto::ESP, L4Tuple::None);
+    v.push(flow(esp, Status::empty(), 30));
     // Same tuple as the first flow, in zone 7.
     let mut f = v[0].clone();
     f.zone = Some(7);

@@ -2,17 +2,14 @@
 //! root they print why and pass, unless `CONNTRACK_KIT_REQUIRE_LIVE=1`
 //! (CI), where they fail.
 
-use conntrack_core::testkit::{Need, TestNetns};
-use conntrack_core::{Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple};
+use conntrack_core::testkit::TestNetns;
+use conntrack_core::{Flow, Status, TcpState};
 use conntrack_netlink::event::{EventConfig, EventKind, EventSocket, Groups, Item, RcvBuf};
 use conntrack_netlink::{Conntrack, Netns, Update};
 use std::time::Duration;
 
-/// Whether live tests can run (root, `ip`); panics when they must but
-/// cannot (`CONNTRACK_KIT_REQUIRE_LIVE=1`).
-fn live(test: &str) -> bool {
-    conntrack_core::testkit::live(test, &[Need::Root, Need::Tool("ip")])
-}
+mod support;
+use support::live;
 
 fn kernel_at_least(major: u32, minor: u32) -> bool {
     let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -24,31 +21,9 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
     (a, b) >= (major, minor)
 }
 
+/// An established TCP flow 10.1.0.1:`sport` -> 10.1.0.2:443.
 fn tcp_flow(sport: u16) -> Flow {
-    let ip = |s: &str| s.parse().unwrap();
-    let o = Tuple::new(
-        ip("10.1.0.1"),
-        ip("10.1.0.2"),
-        L4Proto::TCP,
-        L4Tuple::Ports {
-            src: sport,
-            dst: 443,
-        },
-    );
-    let r = Tuple::new(
-        ip("10.1.0.2"),
-        ip("10.1.0.1"),
-        L4Proto::TCP,
-        L4Tuple::Ports {
-            src: 443,
-            dst: sport,
-        },
-    );
-    let mut f = Flow::new(o, r, Status::SEEN_REPLY | Status::ASSURED);
-    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-        state: TcpState::ESTABLISHED,
-        ..Default::default()
-    }));
+    let mut f = support::tcp("10.1.0.1", sport, "10.1.0.2", 443, TcpState::ESTABLISHED);
     f.timeout = Some(300);
     f
 }

@@ -6,7 +6,7 @@
 #![cfg(feature = "tokio")]
 
 use conntrack_core::FlowLike;
-use conntrack_core::testkit::{Need, TestNetns};
+use conntrack_core::testkit::TestNetns;
 use conntrack_netlink::event::{
     AsyncEventSocket, EventConfig, EventKind, Groups, Item, dump_async,
 };
@@ -15,11 +15,8 @@ use conntrack_netlink::mirror::Table;
 use conntrack_netlink::{Conntrack, Netns};
 use std::time::Duration;
 
-/// Whether live tests can run (root, `ip`); panics when they must but
-/// cannot (`CONNTRACK_KIT_REQUIRE_LIVE=1`).
-fn live(test: &str) -> bool {
-    conntrack_core::testkit::live(test, &[Need::Root, Need::Tool("ip")])
-}
+mod support;
+use support::live;
 
 #[tokio::test(flavor = "current_thread")]
 async fn async_events_and_dump_build_the_same_table() {

@@ -5,10 +5,8 @@
 //! The 200,000-operation churn takes about 5 s on the project VM (one
 //! ctnetlink request per operation, ~46,000 operations/s).
 
-use conntrack_core::testkit::{Need, TestNetns};
-use conntrack_core::{
-    Flow, FlowLike, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple,
-};
+use conntrack_core::testkit::TestNetns;
+use conntrack_core::{Flow, FlowLike, TcpState};
 use conntrack_netlink::event::RcvBuf;
 use conntrack_netlink::fill::{FillOptions, fill};
 use conntrack_netlink::mirror::{EntryRef, Mirror, MirrorConfig, MirrorHook, Table};
@@ -16,11 +14,8 @@ use conntrack_netlink::{Conntrack, Error, Netns, Update};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// Whether live tests can run (root, `ip`); panics when they must but
-/// cannot (`CONNTRACK_KIT_REQUIRE_LIVE=1`).
-fn live(test: &str) -> bool {
-    conntrack_core::testkit::live(test, &[Need::Root, Need::Tool("ip")])
-}
+mod support;
+use support::live;
 
 /// Counts entries per (destination port, state) through the hook, the way
 /// an analysis would keep hotspot counts incrementally.
@@ -136,31 +131,12 @@ fn loss_then_resync_equals_fresh_dump() {
     eprintln!("loss test: {st:?}, events socket {:?}", m.events().stats());
 }
 
+/// Established TCP flow number `i` from 10.9.x.y to 10.8.0.1.
 fn tcp_flow(i: u32) -> Flow {
-    let ip = |s: String| s.parse().unwrap();
-    let o = Tuple::new(
-        ip(format!("10.9.{}.{}", (i >> 8) & 0xff, i & 0xff)),
-        ip("10.8.0.1".into()),
-        L4Proto::TCP,
-        L4Tuple::Ports {
-            src: 20_000 + (i % 1000) as u16,
-            dst: [443, 80, 22][(i % 3) as usize],
-        },
-    );
-    let r = Tuple::new(
-        o.dst,
-        o.src,
-        L4Proto::TCP,
-        L4Tuple::Ports {
-            src: o.dst_port().unwrap_or(0),
-            dst: o.src_port().unwrap_or(0),
-        },
-    );
-    let mut f = Flow::new(o, r, Status::SEEN_REPLY | Status::ASSURED);
-    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-        state: TcpState::ESTABLISHED,
-        ..Default::default()
-    }));
+    let src = format!("10.9.{}.{}", (i >> 8) & 0xff, i & 0xff);
+    let sport = 20_000 + (i % 1000) as u16;
+    let dport = [443, 80, 22][(i % 3) as usize];
+    let mut f = support::tcp(&src, sport, "10.8.0.1", dport, TcpState::ESTABLISHED);
     f.timeout = Some(3_600);
     f
 }

@@ -11,10 +11,8 @@ use conntrack_netlink::wire::{
 };
 use std::collections::HashMap;
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+mod support;
+use support::fixture;
 
 fn text(name: &str) -> String {
     String::from_utf8(fixture(name)).unwrap()

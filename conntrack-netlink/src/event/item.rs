@@ -117,36 +117,19 @@ pub fn for_each_item(datagram: &[u8], mut f: impl FnMut(Item<'_>)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::support;
     use crate::wire::EventKind;
-    use crate::wire::encode::{begin_message, encode_flow_as_kernel, finish_message};
+    use crate::wire::encode;
     use crate::wire::message::*;
-    use conntrack_core::{Counters, Flow, L4Proto, L4Tuple, Status, Timestamp, Tuple};
+    use conntrack_core::{Counters, Flow, Timestamp};
 
+    /// A UDP flow 10.0.0.1:`port` -> 10.0.0.2:53.
     fn flow(port: u16) -> Flow {
-        let ip = |s: &str| s.parse().unwrap();
-        let t = Tuple::new(
-            ip("10.0.0.1"),
-            ip("10.0.0.2"),
-            L4Proto::UDP,
-            L4Tuple::Ports { src: port, dst: 53 },
-        );
-        let r = Tuple::new(
-            ip("10.0.0.2"),
-            ip("10.0.0.1"),
-            L4Proto::UDP,
-            L4Tuple::Ports { src: 53, dst: port },
-        );
-        Flow::new(t, r, Status::CONFIRMED)
+        support::udp("10.0.0.1", port, "10.0.0.2", 53)
     }
 
     fn push(buf: &mut Vec<u8>, ty: u16, flags: u16, f: Option<&Flow>) -> usize {
-        let start = buf.len();
-        let m = begin_message(buf, ty, flags, 0, 2);
-        if let Some(f) = f {
-            encode_flow_as_kernel(f, buf);
-        }
-        finish_message(buf, m);
-        start
+        support::push(buf, ty, flags, 0, f)
     }
 
     #[test]
@@ -170,8 +153,10 @@ mod tests {
         let bad = push(&mut buf, new, 0, Some(&flow(4)));
         // Corrupt CTA_TUPLE_ORIG's first nested length.
         buf[bad + 20 + 4] = 3;
-        let exp = u16::from(NFNL_SUBSYS_CTNETLINK_EXP) << 8;
-        push(&mut buf, exp | u16::from(IPCTNL_MSG_EXP_DELETE), 0, None);
+        // An expectation DESTROY (attributes not decoded) of family AF_INET.
+        let exp = nfnl_type(NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_DELETE);
+        let m = encode::begin_message(&mut buf, exp, 0, 0, 2);
+        encode::finish_message(&mut buf, m);
         let mut got = Vec::new();
         for_each_item(&buf, |i| got.push(i.to_owned_item()));
         assert_eq!(got.len(), 5, "{got:?}");

@@ -515,41 +515,19 @@ impl MirrorHook for () {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::encode::encode_flow_as_kernel;
-    use conntrack_core::{Flow, FlowLike, L4Proto, L4Tuple, Status, TcpInfo, TcpState};
+    use crate::support::{self, payload};
+    use conntrack_core::{Flow, FlowLike, TcpState};
 
+    /// A flow `src`:`sport` -> `dst`:443, TCP in `state` or UDP without
+    /// one, with `mark` (0: none) and a timeout.
     fn flow(src: &str, dst: &str, sport: u16, state: Option<TcpState>, mark: u32) -> Flow {
-        let ip = |s: &str| s.parse().unwrap();
-        let proto = if state.is_some() {
-            L4Proto::TCP
-        } else {
-            L4Proto::UDP
+        let mut f = match state {
+            Some(s) => support::tcp(src, sport, dst, 443, s),
+            None => support::udp(src, sport, dst, 443),
         };
-        let o = Tuple::new(
-            ip(src),
-            ip(dst),
-            proto,
-            L4Tuple::Ports {
-                src: sport,
-                dst: 443,
-            },
-        );
-        let mut f = Flow::new(o, reply_tuple(&o), Status::CONFIRMED);
-        f.protoinfo = state.map(|s| {
-            ProtoInfo::Tcp(TcpInfo {
-                state: s,
-                ..Default::default()
-            })
-        });
         f.mark = (mark != 0).then_some(mark);
         f.timeout = Some(100);
         f
-    }
-
-    fn payload(f: &Flow) -> Vec<u8> {
-        let mut p = vec![2, 0, 0, 0];
-        encode_flow_as_kernel(f, &mut p);
-        p
     }
 
     #[derive(Default)]

@@ -30,6 +30,13 @@ pub use super::tuple::put_tuple;
 #[must_use = "pass it to finish_message"]
 pub struct MessageStart(usize);
 
+impl MessageStart {
+    /// Where the message's header starts in the buffer.
+    pub const fn offset(self) -> usize {
+        self.0
+    }
+}
+
 /// The position of a nest being built; see [`begin_nest`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[must_use = "pass it to end_nest"]

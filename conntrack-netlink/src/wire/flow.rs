@@ -726,13 +726,10 @@ fn put_tail(flow: &Flow, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::support::{ip, payload};
     use crate::wire::encode;
     use conntrack_core::{L4Tuple, TcpFlags, TcpInfo};
     use proptest::prelude::*;
-
-    fn ip(s: &str) -> std::net::IpAddr {
-        s.parse().unwrap()
-    }
 
     fn tcp_flow() -> Flow {
         let orig = Tuple::new(
@@ -795,12 +792,6 @@ mod tests {
         f.labels = Some(Labels::from_bits([1, 100]));
         f.helper = Some("ftp".into());
         f
-    }
-
-    fn payload(f: &Flow) -> Vec<u8> {
-        let mut p = vec![2, 0, 0, 0];
-        encode::encode_flow_as_kernel(f, &mut p);
-        p
     }
 
     #[test]
