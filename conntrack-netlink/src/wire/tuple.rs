@@ -20,7 +20,7 @@ use super::attr::*;
 use super::encode::{begin_nest, end_nest, put_attr, put_be16, put_u8};
 use super::error::{DecodeError, ErrorKind};
 use super::fast::{be16, hdr, v4, v6, word};
-use super::nla::{Attr, for_each};
+use super::nla::{Attr, NLA_HDRLEN, for_each};
 use conntrack_core::{L4Proto, L4Tuple, Tuple};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -224,39 +224,30 @@ fn l4<const N: usize>(b: &[u8; N], at: usize) -> Option<(L4Proto, L4Tuple)> {
     None
 }
 
+/// `CTA_TUPLE_IP { SRC, DST }` with `A`-byte addresses (4: IPv4, 16:
+/// IPv6), then `CTA_TUPLE_PROTO` (see [`l4`]), at the start of `b`.
 #[inline(always)]
-fn tuple_v4<const N: usize>(b: &[u8; N], out: &mut Tuple) -> bool {
-    // CTA_TUPLE_IP { V4_SRC, V4_DST } then CTA_TUPLE_PROTO.
-    if word(b, 0) != hdr(20, CTA_TUPLE_IP.0)
-        || word(b, 4) != hdr(8, CTA_IP_V4_SRC.0)
-        || word(b, 12) != hdr(8, CTA_IP_V4_DST.0)
+fn tuple_ip<const N: usize, const A: usize>(b: &[u8; N], out: &mut Tuple) -> bool {
+    const { assert!(A == 4 || A == 16) };
+    let (src, dst) = if A == 4 {
+        (CTA_IP_V4_SRC, CTA_IP_V4_DST)
+    } else {
+        (CTA_IP_V6_SRC, CTA_IP_V6_DST)
+    };
+    let attr = NLA_HDRLEN + A; // one address attribute
+    let nest = NLA_HDRLEN + 2 * attr; // the CTA_TUPLE_IP nest
+    if word(b, 0) != hdr(nest as u16, CTA_TUPLE_IP.0)
+        || word(b, NLA_HDRLEN) != hdr(attr as u16, src.0)
+        || word(b, NLA_HDRLEN + attr) != hdr(attr as u16, dst.0)
     {
         return false;
     }
-    let Some((proto, l4)) = l4(b, 20) else {
+    let Some((proto, l4)) = l4(b, nest) else {
         return false;
     };
-    out.src = v4(b, 8);
-    out.dst = v4(b, 16);
-    out.proto = proto;
-    out.l4 = l4;
-    out.zone = None;
-    true
-}
-
-#[inline(always)]
-fn tuple_v6<const N: usize>(b: &[u8; N], out: &mut Tuple) -> bool {
-    if word(b, 0) != hdr(44, CTA_TUPLE_IP.0)
-        || word(b, 4) != hdr(20, CTA_IP_V6_SRC.0)
-        || word(b, 24) != hdr(20, CTA_IP_V6_DST.0)
-    {
-        return false;
-    }
-    let Some((proto, l4)) = l4(b, 44) else {
-        return false;
-    };
-    out.src = v6(b, 8);
-    out.dst = v6(b, 28);
+    let addr = |at| if A == 4 { v4(b, at) } else { v6(b, at) };
+    out.src = addr(2 * NLA_HDRLEN);
+    out.dst = addr(2 * NLA_HDRLEN + attr);
     out.proto = proto;
     out.l4 = l4;
     out.zone = None;
@@ -268,14 +259,16 @@ fn tuple_v6<const N: usize>(b: &[u8; N], out: &mut Tuple) -> bool {
 /// false (and leaves `out` unchanged) for anything else.
 #[inline(always)]
 pub(super) fn decode_fast_into(v: &[u8], out: &mut Tuple) -> bool {
+    // 20 bytes of addresses (IPv4) or 44 (IPv6), then 28 bytes of ports or
+    // 36 of ICMP id, type and code.
     if let Ok(b) = <&[u8; 48]>::try_from(v) {
-        tuple_v4(b, out)
+        tuple_ip::<48, 4>(b, out)
     } else if let Ok(b) = <&[u8; 56]>::try_from(v) {
-        tuple_v4(b, out)
+        tuple_ip::<56, 4>(b, out)
     } else if let Ok(b) = <&[u8; 72]>::try_from(v) {
-        tuple_v6(b, out)
+        tuple_ip::<72, 16>(b, out)
     } else if let Ok(b) = <&[u8; 80]>::try_from(v) {
-        tuple_v6(b, out)
+        tuple_ip::<80, 16>(b, out)
     } else {
         false
     }
