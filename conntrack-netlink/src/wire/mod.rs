@@ -25,7 +25,8 @@
 //! encoder side by side: `tuple.rs`, `protoinfo.rs`, `counters.rs`,
 //! `timestamp.rs`, `seqadj.rs`, `synproxy.rs`, `named.rs` (helper and
 //! security context); `flow.rs` does the same for the top level of a
-//! conntrack message, `stats.rs` for statistics replies.
+//! conntrack message, `stats.rs` for statistics replies and `event.rs` for
+//! event messages.
 //!
 //! Decoding never panics on any input; every error is a small `Copy`
 //! [`DecodeError`] naming the attribute path and byte offset, e.g.
