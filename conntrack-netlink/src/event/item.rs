@@ -68,6 +68,7 @@ impl Item<'_> {
 
 impl<'b> From<Result<EventMessage<'b>, DecodeError>> for Item<'b> {
     /// The item for a decoded event message, or [`Item::Malformed`].
+    #[inline(always)]
     fn from(r: Result<EventMessage<'b>, DecodeError>) -> Item<'b> {
         match r {
             Ok(EventMessage::Conntrack(e)) => Item::Event(e),

@@ -157,7 +157,9 @@ pub fn is_event_message(m: &Message<'_>) -> bool {
 /// a conntrack event through [`FlowView::from_message`] (error offsets are
 /// positions in the buffer the message came from), anything else as an
 /// expectation event.
-#[inline]
+// Inlined so that the view is built where the caller keeps it instead of
+// being copied out (it is ~460 bytes).
+#[inline(always)]
 pub fn decode_event<'b>(m: &Message<'b>) -> Result<EventMessage<'b>, DecodeError> {
     if m.is_ct_flow() {
         let flow = FlowView::from_message(m)?;
