@@ -12,14 +12,16 @@
 //!
 //! `cargo bench --bench events` (results in BENCHMARKS.md).
 
+use conntrack_kit::ct_core::host::ConntrackMaxGuard;
+use conntrack_kit::ct_core::testkit::TestNetns;
 use conntrack_kit::ct_core::{
     Counters, Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple,
 };
 use conntrack_kit::netlink::event::{EventKind, Item, for_each_item};
-use conntrack_kit::netlink::fill::{ConntrackMaxGuard, FillOptions, fill};
+use conntrack_kit::netlink::fill::{FillOptions, fill};
 use conntrack_kit::netlink::mirror::{Mirror, MirrorConfig};
 use conntrack_kit::netlink::wire::{encode, message::*};
-use conntrack_kit::netlink::{Conntrack, ScratchNetns};
+use conntrack_kit::netlink::{Conntrack, Netns};
 use criterion::{Criterion, Throughput};
 use netlink_packet_core::NetlinkMessage;
 use netlink_packet_netfilter::NetfilterMessage;
@@ -157,9 +159,9 @@ fn is_root() -> bool {
 /// every 10 ms) while a default mirror follows; returns (achieved rate,
 /// events applied, losses).
 fn sustained(rate: u64, secs: u64) -> (f64, u64, u64) {
-    let ns = ScratchNetns::new("ck-bev").expect("ip netns add");
-    let mut m = Mirror::open(&MirrorConfig::new(ns.netns())).expect("mirror");
-    let netns = ns.netns();
+    let ns = TestNetns::new("bev");
+    let mut m = Mirror::open(&MirrorConfig::new(Netns::named(ns.name()))).expect("mirror");
+    let netns = Netns::named(ns.name());
     let producer = std::thread::spawn(move || {
         let mut ct = Conntrack::open_in(&netns).expect("ctnetlink");
         let t0 = Instant::now();

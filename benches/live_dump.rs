@@ -26,10 +26,12 @@
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs as a
 //! smoke test on 2,000 flows and checks the aggregate.
 
+use conntrack_core::testkit::TestNetns;
 use conntrack_kit::analyze::Hotspots;
+use conntrack_kit::ct_core::host::ConntrackMaxGuard;
 use conntrack_kit::ct_core::{FlowLike, FlowState, L3Family};
-use conntrack_kit::netlink::fill::{self, ConntrackMaxGuard, FillOptions};
-use conntrack_kit::netlink::{Conntrack, DumpPolicy, DumpRequest, Netns, ScratchNetns};
+use conntrack_kit::netlink::fill::{self, FillOptions};
+use conntrack_kit::netlink::{Conntrack, DumpPolicy, DumpRequest, Netns};
 use criterion::{Criterion, SamplingMode};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -129,7 +131,7 @@ fn child_rss(ns: &str, what: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-fn cli(ns: &ScratchNetns) {
+fn cli(ns: &TestNetns) {
     let st = ns
         .command("conntrack")
         .arg("-L")
@@ -172,7 +174,7 @@ fn thread_cpu(tck: f64) -> Duration {
 
 /// `conntrack -L > /dev/null` in the namespace; returns its CPU time
 /// (user + system, read as the waiting shell's cutime + cstime).
-fn cli_cpu(ns: &ScratchNetns, tck: f64) -> Duration {
+fn cli_cpu(ns: &TestNetns, tck: f64) -> Duration {
     let out = ns
         .command("sh")
         .args(["-c", "conntrack -L >/dev/null 2>&1 && cat /proc/$$/stat"])
@@ -218,9 +220,9 @@ fn main() {
         2_000
     };
 
-    let ns = ScratchNetns::new("ck-bench").expect("ip netns add");
+    let ns = TestNetns::new("bench");
     let _max = ConntrackMaxGuard::at_least(flows + 1000).expect("raise nf_conntrack_max");
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("open ctnetlink");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("open ctnetlink");
     let t0 = Instant::now();
     let r = fill::fill(&mut ct, &FillOptions::new(flows)).expect("fill");
     assert_eq!(r.created, flows, "fill: {r:?}");

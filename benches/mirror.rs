@@ -17,16 +17,16 @@
 //! needs about 2 GiB of kernel memory and raises the global
 //! `nf_conntrack_max` to 1,200,000 while it runs (restored afterwards).
 
+use conntrack_kit::ct_core::host::ConntrackMaxGuard;
+use conntrack_kit::ct_core::testkit::TestNetns;
 use conntrack_kit::ct_core::{Flow, L3Family, Tuple};
 use conntrack_kit::netlink::event::{Event, EventKind, Item, for_each_item};
-use conntrack_kit::netlink::fill::{
-    ConntrackMaxGuard, FillOptions, FlowKind, fill, synthetic_flow,
-};
+use conntrack_kit::netlink::fill::{FillOptions, FlowKind, fill, synthetic_flow};
 use conntrack_kit::netlink::mirror::{Mirror, MirrorConfig, Table};
-use conntrack_kit::netlink::request::{self, flags, msg};
+use conntrack_kit::netlink::request;
 use conntrack_kit::netlink::wire::{encode, message::*};
 use conntrack_kit::netlink::{
-    Conntrack, DumpRequest, ScratchNetns, Socket, SocketConfig, Transport, Update,
+    Conntrack, DumpRequest, Netns, Socket, SocketConfig, Transport, Update,
 };
 use criterion::{Criterion, Throughput};
 use std::collections::HashMap;
@@ -198,13 +198,8 @@ fn churn(ns: conntrack_kit::netlink::Netns, stop: Arc<AtomicBool>) -> u64 {
         for _ in 0..c {
             let f = synthetic_flow(FlowKind::Tcp, next_new, 600);
             let seq = sock.next_seq();
-            request::write_create(
-                &mut buf,
-                &f,
-                seq,
-                flags::REQUEST | flags::CREATE | flags::EXCL,
-            )
-            .expect("create request");
+            request::write_create(&mut buf, &f, seq, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL)
+                .expect("create request");
             next_new += 1;
         }
         for _ in 0..d {
@@ -212,12 +207,12 @@ fn churn(ns: conntrack_kit::netlink::Netns, stop: Arc<AtomicBool>) -> u64 {
             let seq = sock.next_seq();
             request::write_by_tuple(
                 &mut buf,
-                msg::CT_DELETE,
+                IPCTNL_MSG_CT_DELETE,
                 &f.orig,
                 None,
                 None,
                 seq,
-                flags::REQUEST,
+                NLM_F_REQUEST,
             )
             .expect("delete request");
             next_del += 1;
@@ -227,7 +222,7 @@ fn churn(ns: conntrack_kit::netlink::Netns, stop: Arc<AtomicBool>) -> u64 {
             let f = synthetic_flow(FlowKind::Tcp, i, 600);
             let seq = sock.next_seq();
             let up = Update::new(f.orig).mark((made + k) as u32);
-            request::write_update(&mut buf, &up, seq, flags::REQUEST).expect("update request");
+            request::write_update(&mut buf, &up, seq, NLM_F_REQUEST).expect("update request");
         }
         sock.send(&buf).expect("send");
         made += n;
@@ -241,7 +236,7 @@ fn live() {
         return;
     }
     let _max = ConntrackMaxGuard::at_least(1_200_000).expect("raise nf_conntrack_max");
-    let ns = ScratchNetns::new("ck-bmir").expect("ip netns add");
+    let ns = TestNetns::new("bmir");
     // Every entry must carry the event extension, also those created
     // before the mirror subscribes (the default "auto" would leave them
     // silent; see the mirror's documentation).
@@ -251,7 +246,7 @@ fn live() {
         .status()
         .expect("sysctl");
     assert!(st.success());
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink");
     let t = Instant::now();
     let opts = FillOptions::new(TABLE).mix("tcp=1".parse().expect("mix"));
     let r = fill(&mut ct, &opts).expect("fill");
@@ -264,7 +259,7 @@ fn live() {
     // Mirror phase.
     let rss0 = rss_kib();
     let t = Instant::now();
-    let mut m = Mirror::open(&MirrorConfig::new(ns.netns())).expect("mirror");
+    let mut m = Mirror::open(&MirrorConfig::new(Netns::named(ns.name()))).expect("mirror");
     println!(
         "mirror initial sync: {} entries in {:.2} s, table {:.1} MiB (estimate), RSS +{:.1} MiB",
         m.len(),
@@ -273,7 +268,7 @@ fn live() {
         (rss_kib() - rss0) as f64 / 1024.0
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let (n, s) = (ns.netns(), stop.clone());
+    let (n, s) = (Netns::named(ns.name()), stop.clone());
     let t_churn = Instant::now();
     let worker = std::thread::spawn(move || churn(n, s));
     std::thread::sleep(Duration::from_millis(500));

@@ -15,6 +15,7 @@
 //! `sysctl -w net.netfilter.nf_conntrack_max=OLD`).
 
 use clap::Parser;
+use conntrack_kit::ct_core::host::max_guard::{ConntrackMaxGuard, read_max};
 use conntrack_kit::netlink::fill::{self, FillOptions, Mix};
 use conntrack_kit::netlink::{Conntrack, Error, Netns};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -68,7 +69,7 @@ fn run(args: &Args) -> Result<(), String> {
     let mut ct = Conntrack::open_in(&netns).map_err(|e| explain(&e, &args.netns))?;
     let existing = ct.count().map_err(|e| explain(&e, &args.netns))?;
     let need = u64::from(existing) + args.count;
-    let max = fill::read_max().map_err(|e| format!("reading nf_conntrack_max: {e}"))?;
+    let max = read_max().map_err(|e| format!("reading nf_conntrack_max: {e}"))?;
     if max != 0 && max < need {
         if !args.raise_max {
             return Err(format!(
@@ -76,7 +77,7 @@ fn run(args: &Args) -> Result<(), String> {
                  pass --raise-max or run `sysctl -w net.netfilter.nf_conntrack_max={need}`"
             ));
         }
-        let guard = fill::ConntrackMaxGuard::at_least(need)
+        let guard = ConntrackMaxGuard::at_least(need)
             .map_err(|e| format!("raising nf_conntrack_max: {e}"))?;
         eprintln!(
             "raised nf_conntrack_max from {max} to {need}; restore with \

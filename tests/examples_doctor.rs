@@ -9,9 +9,9 @@
 //! directory. Live tests skip (printing why) without root, unless
 //! `CONNTRACK_KIT_REQUIRE_LIVE=1`, which turns a skip into a failure.
 
-use conntrack_core::testkit::{Need, Reaped, live};
+use conntrack_core::testkit::{Need, Reaped, TestNetns, live};
 use conntrack_kit::netlink::fill::{FillOptions, fill};
-use conntrack_kit::netlink::{Conntrack, ScratchNetns};
+use conntrack_kit::netlink::{Conntrack, Netns};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -451,8 +451,8 @@ fn live_namespace_with_known_flows() {
     if !live_ok("live_namespace_with_known_flows") {
         return;
     }
-    let ns = ScratchNetns::new("ck-doctor").expect("ip netns add");
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink in the namespace");
+    let ns = TestNetns::new("doctor");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink in the namespace");
     // Default mix: 60% TCP to 192.0.2.1, 30% UDP to 192.0.2.2, 10% ICMP.
     let rep = fill(&mut ct, &FillOptions::new(3000)).expect("fill");
     assert_eq!(rep.created, 3000, "{rep:?}");
@@ -565,8 +565,8 @@ fn capture_script_round_trip_in_a_namespace() {
     if !live_ok(test) || !live(test, &[Need::Tool("conntrack")]) {
         return;
     }
-    let ns = ScratchNetns::new("ck-capture").expect("ip netns add");
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink in the namespace");
+    let ns = TestNetns::new("capture");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink in the namespace");
     let rep = fill(&mut ct, &FillOptions::new(500)).expect("fill");
     assert_eq!(rep.created, 500, "{rep:?}");
     let dir = tempfile::Builder::new()

@@ -7,10 +7,10 @@
 //! Tests that need root (namespaces, ctnetlink) print why and pass without
 //! it, unless `CONNTRACK_KIT_REQUIRE_LIVE=1` (CI), where they fail.
 
-use conntrack_core::testkit::{self, Need, Reaped, flow, tcp, tcp_state};
+use conntrack_core::testkit::{self, Need, Reaped, TestNetns, flow, tcp, tcp_state};
 use conntrack_kit::ct_core::{Flow, Status, TcpState};
 use conntrack_kit::netlink::fill::{FillOptions, fill};
-use conntrack_kit::netlink::{Conntrack, ScratchNetns};
+use conntrack_kit::netlink::{Conntrack, Netns};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -243,7 +243,7 @@ fn missing_privileges_are_explained() {
     if !live("missing_privileges_are_explained") {
         return;
     }
-    let ns = ScratchNetns::new("ck-exlive-priv").expect("ip netns add");
+    let ns = TestNetns::new("exlive-priv");
     let dir = tempfile::Builder::new()
         .prefix("ck-exlive-")
         .tempdir()
@@ -288,13 +288,13 @@ fn watch_prints_rates_of_a_fresh_namespace() {
     if !live("watch_prints_rates_of_a_fresh_namespace") {
         return;
     }
-    let ns = ScratchNetns::new("ck-exlive-watch").expect("ip netns add");
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    let ns = TestNetns::new("exlive-watch");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink");
     let r = fill(&mut ct, &FillOptions::new(100)).expect("fill");
     assert_eq!(r.created, 100);
 
     // Flows keep being inserted while watch samples: `insert` rises.
-    let netns = ns.netns();
+    let netns = Netns::named(ns.name());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop2 = stop.clone();
     let feeder = std::thread::spawn(move || {
@@ -451,8 +451,8 @@ fn top_follows_flows_as_they_are_created() {
     if !live("top_follows_flows_as_they_are_created") {
         return;
     }
-    let ns = ScratchNetns::new("ck-exlive-top").expect("ip netns add");
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    let ns = TestNetns::new("exlive-top");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink");
     // 40 flows before top starts (the initial dump)...
     for i in 0..40u16 {
         ct.create(&tcp_flow("192.0.2.10", "198.51.100.2", 20_000 + i, 5432))
@@ -545,7 +545,7 @@ fn top_reports_lost_events_and_resyncs() {
     if !live("top_reports_lost_events_and_resyncs") {
         return;
     }
-    let ns = ScratchNetns::new("ck-exlive-loss").expect("ip netns add");
+    let ns = TestNetns::new("exlive-loss");
     let (child, reader) = spawn_top(&[
         "--netns",
         ns.name(),
@@ -561,7 +561,7 @@ fn top_reports_lost_events_and_resyncs() {
         "never",
     ]);
     // A burst far larger than a tiny receive buffer holds.
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink");
     let r = fill(&mut ct, &FillOptions::new(20_000)).expect("fill");
     assert_eq!(r.created, 20_000);
     let (stdout, _stderr) = wait_top(child, reader, Duration::from_secs(40));
@@ -581,8 +581,8 @@ fn pid_selects_the_namespace_of_a_process() {
     if !live("pid_selects_the_namespace_of_a_process") {
         return;
     }
-    let ns = ScratchNetns::new("ck-exlive-pid").expect("ip netns add");
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    let ns = TestNetns::new("exlive-pid");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink");
     for i in 0..7u16 {
         ct.create(&tcp_flow("192.0.2.20", "198.51.100.3", 40_000 + i, 80))
             .expect("create");

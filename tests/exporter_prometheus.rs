@@ -12,10 +12,10 @@
 //! unless `CONNTRACK_KIT_REQUIRE_LIVE=1` (CI), where it fails. Every wait
 //! is bounded.
 
-use conntrack_core::testkit::{self, Need, Reaped, find_in_path, flow, udp};
+use conntrack_core::testkit::{self, Need, Reaped, TestNetns, find_in_path, flow, udp};
 use conntrack_kit::ct_core::Flow;
 use conntrack_kit::netlink::fill::{FillOptions, fill};
-use conntrack_kit::netlink::{Conntrack, ScratchNetns};
+use conntrack_kit::netlink::{Conntrack, Netns};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -194,8 +194,8 @@ fn prometheus_scrapes_the_exporter() {
 
     // The table: 150 synthetic flows (distinct sources) and 150 unreplied
     // UDP flows from one source (a scan suspect).
-    let ns = ScratchNetns::new("ck-exlive-prom").expect("ip netns add");
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    let ns = TestNetns::new("exlive-prom");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink");
     assert_eq!(fill(&mut ct, &FillOptions::new(150)).unwrap().created, 150);
     for i in 0..150u16 {
         ct.create(&unreplied_udp("203.0.113.9", "198.51.100.53", 40_000 + i))

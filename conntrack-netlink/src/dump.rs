@@ -86,10 +86,79 @@ pub(crate) struct Pass {
     pub kernel_filtered: bool,
 }
 
+/// The reading side of one dump, fed datagram by datagram: the rules of
+/// the conversation without the I/O, shared by the blocking dump
+/// ([`dump_pass`]) and the async one (`event::dump_async`).
+#[derive(Debug)]
+pub(crate) struct DumpReader {
+    op: Op,
+    seq: u32,
+    stop_on_intr: bool,
+    /// What was read so far.
+    pub pass: Pass,
+    /// Whether `NLMSG_DONE` or `NLMSG_ERROR` of this dump was seen.
+    pub ended: bool,
+}
+
+impl DumpReader {
+    /// Reads the reply to the dump request with sequence number `seq`.
+    /// `on_msg` is not called any more once `NLM_F_DUMP_INTR` was seen if
+    /// `stop_on_intr`.
+    pub(crate) fn new(op: Op, seq: u32, stop_on_intr: bool) -> Self {
+        DumpReader {
+            op,
+            seq,
+            stop_on_intr,
+            pass: Pass::default(),
+            ended: false,
+        }
+    }
+
+    /// Feeds one received datagram, handing every message of the dump but
+    /// the last to `on_msg` (messages of other sequence numbers, late
+    /// replies to abandoned requests, are skipped). `Ok(true)` when the
+    /// dump ended cleanly; `Err` for the error the kernel ended it with, or
+    /// for a bad netlink header ([`DumpReader::ended`] is false then: the
+    /// rest of the dump is still to come).
+    pub(crate) fn feed(
+        &mut self,
+        data: &[u8],
+        on_msg: &mut dyn FnMut(&Message<'_>),
+    ) -> Result<bool> {
+        let op = self.op;
+        self.pass.datagrams += 1;
+        self.pass.bytes += data.len() as u64;
+        for m in wire::messages(data) {
+            let m = m.map_err(|source| Error::Wire { op, source })?;
+            if m.seq != self.seq {
+                continue;
+            }
+            self.pass.messages += 1;
+            self.pass.interrupted |= m.is_dump_interrupted();
+            self.pass.kernel_filtered |= m.is_dump_filtered();
+            if m.is_done() || m.is_error() {
+                self.ended = true;
+                return match m.error_code().unwrap_or(0) {
+                    0 => Ok(true),
+                    code => Err(Error::from_errno(
+                        op,
+                        code.saturating_neg(),
+                        m.extack_message().map(Into::into),
+                    )),
+                };
+            }
+            if !(self.stop_on_intr && self.pass.interrupted) {
+                on_msg(&m);
+            }
+        }
+        Ok(false)
+    }
+}
+
 /// Sends the dump request `request(seq)` and feeds every message of the
-/// reply to `on_msg` until `NLMSG_DONE`. `on_msg` is not called any more
-/// once `NLM_F_DUMP_INTR` was seen if `stop_on_intr`; the dump is still
-/// read to its end so that the socket is ready for the next request.
+/// reply to `on_msg` until `NLMSG_DONE` (see [`DumpReader`]). After an
+/// error the dump is still read to its end, so that the socket is ready
+/// for the next request.
 pub(crate) fn dump_pass<T: Transport + ?Sized>(
     t: &mut T,
     op: Op,
@@ -99,52 +168,18 @@ pub(crate) fn dump_pass<T: Transport + ?Sized>(
 ) -> Result<Pass> {
     let seq = t.next_seq();
     t.send(&request(seq))?;
-    let mut pass = Pass::default();
+    let mut reader = DumpReader::new(op, seq, stop_on_intr);
     loop {
         let data = t.recv(op)?;
-        pass.datagrams += 1;
-        pass.bytes += data.len() as u64;
-        let mut failure = None;
-        let mut done = false;
-        for m in wire::messages(data) {
-            let m = match m {
-                Ok(m) => m,
-                Err(source) => {
-                    failure = Some(Error::Wire { op, source });
-                    break;
+        match reader.feed(data, on_msg) {
+            Ok(true) => return Ok(reader.pass),
+            Ok(false) => {}
+            Err(e) => {
+                if !reader.ended {
+                    drain(t, op, seq);
                 }
-            };
-            if m.seq != seq {
-                // A late reply to an earlier, abandoned request.
-                continue;
+                return Err(e);
             }
-            pass.messages += 1;
-            pass.interrupted |= m.is_dump_interrupted();
-            pass.kernel_filtered |= m.is_dump_filtered();
-            if m.is_done() || m.is_error() {
-                let code = m.error_code().unwrap_or(0);
-                if code != 0 {
-                    failure = Some(Error::from_errno(
-                        op,
-                        code.saturating_neg(),
-                        extack_message(&m),
-                    ));
-                }
-                done = true;
-                break;
-            }
-            if !(stop_on_intr && pass.interrupted) {
-                on_msg(&m);
-            }
-        }
-        if let Some(e) = failure {
-            if !done {
-                drain(t, op, seq);
-            }
-            return Err(e);
-        }
-        if done {
-            return Ok(pass);
         }
     }
 }
@@ -223,44 +258,12 @@ pub(crate) fn fold_flows<T: Transport + ?Sized, A>(
     }
 }
 
-/// The extended-ack message (`NLMSGERR_ATTR_MSG`) of an `NLMSG_ERROR`, if
-/// the kernel sent one (`NETLINK_EXT_ACK`, Linux 4.12+).
-pub(crate) fn extack_message(m: &Message<'_>) -> Option<String> {
-    const NLM_F_CAPPED: u16 = 0x100;
-    const NLM_F_ACK_TLVS: u16 = 0x200;
-    const NLMSGERR_ATTR_MSG: u16 = 1;
-    if !m.is_error() || m.flags & NLM_F_ACK_TLVS == 0 {
-        return None;
-    }
-    // int error; struct nlmsghdr msg (+ the request's payload unless capped)
-    let inner_len = if m.flags & NLM_F_CAPPED != 0 {
-        16
-    } else {
-        let b = m.payload.get(4..8)?;
-        u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize
-    };
-    let mut tlvs = m.payload.get(4 + ((inner_len + 3) & !3)..)?;
-    while tlvs.len() >= 4 {
-        let len = u16::from_ne_bytes([tlvs[0], tlvs[1]]) as usize;
-        let ty = u16::from_ne_bytes([tlvs[2], tlvs[3]]) & 0x3fff;
-        if len < 4 || len > tlvs.len() {
-            return None;
-        }
-        if ty == NLMSGERR_ATTR_MSG {
-            let s = &tlvs[4..len];
-            let s = s.split(|&b| b == 0).next().unwrap_or(s);
-            return Some(String::from_utf8_lossy(s).into_owned());
-        }
-        tlvs = tlvs.get((len + 3) & !3..).unwrap_or(&[]);
-    }
-    None
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::request::{MessageWriter, cta, flags, msg};
-    use conntrack_core::{L3Family, L4Proto, L4Tuple, Tuple};
+    use crate::support;
+    use crate::wire::message::*;
+    use conntrack_core::L3Family;
     use std::collections::VecDeque;
 
     /// A transport that plays back scripted datagrams, one script per
@@ -318,78 +321,26 @@ pub(crate) mod tests {
         }
     }
 
-    /// A dump item for a UDP flow from 10.0.0.`n`, with extra netlink flags.
+    /// A dump item for a UDP flow from 10.0.0.`n` marked `n`, with extra
+    /// netlink flags.
     pub(crate) fn flow_msg(n: u8, extra_flags: u16) -> Vec<u8> {
-        let o = Tuple::new(
-            [10, 0, 0, n].into(),
-            [10, 0, 0, 254].into(),
-            L4Proto::UDP,
-            L4Tuple::Ports { src: 1000, dst: 53 },
-        );
-        let r = Tuple::new(
-            [10, 0, 0, 254].into(),
-            [10, 0, 0, n].into(),
-            L4Proto::UDP,
-            L4Tuple::Ports { src: 53, dst: 1000 },
-        );
+        let mut f = support::udp(&format!("10.0.0.{n}"), 1000, "10.0.0.254", 53);
+        f.mark = Some(u32::from(n));
         let mut b = Vec::new();
-        let mut w = MessageWriter::begin(
-            &mut b,
-            msg::CT_NEW,
-            flags::MULTI | extra_flags,
-            0,
-            L3Family::INET,
-            0,
-        );
-        w.put_tuple(cta::TUPLE_ORIG, &o);
-        w.put_tuple(cta::TUPLE_REPLY, &r);
-        w.put_u32_be(cta::STATUS, 8);
-        w.put_u32_be(cta::MARK, n as u32);
-        w.finish();
+        let ty = ct_type(IPCTNL_MSG_CT_NEW);
+        support::push(&mut b, ty, NLM_F_MULTI | extra_flags, 0, Some(&f));
         b
     }
 
-    pub(crate) fn done_msg(code: i32, extra_flags: u16) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(&20u32.to_ne_bytes());
-        b.extend_from_slice(&3u16.to_ne_bytes());
-        b.extend_from_slice(&(flags::MULTI | extra_flags).to_ne_bytes());
-        b.extend_from_slice(&0u32.to_ne_bytes());
-        b.extend_from_slice(&0u32.to_ne_bytes());
-        b.extend_from_slice(&code.to_ne_bytes());
-        b
-    }
-
-    pub(crate) fn error_msg(code: i32, with_text: Option<&str>) -> Vec<u8> {
-        let mut p = Vec::new();
-        p.extend_from_slice(&code.to_ne_bytes());
-        p.extend_from_slice(&[0u8; 16]);
-        let mut fl = 0x100u16;
-        if let Some(t) = with_text {
-            fl |= 0x200;
-            let mut s = t.as_bytes().to_vec();
-            s.push(0);
-            p.extend_from_slice(&((4 + s.len()) as u16).to_ne_bytes());
-            p.extend_from_slice(&1u16.to_ne_bytes());
-            p.extend_from_slice(&s);
-            while p.len() % 4 != 0 {
-                p.push(0);
-            }
-        }
-        let mut b = Vec::new();
-        b.extend_from_slice(&((16 + p.len()) as u32).to_ne_bytes());
-        b.extend_from_slice(&2u16.to_ne_bytes());
-        b.extend_from_slice(&fl.to_ne_bytes());
-        b.extend_from_slice(&0u32.to_ne_bytes());
-        b.extend_from_slice(&0u32.to_ne_bytes());
-        b.extend_from_slice(&p);
-        b
+    /// The `NLMSG_DONE` ending a dump, carrying `code`.
+    fn done_msg(code: i32, extra_flags: u16) -> Vec<u8> {
+        support::done(0, NLM_F_MULTI | extra_flags, code)
     }
 
     fn req(seq: u32) -> Vec<u8> {
         crate::request::header_only(
-            msg::CT_GET,
-            flags::REQUEST | flags::DUMP,
+            IPCTNL_MSG_CT_GET,
+            NLM_F_REQUEST | NLM_F_DUMP,
             seq,
             L3Family::UNSPEC,
             0,
@@ -430,8 +381,8 @@ pub(crate) mod tests {
     fn interrupted_dump_policies() {
         let intr = || {
             vec![
-                [flow_msg(1, 0), flow_msg(2, flags::DUMP_INTR)].concat(),
-                done_msg(0, flags::DUMP_INTR),
+                [flow_msg(1, 0), flow_msg(2, NLM_F_DUMP_INTR)].concat(),
+                done_msg(0, NLM_F_DUMP_INTR),
             ]
         };
         let clean = || vec![[flow_msg(1, 0), flow_msg(2, 0), done_msg(0, 0)].concat()];
@@ -479,7 +430,8 @@ pub(crate) mod tests {
 
     #[test]
     fn nlmsg_error_with_extack() {
-        let mut t = Script::new(vec![vec![error_msg(
+        let mut t = Script::new(vec![vec![support::error(
+            0,
             -libc::EOPNOTSUPP,
             Some("no such thing"),
         )]]);
@@ -490,7 +442,7 @@ pub(crate) mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let mut t = Script::new(vec![vec![error_msg(-libc::EPERM, None)]]);
+        let mut t = Script::new(vec![vec![support::error(0, -libc::EPERM, None)]]);
         assert!(matches!(
             marks(&mut t, DumpPolicy::Fail),
             Err(Error::PermissionDenied { op: Op::Dump })

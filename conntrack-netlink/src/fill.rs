@@ -7,18 +7,23 @@
 //! are created directly over ctnetlink, no traffic is needed.
 //!
 //! `nf_conntrack_max` is one global value compared against each
-//! namespace's own count; [`ConntrackMaxGuard`] raises it for a large fill
-//! and puts the old value back when dropped.
+//! namespace's own count; `conntrack_core::host::ConntrackMaxGuard`
+//! raises it for a large fill and puts the old value back when dropped
+//! (re-exported here, where it used to live).
 
 use crate::error::{Error, Op, Result};
 use crate::ops::Conntrack;
-use crate::request::{self, flags};
+use crate::request;
 use crate::socket::Transport;
+use crate::wire::message::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
 use conntrack_core::{Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+
+/// Moved to `conntrack_core::host::max_guard`; re-exported for existing users.
+pub use conntrack_core::host::max_guard::{ConntrackMaxGuard, read_max};
 
 /// A kind of synthetic flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -192,7 +197,7 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
     };
     let sport = 1024 + (i % 60000) as u16;
     let replied = i.is_multiple_of(2);
-    let (proto, o4, r4, status, protoinfo) = match kind {
+    let (proto, l4, status, protoinfo) = match kind {
         FlowKind::Tcp | FlowKind::Tcp6 => {
             // A multiplicative hash, so that the state does not follow
             // the kind interleaving of the mix.
@@ -217,10 +222,6 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
                     src: sport,
                     dst: dport,
                 },
-                L4Tuple::Ports {
-                    src: dport,
-                    dst: sport,
-                },
                 status,
                 Some(ProtoInfo::Tcp(TcpInfo {
                     state,
@@ -236,10 +237,6 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
                     src: sport,
                     dst: dport,
                 },
-                L4Tuple::Ports {
-                    src: dport,
-                    dst: sport,
-                },
                 if replied {
                     Status::SEEN_REPLY
                 } else {
@@ -249,21 +246,17 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
             )
         }
         FlowKind::Icmp | FlowKind::Icmp6 => {
-            let (req, rep, proto) = if kind == FlowKind::Icmp {
-                (8, 0, L4Proto::ICMP)
+            // Echo requests; the reply tuple has the echo reply type.
+            let (req, proto) = if kind == FlowKind::Icmp {
+                (8, L4Proto::ICMP)
             } else {
-                (128, 129, L4Proto::ICMPV6)
+                (128, L4Proto::ICMPV6)
             };
             let id = (i >> 8) as u16 ^ (i as u16);
             (
                 proto,
                 L4Tuple::Icmp {
                     kind: req,
-                    code: 0,
-                    id,
-                },
-                L4Tuple::Icmp {
-                    kind: rep,
                     code: 0,
                     id,
                 },
@@ -276,11 +269,8 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
             )
         }
     };
-    let mut f = Flow::new(
-        Tuple::new(src, dst, proto, o4),
-        Tuple::new(dst, src, proto, r4),
-        status,
-    );
+    let orig = Tuple::new(src, dst, proto, l4);
+    let mut f = Flow::new(orig, request::reply_tuple(&orig), status);
     f.protoinfo = protoinfo;
     f.timeout = Some(timeout);
     f
@@ -373,11 +363,11 @@ pub struct FillReport {
 ///
 /// ```no_run
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use conntrack_netlink::fill::{fill, ConntrackMaxGuard, FillOptions};
-/// use conntrack_netlink::{Conntrack, ScratchNetns};
-/// let ns = ScratchNetns::new("ck-fill")?;
+/// use conntrack_core::host::ConntrackMaxGuard;
+/// use conntrack_netlink::fill::{fill, FillOptions};
+/// use conntrack_netlink::{Conntrack, Netns};
 /// let _max = ConntrackMaxGuard::at_least(2_000_000)?; // restored on drop
-/// let mut ct = Conntrack::open_in(&ns.netns())?;
+/// let mut ct = Conntrack::open_in(&Netns::named("ck-fill"))?; // `ip netns add ck-fill` first
 /// let r = fill(&mut ct, &FillOptions::new(1_000_000))?;
 /// assert_eq!(r.created, 1_000_000);
 /// # Ok(()) }
@@ -406,9 +396,9 @@ pub fn fill_with_progress<T: Transport>(
             f.mark = opts.mark;
             f.zone = opts.zone;
             last_seq = ct.next_seq();
-            let mut fl = flags::REQUEST | flags::CREATE | flags::EXCL;
+            let mut fl = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
             if k + 1 == n {
-                fl |= flags::ACK;
+                fl |= NLM_F_ACK;
             }
             request::write_create(&mut buf, &f, last_seq, fl)?;
         }
@@ -427,173 +417,6 @@ pub fn fill_with_progress<T: Transport>(
     Ok(report)
 }
 
-/// Raises the global `net.netfilter.nf_conntrack_max` to at least a value
-/// and restores it when the last guard is dropped. Only the initial network
-/// namespace may write it (read-only elsewhere since 5.13); 0 means
-/// unlimited and is left alone.
-///
-/// The value is global, so guards coordinate across threads and processes
-/// through a lock file and a holders file in [`ConntrackMaxGuard::STATE_DIR`]
-/// (`flock`-protected): the first guard records the original value, every
-/// guard registers its minimum under its PID, the sysctl is kept at the
-/// largest minimum of the live holders, and the original is written back
-/// when no holder remains. Holders whose process died (a test killed
-/// mid-run) are pruned, so a crash does not pin the raised value for later
-/// runs: the next guard restores it first. Overlapping guards used to
-/// restore out of order and leave a raised value behind.
-#[derive(Debug)]
-pub struct ConntrackMaxGuard {
-    old: u64,
-    min: u64,
-    active: bool,
-}
-
-const MAX_PATH: &str = "/proc/sys/net/netfilter/nf_conntrack_max";
-
-/// The coordination state: the value before the first live guard, and one
-/// `(pid, minimum)` per live guard.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct MaxState {
-    original: Option<u64>,
-    holders: Vec<(u32, u64)>,
-}
-
-impl MaxState {
-    fn parse(text: &str) -> MaxState {
-        let mut st = MaxState::default();
-        for line in text.lines() {
-            let mut w = line.split_whitespace();
-            match (w.next(), w.next(), w.next()) {
-                (Some("original"), Some(v), None) => st.original = v.parse().ok(),
-                (Some("holder"), Some(pid), Some(min)) => {
-                    if let (Ok(pid), Ok(min)) = (pid.parse(), min.parse()) {
-                        st.holders.push((pid, min));
-                    }
-                }
-                _ => {}
-            }
-        }
-        st
-    }
-
-    fn render(&self) -> String {
-        let mut out = String::new();
-        if let Some(o) = self.original {
-            out.push_str(&format!("original {o}\n"));
-        }
-        for (pid, min) in &self.holders {
-            out.push_str(&format!("holder {pid} {min}\n"));
-        }
-        out
-    }
-
-    /// The value the sysctl should have: the original, raised to the
-    /// largest minimum of the holders.
-    fn target(&self) -> Option<u64> {
-        let o = self.original?;
-        Some(self.holders.iter().map(|h| h.1).fold(o, u64::max))
-    }
-}
-
-/// Runs `f` on the coordination state under an exclusive lock.
-fn with_max_state<T>(f: impl FnOnce(&mut MaxState) -> std::io::Result<T>) -> std::io::Result<T> {
-    use std::path::Path;
-    let dir = Path::new(ConntrackMaxGuard::STATE_DIR);
-    std::fs::create_dir_all(dir)?;
-    let lock = std::fs::File::create(dir.join("nf_conntrack_max.lock"))?;
-    lock.lock()?;
-    let path = dir.join("nf_conntrack_max.state");
-    let mut st = MaxState::parse(&std::fs::read_to_string(&path).unwrap_or_default());
-    // Holders whose process is gone no longer need the raised value.
-    st.holders
-        .retain(|(pid, _)| Path::new(&format!("/proc/{pid}")).exists());
-    let r = f(&mut st)?;
-    if st.holders.is_empty() {
-        let _ = std::fs::remove_file(&path);
-    } else {
-        std::fs::write(&path, st.render())?;
-    }
-    Ok(r)
-    // `lock` is released when the file is closed.
-}
-
-impl ConntrackMaxGuard {
-    /// Where the guards coordinate (a tmpfs on systemd hosts).
-    pub const STATE_DIR: &'static str = "/run/conntrack-kit";
-
-    /// Raises `nf_conntrack_max` to `min` if it is lower.
-    pub fn at_least(min: u64) -> std::io::Result<ConntrackMaxGuard> {
-        with_max_state(|st| {
-            let mut current = read_max()?;
-            if st.holders.is_empty() {
-                // No live guard: a value left raised by a run that died
-                // holding a guard is put back before this guard records
-                // the original.
-                if let Some(o) = st.original.filter(|&o| o != current) {
-                    std::fs::write(MAX_PATH, o.to_string())?;
-                    current = o;
-                }
-                st.original = Some(current);
-            }
-            let old = st.original.unwrap_or(current);
-            if old == 0 {
-                // Unlimited: nothing to raise, nothing to restore.
-                return Ok(ConntrackMaxGuard {
-                    old,
-                    min,
-                    active: false,
-                });
-            }
-            st.holders.push((std::process::id(), min));
-            let target = st.target().unwrap_or(current);
-            if target != read_max()? {
-                std::fs::write(MAX_PATH, target.to_string())?;
-            }
-            Ok(ConntrackMaxGuard {
-                old,
-                min,
-                active: true,
-            })
-        })
-    }
-
-    /// The value before the first live guard changed it.
-    pub fn previous(&self) -> u64 {
-        self.old
-    }
-}
-
-/// Reads the global `nf_conntrack_max`.
-pub fn read_max() -> std::io::Result<u64> {
-    let s = std::fs::read_to_string(MAX_PATH)?;
-    s.trim()
-        .parse()
-        .map_err(|_| std::io::Error::other(format!("{MAX_PATH}: not a number: {s:?}")))
-}
-
-impl Drop for ConntrackMaxGuard {
-    fn drop(&mut self) {
-        if !self.active {
-            return;
-        }
-        let (pid, min) = (std::process::id(), self.min);
-        let _ = with_max_state(|st| {
-            if let Some(i) = st.holders.iter().position(|&h| h == (pid, min)) {
-                st.holders.remove(i);
-            }
-            let target = if st.holders.is_empty() {
-                st.original.take()
-            } else {
-                st.target()
-            };
-            if let Some(t) = target {
-                std::fs::write(MAX_PATH, t.to_string())?;
-            }
-            Ok(())
-        });
-    }
-}
-
 impl From<MixError> for Error {
     fn from(_: MixError) -> Self {
         Error::InvalidRequest("bad flow mix")
@@ -603,7 +426,8 @@ impl From<MixError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dump::tests::{Script, error_msg};
+    use crate::dump::tests::Script;
+    use crate::support;
     use std::collections::HashSet;
 
     #[test]
@@ -641,14 +465,11 @@ mod tests {
 
     #[test]
     fn batches_and_errors() {
-        // Two batches of 3; the first has one EEXIST then the ack.
-        let mut e = error_msg(-libc::EEXIST, None);
-        let mut ack = error_msg(0, None);
-        // seqs: Script starts at 100 -> batch 1 uses 101..=103.
-        e[8..12].copy_from_slice(&102u32.to_ne_bytes());
-        ack[8..12].copy_from_slice(&103u32.to_ne_bytes());
-        let mut ack2 = error_msg(0, None);
-        ack2[8..12].copy_from_slice(&106u32.to_ne_bytes());
+        // Two batches of 3; the first has one EEXIST then the ack. Script
+        // starts at seq 100: batch 1 uses 101..=103, batch 2 104..=106.
+        let e = support::error(102, -libc::EEXIST, None);
+        let ack = support::error(103, 0, None);
+        let ack2 = support::error(106, 0, None);
         let t = Script::new(vec![vec![[e, ack].concat()], vec![ack2]]);
         let mut ct = Conntrack::from_transport(t);
         let r = fill(&mut ct, &FillOptions::new(6).batch(3)).unwrap();
@@ -660,7 +481,7 @@ mod tests {
 
     #[test]
     fn eperm_stops_the_fill() {
-        let t = Script::new(vec![vec![error_msg(-libc::EPERM, None)]]);
+        let t = Script::new(vec![vec![support::error(0, -libc::EPERM, None)]]);
         let mut ct = Conntrack::from_transport(t);
         assert!(matches!(
             fill(&mut ct, &FillOptions::new(10)),

@@ -2,34 +2,22 @@
 //! checked again in user space.
 //!
 //! Kernel support grew in steps (`net/netfilter/nf_conntrack_netlink.c`):
-//! family and `CTA_MARK`/`CTA_MARK_MASK` since 3.x; `CTA_FILTER` over
-//! original/reply tuple fields since 5.8 (uapi `CTA_FILTER_*` in
-//! `nfnetlink_conntrack.h`); `CTA_STATUS`/`CTA_STATUS_MASK` since 5.15;
-//! `CTA_ZONE` since 6.8 (see `shared/KERNEL.md` §2). Older kernels ignore attributes they do not know, and the
-//! `NLM_F_DUMP_FILTERED` reply flag only says that *some* filter was
-//! applied (a family alone sets it), so [`Filter::matches`] runs on every
-//! flow the kernel returns: the result is exact on every kernel, and the
-//! kernel side only saves copying.
+//! family and `CTA_MARK`/`CTA_MARK_MASK` since 3.x
+//! (`ctnetlink_filter_parse_mark`); `CTA_FILTER` over original/reply tuple
+//! fields since 5.8 (`ctnetlink_parse_filter`, flag bits `CTA_FILTER_F_*`
+//! from `net/netfilter/nf_internals.h`); `CTA_STATUS`/`CTA_STATUS_MASK`
+//! since 5.15 (`ctnetlink_filter_parse_status`); `CTA_ZONE` since 6.8
+//! ("net: ctnetlink: support filtering by zone"). Older kernels ignore
+//! attributes they do not know, and the `NLM_F_DUMP_FILTERED` reply flag
+//! only says that *some* filter was applied (a family alone sets it), so
+//! [`Filter::matches`] runs on every flow the kernel returns: the result
+//! is exact on every kernel, and the kernel side only saves copying.
 
 use crate::error::{Error, Result};
-use crate::request::{MessageWriter, cta};
+use crate::request::MessageWriter;
+use crate::wire::attr::*;
 use conntrack_core::{FlowLike, L3Family, L4Proto, L4Tuple, Status, Tuple};
 use std::net::IpAddr;
-
-/// `CTA_FILTER` flag bits (`include/uapi/linux/netfilter/nfnetlink_conntrack.h`, 5.8+).
-mod bits {
-    pub const IP_SRC: u32 = 1 << 0;
-    pub const IP_DST: u32 = 1 << 1;
-    pub const PROTO_NUM: u32 = 1 << 3;
-    pub const SRC_PORT: u32 = 1 << 4;
-    pub const DST_PORT: u32 = 1 << 5;
-    pub const ICMP_TYPE: u32 = 1 << 6;
-    pub const ICMP_CODE: u32 = 1 << 7;
-    pub const ICMP_ID: u32 = 1 << 8;
-    pub const ICMPV6_TYPE: u32 = 1 << 9;
-    pub const ICMPV6_CODE: u32 = 1 << 10;
-    pub const ICMPV6_ID: u32 = 1 << 11;
-}
 
 /// Exact-match conditions on one tuple (all that are set must hold).
 ///
@@ -138,24 +126,24 @@ impl TupleFilter {
         // user-space re-check can only remove flows, not bring them back.
         if family == L3Family::INET {
             if let Some(a) = self.src.filter(|a| a.is_ipv6() == v6) {
-                f |= bits::IP_SRC;
+                f |= CTA_FILTER_F_CTA_IP_SRC;
                 src = a;
             }
             if let Some(a) = self.dst.filter(|a| a.is_ipv6() == v6) {
-                f |= bits::IP_DST;
+                f |= CTA_FILTER_F_CTA_IP_DST;
                 dst = a;
             }
         }
         let mut l4 = L4Tuple::None;
         let proto = self.proto.unwrap_or(L4Proto(0));
         if let Some(p) = self.proto {
-            f |= bits::PROTO_NUM;
+            f |= CTA_FILTER_F_CTA_PROTO_NUM;
             if p.has_ports() && (self.src_port.is_some() || self.dst_port.is_some()) {
                 if self.src_port.is_some() {
-                    f |= bits::SRC_PORT;
+                    f |= CTA_FILTER_F_CTA_PROTO_SRC_PORT;
                 }
                 if self.dst_port.is_some() {
-                    f |= bits::DST_PORT;
+                    f |= CTA_FILTER_F_CTA_PROTO_DST_PORT;
                 }
                 l4 = L4Tuple::Ports {
                     src: self.src_port.unwrap_or(0),
@@ -167,9 +155,17 @@ impl TupleFilter {
                 && (self.icmp_type.is_some() || self.icmp_code.is_some() || self.icmp_id.is_some())
             {
                 let (t, c, i) = if v6 {
-                    (bits::ICMPV6_TYPE, bits::ICMPV6_CODE, bits::ICMPV6_ID)
+                    (
+                        CTA_FILTER_F_CTA_PROTO_ICMPV6_TYPE,
+                        CTA_FILTER_F_CTA_PROTO_ICMPV6_CODE,
+                        CTA_FILTER_F_CTA_PROTO_ICMPV6_ID,
+                    )
                 } else {
-                    (bits::ICMP_TYPE, bits::ICMP_CODE, bits::ICMP_ID)
+                    (
+                        CTA_FILTER_F_CTA_PROTO_ICMP_TYPE,
+                        CTA_FILTER_F_CTA_PROTO_ICMP_CODE,
+                        CTA_FILTER_F_CTA_PROTO_ICMP_ID,
+                    )
                 };
                 f |= self.icmp_type.map_or(0, |_| t)
                     | self.icmp_code.map_or(0, |_| c)
@@ -314,15 +310,15 @@ impl Filter {
     /// `with_tuples` false (flush), `CTA_FILTER` is left out.
     pub(crate) fn write(&self, w: &mut MessageWriter<'_>, with_tuples: bool) {
         if let Some((v, m)) = self.mark {
-            w.put_u32_be(cta::MARK, v);
-            w.put_u32_be(cta::MARK_MASK, m);
+            w.put_u32_be(CTA_MARK.0, v);
+            w.put_u32_be(CTA_MARK_MASK.0, m);
         }
         if let Some((v, m)) = self.status {
-            w.put_u32_be(cta::STATUS, v.bits());
-            w.put_u32_be(cta::STATUS_MASK, m.bits());
+            w.put_u32_be(CTA_STATUS.0, v.bits());
+            w.put_u32_be(CTA_STATUS_MASK.0, m.bits());
         }
         if let Some(z) = self.zone {
-            w.put_u16_be(cta::ZONE, z);
+            w.put_u16_be(CTA_ZONE.0, z);
         }
         // CTA_FILTER needs a concrete family: the kernel parses the
         // filter tuple by `nfgen_family` and answers EOPNOTSUPP for
@@ -335,15 +331,16 @@ impl Filter {
         if of == 0 && rf == 0 {
             return;
         }
-        let n = w.begin_nest(cta::FILTER);
-        w.put_u32_ne(cta::FILTER_ORIG_FLAGS, of);
-        w.put_u32_ne(cta::FILTER_REPLY_FLAGS, rf);
+        // The flags are NLA_U32, host order (`cta_filter_nla_policy`).
+        let n = w.begin_nest(CTA_FILTER.0);
+        w.put_u32(CTA_FILTER_ORIG_FLAGS.0, of);
+        w.put_u32(CTA_FILTER_REPLY_FLAGS.0, rf);
         w.end_nest(n);
         if let Some(t) = ot {
-            w.put_tuple(cta::TUPLE_ORIG, &t);
+            w.put_tuple(CTA_TUPLE_ORIG, &t);
         }
         if let Some(t) = rt {
-            w.put_tuple(cta::TUPLE_REPLY, &t);
+            w.put_tuple(CTA_TUPLE_REPLY, &t);
         }
     }
 }
@@ -351,30 +348,12 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use conntrack_core::Flow;
+    use crate::support;
+    use conntrack_core::{Flow, TcpState};
 
+    /// An established TCP flow `src`:1000 -> 10.9.9.9:`dport` marked `mark`.
     fn flow(src: &str, dport: u16, mark: u32) -> Flow {
-        let s: IpAddr = src.parse().unwrap();
-        let d: IpAddr = "10.9.9.9".parse().unwrap();
-        let o = Tuple::new(
-            s,
-            d,
-            L4Proto::TCP,
-            L4Tuple::Ports {
-                src: 1000,
-                dst: dport,
-            },
-        );
-        let r = Tuple::new(
-            d,
-            s,
-            L4Proto::TCP,
-            L4Tuple::Ports {
-                src: dport,
-                dst: 1000,
-            },
-        );
-        let mut f = Flow::new(o, r, Status::CONFIRMED | Status::ASSURED);
+        let mut f = support::tcp(src, 1000, "10.9.9.9", dport, TcpState::ESTABLISHED);
         f.mark = Some(mark);
         f
     }
@@ -420,16 +399,25 @@ mod tests {
             .proto(L4Proto::UDP)
             .dst_port(53);
         let (f, tup) = t.kernel_part(L3Family::INET);
-        assert_eq!(f, bits::IP_SRC | bits::PROTO_NUM | bits::DST_PORT);
+        assert_eq!(
+            f,
+            CTA_FILTER_F_CTA_IP_SRC | CTA_FILTER_F_CTA_PROTO_NUM | CTA_FILTER_F_CTA_PROTO_DST_PORT
+        );
         assert_eq!(tup.unwrap().dst_port(), Some(53));
         // No family: addresses stay in user space.
         let (f, _) = t.kernel_part(L3Family::UNSPEC);
-        assert_eq!(f, bits::PROTO_NUM | bits::DST_PORT);
+        assert_eq!(
+            f,
+            CTA_FILTER_F_CTA_PROTO_NUM | CTA_FILTER_F_CTA_PROTO_DST_PORT
+        );
         // IPv6 addresses too (see kernel_part).
         let t6 = TupleFilter::new()
             .src("fd00::1".parse().unwrap())
             .proto(L4Proto::TCP);
-        assert_eq!(t6.kernel_part(L3Family::INET6).0, bits::PROTO_NUM);
+        assert_eq!(
+            t6.kernel_part(L3Family::INET6).0,
+            CTA_FILTER_F_CTA_PROTO_NUM
+        );
         // Ports without a protocol: user space only.
         assert_eq!(
             TupleFilter::new().dst_port(1).kernel_part(L3Family::INET).0,

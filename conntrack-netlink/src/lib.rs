@@ -2,10 +2,14 @@
 //! namespace, a zero-copy streaming dump decoder, statistics,
 //! get/create/update/delete/flush, and events with loss recovery.
 //!
-//! Layers, bottom up (as in rust-netlink): [`socket`] moves datagrams on a
-//! `netlink-sys` socket (in any [`netns`]); [`request`] builds requests;
-//! [`wire`] decodes replies without copying; [`dump`] and [`ops`] run the
-//! conversations; [`fill`] creates synthetic flows in bulk.
+//! Layers, bottom up (as in rust-netlink): [`wire`] decodes and encodes
+//! messages without sockets (zero-copy, one file per nest); [`socket`]
+//! moves datagrams on a `netlink-sys` socket (in any [`netns`]);
+//! [`request`] builds requests with the wire encoder; [`dump`] and [`ops`]
+//! run the conversations ([`filter`]s applied by the kernel and again in
+//! user space); [`event`] streams the multicast events and [`mirror`]
+//! keeps a table current with them; [`fill`] creates synthetic flows in
+//! bulk.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), conntrack_netlink::Error> {
@@ -19,6 +23,7 @@
 //! println!("{} flows in {} bytes", summary.flows, summary.bytes);
 //! # Ok(()) }
 //! ```
+#![deny(missing_docs)]
 #![deny(unsafe_code)]
 
 pub mod dump;
@@ -37,10 +42,18 @@ pub mod wire;
 pub use dump::{DumpPolicy, DumpSummary};
 pub use error::{Error, Op, Result};
 pub use filter::{Filter, TupleFilter};
-pub use netns::{Netns, ScratchNetns};
+pub use netns::Netns;
 pub use ops::{Conntrack, DumpKind, DumpRequest};
 pub use request::Update;
 pub use socket::{Socket, SocketConfig, Transport};
+
+// The test builders shared with the integration tests (tests/support)
+// name this crate `conntrack_netlink`, as an integration test does.
+#[cfg(test)]
+extern crate self as conntrack_netlink;
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

@@ -5,15 +5,14 @@
 //! short-lived thread that enters that namespace with `setns(2)` and hands
 //! the socket back; the rest of the process never changes namespace.
 //!
-//! [`ScratchNetns`] creates a throw-away named namespace (`ip netns add`)
-//! and deletes it when dropped; tests, benchmarks and the `fill` example
-//! use it to get an empty conntrack table of their own.
+//! Tests and benchmarks get a throw-away namespace (an empty conntrack
+//! table of their own) from `conntrack_core::testkit::TestNetns` and open
+//! it with `Netns::named(ns.name())`.
 
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The network namespace to open a socket in.
 ///
@@ -85,78 +84,5 @@ impl Netns {
 impl From<&Path> for Netns {
     fn from(p: &Path) -> Self {
         Netns::Path(p.to_owned())
-    }
-}
-
-/// A named network namespace created with `ip netns add` and deleted with
-/// `ip netns delete` when dropped (also when a test panics).
-///
-/// Each namespace has its own, initially empty, conntrack table.
-///
-/// ```no_run
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use conntrack_netlink::{Conntrack, ScratchNetns};
-/// let ns = ScratchNetns::new("ck-doc")?; // needs root
-/// let mut ct = Conntrack::open_in(&ns.netns())?;
-/// assert_eq!(ct.count()?, 0);
-/// # Ok(()) }
-/// ```
-#[derive(Debug)]
-pub struct ScratchNetns {
-    name: String,
-}
-
-impl ScratchNetns {
-    /// Creates namespace `PREFIX-PID-N` (unique within this machine while
-    /// the process lives) and brings its loopback up.
-    pub fn new(prefix: &str) -> std::io::Result<ScratchNetns> {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "{prefix}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        run_ip(&["netns", "add", &name])?;
-        let ns = ScratchNetns { name };
-        run_ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    /// The namespace's name (as `ip netns` knows it).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The namespace, for [`crate::Conntrack::open_in`].
-    pub fn netns(&self) -> Netns {
-        Netns::named(&self.name)
-    }
-
-    /// A command that runs `program` inside the namespace
-    /// (`ip netns exec NAME program`).
-    pub fn command(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name, program]);
-        c
-    }
-}
-
-impl Drop for ScratchNetns {
-    fn drop(&mut self) {
-        let _ = run_ip(&["netns", "delete", &self.name]);
-    }
-}
-
-fn run_ip(args: &[&str]) -> std::io::Result<()> {
-    let out = Command::new("ip").args(args).output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
     }
 }

@@ -4,8 +4,9 @@ use crate::dump::{self, DumpPolicy, DumpSummary};
 use crate::error::{Error, Op, Result};
 use crate::filter::Filter;
 use crate::netns::Netns;
-use crate::request::{self, MessageWriter, Update, flags, msg};
+use crate::request::{self, MessageWriter, Update};
 use crate::socket::{Socket, SocketConfig, Transport};
+use crate::wire::message::*;
 use crate::wire::{self, FlowView, Message};
 use conntrack_core::{CpuStats, Flow, L3Family, Stats, Tuple};
 
@@ -29,10 +30,10 @@ pub enum DumpKind {
 impl DumpKind {
     fn msg(self) -> u8 {
         match self {
-            DumpKind::Table => msg::CT_GET,
-            DumpKind::ZeroCounters => msg::CT_GET_CTRZERO,
-            DumpKind::Dying => msg::CT_GET_DYING,
-            DumpKind::Unconfirmed => msg::CT_GET_UNCONFIRMED,
+            DumpKind::Table => IPCTNL_MSG_CT_GET,
+            DumpKind::ZeroCounters => IPCTNL_MSG_CT_GET_CTRZERO,
+            DumpKind::Dying => IPCTNL_MSG_CT_GET_DYING,
+            DumpKind::Unconfirmed => IPCTNL_MSG_CT_GET_UNCONFIRMED,
         }
     }
     fn op(self) -> Op {
@@ -108,7 +109,7 @@ impl DumpRequest {
     }
 
     fn build(&self, seq: u32) -> Vec<u8> {
-        let fl = flags::REQUEST | flags::DUMP;
+        let fl = NLM_F_REQUEST | NLM_F_DUMP;
         match &self.filter {
             Some(f) if !f.is_family_only() => {
                 let mut buf = Vec::with_capacity(256);
@@ -121,6 +122,28 @@ impl DumpRequest {
             _ => request::header_only(self.kind.msg(), fl, seq, self.family, 0),
         }
     }
+}
+
+/// Runs the dump `req` over `t`, folding its flows (see
+/// [`Conntrack::fold`]); the filter is checked first.
+fn fold_on<T: Transport + ?Sized, A>(
+    t: &mut T,
+    req: &DumpRequest,
+    init: impl FnMut() -> A,
+    f: impl FnMut(&mut A, &FlowView<'_>),
+) -> Result<(A, DumpSummary)> {
+    if let Some(fl) = &req.filter {
+        fl.check()?;
+    }
+    dump::fold_flows(
+        t,
+        req.kind.op(),
+        &mut |seq| req.build(seq),
+        req.policy,
+        req.filter.as_ref(),
+        init,
+        f,
+    )
 }
 
 /// A ctnetlink connection to one network namespace's conntrack table.
@@ -196,20 +219,7 @@ impl Conntrack<Socket> {
         init: impl FnMut() -> A,
         f: impl FnMut(&mut A, &FlowView<'_>),
     ) -> Result<(A, DumpSummary)> {
-        if let Some(fl) = &req.filter {
-            fl.check()?;
-        }
-        self.t.pipelined(|p| {
-            dump::fold_flows(
-                p,
-                req.kind.op(),
-                &mut |seq| req.build(seq),
-                req.policy,
-                req.filter.as_ref(),
-                init,
-                f,
-            )
-        })
+        self.t.pipelined(|p| fold_on(p, req, init, f))
     }
 }
 
@@ -230,18 +240,7 @@ impl<T: Transport> Conntrack<T> {
         init: impl FnMut() -> A,
         f: impl FnMut(&mut A, &FlowView<'_>),
     ) -> Result<(A, DumpSummary)> {
-        if let Some(fl) = &req.filter {
-            fl.check()?;
-        }
-        dump::fold_flows(
-            &mut self.t,
-            req.kind.op(),
-            &mut |seq| req.build(seq),
-            req.policy,
-            req.filter.as_ref(),
-            init,
-            f,
-        )
+        fold_on(&mut self.t, req, init, f)
     }
 
     /// Streams a dump into a callback. With [`DumpPolicy::Retry`] the
@@ -321,7 +320,7 @@ impl<T: Transport> Conntrack<T> {
                     return Err(Error::from_errno(
                         op,
                         code.saturating_neg(),
-                        dump::extack_message(&m),
+                        m.extack_message().map(Into::into),
                     ));
                 }
                 on_msg(&m)?;
@@ -352,12 +351,12 @@ impl<T: Transport> Conntrack<T> {
             |b, seq| {
                 request::write_by_tuple(
                     b,
-                    msg::CT_GET,
+                    IPCTNL_MSG_CT_GET,
                     tuple,
                     zone,
                     None,
                     seq,
-                    flags::REQUEST | flags::ACK,
+                    NLM_F_REQUEST | NLM_F_ACK,
                 )
             },
             |m| {
@@ -400,7 +399,7 @@ impl<T: Transport> Conntrack<T> {
                     b,
                     flow,
                     seq,
-                    flags::REQUEST | flags::ACK | flags::CREATE | flags::EXCL,
+                    NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
                 )
             },
             |_| Ok(()),
@@ -420,7 +419,7 @@ impl<T: Transport> Conntrack<T> {
     pub fn update(&mut self, update: &Update) -> Result<()> {
         self.transact(
             Op::Update,
-            |b, seq| request::write_update(b, update, seq, flags::REQUEST | flags::ACK),
+            |b, seq| request::write_update(b, update, seq, NLM_F_REQUEST | NLM_F_ACK),
             |_| Ok(()),
         )
     }
@@ -444,12 +443,12 @@ impl<T: Transport> Conntrack<T> {
             |b, seq| {
                 request::write_by_tuple(
                     b,
-                    msg::CT_DELETE,
+                    IPCTNL_MSG_CT_DELETE,
                     tuple,
                     zone,
                     id,
                     seq,
-                    flags::REQUEST | flags::ACK,
+                    NLM_F_REQUEST | NLM_F_ACK,
                 )
             },
             |_| Ok(()),
@@ -469,8 +468,8 @@ impl<T: Transport> Conntrack<T> {
             Op::Flush,
             |b, seq| {
                 *b = request::header_only(
-                    msg::CT_DELETE,
-                    flags::REQUEST | flags::ACK,
+                    IPCTNL_MSG_CT_DELETE,
+                    NLM_F_REQUEST | NLM_F_ACK,
                     seq,
                     family,
                     version,
@@ -510,8 +509,8 @@ impl<T: Transport> Conntrack<T> {
                 |b, seq| {
                     let mut w = MessageWriter::begin(
                         b,
-                        msg::CT_DELETE,
-                        flags::REQUEST | flags::ACK,
+                        IPCTNL_MSG_CT_DELETE,
+                        NLM_F_REQUEST | NLM_F_ACK,
                         seq,
                         filter.family,
                         version,
@@ -550,8 +549,8 @@ impl<T: Transport> Conntrack<T> {
             Op::StatsCpu,
             &mut |seq| {
                 request::header_only(
-                    msg::CT_GET_STATS_CPU,
-                    flags::REQUEST | flags::DUMP,
+                    IPCTNL_MSG_CT_GET_STATS_CPU,
+                    NLM_F_REQUEST | NLM_F_DUMP,
                     seq,
                     L3Family::UNSPEC,
                     0,
@@ -559,8 +558,8 @@ impl<T: Transport> Conntrack<T> {
             },
             false,
             &mut |m| {
-                if m.subsys() != request::NFNL_SUBSYS_CTNETLINK
-                    || m.msg_type() != msg::CT_GET_STATS_CPU
+                if m.subsys() != NFNL_SUBSYS_CTNETLINK
+                    || m.msg_type() != IPCTNL_MSG_CT_GET_STATS_CPU
                 {
                     return;
                 }
@@ -590,8 +589,8 @@ impl<T: Transport> Conntrack<T> {
             Op::StatsGlobal,
             |b, seq| {
                 *b = request::header_only(
-                    msg::CT_GET_STATS,
-                    flags::REQUEST | flags::ACK,
+                    IPCTNL_MSG_CT_GET_STATS,
+                    NLM_F_REQUEST | NLM_F_ACK,
                     seq,
                     L3Family::UNSPEC,
                     0,
@@ -599,7 +598,7 @@ impl<T: Transport> Conntrack<T> {
                 Ok(())
             },
             |m| {
-                if m.msg_type() == msg::CT_GET_STATS {
+                if m.msg_type() == IPCTNL_MSG_CT_GET_STATS {
                     let g =
                         wire::decode_stats_global(m.payload).map_err(|source| Error::Decode {
                             op: Op::StatsGlobal,
@@ -686,12 +685,16 @@ impl<T: Transport> Conntrack<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dump::tests::{Script, done_msg, error_msg, flow_msg};
+    use crate::dump::tests::{Script, flow_msg};
+    use crate::support;
 
     #[test]
     fn get_maps_enoent() {
-        let mut ct =
-            Conntrack::from_transport(Script::new(vec![vec![error_msg(-libc::ENOENT, None)]]));
+        let mut ct = Conntrack::from_transport(Script::new(vec![vec![support::error(
+            0,
+            -libc::ENOENT,
+            None,
+        )]]));
         let t = Tuple::new(
             [1, 1, 1, 1].into(),
             [2, 2, 2, 2].into(),
@@ -708,7 +711,8 @@ mod tests {
     fn get_returns_the_flow() {
         let mut reply = flow_msg(4, 0);
         reply[6..8].copy_from_slice(&0u16.to_ne_bytes()); // not multi
-        let mut ct = Conntrack::from_transport(Script::new(vec![vec![reply, error_msg(0, None)]]));
+        let mut ct =
+            Conntrack::from_transport(Script::new(vec![vec![reply, support::error(0, 0, None)]]));
         let t = Tuple::new(
             [10, 0, 0, 4].into(),
             [10, 0, 0, 254].into(),
@@ -727,6 +731,5 @@ mod tests {
         assert_eq!(b.len(), 20 + 8 + 8);
         let r = DumpRequest::filtered(Filter::new(L3Family::INET));
         assert_eq!(r.build(5).len(), 20);
-        let _ = done_msg(0, 0);
     }
 }

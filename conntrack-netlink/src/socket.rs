@@ -8,6 +8,7 @@
 
 use crate::error::{Error, Op, Result};
 use crate::netns::Netns;
+use crate::wire::Message;
 use netlink_sys::{Socket as NlSocket, SocketAddr, protocols::NETLINK_NETFILTER};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -123,10 +124,7 @@ impl Socket {
     /// Opens a socket as configured. The namespace is entered on a
     /// dedicated thread for creation only (see [`Netns::run`]).
     pub fn open(config: &SocketConfig) -> Result<Socket> {
-        let mut sock = config.netns.run(|| {
-            NlSocket::new(NETLINK_NETFILTER).map_err(|e| Error::io("socket(NETLINK_NETFILTER)", e))
-        })?;
-        let addr = sock.bind_auto().map_err(|e| Error::io("bind", e))?;
+        let (sock, addr) = open_in(&config.netns)?;
         sock.connect(&SocketAddr::new(0, 0))
             .map_err(|e| Error::io("connect", e))?;
         // Errors then carry only the header of the failed request, not the
@@ -153,17 +151,7 @@ impl Socket {
     /// Returns the size the kernel reports afterwards (it doubles the
     /// request for bookkeeping).
     pub fn set_rcvbuf(&self, bytes: usize) -> Result<usize> {
-        match crate::sys::set_rcvbuf_force(self.sock.as_fd(), bytes) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-                self.sock
-                    .set_rx_buf_sz(v)
-                    .map_err(|e| Error::io("setsockopt(SO_RCVBUF)", e))?;
-            }
-            Err(e) => return Err(Error::io("setsockopt(SO_RCVBUFFORCE)", e)),
-        }
-        self.rcvbuf()
+        size_rcvbuf(&self.sock, Some(bytes)).map(|r| r.obtained)
     }
 
     /// The kernel receive buffer size (`SO_RCVBUF` as read back).
@@ -177,6 +165,22 @@ impl Socket {
     pub fn set_timeout(&self, timeout: Option<Duration>) -> Result<()> {
         crate::sys::set_rcv_timeout(self.sock.as_fd(), timeout)
             .map_err(|e| Error::io("setsockopt(SO_RCVTIMEO)", e))
+    }
+
+    /// Makes reads and writes return `EAGAIN` instead of waiting (for a
+    /// reactor, see `event::dump_async`).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn set_non_blocking(&self) -> Result<()> {
+        self.sock
+            .set_non_blocking(true)
+            .map_err(|e| Error::io("fcntl(O_NONBLOCK)", e))
+    }
+
+    /// One [`recv_raw`] into a caller's buffer, errors as `recv` gave them
+    /// (for a reactor, which must see `WouldBlock`).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn recv_raw(&self, buf: &mut [u8]) -> io::Result<usize> {
+        recv_raw(&self.sock, buf, 0)
     }
 
     /// The netlink port id the kernel assigned to this socket.
@@ -201,19 +205,7 @@ fn initial_seq() -> u32 {
 
 impl Transport for Socket {
     fn send(&mut self, datagram: &[u8]) -> Result<()> {
-        loop {
-            match self.sock.send(datagram, 0) {
-                Ok(n) if n == datagram.len() => return Ok(()),
-                Ok(_) => {
-                    return Err(Error::io(
-                        "send",
-                        io::Error::new(io::ErrorKind::WriteZero, "short send on a netlink socket"),
-                    ));
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("send", e)),
-            }
-        }
+        send_all(&self.sock, datagram)
     }
 
     fn recv(&mut self, op: Op) -> Result<&[u8]> {
@@ -230,22 +222,21 @@ impl Transport for Socket {
     }
 }
 
-/// One `recv` into `buf`, retried on `EINTR`; a datagram longer than
-/// `buf` is [`Error::Truncated`] (detected with `MSG_TRUNC`).
+/// One `recv` into `buf` ([`recv_raw`]); a datagram longer than `buf` is
+/// [`Error::Truncated`], a timeout [`Error::Timeout`], `ENOBUFS`
+/// [`Error::Overrun`].
 fn recv_datagram(sock: &NlSocket, buf: &mut [u8], op: Op) -> Result<usize> {
-    let cap = buf.len();
-    let n = loop {
-        let mut slice: &mut [u8] = &mut buf[..];
-        match sock.recv(&mut slice, libc::MSG_TRUNC) {
-            Ok(n) => break n,
-            Err(e) => match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => return Err(Error::Timeout { op }),
-                Some(libc::ENOBUFS) => return Err(Error::Overrun { op }),
-                _ => return Err(Error::io("recv", e)),
-            },
-        }
-    };
+    received(op, recv_raw(sock, buf, 0), buf.len())
+}
+
+/// What the result of [`recv_raw`] into a `cap`-byte buffer means for a
+/// conversation: the datagram's length, or the error that ends it.
+pub(crate) fn received(op: Op, r: io::Result<usize>, cap: usize) -> Result<usize> {
+    let n = r.map_err(|e| match e.raw_os_error() {
+        Some(libc::EAGAIN) => Error::Timeout { op },
+        Some(libc::ENOBUFS) => Error::Overrun { op },
+        _ => Error::io("recv", e),
+    })?;
     if n > cap {
         return Err(Error::Truncated {
             len: n,
@@ -253,6 +244,100 @@ fn recv_datagram(sock: &NlSocket, buf: &mut [u8], op: Op) -> Result<usize> {
         });
     }
     Ok(n)
+}
+
+/// One `recv(2)` of a datagram into `buf` with `MSG_TRUNC` (so the result
+/// is the datagram's full length, larger than `buf` when it was cut) and
+/// `flags`, retried on `EINTR`.
+pub(crate) fn recv_raw(sock: &NlSocket, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+    loop {
+        let mut slice: &mut [u8] = &mut buf[..];
+        match sock.recv(&mut slice, libc::MSG_TRUNC | flags) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+/// Sends one whole datagram, retried on `EINTR`.
+fn send_all(sock: &NlSocket, datagram: &[u8]) -> Result<()> {
+    loop {
+        match sock.send(datagram, 0) {
+            Ok(n) if n == datagram.len() => return Ok(()),
+            Ok(_) => {
+                return Err(Error::io(
+                    "send",
+                    io::Error::new(io::ErrorKind::WriteZero, "short send on a netlink socket"),
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("send", e)),
+        }
+    }
+}
+
+/// A `NETLINK_NETFILTER` socket created in `netns` (entered on a
+/// short-lived thread, see [`Netns::run`]) and bound to a port the kernel
+/// assigns: the start of every socket of this crate.
+pub(crate) fn open_in(netns: &Netns) -> Result<(NlSocket, SocketAddr)> {
+    let mut sock = netns.run(|| {
+        NlSocket::new(NETLINK_NETFILTER).map_err(|e| Error::io("socket(NETLINK_NETFILTER)", e))
+    })?;
+    let addr = sock.bind_auto().map_err(|e| Error::io("bind", e))?;
+    Ok((sock, addr))
+}
+
+/// What a socket's kernel receive buffer ended up as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct RcvBufReport {
+    /// The size asked for (`None`: the system default was kept).
+    pub requested: Option<usize>,
+    /// What `getsockopt(SO_RCVBUF)` reports afterwards: the kernel's
+    /// accounting limit, which is twice the size set.
+    pub obtained: usize,
+    /// Whether `SO_RCVBUFFORCE` was used (past `net.core.rmem_max`).
+    pub forced: bool,
+    /// `net.core.rmem_max` when it had to be read (no `CAP_NET_ADMIN`).
+    pub rmem_max: Option<usize>,
+}
+
+/// Sizes the kernel receive buffer of `sock` (`None`: keep the system
+/// default): `SO_RCVBUFFORCE` when the process has `CAP_NET_ADMIN`, else
+/// `SO_RCVBUF` capped at `net.core.rmem_max` (the cap the kernel applies
+/// to `SO_RCVBUF` in `sk_setsockopt`, `net/core/sock.c`; read here to be
+/// reported).
+pub(crate) fn size_rcvbuf(sock: &NlSocket, bytes: Option<usize>) -> Result<RcvBufReport> {
+    let mut report = RcvBufReport {
+        requested: bytes,
+        ..Default::default()
+    };
+    if let Some(bytes) = bytes {
+        match crate::sys::set_rcvbuf_force(sock.as_fd(), bytes) {
+            Ok(()) => report.forced = true,
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                let max = read_rmem_max();
+                report.rmem_max = max;
+                let capped = max.map_or(bytes, |m| bytes.min(m));
+                let v = libc::c_int::try_from(capped).unwrap_or(libc::c_int::MAX);
+                sock.set_rx_buf_sz(v)
+                    .map_err(|e| Error::io("setsockopt(SO_RCVBUF)", e))?;
+            }
+            Err(e) => return Err(Error::io("setsockopt(SO_RCVBUFFORCE)", e)),
+        }
+    }
+    report.obtained = sock
+        .get_rx_buf_sz()
+        .map_err(|e| Error::io("getsockopt(SO_RCVBUF)", e))?;
+    Ok(report)
+}
+
+/// `net.core.rmem_max` (global), `None` when unreadable.
+fn read_rmem_max() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Whether `datagram` holds the `NLMSG_DONE` or `NLMSG_ERROR` that ends
@@ -333,25 +418,10 @@ impl Socket {
 
 impl Transport for Pipe<'_> {
     fn send(&mut self, datagram: &[u8]) -> Result<()> {
-        let seq = datagram
-            .get(8..12)
-            .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or(Error::InvalidRequest(
-                "a request shorter than a netlink header",
-            ))?;
-        loop {
-            match self.sock.send(datagram, 0) {
-                Ok(n) if n == datagram.len() => break,
-                Ok(_) => {
-                    return Err(Error::io(
-                        "send",
-                        io::Error::new(io::ErrorKind::WriteZero, "short send on a netlink socket"),
-                    ));
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("send", e)),
-            }
-        }
+        let seq = Message::parse(datagram)
+            .map_err(|_| Error::InvalidRequest("a request without a valid netlink header"))?
+            .seq;
+        send_all(self.sock, datagram)?;
         // The op is only used to label receive errors.
         if let Some(c) = &self.cmd {
             let _ = c.send((seq, Op::Dump));

@@ -3,8 +3,8 @@
 //!
 //! They skip (printing why) without root, `ip`, `conntrack` or
 //! nf_conntrack, unless `CONNTRACK_KIT_REQUIRE_LIVE=1`, which turns a skip
-//! into a failure. The whole file runs in well under a minute; only
-//! `fill_large_*` raises the global `nf_conntrack_max`, and restores it.
+//! into a failure. The whole file runs in well under a minute and leaves
+//! the global `nf_conntrack_max` alone.
 
 use conntrack_core::cli::list::parse_lines;
 use conntrack_core::cli::stats::{parse_cli_stats_bytes, parse_count};
@@ -14,13 +14,15 @@ use conntrack_core::{
 };
 use conntrack_netlink::fill::{self, FillOptions, FlowKind, Mix};
 use conntrack_netlink::{
-    Conntrack, DumpKind, DumpPolicy, DumpRequest, Error, Filter, Netns, Op, ScratchNetns,
-    SocketConfig, TupleFilter, Update,
+    Conntrack, DumpKind, DumpPolicy, DumpRequest, Error, Filter, Netns, Op, SocketConfig,
+    TupleFilter, Update,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::IpAddr;
 
-use conntrack_core::testkit::{self, Need};
+use conntrack_core::testkit::{self, Need, TestNetns};
+
+mod support;
+use support::{echo, ip, ports};
 
 /// What every live test here needs.
 const NEEDS: &[Need<'static>] = &[
@@ -31,28 +33,20 @@ const NEEDS: &[Need<'static>] = &[
 ];
 
 /// A fresh namespace and a connection to its table, or `None` (skip).
-fn live(tag: &str) -> Option<(ScratchNetns, Conntrack)> {
+fn live(tag: &str) -> Option<(TestNetns, Conntrack)> {
     if !testkit::live(tag, NEEDS) {
         return None;
     }
-    let ns = ScratchNetns::new(&format!("ck-{tag}")).expect("ip netns add");
-    let ct = Conntrack::open_in(&ns.netns()).expect("open ctnetlink in the namespace");
+    let ns = TestNetns::new(tag);
+    let ct = Conntrack::open_in(&Netns::named(ns.name())).expect("open ctnetlink in the namespace");
     Some((ns, ct))
 }
 
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn ports(proto: L4Proto, a: &str, b: &str, sp: u16, dp: u16) -> (Tuple, Tuple) {
-    (
-        Tuple::new(ip(a), ip(b), proto, L4Tuple::Ports { src: sp, dst: dp }),
-        Tuple::new(ip(b), ip(a), proto, L4Tuple::Ports { src: dp, dst: sp }),
-    )
-}
-
-fn flow(t: (Tuple, Tuple), status: Status, timeout: u32) -> Flow {
-    let mut f = Flow::new(t.0, t.1, status);
+/// A flow of `orig` with the kernel's reply tuple, `status` (as created:
+/// the kernel adds `CONFIRMED`) and `timeout`.
+fn flow(orig: Tuple, status: Status, timeout: u32) -> Flow {
+    let mut f = support::flow(orig);
+    f.status = status;
     f.timeout = Some(timeout);
     f
 }
@@ -72,7 +66,7 @@ fn every_kind() -> Vec<Flow> {
     let sr = Status::SEEN_REPLY | Status::ASSURED;
     let mut v = Vec::new();
     let mut f = flow(
-        ports(L4Proto::TCP, "10.1.0.1", "10.1.0.2", 40000, 443),
+        ports(L4Proto::TCP, "10.1.0.1", 40000, "10.1.0.2", 443),
         sr,
         3000,
     );
@@ -80,32 +74,32 @@ fn every_kind() -> Vec<Flow> {
     f.mark = Some(0x11);
     v.push(f);
     let mut f = flow(
-        ports(L4Proto::TCP, "10.1.0.1", "10.1.0.2", 40001, 80),
+        ports(L4Proto::TCP, "10.1.0.1", 40001, "10.1.0.2", 80),
         sr,
         100,
     );
     f.protoinfo = tcp(TcpState::TIME_WAIT);
     v.push(f);
     let mut f = flow(
-        ports(L4Proto::TCP, "10.1.0.1", "10.1.0.3", 40002, 22),
+        ports(L4Proto::TCP, "10.1.0.1", 40002, "10.1.0.3", 22),
         Status::empty(),
         100,
     );
     f.protoinfo = tcp(TcpState::SYN_SENT);
     v.push(f);
     v.push(flow(
-        ports(L4Proto::UDP, "10.1.0.1", "10.1.0.53", 5353, 53),
+        ports(L4Proto::UDP, "10.1.0.1", 5353, "10.1.0.53", 53),
         Status::empty(),
         30,
     ));
     v.push(flow(
-        ports(L4Proto::UDP, "10.1.0.1", "10.1.0.53", 5354, 53),
+        ports(L4Proto::UDP, "10.1.0.1", 5354, "10.1.0.53", 53),
         Status::SEEN_REPLY,
         30,
     ));
     // Masqueraded: the reply goes back to the router's address and port.
     let mut f = flow(
-        ports(L4Proto::UDP, "172.17.0.2", "1.1.1.1", 999, 53),
+        ports(L4Proto::UDP, "172.17.0.2", 999, "1.1.1.1", 53),
         Status::SEEN_REPLY,
         60,
     );
@@ -119,54 +113,26 @@ fn every_kind() -> Vec<Flow> {
         },
     );
     v.push(f);
-    let icmp = |a: &str, b: &str, req, rep, proto| {
-        (
-            Tuple::new(
-                ip(a),
-                ip(b),
-                proto,
-                L4Tuple::Icmp {
-                    kind: req,
-                    code: 0,
-                    id: 77,
-                },
-            ),
-            Tuple::new(
-                ip(b),
-                ip(a),
-                proto,
-                L4Tuple::Icmp {
-                    kind: rep,
-                    code: 0,
-                    id: 77,
-                },
-            ),
-        )
-    };
     v.push(flow(
-        icmp("10.1.0.1", "10.1.0.9", 8, 0, L4Proto::ICMP),
+        echo("10.1.0.1", "10.1.0.9", 77),
         Status::SEEN_REPLY,
         30,
     ));
     let mut f = flow(
-        ports(L4Proto::TCP, "fd00::1", "fd00::2", 50000, 443),
+        ports(L4Proto::TCP, "fd00::1", 50000, "fd00::2", 443),
         sr,
         2000,
     );
     f.protoinfo = tcp(TcpState::ESTABLISHED);
     v.push(f);
     v.push(flow(
-        ports(L4Proto::UDP, "fd00::1", "fd00::53", 5000, 53),
+        ports(L4Proto::UDP, "fd00::1", 5000, "fd00::53", 53),
         Status::empty(),
         30,
     ));
-    v.push(flow(
-        icmp("fd00::1", "fd00::9", 128, 129, L4Proto::ICMPV6),
-        Status::empty(),
-        30,
-    ));
+    v.push(flow(echo("fd00::1", "fd00::9", 77), Status::empty(), 30));
     let mut f = flow(
-        ports(L4Proto::SCTP, "10.1.0.1", "10.1.0.2", 3868, 3868),
+        ports(L4Proto::SCTP, "10.1.0.1", 3868, "10.1.0.2", 3868),
         sr,
         200,
     );
@@ -176,21 +142,17 @@ fn every_kind() -> Vec<Flow> {
     }));
     v.push(f);
     v.push(flow(
-        ports(L4Proto::UDPLITE, "10.1.0.1", "10.1.0.2", 7000, 7001),
+        ports(L4Proto::UDPLITE, "10.1.0.1", 7000, "10.1.0.2", 7001),
         Status::empty(),
         30,
     ));
     v.push(flow(
-        ports(L4Proto::GRE, "10.1.0.1", "10.1.0.2", 0x10, 0x20),
+        ports(L4Proto::GRE, "10.1.0.1", 0x10, "10.1.0.2", 0x20),
         Status::empty(),
         30,
     ));
-    let g = |a: &str, b: &str| Tuple::new(ip(a), ip(b), L4Proto::ESP, L4Tuple::None);
-    v.push(flow(
-        (g("10.1.0.1", "10.1.0.2"), g("10.1.0.2", "10.1.0.1")),
-        Status::empty(),
-        30,
-    ));
+    let esp = Tuple::new(ip("10.1.0.1"), ip("10.1.0.2"), L4Proto::ESP, L4Tuple::None);
+    v.push(flow(esp, Status::empty(), 30));
     // Same tuple as the first flow, in zone 7.
     let mut f = v[0].clone();
     f.zone = Some(7);
@@ -231,7 +193,7 @@ fn assert_created(want: &Flow, got: &Flow) {
 }
 
 /// `conntrack -L -o extended,id` in the namespace, parsed by conntrack-core.
-fn cli_list(ns: &ScratchNetns) -> Vec<Flow> {
+fn cli_list(ns: &TestNetns) -> Vec<Flow> {
     let out = ns
         .command("conntrack")
         .args(["-L", "-o", "extended,id"])
@@ -501,7 +463,7 @@ fn stats_match_conntrack_cli() {
     let n = parse_count(&String::from_utf8(out.stdout).unwrap()).unwrap();
     assert_eq!(ours.entries, Some(n));
     assert_eq!(n, 123);
-    let max = fill::read_max().unwrap();
+    let max = conntrack_core::host::max_guard::read_max().unwrap();
     assert_eq!(ours.max_entries.map(u64::from), Some(max));
 }
 
@@ -523,7 +485,7 @@ fn dump_and_zero_counters_with_real_traffic() {
         .status()
         .unwrap();
     assert!(sysctl.success());
-    ns.netns()
+    Netns::named(ns.name())
         .run(|| {
             let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -574,7 +536,7 @@ fn dump_during_churn() {
     )
     .unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let netns = ns.netns();
+    let netns = Netns::named(ns.name());
     let (seen, churned) = std::thread::scope(|s| {
         let churn = s.spawn(|| {
             let mut c = Conntrack::open_in(&netns).unwrap();
@@ -711,63 +673,6 @@ fn pipelined_fold_equals_fold() {
 }
 
 #[test]
-fn max_guard_restores_the_global_max() {
-    let Some((_ns, mut ct)) = live("max") else {
-        return;
-    };
-    let before = fill::read_max().unwrap();
-    if before != 0 {
-        {
-            let g = fill::ConntrackMaxGuard::at_least(before + 1).unwrap();
-            assert_eq!(g.previous(), before);
-            assert_eq!(fill::read_max().unwrap(), before + 1);
-        }
-        assert_eq!(fill::read_max().unwrap(), before);
-        // Never lowered: a guard below the current value changes nothing.
-        drop(fill::ConntrackMaxGuard::at_least(1).unwrap());
-        assert_eq!(fill::read_max().unwrap(), before);
-
-        // Overlapping guards, dropped in the "wrong" order: the value stays
-        // at the largest live minimum and the original comes back last.
-        let a = fill::ConntrackMaxGuard::at_least(before + 10).unwrap();
-        let b = fill::ConntrackMaxGuard::at_least(before + 20).unwrap();
-        assert_eq!((a.previous(), b.previous()), (before, before));
-        assert_eq!(fill::read_max().unwrap(), before + 20);
-        drop(a);
-        assert_eq!(fill::read_max().unwrap(), before + 20);
-        let c = fill::ConntrackMaxGuard::at_least(before + 5).unwrap();
-        drop(b);
-        assert_eq!(fill::read_max().unwrap(), before + 5);
-        drop(c);
-        assert_eq!(fill::read_max().unwrap(), before);
-
-        // A run that died holding a guard left the value raised: the next
-        // guard prunes the dead holder and restores the original first.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
-        let dir = std::path::Path::new(fill::ConntrackMaxGuard::STATE_DIR);
-        std::fs::write(
-            dir.join("nf_conntrack_max.state"),
-            format!("original {before}\nholder {dead} {}\n", before + 7),
-        )
-        .unwrap();
-        std::fs::write(
-            "/proc/sys/net/netfilter/nf_conntrack_max",
-            (before + 7).to_string(),
-        )
-        .unwrap();
-        let g = fill::ConntrackMaxGuard::at_least(1).unwrap();
-        assert_eq!(g.previous(), before);
-        assert_eq!(fill::read_max().unwrap(), before);
-        drop(g);
-        assert_eq!(fill::read_max().unwrap(), before);
-        assert!(!dir.join("nf_conntrack_max.state").exists());
-    }
-    assert_eq!(ct.count().unwrap(), 0);
-}
-
-#[test]
 fn namespaces_and_socket_options() {
     if !testkit::live("namespaces_and_socket_options", NEEDS) {
         return;
@@ -779,16 +684,18 @@ fn namespaces_and_socket_options() {
         }
         other => panic!("{other:?}"),
     }
-    let ns = ScratchNetns::new("ck-opts").unwrap();
+    let ns = TestNetns::new("opts");
     // Two namespaces are two tables; /proc/PID/ns/net works too.
-    let mut a = Conntrack::open_in(&ns.netns()).unwrap();
+    let mut a = Conntrack::open_in(&Netns::named(ns.name())).unwrap();
     fill::fill(&mut a, &FillOptions::new(5)).unwrap();
     let mut b = Conntrack::open_in(&Netns::pid(std::process::id())).unwrap();
     let mine: HashSet<_> = b.list(L3Family::UNSPEC).unwrap().iter().map(key).collect();
     assert!(!mine.contains(&key(&fill::synthetic_flow(FlowKind::Tcp, 0, 1))));
     assert_eq!(a.count().unwrap(), 5);
     // SO_RCVBUFFORCE past rmem_max (we are root).
-    let cfg = SocketConfig::default().netns(ns.netns()).rcvbuf(16 << 20);
+    let cfg = SocketConfig::default()
+        .netns(Netns::named(ns.name()))
+        .rcvbuf(16 << 20);
     let c = Conntrack::with_config(&cfg).unwrap();
     assert!(c.socket().rcvbuf().unwrap() >= 16 << 20);
 }

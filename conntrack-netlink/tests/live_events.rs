@@ -2,17 +2,14 @@
 //! root they print why and pass, unless `CONNTRACK_KIT_REQUIRE_LIVE=1`
 //! (CI), where they fail.
 
-use conntrack_core::testkit::Need;
-use conntrack_core::{Flow, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple};
+use conntrack_core::testkit::TestNetns;
+use conntrack_core::{Flow, Status, TcpState};
 use conntrack_netlink::event::{EventConfig, EventKind, EventSocket, Groups, Item, RcvBuf};
-use conntrack_netlink::{Conntrack, ScratchNetns, Update};
+use conntrack_netlink::{Conntrack, Netns, Update};
 use std::time::Duration;
 
-/// Whether live tests can run (root, `ip`); panics when they must but
-/// cannot (`CONNTRACK_KIT_REQUIRE_LIVE=1`).
-fn live(test: &str) -> bool {
-    conntrack_core::testkit::live(test, &[Need::Root, Need::Tool("ip")])
-}
+mod support;
+use support::live;
 
 fn kernel_at_least(major: u32, minor: u32) -> bool {
     let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -24,40 +21,9 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
     (a, b) >= (major, minor)
 }
 
-fn sysctl_in(ns: &ScratchNetns, key: &str, value: &str) {
-    let st = ns
-        .command("sysctl")
-        .args(["-qw", &format!("{key}={value}")])
-        .status()
-        .expect("run sysctl");
-    assert!(st.success(), "sysctl -w {key}={value} in {}", ns.name());
-}
-
+/// An established TCP flow 10.1.0.1:`sport` -> 10.1.0.2:443.
 fn tcp_flow(sport: u16) -> Flow {
-    let ip = |s: &str| s.parse().unwrap();
-    let o = Tuple::new(
-        ip("10.1.0.1"),
-        ip("10.1.0.2"),
-        L4Proto::TCP,
-        L4Tuple::Ports {
-            src: sport,
-            dst: 443,
-        },
-    );
-    let r = Tuple::new(
-        ip("10.1.0.2"),
-        ip("10.1.0.1"),
-        L4Proto::TCP,
-        L4Tuple::Ports {
-            src: 443,
-            dst: sport,
-        },
-    );
-    let mut f = Flow::new(o, r, Status::SEEN_REPLY | Status::ASSURED);
-    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-        state: TcpState::ESTABLISHED,
-        ..Default::default()
-    }));
+    let mut f = support::tcp("10.1.0.1", sport, "10.1.0.2", 443, TcpState::ESTABLISHED);
     f.timeout = Some(300);
     f
 }
@@ -67,18 +33,18 @@ fn create_update_delete_exact_events() {
     if !live("create_update_delete_exact_events") {
         return;
     }
-    let ns = ScratchNetns::new("ck-ev").expect("ip netns add");
-    sysctl_in(&ns, "net.netfilter.nf_conntrack_acct", "1");
-    sysctl_in(&ns, "net.netfilter.nf_conntrack_timestamp", "1");
+    let ns = TestNetns::new("ev");
+    ns.sysctl("net.netfilter.nf_conntrack_acct", "1");
+    ns.sysctl("net.netfilter.nf_conntrack_timestamp", "1");
     let cfg = EventConfig::new(Groups::CONNTRACK)
-        .netns(ns.netns())
+        .netns(Netns::named(ns.name()))
         .timeout(Some(Duration::from_secs(2)));
     let mut ev = EventSocket::open(&cfg).expect("event socket");
     let rb = ev.rcvbuf();
     assert!(rb.forced, "root may force the receive buffer: {rb:?}");
     assert!(rb.obtained >= RcvBuf::AUTO_BYTES, "{rb:?}");
 
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink socket");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink socket");
     let f = tcp_flow(40000);
     ct.create(&f).expect("create");
     ct.update(&Update::new(f.orig).mark(7)).expect("update");
@@ -162,14 +128,14 @@ fn groups_filter_what_arrives() {
     if !live("groups_filter_what_arrives") {
         return;
     }
-    let ns = ScratchNetns::new("ck-evg").expect("ip netns add");
+    let ns = TestNetns::new("evg");
     let cfg = EventConfig::new(Groups::DESTROY)
-        .netns(ns.netns())
+        .netns(Netns::named(ns.name()))
         .rcvbuf(RcvBuf::System)
         .timeout(Some(Duration::from_secs(2)));
     let mut ev = EventSocket::open(&cfg).expect("event socket");
     assert!(!ev.rcvbuf().forced && ev.rcvbuf().requested.is_none());
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink socket");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink socket");
     let f = tcp_flow(41000);
     ct.create(&f).expect("create");
     ct.update(&Update::new(f.orig).mark(1)).expect("update");
@@ -190,17 +156,17 @@ fn events_of_another_namespace_stay_there() {
     if !live("events_of_another_namespace_stay_there") {
         return;
     }
-    let a = ScratchNetns::new("ck-eva").expect("ip netns add");
-    let b = ScratchNetns::new("ck-evb").expect("ip netns add");
+    let a = TestNetns::new("eva");
+    let b = TestNetns::new("evb");
     let cfg = EventConfig::new(Groups::CONNTRACK)
-        .netns(a.netns())
+        .netns(Netns::named(a.name()))
         .rcvbuf(RcvBuf::Bytes(1 << 20))
         .timeout(Some(Duration::from_millis(300)));
     let mut ev = EventSocket::open(&cfg).expect("event socket");
-    let mut ct = Conntrack::open_in(&b.netns()).expect("ctnetlink socket");
+    let mut ct = Conntrack::open_in(&Netns::named(b.name())).expect("ctnetlink socket");
     ct.create(&tcp_flow(42000)).expect("create in b");
     assert!(ev.next().unwrap().is_none(), "a saw b's event");
-    let mut cta = Conntrack::open_in(&a.netns()).expect("ctnetlink socket");
+    let mut cta = Conntrack::open_in(&Netns::named(a.name())).expect("ctnetlink socket");
     cta.create(&tcp_flow(42001)).expect("create in a");
     ev.set_timeout(Some(Duration::from_secs(2))).unwrap();
     match ev.next().unwrap() {
@@ -214,13 +180,13 @@ fn small_buffer_reports_loss_and_keeps_going() {
     if !live("small_buffer_reports_loss_and_keeps_going") {
         return;
     }
-    let ns = ScratchNetns::new("ck-evl").expect("ip netns add");
+    let ns = TestNetns::new("evl");
     let cfg = EventConfig::new(Groups::NEW)
-        .netns(ns.netns())
+        .netns(Netns::named(ns.name()))
         .rcvbuf(RcvBuf::Bytes(16 << 10))
         .timeout(Some(Duration::from_millis(500)));
     let mut ev = EventSocket::open(&cfg).expect("event socket");
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink socket");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink socket");
     let opts = conntrack_netlink::fill::FillOptions::new(5_000);
     let r = conntrack_netlink::fill::fill(&mut ct, &opts).expect("fill");
     assert_eq!(r.created, 5_000);

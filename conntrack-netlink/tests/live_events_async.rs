@@ -6,36 +6,33 @@
 #![cfg(feature = "tokio")]
 
 use conntrack_core::FlowLike;
-use conntrack_core::testkit::Need;
+use conntrack_core::testkit::TestNetns;
 use conntrack_netlink::event::{
     AsyncEventSocket, EventConfig, EventKind, Groups, Item, dump_async,
 };
 use conntrack_netlink::fill::{FillOptions, Mix, fill, synthetic_flow};
 use conntrack_netlink::mirror::Table;
-use conntrack_netlink::{Conntrack, ScratchNetns};
+use conntrack_netlink::{Conntrack, Netns};
 use std::time::Duration;
 
-/// Whether live tests can run (root, `ip`); panics when they must but
-/// cannot (`CONNTRACK_KIT_REQUIRE_LIVE=1`).
-fn live(test: &str) -> bool {
-    conntrack_core::testkit::live(test, &[Need::Root, Need::Tool("ip")])
-}
+mod support;
+use support::live;
 
 #[tokio::test(flavor = "current_thread")]
 async fn async_events_and_dump_build_the_same_table() {
     if !live("async_events_and_dump_build_the_same_table") {
         return;
     }
-    let ns = ScratchNetns::new("ck-evasync").expect("ip netns add");
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    let ns = TestNetns::new("evasync");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink");
 
     // Subscribe, then fill and dump, then apply events: entries created
     // before any listener would never send events (nf_conntrack_events=2).
-    let cfg = EventConfig::new(Groups::CONNTRACK).netns(ns.netns());
+    let cfg = EventConfig::new(Groups::CONNTRACK).netns(Netns::named(ns.name()));
     let mut events = AsyncEventSocket::open(&cfg).expect("async event socket");
     fill(&mut ct, &FillOptions::new(300)).expect("fill");
     let mut table = Table::new();
-    let n = dump_async(&ns.netns(), |f| {
+    let n = dump_async(&Netns::named(ns.name()), |f| {
         table.insert_flow(f);
     })
     .await
@@ -43,7 +40,7 @@ async fn async_events_and_dump_build_the_same_table() {
     assert_eq!((n, table.len()), (300, 300));
 
     // Changes from a blocking thread while the runtime waits for events.
-    let netns = ns.netns();
+    let netns = Netns::named(ns.name());
     let changer = std::thread::spawn(move || {
         let mut ct = Conntrack::open_in(&netns).expect("ctnetlink");
         fill(&mut ct, &FillOptions::new(50).start(1_000)).expect("fill");

@@ -5,22 +5,17 @@
 //! The 200,000-operation churn takes about 5 s on the project VM (one
 //! ctnetlink request per operation, ~46,000 operations/s).
 
-use conntrack_core::testkit::Need;
-use conntrack_core::{
-    Flow, FlowLike, L4Proto, L4Tuple, ProtoInfo, Status, TcpInfo, TcpState, Tuple,
-};
+use conntrack_core::testkit::TestNetns;
+use conntrack_core::{Flow, FlowLike, TcpState};
 use conntrack_netlink::event::RcvBuf;
 use conntrack_netlink::fill::{FillOptions, fill};
 use conntrack_netlink::mirror::{EntryRef, Mirror, MirrorConfig, MirrorHook, Table};
-use conntrack_netlink::{Conntrack, Error, ScratchNetns, Update};
+use conntrack_netlink::{Conntrack, Error, Netns, Update};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// Whether live tests can run (root, `ip`); panics when they must but
-/// cannot (`CONNTRACK_KIT_REQUIRE_LIVE=1`).
-fn live(test: &str) -> bool {
-    conntrack_core::testkit::live(test, &[Need::Root, Need::Tool("ip")])
-}
+mod support;
+use support::live;
 
 /// Counts entries per (destination port, state) through the hook, the way
 /// an analysis would keep hotspot counts incrementally.
@@ -70,8 +65,8 @@ fn settle<H: MirrorHook>(m: &mut Mirror<H>) {
     }
 }
 
-fn assert_equals_fresh_dump<H: MirrorHook>(m: &Mirror<H>, ns: &ScratchNetns) {
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+fn assert_equals_fresh_dump<H: MirrorHook>(m: &Mirror<H>, ns: &TestNetns) {
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink");
     let fresh = Table::from_dump(&mut ct).expect("dump");
     let d = m.table().diff(&fresh);
     assert!(
@@ -88,20 +83,20 @@ fn loss_then_resync_equals_fresh_dump() {
     if !live("loss_then_resync_equals_fresh_dump") {
         return;
     }
-    let ns = ScratchNetns::new("ck-mloss").expect("ip netns add");
+    let ns = TestNetns::new("mloss");
     // A few entries before the mirror starts: the initial dump finds them.
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink");
     let r = fill(&mut ct, &FillOptions::new(1_000).start(500_000)).expect("fill");
     assert_eq!(r.created, 1_000);
 
-    let cfg = MirrorConfig::new(ns.netns()).rcvbuf(RcvBuf::Bytes(64 << 10));
+    let cfg = MirrorConfig::new(Netns::named(ns.name())).rcvbuf(RcvBuf::Bytes(64 << 10));
     let mut m = Mirror::with_hook(&cfg, PerPortState::default()).expect("mirror");
     assert_eq!(m.len(), 1_000);
     assert_eq!(m.stats().resyncs, 1);
 
     // A burst of 100,000 creates from another thread while the mirror
     // reads with a 64 KiB buffer: events must be lost.
-    let netns = ns.netns();
+    let netns = Netns::named(ns.name());
     let burst = std::thread::spawn(move || {
         let mut ct = Conntrack::open_in(&netns).expect("ctnetlink");
         fill(&mut ct, &FillOptions::new(100_000)).expect("fill")
@@ -136,31 +131,12 @@ fn loss_then_resync_equals_fresh_dump() {
     eprintln!("loss test: {st:?}, events socket {:?}", m.events().stats());
 }
 
+/// Established TCP flow number `i` from 10.9.x.y to 10.8.0.1.
 fn tcp_flow(i: u32) -> Flow {
-    let ip = |s: String| s.parse().unwrap();
-    let o = Tuple::new(
-        ip(format!("10.9.{}.{}", (i >> 8) & 0xff, i & 0xff)),
-        ip("10.8.0.1".into()),
-        L4Proto::TCP,
-        L4Tuple::Ports {
-            src: 20_000 + (i % 1000) as u16,
-            dst: [443, 80, 22][(i % 3) as usize],
-        },
-    );
-    let r = Tuple::new(
-        o.dst,
-        o.src,
-        L4Proto::TCP,
-        L4Tuple::Ports {
-            src: o.dst_port().unwrap_or(0),
-            dst: o.src_port().unwrap_or(0),
-        },
-    );
-    let mut f = Flow::new(o, r, Status::SEEN_REPLY | Status::ASSURED);
-    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-        state: TcpState::ESTABLISHED,
-        ..Default::default()
-    }));
+    let src = format!("10.9.{}.{}", (i >> 8) & 0xff, i & 0xff);
+    let sport = 20_000 + (i % 1000) as u16;
+    let dport = [443, 80, 22][(i % 3) as usize];
+    let mut f = support::tcp(&src, sport, "10.8.0.1", dport, TcpState::ESTABLISHED);
     f.timeout = Some(3_600);
     f
 }
@@ -169,10 +145,10 @@ fn tcp_flow(i: u32) -> Flow {
 /// `ns` from another thread while a mirror with its default buffer
 /// follows; then the mirror must equal a fresh dump.
 fn churn(ops: u64, keys: u32, seed: u64) {
-    let ns = ScratchNetns::new("ck-mchurn").expect("ip netns add");
-    let cfg = MirrorConfig::new(ns.netns());
+    let ns = TestNetns::new("mchurn");
+    let cfg = MirrorConfig::new(Netns::named(ns.name()));
     let mut m = Mirror::with_hook(&cfg, PerPortState::default()).expect("mirror");
-    let netns = ns.netns();
+    let netns = Netns::named(ns.name());
     let t0 = Instant::now();
     let worker = std::thread::spawn(move || {
         let mut ct = Conntrack::open_in(&netns).expect("ctnetlink");
@@ -267,7 +243,7 @@ fn periodic_resync_covers_entries_without_events() {
     if !live("periodic_resync_covers_entries_without_events") {
         return;
     }
-    let ns = ScratchNetns::new("ck-mper").expect("ip netns add");
+    let ns = TestNetns::new("mper");
     // With nf_conntrack_events=0 no entry sends events: only resyncs see
     // changes (as for entries created before any listener under "auto").
     let st = ns
@@ -276,10 +252,11 @@ fn periodic_resync_covers_entries_without_events() {
         .status()
         .expect("sysctl");
     assert!(st.success());
-    let cfg = MirrorConfig::new(ns.netns()).resync_every(Some(Duration::from_millis(300)));
+    let cfg =
+        MirrorConfig::new(Netns::named(ns.name())).resync_every(Some(Duration::from_millis(300)));
     let mut m = Mirror::with_hook(&cfg, PerPortState::default()).expect("mirror");
     assert_eq!(m.events_sysctl(), Some(0));
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink");
     fill(&mut ct, &FillOptions::new(200)).expect("fill");
     let p = m.poll(Some(Duration::from_millis(100))).expect("poll");
     assert_eq!((p.applied, m.len()), (0, 0), "no events with events=0");
@@ -325,7 +302,7 @@ fn default_resync_period_follows_nf_conntrack_events() {
     if !live("default_resync_period_follows_nf_conntrack_events") {
         return;
     }
-    let ns = ScratchNetns::new("ck-mauto").expect("ip netns add");
+    let ns = TestNetns::new("mauto");
     let events = |v: u8| {
         let st = ns
             .command("sysctl")
@@ -343,9 +320,9 @@ fn default_resync_period_follows_nf_conntrack_events() {
     // other tests of this file): the mirror cannot know, and schedules
     // resyncs whenever the setting is not 1.
     events(2);
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink");
     fill(&mut ct, &FillOptions::new(50)).expect("fill");
-    let mut m = Mirror::open(&MirrorConfig::new(ns.netns())).expect("mirror");
+    let mut m = Mirror::open(&MirrorConfig::new(Netns::named(ns.name()))).expect("mirror");
     assert_eq!(m.events_sysctl(), Some(2));
     assert_eq!(m.resync_period(), Some(ResyncPeriod::AUTO_BASE));
     assert_eq!(m.len(), 50);
@@ -361,10 +338,10 @@ fn default_resync_period_follows_nf_conntrack_events() {
 
     // With 1 every entry sends events: no periodic resync is scheduled.
     events(1);
-    let m = Mirror::open(&MirrorConfig::new(ns.netns())).expect("mirror");
+    let m = Mirror::open(&MirrorConfig::new(Netns::named(ns.name()))).expect("mirror");
     assert_eq!((m.events_sysctl(), m.resync_period()), (Some(1), None));
     // An explicit choice wins over the automatic one.
-    let cfg = MirrorConfig::new(ns.netns()).resync_every(None);
+    let cfg = MirrorConfig::new(Netns::named(ns.name())).resync_every(None);
     events(0);
     let m = Mirror::open(&cfg).expect("mirror");
     assert_eq!((m.events_sysctl(), m.resync_period()), (Some(0), None));

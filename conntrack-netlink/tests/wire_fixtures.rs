@@ -7,14 +7,12 @@ use conntrack_core::cli::stats::parse_cli_stats;
 use conntrack_core::{Flow, FlowState, L3Family, L4Proto, ProtoInfo, SctpState, Status};
 use conntrack_netlink::wire::message::{IPCTNL_MSG_CT_GET_STATS, IPCTNL_MSG_CT_GET_STATS_CPU};
 use conntrack_netlink::wire::{
-    EventType, FlowView, decode_stats_cpu, decode_stats_global, encode, flows, messages,
+    EventKind, FlowView, decode_stats_cpu, decode_stats_global, encode, flows, messages,
 };
 use std::collections::HashMap;
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+mod support;
+use support::fixture;
 
 fn text(name: &str) -> String {
     String::from_utf8(fixture(name)).unwrap()
@@ -60,7 +58,7 @@ fn dump_matches_cli_listing() {
         assert!(a.abs_diff(b) <= 2, "{ctx}: timeout {a} vs {b}");
         assert!(v.timestamp().unwrap().start > 1_700_000_000_000_000_000);
         assert_eq!(v.nfgenmsg().family, v.family().0);
-        assert_eq!(v.event_type(), EventType::Update);
+        assert_eq!(v.event_kind(), EventKind::Update);
     }
 }
 
@@ -193,23 +191,23 @@ fn events() {
     let mut it = flows(&buf);
     let views: Vec<_> = it.by_ref().map(|f| f.unwrap()).collect();
     assert!(!it.is_finished(), "events have no DONE");
-    let ids = |t: EventType| {
+    let ids = |t: EventKind| {
         let mut ids: Vec<u32> = views
             .iter()
-            .filter(|v| v.event_type() == t)
+            .filter(|v| v.event_kind() == t)
             .map(|v| v.id().unwrap())
             .collect();
         ids.sort();
         ids
     };
     // Every flow of the dump was announced once and destroyed once (flush).
-    assert_eq!(ids(EventType::New), dump_ids);
-    assert_eq!(ids(EventType::Destroy), dump_ids);
-    assert!(!ids(EventType::Update).is_empty());
+    assert_eq!(ids(EventKind::New), dump_ids);
+    assert_eq!(ids(EventKind::Destroy), dump_ids);
+    assert!(!ids(EventKind::Update).is_empty());
     for v in &views {
         // 6.14+ stamps every event.
         assert!(v.timestamp_event().is_some());
-        if v.event_type() == EventType::Destroy {
+        if v.event_kind() == EventKind::Destroy {
             assert!(v.counters_orig().is_some() && v.counters_reply().is_some());
             let ts = v.timestamp().unwrap();
             assert!(ts.stop.unwrap() >= ts.start);
@@ -217,7 +215,7 @@ fn events() {
     }
     let related = views
         .iter()
-        .find(|v| v.event_type() == EventType::New && v.master().is_some());
+        .find(|v| v.event_kind() == EventKind::New && v.master().is_some());
     assert!(
         related.is_some(),
         "the NEW event of the FTP data connection"

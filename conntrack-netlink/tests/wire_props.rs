@@ -16,6 +16,9 @@ use conntrack_netlink::wire::{
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+mod support;
+use support::fixture;
+
 fn addr_pair() -> impl Strategy<Value = (IpAddr, IpAddr)> {
     prop_oneof![
         (any::<u32>(), any::<u32>())
@@ -147,10 +150,6 @@ prop_compose! {
             synproxy: syn.map(|(isn, its, tsoff)| Synproxy { isn, its, tsoff }),
         }
     }
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
 /// Decodes everything the buffer holds with every entry point, checking

@@ -28,13 +28,16 @@
 //! # Ok(()) }
 //! ```
 
-use super::{EventConfig, EventSocket, Item, Next};
+use super::socket::Next;
+use super::{EventConfig, EventSocket, Item};
+use crate::dump::DumpReader;
 use crate::error::{Error, Op, Result};
 use crate::netns::Netns;
-use crate::request::{flags, header_only, msg};
-use crate::wire::{FlowView, messages};
+use crate::request::header_only;
+use crate::socket::{Socket, SocketConfig, Transport, received};
+use crate::wire::FlowView;
+use crate::wire::message::{IPCTNL_MSG_CT_GET, NLM_F_DUMP, NLM_F_REQUEST};
 use conntrack_core::L3Family;
-use netlink_sys::{Socket as NlSocket, SocketAddr, protocols::NETLINK_NETFILTER};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
@@ -105,67 +108,44 @@ fn register<T: std::os::fd::AsRawFd>(sock: T) -> Result<AsyncFd<T>> {
 /// Dumps the conntrack table of `netns` without blocking the runtime,
 /// handing each flow to `f`; returns the number of flows handed over.
 /// Flows that fail to decode are skipped. [`crate::Conntrack::for_each`]
-/// is the blocking version, with dump policies and filters.
+/// is the blocking version, with dump policies and filters; both read the
+/// reply with the same rules (`dump::DumpReader`).
 pub async fn dump_async(netns: &Netns, mut f: impl FnMut(&FlowView<'_>)) -> Result<u64> {
     let op = Op::Dump;
-    let mut sock = netns.run(|| {
-        NlSocket::new(NETLINK_NETFILTER).map_err(|e| Error::io("socket(NETLINK_NETFILTER)", e))
-    })?;
-    sock.bind_auto().map_err(|e| Error::io("bind", e))?;
-    sock.connect(&SocketAddr::new(0, 0))
-        .map_err(|e| Error::io("connect", e))?;
-    sock.set_non_blocking(true)
-        .map_err(|e| Error::io("fcntl(O_NONBLOCK)", e))?;
-    let seq = 1;
-    let req = header_only(
-        msg::CT_GET,
-        flags::REQUEST | flags::DUMP,
+    let mut sock = Socket::open(&SocketConfig::default().netns(netns.clone()))?;
+    let seq = sock.next_seq();
+    // Sent while the socket still blocks: a request always fits.
+    sock.send(&header_only(
+        IPCTNL_MSG_CT_GET,
+        NLM_F_REQUEST | NLM_F_DUMP,
         seq,
         L3Family::UNSPEC,
         0,
-    );
-    sock.send(&req, 0).map_err(|e| Error::io("send", e))?;
+    ))?;
+    sock.set_non_blocking()?;
     let fd = register(sock)?;
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; SocketConfig::DEFAULT_RECV_BUFFER];
+    let mut reader = DumpReader::new(op, seq, false);
     let mut flows = 0u64;
     loop {
         let mut guard = fd
             .readable()
             .await
             .map_err(|e| Error::io("tokio readable", e))?;
-        let n = match guard.try_io(|s| {
-            let mut slice: &mut [u8] = &mut buf[..];
-            s.get_ref().recv(&mut slice, libc::MSG_TRUNC)
-        }) {
+        let n = match guard.try_io(|s| s.get_ref().recv_raw(&mut buf)) {
             Err(_would_block) => continue,
-            Ok(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                return Err(Error::Overrun { op });
-            }
-            Ok(Err(e)) => return Err(Error::io("recv", e)),
-            Ok(Ok(n)) => n,
+            Ok(r) => received(op, r, buf.len())?,
         };
-        if n > buf.len() {
-            return Err(Error::Truncated {
-                len: n,
-                buffer: buf.len(),
-            });
-        }
-        for m in messages(&buf[..n]) {
-            let m = m.map_err(|source| Error::Wire { op, source })?;
-            if m.seq != seq {
-                continue;
+        let done = reader.feed(&buf[..n], &mut |m| {
+            if m.is_ct_flow()
+                && let Ok(v) = FlowView::from_message(m)
+            {
+                flows += 1;
+                f(&v);
             }
-            if m.is_ct_flow() {
-                if let Ok(v) = FlowView::from_message(&m) {
-                    flows += 1;
-                    f(&v);
-                }
-            } else if m.is_done() || m.is_error() {
-                return match m.error_code() {
-                    Some(0) | None => Ok(flows),
-                    Some(e) => Err(Error::from_errno(op, -e, None)),
-                };
-            }
+        })?;
+        if done {
+            return Ok(flows);
         }
     }
 }

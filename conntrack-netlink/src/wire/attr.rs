@@ -2,9 +2,10 @@
 //! the names of `include/uapi/linux/netfilter/nfnetlink_conntrack.h`
 //! (gimli style: `CTA_TUPLE_ORIG` is a constant of type [`CtaAttr`]).
 //!
-//! Values were checked against the uapi header and `/work/shared/KERNEL.md`
-//! section 2. A value this crate does not name still prints (as
-//! `type N`), so errors about attributes from newer kernels stay readable.
+//! Values are those of the uapi header (the enums grow at the end:
+//! `CTA_LABELS` and later arrived after the 3.x headers). A value this
+//! crate does not name still prints (as `type N`), so errors about
+//! attributes from newer kernels stay readable.
 //!
 //! ```
 //! use conntrack_netlink::wire::attr::{CTA_TUPLE_ORIG, CtaAttr};
@@ -321,6 +322,35 @@ attr_set! {
     }
 }
 
+/// `CTA_FILTER_F_CTA_IP_SRC`: a filter flag bit (`CTA_FILTER_ORIG_FLAGS`,
+/// `CTA_FILTER_REPLY_FLAGS`, host-order u32, Linux 5.8+) saying that the
+/// filter tuple's source address must match. The kernel defines the
+/// `CTA_FILTER_F_*` bits in `net/netfilter/nf_internals.h`, not in a uapi
+/// header; their values are ABI all the same.
+pub const CTA_FILTER_F_CTA_IP_SRC: u32 = 1 << 0;
+/// `CTA_FILTER_F_CTA_IP_DST`: match the destination address.
+pub const CTA_FILTER_F_CTA_IP_DST: u32 = 1 << 1;
+/// `CTA_FILTER_F_CTA_TUPLE_ZONE`: match the direction zone.
+pub const CTA_FILTER_F_CTA_TUPLE_ZONE: u32 = 1 << 2;
+/// `CTA_FILTER_F_CTA_PROTO_NUM`: match the layer 4 protocol.
+pub const CTA_FILTER_F_CTA_PROTO_NUM: u32 = 1 << 3;
+/// `CTA_FILTER_F_CTA_PROTO_SRC_PORT`: match the source port.
+pub const CTA_FILTER_F_CTA_PROTO_SRC_PORT: u32 = 1 << 4;
+/// `CTA_FILTER_F_CTA_PROTO_DST_PORT`: match the destination port.
+pub const CTA_FILTER_F_CTA_PROTO_DST_PORT: u32 = 1 << 5;
+/// `CTA_FILTER_F_CTA_PROTO_ICMP_TYPE`: match the ICMP type.
+pub const CTA_FILTER_F_CTA_PROTO_ICMP_TYPE: u32 = 1 << 6;
+/// `CTA_FILTER_F_CTA_PROTO_ICMP_CODE`: match the ICMP code.
+pub const CTA_FILTER_F_CTA_PROTO_ICMP_CODE: u32 = 1 << 7;
+/// `CTA_FILTER_F_CTA_PROTO_ICMP_ID`: match the ICMP id.
+pub const CTA_FILTER_F_CTA_PROTO_ICMP_ID: u32 = 1 << 8;
+/// `CTA_FILTER_F_CTA_PROTO_ICMPV6_TYPE`: match the ICMPv6 type.
+pub const CTA_FILTER_F_CTA_PROTO_ICMPV6_TYPE: u32 = 1 << 9;
+/// `CTA_FILTER_F_CTA_PROTO_ICMPV6_CODE`: match the ICMPv6 code.
+pub const CTA_FILTER_F_CTA_PROTO_ICMPV6_CODE: u32 = 1 << 10;
+/// `CTA_FILTER_F_CTA_PROTO_ICMPV6_ID`: match the ICMPv6 id.
+pub const CTA_FILTER_F_CTA_PROTO_ICMPV6_ID: u32 = 1 << 11;
+
 attr_set! {
     /// Per-CPU statistics (`enum ctattr_stats_cpu`), all be32.
     CtaStatsAttr {
@@ -417,22 +447,31 @@ pub enum Space {
 impl Space {
     /// The namespace of the children of attribute `ty` of this namespace.
     pub const fn child(self, ty: u16) -> Space {
-        match (self, ty) {
-            (Space::Conntrack, 1 | 2 | 14) => Space::Tuple,
-            (Space::Conntrack, 4) => Space::Protoinfo,
-            (Space::Conntrack, 5) => Space::Help,
-            (Space::Conntrack, 6 | 13) => Space::Nat,
-            (Space::Conntrack, 9 | 10) => Space::Counters,
-            (Space::Conntrack, 15 | 16) => Space::SeqAdj,
-            (Space::Conntrack, 19) => Space::Secctx,
-            (Space::Conntrack, 20) => Space::Timestamp,
-            (Space::Conntrack, 24) => Space::Synproxy,
-            (Space::Conntrack, 25) => Space::Filter,
-            (Space::Tuple, 1) => Space::Ip,
-            (Space::Tuple, 2) => Space::Proto,
-            (Space::Protoinfo, 1) => Space::ProtoinfoTcp,
-            (Space::Protoinfo, 2) => Space::ProtoinfoDccp,
-            (Space::Protoinfo, 3) => Space::ProtoinfoSctp,
+        match self {
+            Space::Conntrack => match CtaAttr(ty) {
+                CTA_TUPLE_ORIG | CTA_TUPLE_REPLY | CTA_TUPLE_MASTER => Space::Tuple,
+                CTA_PROTOINFO => Space::Protoinfo,
+                CTA_HELP => Space::Help,
+                CTA_NAT_SRC | CTA_NAT_DST => Space::Nat,
+                CTA_COUNTERS_ORIG | CTA_COUNTERS_REPLY => Space::Counters,
+                CTA_SEQ_ADJ_ORIG | CTA_SEQ_ADJ_REPLY => Space::SeqAdj,
+                CTA_SECCTX => Space::Secctx,
+                CTA_TIMESTAMP => Space::Timestamp,
+                CTA_SYNPROXY => Space::Synproxy,
+                CTA_FILTER => Space::Filter,
+                _ => Space::Unknown,
+            },
+            Space::Tuple => match CtaTupleAttr(ty) {
+                CTA_TUPLE_IP => Space::Ip,
+                CTA_TUPLE_PROTO => Space::Proto,
+                _ => Space::Unknown,
+            },
+            Space::Protoinfo => match CtaProtoinfoAttr(ty) {
+                CTA_PROTOINFO_TCP => Space::ProtoinfoTcp,
+                CTA_PROTOINFO_DCCP => Space::ProtoinfoDccp,
+                CTA_PROTOINFO_SCTP => Space::ProtoinfoSctp,
+                _ => Space::Unknown,
+            },
             _ => Space::Unknown,
         }
     }

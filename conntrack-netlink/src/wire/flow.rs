@@ -25,33 +25,17 @@
 //! those are present. Everything else is optional.
 
 use super::attr::*;
+use super::encode::{Pad64, put_attr, put_be16, put_be32};
 use super::error::{DecodeError, ErrorKind, Expected};
-use super::fast;
-use super::message::{
-    IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_NEW, Message, NFGENMSG_LEN, NLM_F_CREATE, NLM_F_EXCL,
-    NLMSG_HDRLEN, NfGenMsg,
-};
+use super::event::EventKind;
+use super::fast::{be32, hdr, word};
+use super::message::{IPCTNL_MSG_CT_NEW, Message, NFGENMSG_LEN, NLMSG_HDRLEN, NfGenMsg};
 use super::nla::{Attr, Attrs, relabel};
-use super::tuple::{decode_tuple_general as decode_tuple, for_each};
+use super::{counters, named, protoinfo, seqadj, synproxy, timestamp, tuple};
 use conntrack_core::{
-    Counters, DccpInfo, DccpState, Flow, FlowKey, FlowLike, FlowState, L3Family, L4Proto, Labels,
-    Nat, ProtoInfo, SctpInfo, SctpState, SeqAdj, Status, Synproxy, TcpFlags, TcpInfo, TcpState,
-    Timestamp, Tuple,
+    Counters, Flow, FlowKey, FlowLike, FlowState, L3Family, L4Proto, Labels, Nat, ProtoInfo,
+    SeqAdj, Status, Synproxy, TcpState, Timestamp, Tuple,
 };
-
-/// What a flow message announces. Only meaningful for messages received
-/// on the event multicast groups: a dump item and a get reply look like
-/// [`EventType::Update`] (NEW without `NLM_F_CREATE`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum EventType {
-    /// `IPCTNL_MSG_CT_NEW` with `NLM_F_CREATE | NLM_F_EXCL` (group
-    /// `NFNLGRP_CONNTRACK_NEW`).
-    New,
-    /// `IPCTNL_MSG_CT_NEW` without them (group `NFNLGRP_CONNTRACK_UPDATE`).
-    Update,
-    /// `IPCTNL_MSG_CT_DELETE` (group `NFNLGRP_CONNTRACK_DESTROY`).
-    Destroy,
-}
 
 /// One conntrack entry, decoded in a single pass without allocating.
 ///
@@ -115,6 +99,7 @@ pub struct FlowView<'a> {
 
 const C: Space = Space::Conntrack;
 
+/// `CTA_LABELS` / `CTA_LABELS_MASK`: 1 to 16 bytes, zero-extended.
 #[inline(always)]
 fn labels(a: &Attr<'_>) -> Result<Labels, DecodeError> {
     let v = a.value();
@@ -134,142 +119,17 @@ fn labels(a: &Attr<'_>) -> Result<Labels, DecodeError> {
     Ok(Labels(l))
 }
 
+/// The fast path for the four be32 attributes a dump puts after
+/// `CTA_STATUS`: `CTA_MARK`, `CTA_ID`, `CTA_USE`, `CTA_TIMEOUT` (the 32
+/// bytes at the start of `rest`), as `(mark, id, use, timeout)`.
 #[inline(always)]
-fn counters(a: &Attr<'_>) -> Result<Counters, DecodeError> {
-    let mut c = Counters::default();
-    for_each(a, C, |x| {
-        const S: Space = Space::Counters;
-        match CtaCountersAttr(x.ty()) {
-            CTA_COUNTERS_PACKETS => c.packets = x.be64(S)?,
-            CTA_COUNTERS_BYTES => c.bytes = x.be64(S)?,
-            CTA_COUNTERS32_PACKETS => c.packets = u64::from(x.be32(S)?),
-            CTA_COUNTERS32_BYTES => c.bytes = u64::from(x.be32(S)?),
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(c)
-}
-
-fn seqadj(a: &Attr<'_>) -> Result<SeqAdj, DecodeError> {
-    let mut s = SeqAdj::default();
-    for_each(a, C, |x| {
-        const S: Space = Space::SeqAdj;
-        match CtaSeqAdjAttr(x.ty()) {
-            CTA_SEQADJ_CORRECTION_POS => s.correction_pos = x.be32(S)?,
-            CTA_SEQADJ_OFFSET_BEFORE => s.offset_before = x.be32(S)?,
-            CTA_SEQADJ_OFFSET_AFTER => s.offset_after = x.be32(S)?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(s)
-}
-
-fn synproxy(a: &Attr<'_>) -> Result<Synproxy, DecodeError> {
-    let mut s = Synproxy::default();
-    for_each(a, C, |x| {
-        const S: Space = Space::Synproxy;
-        match CtaSynproxyAttr(x.ty()) {
-            CTA_SYNPROXY_ISN => s.isn = x.be32(S)?,
-            CTA_SYNPROXY_ITS => s.its = x.be32(S)?,
-            CTA_SYNPROXY_TSOFF => s.tsoff = x.be32(S)?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(s)
-}
-
-#[inline(always)]
-fn timestamp(a: &Attr<'_>) -> Result<Timestamp, DecodeError> {
-    let mut t = Timestamp::default();
-    for_each(a, C, |x| {
-        const S: Space = Space::Timestamp;
-        match CtaTimestampAttr(x.ty()) {
-            CTA_TIMESTAMP_START => t.start = x.be64(S)?,
-            CTA_TIMESTAMP_STOP => t.stop = Some(x.be64(S)?),
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(t)
-}
-
-/// A string in a nest (`CTA_HELP_NAME`, `CTA_SECCTX_NAME`, both type 1).
-fn named<'a>(a: &Attr<'a>) -> Result<&'a str, DecodeError> {
-    let child = C.child(a.ty());
-    let mut name = None;
-    for_each(a, C, |x| {
-        if x.ty() == 1 {
-            name = Some(x.str(child)?);
-        }
-        Ok(())
-    })?;
-    name.ok_or_else(|| DecodeError::at(a.offset(), child, 1, ErrorKind::Missing).within(C, a.ty()))
-}
-
-#[inline(always)]
-fn protoinfo(a: &Attr<'_>) -> Result<Option<ProtoInfo>, DecodeError> {
-    let mut out = None;
-    for_each(a, C, |p| {
-        const P: Space = Space::Protoinfo;
-        match CtaProtoinfoAttr(p.ty()) {
-            CTA_PROTOINFO_TCP => {
-                let mut t = TcpInfo::default();
-                for_each(p, P, |x| {
-                    const S: Space = Space::ProtoinfoTcp;
-                    match CtaProtoinfoTcpAttr(x.ty()) {
-                        CTA_PROTOINFO_TCP_STATE => t.state = TcpState(x.u8(S)?),
-                        CTA_PROTOINFO_TCP_WSCALE_ORIGINAL => t.wscale_orig = Some(x.u8(S)?),
-                        CTA_PROTOINFO_TCP_WSCALE_REPLY => t.wscale_reply = Some(x.u8(S)?),
-                        CTA_PROTOINFO_TCP_FLAGS_ORIGINAL => {
-                            let [flags, mask] = x.array::<2>(S)?;
-                            t.flags_orig = Some(TcpFlags { flags, mask });
-                        }
-                        CTA_PROTOINFO_TCP_FLAGS_REPLY => {
-                            let [flags, mask] = x.array::<2>(S)?;
-                            t.flags_reply = Some(TcpFlags { flags, mask });
-                        }
-                        _ => {}
-                    }
-                    Ok(())
-                })?;
-                out = Some(ProtoInfo::Tcp(t));
-            }
-            CTA_PROTOINFO_SCTP => {
-                let mut s = SctpInfo::default();
-                for_each(p, P, |x| {
-                    const S: Space = Space::ProtoinfoSctp;
-                    match CtaProtoinfoSctpAttr(x.ty()) {
-                        CTA_PROTOINFO_SCTP_STATE => s.state = SctpState(x.u8(S)?),
-                        CTA_PROTOINFO_SCTP_VTAG_ORIGINAL => s.vtag_orig = Some(x.be32(S)?),
-                        CTA_PROTOINFO_SCTP_VTAG_REPLY => s.vtag_reply = Some(x.be32(S)?),
-                        _ => {}
-                    }
-                    Ok(())
-                })?;
-                out = Some(ProtoInfo::Sctp(s));
-            }
-            CTA_PROTOINFO_DCCP => {
-                let mut d = DccpInfo::default();
-                for_each(p, P, |x| {
-                    const S: Space = Space::ProtoinfoDccp;
-                    match CtaProtoinfoDccpAttr(x.ty()) {
-                        CTA_PROTOINFO_DCCP_STATE => d.state = DccpState(x.u8(S)?),
-                        CTA_PROTOINFO_DCCP_ROLE => d.role = Some(x.u8(S)?),
-                        CTA_PROTOINFO_DCCP_HANDSHAKE_SEQ => d.handshake_seq = Some(x.be64(S)?),
-                        _ => {}
-                    }
-                    Ok(())
-                })?;
-                out = Some(ProtoInfo::Dccp(d));
-            }
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(out)
+fn after_status(rest: &[u8]) -> Option<(u32, u32, u32, u32)> {
+    let b = rest.first_chunk::<32>()?;
+    let ok = word(b, 0) == hdr(8, CTA_MARK.0)
+        && word(b, 8) == hdr(8, CTA_ID.0)
+        && word(b, 16) == hdr(8, CTA_USE.0)
+        && word(b, 24) == hdr(8, CTA_TIMEOUT.0);
+    ok.then(|| (be32(b, 4), be32(b, 12), be32(b, 20), be32(b, 28)))
 }
 
 impl<'a> FlowView<'a> {
@@ -304,8 +164,8 @@ impl<'a> FlowView<'a> {
     }
 
     /// The single pass. With `FAST`, nests in the kernel's common layouts
-    /// are read by the fast paths of [`fast`], which accept only what the
-    /// general path decodes to the same value.
+    /// are read by their fast paths (see `fast.rs`), which accept only
+    /// what the general path decodes to the same value.
     #[inline(always)]
     fn decode<const FAST: bool>(
         payload: &'a [u8],
@@ -329,8 +189,8 @@ impl<'a> FlowView<'a> {
             nfgen,
             msg_type,
             nl_flags,
-            orig: PLACEHOLDER,
-            reply: PLACEHOLDER,
+            orig: tuple::PLACEHOLDER,
+            reply: tuple::PLACEHOLDER,
             master: None,
             status: None,
             protoinfo: None,
@@ -364,14 +224,14 @@ impl<'a> FlowView<'a> {
                 // Tuples are written in place: the fast path for the
                 // kernel's layouts, the general path for anything else.
                 CTA_TUPLE_ORIG => {
-                    if !(FAST && fast::tuple_into(a.value(), &mut v.orig)) {
-                        v.orig = decode_tuple(&a, C)?;
+                    if !(FAST && tuple::decode_fast_into(a.value(), &mut v.orig)) {
+                        v.orig = tuple::decode(&a, C)?;
                     }
                     have_orig = true;
                 }
                 CTA_TUPLE_REPLY => {
-                    if !(FAST && fast::tuple_into(a.value(), &mut v.reply)) {
-                        v.reply = decode_tuple(&a, C)?;
+                    if !(FAST && tuple::decode_fast_into(a.value(), &mut v.reply)) {
+                        v.reply = tuple::decode(&a, C)?;
                     }
                     have_reply = true;
                 }
@@ -379,7 +239,7 @@ impl<'a> FlowView<'a> {
                     v.status = Some(Status::from_bits_retain(a.be32(C)?));
                     // A dump continues with mark, id, use and timeout.
                     if let Some((mark, id, use_count, timeout)) =
-                        fast::after_status(it.remaining()).filter(|_| FAST)
+                        after_status(it.remaining()).filter(|_| FAST)
                     {
                         v.mark = Some(mark);
                         v.id = Some(id);
@@ -393,15 +253,15 @@ impl<'a> FlowView<'a> {
                 CTA_ID => v.id = Some(a.be32(C)?),
                 CTA_USE => v.use_count = Some(a.be32(C)?),
                 CTA_PROTOINFO => {
-                    v.protoinfo = match fast::tcp(a.value()) {
+                    v.protoinfo = match protoinfo::decode_fast_tcp(a.value()) {
                         Some(t) if FAST => Some(ProtoInfo::Tcp(t)),
-                        _ => protoinfo(&a)?,
+                        _ => protoinfo::decode(&a)?,
                     }
                 }
                 CTA_COUNTERS_ORIG | CTA_COUNTERS_REPLY => {
-                    let c = match fast::counters(a.value()) {
+                    let c = match counters::decode_fast(a.value()) {
                         Some(c) if FAST => c,
-                        _ => counters(&a)?,
+                        _ => counters::decode(&a)?,
                     };
                     if a.ty() == CTA_COUNTERS_ORIG.0 {
                         v.counters_orig = Some(c);
@@ -410,22 +270,22 @@ impl<'a> FlowView<'a> {
                     }
                 }
                 CTA_TIMESTAMP => {
-                    v.timestamp = Some(match fast::timestamp(a.value()) {
+                    v.timestamp = Some(match timestamp::decode_fast(a.value()) {
                         Some(t) if FAST => t,
-                        _ => timestamp(&a)?,
+                        _ => timestamp::decode(&a)?,
                     })
                 }
                 CTA_ZONE => v.zone = Some(a.be16(C)?),
-                CTA_TUPLE_MASTER => v.master = Some(decode_tuple(&a, C)?),
-                CTA_HELP => v.helper = Some(named(&a)?),
-                CTA_SECCTX => v.secctx = Some(named(&a)?),
+                CTA_TUPLE_MASTER => v.master = Some(tuple::decode(&a, C)?),
+                CTA_HELP => v.helper = Some(named::decode(&a)?),
+                CTA_SECCTX => v.secctx = Some(named::decode(&a)?),
                 CTA_SECMARK => v.secmark = Some(a.be32(C)?),
                 CTA_LABELS => v.labels = Some(labels(&a)?),
                 CTA_LABELS_MASK => v.labels_mask = Some(labels(&a)?),
                 CTA_MARK_MASK => v.mark_mask = Some(a.be32(C)?),
-                CTA_SEQ_ADJ_ORIG => v.seqadj_orig = Some(seqadj(&a)?),
-                CTA_SEQ_ADJ_REPLY => v.seqadj_reply = Some(seqadj(&a)?),
-                CTA_SYNPROXY => v.synproxy = Some(synproxy(&a)?),
+                CTA_SEQ_ADJ_ORIG => v.seqadj_orig = Some(seqadj::decode(&a)?),
+                CTA_SEQ_ADJ_REPLY => v.seqadj_reply = Some(seqadj::decode(&a)?),
+                CTA_SYNPROXY => v.synproxy = Some(synproxy::decode(&a)?),
                 CTA_TIMESTAMP_EVENT => v.timestamp_event = Some(a.be64(C)?),
                 _ => {}
             }
@@ -467,15 +327,9 @@ impl<'a> FlowView<'a> {
         self.nl_flags
     }
 
-    /// Which event this message announces (see [`EventType`]).
-    pub const fn event_type(&self) -> EventType {
-        if self.msg_type == IPCTNL_MSG_CT_DELETE {
-            EventType::Destroy
-        } else if self.nl_flags & (NLM_F_CREATE | NLM_F_EXCL) != 0 {
-            EventType::New
-        } else {
-            EventType::Update
-        }
+    /// Which event this message announces (see [`EventKind`]).
+    pub const fn event_kind(&self) -> EventKind {
+        EventKind::of(self.msg_type, self.nl_flags)
     }
 
     /// Original direction tuple (`CTA_TUPLE_ORIG`).
@@ -689,15 +543,6 @@ pub(crate) fn parse_general(payload: &[u8]) -> Result<FlowView<'_>, DecodeError>
     FlowView::decode::<false>(payload, 0, IPCTNL_MSG_CT_NEW, 0)
 }
 
-/// A tuple value used only until the real one is decoded.
-pub(crate) const PLACEHOLDER: Tuple = Tuple {
-    src: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-    dst: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-    proto: L4Proto(0),
-    l4: conntrack_core::L4Tuple::None,
-    zone: None,
-};
-
 impl FlowLike for FlowView<'_> {
     #[inline]
     fn orig(&self) -> Tuple {
@@ -743,15 +588,148 @@ impl From<FlowView<'_>> for Flow {
     }
 }
 
+// Encoding
+
+/// Appends the attributes of a CT_NEW request (create or update) for
+/// `flow`: tuples, zone, master tuple, status (only when non-empty),
+/// timeout, mark, protoinfo, helper, labels, sequence adjustment and SYN
+/// proxy. Attributes the kernel only reports (counters, timestamps, id,
+/// use, security context) are not written.
+///
+/// The kernel refuses (`EBUSY`) status changes of the bits it manages
+/// (`ctnetlink_change_status`): a create's entry is already marked
+/// confirmed when the status is applied, so a create that sends a status
+/// must have `CONFIRMED` set and `EXPECTED`/`DYING` clear (as `conntrack
+/// -I` does; checked on 6.18); an update sends the entry's current values
+/// of those bits. An empty status is not written, which both accept.
+/// [`crate::request::STATUS_MANAGED`] names the bits, and
+/// [`crate::Conntrack::create`] sets them. A create needs a timeout.
+///
+/// ```
+/// use conntrack_core::{Flow, L4Proto, L4Tuple, Status, Tuple};
+/// use conntrack_netlink::wire::{encode, FlowView};
+/// let ip = |s: &str| s.parse().unwrap();
+/// let t = Tuple::new(ip("10.0.0.1"), ip("10.0.0.2"), L4Proto::TCP,
+///                    L4Tuple::Ports { src: 1, dst: 2 });
+/// let r = Tuple::new(ip("10.0.0.2"), ip("10.0.0.1"), L4Proto::TCP,
+///                    L4Tuple::Ports { src: 2, dst: 1 });
+/// let mut flow = Flow::new(t, r, Status::empty());
+/// flow.timeout = Some(60);
+/// flow.id = Some(5); // not sent
+/// let mut p = vec![2, 0, 0, 0];
+/// encode::encode_flow(&flow, &mut p);
+/// let v = FlowView::parse(&p).unwrap();
+/// assert_eq!((v.timeout(), v.id(), v.has_status()), (Some(60), None, false));
+/// ```
+pub fn encode_flow(flow: &Flow, out: &mut Vec<u8>) {
+    tuple::put_tuple(out, CTA_TUPLE_ORIG, &flow.orig);
+    tuple::put_tuple(out, CTA_TUPLE_REPLY, &flow.reply);
+    if let Some(z) = flow.zone {
+        put_be16(out, CTA_ZONE.0, z);
+    }
+    if let Some(m) = &flow.master {
+        tuple::put_tuple(out, CTA_TUPLE_MASTER, m);
+    }
+    if !flow.status.is_empty() {
+        put_be32(out, CTA_STATUS.0, flow.status.bits());
+    }
+    if let Some(t) = flow.timeout {
+        put_be32(out, CTA_TIMEOUT.0, t);
+    }
+    if let Some(m) = flow.mark {
+        put_be32(out, CTA_MARK.0, m);
+    }
+    if let Some(p) = &flow.protoinfo {
+        protoinfo::put_protoinfo(out, p, Pad64::None);
+    }
+    put_tail(flow, out);
+}
+
+/// Appends the attributes a Linux 6.18 kernel (x86_64) emits for `flow`
+/// in a dump, in its order: `CTA_TUPLE_ORIG`, `CTA_TUPLE_REPLY`,
+/// `CTA_ZONE`, `CTA_STATUS`, `CTA_MARK`, `CTA_SECMARK` (older kernels
+/// only), `CTA_SECCTX`, `CTA_ID`, `CTA_USE`, `CTA_TUPLE_MASTER`,
+/// `CTA_TIMEOUT`, `CTA_PROTOINFO`, `CTA_COUNTERS_ORIG`,
+/// `CTA_COUNTERS_REPLY`, `CTA_TIMESTAMP`, `CTA_HELP`, `CTA_LABELS`,
+/// `CTA_SEQ_ADJ_ORIG`, `CTA_SEQ_ADJ_REPLY`, `CTA_SYNPROXY`; each only
+/// when the flow has it (the status always). Used to build test data and
+/// benchmark buffers with the real layout.
+pub fn encode_flow_as_kernel(flow: &Flow, out: &mut Vec<u8>) {
+    encode_flow_as_kernel_with(flow, out, Pad64::None)
+}
+
+/// [`encode_flow_as_kernel`] with a choice of 64-bit padding.
+pub fn encode_flow_as_kernel_with(flow: &Flow, out: &mut Vec<u8>, pad: Pad64) {
+    tuple::put_tuple(out, CTA_TUPLE_ORIG, &flow.orig);
+    tuple::put_tuple(out, CTA_TUPLE_REPLY, &flow.reply);
+    if let Some(z) = flow.zone {
+        put_be16(out, CTA_ZONE.0, z);
+    }
+    put_be32(out, CTA_STATUS.0, flow.status.bits());
+    if let Some(m) = flow.mark {
+        put_be32(out, CTA_MARK.0, m);
+    }
+    if let Some(m) = flow.secmark {
+        put_be32(out, CTA_SECMARK.0, m);
+    }
+    if let Some(s) = &flow.secctx {
+        named::put_named(out, CTA_SECCTX, s);
+    }
+    if let Some(id) = flow.id {
+        put_be32(out, CTA_ID.0, id);
+    }
+    if let Some(u) = flow.use_count {
+        put_be32(out, CTA_USE.0, u);
+    }
+    if let Some(m) = &flow.master {
+        tuple::put_tuple(out, CTA_TUPLE_MASTER, m);
+    }
+    if let Some(t) = flow.timeout {
+        put_be32(out, CTA_TIMEOUT.0, t);
+    }
+    if let Some(p) = &flow.protoinfo {
+        protoinfo::put_protoinfo(out, p, pad);
+    }
+    if let Some(c) = &flow.counters_orig {
+        counters::put_counters(out, CTA_COUNTERS_ORIG, c, pad);
+    }
+    if let Some(c) = &flow.counters_reply {
+        counters::put_counters(out, CTA_COUNTERS_REPLY, c, pad);
+    }
+    if let Some(t) = &flow.timestamp {
+        timestamp::put_timestamp(out, t, pad);
+    }
+    put_tail(flow, out);
+}
+
+/// The attributes both a request and a dump end with, in the kernel's
+/// order (`ctnetlink_fill_info`): helper, labels, sequence adjustment of
+/// both directions, SYN proxy.
+fn put_tail(flow: &Flow, out: &mut Vec<u8>) {
+    if let Some(h) = &flow.helper {
+        named::put_named(out, CTA_HELP, h);
+    }
+    if let Some(l) = &flow.labels {
+        put_attr(out, CTA_LABELS.0, &l.0);
+    }
+    if let Some(s) = &flow.seqadj_orig {
+        seqadj::put_seqadj(out, CTA_SEQ_ADJ_ORIG, s);
+    }
+    if let Some(s) = &flow.seqadj_reply {
+        seqadj::put_seqadj(out, CTA_SEQ_ADJ_REPLY, s);
+    }
+    if let Some(s) = &flow.synproxy {
+        synproxy::put_synproxy(out, s);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::support::{ip, payload};
     use crate::wire::encode;
-    use conntrack_core::L4Tuple;
-
-    fn ip(s: &str) -> std::net::IpAddr {
-        s.parse().unwrap()
-    }
+    use conntrack_core::{L4Tuple, TcpFlags, TcpInfo};
+    use proptest::prelude::*;
 
     fn tcp_flow() -> Flow {
         let orig = Tuple::new(
@@ -816,12 +794,6 @@ mod tests {
         f
     }
 
-    fn payload(f: &Flow) -> Vec<u8> {
-        let mut p = vec![2, 0, 0, 0];
-        encode::encode_flow_as_kernel(f, &mut p);
-        p
-    }
-
     #[test]
     fn roundtrip_everything() {
         let f = tcp_flow();
@@ -833,7 +805,7 @@ mod tests {
         assert!(v.nat().snat && !v.nat().dnat);
         assert_eq!(v.key(), f.key());
         assert_eq!(FlowLike::flow_state(&v), f.state());
-        assert_eq!(v.event_type(), EventType::Update);
+        assert_eq!(v.event_kind(), EventKind::Update);
         assert_eq!(v.attrs().count(), v.attrs().filter(|a| a.is_ok()).count());
     }
 
@@ -970,5 +942,115 @@ mod tests {
         let mut q = vec![2, 0, 0, 0];
         encode::encode_flow_as_kernel(&v.to_owned(), &mut q);
         assert_eq!(q, p);
+    }
+
+    #[test]
+    fn kernel_layouts_take_the_fast_paths() {
+        let ip = "10.0.0.1".parse().unwrap();
+        let t = Tuple::new(ip, ip, L4Proto::TCP, L4Tuple::Ports { src: 1, dst: 2 });
+        let mut f = Flow::new(t, t, Status::CONFIRMED);
+        f.counters_orig = Some(Counters {
+            packets: 1,
+            bytes: 2,
+        });
+        f.timestamp = Some(Timestamp {
+            start: 3,
+            stop: None,
+        });
+        f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
+            state: TcpState::ESTABLISHED,
+            wscale_orig: Some(1),
+            wscale_reply: Some(2),
+            flags_orig: Some(TcpFlags { flags: 3, mask: 4 }),
+            flags_reply: Some(TcpFlags { flags: 5, mask: 6 }),
+        }));
+        (f.mark, f.id, f.use_count, f.timeout) = (Some(7), Some(8), Some(9), Some(10));
+        let mut p = Vec::new();
+        encode_flow_as_kernel(&f, &mut p);
+        let attrs: Vec<_> = Attrs::new(&p, 0).map(|a| a.unwrap()).collect();
+        let value = |ty: CtaAttr| attrs.iter().find(|a| a.ty() == ty.0).unwrap().value();
+        let mut fast = tuple::PLACEHOLDER;
+        assert!(tuple::decode_fast_into(value(CTA_TUPLE_ORIG), &mut fast));
+        assert_eq!(fast, t);
+        assert_eq!(
+            counters::decode_fast(value(CTA_COUNTERS_ORIG)),
+            f.counters_orig
+        );
+        assert_eq!(timestamp::decode_fast(value(CTA_TIMESTAMP)), f.timestamp);
+        assert_eq!(
+            protoinfo::decode_fast_tcp(value(CTA_PROTOINFO)).map(ProtoInfo::Tcp),
+            f.protoinfo
+        );
+        let status = attrs.iter().find(|a| a.ty() == CTA_STATUS.0).unwrap();
+        assert_eq!(after_status(&p[status.offset() + 8..]), Some((7, 8, 9, 10)));
+    }
+
+    proptest! {
+        /// The fast paths for counters, timestamps, TCP protoinfo and the
+        /// block after CTA_STATUS are taken on the kernel's layout and agree
+        /// with the general path on mutations of it.
+        #[test]
+        fn fast_nests_agree(
+            c in any::<(u64, u64)>(),
+            ts in any::<(u64, Option<u64>)>(),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+        ) {
+            let ip = "10.0.0.1".parse().unwrap();
+            let t = Tuple::new(ip, ip, L4Proto::TCP, L4Tuple::Ports { src: 1, dst: 2 });
+            let mut f = Flow::new(t, t, Status::CONFIRMED);
+            f.counters_orig = Some(Counters { packets: c.0, bytes: c.1 });
+            f.mark = Some(c.0 as u32);
+            f.id = Some(c.1 as u32);
+            f.use_count = Some(1);
+            f.timeout = Some((c.0 >> 32) as u32);
+            f.timestamp = Some(Timestamp { start: ts.0, stop: ts.1 });
+            f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
+                state: TcpState(c.0 as u8),
+                wscale_orig: Some(1),
+                wscale_reply: Some(2),
+                flags_orig: Some(TcpFlags { flags: 3, mask: 4 }),
+                flags_reply: Some(TcpFlags { flags: 5, mask: 6 }),
+            }));
+            let mut p = vec![2, 0, 0, 0];
+            encode_flow_as_kernel(&f, &mut p);
+            prop_assert_eq!(FlowView::parse(&p).unwrap().to_owned(), f.clone());
+            // Mutate, then compare fast and general decoding of the flow.
+            let mut q = p.clone();
+            for (i, x) in flips {
+                let i = 4 + i.index(q.len() - 4);
+                q[i] ^= x;
+            }
+            let fast = FlowView::parse(&q).map(|v| v.to_owned());
+            let slow = parse_general(&q).map(|v| v.to_owned());
+            prop_assert_eq!(fast, slow);
+        }
+    }
+
+    #[test]
+    fn pad_attributes_are_skipped() {
+        let t = Tuple::new(ip("1.2.3.4"), ip("5.6.7.8"), L4Proto(47), L4Tuple::None);
+        let mut f = Flow::new(t, t, Status::CONFIRMED);
+        f.counters_orig = Some(Counters {
+            packets: 1,
+            bytes: 2,
+        });
+        f.timestamp = Some(Timestamp {
+            start: 3,
+            stop: Some(4),
+        });
+        f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
+            state: TcpState::CLOSE,
+            ..Default::default()
+        }));
+        for pad in [Pad64::None, Pad64::Aligned] {
+            let mut p = vec![2, 0, 0, 0];
+            encode_flow_as_kernel_with(&f, &mut p, pad);
+            assert_eq!(FlowView::parse(&p).unwrap().to_owned(), f, "{pad:?}");
+        }
+        let mut a = vec![2, 0, 0, 0];
+        encode_flow_as_kernel_with(&f, &mut a, Pad64::Aligned);
+        let mut b = vec![2, 0, 0, 0];
+        encode_flow_as_kernel_with(&f, &mut b, Pad64::None);
+        assert!(a.len() > b.len());
     }
 }

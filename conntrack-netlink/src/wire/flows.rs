@@ -166,36 +166,19 @@ impl<'a> Iterator for Flows<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::encode::{begin_message, encode_flow_as_kernel, finish_message};
+    use crate::support;
     use crate::wire::error::{ErrorKind, WireErrorKind};
     use crate::wire::message::*;
-    use conntrack_core::{Flow, L4Proto, L4Tuple, Status, Tuple};
+    use conntrack_core::Flow;
 
+    /// A UDP flow 10.0.0.1:`port` -> 10.0.0.2:53.
     fn flow(port: u16) -> Flow {
-        let ip = |s: &str| s.parse().unwrap();
-        let t = Tuple::new(
-            ip("10.0.0.1"),
-            ip("10.0.0.2"),
-            L4Proto::UDP,
-            L4Tuple::Ports { src: port, dst: 53 },
-        );
-        let r = Tuple::new(
-            ip("10.0.0.2"),
-            ip("10.0.0.1"),
-            L4Proto::UDP,
-            L4Tuple::Ports { src: 53, dst: port },
-        );
-        Flow::new(t, r, Status::CONFIRMED)
+        support::udp("10.0.0.1", port, "10.0.0.2", 53)
     }
 
+    /// Appends a message with sequence number 9.
     fn push(buf: &mut Vec<u8>, ty: u16, flags: u16, f: Option<&Flow>) -> usize {
-        let start = buf.len();
-        let m = begin_message(buf, ty, flags, 9, if f.is_some() { 2 } else { 0 });
-        if let Some(f) = f {
-            encode_flow_as_kernel(f, buf);
-        }
-        finish_message(buf, m);
-        start
+        support::push(buf, ty, flags, 9, f)
     }
 
     #[test]
@@ -256,7 +239,7 @@ mod tests {
         push(&mut buf, ct_type(IPCTNL_MSG_CT_NEW), 0, Some(&flow(5)));
         let mut it = flows(&buf);
         let v = it.next().unwrap().unwrap();
-        assert_eq!(v.event_type(), crate::wire::EventType::Destroy);
+        assert_eq!(v.event_kind(), crate::wire::EventKind::Destroy);
         assert!(it.next().is_none());
         assert_eq!(
             (it.error_code(), it.is_done(), it.skipped()),

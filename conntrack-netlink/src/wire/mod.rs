@@ -18,6 +18,16 @@
 //! - [`encode`] builds messages and attributes (requests, and
 //!   kernel-layout flows for tests and benchmarks).
 //!
+//! Files, bottom up: `message.rs` (netlink header, nfgenmsg, message
+//! constants), `nla.rs` (attribute walking), `attr.rs` (`CTA_*` numbers),
+//! `encode.rs` (the encoder's primitives), then one file per nest with its
+//! general decoder, its fast path (primitives in `fast.rs`) and its
+//! encoder side by side: `tuple.rs`, `protoinfo.rs`, `counters.rs`,
+//! `timestamp.rs`, `seqadj.rs`, `synproxy.rs`, `named.rs` (helper and
+//! security context); `flow.rs` does the same for the top level of a
+//! conntrack message, `stats.rs` for statistics replies and `event.rs` for
+//! event messages.
+//!
 //! Decoding never panics on any input; every error is a small `Copy`
 //! [`DecodeError`] naming the attribute path and byte offset, e.g.
 //! `CTA_TUPLE_ORIG/CTA_TUPLE_IP/CTA_IP_V4_SRC at byte 84: length 3, expected 4`.
@@ -39,18 +49,29 @@
 //! ```
 
 pub mod attr;
+mod counters;
 pub mod encode;
 mod error;
+mod event;
 mod fast;
 mod flow;
 mod flows;
 pub mod message;
+mod named;
 pub mod nla;
+mod protoinfo;
+mod seqadj;
 pub mod stats;
+mod synproxy;
+mod timestamp;
 mod tuple;
 
 pub use error::{AttrPath, DecodeError, ErrorKind, Expected, MAX_DEPTH, WireError, WireErrorKind};
-pub use flow::{EventType, FlowView};
+pub use event::{
+    Event, EventKind, EventMessage, ExpectEvent, ExpectKind, OwnedEvent, decode_event,
+    is_event_message,
+};
+pub use flow::FlowView;
 pub use flows::{Flows, flows};
 pub use message::{Message, Messages, NfGenMsg, messages};
 pub use stats::{decode_stats_cpu, decode_stats_global};

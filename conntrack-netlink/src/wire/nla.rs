@@ -7,18 +7,20 @@
 //! rust-netlink's `NlaBuffer::new_checked` checks (room for a header,
 //! `nla_len >= 4`, `nla_len` within the list), and stops for good after the
 //! first error. Once an [`Attr`] is yielded, none of its accessors panic.
+//! (`netlink-packet-core`'s `NlasIterator` does the same checks but reports
+//! `String` errors without an offset, and the decoder needs both the
+//! offset and a `Copy` error; so the walk is this crate's, the constants
+//! are netlink-packet-core's.)
 
 use super::attr::Space;
 use super::error::{DecodeError, ErrorKind, Expected};
 
-/// `NLA_F_NESTED`: the payload is a list of attributes.
-pub const NLA_F_NESTED: u16 = 0x8000;
-/// `NLA_F_NET_BYTEORDER`: the payload is in network byte order.
-pub const NLA_F_NET_BYTEORDER: u16 = 0x4000;
-/// Mask of the attribute number in `nla_type`.
-pub const NLA_TYPE_MASK: u16 = 0x3fff;
-/// Size of `struct nlattr`.
-pub const NLA_HDRLEN: usize = 4;
+// The attribute constants are netlink-packet-core's (`NLA_HDRLEN` is its
+// `NLA_HEADER_SIZE`): `NLA_F_NESTED` 0x8000, `NLA_F_NET_BYTEORDER` 0x4000,
+// `NLA_TYPE_MASK` 0x3fff, a 4-byte `struct nlattr`.
+pub use netlink_packet_core::{
+    NLA_F_NESTED, NLA_F_NET_BYTEORDER, NLA_HEADER_SIZE as NLA_HDRLEN, NLA_TYPE_MASK,
+};
 
 /// Rounds up to the netlink alignment of 4 bytes.
 #[inline(always)]
@@ -246,6 +248,43 @@ impl<'a> Iterator for Attrs<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_attr().transpose()
+    }
+}
+
+/// The attributes nested in `a` (an attribute of namespace `space`), or
+/// [`ErrorKind::NotNested`] when the payload is too short to be a list of
+/// attributes.
+#[inline(always)]
+pub(crate) fn nest<'a>(a: &Attr<'a>, space: Space) -> Result<Attrs<'a>, DecodeError> {
+    let len = a.value().len();
+    if len != 0 && len < 4 {
+        return Err(DecodeError::at(
+            a.offset(),
+            space,
+            a.ty(),
+            ErrorKind::NotNested { len: len as u16 },
+        ));
+    }
+    Ok(a.nested())
+}
+
+/// Walks the nest `a` (an attribute of `space`), calling `f` for every
+/// child; errors from `f` and from the walk get `a` put in front of their
+/// path.
+#[inline(always)]
+pub(crate) fn for_each<'a>(
+    a: &Attr<'a>,
+    space: Space,
+    mut f: impl FnMut(&Attr<'a>) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let child = space.child(a.ty());
+    let mut it = nest(a, space)?;
+    loop {
+        match it.next_attr() {
+            Ok(Some(c)) => f(&c).map_err(|e| e.within(space, a.ty()))?,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(relabel(e, child).within(space, a.ty())),
+        }
     }
 }
 
