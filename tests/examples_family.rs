@@ -172,6 +172,32 @@ fn help_lists_exit_codes_from_the_one_table() {
     }
 }
 
+/// The README's section on the examples promises what this file checks:
+/// the same target options everywhere, and one table of exit codes.
+#[test]
+fn readme_promise_holds() {
+    let readme = include_str!("../README.md");
+    let section = &readme[readme
+        .find("share one\ntable of exit codes")
+        .expect("README promises one table of exit codes")..];
+    let codes: Vec<i32> = section
+        .lines()
+        .skip_while(|l| !l.starts_with("| code |"))
+        .skip(2)
+        .take_while(|l| l.starts_with("| "))
+        .map(|l| l[2..].split(' ').next().unwrap().parse().expect("a code"))
+        .collect();
+    assert_eq!(codes, TABLE.map(|(c, _)| c), "README's exit-code table");
+    for name in ALL {
+        let (_, help, _) = run(name, &["--help"]);
+        for opt in ["--netns <NAME>", "--pid <PID>"] {
+            assert!(help.contains(opt), "{name} --help lacks {opt}");
+        }
+        let captures = help.contains("--capture <DIR>") && help.contains("--sample");
+        assert_eq!(captures, matches!(name, "doctor" | "plan"), "{name}");
+    }
+}
+
 #[test]
 fn bad_arguments_exit_3_everywhere() {
     for name in ALL {
