@@ -25,12 +25,13 @@ mod common;
 
 use clap::Parser;
 use common::analysis::analyse;
-use common::live::LiveOptions;
-use common::source::{SourceArgs, Target};
-use common::{
-    EXIT_CODES_HELP, EXIT_CRITICAL, EXIT_ERROR, EXIT_HEALTHY, EXIT_UNAVAILABLE, EXIT_WARNING,
-    Failure, capture, live, parse_args,
+use common::exit::{
+    EXIT_CRITICAL, EXIT_ERROR, EXIT_HEALTHY, EXIT_UNAVAILABLE, EXIT_WARNING, exit_codes_help,
+    report,
 };
+use common::live::{LiveOptions, WindowArgs};
+use common::target::{CaptureArgs, NetnsArgs, Target};
+use common::{Failure, capture, live, parse_args};
 use conntrack_kit::tune::render;
 use conntrack_kit::tune::report::Status;
 use std::io::Write as _;
@@ -62,10 +63,16 @@ conntrack-C.txt, iptables-save.txt or nft-ruleset.txt, meta.txt, and copies of
 the host's /proc, /sys and /etc files at their paths.";
 
 #[derive(Debug, Parser)]
-#[command(name = "doctor", about = ABOUT, long_about = LONG_ABOUT, after_help = EXIT_CODES_HELP)]
+#[command(name = "doctor", about = ABOUT, long_about = LONG_ABOUT, after_help = exit_help())]
 struct Args {
     #[command(flatten)]
-    source: SourceArgs,
+    ns: NetnsArgs,
+
+    #[command(flatten)]
+    capture: CaptureArgs,
+
+    #[command(flatten)]
+    window: WindowArgs,
 
     /// Print one JSON document instead of text.
     #[arg(long)]
@@ -76,15 +83,32 @@ struct Args {
     #[arg(long, conflicts_with = "sample")]
     no_sample: bool,
 
-    /// Rows per hotspot table.
-    #[arg(long, value_name = "N", default_value_t = 10,
+    /// Rows per hotspot table (`--top` is an old name).
+    #[arg(long, alias = "top", value_name = "N", default_value_t = 10,
           value_parser = clap::value_parser!(u16).range(1..=1000))]
-    top: u16,
+    rows: u16,
 
     /// Never show the dump progress bar (it is shown only when stderr is a
     /// terminal anyway).
     #[arg(long)]
     no_progress: bool,
+}
+
+/// doctor's rows of the exit-code table.
+fn exit_help() -> String {
+    exit_codes_help(&[
+        (0, "healthy, no finding of warning level or above"),
+        (1, ""),
+        (2, ""),
+        (3, ""),
+        (4, ""),
+        (
+            5,
+            "also when the bundled sample was shown instead, or when nothing could be judged \
+             (an empty capture)",
+        ),
+        (6, ""),
+    ])
 }
 
 fn main() {
@@ -93,15 +117,15 @@ fn main() {
 }
 
 fn run(args: &Args) -> i32 {
-    let target = match args.source.target() {
+    let target = match Target::resolve(&args.ns, Some(&args.capture)) {
         Ok(t) => t,
         Err(e) => return fail(&e),
     };
-    let top = usize::from(args.top);
+    let top = usize::from(args.rows);
     let mut fell_back = false;
     let collected = if target.is_live() {
         let opts = LiveOptions {
-            window: args.source.window(),
+            window: args.window.window,
             progress: !args.no_progress && !args.json,
             top,
         };
@@ -166,6 +190,5 @@ fn run(args: &Args) -> i32 {
 }
 
 fn fail(e: &Failure) -> i32 {
-    eprintln!("doctor: error: {e}");
-    e.code()
+    report("doctor", e)
 }

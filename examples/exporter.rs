@@ -12,11 +12,13 @@
 //! dependency of the crate family for no gain. See `--help` for the
 //! metrics.
 
-#[path = "common/target.rs"]
-mod target;
-use target::{Target, explain, resolve_target};
+mod common;
 
 use clap::Parser;
+use common::duration::{SYNTAX, duration_in};
+use common::exit::{exit_codes_help, failure_of, report};
+use common::target::{NetnsArgs, Target};
+use common::{Failure, parse_args};
 use conntrack_kit::analyze::capacity::memory_cost_for;
 use conntrack_kit::analyze::hotspots::{
     CountMode, HotspotConfig, HotspotSummary, Hotspots, KeyKind, KeyTable, NameMap,
@@ -33,7 +35,6 @@ use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -72,21 +73,19 @@ between reads (a wrap is a difference below 2^31), so the exported value
 is the kernel's value until its first wrap and keeps growing after it; a
 counter that goes backwards otherwise (namespace recreated, module
 reloaded) restarts from the kernel's value, which Prometheus treats as a
-counter reset. Reads happen at scrape time, at most every --min-refresh
-seconds: reads between two scrapes closer than that are served from the
-last read.
+counter reset. Reads happen at scrape time, at most every --min-refresh:
+reads between two scrapes closer than that are served from the last read.
 
 Cardinality: at most --top-k (<= 100) series per hotspot key, 6 keys, so
 at most 600 hotspot series whatever the table holds. Hotspots and
 findings come from a streamed dump of the table (Space-Saving top-K,
-bounded memory), made at most every --dump-every seconds, so scrapes
-cannot hammer the kernel with dumps. Findings judge counter rates over
+bounded memory), made at most every --dump-every, so scrapes cannot
+hammer the kernel with dumps. Findings judge counter rates over
 the reads of the last 5 minutes (the scrapes).
 
 Needs CAP_NET_ADMIN (ctnetlink) and, for --netns/--pid, CAP_SYS_ADMIN.
-
-Exit status: runs until killed; 1 on startup errors (missing namespace or
-privileges, address in use), 2 on bad arguments.";
+It serves until killed; the exit codes below are those of a failed start.
+Durations: DURATION_SYNTAX.";
 
 /// Hotspot keys exported, with their label value.
 const HOT_KEYS: [(KeyKind, &str); 5] = [
@@ -101,15 +100,20 @@ const HOT_KEYS: [(KeyKind, &str); 5] = [
 const MAX_TOP_K: u64 = 100;
 
 #[derive(Debug, Parser)]
-#[command(name = "exporter", about = ABOUT, long_about = LONG_ABOUT)]
+#[command(
+    name = "exporter",
+    about = ABOUT,
+    long_about = LONG_ABOUT.replace("DURATION_SYNTAX", SYNTAX),
+    after_help = exit_codes_help(&[
+        (3, ""),
+        (4, ""),
+        (5, ""),
+        (6, "also when the address cannot be listened on"),
+    ])
+)]
 struct Args {
-    /// Export the network namespace NAME made by `ip netns add NAME`
-    /// (/var/run/netns/NAME). Default: the current namespace.
-    #[arg(long, value_name = "NAME", conflicts_with = "pid")]
-    netns: Option<String>,
-    /// Export the network namespace of process PID (/proc/PID/ns/net).
-    #[arg(long, value_name = "PID")]
-    pid: Option<u32>,
+    #[command(flatten)]
+    ns: NetnsArgs,
     /// Address to listen on (port 0: any free port; the address bound is
     /// printed on standard output). Loopback by default: metrics name
     /// addresses of the table.
@@ -118,32 +122,20 @@ struct Args {
     /// Hotspot values exported per key (1 to 100).
     #[arg(long, value_name = "K", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_TOP_K))]
     top_k: u64,
-    /// Minimum seconds between two reads of the counters (0.1 to 3600).
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
-    min_refresh: f64,
-    /// Minimum seconds between two dumps of the table for hotspots and
-    /// findings (0.1 to 3600).
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
-    dump_every: f64,
+    /// Minimum time between two reads of the counters (100ms to 1h).
+    #[arg(long, value_name = "DURATION", default_value = "1s",
+          value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(3600)))]
+    min_refresh: Duration,
+    /// Minimum time between two dumps of the table for hotspots and
+    /// findings (100ms to 1h).
+    #[arg(long, value_name = "DURATION", default_value = "30s",
+          value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(3600)))]
+    dump_every: Duration,
     /// Do not dump the table (no hotspots; findings from counters and
     /// sizes only).
     #[arg(long)]
     no_hotspots: bool,
 }
-
-fn parse_secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !(0.1..=3600.0).contains(&v) {
-        return Err(format!("{v} is out of range: use 0.1 to 3600 seconds"));
-    }
-    Ok(v)
-}
-
-// ---------------------------------------------------------------------
-// Target namespace (the same small helper is in watch.rs and top.rs)
-// ---------------------------------------------------------------------
 
 // ---------------------------------------------------------------------
 // Collection
@@ -290,7 +282,7 @@ impl State {
         let t = Instant::now();
         let report = self
             .target
-            .netns
+            .netns()
             .run(|| Ok(HostFs::new("/").for_current_thread().read_snapshot()))
             .map_err(|e| explain(&e))?;
         let mut snap = report.snapshot;
@@ -620,15 +612,24 @@ fn serve(listener: TcpListener, registry: Arc<Registry>) {
     }
 }
 
-fn run(args: Args) -> Result<(), String> {
-    let target = resolve_target(args.netns.as_deref(), args.pid)?;
-    let ct = Conntrack::open_in(&target.netns).map_err(|e| explain(&e))?;
+/// A netlink error of a collection, as reported on stderr (and by
+/// `conntrack_up` 0).
+fn explain(e: &conntrack_kit::netlink::Error) -> String {
+    failure_of("collect", e).to_string()
+}
+
+fn run(args: Args) -> Result<(), Failure> {
+    let target = Target::resolve(&args.ns, None)?;
+    let mut ct = Conntrack::open_in(&target.netns())
+        .map_err(|e| failure_of(&format!("open ctnetlink in the {}", target.short()), &e))?;
+    // A refusal (no CAP_NET_ADMIN) is seen now, with its exit code.
+    ct.stats().map_err(|e| failure_of("read statistics", &e))?;
     let mut state = State {
         target,
         ct,
         top_k: args.top_k as usize,
-        min_refresh: Duration::from_secs_f64(args.min_refresh),
-        dump_every: Duration::from_secs_f64(args.dump_every),
+        min_refresh: args.min_refresh,
+        dump_every: args.dump_every,
         hotspots_on: !args.no_hotspots,
         t0: Instant::now(),
         last_read: None,
@@ -648,7 +649,7 @@ fn run(args: Args) -> Result<(), String> {
     };
     // Collect once now, so that missing privileges fail at startup.
     state.last_read = Some(Instant::now());
-    state.refresh(Instant::now())?;
+    state.refresh(Instant::now()).map_err(Failure::Error)?;
     state.ok = true;
     if !args.listen.ip().is_loopback() {
         eprintln!(
@@ -657,11 +658,11 @@ fn run(args: Args) -> Result<(), String> {
         );
     }
     let listener = TcpListener::bind(args.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        .map_err(|e| Failure::Error(format!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener
         .local_addr()
-        .map_err(|e| format!("cannot read the bound address: {e}"))?;
-    let label = state.target.label.clone();
+        .map_err(|e| Failure::Error(format!("cannot read the bound address: {e}")))?;
+    let label = state.target.short();
     let mut registry = Registry::default();
     registry.register_collector(Box::new(ConntrackCollector(Arc::new(Mutex::new(state)))));
     println!("listening on http://{addr}/metrics ({label})");
@@ -670,15 +671,14 @@ fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("exporter: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+fn main() {
+    let args: Args = parse_args();
+    // serve() returns only if the listener fails for good.
+    let code = match run(args) {
+        Ok(()) => report("exporter", &Failure::Error("the listener stopped".into())),
+        Err(e) => report("exporter", &e),
+    };
+    std::process::exit(code);
 }
 
 #[cfg(test)]

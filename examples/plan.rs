@@ -17,9 +17,10 @@ mod common;
 
 use clap::{Parser, ValueEnum};
 use common::analysis::analyse;
-use common::live::LiveOptions;
-use common::source::{SourceArgs, Target};
-use common::{EXIT_ERROR, Failure, capture, live, parse_args};
+use common::exit::{EXIT_ERROR, exit_codes_help, exit_with};
+use common::live::{LiveOptions, WindowArgs};
+use common::target::{CaptureArgs, NetnsArgs, Target};
+use common::{Failure, capture, live, parse_args};
 use conntrack_kit::tune::plan::Scope;
 use conntrack_kit::tune::render;
 use std::io::Write as _;
@@ -58,25 +59,28 @@ Live runs need root (ctnetlink needs CAP_NET_ADMIN). plan does not fall back to
 the bundled sample by itself; --sample shows the plan for the sample incident,
 labelled as such.";
 
-const EXIT_HELP: &str = "\
-Exit codes:
-  0  the plan was printed (a format with nothing to write prints a comment)
-  3  bad command line
-  4  target not found (network namespace, process, capture directory)
-  5  this host could not be analysed (no privileges, or no conntrack)
-  6  other errors (netlink, unreadable or malformed capture, a value that
-     cannot be rendered safely, output)";
-
 #[derive(Debug, Parser)]
 #[command(
     name = "plan",
     about = "The conntrack tuning plan as text, Markdown, JSON, sysctl.d, modprobe.d, shell or firewall rules",
     long_about = LONG_ABOUT,
-    after_help = EXIT_HELP
+    after_help = exit_codes_help(&[
+        (0, "the plan was printed (a format with nothing to write prints a comment)"),
+        (3, ""),
+        (4, ""),
+        (5, ""),
+        (6, "also a value that cannot be rendered safely"),
+    ])
 )]
 struct Args {
     #[command(flatten)]
-    source: SourceArgs,
+    ns: NetnsArgs,
+
+    #[command(flatten)]
+    capture: CaptureArgs,
+
+    #[command(flatten)]
+    window: WindowArgs,
 
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
@@ -87,6 +91,11 @@ struct Args {
     /// own namespace: `--scope namespace,workload`.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "SCOPE,...")]
     scope: Vec<ScopeArg>,
+
+    /// Never show the dump progress bar (it is shown only when stderr is a
+    /// terminal anyway).
+    #[arg(long)]
+    no_progress: bool,
 }
 
 /// Where an action is applied (`conntrack_tune::plan::Scope`).
@@ -121,21 +130,15 @@ impl From<ScopeArg> for Scope {
 
 fn main() {
     let args: Args = parse_args();
-    std::process::exit(match run(&args) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("plan: error: {e}");
-            e.code()
-        }
-    });
+    exit_with("plan", run(&args));
 }
 
 fn run(args: &Args) -> Result<(), Failure> {
-    let target = args.source.target()?;
+    let target = Target::resolve(&args.ns, Some(&args.capture))?;
     let collected = if target.is_live() {
         let opts = LiveOptions {
-            window: args.source.window(),
-            progress: true,
+            window: args.window.window,
+            progress: !args.no_progress,
             top: 10,
         };
         live::collect(&target, &opts).map_err(|e| match e {

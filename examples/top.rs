@@ -5,26 +5,28 @@
 //!
 //! ```text
 //! cargo run --example top -- --netns blue
-//! cargo run --example top -- --netns blue --iterations 3 --interval 1   # for scripts
+//! cargo run --example top -- --netns blue --iterations 3 --interval 1s   # for scripts
 //! ```
 //!
 //! See `--help`.
+mod common;
 
 use clap::{Parser, ValueEnum};
+use common::duration::{SYNTAX, duration_in, duration_or_off, fmt_duration};
+use common::exit::{exit_codes_help, exit_with, failure_of};
+use common::target::{NetnsArgs, Target};
+use common::term::{ColorArg, Keys, Paint, Screen};
+use common::{Failure, parse_args};
 use conntrack_kit::analyze::attribution::{ProcReader, SocketTable, parse_proc_net};
 use conntrack_kit::analyze::hotspots::Key;
 use conntrack_kit::ct_core::{FlowLike, L4Proto};
 use conntrack_kit::netlink::event::RcvBuf;
-use conntrack_kit::netlink::mirror::{EntryRef, Mirror, MirrorConfig, MirrorHook, ResyncReport};
+use conntrack_kit::netlink::mirror::{
+    EntryRef, Mirror, MirrorConfig, MirrorHook, ResyncReason, ResyncReport,
+};
 use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::io::{IsTerminal, Write};
-use std::process::ExitCode;
+use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-#[path = "common/target.rs"]
-mod target;
-use target::{Target, explain, resolve_target};
 
 const ABOUT: &str = "Live top sources, destinations, ports, states and containers of a conntrack table, with rates.";
 
@@ -38,7 +40,19 @@ per-key counts incrementally, so the table is never re-dumped while
 nothing is lost. Each frame shows the entries per key, their share, and
 `new/s`: entries per second that started with that key (for states:
 entries per second that entered the state) since the previous frame.
-The header shows the NEW, UPDATE and DESTROY event rates.
+The header shows the NEW, UPDATE and DESTROY event rates, and how the
+counts were obtained:
+
+  - The dump at start counts every entry there is, so counts are whole
+    from the first frame; entries it found are not counted in new/s.
+  - With net.netfilter.nf_conntrack_events=2 (the default since 5.17)
+    entries created while no event listener existed send no events: their
+    state changes and removals are not seen until a resync (a dump) finds
+    them. The frame says so while such entries may be there (the entries
+    older than top), with the time of the next resync: every 60 s, doubling
+    up to 10 min while resyncs find nothing different. With 1 every entry
+    sends events and counts are complete; with 0 none does, and counts come
+    from a dump every 10 s or more.
 
 When the kernel drops events because the receive buffer overflowed, the
 frame says so: the mirror resyncs: it opens a fresh event socket, dumps once, and
@@ -46,17 +60,16 @@ reconciles (entries added, removed, changed are shown); counts stay exact.
 Entries a resync adds count in `new/s` like NEW events (their start time
 is unknown).
 
-Containers/processes: every --owners-every seconds the mirror's flows are
+Containers/processes: every --owners-every the mirror's flows are
 matched to local sockets of the namespace (/proc/net/{tcp,udp}[6]) and
 their owning processes and containers (/proc/PID/fd, /proc/PID/cgroup).
 Flows that are only forwarded through the host have no local owner.
 
-On a terminal the screen is redrawn every interval; otherwise frames are
-appended as plain text. Needs root (ctnetlink events need CAP_NET_ADMIN;
---netns/--pid need CAP_SYS_ADMIN to enter the namespace).
-
-Exit status: 0 after --iterations frames, 1 on errors (missing namespace
-or privileges), 2 on bad arguments.";
+On a terminal the screen is redrawn every interval, lines are cut to its
+width, headers are bold (not with --color never or NO_COLOR set), and `q`
+or Ctrl-C quits; otherwise frames are appended as plain text. Needs root
+(ctnetlink events need CAP_NET_ADMIN; --netns/--pid need CAP_SYS_ADMIN to
+enter the namespace). Durations: DURATION_SYNTAX.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum SortBy {
@@ -66,31 +79,29 @@ enum SortBy {
     New,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ColorArg {
-    /// Redraw and bold when standard output is a terminal.
-    Auto,
-    /// Always redraw and use bold.
-    Always,
-    /// Plain text frames, appended.
-    Never,
-}
-
 #[derive(Debug, Parser)]
-#[command(name = "top", about = ABOUT, long_about = LONG_ABOUT)]
+#[command(
+    name = "top",
+    about = ABOUT,
+    long_about = LONG_ABOUT.replace("DURATION_SYNTAX", SYNTAX),
+    after_help = exit_codes_help(&[
+        (0, "--iterations frames were printed, or q / Ctrl-C"),
+        (3, ""),
+        (4, ""),
+        (5, ""),
+        (6, ""),
+    ])
+)]
 struct Args {
-    /// Watch the network namespace NAME made by `ip netns add NAME`
-    /// (/var/run/netns/NAME). Default: the current namespace.
-    #[arg(long, value_name = "NAME", conflicts_with = "pid")]
-    netns: Option<String>,
-    /// Watch the network namespace of process PID (/proc/PID/ns/net).
-    #[arg(long, value_name = "PID")]
-    pid: Option<u32>,
-    /// Seconds between frames (0.1 to 3600).
-    #[arg(long, short = 'i', value_name = "SECS", default_value = "1", value_parser = parse_interval)]
-    interval: f64,
-    /// Print this many frames, then exit (default: until interrupted).
-    #[arg(long, short = 'n', value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "once")]
+    #[command(flatten)]
+    ns: NetnsArgs,
+    /// Time between frames (100ms to 1h).
+    #[arg(long, short = 'i', value_name = "DURATION", default_value = "1s",
+          value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(3600)))]
+    interval: Duration,
+    /// Print this many frames, then exit (default: until q, Ctrl-C or
+    /// interrupted). `--count` is another name.
+    #[arg(long, short = 'n', alias = "count", value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "once")]
     iterations: Option<u64>,
     /// Print one frame (after one interval) and exit; the same as
     /// `--iterations 1`.
@@ -102,39 +113,25 @@ struct Args {
     /// Order rows by current entries or by new entries per second.
     #[arg(long, value_enum, default_value_t = SortBy::Entries)]
     sort: SortBy,
-    /// Seconds between container/process attribution passes (0: off).
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_owners_every)]
-    owners_every: f64,
+    /// Time between container/process attribution passes (0: off;
+    /// otherwise 500ms to 1d).
+    #[arg(long, value_name = "DURATION", default_value = "5s",
+          value_parser = duration_or_off(Duration::from_millis(500), Duration::from_secs(86_400)))]
+    owners_every: Duration,
+    /// Dump and reconcile at this period even without a loss (0: only
+    /// after a loss; default: from nf_conntrack_events, see above).
+    #[arg(long, value_name = "DURATION",
+          value_parser = duration_or_off(Duration::from_secs(1), Duration::from_secs(86_400)))]
+    resync_every: Option<Duration>,
     /// Event socket receive buffer in bytes (default: 32 MiB, forced past
     /// net.core.rmem_max when permitted). A small one loses events under
     /// load, which the frame reports.
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1024..=(1u64 << 31)))]
     rcvbuf: Option<u64>,
-    /// Redraw and bold.
+    /// Bold headers and red alerts (a terminal is redrawn in place
+    /// whatever this says).
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     color: ColorArg,
-}
-
-fn parse_interval(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !(0.1..=3600.0).contains(&v) {
-        return Err(format!("{v} is out of range: use 0.1 to 3600 seconds"));
-    }
-    Ok(v)
-}
-
-fn parse_owners_every(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if v != 0.0 && !(0.5..=86_400.0).contains(&v) {
-        return Err(format!(
-            "{v} is out of range: use 0 (off) or 0.5 to 86400 seconds"
-        ));
-    }
-    Ok(v)
 }
 
 // ---------------------------------------------------------------------
@@ -302,7 +299,7 @@ fn socket_table(target: &Target) -> Result<SocketTable, String> {
                 })
                 .collect()
         })
-        .map_err(|e| explain(&e))?;
+        .map_err(|e| e.to_string())?;
     let sockets = texts
         .iter()
         .flat_map(|(t, p)| parse_proc_net(t, *p))
@@ -391,51 +388,119 @@ struct FrameEvents {
     stale: bool,
 }
 
-fn run(args: Args) -> Result<(), String> {
-    let target = resolve_target(args.netns.as_deref(), args.pid)?;
-    let mut cfg = MirrorConfig::new(target.netns.clone());
+/// How the counts were obtained, and whether entries may be missing
+/// their changes: see the `--help` text. `events` is the namespace's
+/// `nf_conntrack_events`.
+struct Provenance {
+    events: Option<u8>,
+    initial: usize,
+    dumped_at: String,
+    /// When the mirror last dumped (start, loss or periodic resync).
+    last_sync: Instant,
+    periodic: u64,
+}
+
+impl Provenance {
+    /// The header lines: how counts were obtained and, while entries may
+    /// lack events, what is partial and until when.
+    fn lines(&self, period: Option<Duration>) -> Vec<(Paint, String)> {
+        let next = period.map(|p| {
+            let left = (self.last_sync + p).saturating_duration_since(Instant::now());
+            fmt_duration(Duration::from_secs(left.as_secs()))
+        });
+        let start = format!(
+            "counts: a dump at start ({} entries at {})",
+            self.initial, self.dumped_at
+        );
+        match self.events {
+            Some(1) => vec![(
+                Paint::Plain,
+                format!("{start}, then events: complete (nf_conntrack_events=1)"),
+            )],
+            Some(2) if self.initial == 0 => vec![(
+                Paint::Plain,
+                format!("{start}, then events: complete (every entry is newer than top)"),
+            )],
+            Some(2) => {
+                let when = match next {
+                    Some(n) => format!("only at resyncs (next in {n}, {} so far)", self.periodic),
+                    None => "only at a resync after a loss".into(),
+                };
+                vec![
+                    (Paint::Plain, format!("{start}, then events")),
+                    (
+                        Paint::Warn,
+                        format!(
+                            "partial for the {} entries older than top: with nf_conntrack_events=2 \
+                             they may send no events, so their removals and state changes show \
+                             {when} until they have all ended",
+                            self.initial
+                        ),
+                    ),
+                ]
+            }
+            other => {
+                let setting = other.map_or("unreadable".to_string(), |v| v.to_string());
+                let text = match (period, next) {
+                    (Some(p), Some(n)) => format!(
+                        "{start}, then a dump every {} or longer (next in {n}): \
+                         nf_conntrack_events={setting}, the kernel sends no events; new/s counts \
+                         the entries those dumps find",
+                        fmt_duration(p)
+                    ),
+                    _ => format!(
+                        "{start} only: nf_conntrack_events={setting}, the kernel sends no events, \
+                         and periodic resyncs are off"
+                    ),
+                };
+                vec![(Paint::Warn, text)]
+            }
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Failure> {
+    let target = Target::resolve(&args.ns, None)?;
+    let mut cfg = MirrorConfig::new(target.netns());
     if let Some(b) = args.rcvbuf {
         cfg = cfg.rcvbuf(RcvBuf::Bytes(b as usize));
     }
+    if let Some(every) = args.resync_every {
+        cfg = cfg.resync_every(Some(every));
+    }
     let t_open = Instant::now();
-    let mut mirror = Mirror::with_hook(&cfg, Counts::default()).map_err(|e| explain(&e))?;
+    let mut mirror = Mirror::with_hook(&cfg, Counts::default())
+        .map_err(|e| failure_of("mirror the table (subscribe to events, dump)", &e))?;
     let rb = mirror.events().rcvbuf();
+    let mut provenance = Provenance {
+        events: mirror.events_sysctl(),
+        initial: mirror.len(),
+        dumped_at: utc_clock(),
+        last_sync: Instant::now(),
+        periodic: 0,
+    };
     eprintln!(
-        "top: mirrored {} entries of the {} in {} ms (event receive buffer {} bytes); following events",
+        "top: mirrored {} entries ({}) in {} ms (event receive buffer {} bytes, \
+         nf_conntrack_events={}); following events",
         mirror.len(),
-        target.label,
+        target.short(),
         t_open.elapsed().as_millis(),
-        rb.obtained
+        rb.obtained,
+        mirror
+            .events_sysctl()
+            .map_or("unreadable".to_string(), |v| v.to_string())
     );
     // The initial dump is not "new": start the rate periods now.
     for s in 0..SECTIONS.len() {
         mirror.hook_mut().frame(s, 1.0, 0, SortBy::Entries);
     }
-    let tty = std::io::stdout().is_terminal();
-    let fancy = match args.color {
-        ColorArg::Auto => tty,
-        ColorArg::Always => true,
-        ColorArg::Never => false,
-    };
-    let bold = |s: &str| {
-        if fancy {
-            format!("\x1b[1m{s}\x1b[0m")
-        } else {
-            s.to_owned()
-        }
-    };
-    let alert = |s: &str| {
-        if fancy {
-            format!("\x1b[1;31m{s}\x1b[0m")
-        } else {
-            s.to_owned()
-        }
-    };
+    // From here on q and Ctrl-C quit; raw mode ends with `keys`.
+    let keys = Keys::start();
+    let screen = Screen::new(args.color, keys.raw());
     let iterations = if args.once { Some(1) } else { args.iterations };
-    let interval = Duration::from_secs_f64(args.interval);
+    let interval = args.interval;
     let rows = args.rows as usize;
-    let owners_every =
-        (args.owners_every > 0.0).then(|| Duration::from_secs_f64(args.owners_every));
+    let owners_every = (!args.owners_every.is_zero()).then_some(args.owners_every);
     let mut owners: Option<Owners> = None;
     let mut prev_stats = mirror.stats();
     let mut frame_start = Instant::now();
@@ -445,14 +510,26 @@ fn run(args: Args) -> Result<(), String> {
         let deadline = frame_start + interval;
         let mut ev = FrameEvents::default();
         loop {
+            if keys.quit() {
+                return Ok(());
+            }
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
-            let wait = (deadline - now).max(Duration::from_millis(1));
-            let p = mirror.poll(Some(wait)).map_err(|e| explain(&e))?;
+            let mut wait = (deadline - now).max(Duration::from_millis(1));
+            if keys.raw() {
+                wait = wait.min(Keys::SLICE);
+            }
+            let p = mirror
+                .poll(Some(wait))
+                .map_err(|e| failure_of("follow events", &e))?;
             ev.lost += p.lost;
             if let Some(r) = p.last_resync {
+                provenance.last_sync = Instant::now();
+                if r.reason == ResyncReason::Periodic {
+                    provenance.periodic += 1;
+                }
                 ev.resyncs.push(r);
             }
         }
@@ -469,33 +546,34 @@ fn run(args: Args) -> Result<(), String> {
         }
 
         let total = mirror.len() as u64;
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{}",
-            bold(&format!(
+        let mut out: Vec<(Paint, String)> = Vec::new();
+        out.push((
+            Paint::Bold,
+            format!(
                 "conntrack top - {} - {} - {total} entries",
-                target.label,
+                target.short(),
                 utc_clock()
-            ))
-        );
-        let _ = writeln!(
-            out,
-            "events/s: new {:.1}  update {:.1}  destroy {:.1}   (over {secs:.1}s; since start: {} new, {} destroy)",
-            rate(st.new, prev_stats.new),
-            rate(st.updates, prev_stats.updates),
-            rate(st.destroys, prev_stats.destroys),
-            st.new,
-            st.destroys,
-        );
+            ),
+        ));
+        out.push((
+            Paint::Plain,
+            format!(
+                "events/s: new {:.1}  update {:.1}  destroy {:.1}   (over {secs:.1}s; since start: {} new, {} destroy)",
+                rate(st.new, prev_stats.new),
+                rate(st.updates, prev_stats.updates),
+                rate(st.destroys, prev_stats.destroys),
+                st.new,
+                st.destroys,
+            ),
+        ));
+        out.extend(provenance.lines(mirror.resync_period()));
         if ev.lost > 0 || !ev.resyncs.is_empty() || ev.stale {
             let mut s = format!(
                 "EVENTS LOST: {} loss report(s) this frame ({} since start)",
                 ev.lost, st.lost
             );
             for r in &ev.resyncs {
-                let _ = write!(
-                    s,
+                s.push_str(&format!(
                     "; resynced from a dump: +{} -{} ~{} entries in {} ms{}",
                     r.added,
                     r.removed,
@@ -506,53 +584,61 @@ fn run(args: Args) -> Result<(), String> {
                     } else {
                         ""
                     }
-                );
+                ));
             }
             if ev.stale {
                 s.push_str("; mirror STALE until the next resync");
             }
-            let _ = writeln!(out, "{}", alert(&s));
+            // A periodic resync without loss is not an alert.
+            let paint = if ev.lost > 0 || ev.stale {
+                Paint::Alert
+            } else {
+                Paint::Plain
+            };
+            out.push((paint, s));
         } else if st.lost > 0 {
-            let _ = writeln!(
-                out,
-                "no loss this frame ({} loss report(s), {} resync(s) since start)",
-                st.lost,
-                st.resyncs.saturating_sub(1)
-            );
+            out.push((
+                Paint::Plain,
+                format!(
+                    "no loss this frame ({} loss report(s), {} resync(s) since start)",
+                    st.lost,
+                    st.resyncs.saturating_sub(1)
+                ),
+            ));
         }
         prev_stats = st;
 
         for (i, title) in SECTIONS.iter().enumerate() {
             let (top, distinct) = mirror.hook_mut().frame(i, secs, rows, args.sort);
-            let _ = writeln!(out);
-            let _ = writeln!(
-                out,
-                "{}",
-                bold(&format!(
+            out.push((Paint::Plain, String::new()));
+            out.push((
+                Paint::Bold,
+                format!(
                     "{:<40} {:>10} {:>7} {:>9}   ({distinct} distinct)",
                     title, "entries", "share", "new/s"
-                ))
-            );
+                ),
+            ));
             if top.is_empty() {
-                let _ = writeln!(out, "  (none)");
+                out.push((Paint::Plain, "  (none)".into()));
             }
             for r in top {
-                let _ = writeln!(
-                    out,
-                    "{:<40} {:>10} {:>7} {:>9.1}",
-                    r.key,
-                    r.entries,
-                    pct(r.entries, total),
-                    r.per_sec
-                );
+                out.push((
+                    Paint::Plain,
+                    format!(
+                        "{:<40} {:>10} {:>7} {:>9.1}",
+                        r.key,
+                        r.entries,
+                        pct(r.entries, total),
+                        r.per_sec
+                    ),
+                ));
             }
         }
         if let Some(o) = &owners {
-            let _ = writeln!(out);
-            let _ = writeln!(
-                out,
-                "{}",
-                bold(&format!(
+            out.push((Paint::Plain, String::new()));
+            out.push((
+                Paint::Bold,
+                format!(
                     "{:<40} {:>10} {:>7}   ({} of {} entries have a local socket; {:.0}s ago)",
                     "CONTAINERS / PROCESSES",
                     "entries",
@@ -560,28 +646,33 @@ fn run(args: Args) -> Result<(), String> {
                     o.with_socket,
                     o.flows,
                     o.at.elapsed().as_secs_f64()
-                ))
-            );
+                ),
+            ));
             if let Some(e) = &o.error {
-                let _ = writeln!(out, "  (unavailable: {e})");
+                out.push((Paint::Plain, format!("  (unavailable: {e})")));
             } else if o.rows.is_empty() {
-                let _ = writeln!(out, "  (none: no entry belongs to a local socket)");
+                out.push((
+                    Paint::Plain,
+                    "  (none: no entry belongs to a local socket)".into(),
+                ));
             }
             for (name, n) in &o.rows {
-                let _ = writeln!(out, "{name:<40} {n:>10} {:>7}", pct(*n, o.flows));
+                out.push((
+                    Paint::Plain,
+                    format!("{name:<40} {n:>10} {:>7}", pct(*n, o.flows)),
+                ));
             }
         }
 
-        let res = if fancy {
-            write!(stdout, "\x1b[H\x1b[2J{out}")
-        } else {
-            writeln!(stdout, "{out}")
-        };
-        if let Err(e) = res.and_then(|_| stdout.flush()) {
+        let frame = screen.frame(&out, screen.width());
+        if let Err(e) = stdout
+            .write_all(frame.as_bytes())
+            .and_then(|_| stdout.flush())
+        {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return Ok(());
             }
-            return Err(format!("writing the frame: {e}"));
+            return Err(Failure::Error(format!("writing the frame: {e}")));
         }
         printed += 1;
         if iterations.is_some_and(|n| printed >= n) {
@@ -590,15 +681,9 @@ fn run(args: Args) -> Result<(), String> {
     }
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("top: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+fn main() {
+    let args: Args = parse_args();
+    exit_with("top", run(args));
 }
 
 #[cfg(test)]

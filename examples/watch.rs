@@ -3,7 +3,7 @@
 //! write `while sleep 1; do conntrack -S; done` loops for.
 //!
 //! ```text
-//! cargo run --example watch -- --netns blue --interval 1 --count 5
+//! cargo run --example watch -- --netns blue --interval 1s --iterations 5
 //! ```
 //!
 //! Statistics come from ctnetlink (`IPCTNL_MSG_CT_GET_STATS_CPU`, needs
@@ -11,19 +11,21 @@
 //! the namespace; rates are computed by `conntrack_analyze::rates`
 //! (wrap-aware, resets detected). See `--help`.
 
+mod common;
+
 use clap::{Parser, ValueEnum};
+use common::duration::{SYNTAX, duration_in};
+use common::exit::{exit_codes_help, exit_with, failure_of};
+use common::target::{NetnsArgs, Target};
+use common::term::{ColorArg, Keys, Paint, Screen};
+use common::{Failure, parse_args};
 use conntrack_kit::analyze::rates::{Activity, CpuId, Rates, StatsSeries};
 use conntrack_kit::ct_core::host::HostFs;
 use conntrack_kit::ct_core::{Counter, Stats, procstat};
-use conntrack_kit::netlink::{Conntrack, Netns};
+use conntrack_kit::netlink::Conntrack;
 use std::fs::File;
-use std::io::{IsTerminal, Read, Seek, Write};
-use std::process::ExitCode;
+use std::io::{Read, Seek, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-#[path = "common/target.rs"]
-mod target;
-use target::{Target, explain, resolve_target};
 
 const ABOUT: &str =
     "Per-CPU conntrack counter rates every interval, highlighting counters rising now.";
@@ -36,8 +38,8 @@ Every interval it samples the per-CPU counters of one network namespace
 and prints, for each counter: the rate per second over the last interval
 (total and per CPU), its value since boot, and its status:
 
-  NEW      rising now, and flat during the rest of the history window
-  UP       rising now, more than twice as fast as over the history window
+  NEW      rising now, and flat during the rest of the history (--history)
+  UP       rising now, more than twice as fast as over the history
   rising   rising now
   history  non-zero since boot but flat for the whole window (not live)
 
@@ -51,11 +53,10 @@ kernel), else /proc/net/stat/nf_conntrack of the namespace (rows mapped to
 CPU ids through /sys/devices/system/cpu/possible). Watching another
 namespace with --netns needs root (setns needs CAP_SYS_ADMIN).
 
-On a terminal the screen is redrawn and rising counters are coloured;
-otherwise plain text blocks are appended (for logs and scripts).
-
-Exit status: 0 after --count reports, 1 on errors (missing namespace or
-privileges, unreadable statistics), 2 on bad arguments.";
+On a terminal the screen is redrawn, lines are cut to its width, rising
+counters are coloured (not with --color never or NO_COLOR set), and `q`
+or Ctrl-C quits; otherwise plain text blocks are appended (for logs and
+scripts). Durations: DURATION_SYNTAX.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum SourceArg {
@@ -67,41 +68,40 @@ enum SourceArg {
     Proc,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ColorArg {
-    /// Colour and redraw when standard output is a terminal.
-    Auto,
-    /// Always colour (and redraw).
-    Always,
-    /// Plain text, appended.
-    Never,
-}
-
 #[derive(Debug, Parser)]
-#[command(name = "watch", about = ABOUT, long_about = LONG_ABOUT)]
+#[command(
+    name = "watch",
+    about = ABOUT,
+    long_about = LONG_ABOUT.replace("DURATION_SYNTAX", SYNTAX),
+    after_help = exit_codes_help(&[
+        (0, "--iterations reports were printed, or q / Ctrl-C"),
+        (3, ""),
+        (4, ""),
+        (5, "without ctnetlink privileges, --source auto reads /proc instead"),
+        (6, ""),
+    ])
+)]
 struct Args {
-    /// Watch the network namespace NAME made by `ip netns add NAME`
-    /// (/var/run/netns/NAME). Default: the current namespace.
-    #[arg(long, value_name = "NAME", conflicts_with = "pid")]
-    netns: Option<String>,
-    /// Watch the network namespace of process PID (/proc/PID/ns/net),
-    /// e.g. a container's main process.
-    #[arg(long, value_name = "PID")]
-    pid: Option<u32>,
-    /// Seconds between samples (0.1 to 3600).
-    #[arg(long, short = 'i', value_name = "SECS", default_value = "1", value_parser = parse_interval)]
-    interval: f64,
-    /// Print this many reports, then exit (default: until interrupted).
-    #[arg(long, short = 'n', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    count: Option<u64>,
-    /// Samples of history that "NEW" and "UP" compare the last interval
-    /// with.
-    #[arg(long, value_name = "SAMPLES", default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=100_000))]
-    window: u64,
+    #[command(flatten)]
+    ns: NetnsArgs,
+    /// Time between samples (100ms to 1h).
+    #[arg(long, short = 'i', value_name = "DURATION", default_value = "1s",
+          value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(3600)))]
+    interval: Duration,
+    /// Print this many reports, then exit (default: until q, Ctrl-C or
+    /// interrupted). `--count` is an old name.
+    #[arg(long, short = 'n', alias = "count", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    iterations: Option<u64>,
+    /// History that "NEW" and "UP" compare the last interval with (at
+    /// least two intervals are kept).
+    #[arg(long, value_name = "DURATION", default_value = "1m",
+          value_parser = duration_in(Duration::from_secs(1), Duration::from_secs(86_400)))]
+    history: Duration,
     /// Where the counters come from.
     #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
     source: SourceArg,
-    /// Colour and screen redraw.
+    /// Colour the counters that rise (a terminal is redrawn in place
+    /// whatever this says).
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     color: ColorArg,
     /// Show one column per CPU even with more than 8 CPUs (otherwise the
@@ -136,20 +136,6 @@ fn dead_counters() -> Vec<Counter> {
     dead
 }
 
-fn parse_interval(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !(0.1..=3600.0).contains(&v) {
-        return Err(format!("{v} is out of range: use 0.1 to 3600 seconds"));
-    }
-    Ok(v)
-}
-
-// ---------------------------------------------------------------------
-// Target namespace (the same small helper is in top.rs and exporter.rs)
-// ---------------------------------------------------------------------
-
 // ---------------------------------------------------------------------
 // Sources
 // ---------------------------------------------------------------------
@@ -175,24 +161,32 @@ impl Source {
     }
 
     fn open_netlink(t: &Target) -> Result<Source, conntrack_kit::netlink::Error> {
-        let mut ct = Conntrack::open_in(&t.netns)?;
+        let mut ct = Conntrack::open_in(&t.netns())?;
         // One request up front, so that a refusal is seen now.
         ct.stats()?;
         Ok(Source::Netlink(Box::new(ct)))
     }
 
-    fn open_proc(t: &Target) -> Result<Source, String> {
+    fn open_proc(t: &Target) -> Result<Source, Failure> {
         let (path, file) = t
             .with_net_files(|fs| {
                 let path = fs.path(&fs.net_path("stat/nf_conntrack"));
                 let file = File::open(&path);
                 (path, file)
             })
-            .map_err(|e| explain(&e))?;
-        let file = file.map_err(|e| format!("{}: {e}", path.display()))?;
-        let path = match (t.pid, t.netns.path()) {
-            (None, Some(ns)) => format!("{} of {}", path.display(), ns.display()),
-            _ => path.display().to_string(),
+            .map_err(|e| failure_of("read the namespace's /proc/net", &e))?;
+        let file = file.map_err(|e| {
+            let what = format!("{}: {e}", path.display());
+            match e.kind() {
+                // No nf_conntrack in this kernel (or not loaded).
+                std::io::ErrorKind::NotFound => Failure::Unavailable(what),
+                std::io::ErrorKind::PermissionDenied => Failure::Unavailable(what),
+                _ => Failure::Error(what),
+            }
+        })?;
+        let path = match (t, t.netns().path()) {
+            (Target::Pid(_), _) | (_, None) => path.display().to_string(),
+            (_, Some(ns)) => format!("{} of {}", path.display(), ns.display()),
         };
         let cpu_ids = HostFs::new("/").read_cpus_possible().ok();
         Ok(Source::Proc {
@@ -202,9 +196,9 @@ impl Source {
         })
     }
 
-    fn sample(&mut self) -> Result<Stats, String> {
+    fn sample(&mut self) -> Result<Stats, Failure> {
         match self {
-            Source::Netlink(ct) => ct.stats().map_err(|e| explain(&e)),
+            Source::Netlink(ct) => ct.stats().map_err(|e| failure_of("read statistics", &e)),
             Source::Proc {
                 file,
                 path,
@@ -213,8 +207,9 @@ impl Source {
                 let mut buf = Vec::with_capacity(4096);
                 file.rewind()
                     .and_then(|_| file.read_to_end(&mut buf))
-                    .map_err(|e| format!("{path}: {e}"))?;
-                let mut s = procstat::parse_bytes(&buf).map_err(|e| format!("{path}: {e}"))?;
+                    .map_err(|e| Failure::Error(format!("{path}: {e}")))?;
+                let mut s = procstat::parse_bytes(&buf)
+                    .map_err(|e| Failure::Error(format!("{path}: {e}")))?;
                 // Rows are the possible CPUs in order (impossible ones are
                 // skipped), so with as many possible CPUs as rows the ids
                 // are known.
@@ -235,9 +230,10 @@ impl Source {
     }
 }
 
-fn open_source(t: &Target, want: SourceArg) -> Result<Source, String> {
+fn open_source(t: &Target, want: SourceArg) -> Result<Source, Failure> {
+    let netlink_failure = |e: &conntrack_kit::netlink::Error| failure_of("open ctnetlink", e);
     match want {
-        SourceArg::Netlink => Source::open_netlink(t).map_err(|e| explain(&e)),
+        SourceArg::Netlink => Source::open_netlink(t).map_err(|e| netlink_failure(&e)),
         SourceArg::Proc => Source::open_proc(t),
         SourceArg::Auto => match Source::open_netlink(t) {
             Ok(s) => Ok(s),
@@ -246,8 +242,7 @@ fn open_source(t: &Target, want: SourceArg) -> Result<Source, String> {
             // could not be entered: /proc needs that too, except through
             // /proc/PID/net.
             Err(e)
-                if t.pid.is_some()
-                    || matches!(t.netns, Netns::Current)
+                if matches!(t, Target::Pid(_) | Target::Host)
                     || !matches!(
                         e,
                         conntrack_kit::netlink::Error::Setns { .. }
@@ -261,13 +256,18 @@ fn open_source(t: &Target, want: SourceArg) -> Result<Source, String> {
                         );
                         Ok(s)
                     }
-                    Err(pe) => Err(format!(
-                        "{}\nand the /proc fallback failed: {pe}",
-                        explain(&e)
-                    )),
+                    // The netlink failure says what is missing; the
+                    // fallback's is appended.
+                    Err(pe) => Err(match netlink_failure(&e) {
+                        Failure::Unavailable(m) => Failure::Unavailable(format!(
+                            "{m}\nand the /proc fallback failed: {pe}"
+                        )),
+                        Failure::NoTarget(m) => Failure::NoTarget(m),
+                        f => Failure::Error(format!("{f}\nand the /proc fallback failed: {pe}")),
+                    }),
                 }
             }
-            Err(e) => Err(explain(&e)),
+            Err(e) => Err(netlink_failure(&e)),
         },
     }
 }
@@ -275,20 +275,6 @@ fn open_source(t: &Target, want: SourceArg) -> Result<Source, String> {
 // ---------------------------------------------------------------------
 // Report
 // ---------------------------------------------------------------------
-
-struct Style {
-    color: bool,
-}
-
-impl Style {
-    fn paint(&self, code: &str, s: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_owned()
-        }
-    }
-}
 
 /// How a counter behaves in the last interval compared with the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,20 +339,20 @@ fn utc_clock() -> String {
     format!("{:02}:{:02}:{:02}Z", (s / 3600) % 24, (s / 60) % 60, s % 60)
 }
 
+/// One report: the lines of a frame and how each is painted.
 fn render(
     series: &StatsSeries,
     target: &Target,
     source: &str,
-    style: &Style,
     per_cpu_columns: bool,
     hide: &[Counter],
-) -> String {
+) -> Vec<(Paint, String)> {
     let samples = series.samples();
     let n = samples.len();
     let now = Rates::from_samples(&samples[n - 2..]);
     let before = (n >= 3).then(|| Rates::from_samples(&samples[..n - 1]));
     let last = &samples[n - 1].stats;
-    let mut out = String::new();
+    let mut out = Vec::new();
 
     let entries = last
         .entries
@@ -385,16 +371,15 @@ fn render(
             format!("entries {e}{pct}, {:+.1}/s", delta / secs)
         })
         .unwrap_or_else(|| "entries ?".into());
-    out.push_str(&style.paint(
-        "1",
-        &format!(
+    out.push((
+        Paint::Bold,
+        format!(
             "{}  {}  {entries}  [{source}, {:.1}s]",
             utc_clock(),
-            target.label,
+            target.short(),
             now.window.covered_secs
         ),
     ));
-    out.push('\n');
 
     // Columns: counter, total/s, per-CPU (or busiest), since boot, status.
     let cpus: Vec<CpuId> = now.cpus.iter().map(|c| c.cpu).collect();
@@ -407,8 +392,7 @@ fn render(
         header.push_str(&format!(" {:>22}", "busiest cpu"));
     }
     header.push_str(&format!(" {:>12}  status", "since boot"));
-    out.push_str(&header);
-    out.push('\n');
+    out.push((Paint::Plain, header));
 
     for r in &now.counters {
         let c = r.counter;
@@ -438,14 +422,13 @@ fn render(
             line.push_str(&format!(" {cell:>22}"));
         }
         line.push_str(&format!(" {:>12}  {}", r.since_boot, st.label()));
-        let line = match st {
-            Status::New | Status::Up => style.paint("1;31", &line),
-            Status::Rising => style.paint("33", &line),
-            Status::History => style.paint("2", &line),
-            Status::Quiet => line,
+        let paint = match st {
+            Status::New | Status::Up => Paint::Alert,
+            Status::Rising => Paint::Warn,
+            Status::History => Paint::Dim,
+            Status::Quiet => Paint::Plain,
         };
-        out.push_str(&line);
-        out.push('\n');
+        out.push((paint, line));
     }
     // Activity over the window, for counters whose status alone hides it.
     if let Some(b) = &before {
@@ -456,66 +439,71 @@ fn render(
             .map(|r| r.counter.name())
             .collect();
         if !hist.is_empty() {
-            out.push_str(&format!(
-                "rose earlier in the window ({:.0}s), flat now: {}\n",
-                b.window.covered_secs,
-                hist.join(", ")
+            out.push((
+                Paint::Plain,
+                format!(
+                    "rose earlier in the history ({:.0}s), flat now: {}",
+                    b.window.covered_secs,
+                    hist.join(", ")
+                ),
             ));
         }
     }
     for x in &now.resets {
         let names: Vec<&str> = x.counters.iter().map(|c| c.name()).collect();
-        out.push_str(&style.paint(
-            "1;35",
-            &format!(
-                "counters went backwards ({}): reset (namespace recreated or module reloaded); interval skipped\n",
+        out.push((
+            Paint::Odd,
+            format!(
+                "counters went backwards ({}): reset (namespace recreated or module reloaded); interval skipped",
                 names.join(", ")
             ),
         ));
     }
     for ch in &now.cpu_changes {
-        out.push_str(&format!(
-            "CPU rows changed: +{:?} -{:?}{}\n",
-            ch.appeared,
-            ch.disappeared,
-            if ch.unmatched {
-                " (interval skipped)"
-            } else {
-                ""
-            }
+        out.push((
+            Paint::Plain,
+            format!(
+                "CPU rows changed: +{:?} -{:?}{}",
+                ch.appeared,
+                ch.disappeared,
+                if ch.unmatched {
+                    " (interval skipped)"
+                } else {
+                    ""
+                }
+            ),
         ));
     }
     out
 }
 
-fn run(args: Args) -> Result<(), String> {
-    let target = resolve_target(args.netns.as_deref(), args.pid)?;
+fn run(args: Args) -> Result<(), Failure> {
+    let target = Target::resolve(&args.ns, None)?;
     let mut source = open_source(&target, args.source)?;
-    let tty = std::io::stdout().is_terminal();
-    let color = match args.color {
-        ColorArg::Auto => tty,
-        ColorArg::Always => true,
-        ColorArg::Never => false,
-    };
-    let style = Style { color };
     let hide = if args.all {
         Vec::new()
     } else {
         dead_counters()
     };
-    let interval = Duration::from_secs_f64(args.interval);
+    let interval = args.interval;
+    // The samples "NEW" and "UP" look back over, and the latest one.
+    let keep = (args.history.as_secs_f64() / interval.as_secs_f64()).ceil() as usize + 1;
+    let keep = keep.max(3);
     let t0 = Instant::now();
     let mut series = StatsSeries::new();
     series
         .push(Duration::ZERO, source.sample()?)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failure::Error(e.to_string()))?;
+    // From here on q and Ctrl-C quit; raw mode ends with `keys`.
+    let keys = Keys::start();
+    let screen = Screen::new(args.color, keys.raw());
     let mut next = t0 + interval;
     let mut printed = 0u64;
     let mut stdout = std::io::stdout().lock();
     loop {
         let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
+        if next > now && keys.sleep(next - now) {
+            return Ok(());
         }
         next += interval;
         // After a stall (suspended process), do not catch up in a burst.
@@ -528,41 +516,33 @@ fn run(args: Args) -> Result<(), String> {
         if series.push(t0.elapsed(), stats).is_err() {
             continue;
         }
-        series.keep_last(args.window as usize + 1);
+        series.keep_last(keep);
         let per_cpu = args.per_cpu
             || series
                 .samples()
                 .last()
                 .is_some_and(|s| s.stats.cpus.len() <= 8);
-        let report = render(&series, &target, source.name(), &style, per_cpu, &hide);
-        let res = if color {
-            // Redraw in place like watch(1).
-            write!(stdout, "\x1b[H\x1b[2J{report}")
-        } else {
-            writeln!(stdout, "{report}")
-        };
-        if let Err(e) = res.and_then(|_| stdout.flush()) {
+        let lines = render(&series, &target, source.name(), per_cpu, &hide);
+        let frame = screen.frame(&lines, screen.width());
+        if let Err(e) = stdout
+            .write_all(frame.as_bytes())
+            .and_then(|_| stdout.flush())
+        {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return Ok(());
             }
-            return Err(format!("writing the report: {e}"));
+            return Err(Failure::Error(format!("writing the report: {e}")));
         }
         printed += 1;
-        if args.count.is_some_and(|c| printed >= c) {
+        if args.iterations.is_some_and(|c| printed >= c) || keys.quit() {
             return Ok(());
         }
     }
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("watch: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+fn main() {
+    let args: Args = parse_args();
+    exit_with("watch", run(args));
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! What was collected ([`Collected`]: an observation and where it came
 //! from) and the report the library makes of it.
 
-use super::source::Target;
+use super::target::Target;
 use conntrack_kit::analyze::Observation;
 use conntrack_kit::tune::Policy;
 use conntrack_kit::tune::report::{Origin, OriginKind, Report};

@@ -3,7 +3,7 @@
 
 use super::Failure;
 use super::analysis::Collected;
-use super::source::Target;
+use super::target::Target;
 use conntrack_kit::analyze::HotspotConfig;
 use conntrack_kit::analyze::capture::{self, CaptureError, LoadOptions};
 

@@ -14,9 +14,10 @@
 //! 4. Statistics sample 1 when the window has passed since sample 0 (the
 //!    dump's time counts towards the window).
 
-use super::Failure;
 use super::analysis::Collected;
-use super::source::Target;
+use super::duration::duration_in;
+use super::exit::{Failure, failure_of};
+use super::target::Target;
 use conntrack_kit::analyze::Observation;
 use conntrack_kit::analyze::buckets::{ChainSimulator, SimulatedChains};
 use conntrack_kit::analyze::capture::SIMULATION_SEED;
@@ -25,10 +26,21 @@ use conntrack_kit::analyze::hotspots::{CountMode, HotspotConfig, Hotspots};
 use conntrack_kit::analyze::rates::StatsSeries;
 use conntrack_kit::ct_core::host::{HostError, HostFs};
 use conntrack_kit::ct_core::{HostSnapshot, L3Family, Stats};
-use conntrack_kit::netlink::{Conntrack, DumpRequest, Error as NlError, Netns};
+use conntrack_kit::netlink::{Conntrack, DumpRequest, Netns};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// `--window`: flatten into the parser of an example that collects live.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WindowArgs {
+    /// Time between the two statistics samples that give counter rates
+    /// (live only; 0: one sample, counters since boot only). A duration:
+    /// 3s, 500ms, 1m, or plain seconds.
+    #[arg(long, value_name = "DURATION", default_value = "3s",
+          value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)))]
+    pub window: Duration,
+}
 
 /// Options of a live collection.
 #[derive(Debug, Clone)]
@@ -47,34 +59,6 @@ const EXACT_LIMIT: u64 = 2_000_000;
 /// The chain simulation keeps one u32 per bucket; larger tables skip it.
 const SIMULATE_MAX_BUCKETS: u32 = 1 << 24;
 
-/// The namespace a live target refers to.
-pub fn netns_of(target: &Target) -> Netns {
-    match target {
-        Target::Netns(n) => Netns::named(n),
-        Target::Pid(p) => Netns::pid(*p),
-        _ => Netns::Current,
-    }
-}
-
-/// Maps a netlink error to a failure: privileges, missing namespace, or
-/// another error.
-pub fn failure_of(what: &str, e: &NlError) -> Failure {
-    if e.is_permission_denied() {
-        return Failure::Unavailable(format!("no privileges to {what}: {e} (run as root)"));
-    }
-    if let NlError::NetnsOpen { source, .. } = e
-        && source.kind() == std::io::ErrorKind::NotFound
-    {
-        return Failure::NoTarget(format!("{what}: {e}"));
-    }
-    if e.errno() == Some(libc::EPROTONOSUPPORT) {
-        return Failure::Unavailable(format!(
-            "{what}: {e} (ctnetlink is not available: nf_conntrack_netlink not loaded?)"
-        ));
-    }
-    Failure::Error(format!("{what}: {e}"))
-}
-
 /// Whether this kernel has conntrack at all (the global sysctl exists).
 pub fn conntrack_present() -> bool {
     Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists()
@@ -89,7 +73,7 @@ pub fn collect(target: &Target, opts: &LiveOptions) -> Result<Collected, Failure
                 .into(),
         ));
     }
-    let netns = netns_of(target);
+    let netns = target.netns();
     let mut ct = Conntrack::open_in(&netns).map_err(|e| failure_of("open ctnetlink", &e))?;
 
     let (snapshot, mut notes) = host_snapshot(target, &netns)?;

@@ -1,97 +1,276 @@
-//! The namespace an example looks at (`--netns NAME`, `--pid PID`, or the
-//! current one), checked to exist, and error messages with a hint when
-//! privileges are missing. Shared by `watch`, `top` and `exporter` through
-//! `#[path = "common/target.rs"] mod target;`.
+//! What an example looks at, for every example: this host, another
+//! network namespace (`--netns NAME`), a process's namespace
+//! (`--pid PID`), and, for the examples that read captures, a capture
+//! directory (`--capture DIR`) or the bundled sample incident
+//! (`--sample`). One type, [`Target`], checked to exist when it is
+//! resolved.
 
+use super::exit::{Failure, PRIVILEGES_HINT};
+use super::sample;
 use conntrack_kit::ct_core::host::HostFs;
 use conntrack_kit::netlink::Netns;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// The namespace to look at, checked to exist.
-#[derive(Debug)]
-pub struct Target {
-    /// The namespace.
-    pub netns: Netns,
-    /// How to name it in output.
-    pub label: String,
-    /// The process given with `--pid`.
-    #[allow(dead_code)] // read by watch only
+/// `--netns NAME` and `--pid PID`: flatten into an example's clap parser
+/// with `#[command(flatten)]`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NetnsArgs {
+    /// Look at the network namespace NAME made by `ip netns add NAME`
+    /// (/var/run/netns/NAME) instead of this host's. Needs root.
+    #[arg(long, value_name = "NAME", conflicts_with = "pid")]
+    pub netns: Option<String>,
+
+    /// Look at the network namespace of process PID (/proc/PID/ns/net; a
+    /// container's, for example). Needs root.
+    #[arg(long, value_name = "PID")]
     pub pid: Option<u32>,
 }
 
+/// `--capture DIR` and `--sample`, for the examples that read captures;
+/// flattened next to [`NetnsArgs`].
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CaptureArgs {
+    /// Analyse files saved on another host instead of a live table (layout
+    /// in examples/data/README.md; examples/data/capture.sh makes one).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["netns", "pid", "sample"])]
+    pub capture: Option<PathBuf>,
+
+    /// Analyse the bundled sample incident (synthetic data, clearly
+    /// labelled) instead of this host; the exit code then judges the
+    /// sample.
+    #[arg(long, conflicts_with_all = ["netns", "pid"])]
+    pub sample: bool,
+}
+
+/// The thing looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// This host's (the caller's) network namespace.
+    Host,
+    /// A named network namespace.
+    Netns(String),
+    /// The network namespace of a process.
+    Pid(u32),
+    /// A capture directory.
+    Capture(PathBuf),
+    /// The bundled sample incident.
+    Sample,
+}
+
 impl Target {
+    /// The target `--netns`/`--pid` (and, when given, `--capture`/
+    /// `--sample`) select, checked to exist: a malformed name is
+    /// [`Failure::Usage`], a missing namespace, process or directory
+    /// [`Failure::NoTarget`], a process whose namespace this user may not
+    /// see [`Failure::Unavailable`].
+    pub fn resolve(ns: &NetnsArgs, capture: Option<&CaptureArgs>) -> Result<Target, Failure> {
+        if let Some(name) = &ns.netns {
+            return Target::netns_named(name);
+        }
+        if let Some(pid) = ns.pid {
+            return Target::process(pid);
+        }
+        if let Some(c) = capture {
+            if let Some(dir) = &c.capture {
+                return Target::capture(dir);
+            }
+            if c.sample {
+                return Ok(Target::Sample);
+            }
+        }
+        Ok(Target::Host)
+    }
+
+    fn netns_named(name: &str) -> Result<Target, Failure> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(Failure::Usage(format!(
+                "--netns {name:?}: not a namespace name (names made by `ip netns add` have no '/'; \
+                 --pid PID names a process's namespace)"
+            )));
+        }
+        let path = Netns::named(name)
+            .path()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        if !path.exists() {
+            return Err(Failure::NoTarget(format!(
+                "network namespace {name:?} does not exist (no {}; `ip netns list` shows the \
+                 named namespaces)",
+                path.display()
+            )));
+        }
+        Ok(Target::Netns(name.to_string()))
+    }
+
+    fn process(pid: u32) -> Result<Target, Failure> {
+        let dir = PathBuf::from(format!("/proc/{pid}"));
+        if pid == 0 || !dir.exists() {
+            return Err(Failure::NoTarget(format!(
+                "process {pid} does not exist (no {})",
+                dir.display()
+            )));
+        }
+        let link = dir.join("ns/net");
+        match std::fs::symlink_metadata(&link) {
+            Ok(_) => Ok(Target::Pid(pid)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure::NoTarget(format!(
+                "process {pid} does not exist any more (no {})",
+                link.display()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                Err(Failure::Unavailable(format!(
+                    "no privileges to see the network namespace of process {pid}: {}: {e}\n\
+                     {PRIVILEGES_HINT}",
+                    link.display()
+                )))
+            }
+            Err(e) => Err(Failure::Error(format!("{}: {e}", link.display()))),
+        }
+    }
+
+    fn capture(dir: &Path) -> Result<Target, Failure> {
+        if !dir.is_dir() {
+            return Err(Failure::NoTarget(format!(
+                "capture directory {} does not exist or is not a directory",
+                dir.display()
+            )));
+        }
+        // The bundled sample keeps its label however it is named.
+        let canon = |p: &Path| p.canonicalize().ok();
+        if canon(dir).is_some() && canon(dir) == sample::dir().and_then(canon) {
+            return Ok(Target::Sample);
+        }
+        Ok(Target::Capture(dir.to_path_buf()))
+    }
+
+    /// Whether the target is a live kernel table.
+    pub fn is_live(&self) -> bool {
+        matches!(self, Target::Host | Target::Netns(_) | Target::Pid(_))
+    }
+
+    /// The namespace of a live target ([`Netns::Current`] for this host,
+    /// and for captures, which have none).
+    pub fn netns(&self) -> Netns {
+        match self {
+            Target::Netns(n) => Netns::named(n),
+            Target::Pid(p) => Netns::pid(*p),
+            _ => Netns::Current,
+        }
+    }
+
+    /// A description for reports (the JSON report's `origin.label`).
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Host => "this host".into(),
+            Target::Netns(n) => format!("network namespace {n}"),
+            Target::Pid(p) => format!("network namespace of pid {p}"),
+            Target::Capture(d) => format!("capture {}", d.display()),
+            Target::Sample => "SAMPLE INCIDENT (bundled, synthetic) — not this host".into(),
+        }
+    }
+
+    /// A short name for one-line headers: `this host`, `netns NAME`,
+    /// `netns of pid PID`, `capture DIR`, `sample incident`.
+    pub fn short(&self) -> String {
+        match self {
+            Target::Host => "this host".into(),
+            Target::Netns(n) => format!("netns {n}"),
+            Target::Pid(p) => format!("netns of pid {p}"),
+            Target::Capture(d) => format!("capture {}", d.display()),
+            Target::Sample => "sample incident".into(),
+        }
+    }
+
+    /// The capture directory a target reads, if any.
+    pub fn capture_dir(&self) -> Option<&Path> {
+        match self {
+            Target::Capture(d) => Some(d),
+            // Without the checkout nor a writable temporary directory, a
+            // path that does not exist: collecting it says so.
+            Target::Sample => Some(sample::dir().unwrap_or(Path::new(sample::CHECKOUT_DIR))),
+            _ => None,
+        }
+    }
+
     /// Runs `read` with a [`HostFs`] whose `net_path` names the target
-    /// namespace's `/proc/net` files: `/proc/PID/net` for `--pid` (no
+    /// namespace's `/proc/net` files: `/proc/PID/net` for a process (no
     /// namespace switch, so no CAP_SYS_ADMIN), otherwise on a thread in
-    /// the namespace through `/proc/thread-self/net` (for the current
-    /// namespace, on the calling thread). `/proc/net` itself would be the
-    /// main thread's namespace.
-    #[allow(dead_code)] // used by watch and top, not exporter
+    /// the namespace through `/proc/thread-self/net` (for this host, on
+    /// the calling thread). `/proc/net` itself would be the main thread's
+    /// namespace.
     pub fn with_net_files<T: Send>(
         &self,
         read: impl FnOnce(&HostFs) -> T + Send,
     ) -> Result<T, conntrack_kit::netlink::Error> {
-        match self.pid {
-            Some(pid) => Ok(read(&HostFs::new("/").for_pid(pid))),
-            None => self
-                .netns
+        match self {
+            Target::Pid(pid) => Ok(read(&HostFs::new("/").for_pid(*pid))),
+            _ => self
+                .netns()
                 .run(|| Ok(read(&HostFs::new("/").for_current_thread()))),
         }
     }
 }
 
-pub fn resolve_target(netns: Option<&str>, pid: Option<u32>) -> Result<Target, String> {
-    if let Some(name) = netns {
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(format!(
-                "invalid namespace name {name:?}: give a name as `ip netns list` prints it"
-            ));
-        }
-        let ns = Netns::named(name);
-        let path = ns.path().map(PathBuf::from).unwrap_or_default();
-        if !path.exists() {
-            return Err(format!(
-                "network namespace {name:?} does not exist ({} is missing); \
-                 `ip netns list` shows the namespaces there are",
-                path.display()
-            ));
-        }
-        return Ok(Target {
-            netns: ns,
-            label: format!("netns {name}"),
-            pid: None,
-        });
-    }
-    if let Some(pid) = pid {
-        let ns = Netns::pid(pid);
-        let path = ns.path().map(PathBuf::from).unwrap_or_default();
-        if !PathBuf::from(format!("/proc/{pid}")).exists() {
-            return Err(format!("no process with PID {pid}"));
-        }
-        if let Err(e) = std::fs::symlink_metadata(&path) {
-            return Err(format!("cannot see {}: {e}", path.display()));
-        }
-        return Ok(Target {
-            netns: ns,
-            label: format!("netns of pid {pid}"),
-            pid: Some(pid),
-        });
-    }
-    Ok(Target {
-        netns: Netns::Current,
-        label: "current netns".into(),
-        pid: None,
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// An error message with a hint when privileges are missing.
-pub fn explain(e: &conntrack_kit::netlink::Error) -> String {
-    if e.is_permission_denied() {
-        format!(
-            "{e}\nhint: run as root: ctnetlink needs CAP_NET_ADMIN, and entering another \
-             network namespace needs CAP_SYS_ADMIN"
-        )
-    } else {
-        e.to_string()
+    fn ns(netns: Option<&str>, pid: Option<u32>) -> NetnsArgs {
+        NetnsArgs {
+            netns: netns.map(str::to_string),
+            pid,
+        }
+    }
+
+    #[test]
+    fn resolves_and_checks_each_kind() {
+        assert_eq!(
+            Target::resolve(&ns(None, None), None).unwrap(),
+            Target::Host
+        );
+        let me = std::process::id();
+        assert_eq!(
+            Target::resolve(&ns(None, Some(me)), None).unwrap(),
+            Target::Pid(me)
+        );
+        for bad in ["", "a/b", ".", ".."] {
+            let e = Target::resolve(&ns(Some(bad), None), None).unwrap_err();
+            assert!(matches!(e, Failure::Usage(_)), "{bad:?}: {e}");
+        }
+        let e = Target::resolve(&ns(Some("ck-unit-no-such-ns"), None), None).unwrap_err();
+        assert!(matches!(e, Failure::NoTarget(_)), "{e}");
+        assert!(e.to_string().contains("ip netns list"), "{e}");
+        for pid in [0, 4_000_000_000] {
+            let e = Target::resolve(&ns(None, Some(pid)), None).unwrap_err();
+            assert!(matches!(e, Failure::NoTarget(_)), "{e}");
+        }
+        let cap = CaptureArgs {
+            capture: Some("/nonexistent/capture".into()),
+            sample: false,
+        };
+        let e = Target::resolve(&ns(None, None), Some(&cap)).unwrap_err();
+        assert!(matches!(e, Failure::NoTarget(_)), "{e}");
+        let sample = CaptureArgs {
+            capture: None,
+            sample: true,
+        };
+        assert_eq!(
+            Target::resolve(&ns(None, None), Some(&sample)).unwrap(),
+            Target::Sample
+        );
+    }
+
+    #[test]
+    fn names_for_reports_and_headers() {
+        assert_eq!(
+            Target::Netns("blue".into()).describe(),
+            "network namespace blue"
+        );
+        assert_eq!(Target::Netns("blue".into()).short(), "netns blue");
+        assert_eq!(Target::Pid(42).describe(), "network namespace of pid 42");
+        assert_eq!(Target::Pid(42).short(), "netns of pid 42");
+        assert_eq!(Target::Host.short(), "this host");
+        assert!(Target::Pid(42).is_live() && !Target::Sample.is_live());
+        assert_eq!(Target::Pid(42).netns(), Netns::pid(42));
     }
 }
