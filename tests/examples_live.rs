@@ -44,12 +44,10 @@ fn example(name: &str) -> Command {
 
 /// Runs a command with a deadline (kills it after `limit`).
 fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
-    let child = cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+        .stderr(Stdio::piped());
+    let child = spawn_retrying(&mut cmd);
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     let waiter = std::thread::spawn(move || {
@@ -196,6 +194,25 @@ fn bad_arguments_are_refused_with_the_reason() {
 // ---------------------------------------------------------------------
 // Live
 // ---------------------------------------------------------------------
+
+/// Spawns `cmd`, retrying while exec fails with ETXTBSY: a binary just
+/// copied (see [`world_runnable`]) can still be open for writing in a child
+/// that another test thread forked but has not yet exec'd (the fd is
+/// close-on-exec, so it goes away when that child execs).
+fn spawn_retrying(cmd: &mut Command) -> std::process::Child {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match cmd.spawn() {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => return r.expect("spawn"),
+        }
+    }
+}
 
 /// Copies an example into `dir` (made world-readable) where an
 /// unprivileged user can run it (the target directory may be under a
