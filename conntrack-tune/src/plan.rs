@@ -6,11 +6,18 @@
 //! [`crate::render`] turn it into files and a script that the caller may
 //! choose to apply.
 
+use conntrack_analyze::capacity::SizingEra;
 use conntrack_analyze::{FindingId, Remedy};
 use conntrack_core::nat_rules::SourceNatRule;
 use conntrack_core::{L4Proto, TimeoutKey};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+/// The schema id of a plan's JSON document ([`crate::render::json`]).
+pub const PLAN_SCHEMA: &str = "conntrack-kit/plan";
+/// The schema version: additive changes keep it, a field that goes away,
+/// is renamed or changes meaning bumps it.
+pub const PLAN_SCHEMA_VERSION: u32 = 1;
 
 /// How urgent an action is. Plans are ordered by priority, then by the
 /// order the planner found the actions in.
@@ -209,10 +216,11 @@ pub enum ActionKind {
     SetTimeout {
         /// Which timeout.
         key: TimeoutKey,
-        /// New value in seconds.
-        seconds: u32,
-        /// The lowest value the planner would ever propose for this key.
-        floor: u32,
+        /// The new value, in seconds.
+        secs: u32,
+        /// The lowest value the planner would ever propose for this key,
+        /// in seconds.
+        floor_secs: u32,
         /// Why the floor is where it is.
         floor_reason: String,
     },
@@ -303,8 +311,8 @@ impl ActionKind {
     /// use conntrack_tune::plan::{ActionKind, AdviceTopic};
     /// use conntrack_core::TimeoutKey;
     /// assert_eq!(ActionKind::SetMax { max: 1 }.id(), "raise-max");
-    /// let t = ActionKind::SetTimeout { key: TimeoutKey::TcpTimeWait, seconds: 60,
-    ///                                  floor: 60, floor_reason: String::new() };
+    /// let t = ActionKind::SetTimeout { key: TimeoutKey::TcpTimeWait, secs: 60,
+    ///                                  floor_secs: 60, floor_reason: String::new() };
     /// assert_eq!(t.id(), "timeout:tcp_timeout_time_wait");
     /// assert_eq!(ActionKind::Advice { topic: AdviceTopic::Keepalive }.id(), "advice:keepalive");
     /// ```
@@ -618,7 +626,7 @@ pub struct PlanContext {
     pub kernel: Option<String>,
     /// The sizing era the kernel belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub era: Option<String>,
+    pub era: Option<SizingEra>,
     /// Whether the observation came from the initial namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_netns: Option<bool>,
@@ -655,6 +663,30 @@ pub struct Plan {
     /// Folk recipes, each judged for this host.
     #[serde(default)]
     pub folk: Vec<FolkVerdict>,
+}
+
+/// A plan as a JSON document: the plan's fields after the schema id and
+/// version ([`crate::render::json`] writes it). A [`crate::report::Report`]
+/// holds the bare [`Plan`]: the report's own schema id covers it.
+#[derive(Serialize)]
+pub(crate) struct PlanDocument<'a> {
+    /// [`PLAN_SCHEMA`].
+    pub schema: &'static str,
+    /// [`PLAN_SCHEMA_VERSION`].
+    pub version: u32,
+    /// The plan.
+    #[serde(flatten)]
+    pub plan: &'a Plan,
+}
+
+impl<'a> PlanDocument<'a> {
+    pub(crate) fn of(plan: &'a Plan) -> Self {
+        PlanDocument {
+            schema: PLAN_SCHEMA,
+            version: PLAN_SCHEMA_VERSION,
+            plan,
+        }
+    }
 }
 
 impl Plan {
