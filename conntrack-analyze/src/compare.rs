@@ -5,9 +5,10 @@
 //! said in words, the way an operator compares two servers.
 //!
 //! As JSON it is the document `conntrack-kit/compare` ([`COMPARE_SCHEMA`],
-//! version [`COMPARE_SCHEMA_VERSION`]): each row carries a stable `key`
-//! (units in the name: `_secs`, `_pct`, `_per_sec`) next to the `name`
-//! people read.
+//! version [`COMPARE_SCHEMA_VERSION`]; its JSON Schema is
+//! `schemas/compare.schema.json` in the repository): each row carries a
+//! stable `key` (units in the name: `_secs`, `_pct`, `_per_sec`) next to
+//! the `name` people read.
 //!
 //! ```
 //! use conntrack_analyze::compare::compare;
@@ -37,6 +38,7 @@ pub const COMPARE_SCHEMA_VERSION: u32 = 1;
 
 /// A cell of the comparison table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", untagged)]
 pub enum Cell {
     /// A number.
@@ -69,13 +71,16 @@ impl fmt::Display for Cell {
 
 /// One row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Row {
     /// Section: `configuration`, `table`, `rates`, `flows`, or a key kind
     /// of the top-keys rows (`src_ip`, `destination`, `dst_port`, `name`).
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = SECTIONS)))]
     pub section: String,
     /// The stable id of the row, one of [`row_keys`]: snake_case, with the
     /// unit in the name (`tcp_timeout_established_secs`, `utilisation_pct`,
     /// `drop_per_sec`, `src_ip_1`).
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = row_keys())))]
     pub key: String,
     /// What the row shows, for people (`utilisation %`).
     pub name: String,
@@ -87,10 +92,26 @@ pub struct Row {
 
 /// The comparison table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Comparison {
     /// [`COMPARE_SCHEMA`].
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            extend("const" = COMPARE_SCHEMA),
+            description = "The schema id, `conntrack-kit/compare`."
+        )
+    )]
     pub schema: String,
     /// [`COMPARE_SCHEMA_VERSION`].
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            extend("const" = COMPARE_SCHEMA_VERSION),
+            description = "The schema version: additive changes keep it, a field that goes \
+                           away, is renamed or changes meaning bumps it."
+        )
+    )]
     pub version: u32,
     /// Left label.
     pub a_label: String,
@@ -119,6 +140,18 @@ fn num(x: Option<f64>) -> Cell {
 fn text(x: Option<String>) -> Cell {
     x.map_or(Cell::Missing, Cell::Text)
 }
+
+/// The sections rows are grouped in, in order.
+const SECTIONS: [&str; 8] = [
+    "configuration",
+    "table",
+    "rates",
+    "flows",
+    KeyKind::SrcIp.name(),
+    KeyKind::Destination.name(),
+    KeyKind::DstPort.name(),
+    KeyKind::Name.name(),
+];
 
 /// The key kinds whose top keys a comparison shows.
 const KINDS: [KeyKind; 4] = [
@@ -608,6 +641,7 @@ mod tests {
         let keys = row_keys();
         for r in &c.rows {
             assert!(keys.contains(&r.key), "{}", r.key);
+            assert!(SECTIONS.contains(&r.section.as_str()), "{}", r.section);
         }
         let mut seen: Vec<&str> = c.rows.iter().map(|r| r.key.as_str()).collect();
         seen.sort_unstable();

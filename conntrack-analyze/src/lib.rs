@@ -43,6 +43,7 @@
 //! ```
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod answers;
 pub mod attribution;
@@ -59,6 +60,9 @@ pub mod hotspots;
 pub mod observation;
 pub mod rates;
 pub mod remedy;
+#[cfg(feature = "schema")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schema")))]
+pub mod schema;
 pub mod timeouts;
 pub mod topk;
 
