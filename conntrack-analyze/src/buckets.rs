@@ -178,6 +178,7 @@ pub fn poisson_model(entries: u64, buckets: u64, cap: ChainCap) -> ChainModel {
 
 /// Chain lengths observed by hashing real tuples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SimulatedChains {
     /// Buckets simulated.
     pub buckets: u64,

@@ -12,6 +12,7 @@ const GIB: u64 = 1024 * 1024 * 1024;
 
 /// Which default-sizing rules a kernel follows (KERNEL.md section 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SizingEra {
     /// Up to 3.19: buckets capped at 16384 above 1 GiB, min 32, max = 4 x
@@ -158,6 +159,7 @@ impl SizingInput {
 
 /// How a host's table got its size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SizingOrigin {
     /// Buckets and max are what the kernel computes for the host's RAM.
@@ -264,6 +266,7 @@ pub fn kernel_max_for_buckets(buckets: u64, era: SizingEra, explicit: bool) -> u
 
 /// A table size: buckets and `nf_conntrack_max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Sizing {
     /// Hash buckets after rounding (`nf_conntrack_buckets`).
     pub buckets: u32,
@@ -405,6 +408,7 @@ pub fn kube_proxy(cpus: u64, per_core: u64, min: u64) -> Option<(u64, u64)> {
 
 /// The memory a table of a given size may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MemoryCost {
     /// Entries the estimate is for (usually `nf_conntrack_max`).
     pub entries: u64,

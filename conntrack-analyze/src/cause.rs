@@ -8,6 +8,7 @@ use std::fmt;
 
 /// A candidate explanation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Cause {
@@ -73,6 +74,7 @@ impl fmt::Display for Cause {
 
 /// How well the evidence supports a cause. Ordered from strongest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Likelihood {
     /// A counter or record shows it directly.
@@ -113,6 +115,7 @@ impl fmt::Display for Likelihood {
 
 /// One cause, judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RankedCause {
     /// The cause.
     pub cause: Cause,

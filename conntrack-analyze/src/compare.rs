@@ -4,6 +4,12 @@
 //! counts, rates, states and top keys, and the differences that matter
 //! said in words, the way an operator compares two servers.
 //!
+//! As JSON it is the document `conntrack-kit/compare` ([`COMPARE_SCHEMA`],
+//! version [`COMPARE_SCHEMA_VERSION`]; its JSON Schema is
+//! `schemas/compare.schema.json` in the repository): each row carries a
+//! stable `key` (units in the name: `_secs`, `_pct`, `_per_sec`) next to
+//! the `name` people read.
+//!
 //! ```
 //! use conntrack_analyze::compare::compare;
 //! use conntrack_analyze::{Facts, Observation};
@@ -13,6 +19,7 @@
 //! let c = compare(("web-1", &Facts::derive(&a)), ("web-2", &Facts::derive(&b)));
 //! let util = c.row("utilisation %").unwrap();
 //! assert_eq!((util.a.num(), util.b.num()), (Some(50.0), Some(90.0)));
+//! assert_eq!(util.key, "utilisation_pct");
 //! assert!(c.to_string().contains("web-2"));
 //! ```
 
@@ -23,8 +30,15 @@ use conntrack_core::{Counter, TimeoutKey};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The schema id of [`Comparison`]'s JSON.
+pub const COMPARE_SCHEMA: &str = "conntrack-kit/compare";
+/// The schema version: additive changes keep it, a field that goes away,
+/// is renamed or changes meaning bumps it.
+pub const COMPARE_SCHEMA_VERSION: u32 = 1;
+
 /// A cell of the comparison table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", untagged)]
 pub enum Cell {
     /// A number.
@@ -57,10 +71,18 @@ impl fmt::Display for Cell {
 
 /// One row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Row {
-    /// Section ("table", "rates", "states", a key kind).
+    /// Section: `configuration`, `table`, `rates`, `flows`, or a key kind
+    /// of the top-keys rows (`src_ip`, `destination`, `dst_port`, `name`).
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = SECTIONS)))]
     pub section: String,
-    /// What the row shows.
+    /// The stable id of the row, one of [`row_keys`]: snake_case, with the
+    /// unit in the name (`tcp_timeout_established_secs`, `utilisation_pct`,
+    /// `drop_per_sec`, `src_ip_1`).
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = row_keys())))]
+    pub key: String,
+    /// What the row shows, for people (`utilisation %`).
     pub name: String,
     /// Left side.
     pub a: Cell,
@@ -70,7 +92,27 @@ pub struct Row {
 
 /// The comparison table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Comparison {
+    /// [`COMPARE_SCHEMA`].
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            extend("const" = COMPARE_SCHEMA),
+            description = "The schema id, `conntrack-kit/compare`."
+        )
+    )]
+    pub schema: String,
+    /// [`COMPARE_SCHEMA_VERSION`].
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            extend("const" = COMPARE_SCHEMA_VERSION),
+            description = "The schema version: additive changes keep it, a field that goes \
+                           away, is renamed or changes meaning bumps it."
+        )
+    )]
+    pub version: u32,
     /// Left label.
     pub a_label: String,
     /// Right label.
@@ -99,6 +141,99 @@ fn text(x: Option<String>) -> Cell {
     x.map_or(Cell::Missing, Cell::Text)
 }
 
+/// The sections rows are grouped in, in order.
+const SECTIONS: [&str; 8] = [
+    "configuration",
+    "table",
+    "rates",
+    "flows",
+    KeyKind::SrcIp.name(),
+    KeyKind::Destination.name(),
+    KeyKind::DstPort.name(),
+    KeyKind::Name.name(),
+];
+
+/// The key kinds whose top keys a comparison shows.
+const KINDS: [KeyKind; 4] = [
+    KeyKind::SrcIp,
+    KeyKind::Destination,
+    KeyKind::DstPort,
+    KeyKind::Name,
+];
+
+/// The counters whose rates a comparison shows.
+const COUNTERS: [Counter; 7] = [
+    Counter::Drop,
+    Counter::EarlyDrop,
+    Counter::InsertFailed,
+    Counter::ClashResolve,
+    Counter::ChainTooLong,
+    Counter::Invalid,
+    Counter::SearchRestart,
+];
+
+/// Every key a [`Row`] can have, in the order rows appear.
+///
+/// ```
+/// let keys = conntrack_analyze::compare::row_keys();
+/// assert!(keys.iter().any(|k| k == "tcp_timeout_time_wait_secs"));
+/// assert!(keys.iter().any(|k| k == "insert_failed_per_sec"));
+/// ```
+pub fn row_keys() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "kernel",
+        "cpus",
+        "ram_gib",
+        "max",
+        "buckets",
+        "max_over_buckets",
+        "sizing",
+    ]
+    .map(String::from)
+    .into();
+    v.extend(TIMEOUTS.iter().map(|k| timeout_key(*k)));
+    v.extend(
+        [
+            "rps",
+            "snat_rules_without_fully_random",
+            "count",
+            "utilisation_pct",
+            "mean_chain",
+            "count_trend_per_sec",
+        ]
+        .map(String::from),
+    );
+    v.extend(COUNTERS.iter().map(|c| rate_key(*c)));
+    v.extend(
+        [
+            "new_connections_per_sec",
+            "flows_listed",
+            "tcp_pct",
+            "udp_pct",
+            "translated_pct",
+            "unreplied_pct",
+            "time_wait_pct",
+        ]
+        .map(String::from),
+    );
+    for kind in KINDS {
+        v.extend((1..=3).map(|i| top_key(kind, i)));
+    }
+    v
+}
+
+fn timeout_key(k: TimeoutKey) -> String {
+    format!("{}_secs", k.name())
+}
+
+fn rate_key(c: Counter) -> String {
+    format!("{}_per_sec", c.name())
+}
+
+fn top_key(kind: KeyKind, rank: usize) -> String {
+    format!("{}_{rank}", kind.name())
+}
+
 /// The timeouts a comparison shows.
 const TIMEOUTS: [TimeoutKey; 5] = [
     TimeoutKey::TcpEstablished,
@@ -113,11 +248,12 @@ pub fn compare(a: (&str, &Facts), b: (&str, &Facts)) -> Comparison {
     let (la, fa) = a;
     let (lb, fb) = b;
     let mut rows = Vec::new();
-    let mut push = |section: &str, name: &str, f: &dyn Fn(&Facts) -> Cell| {
+    let mut push = |section: &str, key: &str, name: &str, f: &dyn Fn(&Facts) -> Cell| {
         let (ca, cb) = (f(fa), f(fb));
         if ca != Cell::Missing || cb != Cell::Missing {
             rows.push(Row {
                 section: section.into(),
+                key: key.into(),
                 name: name.into(),
                 a: ca,
                 b: cb,
@@ -125,38 +261,39 @@ pub fn compare(a: (&str, &Facts), b: (&str, &Facts)) -> Comparison {
         }
     };
     let count = |f: &Facts| f.table.count.map(|v| v as f64);
-    push("configuration", "kernel", &|f| {
+    push("configuration", "kernel", "kernel", &|f| {
         text(f.kernel.map(|v| v.to_string()))
     });
-    push("configuration", "CPUs", &|f| {
+    push("configuration", "cpus", "CPUs", &|f| {
         num((f.cpu.online > 0).then_some(f.cpu.online as f64))
     });
-    push("configuration", "RAM GiB", &|f| {
+    push("configuration", "ram_gib", "RAM GiB", &|f| {
         num(f
             .obs
             .snapshot
             .mem_total_bytes
             .map(|m| m as f64 / f64::from(1u32 << 30)))
     });
-    push("configuration", "max", &|f| {
+    push("configuration", "max", "max", &|f| {
         num(f.table.max.map(|v| v as f64))
     });
-    push("configuration", "buckets", &|f| {
+    push("configuration", "buckets", "buckets", &|f| {
         num(f.table.buckets.map(|v| v as f64))
     });
     push(
         "configuration",
+        "max_over_buckets",
         "max / buckets",
         &|f| match (f.table.max, f.table.buckets) {
             (Some(m), Some(b)) if b > 0 => num(Some(m as f64 / b as f64)),
             _ => Cell::Missing,
         },
     );
-    push("configuration", "sizing", &|f| {
+    push("configuration", "sizing", "sizing", &|f| {
         Cell::Text(f.table.origin.short().to_string())
     });
     for k in TIMEOUTS {
-        push("configuration", k.name(), &|f| {
+        push("configuration", &timeout_key(k), k.name(), &|f| {
             let t = f.timeout(k);
             if t.configured {
                 Cell::Num(f64::from(t.secs))
@@ -165,7 +302,7 @@ pub fn compare(a: (&str, &Facts), b: (&str, &Facts)) -> Comparison {
             }
         });
     }
-    push("configuration", "RPS", &|f| {
+    push("configuration", "rps", "RPS", &|f| {
         Cell::Text(
             match f.cpu.rps {
                 Rps::On => "on",
@@ -175,69 +312,64 @@ pub fn compare(a: (&str, &Facts), b: (&str, &Facts)) -> Comparison {
             .into(),
         )
     });
-    push("configuration", "SNAT rules without fully-random", &|f| {
-        num(f
-            .obs
-            .config
-            .nat_rules
-            .as_ref()
-            .map(|r| r.without_fully_random().count() as f64))
-    });
-    push("table", "count", &|f| num(count(f)));
-    push("table", "utilisation %", &|f| {
+    push(
+        "configuration",
+        "snat_rules_without_fully_random",
+        "SNAT rules without fully-random",
+        &|f| {
+            num(f
+                .obs
+                .config
+                .nat_rules
+                .as_ref()
+                .map(|r| r.without_fully_random().count() as f64))
+        },
+    );
+    push("table", "count", "count", &|f| num(count(f)));
+    push("table", "utilisation_pct", "utilisation %", &|f| {
         num(f.table.utilisation.map(|u| u * 100.0))
     });
-    push("table", "2N/B", &|f| num(f.table.mean_chain));
-    push("table", "count trend /s", &|f| {
+    push("table", "mean_chain", "2N/B", &|f| num(f.table.mean_chain));
+    push("table", "count_trend_per_sec", "count trend /s", &|f| {
         num(f
             .obs
             .rates
             .as_ref()
             .and_then(|r| r.entries.as_ref().map(|e| e.slope_per_sec)))
     });
-    const COUNTERS: [Counter; 7] = [
-        Counter::Drop,
-        Counter::EarlyDrop,
-        Counter::InsertFailed,
-        Counter::ClashResolve,
-        Counter::ChainTooLong,
-        Counter::Invalid,
-        Counter::SearchRestart,
-    ];
     for c in COUNTERS {
-        push("rates", &format!("{} /s", c.name()), &|f| {
+        push("rates", &rate_key(c), &format!("{} /s", c.name()), &|f| {
             num(f.counters.get(c).per_sec)
         });
     }
-    push("rates", "new connections /s", &|f| {
-        num(f.churn.new_per_sec.map(|r| r.per_sec))
-    });
-    push("flows", "flows listed", &|f| {
+    push(
+        "rates",
+        "new_connections_per_sec",
+        "new connections /s",
+        &|f| num(f.churn.new_per_sec.map(|r| r.per_sec)),
+    );
+    push("flows", "flows_listed", "flows listed", &|f| {
         num(f.mix.as_ref().map(|m| m.flows as f64))
     });
-    push("flows", "TCP %", &|f| {
+    push("flows", "tcp_pct", "TCP %", &|f| {
         num(f.mix.as_ref().map(|m| m.tcp_share * 100.0))
     });
-    push("flows", "UDP %", &|f| {
+    push("flows", "udp_pct", "UDP %", &|f| {
         num(f.mix.as_ref().map(|m| m.udp_share * 100.0))
     });
-    push("flows", "translated %", &|f| {
+    push("flows", "translated_pct", "translated %", &|f| {
         num(f.mix.as_ref().map(|m| m.nat_share * 100.0))
     });
-    push("flows", "unreplied %", &|f| {
+    push("flows", "unreplied_pct", "unreplied %", &|f| {
         num(f.mix.as_ref().map(|m| m.unreplied_share * 100.0))
     });
-    push("flows", "TIME_WAIT %", &|f| {
+    push("flows", "time_wait_pct", "TIME_WAIT %", &|f| {
         num(f.mix.as_ref().map(|m| m.time_wait_share * 100.0))
     });
-    for kind in [
-        KeyKind::SrcIp,
-        KeyKind::Destination,
-        KeyKind::DstPort,
-        KeyKind::Name,
-    ] {
+    for kind in KINDS {
         for i in 0..3 {
-            push(kind.name(), &format!("{} #{}", kind.name(), i + 1), &|f| {
+            let name = format!("{} #{}", kind.name(), i + 1);
+            push(kind.name(), &top_key(kind, i + 1), &name, &|f| {
                 f.obs
                     .hotspots
                     .as_ref()
@@ -250,6 +382,8 @@ pub fn compare(a: (&str, &Facts), b: (&str, &Facts)) -> Comparison {
         }
     }
     Comparison {
+        schema: COMPARE_SCHEMA.to_owned(),
+        version: COMPARE_SCHEMA_VERSION,
         a_label: la.to_owned(),
         b_label: lb.to_owned(),
         rows,
@@ -501,6 +635,23 @@ mod tests {
         let text = c.to_string();
         assert!(text.contains("[rates]") && text.contains("[what differs]"));
         let j = serde_json::to_string(&c).unwrap();
+        assert!(j.starts_with("{\"schema\":\"conntrack-kit/compare\",\"version\":1,"));
         assert!(j.contains("\"a_label\":\"before\""));
+        // Every row has a key of the documented set, each key once.
+        let keys = row_keys();
+        for r in &c.rows {
+            assert!(keys.contains(&r.key), "{}", r.key);
+            assert!(SECTIONS.contains(&r.section.as_str()), "{}", r.section);
+        }
+        let mut seen: Vec<&str> = c.rows.iter().map(|r| r.key.as_str()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), c.rows.len());
+        assert_eq!(c.row("drop /s").unwrap().key, "drop_per_sec");
+        assert_eq!(
+            c.row("tcp_timeout_established").unwrap().key,
+            "tcp_timeout_established_secs"
+        );
+        assert_eq!(c.row("src_ip #1").unwrap().key, "src_ip_1");
     }
 }

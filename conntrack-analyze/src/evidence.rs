@@ -8,6 +8,7 @@ use std::fmt;
 /// What a number of evidence is. The serialised form (snake_case) is
 /// stable; labels and units are derived from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EvidenceKey {
@@ -213,6 +214,7 @@ impl EvidenceKey {
 /// assert_eq!(Evidence::new(EvidenceKey::Utilisation, 3.8).to_string(), "utilisation = 3.8 %");
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(into = "EvidenceRepr", from = "EvidenceRepr")]
 pub struct Evidence {
     /// What the number is.
@@ -261,13 +263,21 @@ fn finite(v: f64) -> f64 {
 /// The JSON form: the stable key and subject, plus the label and unit for
 /// readers (ignored when read back).
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 struct EvidenceRepr {
+    /// What the number is: the stable id to match on.
     key: EvidenceKey,
+    /// What it is about (a counter, a state, an address, a timeout), for
+    /// the keys that have a subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     subject: Option<String>,
+    /// The value, in `unit`.
     value: f64,
+    /// The unit of the value (derived from the key), when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     unit: Option<String>,
+    /// The number in words, for people (derived from the key and
+    /// subject; ignored when read back).
     #[serde(default)]
     label: String,
 }

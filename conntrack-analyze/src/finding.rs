@@ -15,6 +15,7 @@ use std::fmt;
 /// assert_eq!(Severity::Warning.to_string(), "warning");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Worth knowing; nothing is failing.
@@ -51,6 +52,7 @@ impl fmt::Display for Severity {
 /// assert_eq!(FindingId::from_name("scan-suspects"), Some(FindingId::ScanSuspects));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum FindingId {
@@ -154,6 +156,7 @@ impl fmt::Display for FindingId {
 /// assert_eq!(f.value_of(EvidenceKey::CounterRate, "early_drop"), Some(40.0));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Finding {
     /// The kind of finding.
     pub id: FindingId,

@@ -10,7 +10,7 @@
 //!
 //! The judgment is one model: an [`Observation`] (what was seen) is
 //! turned into [`Facts`] (everything derived from it, once), which
-//! [`diagnose`] turns into findings with evidence, ranked causes and
+//! [`diagnose()`] turns into findings with evidence, ranked causes and
 //! remedies. `conntrack-tune` plans from the same facts and findings.
 //!
 //! ```
@@ -43,6 +43,7 @@
 //! ```
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod answers;
 pub mod attribution;
@@ -59,6 +60,9 @@ pub mod hotspots;
 pub mod observation;
 pub mod rates;
 pub mod remedy;
+#[cfg(feature = "schema")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schema")))]
+pub mod schema;
 pub mod timeouts;
 pub mod topk;
 

@@ -8,6 +8,7 @@ use std::fmt;
 /// A kind of fix. Findings list the remedies they recommend; every plan
 /// either contains an action for each or declines it with the reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", tag = "remedy", content = "timeout")]
 #[non_exhaustive]
 pub enum Remedy {

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 /// assert!("not a version".parse::<KernelVersion>().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct KernelVersion {
     /// Major number.
     pub major: u16,

@@ -4,6 +4,8 @@
 //! known values get an associated constant, a name and a `Display`.
 //! Serialisation writes the name when it is known and the number otherwise
 //! (numbers only for non-human-readable formats); both forms deserialise.
+//! With the `schema` feature, the JSON Schema says the same: one of the
+//! known names, or a number.
 
 macro_rules! kernel_enum {
     (
@@ -81,6 +83,32 @@ macro_rules! kernel_enum {
                     Some(n) if s.is_human_readable() => s.serialize_str(n),
                     _ => s.serialize_u64(u64::from(self.0)),
                 }
+            }
+        }
+
+        /// A known value is written as its name, an unknown one as its
+        /// number.
+        #[cfg(feature = "schema")]
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn schema_id() -> std::borrow::Cow<'static, str> {
+                concat!("conntrack_core::", stringify!($name)).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "description": concat!(
+                        "`", stringify!($name), "`: the name of a known value, or the number \
+                         of one without a name."
+                    ),
+                    "anyOf": [
+                        { "type": "string", "enum": [$($text),+] },
+                        { "type": "integer", "minimum": 0, "maximum": <$inner>::MAX }
+                    ]
+                })
             }
         }
 

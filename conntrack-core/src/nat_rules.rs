@@ -49,6 +49,7 @@ pub enum RulesFormat {
 
 /// How a rule translates the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SourceNatKind {
     /// `MASQUERADE` / `masquerade`: the outgoing interface's address.
@@ -59,6 +60,7 @@ pub enum SourceNatKind {
 
 /// One source-NAT rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SourceNatRule {
     /// MASQUERADE or SNAT.
     pub kind: SourceNatKind,

@@ -102,6 +102,7 @@ kernel_enum! {
 /// assert_eq!(FlowState::Unreplied.to_string(), "UNREPLIED");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FlowState {
     /// A TCP state.

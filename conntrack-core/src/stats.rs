@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 /// A per-CPU conntrack counter (`struct ip_conntrack_stat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Counter {
     /// Hash chain entries walked (prints 0 since 4.9).
@@ -137,6 +138,7 @@ impl Counter {
 
 /// Whether a kernel counts a counter (see [`Counter::support`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", tag = "kind")]
 #[non_exhaustive]
 pub enum Support {

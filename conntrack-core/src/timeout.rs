@@ -222,6 +222,28 @@ impl TryFrom<String> for TimeoutKey {
     }
 }
 
+/// Its sysctl name, one of [`TimeoutKey::ALL`].
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for TimeoutKey {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TimeoutKey".into()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        "conntrack_core::TimeoutKey".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = TimeoutKey::ALL.iter().map(|k| k.name()).collect();
+        schemars::json_schema!({
+            "description": "A conntrack timeout, by its sysctl name without the \
+                            `net.netfilter.nf_conntrack_` prefix.",
+            "type": "string",
+            "enum": names,
+        })
+    }
+}
+
 impl fmt::Display for TimeoutKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -231,6 +253,7 @@ impl fmt::Display for TimeoutKey {
 /// A timeout's value on a host: the configured one when it was read, else
 /// the kernel's default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Timeout {
     /// Which timeout.
     pub key: TimeoutKey,

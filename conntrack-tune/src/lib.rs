@@ -39,6 +39,7 @@
 //! ```
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod folk;
 pub mod plan;
@@ -48,6 +49,9 @@ pub mod render;
 pub mod report;
 pub mod rps;
 mod rules;
+#[cfg(feature = "schema")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schema")))]
+pub mod schema;
 
 pub use plan::{Action, ActionKind, Plan, Priority};
 pub use planner::plan;

@@ -6,15 +6,23 @@
 //! [`crate::render`] turn it into files and a script that the caller may
 //! choose to apply.
 
+use conntrack_analyze::capacity::SizingEra;
 use conntrack_analyze::{FindingId, Remedy};
 use conntrack_core::nat_rules::SourceNatRule;
 use conntrack_core::{L4Proto, TimeoutKey};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The schema id of a plan's JSON document ([`crate::render::json`]).
+pub const PLAN_SCHEMA: &str = "conntrack-kit/plan";
+/// The schema version: additive changes keep it, a field that goes away,
+/// is renamed or changes meaning bumps it.
+pub const PLAN_SCHEMA_VERSION: u32 = 1;
+
 /// How urgent an action is. Plans are ordered by priority, then by the
 /// order the planner found the actions in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Priority {
     /// Stop the bleeding: packets are being dropped now.
     P0,
@@ -57,6 +65,7 @@ impl fmt::Display for Priority {
 
 /// Where an action must be applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// The initial network namespace of the host: `nf_conntrack_max` is
@@ -129,6 +138,7 @@ pub fn is_global_sysctl(key: &str) -> bool {
 
 /// One RPS mask for one receive queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct QueueMask {
     /// Queue index (`rx-N`).
     pub queue: u32,
@@ -141,6 +151,7 @@ pub struct QueueMask {
 
 /// Application advice topics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AdviceTopic {
@@ -189,6 +200,7 @@ impl AdviceTopic {
 /// action's id is derived from the kind and its subject
 /// ([`ActionKind::id`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", tag = "type")]
 #[non_exhaustive]
 pub enum ActionKind {
@@ -209,10 +221,11 @@ pub enum ActionKind {
     SetTimeout {
         /// Which timeout.
         key: TimeoutKey,
-        /// New value in seconds.
-        seconds: u32,
-        /// The lowest value the planner would ever propose for this key.
-        floor: u32,
+        /// The new value, in seconds.
+        secs: u32,
+        /// The lowest value the planner would ever propose for this key,
+        /// in seconds.
+        floor_secs: u32,
         /// Why the floor is where it is.
         floor_reason: String,
     },
@@ -303,8 +316,8 @@ impl ActionKind {
     /// use conntrack_tune::plan::{ActionKind, AdviceTopic};
     /// use conntrack_core::TimeoutKey;
     /// assert_eq!(ActionKind::SetMax { max: 1 }.id(), "raise-max");
-    /// let t = ActionKind::SetTimeout { key: TimeoutKey::TcpTimeWait, seconds: 60,
-    ///                                  floor: 60, floor_reason: String::new() };
+    /// let t = ActionKind::SetTimeout { key: TimeoutKey::TcpTimeWait, secs: 60,
+    ///                                  floor_secs: 60, floor_reason: String::new() };
     /// assert_eq!(t.id(), "timeout:tcp_timeout_time_wait");
     /// assert_eq!(ActionKind::Advice { topic: AdviceTopic::Keepalive }.id(), "advice:keepalive");
     /// ```
@@ -327,6 +340,7 @@ impl ActionKind {
 
 /// A value an action changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", tag = "kind", content = "value")]
 pub enum Value {
     /// A count (entries, buckets).
@@ -351,6 +365,7 @@ impl fmt::Display for Value {
 
 /// The value being changed: current and proposed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Change {
     /// What is changed (a sysctl key, a path, a rule).
     pub target: String,
@@ -362,6 +377,7 @@ pub struct Change {
 
 /// Where a reason of an action comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", tag = "kind", content = "id")]
 pub enum Source {
     /// A finding of the diagnosis.
@@ -393,6 +409,8 @@ impl fmt::Display for Source {
 
 /// One reason for an action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "ActionEvidence"))]
 pub struct Evidence {
     /// Where it comes from.
     pub source: Source,
@@ -422,6 +440,7 @@ impl Evidence {
 
 /// What the action is expected to do.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Effect {
     /// Change of the worst-case conntrack memory (entries at max plus hash
     /// tables), in bytes; positive means more memory.
@@ -442,6 +461,7 @@ pub struct Effect {
 
 /// How risky an action is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RiskLevel {
     /// Reversible and local.
@@ -454,6 +474,7 @@ pub enum RiskLevel {
 
 /// The risk of an action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Risk {
     /// Level.
     pub level: RiskLevel,
@@ -463,6 +484,7 @@ pub struct Risk {
 
 /// A check that tells whether an action worked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum Verify {
     /// A file (under `/proc` or `/sys`) must read back this value.
@@ -487,8 +509,18 @@ pub enum Verify {
 
 /// One proposed change with everything needed to judge it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Action {
     /// The stable identifier, [`ActionKind::id`] of the kind.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            description = "The stable id of the action: its kind, and its subject where one \
+                           kind can occur several times (`raise-max`, `buckets`, \
+                           `timeout:tcp_timeout_time_wait`, `rps:eth0`, `notrack:udp/53`, \
+                           `advice:keepalive`)."
+        )
+    )]
     pub id: String,
     /// The finding remedy it applies, when it applies one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -547,6 +579,7 @@ impl Action {
 
 /// Something the planner considered and decided against, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Declined {
     /// What was considered (e.g. `notrack udp/53`, `raise-max`).
     pub what: String,
@@ -559,6 +592,7 @@ pub struct Declined {
 
 /// A folk recipe evaluated for this host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FolkVerdict {
     /// Which recipe.
     pub recipe: crate::folk::Recipe,
@@ -574,6 +608,7 @@ pub struct FolkVerdict {
 
 /// A part of the judgement the observation did not allow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Unjudged {
     /// The question (e.g. `table sizing`, `rps`).
     pub topic: String,
@@ -583,6 +618,7 @@ pub struct Unjudged {
 
 /// Kinds of warnings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WarningKind {
     /// An existing sysctl.d file (or `/etc/sysctl.conf`) would override the
@@ -603,6 +639,7 @@ pub enum WarningKind {
 
 /// A warning attached to the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Warning {
     /// Kind.
     pub kind: WarningKind,
@@ -612,13 +649,14 @@ pub struct Warning {
 
 /// What the planner knew about the host when it planned.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PlanContext {
     /// Kernel version, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
     /// The sizing era the kernel belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub era: Option<String>,
+    pub era: Option<SizingEra>,
     /// Whether the observation came from the initial namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_netns: Option<bool>,
@@ -641,6 +679,7 @@ pub struct PlanContext {
 
 /// The plan.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Plan {
     /// Actions ordered by priority.
     pub actions: Vec<Action>,
@@ -655,6 +694,46 @@ pub struct Plan {
     /// Folk recipes, each judged for this host.
     #[serde(default)]
     pub folk: Vec<FolkVerdict>,
+}
+
+/// A plan as a JSON document: the plan's fields after the schema id and
+/// version ([`crate::render::json`] writes it). A [`crate::report::Report`]
+/// holds the bare [`Plan`]: the report's own schema id covers it.
+#[derive(Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub(crate) struct PlanDocument<'a> {
+    /// [`PLAN_SCHEMA`].
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            extend("const" = PLAN_SCHEMA),
+            description = "The schema id, `conntrack-kit/plan`."
+        )
+    )]
+    pub schema: &'static str,
+    /// [`PLAN_SCHEMA_VERSION`].
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            extend("const" = PLAN_SCHEMA_VERSION),
+            description = "The schema version: additive changes keep it, a field that goes \
+                           away, is renamed or changes meaning bumps it."
+        )
+    )]
+    pub version: u32,
+    /// The plan.
+    #[serde(flatten)]
+    pub plan: &'a Plan,
+}
+
+impl<'a> PlanDocument<'a> {
+    pub(crate) fn of(plan: &'a Plan) -> Self {
+        PlanDocument {
+            schema: PLAN_SCHEMA,
+            version: PLAN_SCHEMA_VERSION,
+            plan,
+        }
+    }
 }
 
 impl Plan {

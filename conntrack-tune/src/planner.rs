@@ -61,7 +61,7 @@ pub fn plan(facts: &Facts, findings: &[Finding], policy: &Policy) -> Result<Plan
         warnings: all.warnings,
         context: PlanContext {
             kernel: facts.kernel.map(|v| v.to_string()),
-            era: facts.era.map(|e| e.describe().to_string()),
+            era: facts.era,
             init_netns: t.init_netns,
             count: clamp(t.count),
             peak: clamp(t.peak),

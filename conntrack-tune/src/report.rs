@@ -4,6 +4,11 @@
 //! recipes judged for the host. Renderers turn it into text
 //! ([`crate::render::report_text`]) and JSON ([`Report::to_json`]).
 //!
+//! The JSON document carries its schema id ([`REPORT_SCHEMA`]) and version
+//! ([`REPORT_SCHEMA_VERSION`]); its JSON Schema is
+//! `schemas/report.schema.json` in the repository, generated from these
+//! types (feature `schema`: `conntrack_tune::schema::report`).
+//!
 //! ```
 //! use conntrack_analyze::Observation;
 //! use conntrack_core::HostSnapshot;
@@ -27,11 +32,13 @@ use serde::Serialize;
 
 /// The schema id of [`Report`]'s JSON.
 pub const REPORT_SCHEMA: &str = "conntrack-kit/report";
-/// The schema version; bumped when a field changes meaning or goes away.
+/// The schema version: additive changes keep it, a field that goes away,
+/// is renamed or changes meaning bumps it.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
 /// What the report is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Origin {
     /// How it was observed.
     pub kind: OriginKind,
@@ -45,6 +52,7 @@ pub struct Origin {
 
 /// How a report's data was observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OriginKind {
     /// A live host (a namespace of this machine).
@@ -77,6 +85,7 @@ impl Origin {
 
 /// The verdict of a report, most severe finding first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Judged, nothing of warning level or above.
@@ -91,10 +100,26 @@ pub enum Status {
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Report {
     /// [`REPORT_SCHEMA`].
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            extend("const" = REPORT_SCHEMA),
+            description = "The schema id, `conntrack-kit/report`."
+        )
+    )]
     pub schema: &'static str,
     /// [`REPORT_SCHEMA_VERSION`].
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            extend("const" = REPORT_SCHEMA_VERSION),
+            description = "The schema version: additive changes keep it, a field that goes \
+                           away, is renamed or changes meaning bumps it."
+        )
+    )]
     pub version: u32,
     /// What it is about.
     pub origin: Origin,

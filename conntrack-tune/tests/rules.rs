@@ -582,10 +582,10 @@ proptest! {
         let policy = Policy { nat_in_use: Some(nat), risk, ..Policy::default() };
         let (_, p) = run(&o, &policy);
         for a in &p.actions {
-            if let ActionKind::SetTimeout { key, seconds, floor, floor_reason } = &a.kind {
-                prop_assert!(seconds >= floor);
+            if let ActionKind::SetTimeout { key, secs, floor_secs, floor_reason } = &a.kind {
+                prop_assert!(secs >= floor_secs);
                 prop_assert!(!floor_reason.is_empty());
-                prop_assert!(u64::from(*seconds) < current(a), "{}", render::text(&p));
+                prop_assert!(u64::from(*secs) < current(a), "{}", render::text(&p));
                 let want = match key {
                     TimeoutKey::TcpTimeWait if nat => 60,
                     TimeoutKey::TcpTimeWait => 30,
@@ -593,7 +593,7 @@ proptest! {
                     TimeoutKey::Udp => 10,
                     other => panic!("unexpected timeout {other}"),
                 };
-                prop_assert_eq!(*floor, want);
+                prop_assert_eq!(*floor_secs, want);
             }
         }
         // Under pressure, a table at least 20% TIME_WAIT gets it shortened
@@ -697,8 +697,8 @@ fn established_change_justified_by_histogram() {
     assert!(matches!(
         a.kind,
         ActionKind::SetTimeout {
-            floor: 7875,
-            seconds: 86_400,
+            floor_secs: 7875,
+            secs: 86_400,
             ..
         }
     ));
@@ -721,10 +721,13 @@ fn udp_timeout_for_dns_heavy_tables() {
         .collect();
     let p = dns_server(&flows, &Policy::default());
     let a = p.action("timeout:udp_timeout").expect("udp timeout");
-    let ActionKind::SetTimeout { seconds, floor, .. } = &a.kind else {
+    let ActionKind::SetTimeout {
+        secs, floor_secs, ..
+    } = &a.kind
+    else {
         panic!()
     };
-    assert_eq!((*seconds, *floor), (10, 10));
+    assert_eq!((*secs, *floor_secs), (10, 10));
     // 30 entries/s x 10 s = 300 remain of 900.
     assert_eq!(a.effect.entries_freed, Some(600));
 }

@@ -167,7 +167,7 @@ fn r4_docker_nat_el7() {
     let raise = r.plan.action("timeout:tcp_timeout_established").unwrap();
     assert!(matches!(
         raise.kind,
-        ActionKind::SetTimeout { seconds: 7875, .. }
+        ActionKind::SetTimeout { secs: 7875, .. }
     ));
     // The fix for the race, not max, buckets or RPS.
     assert_eq!(
@@ -265,10 +265,7 @@ fn max200_table_full() {
     assert_eq!(folk(&r, Recipe::NotrackServicePort), Verdict::Harmful);
     // TIME_WAIT shortened to the NAT floor, not below.
     let tw = r.plan.action("timeout:tcp_timeout_time_wait").unwrap();
-    assert!(matches!(
-        tw.kind,
-        ActionKind::SetTimeout { seconds: 60, .. }
-    ));
+    assert!(matches!(tw.kind, ActionKind::SetTimeout { secs: 60, .. }));
     assert!(r.plan.action("advice:keepalive").is_some());
 }
 
@@ -325,10 +322,7 @@ fn time_wait_dominated_load_balancer() {
     assert_eq!(c.severity, Severity::Warning);
     let tw = r.plan.action("timeout:tcp_timeout_time_wait").unwrap();
     // No NAT: the floor is 30 s.
-    assert!(matches!(
-        tw.kind,
-        ActionKind::SetTimeout { seconds: 30, .. }
-    ));
+    assert!(matches!(tw.kind, ActionKind::SetTimeout { secs: 30, .. }));
     assert!(r.plan.action("advice:keepalive").is_some());
 }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 /// How a new-connection rate was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RateMethod {
     /// Counted from NEW events over the window.
@@ -20,6 +21,7 @@ pub enum RateMethod {
 
 /// A rate and where it comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RateEstimate {
     /// Per second.
     pub per_sec: f64,
@@ -29,6 +31,7 @@ pub struct RateEstimate {
 
 /// Connection churn.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Churn {
     /// New connections per second: NEW events when measured, else TCP
     /// connections closing through TIME_WAIT (scaled to the table).

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 /// What a counter's value means here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum CounterStatus {
     /// It rose within the window: happening now.
@@ -31,6 +32,7 @@ pub enum CounterStatus {
 
 /// One counter's reading.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CounterReading {
     /// The counter.
     pub counter: Counter,
@@ -54,6 +56,7 @@ fn readings_total(readings: &[CounterReading], c: Counter) -> Option<u32> {
 
 /// Since when the counters count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CounterEpoch {
     /// The initial namespace: since boot (or module load).
@@ -80,6 +83,7 @@ impl CounterEpoch {
 /// same tuple, or the same NAT mapping, confirmed at once), read in
 /// `__nf_conntrack_confirm` / `nf_ct_resolve_clash` of 3.x, 4.19 and 6.x.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ClashAccounting {
     /// Up to 4.5: a clash increments `insert_failed` only; `drop` does not
@@ -103,6 +107,7 @@ pub enum ClashAccounting {
 
 /// Every counter's reading.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CounterFacts {
     /// One reading per counter, in [`Counter::ALL`] order.
     pub readings: Vec<CounterReading>,

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 /// Whether Receive Packet Steering is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Rps {
     /// Some receive queue has a non-empty `rps_cpus`.
@@ -19,6 +20,7 @@ pub enum Rps {
 
 /// CPU facts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CpuFacts {
     /// Online CPUs (0 when unknown).
     pub online: usize,

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 /// How the demand was inferred.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DemandMethod {
     /// The table never reached max: the peak is the demand.
@@ -27,6 +28,7 @@ pub enum DemandMethod {
 
 /// The entries the workload needs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Demand {
     /// Entries.
     pub entries: u64,

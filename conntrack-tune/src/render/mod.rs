@@ -51,16 +51,22 @@ pub struct RenderedFile {
     pub content: String,
 }
 
-/// The plan as pretty JSON (serde).
+/// The plan as a pretty JSON document: `schema` ([`PLAN_SCHEMA`]) and
+/// `version` ([`PLAN_SCHEMA_VERSION`]), then the plan's fields. It reads
+/// back as a [`Plan`] (the two header fields are ignored).
 ///
 /// ```
 /// let p = conntrack_tune::Plan::default();
 /// let j = conntrack_tune::render::json(&p).unwrap();
+/// assert!(j.starts_with("{\n  \"schema\": \"conntrack-kit/plan\",\n  \"version\": 1,"));
 /// let back: conntrack_tune::Plan = serde_json::from_str(&j).unwrap();
 /// assert_eq!(back, p);
 /// ```
+///
+/// [`PLAN_SCHEMA`]: crate::plan::PLAN_SCHEMA
+/// [`PLAN_SCHEMA_VERSION`]: crate::plan::PLAN_SCHEMA_VERSION
 pub fn json(plan: &Plan) -> Result<String, serde_json::Error> {
-    serde_json::to_string_pretty(plan)
+    serde_json::to_string_pretty(&crate::plan::PlanDocument::of(plan))
 }
 
 /// The width text output wraps at.

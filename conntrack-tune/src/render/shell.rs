@@ -181,12 +181,12 @@ pub fn shell_script(plan: &Plan) -> Result<String, RenderError> {
                     q(&max.to_string())?
                 ));
             }
-            ActionKind::SetTimeout { key, seconds, .. } => {
+            ActionKind::SetTimeout { key, secs, .. } => {
                 let path = sysctl_key_path(&key.sysctl())?;
                 out.push_str(&format!(
                     "apply {id} {} {} plain\n",
                     q(&path)?,
-                    q(&seconds.to_string())?
+                    q(&secs.to_string())?
                 ));
             }
             ActionKind::SetBuckets {

@@ -43,8 +43,7 @@ fn context_lines(plan: &Plan) -> Vec<String> {
         v.push(format!(
             "kernel {k}{}",
             c.era
-                .as_ref()
-                .map(|e| format!(", sizing era {e}"))
+                .map(|e| format!(", sizing era {}", e.describe()))
                 .unwrap_or_default()
         ));
     }

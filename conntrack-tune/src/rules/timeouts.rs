@@ -215,8 +215,8 @@ fn consider(
     let mut a = Action::new(
         ActionKind::SetTimeout {
             key,
-            seconds: proposed,
-            floor: fl.secs,
+            secs: proposed,
+            floor_secs: fl.secs,
             floor_reason: fl.reason.to_string(),
         },
         Priority::P1,
@@ -320,8 +320,8 @@ fn raise(cx: &Ctx, o: &mut Outcome, key: TimeoutKey, f: &conntrack_analyze::Find
     let mut a = Action::new(
         ActionKind::SetTimeout {
             key,
-            seconds: fl.secs,
-            floor: fl.secs,
+            secs: fl.secs,
+            floor_secs: fl.secs,
             floor_reason: fl.reason.to_string(),
         },
         Priority::P1,
