@@ -133,8 +133,8 @@ pub fn inflow_rate(h: &RemainingHistogram, current: u32) -> f64 {
         return 0.0;
     }
     let w = (current / 4).max(1);
-    let recent = h.count_below(f64::from(current) + 1.0)
-        - h.count_below(f64::from(current - w) + 1.0);
+    let recent =
+        h.count_below(f64::from(current) + 1.0) - h.count_below(f64::from(current - w) + 1.0);
     (recent / f64::from(w)).max(0.0)
 }
 

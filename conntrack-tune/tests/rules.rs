@@ -339,10 +339,7 @@ fn current_config_over_budget_is_warned_not_lowered() {
     );
     assert!(p.has_warning(WarningKind::OverBudget), "{:?}", p.warnings);
     assert!(p.action("raise-max").is_none());
-    assert!(
-        p.find(|k| matches!(k, ActionKind::SetMax { .. }))
-            .is_none()
-    );
+    assert!(p.find(|k| matches!(k, ActionKind::SetMax { .. })).is_none());
     assert!(p.actions.iter().all(|a| match &a.kind {
         ActionKind::PersistSysctl { entries, .. } => entries.iter().all(|(k, _)| k != KEY_MAX),
         _ => true,
@@ -497,7 +494,12 @@ fn notrack_never_with_zones_or_stateful_firewall_or_unknown() {
 /// A TCP flow from one of 1000 clients to 192.0.2.80:80, in a state, with
 /// `remaining` seconds left.
 fn tcp_flow(i: u32, state: TcpState, remaining: u32) -> Flow {
-    let a = IpAddr::V4(Ipv4Addr::new(10, 1, (i / 250 % 4) as u8, (i % 250 + 1) as u8));
+    let a = IpAddr::V4(Ipv4Addr::new(
+        10,
+        1,
+        (i / 250 % 4) as u8,
+        (i % 250 + 1) as u8,
+    ));
     let b = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 80));
     let port = (1024 + i % 60_000) as u16;
     let mut f = Flow::new(
@@ -603,8 +605,8 @@ fn time_wait_only_under_pressure_and_justified() {
     assert!(a.evidence.iter().any(|e| e.text.contains("TIME_WAIT")));
 
     // The same shape seen through a 1-in-10 sample of a 1.2M-entry table.
-    let o = obs(host((6, 1), 64 * GIB, 1_200_000, 1_500_000, 3_000_064))
-        .with_hotspots(flows.clone());
+    let o =
+        obs(host((6, 1), 64 * GIB, 1_200_000, 1_500_000, 3_000_064)).with_hotspots(flows.clone());
     let p = plan_of(&o, &Policy::default());
     let a = p.action("timeout:tcp_timeout_time_wait").unwrap();
     assert_eq!(a.effect.entries_freed, Some(450_000));
@@ -672,10 +674,7 @@ fn established_change_justified_by_histogram() {
     let p = plan_of(&o, &Policy::default());
     let a = p.action("timeout:tcp_timeout_established").unwrap();
     assert_eq!(a.effect.entries_freed, Some(40_000));
-    assert_eq!(
-        a.change.as_ref().unwrap().proposed,
-        Value::Seconds(86_400)
-    );
+    assert_eq!(a.change.as_ref().unwrap().proposed, Value::Seconds(86_400));
     assert!(matches!(
         a.kind,
         ActionKind::SetTimeout {
@@ -850,10 +849,7 @@ fn kube_proxy_without_cpu_count_uses_min() {
     let a = p.action("advice:kube-proxy").unwrap();
     let c = a.change.as_ref().unwrap();
     assert_eq!(c.target, "kube-proxy conntrack.min");
-    assert_eq!(
-        c.proposed,
-        Value::Count(proposed(&p, "raise-max").unwrap())
-    );
+    assert_eq!(c.proposed, Value::Count(proposed(&p, "raise-max").unwrap()));
     let w = p
         .warnings
         .iter()
@@ -1118,7 +1114,11 @@ fn clash_on_old_kernels_points_at_the_kernel_fix() {
     assert!(has_finding(&findings, FindingId::ConfirmFailures));
     // The workload fix, and (changed on purpose: in its own action now)
     // the kernel that resolves the clash.
-    assert!(p.action("advice:dns-clash").is_some(), "{}", render::text(&p));
+    assert!(
+        p.action("advice:dns-clash").is_some(),
+        "{}",
+        render::text(&p)
+    );
     let a = p.action("advice:kernel-upgrade").unwrap();
     assert_eq!(a.remedy, Some(Remedy::UpgradeKernel));
     assert!(a.effect.text.contains("6a757c07e51f"), "{}", a.effect.text);
@@ -1181,10 +1181,10 @@ fn odd_flow(i: usize, rem: u32, nat: bool) -> Flow {
     if nat {
         f.status |= Status::SRC_NAT;
     }
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         f.zone = Some(i as u16);
     }
-    if i % 11 == 0 {
+    if i.is_multiple_of(11) {
         f.status |= Status::HELPER;
     }
     f
