@@ -1,11 +1,12 @@
 //! The one-pass aggregator and its configuration.
 
 use super::histogram::RemainingHistogram;
-use super::key::{Key, KeyKind, NatClass, addr_key, addr_of, mask, net_key};
+use super::key::{Key, KeyKind, NatClass, endpoint_key, ip_key, net_key, pair_key, port_key};
 use super::names::NameMap;
+use super::rule::{FlowKeys, SRC_NET, SRC_NET_WIDE};
 use super::summary::{DnsCounts, HotspotSummary, NatCounts, ProtoNat, StateCount};
 use super::tally::{Tally, exact_table};
-use conntrack_core::{FlowLike, FlowState, L4Proto, Status, nat_of};
+use conntrack_core::{FlowLike, FlowState, L4Proto, Status};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -159,32 +160,32 @@ impl Hotspots {
     /// of top-K mode.
     #[inline]
     pub fn add<F: FlowLike + ?Sized>(&mut self, f: &F) {
-        let orig = f.orig();
-        let status = f.status();
-        let proto = orig.proto;
+        let k = FlowKeys::of(f, &self.cfg.names);
+        let FlowKeys {
+            src,
+            dst,
+            proto,
+            dport,
+            state,
+            status,
+            nat,
+            ..
+        } = k;
         self.flows += 1;
-        let (src, dst) = (addr_key(orig.src), addr_key(orig.dst));
         self.src.add(src);
         self.dst.add(dst);
-        let dport = orig.dst_port();
         if let Some(p) = dport {
             self.dport.add((proto, p));
         }
-        let dest = (dst, proto, dport.unwrap_or(0));
+        let dest = k.dest();
         self.dest.add(dest);
         self.proto[proto.0 as usize] += 1;
-        self.zone.add(f.zone().unwrap_or(0));
-        self.mark.add(f.mark().unwrap_or(0));
-        let (n1, n2) = if orig.src.is_ipv4() {
-            (24, 16)
-        } else {
-            (64, 48)
-        };
-        self.net.add(addr_key(mask(orig.src, n1)));
-        self.net_wide.add(addr_key(mask(orig.src, n2)));
+        self.zone.add(k.zone);
+        self.mark.add(k.mark);
+        self.net.add(k.net);
+        self.net_wide.add(k.net_wide);
         self.pair.add((src, dst));
 
-        let state = conntrack_core::flow_state(f.protoinfo().as_ref(), status);
         let e = self
             .states
             .entry((proto, state))
@@ -201,8 +202,6 @@ impl Hotspots {
         if status.intersects(Status::HELPER | Status::EXPECTED) {
             self.helper_flows += 1;
         }
-        let reply = f.reply();
-        let nat = NatClass::of(nat_of(&orig, &reply, status));
         self.nat[nat as usize] += 1;
         let family = if proto == L4Proto::TCP {
             &mut self.nat_proto.tcp
@@ -243,16 +242,10 @@ impl Hotspots {
             self.dns.nat += u64::from(nat != NatClass::None);
             self.dns.unreplied += u64::from(!status.contains(Status::SEEN_REPLY));
         }
-        if !self.cfg.names.is_empty() {
-            let n = &self.cfg.names;
-            if let Some(i) = n
-                .lookup_idx(orig.src)
-                .or_else(|| n.lookup_idx(reply.src))
-                .or_else(|| n.lookup_idx(orig.dst))
-                && let Some(c) = self.names.get_mut(i as usize)
-            {
-                *c += 1;
-            }
+        if let Some(i) = k.name
+            && let Some(c) = self.names.get_mut(i as usize)
+        {
+            *c += 1;
         }
     }
 
@@ -269,17 +262,13 @@ impl Hotspots {
         let fl = self.flows;
         let share = |c: u64| if fl == 0 { 0.0 } else { c as f64 / fl as f64 };
         let exact_table = |kind: KeyKind, v: Vec<(Key, u64)>| exact_table(kind, v, n, fl);
-        let ip = |a: &u128| Key::Ip(addr_of(*a));
-        let endpoint = |&(a, proto, port): &(u128, L4Proto, u16)| Key::Endpoint {
-            proto,
-            addr: addr_of(a),
-            port,
-        };
-        let port_key = |&(proto, port): &(L4Proto, u16)| Key::Port { proto, port };
+        let ip = |&a: &u128| ip_key(a);
+        let endpoint = |&e: &(u128, L4Proto, u16)| endpoint_key(e);
+        let port = |&p: &(L4Proto, u16)| port_key(p);
         let tables = vec![
             self.src.table(KeyKind::SrcIp, fl, n, ip),
             self.dst.table(KeyKind::DstIp, fl, n, ip),
-            self.dport.table(KeyKind::DstPort, fl, n, port_key),
+            self.dport.table(KeyKind::DstPort, fl, n, port),
             self.dest.table(KeyKind::Destination, fl, n, endpoint),
             exact_table(
                 KeyKind::Proto,
@@ -297,13 +286,10 @@ impl Hotspots {
             self.zone.table(KeyKind::Zone, fl, n, |&z| Key::Zone(z)),
             self.mark.table(KeyKind::Mark, fl, n, |&m| Key::Mark(m)),
             self.net
-                .table(KeyKind::SrcNet, fl, n, |&a| net_key(a, 24, 64)),
+                .table(KeyKind::SrcNet, fl, n, |&a| net_key(a, SRC_NET)),
             self.net_wide
-                .table(KeyKind::SrcNetWide, fl, n, |&a| net_key(a, 16, 48)),
-            self.pair.table(KeyKind::Pair, fl, n, |&(s, d)| Key::Pair {
-                src: addr_of(s),
-                dst: addr_of(d),
-            }),
+                .table(KeyKind::SrcNetWide, fl, n, |&a| net_key(a, SRC_NET_WIDE)),
+            self.pair.table(KeyKind::Pair, fl, n, |&p| pair_key(p)),
             exact_table(
                 KeyKind::Nat,
                 [
@@ -349,7 +335,7 @@ impl Hotspots {
             tables,
             unreplied_by_source: self.unreplied_src.table(KeyKind::SrcIp, fl, n, ip),
             nat_by_proto: self.nat_proto,
-            nat_by_service: self.nat_service.table(KeyKind::DstPort, fl, n, port_key),
+            nat_by_service: self.nat_service.table(KeyKind::DstPort, fl, n, port),
             snat_by_destination: self.snat_dest.table(KeyKind::Destination, fl, n, endpoint),
             snat_by_source: self.snat_src.table(KeyKind::SrcIp, fl, n, ip),
             closing_by_destination: self

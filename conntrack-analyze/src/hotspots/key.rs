@@ -233,8 +233,37 @@ pub(super) fn addr_of(k: u128) -> IpAddr {
     }
 }
 
-pub(super) fn net_key(k: u128, v4: u8, v6: u8) -> Key {
+/// A masked address as a [`Key::Net`] with its prefix length for the
+/// family: (IPv4, IPv6).
+pub(super) fn net_key(k: u128, (v4, v6): (u8, u8)) -> Key {
     let addr = addr_of(k);
     let prefix = if addr.is_ipv4() { v4 } else { v6 };
     Key::Net { addr, prefix }
+}
+
+/// An address as a [`Key::Ip`].
+pub(super) fn ip_key(k: u128) -> Key {
+    Key::Ip(addr_of(k))
+}
+
+/// A (protocol, port) as a [`Key::Port`].
+pub(super) fn port_key((proto, port): (L4Proto, u16)) -> Key {
+    Key::Port { proto, port }
+}
+
+/// A (destination address, protocol, port) as a [`Key::Endpoint`].
+pub(super) fn endpoint_key((addr, proto, port): (u128, L4Proto, u16)) -> Key {
+    Key::Endpoint {
+        proto,
+        addr: addr_of(addr),
+        port,
+    }
+}
+
+/// A (source, destination) as a [`Key::Pair`].
+pub(super) fn pair_key((src, dst): (u128, u128)) -> Key {
+    Key::Pair {
+        src: addr_of(src),
+        dst: addr_of(dst),
+    }
 }

@@ -4,6 +4,11 @@
 //! top-K, plus the state distribution, remaining-timeout histograms per
 //! state and UNREPLIED flows by source.
 //!
+//! [`LiveCounts`] keeps the per-key counts of the flows present as they
+//! come, change and go (an event mirror's hooks). Both count a flow under
+//! the key [`KeyKind::key_of`] gives it, so a live view and a summary of
+//! the same flows agree key for key.
+//!
 //! ```
 //! use conntrack_analyze::hotspots::{Hotspots, KeyKind, Key};
 //! use conntrack_core::{Flow, L4Proto, L4Tuple, Status, Tuple};
@@ -28,17 +33,21 @@
 
 // One file per concept: `key` (key kinds, key values, their names),
 // `names` (address names), `tally` (counting one key kind), `histogram`
-// (remaining timeouts), `summary` (what a pass reports), `aggregate` (the
-// one-pass aggregator).
+// (remaining timeouts), `summary` (what a pass reports), `rule` (which
+// flows count under which key), `aggregate` (the one-pass aggregator),
+// `live` (counts kept as flows come and go).
 mod aggregate;
 mod histogram;
 mod key;
+mod live;
 mod names;
+mod rule;
 mod summary;
 mod tally;
 
 pub use aggregate::{CountMode, HotspotConfig, Hotspots};
 pub use histogram::RemainingHistogram;
 pub use key::{Key, KeyKind, NatClass, mask};
+pub use live::{LiveCounts, LiveOrder, LiveRow};
 pub use names::{BadCidr, NameMap};
 pub use summary::{DnsCounts, HotspotSummary, KeyCount, KeyTable, NatCounts, ProtoNat, StateCount};

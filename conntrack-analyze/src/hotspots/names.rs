@@ -96,10 +96,13 @@ impl NameMap {
             .find_map(|(_, p, m)| m.get(&mask(addr, *p)).copied())
     }
 
+    /// The name with this index.
+    pub(super) fn name_of(&self, idx: u32) -> Option<&str> {
+        self.names.get(idx as usize).map(String::as_str)
+    }
+
     /// The name of an address.
     pub fn lookup(&self, addr: IpAddr) -> Option<&str> {
-        self.lookup_idx(addr)
-            .and_then(|i| self.names.get(i as usize))
-            .map(String::as_str)
+        self.lookup_idx(addr).and_then(|i| self.name_of(i))
     }
 }
