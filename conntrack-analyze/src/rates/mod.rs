@@ -25,7 +25,7 @@
 //! ```
 
 // One file per concept: `series` (samples, captures), `wrap` (the u32
-// wrap rule), `cpu` (CPU rows and their matching), `window` (rates over a
+// wrap rule, and a counter followed across wraps), `cpu` (CPU rows and their matching), `window` (rates over a
 // window), `spread` (per-CPU load spread and imbalance).
 mod cpu;
 mod series;
@@ -37,3 +37,4 @@ pub use cpu::{CpuChange, CpuId, CpuRates};
 pub use series::{NotMonotonic, Sample, SeriesError, StatsSeries};
 pub use spread::{BUSIEST_EXCESS, Imbalance, Spread, spread};
 pub use window::{Activity, CounterRate, CounterReset, EntriesTrend, RateWindow, Rates};
+pub use wrap::{Advance, WrapAccumulator};

@@ -202,6 +202,33 @@ impl StatsSeries {
         }
     }
 
+    /// Drops the samples taken more than `window` before the last one, but
+    /// keeps at least two, so that rates stay computable however far apart
+    /// the samples are (a sliding window in time, for a collector whose
+    /// readings come irregularly, such as at scrape time).
+    ///
+    /// ```
+    /// use conntrack_analyze::rates::StatsSeries;
+    /// use conntrack_core::Stats;
+    /// use std::time::Duration;
+    /// let mut s = StatsSeries::new();
+    /// for t in [0, 100, 250, 290, 300] {
+    ///     s.push(Duration::from_secs(t), Stats::default()).unwrap();
+    /// }
+    /// s.keep_within(Duration::from_secs(60));
+    /// assert_eq!(s.samples()[0].at, Duration::from_secs(250));
+    /// s.keep_within(Duration::from_secs(1));
+    /// assert_eq!(s.len(), 2); // never fewer than two
+    /// ```
+    pub fn keep_within(&mut self, window: Duration) {
+        let Some(last) = self.samples.last() else {
+            return;
+        };
+        let horizon = last.at.saturating_sub(window);
+        let old = self.samples.iter().take_while(|s| s.at < horizon).count();
+        self.keep_last((self.samples.len() - old).max(2));
+    }
+
     /// The samples, oldest first.
     pub fn samples(&self) -> &[Sample] {
         &self.samples
@@ -232,6 +259,25 @@ mod tests {
         assert!(r.counters.is_empty());
         assert!(r.to_string().starts_with("window 0.0s"));
         assert!(r.imbalance(Drop).is_none());
+    }
+
+    #[test]
+    fn keep_within_is_a_window_in_time_of_at_least_two() {
+        let at =
+            |s: &StatsSeries| -> Vec<u64> { s.samples().iter().map(|x| x.at.as_secs()).collect() };
+        let mut s = StatsSeries::new();
+        s.keep_within(Duration::from_secs(10)); // empty: nothing to do
+        for t in [0, 5, 10, 15, 20] {
+            s.push(Duration::from_secs(t), Stats::default()).unwrap();
+        }
+        // The horizon itself is kept (20 - 10 = 10).
+        s.keep_within(Duration::from_secs(10));
+        assert_eq!(at(&s), [10, 15, 20]);
+        s.keep_within(Duration::ZERO);
+        assert_eq!(at(&s), [15, 20]);
+        s.keep_last(1);
+        s.keep_within(Duration::ZERO);
+        assert_eq!(at(&s), [20]);
     }
 }
 
