@@ -4,7 +4,7 @@ use super::histogram::RemainingHistogram;
 use super::key::{Key, KeyKind, NatClass, endpoint_key, ip_key, net_key, pair_key, port_key};
 use super::names::NameMap;
 use super::rule::{FlowKeys, SRC_NET, SRC_NET_WIDE};
-use super::summary::{DnsCounts, HotspotSummary, NatCounts, ProtoNat, StateCount};
+use super::summary::{DnsCounts, HotspotSummary, NatCounts, ProtoNat, StateCount, share};
 use super::tally::{Tally, exact_table};
 use conntrack_core::{FlowLike, FlowState, L4Proto, Status};
 use rustc_hash::FxHashMap;
@@ -260,7 +260,6 @@ impl Hotspots {
     pub fn summary(&self) -> HotspotSummary {
         let n = self.cfg.top;
         let fl = self.flows;
-        let share = |c: u64| if fl == 0 { 0.0 } else { c as f64 / fl as f64 };
         let exact_table = |kind: KeyKind, v: Vec<(Key, u64)>| exact_table(kind, v, n, fl);
         let ip = |&a: &u128| ip_key(a);
         let endpoint = |&e: &(u128, L4Proto, u16)| endpoint_key(e);
@@ -320,7 +319,7 @@ impl Hotspots {
                 proto,
                 state,
                 count: *c,
-                share: share(*c),
+                share: share(*c, fl),
                 remaining: h.clone(),
             })
             .collect();
@@ -361,37 +360,13 @@ impl Hotspots {
 mod tests {
     use super::*;
     use crate::hotspots::KeyCount;
-    use conntrack_core::{Flow, L4Tuple, ProtoInfo, TcpInfo, TcpState, Tuple};
-    use std::net::IpAddr;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
+    use conntrack_core::testkit::{flow, ip, tcp_state};
+    use conntrack_core::{Flow, TcpState};
 
     fn tcp(src: &str, dst: &str, sport: u16, dport: u16, st: TcpState, t: u32) -> Flow {
-        let o = Tuple::new(
-            ip(src),
-            ip(dst),
-            L4Proto::TCP,
-            L4Tuple::Ports {
-                src: sport,
-                dst: dport,
-            },
-        );
-        let r = Tuple::new(
-            ip(dst),
-            ip(src),
-            L4Proto::TCP,
-            L4Tuple::Ports {
-                src: dport,
-                dst: sport,
-            },
-        );
-        let mut f = Flow::new(o, r, Status::CONFIRMED | Status::SEEN_REPLY);
-        f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-            state: st,
-            ..Default::default()
-        }));
+        let mut f = flow(conntrack_core::testkit::tcp(src, sport, dst, dport));
+        f.status |= Status::SEEN_REPLY;
+        f.protoinfo = tcp_state(st);
         f.timeout = Some(t);
         f
     }

@@ -50,4 +50,5 @@ pub use histogram::RemainingHistogram;
 pub use key::{Key, KeyKind, NatClass, mask};
 pub use live::{LiveCounts, LiveOrder, LiveRow};
 pub use names::{BadCidr, NameMap};
+pub(crate) use summary::share;
 pub use summary::{DnsCounts, HotspotSummary, KeyCount, KeyTable, NatCounts, ProtoNat, StateCount};

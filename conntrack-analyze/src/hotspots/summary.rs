@@ -7,6 +7,12 @@ use conntrack_core::{FlowState, L4Proto};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// `n` as a share of `of`, 0..=1 (0 when `of` is 0): every share of flows
+/// in a summary and in the facts derived from it.
+pub(crate) fn share(n: u64, of: u64) -> f64 {
+    if of == 0 { 0.0 } else { n as f64 / of as f64 }
+}
+
 /// A row of a key table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyCount {
@@ -202,11 +208,7 @@ impl HotspotSummary {
 
     /// Share of all flows that are translated.
     pub fn nat_share(&self) -> f64 {
-        if self.flows == 0 {
-            0.0
-        } else {
-            (self.nat.snat + self.nat.dnat + self.nat.both) as f64 / self.flows as f64
-        }
+        share(self.nat.translated(), self.flows)
     }
 }
 

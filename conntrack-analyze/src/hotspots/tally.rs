@@ -3,7 +3,7 @@
 
 use super::aggregate::CountMode;
 use super::key::{Key, KeyKind};
-use super::summary::{KeyCount, KeyTable};
+use super::summary::{KeyCount, KeyTable, share};
 use crate::topk::SpaceSaving;
 use rustc_hash::FxHashMap;
 use std::hash::Hash;
@@ -27,11 +27,7 @@ pub(super) fn exact_table(kind: KeyKind, mut v: Vec<(Key, u64)>, n: usize, flows
                 key,
                 count,
                 error: 0,
-                share: if flows == 0 {
-                    0.0
-                } else {
-                    count as f64 / flows as f64
-                },
+                share: share(count, flows),
             })
             .collect(),
     }
@@ -74,13 +70,6 @@ impl<K: Hash + Eq + Clone> Tally<K> {
         n: usize,
         conv: impl Fn(&K) -> Key,
     ) -> KeyTable {
-        let share = |c: u64| {
-            if flows == 0 {
-                0.0
-            } else {
-                c as f64 / flows as f64
-            }
-        };
         match self {
             Tally::Exact(m) => exact_table(
                 kind,
@@ -107,7 +96,7 @@ impl<K: Hash + Eq + Clone> Tally<K> {
                             key: conv(&k),
                             count,
                             error,
-                            share: share(count),
+                            share: share(count, flows),
                         })
                         .collect(),
                 }

@@ -225,11 +225,7 @@ impl Rates {
             .filter_map(|c| {
                 let since_boot = last_total.get(c)?;
                 let i = c.index();
-                let per_sec = if covered > 0.0 {
-                    total[i] as f64 / covered
-                } else {
-                    0.0
-                };
+                let per_sec = per_sec(total[i], covered);
                 let activity = if used == 0 {
                     Activity::Unknown
                 } else if total[i] > 0 {
@@ -260,12 +256,7 @@ impl Rates {
                     .filter(|c| acc.seen[c.index()])
                     .map(|c| {
                         let dl = acc.delta[c.index()];
-                        let r = if acc.secs > 0.0 {
-                            dl as f64 / acc.secs
-                        } else {
-                            0.0
-                        };
-                        (c, dl, r)
+                        (c, dl, per_sec(dl, acc.secs))
                     })
                     .collect(),
             })
@@ -361,6 +352,12 @@ impl Rates {
             spread: sp,
         })
     }
+}
+
+/// An increase over `secs` seconds as a rate (0 over no time): every
+/// counter's and every CPU's.
+fn per_sec(delta: u64, secs: f64) -> f64 {
+    if secs > 0.0 { delta as f64 / secs } else { 0.0 }
 }
 
 fn entries_trend(samples: &[Sample]) -> Option<EntriesTrend> {
