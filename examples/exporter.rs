@@ -23,7 +23,7 @@ use conntrack_kit::analyze::capacity::memory_cost_for;
 use conntrack_kit::analyze::hotspots::{
     CountMode, HotspotConfig, HotspotSummary, Hotspots, KeyKind, KeyTable, NameMap,
 };
-use conntrack_kit::analyze::rates::StatsSeries;
+use conntrack_kit::analyze::rates::{Advance, StatsSeries, WrapAccumulator};
 use conntrack_kit::analyze::{Facts, Finding, Observation, diagnose};
 use conntrack_kit::ct_core::host::HostFs;
 use conntrack_kit::ct_core::{Counter, HostSnapshot, L3Family, Stats};
@@ -141,39 +141,6 @@ struct Args {
 // Collection
 // ---------------------------------------------------------------------
 
-/// A kernel u32 counter followed as a u64 (see the wrap note in --help).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Accumulated {
-    last_raw: u32,
-    total: u64,
-}
-
-impl Accumulated {
-    /// Starts at the kernel's value, so that the export equals what
-    /// `conntrack -S` shows until the first wrap.
-    fn new(raw: u32) -> Self {
-        Accumulated {
-            last_raw: raw,
-            total: u64::from(raw),
-        }
-    }
-
-    /// Adds the wrap-aware increase since the last read; `false` when the
-    /// counter went backwards (not a wrap: a difference of 2^31 or more),
-    /// which restarts the total from the kernel's value.
-    fn observe(&mut self, raw: u32) -> bool {
-        let d = raw.wrapping_sub(self.last_raw);
-        self.last_raw = raw;
-        if d < 1 << 31 {
-            self.total += u64::from(d);
-            true
-        } else {
-            self.total = u64::from(raw);
-            false
-        }
-    }
-}
-
 /// Everything the exporter knows, refreshed at scrape time.
 #[derive(Debug)]
 struct State {
@@ -189,7 +156,7 @@ struct State {
     last_dump: Option<Instant>,
     ok: bool,
     stats: Option<Stats>,
-    counters: BTreeMap<(u32, Counter), Accumulated>,
+    counters: BTreeMap<(u32, Counter), WrapAccumulator>,
     series: StatsSeries,
     snapshot: HostSnapshot,
     hotspots: Option<HotspotSummary>,
@@ -230,10 +197,10 @@ impl State {
             for (c, raw) in cpu.iter() {
                 match self.counters.get_mut(&(id, c)) {
                     None => {
-                        self.counters.insert((id, c), Accumulated::new(raw));
+                        self.counters.insert((id, c), WrapAccumulator::new(raw));
                     }
                     Some(a) => {
-                        if !a.observe(raw) {
+                        if a.observe(raw) == Advance::Reset {
                             self.counter_resets += 1;
                         }
                     }
@@ -245,11 +212,7 @@ impl State {
             .retain(|(id, _), _| stats.cpus.iter().any(|c| c.cpu.unwrap_or(0) == *id));
         let at = now - self.t0 + Duration::from_nanos(1);
         if self.series.push(at, stats.clone()).is_ok() {
-            let horizon = at.saturating_sub(RATE_WINDOW);
-            let samples = self.series.samples();
-            let old = samples.iter().take_while(|s| s.at < horizon).count();
-            let keep = (samples.len() - old).max(2);
-            self.series.keep_last(keep);
+            self.series.keep_within(RATE_WINDOW);
         }
 
         if self.last_dump.is_none_or(|t| now - t >= self.dump_every) {
@@ -396,7 +359,7 @@ impl State {
         // Per-CPU counters: one metric per counter, one series per CPU.
         let mut by_counter: BTreeMap<Counter, Vec<(u32, u64)>> = BTreeMap::new();
         for (&(cpu, c), a) in &self.counters {
-            by_counter.entry(c).or_default().push((cpu, a.total));
+            by_counter.entry(c).or_default().push((cpu, a.total()));
         }
         for (c, series) in &by_counter {
             let name = format!("conntrack_stat_{}", c.name());
@@ -684,32 +647,6 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counters_wrap_and_reset() {
-        let mut a = Accumulated::new(u32::MAX - 5);
-        assert_eq!(a.total, u64::from(u32::MAX - 5));
-        // The kernel's u32 wraps: 6 to reach 2^32, then 10 more.
-        assert!(a.observe(10));
-        assert_eq!(a.total, u64::from(u32::MAX) + 11);
-        assert!(a.observe(10));
-        assert_eq!(a.total, u64::from(u32::MAX) + 11);
-        // A large increase within one read is still an increase.
-        assert!(a.observe(10 + (1 << 30)));
-        assert_eq!(a.total, u64::from(u32::MAX) + 11 + (1 << 30));
-        // Going back (namespace recreated): restart from the kernel's value,
-        // a decrease Prometheus reads as a counter reset.
-        assert!(!a.observe(3));
-        assert_eq!(
-            a,
-            Accumulated {
-                last_raw: 3,
-                total: 3
-            }
-        );
-        assert!(a.observe(4));
-        assert_eq!(a.total, 4);
-    }
 
     #[test]
     fn arguments_are_bounded() {

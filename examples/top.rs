@@ -18,8 +18,8 @@ use common::target::{NetnsArgs, Target};
 use common::term::{ColorArg, Keys, Paint, Screen};
 use common::{Failure, parse_args};
 use conntrack_kit::analyze::attribution::{ProcReader, SocketTable, parse_proc_net};
-use conntrack_kit::analyze::hotspots::Key;
-use conntrack_kit::ct_core::{FlowLike, L4Proto};
+use conntrack_kit::analyze::hotspots::{KeyKind, LiveCounts, LiveOrder};
+use conntrack_kit::ct_core::L4Proto;
 use conntrack_kit::netlink::event::RcvBuf;
 use conntrack_kit::netlink::mirror::{
     EntryRef, Mirror, MirrorConfig, MirrorHook, ResyncReason, ResyncReport,
@@ -138,138 +138,38 @@ struct Args {
 // Incremental counts, kept by the mirror's hook
 // ---------------------------------------------------------------------
 
-/// One key's current entries and how many entries ever started with it.
-#[derive(Debug, Default, Clone, Copy)]
-struct Tally {
-    entries: u64,
-    started: u64,
-    started_at_last_frame: u64,
-}
-
-const SOURCES: usize = 0;
-const DESTINATIONS: usize = 1;
-const PORTS: usize = 2;
-const STATES: usize = 3;
-const SECTIONS: [&str; 4] = ["SOURCES", "DESTINATIONS", "DESTINATION PORTS", "STATES"];
+/// The sections: the key kind counted and its title.
+const SECTIONS: [(KeyKind, &str); 4] = [
+    (KeyKind::SrcIp, "SOURCES"),
+    (KeyKind::DstIp, "DESTINATIONS"),
+    (KeyKind::DstPort, "DESTINATION PORTS"),
+    (KeyKind::State, "STATES"),
+];
 
 /// Per-key counts for every section, updated on each insert, change and
-/// removal of the mirror (so a frame costs O(keys), not O(entries)).
-#[derive(Debug, Default)]
-struct Counts {
-    maps: [HashMap<Key, Tally>; 4],
-}
+/// removal of the mirror (so a frame costs O(keys), not O(entries)). The
+/// counting and the keys are the library's (`LiveCounts`, the same keys as
+/// doctor's hotspots); this wrapper only connects it to the mirror.
+#[derive(Debug)]
+struct Counts(LiveCounts);
 
-fn state_key(e: &EntryRef<'_>) -> Key {
-    Key::State {
-        proto: e.orig().proto,
-        state: e.state(),
-    }
-}
-
-fn port_key(e: &EntryRef<'_>) -> Key {
-    let o = e.orig();
-    match o.dst_port() {
-        Some(port) => Key::Port {
-            proto: o.proto,
-            port,
-        },
-        None => Key::Proto(o.proto),
-    }
-}
-
-impl Counts {
-    fn bump(&mut self, section: usize, key: Key, started: bool) {
-        let t = self.maps[section].entry(key).or_default();
-        t.entries += 1;
-        if started {
-            t.started += 1;
-        }
-    }
-
-    fn drop_one(&mut self, section: usize, key: &Key) {
-        if let Some(t) = self.maps[section].get_mut(key) {
-            t.entries = t.entries.saturating_sub(1);
-        }
+impl Default for Counts {
+    fn default() -> Self {
+        Counts(LiveCounts::new(&SECTIONS.map(|(k, _)| k)))
     }
 }
 
 impl MirrorHook for Counts {
     fn on_insert(&mut self, e: &EntryRef<'_>) {
-        let o = e.orig();
-        self.bump(SOURCES, Key::Ip(o.src), true);
-        self.bump(DESTINATIONS, Key::Ip(o.dst), true);
-        self.bump(PORTS, port_key(e), true);
-        self.bump(STATES, state_key(e), true);
+        self.0.add(e);
     }
 
     fn on_change(&mut self, before: &EntryRef<'_>, after: &EntryRef<'_>) {
-        let (b, a) = (state_key(before), state_key(after));
-        if a != b {
-            self.drop_one(STATES, &b);
-            // Counted as "entered this state".
-            self.bump(STATES, a, true);
-        }
+        self.0.change(before, after);
     }
 
     fn on_remove(&mut self, e: &EntryRef<'_>) {
-        let o = e.orig();
-        self.drop_one(SOURCES, &Key::Ip(o.src));
-        self.drop_one(DESTINATIONS, &Key::Ip(o.dst));
-        self.drop_one(PORTS, &port_key(e));
-        self.drop_one(STATES, &state_key(e));
-    }
-}
-
-/// One row of a section.
-struct Row {
-    key: String,
-    entries: u64,
-    per_sec: f64,
-}
-
-impl Counts {
-    /// The top rows of a section, then forgets keys with no entries and
-    /// nothing started since the last frame, and starts a new rate period.
-    fn frame(&mut self, section: usize, secs: f64, n: usize, sort: SortBy) -> (Vec<Row>, usize) {
-        let map = &mut self.maps[section];
-        let mut rows: Vec<(&Key, u64, f64)> = map
-            .iter()
-            .map(|(k, t)| {
-                (
-                    k,
-                    t.entries,
-                    (t.started - t.started_at_last_frame) as f64 / secs,
-                )
-            })
-            .filter(|r| r.1 > 0 || r.2 > 0.0)
-            .collect();
-        let distinct = rows.iter().filter(|r| r.1 > 0).count();
-        match sort {
-            SortBy::Entries => rows.sort_by(|a, b| {
-                b.1.cmp(&a.1)
-                    .then(b.2.total_cmp(&a.2))
-                    .then_with(|| a.0.cmp(b.0))
-            }),
-            SortBy::New => rows.sort_by(|a, b| {
-                b.2.total_cmp(&a.2)
-                    .then(b.1.cmp(&a.1))
-                    .then_with(|| a.0.cmp(b.0))
-            }),
-        }
-        let out = rows
-            .into_iter()
-            .take(n)
-            .map(|(k, entries, per_sec)| Row {
-                key: k.to_string(),
-                entries,
-                per_sec,
-            })
-            .collect();
-        map.retain(|_, t| t.entries > 0 || t.started != t.started_at_last_frame);
-        for t in map.values_mut() {
-            t.started_at_last_frame = t.started;
-        }
-        (out, distinct)
+        self.0.remove(e);
     }
 }
 
@@ -490,10 +390,8 @@ fn run(args: Args) -> Result<(), Failure> {
             .events_sysctl()
             .map_or("unreadable".to_string(), |v| v.to_string())
     );
-    // The initial dump is not "new": start the rate periods now.
-    for s in 0..SECTIONS.len() {
-        mirror.hook_mut().frame(s, 1.0, 0, SortBy::Entries);
-    }
+    // The initial dump is not "new": start the rate period now.
+    mirror.hook_mut().0.new_period();
     // From here on q and Ctrl-C quit; raw mode ends with `keys`.
     let keys = Keys::start();
     let screen = Screen::new(args.color, keys.raw());
@@ -608,8 +506,14 @@ fn run(args: Args) -> Result<(), Failure> {
         }
         prev_stats = st;
 
-        for (i, title) in SECTIONS.iter().enumerate() {
-            let (top, distinct) = mirror.hook_mut().frame(i, secs, rows, args.sort);
+        let order = match args.sort {
+            SortBy::Entries => LiveOrder::Count,
+            SortBy::New => LiveOrder::Started,
+        };
+        let counts = &mirror.hook().0;
+        for (kind, title) in SECTIONS {
+            let top = counts.top(kind, rows, order);
+            let distinct = counts.distinct(kind);
             out.push((Paint::Plain, String::new()));
             out.push((
                 Paint::Bold,
@@ -626,14 +530,16 @@ fn run(args: Args) -> Result<(), Failure> {
                     Paint::Plain,
                     format!(
                         "{:<40} {:>10} {:>7} {:>9.1}",
-                        r.key,
-                        r.entries,
-                        pct(r.entries, total),
-                        r.per_sec
+                        r.key.to_string(),
+                        r.count,
+                        pct(r.count, total),
+                        r.started as f64 / secs
                     ),
                 ));
             }
         }
+        // The next frame's rates start now.
+        mirror.hook_mut().0.new_period();
         if let Some(o) = &owners {
             out.push((Paint::Plain, String::new()));
             out.push((
@@ -684,53 +590,4 @@ fn run(args: Args) -> Result<(), Failure> {
 fn main() {
     let args: Args = parse_args();
     exit_with("top", run(args));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::IpAddr;
-
-    fn ip(s: &str) -> Key {
-        Key::Ip(s.parse::<IpAddr>().unwrap())
-    }
-
-    #[test]
-    fn frames_rank_rate_and_forget() {
-        let mut c = Counts::default();
-        for _ in 0..3 {
-            c.bump(SOURCES, ip("10.0.0.1"), true);
-        }
-        for _ in 0..5 {
-            c.bump(SOURCES, ip("10.0.0.2"), false); // from the initial dump
-        }
-        c.bump(SOURCES, ip("10.0.0.3"), true);
-        c.drop_one(SOURCES, &ip("10.0.0.3"));
-
-        let (rows, distinct) = c.frame(SOURCES, 2.0, 10, SortBy::Entries);
-        assert_eq!(distinct, 2);
-        let got: Vec<(&str, u64, f64)> = rows
-            .iter()
-            .map(|r| (r.key.as_str(), r.entries, r.per_sec))
-            .collect();
-        // 10.0.0.3 came and went within the frame: no entries, a rate.
-        assert_eq!(
-            got,
-            [
-                ("10.0.0.2", 5, 0.0),
-                ("10.0.0.1", 3, 1.5),
-                ("10.0.0.3", 0, 0.5)
-            ]
-        );
-        // Next frame: nothing new; the empty key is forgotten.
-        let (rows, _) = c.frame(SOURCES, 1.0, 10, SortBy::New);
-        assert_eq!(rows.len(), 2);
-        assert!(rows.iter().all(|r| r.per_sec == 0.0));
-        assert_eq!(c.maps[SOURCES].len(), 2);
-        // By rate: the key with new entries first, whatever its size.
-        c.bump(SOURCES, ip("10.0.0.1"), true);
-        let (rows, _) = c.frame(SOURCES, 1.0, 1, SortBy::New);
-        assert_eq!(rows[0].key, "10.0.0.1");
-        assert_eq!(rows[0].per_sec, 1.0);
-    }
 }

@@ -4,6 +4,7 @@
 //! which peers and services drive the table and its churn.
 
 use crate::buckets::{ChainCap, poisson_model};
+use crate::diagnose::round2;
 use crate::evidence::{Evidence, EvidenceKey, fmt_num, group};
 use crate::facts::{CounterStatus, Facts};
 use crate::hotspots::{KeyKind, KeyTable};
@@ -197,10 +198,10 @@ fn buckets(f: &Facts) -> Option<Answer> {
     let mut ev = vec![
         Evidence::new(EvidenceKey::Count, count as f64),
         Evidence::new(EvidenceKey::Buckets, b as f64),
-        Evidence::new(EvidenceKey::MeanChain, (m.lambda * 100.0).round() / 100.0),
+        Evidence::new(EvidenceKey::MeanChain, round2(m.lambda)),
         Evidence::new(
             EvidenceKey::ExpectedLongestChain,
-            (m.expected_longest * 100.0).round() / 100.0,
+            round2(m.expected_longest),
         ),
     ];
     if let Some(p) = m.p_insert_refused {
@@ -256,7 +257,7 @@ fn cpus(f: &Facts) -> Option<Answer> {
         ));
         ev.push(Evidence::new(
             EvidenceKey::EffectiveCpus,
-            (imb.spread.effective_cpus * 100.0).round() / 100.0,
+            round2(imb.spread.effective_cpus),
         ));
     }
     Some(Answer {

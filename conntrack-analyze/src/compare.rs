@@ -23,6 +23,7 @@
 //! assert!(c.to_string().contains("web-2"));
 //! ```
 
+use crate::diagnose::round2;
 use crate::evidence::fmt_num;
 use crate::facts::{Facts, Rps};
 use crate::hotspots::KeyKind;
@@ -132,7 +133,7 @@ impl Comparison {
 
 fn num(x: Option<f64>) -> Cell {
     match x {
-        Some(v) if v.is_finite() => Cell::Num((v * 100.0).round() / 100.0),
+        Some(v) if v.is_finite() => Cell::Num(round2(v)),
         _ => Cell::Missing,
     }
 }

@@ -9,7 +9,7 @@
 //! explicit CT rule assigns them, so an unused one is inert; a built-in
 //! one cannot be unloaded at all (the planner says so).
 
-use super::Thresholds;
+use super::{Thresholds, enough_flows};
 use crate::evidence::{Evidence, EvidenceKey};
 use crate::facts::Facts;
 use crate::finding::{Finding, FindingId, Severity};
@@ -17,11 +17,7 @@ use crate::remedy::Remedy;
 
 pub(super) fn check(f: &Facts, th: &Thresholds) -> Option<Finding> {
     let s = &f.obs.snapshot;
-    let h = f
-        .obs
-        .hotspots
-        .as_ref()
-        .filter(|h| h.flows >= th.min_flows)?;
+    let h = enough_flows(f, th)?;
     if s.helpers.is_empty() || h.helper_flows > 0 {
         return None;
     }

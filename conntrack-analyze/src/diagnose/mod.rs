@@ -35,6 +35,7 @@ mod table;
 use crate::evidence::{Evidence, EvidenceKey};
 use crate::facts::Facts;
 use crate::finding::Finding;
+use crate::hotspots::HotspotSummary;
 use conntrack_core::Counter;
 
 /// The limits diagnosis uses. Shares are 0..=1.
@@ -155,6 +156,12 @@ pub(crate) fn rate_evidence(f: &Facts, out: &mut Vec<Evidence>, cs: &[Counter]) 
             ));
         }
     }
+}
+
+/// The listed flows, when there are enough of them ([`Thresholds::min_flows`])
+/// for a share-based finding to mean something.
+pub(crate) fn enough_flows<'f>(f: &Facts<'f>, th: &Thresholds) -> Option<&'f HotspotSummary> {
+    f.obs.hotspots.as_ref().filter(|h| h.flows >= th.min_flows)
 }
 
 /// Whether the table is under pressure: near max now or at the peak.

@@ -11,7 +11,7 @@
 //! the table, and host networking when the translated flows are a
 //! container host's (container interfaces seen).
 
-use super::{Thresholds, pct, under_pressure};
+use super::{Thresholds, enough_flows, pct, under_pressure};
 use crate::evidence::{Evidence, EvidenceKey};
 use crate::facts::Facts;
 use crate::finding::{Finding, FindingId, Severity};
@@ -19,11 +19,7 @@ use crate::hotspots::KeyKind;
 use crate::remedy::Remedy;
 
 pub(super) fn check(f: &Facts, th: &Thresholds) -> Option<Finding> {
-    let h = f
-        .obs
-        .hotspots
-        .as_ref()
-        .filter(|h| h.flows >= th.min_flows)?;
+    let h = enough_flows(f, th)?;
     let m = f.mix.as_ref()?;
     if m.nat_share < th.nat_share {
         return None;

@@ -8,18 +8,14 @@
 //! timeout; many from one source is a scanner, a flood, or a client
 //! retrying against a dead backend.
 
-use super::{Thresholds, pct};
+use super::{Thresholds, enough_flows, pct};
 use crate::evidence::{Evidence, EvidenceKey};
 use crate::facts::Facts;
 use crate::finding::{Finding, FindingId, Severity};
 use crate::remedy::Remedy;
 
 pub(super) fn check(f: &Facts, th: &Thresholds) -> Option<Finding> {
-    let h = f
-        .obs
-        .hotspots
-        .as_ref()
-        .filter(|h| h.flows >= th.min_flows)?;
+    let h = enough_flows(f, th)?;
     if (h.unreplied as f64) < 0.05 * h.flows as f64 {
         return None;
     }

@@ -16,7 +16,7 @@
 //!   entry, possibly with another mapping, and the peer answers RST.
 //!   `warning` when NAT is in use, else `info`.
 
-use super::{Thresholds, pct, under_pressure};
+use super::{Thresholds, enough_flows, pct, under_pressure};
 use crate::evidence::{Evidence, EvidenceKey};
 use crate::facts::Facts;
 use crate::finding::{Finding, FindingId, Severity};
@@ -27,7 +27,7 @@ use conntrack_core::{FlowState, L4Proto, TcpState, TimeoutKey};
 pub(super) fn check(f: &Facts, th: &Thresholds) -> Vec<Finding> {
     let mut out = Vec::new();
     out.extend(below_nat_floor(f));
-    let Some(h) = f.obs.hotspots.as_ref().filter(|h| h.flows >= th.min_flows) else {
+    let Some(h) = enough_flows(f, th) else {
         return out;
     };
     let flows = h.flows as f64;

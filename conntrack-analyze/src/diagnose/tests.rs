@@ -9,9 +9,10 @@ use crate::hotspots::Hotspots;
 use crate::observation::Observation;
 use crate::rates::{Rates, Sample};
 use crate::remedy::Remedy;
+use conntrack_core::testkit::{self, flow, tcp_state};
 use conntrack_core::{
-    CpuStats, Flow, HostSnapshot, KernelVersion, L4Proto, L4Tuple, ProtoInfo, RxQueue, Stats,
-    Status, Support, TcpInfo, TcpState, TimeoutKey, Tuple,
+    CpuStats, Flow, HostSnapshot, KernelVersion, RxQueue, Stats, Status, Support, TcpState,
+    TimeoutKey,
 };
 use std::time::Duration;
 
@@ -78,34 +79,13 @@ fn cause(f: &Finding, c: Cause) -> Likelihood {
 
 /// A TCP flow; `snat` masquerades the source to 192.0.2.1.
 fn tcp(src: &str, sport: u16, dst: &str, dport: u16, st: TcpState, t: u32, snat: bool) -> Flow {
-    let ip = |s: &str| s.parse().unwrap();
-    let o = Tuple::new(
-        ip(src),
-        ip(dst),
-        L4Proto::TCP,
-        L4Tuple::Ports {
-            src: sport,
-            dst: dport,
-        },
-    );
-    let r = Tuple::new(
-        ip(dst),
-        ip(if snat { "192.0.2.1" } else { src }),
-        L4Proto::TCP,
-        L4Tuple::Ports {
-            src: dport,
-            dst: sport,
-        },
-    );
-    let mut status = Status::CONFIRMED | Status::SEEN_REPLY | Status::ASSURED;
+    let mut f = flow(testkit::tcp(src, sport, dst, dport));
+    f.status |= Status::SEEN_REPLY | Status::ASSURED;
     if snat {
-        status |= Status::SRC_NAT | Status::SRC_NAT_DONE;
+        f.reply.dst = testkit::ip("192.0.2.1");
+        f.status |= Status::SRC_NAT | Status::SRC_NAT_DONE;
     }
-    let mut f = Flow::new(o, r, status);
-    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-        state: st,
-        ..Default::default()
-    }));
+    f.protoinfo = tcp_state(st);
     f.timeout = Some(t);
     f
 }

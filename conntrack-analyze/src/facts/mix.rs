@@ -1,7 +1,7 @@
 //! What the table holds: protocols, translation, DNS, states, and where
 //! translated and short-lived connections go.
 
-use crate::hotspots::{HotspotSummary, Key, KeyCount};
+use crate::hotspots::{HotspotSummary, Key, KeyCount, share};
 use crate::observation::Observation;
 use conntrack_core::{FlowState, L4Proto, TcpState};
 use serde::Serialize;
@@ -45,10 +45,6 @@ pub struct Mix {
     /// The destination most source-translated flows go to, with its share
     /// of them.
     pub top_snat_destination: Option<(String, f64)>,
-}
-
-fn share(n: u64, of: u64) -> f64 {
-    if of == 0 { 0.0 } else { n as f64 / of as f64 }
 }
 
 impl Mix {

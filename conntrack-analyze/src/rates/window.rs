@@ -1,281 +1,13 @@
-//! Rates from a series of statistics snapshots: wrap-aware per-CPU deltas,
-//! counter resets detected and reported (never turned into huge deltas),
-//! CPUs coming and going, per-second rates per counter and per CPU, "live
-//! versus history", and per-CPU imbalance.
-//!
-//! ```
-//! use conntrack_analyze::rates::StatsSeries;
-//! use conntrack_core::{Counter, CpuStats, Stats};
-//! use std::time::Duration;
-//!
-//! let snap = |drop: u32, entries: u32| {
-//!     let mut c = CpuStats::for_cpu(0);
-//!     c.set(Counter::Drop, drop);
-//!     c.set(Counter::EarlyDrop, 7); // grew before the window, then flat
-//!     Stats { entries: Some(entries), max_entries: None, cpus: vec![c] }
-//! };
-//! let mut series = StatsSeries::new();
-//! series.push(Duration::from_secs(0), snap(u32::MAX - 9, 100)).unwrap();
-//! series.push(Duration::from_secs(10), snap(90, 150)).unwrap(); // wrapped
-//! let rates = series.rates();
-//! assert_eq!(rates.per_sec(Counter::Drop), 10.0); // 100 packets in 10 s
-//! assert!(rates.is_live(Counter::Drop));
-//! assert!(!rates.is_live(Counter::EarlyDrop)); // history, not a live problem
-//! assert!(rates.resets.is_empty());
-//! ```
+//! Rates over a window of samples.
 
-use conntrack_core::{Counter, CpuStats, Stats};
+use super::cpu::{CpuChange, CpuId, CpuRates, match_cpus};
+use super::series::Sample;
+use super::spread::{Imbalance, spread};
+use super::wrap::plausible_wrap;
+use conntrack_core::Counter;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
-
-/// One statistics snapshot at a monotonic time (any origin).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Sample {
-    /// When it was taken, from a monotonic clock.
-    pub at: Duration,
-    /// The statistics.
-    pub stats: Stats,
-}
-
-/// A sample was not later than the one before it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("sample at {at:?} is not after the previous one at {previous:?}")]
-pub struct NotMonotonic {
-    /// The previous sample's time.
-    pub previous: Duration,
-    /// The rejected sample's time.
-    pub at: Duration,
-}
-
-/// Why a timestamped capture of `/proc/net/stat/nf_conntrack` samples
-/// (see [`StatsSeries::parse_captures`]) could not be read. Lines are
-/// 1-based lines of the whole capture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SeriesError {
-    /// Text before the first `@ SECONDS` line.
-    #[error("line {line}: text before the first `@ SECONDS` line")]
-    NoTimestamp {
-        /// Where.
-        line: usize,
-    },
-    /// An `@` line without whole seconds.
-    #[error("line {line}: `@` must be followed by whole seconds")]
-    BadTimestamp {
-        /// Where.
-        line: usize,
-    },
-    /// A sample's `conntrack -S` text did not parse.
-    #[error("line {line}, column {column}: {kind}")]
-    CliStats {
-        /// The line of the capture where the problem is.
-        line: usize,
-        /// Its byte column.
-        column: usize,
-        /// What the `conntrack -S` parser found.
-        kind: conntrack_core::cli::stats::CliStatsErrorKind,
-    },
-    /// A sample's stat text did not parse.
-    #[error("line {line}, column {column}: {kind}")]
-    Stat {
-        /// The line of the capture where the problem is.
-        line: usize,
-        /// Its byte column.
-        column: usize,
-        /// What the `/proc` parser found.
-        kind: conntrack_core::procstat::ProcStatErrorKind,
-    },
-    /// A sample's time is not after the previous one.
-    #[error("line {line}: sample at {at} s is not after the previous one")]
-    NotMonotonic {
-        /// The `@` line.
-        line: usize,
-        /// Its time in seconds.
-        at: u64,
-    },
-    /// No sample at all.
-    #[error("no `@ SECONDS` sample in the capture")]
-    Empty,
-}
-
-/// An ordered series of statistics snapshots.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatsSeries {
-    samples: Vec<Sample>,
-}
-
-impl StatsSeries {
-    /// An empty series.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The number of samples.
-    pub fn len(&self) -> usize {
-        self.samples.len()
-    }
-
-    /// Whether the series has no sample.
-    pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
-    }
-
-    /// Reads a capture of timestamped statistics samples: each sample is
-    /// a line `@ SECONDS` (any monotonic clock, e.g. `date +%s`) followed
-    /// by the text of `/proc/net/stat/nf_conntrack` or of `conntrack -S`
-    /// (told apart by the `entries` header of the former), which is what
-    /// an operator's loop records:
-    ///
-    /// ```sh
-    /// while :; do echo "@ $(date +%s)"; cat /proc/net/stat/nf_conntrack; sleep 1; done
-    /// while :; do echo "@ $(date +%s)"; conntrack -S; sleep 1; done
-    /// ```
-    ///
-    /// Blank lines between samples are ignored. Errors name the capture's
-    /// line (and column for the stat text).
-    ///
-    /// ```
-    /// use conntrack_analyze::rates::{SeriesError, StatsSeries};
-    /// let text = "@ 100\nentries  drop\n00000005  00000001\n\
-    ///             @ 110\nentries  drop\n00000006  0000000b\n";
-    /// let series = StatsSeries::parse_captures(text).unwrap();
-    /// assert_eq!(series.len(), 2);
-    /// let err = StatsSeries::parse_captures("@ 1\nentries  drop\n0000000x  00000001\n");
-    /// assert!(matches!(err, Err(SeriesError::Stat { line: 3, column: 1, .. })));
-    /// // conntrack -S samples work the same way.
-    /// let cli = "@ 5\ncpu=0 found=0 invalid=0 insert=0 insert_failed=3 drop=3\n\
-    ///            @ 6\ncpu=0 found=0 invalid=0 insert=0 insert_failed=9 drop=9\n";
-    /// let r = StatsSeries::parse_captures(cli).unwrap().rates();
-    /// assert_eq!(r.per_sec(conntrack_core::Counter::Drop), 6.0);
-    /// ```
-    pub fn parse_captures(text: &str) -> Result<StatsSeries, SeriesError> {
-        let mut series = StatsSeries::new();
-        // (its `@` line, its time, the first line of its stat text, the text)
-        let mut block: Option<(usize, u64, String)> = None;
-        let flush = |b: Option<(usize, u64, String)>, s: &mut StatsSeries| match b {
-            None => Ok(()),
-            Some((at_line, t, body)) => {
-                // `conntrack -S` lines start with `cpu=`; anything else is /proc text.
-                let cli = body.trim_start().starts_with("cpu=");
-                let stats = if !cli {
-                    conntrack_core::procstat::parse(&body).map_err(|e| SeriesError::Stat {
-                        line: at_line + e.location.line,
-                        column: e.location.column,
-                        kind: e.kind,
-                    })?
-                } else {
-                    conntrack_core::cli::stats::parse_cli_stats(&body).map_err(|e| {
-                        SeriesError::CliStats {
-                            line: at_line + e.location.line,
-                            column: e.location.column,
-                            kind: e.kind,
-                        }
-                    })?
-                };
-                s.push(Duration::from_secs(t), stats)
-                    .map_err(|_| SeriesError::NotMonotonic {
-                        line: at_line,
-                        at: t,
-                    })
-            }
-        };
-        for (i, line) in text.lines().enumerate() {
-            let no = i + 1;
-            if let Some(t) = line.strip_prefix('@') {
-                flush(block.take(), &mut series)?;
-                let t = t
-                    .trim()
-                    .parse()
-                    .map_err(|_| SeriesError::BadTimestamp { line: no })?;
-                block = Some((no, t, String::new()));
-            } else if let Some((_, _, body)) = block.as_mut() {
-                body.push_str(line);
-                body.push('\n');
-            } else if !line.trim().is_empty() {
-                return Err(SeriesError::NoTimestamp { line: no });
-            }
-        }
-        flush(block, &mut series)?;
-        if series.is_empty() {
-            return Err(SeriesError::Empty);
-        }
-        Ok(series)
-    }
-
-    /// Appends a sample; its time must be strictly after the last one.
-    pub fn push(&mut self, at: Duration, stats: Stats) -> Result<(), NotMonotonic> {
-        if let Some(last) = self.samples.last()
-            && at <= last.at
-        {
-            return Err(NotMonotonic {
-                previous: last.at,
-                at,
-            });
-        }
-        self.samples.push(Sample { at, stats });
-        Ok(())
-    }
-
-    /// Drops the oldest samples so that at most `n` remain (a sliding
-    /// window).
-    pub fn keep_last(&mut self, n: usize) {
-        if self.samples.len() > n {
-            let cut = self.samples.len() - n;
-            self.samples.drain(..cut);
-        }
-    }
-
-    /// The samples, oldest first.
-    pub fn samples(&self) -> &[Sample] {
-        &self.samples
-    }
-
-    /// Rates over the whole series.
-    pub fn rates(&self) -> Rates {
-        Rates::from_samples(&self.samples)
-    }
-}
-
-/// How a CPU row is identified: by the CPU id the source named, or by its
-/// row position when the source names none (`/proc` rows).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CpuId {
-    /// A CPU id (ctnetlink `res_id`, `conntrack -S`).
-    Id(u32),
-    /// A row index (`/proc/net/stat/nf_conntrack` skips impossible CPUs,
-    /// so row N is not necessarily CPU N).
-    Row(usize),
-}
-
-impl CpuId {
-    /// The kernel CPU id, when known: an [`CpuId::Id`] as is, a
-    /// [`CpuId::Row`] through the possible-CPU list (`/proc` prints one row
-    /// per possible CPU, in order, so row N is the Nth possible CPU).
-    ///
-    /// ```
-    /// use conntrack_analyze::rates::CpuId;
-    /// assert_eq!(CpuId::Row(1).resolve(&[0, 2, 3]), Some(2));
-    /// assert_eq!(CpuId::Row(5).resolve(&[0, 1]), None);
-    /// assert_eq!(CpuId::Id(7).resolve(&[]), Some(7));
-    /// ```
-    pub fn resolve(self, possible: &[u32]) -> Option<u32> {
-        match self {
-            CpuId::Id(i) => Some(i),
-            CpuId::Row(r) => possible.get(r).copied(),
-        }
-    }
-}
-
-impl fmt::Display for CpuId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CpuId::Id(i) => write!(f, "cpu{i}"),
-            CpuId::Row(r) => write!(f, "row{r}"),
-        }
-    }
-}
 
 /// Whether a counter is moving now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -313,27 +45,6 @@ pub struct CounterRate {
     pub activity: Activity,
 }
 
-/// One CPU's rates.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CpuRates {
-    /// Which CPU.
-    pub cpu: CpuId,
-    /// Seconds of usable intervals in which this CPU was present.
-    pub covered_secs: f64,
-    /// Per counter: increase and rate.
-    pub counters: Vec<(Counter, u64, f64)>,
-}
-
-impl CpuRates {
-    /// This CPU's rate of a counter (0 when not reported).
-    pub fn per_sec(&self, c: Counter) -> f64 {
-        self.counters
-            .iter()
-            .find(|(k, _, _)| *k == c)
-            .map_or(0.0, |&(_, _, r)| r)
-    }
-}
-
 /// The counters restarted between two samples (reboot, module reload,
 /// namespace recreated): a counter went backwards by more than a u32
 /// wrap-around can explain, or several counters went backwards together
@@ -346,21 +57,6 @@ pub struct CounterReset {
     pub counters: Vec<Counter>,
     /// Entries before and after, when both samples had them.
     pub entries: Option<(u32, u32)>,
-}
-
-/// CPU rows that appeared or disappeared between two samples.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CpuChange {
-    /// The time of the later sample.
-    pub at: Duration,
-    /// CPUs present only in the later sample (their counters were not
-    /// counted for this interval).
-    pub appeared: Vec<CpuId>,
-    /// CPUs present only in the earlier sample.
-    pub disappeared: Vec<CpuId>,
-    /// Rows could not be matched at all (no CPU ids and a different row
-    /// count): the interval was discarded.
-    pub unmatched: bool,
 }
 
 /// The time span the rates cover.
@@ -397,104 +93,6 @@ pub struct EntriesTrend {
     pub points: usize,
 }
 
-/// Per-CPU imbalance of one counter's rate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Imbalance {
-    /// The counter.
-    pub counter: Counter,
-    /// CPUs considered.
-    pub cpus: usize,
-    /// Sum of the CPUs' rates.
-    pub total_per_sec: f64,
-    /// Mean rate per CPU.
-    pub mean_per_sec: f64,
-    /// The busiest CPU's rate.
-    pub max_per_sec: f64,
-    /// `max / mean` (1 when balanced, `cpus` when one CPU has it all).
-    pub max_over_mean: f64,
-    /// The busiest CPU.
-    pub busiest: CpuId,
-    /// The busiest CPU's share of the total, 0..=1.
-    pub busiest_share: f64,
-    /// How the load is spread (excess over the fair share, effective
-    /// CPUs); [`Spread::is_imbalanced`] is the rule diagnosis applies.
-    pub spread: Spread,
-}
-
-/// The busiest CPU's excess over its fair share at which a load counts as
-/// imbalanced: `(share - 1/n) / (1 - 1/n)`, 0 for an even spread and 1 when
-/// one CPU has it all. 0.5 puts the line at 75/25 on 2 CPUs.
-pub const BUSIEST_EXCESS: f64 = 0.5;
-
-/// How unevenly a per-CPU load (rates, softirq counts) is spread; see
-/// [`spread`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Spread {
-    /// CPUs considered.
-    pub cpus: usize,
-    /// Position of the busiest CPU in the load slice.
-    pub busiest: usize,
-    /// The busiest CPU's share of the total, 0..=1 (fair: `1 / cpus`).
-    pub busiest_share: f64,
-    /// The busiest CPU's excess over its fair share, 0..=1 (see
-    /// [`BUSIEST_EXCESS`]).
-    pub excess: f64,
-    /// The effective number of CPUs doing the work, `1 / sum(share^2)`
-    /// (the inverse Herfindahl index): `k` when `k` CPUs share it evenly.
-    pub effective_cpus: f64,
-}
-
-impl Spread {
-    /// Whether the load is imbalanced: one CPU takes at least halfway from
-    /// its fair share to all of it ([`BUSIEST_EXCESS`]), or the work
-    /// effectively runs on at most half of the CPUs (a multi-queue NIC
-    /// keeping 8 of 32 CPUs busy, where no single CPU dominates). Unlike a
-    /// fixed `max / mean` threshold this means the same on 2 CPUs and on
-    /// 64 (where `max / mean >= 1.5` fires at a 2.3% share).
-    pub fn is_imbalanced(&self) -> bool {
-        self.cpus >= 2
-            && (self.excess >= BUSIEST_EXCESS || self.effective_cpus <= self.cpus as f64 / 2.0)
-    }
-}
-
-/// How a per-CPU load is spread: `None` for fewer than 2 CPUs or no load.
-/// Shared by diagnosis (per-CPU failure rates) and the tuning planner
-/// (NET_RX softirqs), so that a finding and a plan never disagree.
-///
-/// ```
-/// use conntrack_analyze::rates::spread;
-/// assert!(spread(&[99.45, 0.55]).unwrap().is_imbalanced());
-/// assert!(!spread(&[60.0, 40.0]).unwrap().is_imbalanced());
-/// let mut eight_of_32 = vec![0.01; 32];
-/// for l in &mut eight_of_32[..8] { *l = 1000.0; }
-/// assert!(spread(&eight_of_32).unwrap().is_imbalanced());
-/// assert!(spread(&[5.0]).is_none() && spread(&[0.0, 0.0]).is_none());
-/// ```
-pub fn spread(load: &[f64]) -> Option<Spread> {
-    if load.len() < 2 || load.iter().any(|v| !v.is_finite() || *v < 0.0) {
-        return None;
-    }
-    let total: f64 = load.iter().sum();
-    if !(total.is_finite() && total > 0.0) {
-        return None;
-    }
-    let (busiest, max) =
-        load.iter().copied().enumerate().fold(
-            (0, f64::MIN),
-            |acc, (i, v)| if v > acc.1 { (i, v) } else { acc },
-        );
-    let n = load.len() as f64;
-    let share = max / total;
-    let hhi: f64 = load.iter().map(|v| (v / total).powi(2)).sum();
-    Some(Spread {
-        cpus: load.len(),
-        busiest,
-        busiest_share: share,
-        excess: (share - 1.0 / n) / (1.0 - 1.0 / n),
-        effective_cpus: if hhi > 0.0 { 1.0 / hhi } else { n },
-    })
-}
-
 /// Rates over a window of samples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rates {
@@ -510,52 +108,6 @@ pub struct Rates {
     pub resets: Vec<CounterReset>,
     /// CPUs appearing or disappearing.
     pub cpu_changes: Vec<CpuChange>,
-}
-
-/// Pairs of CPU rows of two samples that describe the same CPU.
-struct Matching {
-    pairs: Vec<(CpuId, usize, usize)>,
-    appeared: Vec<CpuId>,
-    disappeared: Vec<CpuId>,
-    unmatched: bool,
-}
-
-fn match_cpus(a: &[CpuStats], b: &[CpuStats]) -> Matching {
-    let all_ids = |s: &[CpuStats]| s.iter().all(|c| c.cpu.is_some());
-    let mut m = Matching {
-        pairs: Vec::new(),
-        appeared: Vec::new(),
-        disappeared: Vec::new(),
-        unmatched: false,
-    };
-    if all_ids(a) && all_ids(b) && !(a.is_empty() && b.is_empty()) {
-        for (j, cb) in b.iter().enumerate() {
-            let id = cb.cpu.unwrap_or(0);
-            match a.iter().position(|ca| ca.cpu == Some(id)) {
-                Some(i) => m.pairs.push((CpuId::Id(id), i, j)),
-                None => m.appeared.push(CpuId::Id(id)),
-            }
-        }
-        for ca in a {
-            let id = ca.cpu.unwrap_or(0);
-            if !b.iter().any(|cb| cb.cpu == Some(id)) {
-                m.disappeared.push(CpuId::Id(id));
-            }
-        }
-    } else if a.len() == b.len() {
-        m.pairs = (0..a.len()).map(|i| (CpuId::Row(i), i, i)).collect();
-    } else {
-        m.unmatched = true;
-        m.appeared = (a.len()..b.len()).map(CpuId::Row).collect();
-        m.disappeared = (b.len()..a.len()).map(CpuId::Row).collect();
-    }
-    m
-}
-
-/// A wrap-around is plausible when the wrapped difference is under half
-/// the u32 range (the counter was in its top half and restarted small).
-fn plausible_wrap(prev: u32, cur: u32) -> bool {
-    cur.wrapping_sub(prev) < 1 << 31
 }
 
 struct CpuAcc {
@@ -673,11 +225,7 @@ impl Rates {
             .filter_map(|c| {
                 let since_boot = last_total.get(c)?;
                 let i = c.index();
-                let per_sec = if covered > 0.0 {
-                    total[i] as f64 / covered
-                } else {
-                    0.0
-                };
+                let per_sec = per_sec(total[i], covered);
                 let activity = if used == 0 {
                     Activity::Unknown
                 } else if total[i] > 0 {
@@ -708,12 +256,7 @@ impl Rates {
                     .filter(|c| acc.seen[c.index()])
                     .map(|c| {
                         let dl = acc.delta[c.index()];
-                        let r = if acc.secs > 0.0 {
-                            dl as f64 / acc.secs
-                        } else {
-                            0.0
-                        };
-                        (c, dl, r)
+                        (c, dl, per_sec(dl, acc.secs))
                     })
                     .collect(),
             })
@@ -811,6 +354,12 @@ impl Rates {
     }
 }
 
+/// An increase over `secs` seconds as a rate (0 over no time): every
+/// counter's and every CPU's.
+fn per_sec(delta: u64, secs: f64) -> f64 {
+    if secs > 0.0 { delta as f64 / secs } else { 0.0 }
+}
+
 fn entries_trend(samples: &[Sample]) -> Option<EntriesTrend> {
     let pts: Vec<(f64, u32)> = samples
         .iter()
@@ -896,6 +445,7 @@ impl fmt::Display for Rates {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use conntrack_core::{CpuStats, Stats};
 
     fn cpu(id: Option<u32>, vals: &[(Counter, u32)]) -> CpuStats {
         let mut c = CpuStats::default();
@@ -1037,73 +587,5 @@ mod tests {
         assert_eq!(r.get(InsertFailed).unwrap().activity, Activity::Quiet);
         assert_eq!(r.get(Invalid).unwrap().peak_per_sec, 1.0);
         assert!(r.get(EarlyDrop).is_none());
-    }
-
-    #[test]
-    fn series_rejects_non_monotonic_and_empty_is_fine() {
-        let mut s = StatsSeries::new();
-        assert_eq!(s.rates().window.samples, 0);
-        s.push(Duration::from_secs(5), Stats::default()).unwrap();
-        assert!(s.push(Duration::from_secs(5), Stats::default()).is_err());
-        assert!(s.push(Duration::from_secs(4), Stats::default()).is_err());
-        s.push(Duration::from_secs(6), Stats::default()).unwrap();
-        s.keep_last(1);
-        assert_eq!(s.samples().len(), 1);
-        let r = s.rates();
-        assert!(r.counters.is_empty());
-        assert!(r.to_string().starts_with("window 0.0s"));
-        assert!(r.imbalance(Drop).is_none());
-    }
-}
-
-#[cfg(test)]
-mod capture_tests {
-    use super::*;
-    use conntrack_core::procstat::ProcStatErrorKind;
-
-    const HDR: &str = "entries  drop\n";
-
-    #[test]
-    fn capture_errors_name_the_capture_line() {
-        let p = StatsSeries::parse_captures;
-        assert_eq!(p(""), Err(SeriesError::Empty));
-        assert_eq!(p("\n  \n"), Err(SeriesError::Empty));
-        assert_eq!(
-            p("entries  drop\n@ 1\n"),
-            Err(SeriesError::NoTimestamp { line: 1 })
-        );
-        assert_eq!(p("@ soon\n"), Err(SeriesError::BadTimestamp { line: 1 }));
-        let two = format!("@ 5\n{HDR}00000001  00000000\n@ 5\n{HDR}00000001  00000000\n");
-        assert_eq!(p(&two), Err(SeriesError::NotMonotonic { line: 4, at: 5 }));
-        // A truncated row in the second sample: line 6 of the capture.
-        let cut = format!("@ 1\n{HDR}00000001  00000000\n@ 2\n{HDR}00000001\n");
-        assert!(matches!(
-            p(&cut),
-            Err(SeriesError::Stat {
-                line: 6,
-                kind: ProcStatErrorKind::MissingValues { .. },
-                ..
-            })
-        ));
-        // An `@` line with no stat text after it.
-        assert!(matches!(
-            p("@ 1\n"),
-            Err(SeriesError::Stat {
-                line: 2,
-                kind: ProcStatErrorKind::Empty,
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn capture_rates() {
-        let text = format!("@ 100\n{HDR}00000005  00000001\n\n@ 110\n{HDR}00000006  0000000b\n");
-        let s = StatsSeries::parse_captures(&text).unwrap();
-        assert_eq!(s.len(), 2);
-        let r = s.rates();
-        assert_eq!(r.window.covered_secs, 10.0);
-        // drop went 1 -> 11 over 10 s.
-        assert_eq!(r.per_sec(conntrack_core::Counter::Drop), 1.0);
     }
 }

@@ -1,0 +1,256 @@
+//! What a hotspot pass reports: key tables, states, NAT and DNS counts.
+
+use super::aggregate::CountMode;
+use super::histogram::RemainingHistogram;
+use super::key::{Key, KeyKind, NatClass};
+use conntrack_core::{FlowState, L4Proto};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// `n` as a share of `of`, 0..=1 (0 when `of` is 0): every share of flows
+/// in a summary and in the facts derived from it.
+pub(crate) fn share(n: u64, of: u64) -> f64 {
+    if of == 0 { 0.0 } else { n as f64 / of as f64 }
+}
+
+/// A row of a key table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyCount {
+    /// The key.
+    pub key: Key,
+    /// Flows counted for it (an upper bound under top-K).
+    pub count: u64,
+    /// How much of `count` may be overestimate (0 when exact).
+    pub error: u64,
+    /// `count` over all flows seen, 0..=1.
+    pub share: f64,
+}
+
+/// The heaviest keys of one kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyTable {
+    /// Which key.
+    pub kind: KeyKind,
+    /// Flows counted in this table (all flows, or for names: the named
+    /// ones, for unreplied-by-source: the unreplied ones).
+    pub counted: u64,
+    /// Distinct keys, when known exactly.
+    pub distinct: Option<u64>,
+    /// Whether every count is exact.
+    pub exact: bool,
+    /// Under top-K: no count is overestimated by more than this, and no key
+    /// missing from the table has more flows than this.
+    pub error_bound: u64,
+    /// The heaviest keys, largest first.
+    pub top: Vec<KeyCount>,
+}
+
+/// Flows in one protocol state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateCount {
+    /// Protocol.
+    pub proto: L4Proto,
+    /// State.
+    pub state: FlowState,
+    /// Flows.
+    pub count: u64,
+    /// Share of all flows, 0..=1.
+    pub share: f64,
+    /// Remaining timeouts of the flows in this state that carried one.
+    pub remaining: RemainingHistogram,
+}
+
+/// Flows by translation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NatCounts {
+    /// Untranslated.
+    pub none: u64,
+    /// Source only.
+    pub snat: u64,
+    /// Destination only.
+    pub dnat: u64,
+    /// Both.
+    pub both: u64,
+}
+
+/// Flows by translation per protocol family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProtoNat {
+    /// TCP flows.
+    pub tcp: NatCounts,
+    /// UDP (and UDP-Lite) flows.
+    pub udp: NatCounts,
+    /// Every other protocol.
+    pub other: NatCounts,
+}
+
+impl NatCounts {
+    /// All flows counted.
+    pub fn total(&self) -> u64 {
+        self.none + self.snat + self.dnat + self.both
+    }
+
+    /// Flows with any translation.
+    pub fn translated(&self) -> u64 {
+        self.snat + self.dnat + self.both
+    }
+
+    pub(super) fn add(&mut self, c: NatClass) {
+        match c {
+            NatClass::None => self.none += 1,
+            NatClass::Snat => self.snat += 1,
+            NatClass::Dnat => self.dnat += 1,
+            NatClass::Both => self.both += 1,
+        }
+    }
+}
+
+/// DNS flows (destination port 53).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DnsCounts {
+    /// UDP flows to port 53.
+    pub udp: u64,
+    /// TCP flows to port 53.
+    pub tcp: u64,
+    /// Of those, translated (a DNS service behind DNAT, such as
+    /// Kubernetes' kube-dns ClusterIP, or queries masqueraded out).
+    pub nat: u64,
+    /// Of those, never answered.
+    pub unreplied: u64,
+}
+
+fn empty_table() -> KeyTable {
+    KeyTable {
+        kind: KeyKind::DstPort,
+        counted: 0,
+        distinct: Some(0),
+        exact: true,
+        error_bound: 0,
+        top: Vec::new(),
+    }
+}
+
+/// The result of a hotspot pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HotspotSummary {
+    /// Flows seen.
+    pub flows: u64,
+    /// How keys were counted.
+    pub mode: CountMode,
+    /// One table per [`KeyKind`], in [`KeyKind::ALL`] order.
+    pub tables: Vec<KeyTable>,
+    /// Sources of flows without a reply (`IPS_SEEN_REPLY` clear): scan
+    /// suspects, or clients of a dead backend.
+    pub unreplied_by_source: KeyTable,
+    /// Every (protocol, state) seen, largest first, with remaining-timeout
+    /// histograms.
+    pub states: Vec<StateCount>,
+    /// Flows by translation.
+    pub nat: NatCounts,
+    /// Flows by translation for TCP, UDP and every other protocol.
+    #[serde(default)]
+    pub nat_by_proto: ProtoNat,
+    /// Translated flows by protocol and destination port (which services
+    /// are NAT'd: NAT needs conntrack, so these can never be NOTRACKed).
+    #[serde(default = "empty_table")]
+    pub nat_by_service: KeyTable,
+    /// Source-translated flows by destination endpoint: many new
+    /// connections to one destination through one SNAT address compete
+    /// for the same source ports.
+    #[serde(default = "empty_table")]
+    pub snat_by_destination: KeyTable,
+    /// Source-translated flows by original source address: the hosts or
+    /// containers that share the translated address.
+    #[serde(default = "empty_table")]
+    pub snat_by_source: KeyTable,
+    /// TCP flows in a closing state (FIN_WAIT, CLOSE_WAIT, LAST_ACK,
+    /// TIME_WAIT, CLOSE) by destination endpoint: where short-lived
+    /// connections go.
+    #[serde(default = "empty_table")]
+    pub closing_by_destination: KeyTable,
+    /// The same by original source address: who opens them.
+    #[serde(default = "empty_table")]
+    pub closing_by_source: KeyTable,
+    /// DNS flows (destination port 53, UDP or TCP).
+    #[serde(default)]
+    pub dns: DnsCounts,
+    /// Flows with a helper attached or created from an expectation
+    /// (`IPS_HELPER` or `IPS_EXPECTED`).
+    pub helper_flows: u64,
+    /// Flows without a reply.
+    pub unreplied: u64,
+    /// Flows that carried a remaining timeout.
+    pub with_timeout: u64,
+}
+
+impl HotspotSummary {
+    /// The table of one key kind.
+    pub fn table(&self, kind: KeyKind) -> Option<&KeyTable> {
+        self.tables.iter().find(|t| t.kind == kind)
+    }
+
+    /// Flows in a state of any protocol with this TCP state, or in the
+    /// given (protocol, state).
+    pub fn state_count(&self, proto: L4Proto, state: FlowState) -> u64 {
+        self.states
+            .iter()
+            .filter(|s| s.proto == proto && s.state == state)
+            .map(|s| s.count)
+            .sum()
+    }
+
+    /// The state record for (protocol, state).
+    pub fn state(&self, proto: L4Proto, state: FlowState) -> Option<&StateCount> {
+        self.states
+            .iter()
+            .find(|s| s.proto == proto && s.state == state)
+    }
+
+    /// Share of all flows that are translated.
+    pub fn nat_share(&self) -> f64 {
+        share(self.nat.translated(), self.flows)
+    }
+}
+
+impl fmt::Display for HotspotSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} flows", self.flows)?;
+        writeln!(f, "states:")?;
+        for s in &self.states {
+            writeln!(
+                f,
+                "  {:<6} {:<12} {:>10} {:>6.1}%",
+                s.proto.to_string(),
+                s.state.to_string(),
+                s.count,
+                s.share * 100.0
+            )?;
+        }
+        for t in self.tables.iter().chain([&self.unreplied_by_source]) {
+            let title = if std::ptr::eq(t, &self.unreplied_by_source) {
+                "unreplied by source".to_string()
+            } else {
+                t.kind.to_string()
+            };
+            write!(f, "{title}")?;
+            if !t.exact {
+                write!(f, " (top-K, error <= {})", t.error_bound)?;
+            }
+            writeln!(f, ":")?;
+            for r in &t.top {
+                write!(
+                    f,
+                    "  {:<40} {:>10} {:>6.1}%",
+                    r.key.to_string(),
+                    r.count,
+                    r.share * 100.0
+                )?;
+                if r.error > 0 {
+                    write!(f, "  (+-{})", r.error)?;
+                }
+                writeln!(f)?;
+            }
+        }
+        Ok(())
+    }
+}
