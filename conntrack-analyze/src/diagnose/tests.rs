@@ -598,3 +598,24 @@ fn a_counter_newer_than_the_version_that_counts_is_a_backport() {
     let facts = Facts::derive(&obs);
     assert_eq!(facts.chain_cap(), crate::buckets::ChainCap::None);
 }
+
+#[test]
+fn counters_of_another_namespace_count_since_it_was_created() {
+    let r = rates(&[(InsertFailed, 500, 100), (Drop, 500, 100)]);
+    let mut snap = host(100, 65_536, 65_536, Some((6, 1)));
+    let answer_of = |snap: &HostSnapshot| {
+        let obs = Observation::new(snap.clone()).with_rates(r.clone());
+        let facts = Facts::derive(&obs);
+        crate::answers::answer(&facts)
+            .into_iter()
+            .find(|a| a.question == crate::answers::Question::NowOrSinceBoot)
+            .expect("the now-or-since-boot answer")
+            .answer
+    };
+    snap.init_netns = Some(false);
+    let a = answer_of(&snap);
+    assert!(a.contains("since the namespace was created"), "{a}");
+    assert!(!a.contains("since boot"), "{a}");
+    snap.init_netns = Some(true);
+    assert!(answer_of(&snap).contains("since boot"));
+}
