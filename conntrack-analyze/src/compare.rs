@@ -143,6 +143,7 @@ fn text(x: Option<String>) -> Cell {
 }
 
 /// The sections rows are grouped in, in order.
+#[cfg_attr(not(any(feature = "schema", test)), allow(dead_code))]
 const SECTIONS: [&str; 8] = [
     "configuration",
     "table",
