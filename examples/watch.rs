@@ -21,7 +21,7 @@ use common::term::{ColorArg, Keys, Paint, Screen};
 use common::{Failure, parse_args};
 use conntrack_kit::analyze::rates::{Activity, CpuId, Rates, StatsSeries};
 use conntrack_kit::ct_core::host::HostFs;
-use conntrack_kit::ct_core::{Counter, Stats, procstat};
+use conntrack_kit::ct_core::{Counter, Stats, Support, procstat};
 use conntrack_kit::netlink::Conntrack;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -115,25 +115,16 @@ struct Args {
     all: bool,
 }
 
-/// Counters the running kernel prints as 0 whatever happens
-/// (KERNEL.md section 1), hidden unless `--all`.
+/// Counters the running kernel prints as 0 whatever happens (retired ones,
+/// `Counter::support`), hidden unless `--all`.
 fn dead_counters() -> Vec<Counter> {
     let Ok((_, v)) = HostFs::new("/").read_kernel_release() else {
         return Vec::new();
     };
-    let mut dead = Vec::new();
-    if v.at_least(4, 9) {
-        dead.extend([
-            Counter::Searched,
-            Counter::New,
-            Counter::Delete,
-            Counter::DeleteList,
-        ]);
-    }
-    if v.at_least(5, 10) {
-        dead.push(Counter::Ignore);
-    }
-    dead
+    Counter::ALL
+        .into_iter()
+        .filter(|c| matches!(c.support(Some(v)), Support::Retired { .. }))
+        .collect()
 }
 
 // ---------------------------------------------------------------------
