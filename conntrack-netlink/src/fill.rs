@@ -446,6 +446,8 @@ pub struct ConntrackMaxGuard {
     old: u64,
     min: u64,
     active: bool,
+    /// An [`ConntrackMaxGuard::at_most`] guard: `min` is a ceiling.
+    cap: bool,
 }
 
 const MAX_PATH: &str = "/proc/sys/net/netfilter/nf_conntrack_max";
@@ -456,6 +458,8 @@ const MAX_PATH: &str = "/proc/sys/net/netfilter/nf_conntrack_max";
 struct MaxState {
     original: Option<u64>,
     holders: Vec<(u32, u64)>,
+    /// `(pid, maximum)` per live [`ConntrackMaxGuard::at_most`] guard.
+    caps: Vec<(u32, u64)>,
 }
 
 impl MaxState {
@@ -468,6 +472,11 @@ impl MaxState {
                 (Some("holder"), Some(pid), Some(min)) => {
                     if let (Ok(pid), Ok(min)) = (pid.parse(), min.parse()) {
                         st.holders.push((pid, min));
+                    }
+                }
+                (Some("cap"), Some(pid), Some(max)) => {
+                    if let (Ok(pid), Ok(max)) = (pid.parse(), max.parse()) {
+                        st.caps.push((pid, max));
                     }
                 }
                 _ => {}
@@ -484,14 +493,22 @@ impl MaxState {
         for (pid, min) in &self.holders {
             out.push_str(&format!("holder {pid} {min}\n"));
         }
+        for (pid, max) in &self.caps {
+            out.push_str(&format!("cap {pid} {max}\n"));
+        }
         out
     }
 
     /// The value the sysctl should have: the original, raised to the
-    /// largest minimum of the holders.
+    /// largest minimum of the holders, then lowered to the smallest cap.
     fn target(&self) -> Option<u64> {
         let o = self.original?;
-        Some(self.holders.iter().map(|h| h.1).fold(o, u64::max))
+        let raised = self.holders.iter().map(|h| h.1).fold(o, u64::max);
+        Some(self.caps.iter().map(|c| c.1).fold(raised, u64::min))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.holders.is_empty() && self.caps.is_empty()
     }
 }
 
@@ -507,8 +524,10 @@ fn with_max_state<T>(f: impl FnOnce(&mut MaxState) -> std::io::Result<T>) -> std
     // Holders whose process is gone no longer need the raised value.
     st.holders
         .retain(|(pid, _)| Path::new(&format!("/proc/{pid}")).exists());
+    st.caps
+        .retain(|(pid, _)| Path::new(&format!("/proc/{pid}")).exists());
     let r = f(&mut st)?;
-    if st.holders.is_empty() {
+    if st.is_empty() {
         let _ = std::fs::remove_file(&path);
     } else {
         std::fs::write(&path, st.render())?;
@@ -523,9 +542,22 @@ impl ConntrackMaxGuard {
 
     /// Raises `nf_conntrack_max` to `min` if it is lower.
     pub fn at_least(min: u64) -> std::io::Result<ConntrackMaxGuard> {
+        Self::register(min, false)
+    }
+
+    /// Lowers `nf_conntrack_max` to `max` (for tests that fill a table:
+    /// the value is global, so hold it briefly); restored like
+    /// [`ConntrackMaxGuard::at_least`]. While a cap is held it wins over
+    /// raising guards.
+    pub fn at_most(max: u64) -> std::io::Result<ConntrackMaxGuard> {
+        Self::register(max, true)
+    }
+
+    fn register(value: u64, cap: bool) -> std::io::Result<ConntrackMaxGuard> {
+        let min = value;
         with_max_state(|st| {
             let mut current = read_max()?;
-            if st.holders.is_empty() {
+            if st.is_empty() {
                 // No live guard: a value left raised by a run that died
                 // holding a guard is put back before this guard records
                 // the original.
@@ -536,15 +568,20 @@ impl ConntrackMaxGuard {
                 st.original = Some(current);
             }
             let old = st.original.unwrap_or(current);
-            if old == 0 {
+            if old == 0 && !cap {
                 // Unlimited: nothing to raise, nothing to restore.
                 return Ok(ConntrackMaxGuard {
                     old,
                     min,
                     active: false,
+                    cap,
                 });
             }
-            st.holders.push((std::process::id(), min));
+            if cap {
+                st.caps.push((std::process::id(), min));
+            } else {
+                st.holders.push((std::process::id(), min));
+            }
             let target = st.target().unwrap_or(current);
             if target != read_max()? {
                 std::fs::write(MAX_PATH, target.to_string())?;
@@ -553,6 +590,7 @@ impl ConntrackMaxGuard {
                 old,
                 min,
                 active: true,
+                cap,
             })
         })
     }
@@ -577,11 +615,13 @@ impl Drop for ConntrackMaxGuard {
             return;
         }
         let (pid, min) = (std::process::id(), self.min);
+        let cap = self.cap;
         let _ = with_max_state(|st| {
-            if let Some(i) = st.holders.iter().position(|&h| h == (pid, min)) {
-                st.holders.remove(i);
+            let list = if cap { &mut st.caps } else { &mut st.holders };
+            if let Some(i) = list.iter().position(|&h| h == (pid, min)) {
+                list.remove(i);
             }
-            let target = if st.holders.is_empty() {
+            let target = if st.is_empty() {
                 st.original.take()
             } else {
                 st.target()
