@@ -1,7 +1,7 @@
 //! Per-drop attribution: which conntrack failure dropped each packet, for
 //! which flow.
 //!
-//! With feature `trace`, [`Tracer`] loads an eBPF program on the
+//! With feature `trace`, `Tracer` loads an eBPF program on the
 //! `skb:kfree_skb` tracepoint that keeps the packets netfilter dropped
 //! (`SKB_DROP_REASON_NETFILTER_DROP`) and records the conntrack entry each
 //! one carried; the tracer names the [`DropReason`] from that entry's
