@@ -41,6 +41,29 @@ const NEEDS: &[Need<'static>] = &[
 /// one's namespace would feel: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Other processes (tests, labs) change the global sysctls too
+/// (`nf_conntrack_max`, `nf_conntrack_buckets`: a shrunk table makes chain
+/// caps where this test expects clashes). They coordinate through one
+/// `flock` in [`ConntrackMaxGuard::STATE_DIR`]: exclusive to change a
+/// value, shared to rely on them staying put.
+fn globals_lock(exclusive: bool) -> std::fs::File {
+    let dir = std::path::Path::new(ConntrackMaxGuard::STATE_DIR);
+    std::fs::create_dir_all(dir).expect("state dir");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(dir.join("globals.lock"))
+        .expect("open globals.lock");
+    if exclusive {
+        f.lock().expect("flock globals.lock");
+    } else {
+        f.lock_shared().expect("flock globals.lock");
+    }
+    f
+}
+
 /// Starts the tracer on `ns`, or says why it cannot (a skip, or a failure
 /// under CONNTRACK_KIT_REQUIRE_LIVE=1).
 fn tracer(test: &str, ns: &ScratchNetns) -> Option<Tracer> {
@@ -132,6 +155,7 @@ fn table_full_drops_are_attributed_with_their_tuples() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _globals = globals_lock(true);
     let ns = netns_with_link("ck-trace-full", "10.99.0.1/24", "10.99.0.2");
     let Some(mut tracer) = tracer(test, &ns) else {
         return;
@@ -238,6 +262,7 @@ fn tcp_clashes_are_attributed_with_their_tuples() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _globals = globals_lock(false);
     let ns = netns_with_link("ck-trace-clash", "10.98.0.1/24", "10.98.0.2");
     let Some(mut tracer) = tracer(test, &ns) else {
         return;

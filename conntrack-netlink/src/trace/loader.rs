@@ -343,8 +343,18 @@ impl Classifier {
             // Lost at confirmation, or (unconfirmed) a ruleset verdict:
             // every loss at confirmation counted insert_failed first.
             EntryState::InsertFailed | EntryState::Unconfirmed => {
-                if !self.available(ns, cpu, Counter::InsertFailed) {
+                let failed = self.available(ns, cpu, Counter::InsertFailed);
+                // Just read: no second look at the counters.
+                let chain = self.peek(ns, cpu, Counter::ChainTooLong);
+                let drop = self.peek(ns, cpu, Counter::Drop);
+                if !failed {
                     DropReason::Other(OtherKind::Unconfirmed)
+                } else if chain && !drop {
+                    // The chain cap does not count drop; a clash does. (The
+                    // tuple may still be in the table: the other copy of a
+                    // flow's first packet, inserted before the cap hit.)
+                    self.claim(ns, cpu, &[Counter::ChainTooLong, Counter::InsertFailed]);
+                    DropReason::ChainTooLong
                 } else if let Some(w) = self.winner(&raw) {
                     winner_reply = w;
                     self.claim(ns, cpu, &[Counter::InsertFailed, Counter::Drop]);
@@ -419,6 +429,14 @@ impl Classifier {
             }
             e.primed = true;
         }
+    }
+
+    /// Whether `counter` has an unclaimed count, without reading again.
+    fn peek(&self, inum: u32, cpu: u32, counter: Counter) -> bool {
+        let k = Credit::index(counter);
+        self.credits
+            .get(&(inum, cpu))
+            .is_some_and(|e| e.unclaimed[k] > 0)
     }
 
     /// Whether `counter` counted something on this CPU in this namespace
