@@ -311,6 +311,11 @@ struct Classifier {
     /// Per namespace and CPU: the counters as last read, and what they
     /// counted that no record has claimed yet.
     credits: HashMap<(u32, u32), Credit>,
+    /// Per namespace: when (CLOCK_MONOTONIC) the counters were last read.
+    /// A record stamped before that needs no new read: its counts were in.
+    read_at: HashMap<u32, u64>,
+    /// The stamp of the record being classified.
+    stamp: u64,
     include_ruleset: bool,
     /// Wall clock minus the monotonic clock, in nanoseconds.
     wall_offset: Option<(SystemTime, u64)>,
@@ -323,6 +328,8 @@ impl Classifier {
             known: HashMap::new(),
             sockets: HashMap::new(),
             credits: HashMap::new(),
+            read_at: HashMap::new(),
+            stamp: 0,
             include_ruleset: false,
             wall_offset: Some((SystemTime::now(), crate::sys::monotonic_ns())),
             kallsyms: None,
@@ -331,6 +338,7 @@ impl Classifier {
 
     fn classify(&mut self, raw: RawDrop) -> Option<DropRecord> {
         let (ns, cpu) = (raw.netns, raw.cpu);
+        self.stamp = raw.monotonic_ns;
         let mut winner_reply = None;
         let reason = match raw.state {
             EntryState::NoEntry => {
@@ -412,9 +420,11 @@ impl Classifier {
         let Some(ct) = self.socket(inum) else {
             return;
         };
+        let at = crate::sys::monotonic_ns();
         let Ok(cpus) = ct.stats_cpu() else {
             return;
         };
+        self.read_at.insert(inum, at);
         for c in cpus {
             let Some(cpu) = c.cpu else {
                 continue;
@@ -442,16 +452,13 @@ impl Classifier {
     /// Whether `counter` counted something on this CPU in this namespace
     /// that no record claimed (reading the counters again if not).
     fn available(&mut self, inum: u32, cpu: u32, counter: Counter) -> bool {
-        let k = Credit::index(counter);
-        let has = |s: &Self| {
-            s.credits
-                .get(&(inum, cpu))
-                .is_some_and(|e| e.unclaimed[k] > 0)
-        };
-        if !has(self) {
+        // Counters read after the record was written already hold its
+        // counts: reading again would find nothing new.
+        let stale = self.read_at.get(&inum).is_none_or(|&at| at <= self.stamp);
+        if !self.peek(inum, cpu, counter) && stale {
             self.refresh(inum);
         }
-        has(self)
+        self.peek(inum, cpu, counter)
     }
 
     /// Claims one count of each of `counters` (all or none): a record
