@@ -313,6 +313,50 @@ mod tests {
     }
 
     #[test]
+    fn records_are_flows_for_the_hotspot_keys() {
+        use conntrack_core::{L4Proto, L4Tuple};
+        let t = Tuple::new(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            L4Proto::UDP,
+            L4Tuple::Ports { src: 4000, dst: 53 },
+        );
+        // Table full: no entry, so no reply tuple, zone or status.
+        let mut r = DropRecord {
+            time: SystemTime::UNIX_EPOCH,
+            reason: DropReason::TableFull,
+            raw: RawDrop {
+                state: EntryState::NoEntry,
+                cpu: 0,
+                monotonic_ns: 0,
+                location: 0,
+                netns: 1,
+                orig: Some(t),
+                reply: None,
+                zone: None,
+                mark: Some(7),
+                status: None,
+            },
+            location: None,
+            winner_reply: None,
+        };
+        assert_eq!(r.orig(), t);
+        assert_eq!(Some(r.reply()), t.inverse());
+        assert_eq!(r.mark(), Some(7));
+        assert_eq!(r.status(), Status::empty());
+        assert_eq!(r.flow_nat(), conntrack_core::Nat::default());
+        // A clash after DNAT: the reply tuple says where it was sent.
+        let mut reply = t.inverse().unwrap();
+        reply.src = "10.0.1.9".parse().unwrap();
+        r.raw.reply = Some(reply);
+        r.raw.status = Some(Status::DST_NAT.bits());
+        assert!(r.flow_nat().dnat);
+        // No tuple at all still counts (as 0.0.0.0).
+        r.raw.orig = None;
+        assert!(r.orig().src.is_unspecified());
+    }
+
+    #[test]
     fn reasons_have_distinct_names() {
         let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
         names.sort();
