@@ -37,6 +37,7 @@ pub mod ops;
 pub mod request;
 pub mod socket;
 mod sys;
+pub mod trace;
 pub mod wire;
 
 pub use dump::{DumpPolicy, DumpSummary};

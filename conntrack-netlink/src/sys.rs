@@ -1,5 +1,5 @@
 //! The few system calls `netlink-sys` does not wrap: `SO_RCVBUFFORCE`,
-//! `SO_RCVTIMEO` and `setns(2)`.
+//! `SO_RCVTIMEO`, `setns(2)` and `clock_gettime(CLOCK_MONOTONIC)`.
 //!
 //! This is the crate's only module with `unsafe` code; every block says why
 //! it is sound. Everything else goes through `netlink-sys` or `std`.
@@ -90,4 +90,23 @@ pub(crate) fn setns_net(fd: BorrowedFd<'_>) -> io::Result<()> {
     } else {
         Ok(())
     }
+}
+
+#[cfg(feature = "trace")]
+/// `clock_gettime(CLOCK_MONOTONIC)` in nanoseconds: the clock of
+/// `bpf_ktime_get_ns()`, which drop records are stamped with.
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec on our stack for the
+    // duration of the call; CLOCK_MONOTONIC always exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc < 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }

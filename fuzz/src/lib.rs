@@ -151,6 +151,23 @@ pub fn check_host(data: &[u8]) {
 pub type Check = fn(&[u8]);
 
 /// The targets by name, for the replay test and the CI script.
+/// A drop tracer record (`conntrack_netlink::trace::record`): parse never
+/// panics, and emit(parse(x)) parses back to parse(x).
+pub fn check_trace_record(data: &[u8]) {
+    use conntrack_netlink::trace::record::{RawDrop, decode_tuple, emit_tuple};
+    if let Ok(r) = RawDrop::parse(data) {
+        let again = RawDrop::parse(&r.emit()).expect("an emitted record must parse");
+        assert_eq!(again, r, "emit/parse not stable");
+    }
+    if let Some(t) = decode_tuple(data) {
+        assert_eq!(
+            decode_tuple(&emit_tuple(&t)),
+            Some(t),
+            "tuple emit/decode not stable"
+        );
+    }
+}
+
 pub const TARGETS: &[(&str, Check)] = &[
     ("procstat", check_procstat),
     ("cli_stats", check_cli_stats),
@@ -159,4 +176,5 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("nl_stats", check_nl_stats),
     ("nl_event", check_nl_event),
     ("host", check_host),
+    ("trace_record", check_trace_record),
 ];

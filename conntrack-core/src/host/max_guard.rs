@@ -45,8 +45,11 @@ const MAX_PATH: &str = "/proc/sys/net/netfilter/nf_conntrack_max";
 #[derive(Debug)]
 pub struct ConntrackMaxGuard {
     old: u64,
+    /// The guard's minimum, or its ceiling for an [`ConntrackMaxGuard::at_most`] guard.
     min: u64,
     active: bool,
+    /// An [`ConntrackMaxGuard::at_most`] guard.
+    cap: bool,
 }
 
 /// The coordination state: the value before the first live guard, and one
@@ -55,6 +58,8 @@ pub struct ConntrackMaxGuard {
 struct MaxState {
     original: Option<u64>,
     holders: Vec<(u32, u64)>,
+    /// `(pid, maximum)` per live [`ConntrackMaxGuard::at_most`] guard.
+    caps: Vec<(u32, u64)>,
 }
 
 impl MaxState {
@@ -67,6 +72,11 @@ impl MaxState {
                 (Some("holder"), Some(pid), Some(min)) => {
                     if let (Ok(pid), Ok(min)) = (pid.parse(), min.parse()) {
                         st.holders.push((pid, min));
+                    }
+                }
+                (Some("cap"), Some(pid), Some(max)) => {
+                    if let (Ok(pid), Ok(max)) = (pid.parse(), max.parse()) {
+                        st.caps.push((pid, max));
                     }
                 }
                 _ => {}
@@ -83,14 +93,26 @@ impl MaxState {
         for (pid, min) in &self.holders {
             out.push_str(&format!("holder {pid} {min}\n"));
         }
+        for (pid, max) in &self.caps {
+            out.push_str(&format!("cap {pid} {max}\n"));
+        }
         out
     }
 
     /// The value the sysctl should have: the original, raised to the
-    /// largest minimum of the holders.
+    /// largest minimum of the holders, then lowered to the smallest cap
+    /// (0, unlimited, counts as above every cap).
     fn target(&self) -> Option<u64> {
         let o = self.original?;
-        Some(self.holders.iter().map(|h| h.1).fold(o, u64::max))
+        let raised = self.holders.iter().map(|h| h.1).fold(o, u64::max);
+        Some(match self.caps.iter().map(|c| c.1).min() {
+            Some(cap) if raised == 0 || cap < raised => cap,
+            _ => raised,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.holders.is_empty() && self.caps.is_empty()
     }
 }
 
@@ -103,10 +125,11 @@ fn with_max_state<T>(f: impl FnOnce(&mut MaxState) -> io::Result<T>) -> io::Resu
     let path = dir.join("nf_conntrack_max.state");
     let mut st = MaxState::parse(&std::fs::read_to_string(&path).unwrap_or_default());
     // Holders whose process is gone no longer need the raised value.
-    st.holders
-        .retain(|(pid, _)| Path::new(&format!("/proc/{pid}")).exists());
+    let alive = |(pid, _): &(u32, u64)| Path::new(&format!("/proc/{pid}")).exists();
+    st.holders.retain(alive);
+    st.caps.retain(alive);
     let r = f(&mut st)?;
-    if st.holders.is_empty() {
+    if st.is_empty() {
         let _ = std::fs::remove_file(&path);
     } else {
         std::fs::write(&path, st.render())?;
@@ -125,10 +148,22 @@ impl ConntrackMaxGuard {
 
     /// Raises `nf_conntrack_max` to `min` if it is lower.
     pub fn at_least(min: u64) -> io::Result<ConntrackMaxGuard> {
+        Self::register(min, false)
+    }
+
+    /// Lowers `nf_conntrack_max` to `max` (for tests that fill a table to
+    /// its limit: the value is global, so hold it briefly); restored like
+    /// [`ConntrackMaxGuard::at_least`]. While a cap is held it wins over
+    /// raising guards.
+    pub fn at_most(max: u64) -> io::Result<ConntrackMaxGuard> {
+        Self::register(max, true)
+    }
+
+    fn register(min: u64, cap: bool) -> io::Result<ConntrackMaxGuard> {
         with_max_state(|st| {
             let mut current = read_max()?;
-            if st.holders.is_empty() {
-                // No live guard: a value left raised by a run that died
+            if st.is_empty() {
+                // No live guard: a value left changed by a run that died
                 // holding a guard is put back before this guard records
                 // the original.
                 if let Some(o) = st.original.filter(|&o| o != current) {
@@ -138,15 +173,20 @@ impl ConntrackMaxGuard {
                 st.original = Some(current);
             }
             let old = st.original.unwrap_or(current);
-            if old == 0 {
+            if old == 0 && !cap {
                 // Unlimited: nothing to raise, nothing to restore.
                 return Ok(ConntrackMaxGuard {
                     old,
                     min,
                     active: false,
+                    cap,
                 });
             }
-            st.holders.push((std::process::id(), min));
+            if cap {
+                st.caps.push((std::process::id(), min));
+            } else {
+                st.holders.push((std::process::id(), min));
+            }
             let target = st.target().unwrap_or(current);
             if target != read_max()? {
                 write_max(target)?;
@@ -155,6 +195,7 @@ impl ConntrackMaxGuard {
                 old,
                 min,
                 active: true,
+                cap,
             })
         })
     }
@@ -170,12 +211,13 @@ impl Drop for ConntrackMaxGuard {
         if !self.active {
             return;
         }
-        let (pid, min) = (std::process::id(), self.min);
+        let (pid, min, cap) = (std::process::id(), self.min, self.cap);
         let _ = with_max_state(|st| {
-            if let Some(i) = st.holders.iter().position(|&h| h == (pid, min)) {
-                st.holders.remove(i);
+            let list = if cap { &mut st.caps } else { &mut st.holders };
+            if let Some(i) = list.iter().position(|&h| h == (pid, min)) {
+                list.remove(i);
             }
-            let target = if st.holders.is_empty() {
+            let target = if st.is_empty() {
                 st.original.take()
             } else {
                 st.target()
@@ -206,6 +248,7 @@ mod tests {
         let st = MaxState {
             original: Some(262_144),
             holders: vec![(10, 300_000), (11, 1_200_000)],
+            caps: vec![(12, 40)],
         };
         assert_eq!(MaxState::parse(&st.render()), st);
         let junk = "original x\nholder 1\nholder a 2\nwhat 1 2 3\nholder 7 9\n";
@@ -213,7 +256,8 @@ mod tests {
             MaxState::parse(junk),
             MaxState {
                 original: None,
-                holders: vec![(7, 9)]
+                holders: vec![(7, 9)],
+                caps: vec![],
             }
         );
     }
@@ -226,5 +270,21 @@ mod tests {
         assert_eq!(st.target(), Some(1000));
         st.holders = vec![(1, 500), (2, 3000), (3, 2000)];
         assert_eq!(st.target(), Some(3000));
+    }
+
+    #[test]
+    fn a_cap_wins_over_raising_guards_and_over_unlimited() {
+        let mut st = MaxState {
+            original: Some(1000),
+            holders: vec![(1, 3000)],
+            caps: vec![(2, 40), (3, 60)],
+        };
+        assert_eq!(st.target(), Some(40));
+        st.caps.clear();
+        assert_eq!(st.target(), Some(3000));
+        st.original = Some(0);
+        st.holders.clear();
+        st.caps = vec![(2, 40)];
+        assert_eq!(st.target(), Some(40));
     }
 }

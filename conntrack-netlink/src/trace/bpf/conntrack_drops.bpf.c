@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+//
+// conntrack-kit drop tracer. One program on the `skb:kfree_skb`
+// tracepoint (tp_btf) keeps the packets netfilter dropped
+// (SKB_DROP_REASON_NETFILTER_DROP) and records the conntrack entry the
+// packet carried, its state, and where it was freed. User space
+// (trace/mod.rs) turns the state into a reason, with ctnetlink look-ups
+// where the state alone is ambiguous.
+//
+// Built by conntrack-netlink's build.rs with `clang -target bpf -O2 -g`
+// (feature `trace`) and loaded by libbpf (libbpf-rs), which relocates it
+// against the running kernel's BTF (CO-RE): the structures below declare
+// only the fields read here, with `preserve_access_index`, instead of a
+// generated vmlinux.h, so the build needs no kernel BTF and no bpftool.
+//
+// Kernel facts relied on (v6.2+ sources, net/netfilter/nf_conntrack_core.c
+// unless named; the layouts were checked against this machine's BTF):
+//
+// - nf_hook_slow() (net/netfilter/core.c) frees a packet whose verdict is
+//   NF_DROP with kfree_skb_reason(skb, SKB_DROP_REASON_NETFILTER_DROP);
+//   the tracepoint fires before skb_release_head_state() drops the skb's
+//   conntrack reference, so skb->_nfct still names the entry.
+// - __nf_conntrack_alloc() sets tuplehash[ORIGINAL].hnnode.pprev = NULL;
+//   only __nf_conntrack_hash_insert() links it into the table, and
+//   nf_ct_delete() unlinks it (pprev becomes LIST_POISON2, not NULL). So
+//   pprev == NULL means "never inserted".
+// - An entry that loses at __nf_conntrack_confirm() is never inserted:
+//   an unresolved clash (nf_ct_resolve_clash() returned NF_DROP: counts
+//   drop and insert_failed), a chain longer than max_chainlen (counts
+//   chaintoolong and insert_failed, not drop), a dying entry or a failed
+//   nf_ct_ext_valid_pre() (insert_failed). Since commit 2d72afb34065
+//   ("netfilter: nf_conntrack: fix crash due to removal of uninitialised
+//   entry", 6.16; stable 6.12.40, 6.1.147) IPS_CONFIRMED is set only
+//   after insertion, so such an entry looks like any unconfirmed one (a
+//   first packet the ruleset dropped); before it, IPS_CONFIRMED was set
+//   first and a CONFIRMED entry that was never inserted is a loser. User
+//   space tells them apart with the per-CPU counters and, for a clash,
+//   by finding the winner under the same tuple with ctnetlink.
+// - Table full: __nf_conntrack_alloc() found the count above
+//   nf_conntrack_max and early_drop() evicted nothing; init_conntrack()
+//   fails and nf_conntrack_in() counts `drop` and returns NF_DROP with no
+//   entry on the skb. The tuple is then read from the packet headers.
+// - An entry in the table was dropped by the ruleset: no conntrack
+//   counter moves.
+
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+typedef signed char __s8;
+typedef short __s16;
+typedef int __s32;
+typedef long long __s64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+
+// uapi/linux/bpf.h values (stable ABI).
+#define BPF_MAP_TYPE_ARRAY 2
+#define BPF_MAP_TYPE_RINGBUF 27
+#define BPF_ANY 0
+#define BPF_RB_NO_WAKEUP 1
+#define BPF_RB_FORCE_WAKEUP 2
+#define BPF_RB_AVAIL_DATA 0
+
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+// include/linux/skbuff.h: the low bits of skb->_nfct hold ctinfo.
+#define NFCT_PTRMASK (~7UL)
+
+// The fields read, named as in the kernel (CO-RE matches by name).
+// Copied whole (40 bytes: src {u3, u, l3num}, dst {u3, u, protonum, dir})
+// and decoded in user space (record.rs); no field of it is relocated.
+struct nf_conntrack_tuple {
+	__u8 raw[40];
+};
+
+struct hlist_nulls_node {
+	void *next;
+	void *pprev;
+} __attribute__((preserve_access_index));
+
+struct nf_conntrack_tuple_hash {
+	struct hlist_nulls_node hnnode;
+	struct nf_conntrack_tuple tuple;
+} __attribute__((preserve_access_index));
+
+struct nf_conntrack_zone {
+	__u16 id;
+} __attribute__((preserve_access_index));
+
+struct ns_common {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+
+struct net {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+
+typedef struct {
+	struct net *net;
+} possible_net_t;
+
+struct nf_conn {
+	struct nf_conntrack_zone zone;
+	struct nf_conntrack_tuple_hash tuplehash[2];
+	unsigned long status;
+	possible_net_t ct_net;
+	__u32 mark;
+} __attribute__((preserve_access_index));
+
+struct net_device {
+	possible_net_t nd_net;
+} __attribute__((preserve_access_index));
+
+struct sock_common {
+	possible_net_t skc_net;
+} __attribute__((preserve_access_index));
+
+struct sock {
+	struct sock_common __sk_common;
+} __attribute__((preserve_access_index));
+
+struct sk_buff {
+	struct net_device *dev;
+	struct sock *sk;
+	unsigned long _nfct;
+	__u32 mark;
+	__u16 network_header;
+	unsigned char *head;
+} __attribute__((preserve_access_index));
+
+enum skb_drop_reason {
+	SKB_DROP_REASON_NETFILTER_DROP = 12,
+};
+
+// The record shared with user space (record.rs decodes it; keep both in
+// step and bump RECORD_VERSION on any change).
+#define RECORD_VERSION 1
+
+// What the entry's state says (record.rs: `State`).
+enum state {
+	ST_NO_ENTRY = 1,     // no conntrack entry on the packet
+	ST_UNCONFIRMED = 2,  // not confirmed: ruleset/NAT verdict, or lost at confirm
+	ST_INSERT_FAILED = 3, // CONFIRMED, never inserted, not dying
+	ST_DYING = 4,        // dying: never inserted, or killed after insertion
+	ST_IN_TABLE = 5,     // in the table: dropped by the ruleset
+};
+
+#define F_CT (1 << 0)	  // orig, reply, zone and status are the entry's
+#define F_MARK (1 << 1)	  // mark is known
+#define F_PACKET (1 << 2) // orig was parsed from the packet headers
+
+// include/uapi/linux/netfilter/nf_conntrack_common.h
+#define IPS_CONFIRMED (1UL << 3)
+#define IPS_DYING (1UL << 9)
+
+struct ct_drop_event {
+	__u8 version;
+	__u8 state;
+	__u8 flags;
+	__u8 pad;
+	__u32 cpu;
+	__u64 ts_ns;	// bpf_ktime_get_ns: CLOCK_MONOTONIC
+	__u64 location; // kfree_skb caller (nf_hook_slow+off)
+	__u32 netns;	// net->ns.inum, as in /proc/PID/ns/net
+	__u32 mark;	// entry mark (F_CT), else skb->mark
+	__u32 status;	// ct->status, low 32 bits
+	__u16 zone;
+	__u16 pad2;
+	struct nf_conntrack_tuple orig;
+	struct nf_conntrack_tuple reply;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+// 0: netns inode to keep (0: every namespace); 1: 1 to also report drops
+// of entries in the table (ruleset verdicts on tracked flows); 2:
+// records lost because the ring buffer was full.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__type(value, __u64);
+} config SEC(".maps");
+
+static __always_inline __u64 config_get(__u32 k)
+{
+	__u64 *v = bpf_map_lookup_elem(&config, &k);
+	return v ? *v : 0;
+}
+
+// Reads the packet's addresses and ports into a kernel-layout tuple (for
+// drops with no conntrack entry attached). Offsets: see record.rs.
+static __always_inline int tuple_from_packet(struct sk_buff *skb, __u8 *t)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	unsigned char *ip = head + nh;
+	__u8 vihl = 0;
+	__u8 proto = 0;
+	__u16 ports[2] = {};
+	unsigned char *l4;
+	if (bpf_probe_read_kernel(&vihl, 1, ip))
+		return -1;
+	if ((vihl >> 4) == 4) {
+		bpf_probe_read_kernel(&proto, 1, ip + 9);
+		bpf_probe_read_kernel(&t[0], 4, ip + 12);  // src.u3
+		bpf_probe_read_kernel(&t[20], 4, ip + 16); // dst.u3
+		t[18] = 2;				   // src.l3num: AF_INET
+		l4 = ip + (vihl & 0xf) * 4;
+	} else if ((vihl >> 4) == 6) {
+		bpf_probe_read_kernel(&proto, 1, ip + 6); // next header
+		bpf_probe_read_kernel(&t[0], 16, ip + 8);
+		bpf_probe_read_kernel(&t[20], 16, ip + 24);
+		t[18] = 10; // AF_INET6
+		l4 = ip + 40;
+	} else {
+		return -1;
+	}
+	t[38] = proto; // dst.protonum
+	if (proto == 6 || proto == 17 || proto == 132 || proto == 33 || proto == 136) {
+		bpf_probe_read_kernel(ports, 4, l4);
+		__builtin_memcpy(&t[16], &ports[0], 2); // src.u.all
+		__builtin_memcpy(&t[36], &ports[1], 2); // dst.u.all
+	} else if (proto == 1 || proto == 58) {
+		__u8 tc[2] = {};
+		__u16 id = 0;
+		bpf_probe_read_kernel(tc, 2, l4);
+		bpf_probe_read_kernel(&id, 2, l4 + 4);
+		__builtin_memcpy(&t[16], &id, 2); // src.u.icmp.id
+		t[36] = tc[0];			 // dst.u.icmp.type
+		t[37] = tc[1];			 // dst.u.icmp.code
+	}
+	return 0;
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
+		return 0;
+
+	struct nf_conn *ct = (struct nf_conn *)(BPF_CORE_READ(skb, _nfct) & NFCT_PTRMASK);
+	struct net *net = 0;
+	if (ct)
+		net = BPF_CORE_READ(ct, ct_net.net);
+	if (!net) {
+		struct net_device *dev = BPF_CORE_READ(skb, dev);
+		if (dev)
+			net = BPF_CORE_READ(dev, nd_net.net);
+	}
+	if (!net) {
+		struct sock *sk = BPF_CORE_READ(skb, sk);
+		if (sk)
+			net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	}
+	if (!net)
+		return 0;
+	__u32 inum = BPF_CORE_READ(net, ns.inum);
+	__u64 want = config_get(0);
+	if (want && want != inum)
+		return 0;
+
+	unsigned long status = 0;
+	__u8 st = ST_NO_ENTRY;
+	if (ct) {
+		status = BPF_CORE_READ(ct, status);
+		void *pprev = BPF_CORE_READ(ct, tuplehash[0].hnnode.pprev);
+		if (!(status & IPS_CONFIRMED))
+			st = ST_UNCONFIRMED;
+		else if (status & IPS_DYING)
+			st = ST_DYING;
+		else if (!pprev)
+			st = ST_INSERT_FAILED;
+		else
+			st = ST_IN_TABLE;
+	}
+	if (st == ST_IN_TABLE && !config_get(1))
+		return 0;
+
+	struct ct_drop_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		__u32 k = 2;
+		__u64 *lost = bpf_map_lookup_elem(&config, &k);
+		if (lost)
+			__sync_fetch_and_add(lost, 1);
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->version = RECORD_VERSION;
+	e->state = st;
+	e->cpu = bpf_get_smp_processor_id();
+	e->ts_ns = bpf_ktime_get_ns();
+	e->location = (__u64)location;
+	e->netns = inum;
+	__u8 flags = 0;
+	if (ct) {
+		BPF_CORE_READ_INTO(&e->orig, ct, tuplehash[0].tuple);
+		BPF_CORE_READ_INTO(&e->reply, ct, tuplehash[1].tuple);
+		e->zone = BPF_CORE_READ(ct, zone.id);
+		e->status = (__u32)status;
+		flags |= F_CT;
+		if (bpf_core_field_exists(ct->mark)) {
+			e->mark = BPF_CORE_READ(ct, mark);
+			flags |= F_MARK;
+		}
+	} else {
+		if (tuple_from_packet(skb, (__u8 *)&e->orig) == 0)
+			flags |= F_PACKET;
+		e->mark = BPF_CORE_READ(skb, mark);
+		flags |= F_MARK;
+	}
+	e->flags = flags;
+	// Wake the reader only when a quarter of the buffer is pending: it
+	// polls every 50 ms anyway, and a wake-up per drop would cost more
+	// than the drop under a flood.
+	__u64 pending = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	bpf_ringbuf_submit(e, pending >= (1 << 18) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -1,0 +1,588 @@
+//! Loading the BPF program (libbpf), reading its ring buffer on a thread
+//! of its own, and naming each record's reason.
+
+use super::record::{EntryState, RawDrop, RecordError};
+use super::{DropReason, DropRecord, OtherKind, TraceError};
+use crate::{Conntrack, Error, Netns};
+use conntrack_core::Tuple;
+use conntrack_core::stats::Counter;
+use libbpf_rs::{MapCore, MapFlags, ObjectBuilder, PrintLevel, RingBufferBuilder};
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+/// The object build.rs compiled.
+static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/conntrack_drops.bpf.o"));
+
+/// What to trace.
+#[derive(Debug, Clone, Default)]
+pub struct TraceConfig {
+    /// Only drops in this network namespace (`None`: every namespace).
+    pub netns: Option<Netns>,
+    /// Also report drops that no conntrack failure caused: ruleset and
+    /// NAT verdicts and drops before conntrack ([`DropReason::Other`]).
+    pub include_ruleset: bool,
+}
+
+enum Ctl {
+    Sync(mpsc::Sender<()>),
+}
+
+/// A running tracer: the program stays attached until it is dropped.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use conntrack_netlink::trace::{TraceConfig, Tracer};
+/// use std::time::Duration;
+/// let mut tracer = Tracer::start(&TraceConfig::default())?; // needs root
+/// while let Some(rec) = tracer.next(Duration::from_secs(1)) {
+///     let rec = rec?;
+///     println!("{} {:?}", rec.reason, rec.raw.orig);
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Tracer {
+    rx: mpsc::Receiver<Result<RawDrop, RecordError>>,
+    ctl: Option<mpsc::Sender<Ctl>>,
+    thread: Option<JoinHandle<()>>,
+    lost: Arc<AtomicU64>,
+    classifier: Classifier,
+}
+
+impl std::fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracer")
+            .field("lost", &self.lost())
+            .finish_non_exhaustive()
+    }
+}
+
+/// libbpf's messages while loading (the verifier log among them).
+static LIBBPF_LOG: Mutex<String> = Mutex::new(String::new());
+
+fn capture(_level: PrintLevel, msg: String) {
+    if let Ok(mut l) = LIBBPF_LOG.lock() {
+        l.push_str(&msg);
+    }
+}
+
+fn verifier_log(all: &str) -> String {
+    const BEGIN: &str = "-- BEGIN PROG LOAD LOG --";
+    const END: &str = "-- END PROG LOAD LOG --";
+    match (all.find(BEGIN), all.find(END)) {
+        (Some(b), Some(e)) if b < e => all[b + BEGIN.len()..e].trim().to_owned(),
+        _ => all.trim().to_owned(),
+    }
+}
+
+fn netns_inode(ns: &Netns) -> Result<u32, TraceError> {
+    let path = ns
+        .path()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/proc/thread-self/ns/net"));
+    std::fs::metadata(&path)
+        .map(|m| m.ino() as u32)
+        .map_err(|source| TraceError::Netns(Error::NetnsOpen { path, source }))
+}
+
+impl Tracer {
+    /// Checks support ([`super::check_support`]), loads and attaches the
+    /// program, and starts reading. Errors say plainly why tracing is
+    /// unavailable ([`TraceError::is_unavailable`]).
+    pub fn start(cfg: &TraceConfig) -> Result<Tracer, TraceError> {
+        super::check_support()?;
+        let inum = match &cfg.netns {
+            Some(ns) => Some(netns_inode(ns)?),
+            None => None,
+        };
+        let (tx, rx) = mpsc::channel();
+        let (ctl_tx, ctl_rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let lost = Arc::new(AtomicU64::new(0));
+        let lost2 = Arc::clone(&lost);
+        let include = cfg.include_ruleset;
+        let thread = std::thread::Builder::new()
+            .name("conntrack-trace".into())
+            .spawn(move || run(inum, include, ready_tx, tx, ctl_rx, lost2))
+            .map_err(|e| TraceError::Setup(format!("spawn: {e}")))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(TraceError::Setup("tracer thread ended".into()));
+            }
+        }
+        let mut classifier = Classifier::new();
+        classifier.include_ruleset = cfg.include_ruleset;
+        if let (Some(ns), Some(i)) = (&cfg.netns, inum) {
+            classifier.known.insert(i, ns.clone());
+            // The counters before any record: the baseline of claim().
+            classifier.refresh(i);
+        }
+        Ok(Tracer {
+            rx,
+            ctl: Some(ctl_tx),
+            thread: Some(thread),
+            lost,
+            classifier,
+        })
+    }
+
+    /// The next record, waiting up to `timeout`; `None` when none came.
+    pub fn next(&mut self, timeout: Duration) -> Option<Result<DropRecord, RecordError>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left).ok()? {
+                Err(e) => return Some(Err(e)),
+                Ok(raw) => {
+                    if let Some(r) = self.classifier.classify(raw) {
+                        return Some(Ok(r));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Delivers every record the kernel has written so far: after it
+    /// returns, [`Tracer::next`] with a zero timeout yields them all.
+    pub fn sync(&self) {
+        let (ack_tx, ack_rx) = mpsc::channel();
+        if let Some(ctl) = &self.ctl
+            && ctl.send(Ctl::Sync(ack_tx)).is_ok()
+        {
+            let _ = ack_rx.recv_timeout(Duration::from_secs(5));
+        }
+    }
+
+    /// [`Tracer::sync`], then every record available.
+    pub fn drain(&mut self) -> Vec<Result<DropRecord, RecordError>> {
+        self.sync();
+        let mut out = Vec::new();
+        while let Some(r) = self.next(Duration::ZERO) {
+            out.push(r);
+        }
+        out
+    }
+
+    /// Records the kernel could not write because the ring buffer (1 MiB)
+    /// was full.
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        // Closing the control channel stops the thread, which detaches.
+        self.ctl.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn setup_error(what: &str, e: libbpf_rs::Error) -> TraceError {
+    let msg = format!("{what}: {e}");
+    if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
+        TraceError::NoPrivileges(msg)
+    } else {
+        TraceError::Setup(msg)
+    }
+}
+
+fn run(
+    inum: Option<u32>,
+    include_ruleset: bool,
+    ready: mpsc::Sender<Result<(), TraceError>>,
+    tx: mpsc::Sender<Result<RawDrop, RecordError>>,
+    ctl: mpsc::Receiver<Ctl>,
+    lost: Arc<AtomicU64>,
+) {
+    if let Ok(mut l) = LIBBPF_LOG.lock() {
+        l.clear();
+    }
+    let prev = libbpf_rs::set_print(Some((PrintLevel::Debug, capture)));
+    let obj = ObjectBuilder::default()
+        .open_memory(BPF_OBJECT)
+        .and_then(|o| o.load());
+    libbpf_rs::set_print(prev);
+    let obj = match obj {
+        Ok(o) => o,
+        Err(e) => {
+            let all = LIBBPF_LOG.lock().map(|l| l.clone()).unwrap_or_default();
+            let err = if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
+                TraceError::NoPrivileges(format!("loading the program: {e}"))
+            } else if all.contains("BEGIN PROG LOAD LOG") {
+                TraceError::VerifierRejected {
+                    message: e.to_string(),
+                    log: verifier_log(&all),
+                }
+            } else if all.contains("failed to find BTF") || all.contains("no matching targets") {
+                TraceError::KernelLacks(
+                    "a kernel type or field the program reads (CO-RE relocation failed)",
+                )
+            } else {
+                TraceError::Setup(format!("loading the program: {e}: {}", verifier_log(&all)))
+            };
+            let _ = ready.send(Err(err));
+            return;
+        }
+    };
+    let Some(config) = obj.maps().find(|m| m.name() == "config") else {
+        let _ = ready.send(Err(TraceError::Setup("no config map".into())));
+        return;
+    };
+    let set = |k: u32, v: u64| config.update(&k.to_ne_bytes(), &v.to_ne_bytes(), MapFlags::ANY);
+    if let Err(e) =
+        set(0, u64::from(inum.unwrap_or(0))).and_then(|()| set(1, u64::from(include_ruleset)))
+    {
+        let _ = ready.send(Err(setup_error("configuring the program", e)));
+        return;
+    }
+    let Some(prog) = obj.progs_mut().find(|p| p.name() == "on_kfree_skb") else {
+        let _ = ready.send(Err(TraceError::Setup("no on_kfree_skb program".into())));
+        return;
+    };
+    let _link = match prog.attach() {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ready.send(Err(setup_error("attaching to skb:kfree_skb", e)));
+            return;
+        }
+    };
+    let Some(events) = obj.maps().find(|m| m.name() == "events") else {
+        let _ = ready.send(Err(TraceError::Setup("no events map".into())));
+        return;
+    };
+    let mut builder = RingBufferBuilder::new();
+    let sink = tx.clone();
+    if let Err(e) = builder.add(&events, move |data: &[u8]| {
+        let _ = sink.send(RawDrop::parse(data));
+        0
+    }) {
+        let _ = ready.send(Err(setup_error("ring buffer", e)));
+        return;
+    }
+    let rb = match builder.build() {
+        Ok(rb) => rb,
+        Err(e) => {
+            let _ = ready.send(Err(setup_error("ring buffer", e)));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    loop {
+        let _ = rb.poll(Duration::from_millis(50));
+        if let Ok(v) = config.lookup(&2u32.to_ne_bytes(), MapFlags::ANY)
+            && let Some(v) = v
+            && v.len() == 8
+        {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&v);
+            lost.store(u64::from_ne_bytes(a), Ordering::Relaxed);
+        }
+        match ctl.try_recv() {
+            Ok(Ctl::Sync(ack)) => {
+                let _ = rb.consume();
+                let _ = ack.send(());
+            }
+            Err(mpsc::TryRecvError::Empty) => {}
+            Err(mpsc::TryRecvError::Disconnected) => break,
+        }
+    }
+}
+
+/// Names reasons: the entry state, plus ctnetlink in the record's
+/// namespace where the state alone is ambiguous.
+struct Classifier {
+    /// Namespaces by inode.
+    known: HashMap<u32, Netns>,
+    /// Open ctnetlink sockets by inode (`None`: not found).
+    sockets: HashMap<u32, Option<Conntrack>>,
+    /// Per namespace and CPU: the counters as last read, and what they
+    /// counted that no record has claimed yet.
+    credits: HashMap<(u32, u32), Credit>,
+    /// Per namespace: when (CLOCK_MONOTONIC) the counters were last read.
+    /// A record stamped before that needs no new read: its counts were in.
+    read_at: HashMap<u32, u64>,
+    /// The stamp of the record being classified.
+    stamp: u64,
+    include_ruleset: bool,
+    /// Wall clock minus the monotonic clock, in nanoseconds.
+    wall_offset: Option<(SystemTime, u64)>,
+    kallsyms: Option<Vec<(u64, String)>>,
+}
+
+impl Classifier {
+    fn new() -> Classifier {
+        Classifier {
+            known: HashMap::new(),
+            sockets: HashMap::new(),
+            credits: HashMap::new(),
+            read_at: HashMap::new(),
+            stamp: 0,
+            include_ruleset: false,
+            wall_offset: Some((SystemTime::now(), crate::sys::monotonic_ns())),
+            kallsyms: None,
+        }
+    }
+
+    fn classify(&mut self, raw: RawDrop) -> Option<DropRecord> {
+        let (ns, cpu) = (raw.netns, raw.cpu);
+        self.stamp = raw.monotonic_ns;
+        let mut winner_reply = None;
+        let reason = match raw.state {
+            EntryState::NoEntry => {
+                if self.claim(ns, cpu, &[Counter::Drop]) || self.table_full(ns) {
+                    DropReason::TableFull
+                } else {
+                    DropReason::Other(OtherKind::NoEntry)
+                }
+            }
+            // Lost at confirmation, or (unconfirmed) a ruleset verdict:
+            // every loss at confirmation counted insert_failed first.
+            EntryState::InsertFailed | EntryState::Unconfirmed => {
+                let failed = self.available(ns, cpu, Counter::InsertFailed);
+                // Just read: no second look at the counters.
+                let chain = self.peek(ns, cpu, Counter::ChainTooLong);
+                let drop = self.peek(ns, cpu, Counter::Drop);
+                if !failed {
+                    DropReason::Other(OtherKind::Unconfirmed)
+                } else if chain && !drop {
+                    // The chain cap does not count drop; a clash does. (The
+                    // tuple may still be in the table: the other copy of a
+                    // flow's first packet, inserted before the cap hit.)
+                    self.claim(ns, cpu, &[Counter::ChainTooLong, Counter::InsertFailed]);
+                    DropReason::ChainTooLong
+                } else if let Some(w) = self.winner(&raw) {
+                    winner_reply = w;
+                    self.claim(ns, cpu, &[Counter::InsertFailed, Counter::Drop]);
+                    DropReason::UnresolvedClash
+                } else if self.claim(ns, cpu, &[Counter::ChainTooLong, Counter::InsertFailed]) {
+                    DropReason::ChainTooLong
+                } else {
+                    // nf_ct_ext_valid_pre() failed.
+                    self.claim(ns, cpu, &[Counter::InsertFailed]);
+                    DropReason::Dying
+                }
+            }
+            EntryState::Dying => {
+                if !self.claim(ns, cpu, &[Counter::InsertFailed]) {
+                    self.claim(ns, cpu, &[Counter::Drop]);
+                }
+                DropReason::Dying
+            }
+            EntryState::InTable => DropReason::Other(OtherKind::InTable),
+            EntryState::Unknown(_) => DropReason::Other(OtherKind::Unknown),
+        };
+        if matches!(reason, DropReason::Other(_)) && !self.include_ruleset {
+            return None;
+        }
+        Some(DropRecord {
+            time: self.wall(raw.monotonic_ns),
+            reason,
+            location: self.symbol(raw.location),
+            raw,
+            winner_reply,
+        })
+    }
+
+    fn wall(&self, mono: u64) -> SystemTime {
+        match self.wall_offset {
+            Some((wall, at)) if mono >= at => wall + Duration::from_nanos(mono - at),
+            Some((wall, at)) => wall - Duration::from_nanos(at - mono),
+            None => SystemTime::now(),
+        }
+    }
+
+    /// A ctnetlink socket in the namespace with this inode.
+    fn socket(&mut self, inum: u32) -> Option<&mut Conntrack> {
+        if !self.sockets.contains_key(&inum) {
+            let ns = self.known.get(&inum).cloned().or_else(|| find_netns(inum));
+            let ct = ns.and_then(|ns| Conntrack::open_in(&ns).ok());
+            self.sockets.insert(inum, ct);
+        }
+        self.sockets.get_mut(&inum).and_then(Option::as_mut)
+    }
+
+    /// Reads the namespace's per-CPU counters and credits what moved
+    /// since the last read.
+    fn refresh(&mut self, inum: u32) {
+        let Some(ct) = self.socket(inum) else {
+            return;
+        };
+        let at = crate::sys::monotonic_ns();
+        let Ok(cpus) = ct.stats_cpu() else {
+            return;
+        };
+        self.read_at.insert(inum, at);
+        for c in cpus {
+            let Some(cpu) = c.cpu else {
+                continue;
+            };
+            let e = self.credits.entry((inum, cpu)).or_default();
+            for (k, counter) in Credit::COUNTERS.iter().enumerate() {
+                let now = c.get(*counter).unwrap_or(0);
+                if e.primed {
+                    e.unclaimed[k] += u64::from(now.wrapping_sub(e.seen[k]));
+                }
+                e.seen[k] = now;
+            }
+            e.primed = true;
+        }
+    }
+
+    /// Whether `counter` has an unclaimed count, without reading again.
+    fn peek(&self, inum: u32, cpu: u32, counter: Counter) -> bool {
+        let k = Credit::index(counter);
+        self.credits
+            .get(&(inum, cpu))
+            .is_some_and(|e| e.unclaimed[k] > 0)
+    }
+
+    /// Whether `counter` counted something on this CPU in this namespace
+    /// that no record claimed (reading the counters again if not).
+    fn available(&mut self, inum: u32, cpu: u32, counter: Counter) -> bool {
+        // Counters read after the record was written already hold its
+        // counts: reading again would find nothing new.
+        let stale = self.read_at.get(&inum).is_none_or(|&at| at <= self.stamp);
+        if !self.peek(inum, cpu, counter) && stale {
+            self.refresh(inum);
+        }
+        self.peek(inum, cpu, counter)
+    }
+
+    /// Claims one count of each of `counters` (all or none): a record
+    /// explains what the kernel counted. A drop with no entry that
+    /// conntrack counted is a failed allocation (the table was full or,
+    /// rarely, memory ran out); one it did not count came from a hook
+    /// before conntrack.
+    fn claim(&mut self, inum: u32, cpu: u32, counters: &[Counter]) -> bool {
+        if !counters.iter().all(|&c| self.available(inum, cpu, c)) {
+            return false;
+        }
+        if let Some(e) = self.credits.get_mut(&(inum, cpu)) {
+            for &c in counters {
+                e.unclaimed[Credit::index(c)] -= 1;
+            }
+        }
+        true
+    }
+
+    /// The namespace's table was at its maximum.
+    fn table_full(&mut self, inum: u32) -> bool {
+        let Some(ct) = self.socket(inum) else {
+            return false;
+        };
+        match ct.stats_global() {
+            Ok((count, Some(max))) if max > 0 => count.saturating_add(1) >= max,
+            _ => false,
+        }
+    }
+
+    /// For an entry that lost at confirmation: `Some(winner's reply)` when
+    /// another entry holds its original or reply tuple (a clash), `None`
+    /// when none does (the chain cap).
+    fn winner(&mut self, raw: &RawDrop) -> Option<Option<Tuple>> {
+        let zone = raw.zone.filter(|&z| z != 0);
+        let (orig, reply) = (raw.orig?, raw.reply);
+        let ct = self.socket(raw.netns)?;
+        for t in std::iter::once(orig).chain(reply) {
+            match ct.get(&t, zone) {
+                Ok(f) => return Some(Some(f.reply)),
+                Err(Error::NotFound { .. }) => {}
+                Err(_) => return Some(None),
+            }
+        }
+        None
+    }
+
+    fn symbol(&mut self, addr: u64) -> Option<String> {
+        if addr == 0 {
+            return None;
+        }
+        let syms = self.kallsyms.get_or_insert_with(read_kallsyms);
+        let i = syms.partition_point(|(a, _)| *a <= addr);
+        let (base, name) = syms.get(i.checked_sub(1)?)?;
+        Some(format!("{name}+{:#x}", addr - base))
+    }
+}
+
+/// See [`Classifier::claim`].
+#[derive(Default)]
+struct Credit {
+    primed: bool,
+    seen: [u32; 3],
+    unclaimed: [u64; 3],
+}
+
+impl Credit {
+    const COUNTERS: [Counter; 3] = [Counter::Drop, Counter::InsertFailed, Counter::ChainTooLong];
+
+    fn index(c: Counter) -> usize {
+        Self::COUNTERS.iter().position(|&x| x == c).unwrap_or(0)
+    }
+}
+
+/// Text symbols of /proc/kallsyms, sorted (empty when addresses are
+/// hidden by kptr_restrict).
+fn read_kallsyms() -> Vec<(u64, String)> {
+    let text = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
+    let mut v: Vec<(u64, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let addr = u64::from_str_radix(w.next()?, 16).ok()?;
+            let kind = w.next()?;
+            let name = w.next()?;
+            (addr != 0 && matches!(kind, "t" | "T")).then(|| (addr, name.to_owned()))
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// A namespace file with this inode: a named one, or a process's.
+fn find_netns(inum: u32) -> Option<Netns> {
+    let named = std::fs::read_dir("/var/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path());
+    let procs = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .map(|e| e.path().join("ns/net"));
+    named
+        .chain(procs)
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.ino() as u32 == inum))
+        .map(Netns::Path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifier_log_is_cut_out() {
+        let all = "libbpf: x\n-- BEGIN PROG LOAD LOG --\nR1 invalid mem access\n-- END PROG LOAD LOG --\nmore";
+        assert_eq!(verifier_log(all), "R1 invalid mem access");
+        assert_eq!(verifier_log(" plain "), "plain");
+    }
+}
