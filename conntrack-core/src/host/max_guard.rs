@@ -11,6 +11,7 @@
 //!
 //! This is the one part of `host` that writes: everything else here reads.
 
+use super::global_guard::GlobalSysctlShare;
 use super::reader::HostFs;
 use std::io;
 use std::path::Path;
@@ -34,6 +35,12 @@ const MAX_PATH: &str = "/proc/sys/net/netfilter/nf_conntrack_max";
 /// value they had found, in drop order, used to leave a raised value
 /// behind when they overlapped.)
 ///
+/// Each guard also holds a [`GlobalSysctlShare`] for its life, so it
+/// waits for, and is never overlapped by, a
+/// [`super::global_guard::GlobalSysctlGuard`] that changes the global
+/// values (a lab that shrinks the buckets or lowers the max). Do not take
+/// one in a thread that holds such a guard: it would wait for itself.
+///
 /// ```no_run
 /// # fn main() -> std::io::Result<()> {
 /// use conntrack_core::host::max_guard::{ConntrackMaxGuard, read_max};
@@ -47,6 +54,8 @@ pub struct ConntrackMaxGuard {
     old: u64,
     min: u64,
     active: bool,
+    // Released after the value is restored (fields drop after `drop`).
+    _share: GlobalSysctlShare,
 }
 
 /// The coordination state: the value before the first live guard, and one
@@ -125,7 +134,8 @@ impl ConntrackMaxGuard {
 
     /// Raises `nf_conntrack_max` to `min` if it is lower.
     pub fn at_least(min: u64) -> io::Result<ConntrackMaxGuard> {
-        with_max_state(|st| {
+        let share = GlobalSysctlShare::acquire()?;
+        let (old, active) = with_max_state(|st| {
             let mut current = read_max()?;
             if st.holders.is_empty() {
                 // No live guard: a value left raised by a run that died
@@ -140,22 +150,20 @@ impl ConntrackMaxGuard {
             let old = st.original.unwrap_or(current);
             if old == 0 {
                 // Unlimited: nothing to raise, nothing to restore.
-                return Ok(ConntrackMaxGuard {
-                    old,
-                    min,
-                    active: false,
-                });
+                return Ok((old, false));
             }
             st.holders.push((std::process::id(), min));
             let target = st.target().unwrap_or(current);
             if target != read_max()? {
                 write_max(target)?;
             }
-            Ok(ConntrackMaxGuard {
-                old,
-                min,
-                active: true,
-            })
+            Ok((old, true))
+        })?;
+        Ok(ConntrackMaxGuard {
+            old,
+            min,
+            active,
+            _share: share,
         })
     }
 
