@@ -11,10 +11,10 @@
 //! `CONNTRACK_KIT_REQUIRE_LIVE=1`, where they fail. Every wait is on a
 //! condition (output seen, process exited), bounded in time.
 
-use conntrack_core::testkit::{Need, Reaped, live};
+use conntrack_core::testkit::{Need, Reaped, TestNetns, live};
 use conntrack_kit::ct_core::L3Family;
 use conntrack_kit::netlink::fill::{FillOptions, fill};
-use conntrack_kit::netlink::{Conntrack, ScratchNetns};
+use conntrack_kit::netlink::{Conntrack, Netns};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -577,8 +577,8 @@ fn top_on_a_terminal_says_how_counts_were_obtained_and_quits_on_q() {
     if !live_ok("top_on_a_terminal_says_how_counts_were_obtained_and_quits_on_q") {
         return;
     }
-    let ns = ScratchNetns::new("ck-family-top").expect("ip netns add");
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    let ns = TestNetns::new("family-top");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink");
     // 50 entries before top starts.
     assert_eq!(fill(&mut ct, &FillOptions::new(50)).unwrap().created, 50);
     let mut cmd = example("top");
@@ -649,8 +649,8 @@ fn compare_puts_a_capture_beside_a_live_namespace() {
     if !live_ok("compare_puts_a_capture_beside_a_live_namespace") {
         return;
     }
-    let ns = ScratchNetns::new("ck-family-cmp").expect("ip netns add");
-    let mut ct = Conntrack::open_in(&ns.netns()).expect("ctnetlink");
+    let ns = TestNetns::new("family-cmp");
+    let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink");
     assert_eq!(fill(&mut ct, &FillOptions::new(20)).unwrap().created, 20);
     let (code, out, err) = run("compare", &["--netns", ns.name(), "--window", "0"]);
     assert_eq!(code, 0, "{err}");
