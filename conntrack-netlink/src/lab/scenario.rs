@@ -649,11 +649,10 @@ impl Running {
                 self.fill(filler(b * 45, 3600, 0))?;
                 self.traffic.push(traffic::udp_server(&s0, 53)?);
                 self.baseline = self.stats()?;
-                self.traffic.push(traffic::udp_requests(
+                self.traffic.push(traffic::udp_new_flows(
                     &c0,
                     SocketAddrV4::new(s0.addr, 53),
                     400.0,
-                    4,
                 )?);
             }
             Kind::TimeWait => {

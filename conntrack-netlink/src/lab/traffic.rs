@@ -172,6 +172,18 @@ impl Pace {
 
 const TICK: Duration = Duration::from_millis(100);
 
+/// Waits for a server thread to say that its socket is bound (so that the
+/// first client does not meet a refused connection).
+fn wait_bound(g: &Generator, rx: std::sync::mpsc::Receiver<()>) -> Result<(), LabError> {
+    rx.recv_timeout(Duration::from_secs(5))
+        .map_err(|_| LabError::NotReached {
+            scenario: "server",
+            what: format!("{} bound to its address", g.name()),
+            secs: 5,
+            state: "the server thread ended or is stuck".into(),
+        })
+}
+
 fn nonblocking_accept_loop(
     listener: &Socket,
     stop: &AtomicBool,
@@ -198,12 +210,14 @@ fn nonblocking_accept_loop(
 pub fn tcp_server(host: &Host, port: u16, close_after_reply: bool) -> Result<Generator, LabError> {
     let mut g = Generator::new("tcp-server");
     let addr = SocketAddrV4::new(host.addr, port);
+    let (tx, rx) = std::sync::mpsc::channel();
     g.spawn(&host.ns(), move |stop, counts| {
         let l = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
         l.set_reuse_address(true)?;
         l.bind(&SockAddr::from(addr))?;
         l.listen(4096)?;
         l.set_nonblocking(true)?;
+        let _ = tx.send(());
         let live = Arc::new(AtomicU64::new(0));
         nonblocking_accept_loop(&l, stop, |s| {
             counts.attempt();
@@ -237,6 +251,7 @@ pub fn tcp_server(host: &Host, port: u16, close_after_reply: bool) -> Result<Gen
         }
         Ok(())
     })?;
+    wait_bound(&g, rx)?;
     Ok(g)
 }
 
@@ -413,9 +428,11 @@ pub fn tcp_connect_attempts(
 pub fn udp_server(host: &Host, port: u16) -> Result<Generator, LabError> {
     let mut g = Generator::new("udp-server");
     let addr = SocketAddrV4::new(host.addr, port);
+    let (tx, rx) = std::sync::mpsc::channel();
     g.spawn(&host.ns(), move |stop, counts| {
         let s = UdpSocket::bind(addr)?;
         s.set_read_timeout(Some(TICK))?;
+        let _ = tx.send(());
         let mut buf = [0u8; 1500];
         while !stop.load(Ordering::Relaxed) {
             match s.recv_from(&mut buf) {
@@ -435,6 +452,7 @@ pub fn udp_server(host: &Host, port: u16) -> Result<Generator, LabError> {
         }
         Ok(())
     })?;
+    wait_bound(&g, rx)?;
     Ok(g)
 }
 
@@ -472,6 +490,45 @@ pub fn udp_requests(
             Ok(())
         })?;
     }
+    Ok(g)
+}
+
+/// Open-loop new UDP flows from `client`: `rate` datagrams per second,
+/// each from a new socket (a new source port, so a new conntrack entry),
+/// whatever happens to them; a reply that comes within 200 ms counts as
+/// completed.
+pub fn udp_new_flows(client: &Host, dst: SocketAddrV4, rate: f64) -> Result<Generator, LabError> {
+    let mut g = Generator::new("udp-flows");
+    g.spawn(&client.ns(), move |stop, counts| {
+        let mut pace = Pace::new(rate);
+        let mut held: VecDeque<(Instant, UdpSocket)> = VecDeque::new();
+        let mut buf = [0u8; 512];
+        while !stop.load(Ordering::Relaxed) {
+            pace.wait();
+            let now = Instant::now();
+            while held
+                .front()
+                .is_some_and(|(t, _)| now - *t > Duration::from_millis(200))
+            {
+                if let Some((_, s)) = held.pop_front() {
+                    match s.recv(&mut buf) {
+                        Ok(_) => counts.ok(),
+                        Err(_) => counts.failed(),
+                    }
+                }
+            }
+            counts.attempt();
+            let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+            s.set_nonblocking(true)?;
+            s.connect(dst)?;
+            if s.send(b"lab flow").is_err() {
+                counts.failed();
+                continue;
+            }
+            held.push_back((now, s));
+        }
+        Ok(())
+    })?;
     Ok(g)
 }
 
