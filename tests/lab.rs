@@ -423,6 +423,14 @@ fn the_nat_port_race_shows_without_fully_random_and_not_with_it() {
     o.check_delta(Counter::Drop, 10);
     let ids = o.action_ids();
     assert!(ids.contains(&"nat:fully-random".to_string()), "{ids:?}");
+    // doctor read the router's ruleset: one masquerade rule, no fully-random.
+    within(evidence(f, "snat_rules", None), 1.0, 1.0, "SNAT rules");
+    within(
+        evidence(f, "snat_rules_without_fully_random", None),
+        1.0,
+        1.0,
+        "SNAT rules without fully-random",
+    );
 
     let Some(r) = observe("nat-race-fully-random") else {
         return;
