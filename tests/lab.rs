@@ -151,9 +151,19 @@ fn observe(name: &'static str) -> Option<Observed> {
         t0.elapsed().as_secs_f64()
     );
     for f in report["findings"].as_array().into_iter().flatten() {
+        let ev: Vec<String> = f["evidence"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(8)
+            .map(|e| format!("{} {}", e["label"].as_str().unwrap_or(""), e["value"]))
+            .collect();
         println!(
-            "  finding {} ({}); first cause {}",
-            f["id"], f["severity"], f["causes"][0]["cause"]
+            "  finding {} ({}); first cause {}; {}",
+            f["id"],
+            f["severity"],
+            f["causes"][0]["cause"],
+            ev.join(", ")
         );
     }
     for a in report["plan"]["actions"].as_array().into_iter().flatten() {

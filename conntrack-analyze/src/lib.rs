@@ -10,7 +10,7 @@
 //!
 //! The judgment is one model: an [`Observation`] (what was seen) is
 //! turned into [`Facts`] (everything derived from it, once), which
-//! [`diagnose`] turns into findings with evidence, ranked causes and
+//! [`diagnose()`] turns into findings with evidence, ranked causes and
 //! remedies. `conntrack-tune` plans from the same facts and findings.
 //!
 //! ```
