@@ -8,7 +8,7 @@ use crate::diagnose::round2;
 use crate::evidence::{Evidence, EvidenceKey, fmt_num, group};
 use crate::facts::{CounterStatus, Facts};
 use crate::hotspots::{KeyKind, KeyTable};
-use conntrack_core::Counter;
+use conntrack_core::{Counter, FlowState, L4Proto, TcpState};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -299,11 +299,25 @@ fn drivers(f: &Facts) -> Option<Answer> {
         }
     }
     if !h.closing_by_destination.top.is_empty() {
+        // Every closing state, not TIME_WAIT alone (connections reset by
+        // a peer sit in CLOSE: the incident lab's nat-race printed "0%"
+        // next to 8,366 closing entries).
+        let closing: f64 = [
+            TcpState::FIN_WAIT,
+            TcpState::CLOSE_WAIT,
+            TcpState::LAST_ACK,
+            TcpState::TIME_WAIT,
+            TcpState::CLOSE,
+        ]
+        .into_iter()
+        .filter_map(|st| h.state(L4Proto::TCP, FlowState::Tcp(st)))
+        .map(|st| st.share)
+        .sum();
         let _ = write!(
             text,
             "Short-lived connections (TCP in a closing state: {:.0}% of the table) go mostly to \
              {}, opened by {}; these are what keepalive or pooling would remove.",
-            mix.time_wait_share * 100.0,
+            closing * 100.0,
             top_rows(&h.closing_by_destination, scale, 3),
             top_rows(&h.closing_by_source, scale, 3)
         );

@@ -66,6 +66,10 @@ pub enum FindingId {
     ConfirmFailures,
     /// Hash buckets are overloaded: 2N/B high, or `chaintoolong` rising.
     OverloadedBuckets,
+    /// Confirm-time clashes the kernel resolved (`clash_resolve` rising,
+    /// 5.10+) while nothing failed: the same-flow UDP race happens, and
+    /// costs no packet on this kernel.
+    ResolvedClashes,
     /// Receive (NET_RX softirq) work concentrated on few CPUs while RPS is
     /// off.
     CpuImbalance,
@@ -95,11 +99,12 @@ pub enum FindingId {
 
 impl FindingId {
     /// Every id, in declaration order.
-    pub const ALL: [FindingId; 14] = [
+    pub const ALL: [FindingId; 15] = [
         FindingId::TableFull,
         FindingId::TableNearlyFull,
         FindingId::ConfirmFailures,
         FindingId::OverloadedBuckets,
+        FindingId::ResolvedClashes,
         FindingId::CpuImbalance,
         FindingId::InvalidSurge,
         FindingId::ConnectionChurn,
@@ -119,6 +124,7 @@ impl FindingId {
             FindingId::TableNearlyFull => "table-nearly-full",
             FindingId::ConfirmFailures => "confirm-failures",
             FindingId::OverloadedBuckets => "overloaded-buckets",
+            FindingId::ResolvedClashes => "resolved-clashes",
             FindingId::CpuImbalance => "cpu-imbalance",
             FindingId::InvalidSurge => "invalid-surge",
             FindingId::ConnectionChurn => "connection-churn",

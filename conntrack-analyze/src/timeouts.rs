@@ -115,8 +115,12 @@ pub struct Shortening {
 /// The rate at which entries enter a state every entry starts with a full
 /// timer in (TIME_WAIT): entries that entered in the last quarter of the
 /// timeout (`current - w < remaining <= current`, `w = current / 4`) over
-/// `w`. Entries with more than `current` remaining started under a longer
-/// timeout (the sysctl was lowered since) and are not recent.
+/// the time they arrived in: `w`, or less when the oldest of them is
+/// younger than `w` (arrivals that began only seconds ago, such as a table
+/// a few seconds old, are not spread over the whole quarter; dividing by
+/// `w` understated the incident lab's 300 connections/s as 70). Entries
+/// with more than `current` remaining started under a longer timeout (the
+/// sysctl was lowered since) and are not recent.
 ///
 /// ```
 /// use conntrack_analyze::hotspots::RemainingHistogram;
@@ -127,15 +131,36 @@ pub struct Shortening {
 /// // Timers left from a longer timeout do not count as recent arrivals.
 /// for _ in 0..1000 { h.add(3000); }
 /// assert_eq!(inflow_rate(&h, 120), 10.0);
+/// // 300 arrivals/s for the last 4 s only.
+/// let mut young = RemainingHistogram::default();
+/// for r in 117..=120u32 { for _ in 0..300 { young.add(r); } }
+/// assert_eq!(inflow_rate(&young, 120), 300.0);
 /// ```
 pub fn inflow_rate(h: &RemainingHistogram, current: u32) -> f64 {
     if current == 0 {
         return 0.0;
     }
     let w = (current / 4).max(1);
-    let recent =
-        h.count_below(f64::from(current) + 1.0) - h.count_below(f64::from(current - w) + 1.0);
-    (recent / f64::from(w)).max(0.0)
+    let below = |r: u32| h.count_below(f64::from(r) + 1.0);
+    let base = below(current - w);
+    let recent = below(current) - base;
+    if recent <= 0.0 {
+        return 0.0;
+    }
+    // The oldest recent arrival: the smallest remaining above current - w
+    // (binary search: `below` grows with r).
+    let (mut lo, mut hi) = (current - w + 1, current);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) - base >= 0.5 {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let oldest = lo;
+    let span = (current - oldest + 1).clamp(2.min(w), w);
+    recent / f64::from(span)
 }
 
 /// Shortening a timeout that every entry starts with (`TIME_WAIT`):

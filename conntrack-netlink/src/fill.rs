@@ -417,6 +417,58 @@ pub fn fill_with_progress<T: Transport>(
     Ok(report)
 }
 
+/// Creates `flows` through batched ctnetlink creates (`batch` per
+/// datagram), as [`fill`] does with synthetic ones: for tables of flows a
+/// caller shapes itself (the incident lab fills a router with ASSURED
+/// ESTABLISHED entries). Refusals are counted by errno, not returned.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use conntrack_netlink::fill::{fill_flows, synthetic_flow, FlowKind};
+/// use conntrack_netlink::{Conntrack, Netns};
+/// let mut ct = Conntrack::open_in(&Netns::named("ck-fill"))?;
+/// let flows = (0..1000).map(|i| synthetic_flow(FlowKind::Udp, i, 600));
+/// let r = fill_flows(&mut ct, flows, 256)?;
+/// assert_eq!(r.created + r.failed, 1000);
+/// # Ok(()) }
+/// ```
+pub fn fill_flows<T: Transport>(
+    ct: &mut Conntrack<T>,
+    flows: impl IntoIterator<Item = Flow>,
+    batch: usize,
+) -> Result<FillReport> {
+    let t0 = Instant::now();
+    let batch = batch.max(1);
+    let mut report = FillReport::default();
+    let mut buf = Vec::with_capacity(batch * 200);
+    let mut flows = flows.into_iter().peekable();
+    while flows.peek().is_some() {
+        buf.clear();
+        let mut n = 0u64;
+        let mut last_seq = 0;
+        while n < batch as u64 {
+            let Some(f) = flows.next() else { break };
+            last_seq = ct.next_seq();
+            let mut fl = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
+            if n + 1 == batch as u64 || flows.peek().is_none() {
+                fl |= NLM_F_ACK;
+            }
+            request::write_create(&mut buf, &f, last_seq, fl)?;
+            n += 1;
+        }
+        let mut failed = 0u64;
+        ct.send_batch(Op::Fill, &buf, last_seq, &mut |_, errno| {
+            failed += 1;
+            *report.errors.entry(errno).or_insert(0) += 1;
+        })?;
+        report.datagrams += 1;
+        report.failed += failed;
+        report.created += n - failed;
+    }
+    report.elapsed = t0.elapsed();
+    Ok(report)
+}
+
 impl From<MixError> for Error {
     fn from(_: MixError) -> Self {
         Error::InvalidRequest("bad flow mix")

@@ -31,6 +31,9 @@ pub mod error;
 pub mod event;
 pub mod fill;
 pub mod filter;
+#[cfg(feature = "lab")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lab")))]
+pub mod lab;
 pub mod mirror;
 pub mod netns;
 pub mod ops;

@@ -81,6 +81,47 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// Starts `f` on a new, named thread that first enters this namespace
+    /// (for [`Netns::Current`], the caller's): the long-lived counterpart
+    /// of [`Netns::run`], for servers and traffic generators. The thread
+    /// stays in the namespace until it ends, and keeps the namespace alive
+    /// that long (`ip netns del` only removes its name).
+    ///
+    /// The namespace file is opened before the thread starts, so a missing
+    /// namespace is reported here ([`Error::NetnsOpen`]); a refused entry
+    /// ([`Error::Setns`]) is the thread's result.
+    pub fn spawn<T, F>(&self, name: &str, f: F) -> Result<std::thread::JoinHandle<Result<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T> + Send + 'static,
+    {
+        let target = match self.path() {
+            None => None,
+            Some(path) => {
+                let file = File::open(path).map_err(|source| Error::NetnsOpen {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Some((file, path.to_owned()))
+            }
+        };
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                if let Some((file, path)) = target {
+                    crate::sys::setns_net(file.as_fd())
+                        .map_err(|source| Error::Setns { path, source })?;
+                }
+                f()
+            })
+            .map_err(|source| Error::Io {
+                call: "spawn a thread",
+                source,
+            })
+    }
+}
+
 impl From<&Path> for Netns {
     fn from(p: &Path) -> Self {
         Netns::Path(p.to_owned())

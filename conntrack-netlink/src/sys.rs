@@ -110,3 +110,29 @@ pub(crate) fn monotonic_ns() -> u64 {
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec as u64)
 }
+
+/// `sched_setaffinity(0, {cpu})`: pins the *calling thread* to one CPU
+/// (the lab's racing senders, so that their packets are processed on
+/// different CPUs at once).
+#[cfg(feature = "lab")]
+pub(crate) fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("CPU {cpu} is beyond CPU_SETSIZE"),
+        ));
+    }
+    // SAFETY: `cpu_set_t` is plain data for which all-zero bytes are the
+    // empty set; CPU_SET writes inside it because `cpu` was checked
+    // against CPU_SETSIZE above.
+    let mut set: libc::cpu_set_t = unsafe { core::mem::zeroed() };
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: the set lives on our stack for the call and its exact size
+    // is passed; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

@@ -4,7 +4,7 @@
 //!
 //! - Table full: a namespace fills its table with UDP flows out of a veth
 //!   pair, `nf_conntrack_max` is lowered to that count (global: held by
-//!   [`ConntrackMaxGuard::at_most`] for the few milliseconds of the
+//!   [`GlobalSysctlGuard`] for the few milliseconds of the
 //!   sends, then restored), and more new flows are sent: each is refused
 //!   (`drop`).
 //! - Unresolved clash: two threads send the identical first TCP SYN of a
@@ -16,7 +16,7 @@
 //! unless `CONNTRACK_KIT_REQUIRE_LIVE=1`, which turns a skip into a
 //! failure.
 
-use conntrack_core::host::ConntrackMaxGuard;
+use conntrack_core::host::{GlobalSysctl, GlobalSysctlGuard, GlobalSysctlShare};
 use conntrack_core::stats::Counter;
 use conntrack_core::testkit::TestNetns;
 use conntrack_core::testkit::{self, Need};
@@ -41,29 +41,6 @@ const NEEDS: &[Need<'static>] = &[
 /// The scenarios change global state (`nf_conntrack_max`) that the other
 /// one's namespace would feel: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Other processes (tests, labs) change the global sysctls too
-/// (`nf_conntrack_max`, `nf_conntrack_buckets`: a shrunk table makes chain
-/// caps where this test expects clashes). They coordinate through one
-/// `flock` in [`ConntrackMaxGuard::STATE_DIR`]: exclusive to change a
-/// value, shared to rely on them staying put.
-fn globals_lock(exclusive: bool) -> std::fs::File {
-    let dir = std::path::Path::new(ConntrackMaxGuard::STATE_DIR);
-    std::fs::create_dir_all(dir).expect("state dir");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(dir.join("globals.lock"))
-        .expect("open globals.lock");
-    if exclusive {
-        f.lock().expect("flock globals.lock");
-    } else {
-        f.lock_shared().expect("flock globals.lock");
-    }
-    f
-}
 
 /// Starts the tracer on `ns`, or says why it cannot (a skip, or a failure
 /// under CONNTRACK_KIT_REQUIRE_LIVE=1).
@@ -156,7 +133,10 @@ fn table_full_drops_are_attributed_with_their_tuples() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let _globals = globals_lock(true);
+    // Other processes (tests, labs) change the global sysctls too; this
+    // test lowers nf_conntrack_max for every namespace, so it holds them
+    // exclusively.
+    let mut globals = GlobalSysctlGuard::exclusive().expect("global sysctl lock");
     let ns = netns_with_link("ck-trace-full", "10.99.0.1/24", "10.99.0.2");
     let Some(mut tracer) = tracer(test, &ns) else {
         return;
@@ -176,15 +156,16 @@ fn table_full_drops_are_attributed_with_their_tuples() {
     assert_eq!(ct.count().unwrap(), u32::from(FILL));
     let before = counters(&mut ct);
     let mut refused = 0;
-    {
-        // Global: every namespace is capped while this is held.
-        let _cap = ConntrackMaxGuard::at_most(u64::from(FILL)).expect("lower nf_conntrack_max");
-        for p in 0..REFUSED {
-            if sock.send_to(b"y", dst(30000 + p)).is_err() {
-                refused += 1; // NF_DROP on output: EPERM
-            }
+    // Global: every namespace is capped until restored.
+    globals
+        .set(GlobalSysctl::Max, u64::from(FILL))
+        .expect("lower nf_conntrack_max");
+    for p in 0..REFUSED {
+        if sock.send_to(b"y", dst(30000 + p)).is_err() {
+            refused += 1; // NF_DROP on output: EPERM
         }
     }
+    globals.restore().expect("restore nf_conntrack_max");
     let after = counters(&mut ct);
     let records = drain(&mut tracer);
     let reasons = by_reason(&records);
@@ -264,7 +245,8 @@ fn tcp_clashes_are_attributed_with_their_tuples() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let _globals = globals_lock(false);
+    // A shrunk bucket count elsewhere would turn clashes into chain caps.
+    let _globals = GlobalSysctlShare::acquire().expect("global sysctl lock");
     let ns = netns_with_link("ck-trace-clash", "10.98.0.1/24", "10.98.0.2");
     let Some(mut tracer) = tracer(test, &ns) else {
         return;

@@ -13,6 +13,10 @@
 //!    simulation of the bucket chains (a progress bar on a terminal).
 //! 4. Statistics sample 1 when the window has passed since sample 0 (the
 //!    dump's time counts towards the window).
+//! 5. The NAT rules of the target namespace (`nft list ruleset`, else
+//!    `iptables-save -t nat`, run on a thread inside it), parsed by
+//!    `conntrack_core::nat_rules`, so that the judgment of confirm-time
+//!    failures can say whether SNAT picks ports fully at random.
 
 use super::analysis::Collected;
 use super::duration::duration_in;
@@ -25,6 +29,7 @@ use conntrack_kit::analyze::hotspots::HotspotSummary;
 use conntrack_kit::analyze::hotspots::{CountMode, HotspotConfig, Hotspots};
 use conntrack_kit::analyze::rates::StatsSeries;
 use conntrack_kit::ct_core::host::{HostError, HostFs};
+use conntrack_kit::ct_core::nat_rules::NatRules;
 use conntrack_kit::ct_core::{HostSnapshot, L3Family, Stats};
 use conntrack_kit::netlink::{Conntrack, DumpRequest, Netns};
 use std::io::IsTerminal;
@@ -115,6 +120,15 @@ pub fn collect(target: &Target, opts: &LiveOptions) -> Result<Collected, Failure
         _ => fs.read_module_config(&snapshot),
     };
     notes.extend(flows.notes);
+    let mut config = config;
+    match nat_rules(&netns) {
+        Some(r) => config.nat_rules = Some(r),
+        None => notes.push(
+            "NAT rules not read (neither `nft list ruleset` nor `iptables-save -t nat` ran in \
+             the target namespace)"
+                .into(),
+        ),
+    }
     Ok(Collected {
         target: target.clone(),
         observation: Observation {
@@ -130,6 +144,42 @@ pub fn collect(target: &Target, opts: &LiveOptions) -> Result<Collected, Failure
         hostname: None,
         description: None,
     })
+}
+
+/// The target namespace's NAT rules: `nft list ruleset` (which also shows
+/// iptables-nft rules), else `iptables-save -t nat` (legacy iptables).
+/// The commands run on a thread inside the namespace, so they see its
+/// ruleset; `None` when neither ran.
+fn nat_rules(netns: &Netns) -> Option<NatRules> {
+    let run = |program: &'static str, args: &'static [&'static str]| {
+        netns
+            .run(|| {
+                Ok(std::process::Command::new(program)
+                    .args(args)
+                    .stdin(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .output()
+                    .ok()
+                    .filter(|o| o.status.success())
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned()))
+            })
+            .ok()
+            .flatten()
+    };
+    if let Some(text) = run("nft", &["list", "ruleset"]) {
+        let r = NatRules::parse_nft(&text);
+        if !r.source_nat.is_empty() || r.dnat_rules > 0 {
+            return Some(r);
+        }
+        if let Some(legacy) = run("iptables-save", &["-t", "nat"]) {
+            let l = NatRules::parse_iptables_save(&legacy);
+            if !l.source_nat.is_empty() || l.dnat_rules > 0 {
+                return Some(l);
+            }
+        }
+        return Some(r);
+    }
+    run("iptables-save", &["-t", "nat"]).map(|t| NatRules::parse_iptables_save(&t))
 }
 
 /// Host facts for the target; the notes say what could not be read.

@@ -28,6 +28,7 @@ mod helpers;
 mod invalid;
 mod nat;
 mod reset;
+mod resolved;
 mod scan;
 mod states;
 mod table;
@@ -54,6 +55,8 @@ pub struct Thresholds {
     pub overloaded_lambda: f64,
     /// Invalid packets per second that count as a surge.
     pub invalid_per_sec: f64,
+    /// Resolved clashes per second worth a (info) finding.
+    pub resolved_clashes_per_sec: f64,
     /// New connections per second that count as churn.
     pub churn_per_sec: f64,
     /// TIME_WAIT share of the table that dominates it.
@@ -81,6 +84,7 @@ impl Default for Thresholds {
             pressure: 0.7,
             overloaded_lambda: 8.0,
             invalid_per_sec: 100.0,
+            resolved_clashes_per_sec: 1.0,
             churn_per_sec: 100.0,
             time_wait_share: 0.5,
             close_wait_share: 0.2,
@@ -105,6 +109,7 @@ pub fn diagnose_with(facts: &Facts, th: &Thresholds) -> Vec<Finding> {
     out.extend(table::check(facts, th));
     out.extend(confirm::check(facts, th));
     out.extend(buckets::check(facts, th));
+    out.extend(resolved::check(facts, th));
     out.extend(cpu::check(facts, th));
     out.extend(invalid::check(facts, th));
     out.extend(churn::check(facts, th));

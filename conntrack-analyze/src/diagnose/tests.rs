@@ -515,6 +515,43 @@ fn a_full_table_ranks_what_fills_it_and_infers_demand() {
     assert_eq!(t.value(EvidenceKey::DemandEntries), Some(6_200.0));
 }
 
+/// The incident lab's table-full scenario on 6.18: a table full of
+/// recently active ESTABLISHED entries (timers near the 5-day timeout),
+/// about 400 SYNs/s refused. Holding each refused flow for the
+/// ESTABLISHED timeout made the demand 174 million entries and the plan
+/// declined to raise max at all; an open connection's lifetime is unknown,
+/// so it is counted for TIME_WAIT, a floor.
+#[test]
+fn a_table_full_of_established_counts_refused_flows_for_time_wait_only() {
+    let mut h = Hotspots::exact();
+    for i in 0..200u32 {
+        h.add(&tcp(
+            &format!("198.18.64.{}", i % 250),
+            (1024 + i) as u16,
+            "198.19.0.2",
+            443,
+            TcpState::ESTABLISHED,
+            431_990,
+            false,
+        ));
+    }
+    let r = rates(&[(Drop, 0, 4000), (EarlyDrop, 0, 60), (InsertFailed, 0, 0)]);
+    let obs = Observation::new(host(200, 200, 262_144, Some((6, 18))))
+        .with_rates(r)
+        .with_hotspots(h.summary());
+    let facts = Facts::derive(&obs);
+    let d = facts.demand.as_ref().expect("a demand");
+    // 200 held + 400 refused/s x 120 s (TIME_WAIT), not x 432000 s.
+    assert_eq!(d.entries, 200 + 400 * 120);
+    assert_eq!(d.hold_secs, Some(120));
+    assert!(d.hold_is_floor);
+    assert_eq!(d.hold_state.as_deref(), Some("tcp ESTABLISHED"));
+    let f = diagnose(&facts);
+    let t = find(&f, FindingId::TableFull);
+    assert_eq!(t.causes[0].cause, Cause::DemandAboveMax);
+    assert_eq!(t.value(EvidenceKey::DemandEntries), Some(48_200.0));
+}
+
 #[test]
 fn degenerate_hosts_do_not_panic() {
     let r = rates(&[
@@ -618,4 +655,32 @@ fn counters_of_another_namespace_count_since_it_was_created() {
     assert!(!a.contains("since boot"), "{a}");
     snap.init_netns = Some(true);
     assert!(answer_of(&snap).contains("since boot"));
+}
+
+/// The incident lab's udp-clash scenario on 6.18: clash_resolve rises,
+/// nothing fails. Said, without an alarm; when inserts fail too,
+/// confirm-failures speaks instead.
+#[test]
+fn resolved_clashes_are_information_and_yield_to_failures() {
+    let r = rates(&[(ClashResolve, 0, 3000), (InsertFailed, 0, 0), (Drop, 0, 0)]);
+    let obs = Observation::new(host(500, 262_144, 262_144, Some((6, 18)))).with_rates(r);
+    let f = run(&obs);
+    let rc = find(&f, FindingId::ResolvedClashes);
+    assert_eq!(rc.severity, Severity::Info);
+    assert!(rc.remedies.is_empty());
+    assert_eq!(
+        rc.value_of(EvidenceKey::CounterRate, "clash_resolve"),
+        Some(300.0)
+    );
+    assert!(!ids(&f).contains(&FindingId::ConfirmFailures));
+
+    let r = rates(&[
+        (ClashResolve, 0, 3000),
+        (InsertFailed, 0, 100),
+        (Drop, 0, 100),
+    ]);
+    let obs = Observation::new(host(500, 262_144, 262_144, Some((6, 18)))).with_rates(r);
+    let f = run(&obs);
+    assert!(!ids(&f).contains(&FindingId::ResolvedClashes));
+    assert!(ids(&f).contains(&FindingId::ConfirmFailures));
 }

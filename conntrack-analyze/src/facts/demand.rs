@@ -40,6 +40,12 @@ pub struct Demand {
     pub hold_secs: Option<u32>,
     /// The state whose timeout is the hold time.
     pub hold_state: Option<String>,
+    /// The state that fills the table holds open connections (ESTABLISHED,
+    /// an assured UDP stream), whose lifetime the table does not tell:
+    /// `hold_secs` is then TIME_WAIT's timeout, a floor, not that state's
+    /// idle timeout.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hold_is_floor: bool,
 }
 
 impl Demand {
@@ -47,7 +53,7 @@ impl Demand {
     pub(crate) fn derive(
         table: &TableFacts,
         counters: &CounterFacts,
-        hold: (String, u32),
+        hold: (String, u32, bool),
     ) -> Option<Demand> {
         let peak = table.peak?;
         if !table.at_limit && !counters.is_live(Counter::EarlyDrop) {
@@ -57,6 +63,7 @@ impl Demand {
                 refused_per_sec: None,
                 hold_secs: None,
                 hold_state: None,
+                hold_is_floor: false,
             });
         }
         if !counters.measured(Counter::Drop) {
@@ -66,6 +73,7 @@ impl Demand {
                 refused_per_sec: None,
                 hold_secs: None,
                 hold_state: None,
+                hold_is_floor: false,
             });
         }
         let refused = counters.rate(Counter::Drop);
@@ -81,6 +89,7 @@ impl Demand {
             refused_per_sec: Some(refused),
             hold_secs: Some(hold.1),
             hold_state: Some(hold.0),
+            hold_is_floor: hold.2,
         })
     }
 }

@@ -117,7 +117,14 @@ impl<'a> Facts<'a> {
             .find(|t| t.key == TimeoutKey::TcpTimeWait)
             .map_or(120, |t| t.secs);
         // The hold time of a refused flow: the timeout of the state that
-        // holds most entries (TIME_WAIT when nothing was listed).
+        // holds most entries (TIME_WAIT when nothing was listed). An open
+        // connection's entry lives as long as the connection is used: the
+        // idle timeout of ESTABLISHED (5 days by default) or of an
+        // assured UDP stream is not how long it holds an entry, and the
+        // table does not tell the lifetime. Such a refused flow is counted
+        // for TIME_WAIT only, the least a closed TCP connection holds its
+        // entry (a floor; found by the incident lab's table-full scenario,
+        // where 5 days gave a demand of 174 million entries).
         let hold = obs
             .hotspots
             .as_ref()
@@ -125,9 +132,15 @@ impl<'a> Facts<'a> {
             .and_then(|st| {
                 let key = TimeoutKey::for_state(st.proto, st.state)?;
                 let t = timeouts.iter().find(|t| t.key == key)?;
-                Some((format!("{} {}", st.proto, st.state), t.secs))
+                let name = format!("{} {}", st.proto, st.state);
+                let open = matches!(key, TimeoutKey::TcpEstablished | TimeoutKey::UdpStream);
+                Some(if open && t.secs > tw {
+                    (name, tw, true)
+                } else {
+                    (name, t.secs, false)
+                })
             })
-            .unwrap_or_else(|| ("tcp TIME_WAIT".to_string(), tw));
+            .unwrap_or_else(|| ("tcp TIME_WAIT".to_string(), tw, false));
         let counters = CounterFacts::derive(obs, kernel);
         Facts {
             obs,

@@ -11,6 +11,7 @@
 //!
 //! This is the one part of `host` that writes: everything else here reads.
 
+use super::global_guard::GlobalSysctlShare;
 use super::reader::HostFs;
 use std::io;
 use std::path::Path;
@@ -34,6 +35,12 @@ const MAX_PATH: &str = "/proc/sys/net/netfilter/nf_conntrack_max";
 /// value they had found, in drop order, used to leave a raised value
 /// behind when they overlapped.)
 ///
+/// Each guard also holds a [`GlobalSysctlShare`] for its life, so it
+/// waits for, and is never overlapped by, a
+/// [`super::global_guard::GlobalSysctlGuard`] that changes the global
+/// values (a lab that shrinks the buckets or lowers the max). Do not take
+/// one in a thread that holds such a guard: it would wait for itself.
+///
 /// ```no_run
 /// # fn main() -> std::io::Result<()> {
 /// use conntrack_core::host::max_guard::{ConntrackMaxGuard, read_max};
@@ -45,11 +52,10 @@ const MAX_PATH: &str = "/proc/sys/net/netfilter/nf_conntrack_max";
 #[derive(Debug)]
 pub struct ConntrackMaxGuard {
     old: u64,
-    /// The guard's minimum, or its ceiling for an [`ConntrackMaxGuard::at_most`] guard.
     min: u64,
     active: bool,
-    /// An [`ConntrackMaxGuard::at_most`] guard.
-    cap: bool,
+    // Released after the value is restored (fields drop after `drop`).
+    _share: GlobalSysctlShare,
 }
 
 /// The coordination state: the value before the first live guard, and one
@@ -58,8 +64,6 @@ pub struct ConntrackMaxGuard {
 struct MaxState {
     original: Option<u64>,
     holders: Vec<(u32, u64)>,
-    /// `(pid, maximum)` per live [`ConntrackMaxGuard::at_most`] guard.
-    caps: Vec<(u32, u64)>,
 }
 
 impl MaxState {
@@ -72,11 +76,6 @@ impl MaxState {
                 (Some("holder"), Some(pid), Some(min)) => {
                     if let (Ok(pid), Ok(min)) = (pid.parse(), min.parse()) {
                         st.holders.push((pid, min));
-                    }
-                }
-                (Some("cap"), Some(pid), Some(max)) => {
-                    if let (Ok(pid), Ok(max)) = (pid.parse(), max.parse()) {
-                        st.caps.push((pid, max));
                     }
                 }
                 _ => {}
@@ -93,26 +92,14 @@ impl MaxState {
         for (pid, min) in &self.holders {
             out.push_str(&format!("holder {pid} {min}\n"));
         }
-        for (pid, max) in &self.caps {
-            out.push_str(&format!("cap {pid} {max}\n"));
-        }
         out
     }
 
     /// The value the sysctl should have: the original, raised to the
-    /// largest minimum of the holders, then lowered to the smallest cap
-    /// (0, unlimited, counts as above every cap).
+    /// largest minimum of the holders.
     fn target(&self) -> Option<u64> {
         let o = self.original?;
-        let raised = self.holders.iter().map(|h| h.1).fold(o, u64::max);
-        Some(match self.caps.iter().map(|c| c.1).min() {
-            Some(cap) if raised == 0 || cap < raised => cap,
-            _ => raised,
-        })
-    }
-
-    fn is_empty(&self) -> bool {
-        self.holders.is_empty() && self.caps.is_empty()
+        Some(self.holders.iter().map(|h| h.1).fold(o, u64::max))
     }
 }
 
@@ -125,11 +112,10 @@ fn with_max_state<T>(f: impl FnOnce(&mut MaxState) -> io::Result<T>) -> io::Resu
     let path = dir.join("nf_conntrack_max.state");
     let mut st = MaxState::parse(&std::fs::read_to_string(&path).unwrap_or_default());
     // Holders whose process is gone no longer need the raised value.
-    let alive = |(pid, _): &(u32, u64)| Path::new(&format!("/proc/{pid}")).exists();
-    st.holders.retain(alive);
-    st.caps.retain(alive);
+    st.holders
+        .retain(|(pid, _)| Path::new(&format!("/proc/{pid}")).exists());
     let r = f(&mut st)?;
-    if st.is_empty() {
+    if st.holders.is_empty() {
         let _ = std::fs::remove_file(&path);
     } else {
         std::fs::write(&path, st.render())?;
@@ -148,22 +134,11 @@ impl ConntrackMaxGuard {
 
     /// Raises `nf_conntrack_max` to `min` if it is lower.
     pub fn at_least(min: u64) -> io::Result<ConntrackMaxGuard> {
-        Self::register(min, false)
-    }
-
-    /// Lowers `nf_conntrack_max` to `max` (for tests that fill a table to
-    /// its limit: the value is global, so hold it briefly); restored like
-    /// [`ConntrackMaxGuard::at_least`]. While a cap is held it wins over
-    /// raising guards.
-    pub fn at_most(max: u64) -> io::Result<ConntrackMaxGuard> {
-        Self::register(max, true)
-    }
-
-    fn register(min: u64, cap: bool) -> io::Result<ConntrackMaxGuard> {
-        with_max_state(|st| {
+        let share = GlobalSysctlShare::acquire()?;
+        let (old, active) = with_max_state(|st| {
             let mut current = read_max()?;
-            if st.is_empty() {
-                // No live guard: a value left changed by a run that died
+            if st.holders.is_empty() {
+                // No live guard: a value left raised by a run that died
                 // holding a guard is put back before this guard records
                 // the original.
                 if let Some(o) = st.original.filter(|&o| o != current) {
@@ -173,30 +148,22 @@ impl ConntrackMaxGuard {
                 st.original = Some(current);
             }
             let old = st.original.unwrap_or(current);
-            if old == 0 && !cap {
+            if old == 0 {
                 // Unlimited: nothing to raise, nothing to restore.
-                return Ok(ConntrackMaxGuard {
-                    old,
-                    min,
-                    active: false,
-                    cap,
-                });
+                return Ok((old, false));
             }
-            if cap {
-                st.caps.push((std::process::id(), min));
-            } else {
-                st.holders.push((std::process::id(), min));
-            }
+            st.holders.push((std::process::id(), min));
             let target = st.target().unwrap_or(current);
             if target != read_max()? {
                 write_max(target)?;
             }
-            Ok(ConntrackMaxGuard {
-                old,
-                min,
-                active: true,
-                cap,
-            })
+            Ok((old, true))
+        })?;
+        Ok(ConntrackMaxGuard {
+            old,
+            min,
+            active,
+            _share: share,
         })
     }
 
@@ -211,13 +178,12 @@ impl Drop for ConntrackMaxGuard {
         if !self.active {
             return;
         }
-        let (pid, min, cap) = (std::process::id(), self.min, self.cap);
+        let (pid, min) = (std::process::id(), self.min);
         let _ = with_max_state(|st| {
-            let list = if cap { &mut st.caps } else { &mut st.holders };
-            if let Some(i) = list.iter().position(|&h| h == (pid, min)) {
-                list.remove(i);
+            if let Some(i) = st.holders.iter().position(|&h| h == (pid, min)) {
+                st.holders.remove(i);
             }
-            let target = if st.is_empty() {
+            let target = if st.holders.is_empty() {
                 st.original.take()
             } else {
                 st.target()
@@ -248,7 +214,6 @@ mod tests {
         let st = MaxState {
             original: Some(262_144),
             holders: vec![(10, 300_000), (11, 1_200_000)],
-            caps: vec![(12, 40)],
         };
         assert_eq!(MaxState::parse(&st.render()), st);
         let junk = "original x\nholder 1\nholder a 2\nwhat 1 2 3\nholder 7 9\n";
@@ -256,8 +221,7 @@ mod tests {
             MaxState::parse(junk),
             MaxState {
                 original: None,
-                holders: vec![(7, 9)],
-                caps: vec![],
+                holders: vec![(7, 9)]
             }
         );
     }
@@ -270,21 +234,5 @@ mod tests {
         assert_eq!(st.target(), Some(1000));
         st.holders = vec![(1, 500), (2, 3000), (3, 2000)];
         assert_eq!(st.target(), Some(3000));
-    }
-
-    #[test]
-    fn a_cap_wins_over_raising_guards_and_over_unlimited() {
-        let mut st = MaxState {
-            original: Some(1000),
-            holders: vec![(1, 3000)],
-            caps: vec![(2, 40), (3, 60)],
-        };
-        assert_eq!(st.target(), Some(40));
-        st.caps.clear();
-        assert_eq!(st.target(), Some(3000));
-        st.original = Some(0);
-        st.holders.clear();
-        st.caps = vec![(2, 40)];
-        assert_eq!(st.target(), Some(40));
     }
 }

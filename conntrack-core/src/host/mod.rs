@@ -30,6 +30,7 @@
 
 pub mod config;
 pub mod error;
+pub mod global_guard;
 mod iface;
 pub mod kube_proxy;
 pub mod max_guard;
@@ -55,6 +56,7 @@ mod timeouts;
 pub use config::HostConfig;
 pub use cpu_list::{MAX_CPUS, parse_cpu_list, render_cpu_list};
 pub use error::{HostError, ParseError, ParseErrorKind};
+pub use global_guard::{GlobalSysctl, GlobalSysctlGuard, GlobalSysctlShare};
 pub use iface::is_virtual_iface;
 pub use kube_proxy::KubeProxy;
 pub use lex::decode_utf8;

@@ -86,6 +86,20 @@ fn raise_max(cx: &Ctx, out: &mut Sizing, peak: u64, max: u64, buckets: u64) -> u
     let required = (demand as f64 * policy.headroom).ceil() as u64;
     if let Some(d) = f.demand.as_ref().filter(|_| full) {
         let text = match d.method {
+            DemandMethod::PeakPlusRefused if d.hold_is_floor => format!(
+                "the table was full (peak {} of max {}): the peak is censored. {:.1} new flows/s \
+                 were refused; the table is mostly {}, open connections that hold their entry as \
+                 long as they are used, which the table does not tell, so each refused one is \
+                 counted for {} s only (the TIME_WAIT every closed connection holds): the demand \
+                 is at least about {} entries (Little's law; retransmitted first packets count \
+                 twice)",
+                n(peak),
+                n(max),
+                d.refused_per_sec.unwrap_or(0.0),
+                d.hold_state.as_deref().unwrap_or("?"),
+                d.hold_secs.unwrap_or(0),
+                n(d.entries)
+            ),
             DemandMethod::PeakPlusRefused => format!(
                 "the table was full (peak {} of max {}): the peak is censored. {:.1} new flows/s \
                  were refused, each would have held an entry for {} s (the timeout of {}, the \
@@ -228,11 +242,14 @@ fn raise_max(cx: &Ctx, out: &mut Sizing, peak: u64, max: u64, buckets: u64) -> u
             format!(
                 "demand {} entries ({}), x{} headroom = {}",
                 n(demand),
-                match f.demand.as_ref().map(|d| d.method) {
-                    Some(DemandMethod::PeakPlusRefused) =>
-                        "peak plus the refused flows held for TIME_WAIT",
-                    Some(DemandMethod::CensoredPeak) => "the censored peak: a lower bound",
-                    _ => "the peak",
+                match f.demand.as_ref() {
+                    Some(d) if d.method == DemandMethod::PeakPlusRefused => format!(
+                        "peak plus the refused flows held {} s each",
+                        d.hold_secs.unwrap_or(0)
+                    ),
+                    Some(d) if d.method == DemandMethod::CensoredPeak =>
+                        "the censored peak: a lower bound".to_string(),
+                    _ => "the peak".to_string(),
                 },
                 policy.headroom,
                 n(required)
