@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// Exact counting or a bounded top-K per key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CountMode {
     /// Every distinct key is counted (memory grows with distinct keys).
