@@ -59,9 +59,11 @@ pub struct StateCount {
     pub count: u64,
     /// Share of all flows, 0..=1.
     pub share: f64,
-    /// Remaining timeouts (seconds) of the flows in this state that
+    /// Remaining timeouts, in seconds, of the flows in this state that
     /// carried one.
-    pub remaining: RemainingHistogram,
+    // Named `remaining` in report version 1; such summaries still read.
+    #[serde(alias = "remaining")]
+    pub remaining_secs: RemainingHistogram,
 }
 
 /// Flows by translation.
@@ -271,5 +273,21 @@ impl fmt::Display for HotspotSummary {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_count_writes_remaining_secs_and_reads_its_version_1_name() {
+        let v1 = r#"{"proto":"tcp","state":{"tcp":"TIME_WAIT"},"count":1,"share":1.0,
+                     "remaining":[[30,1]]}"#;
+        let s: StateCount = serde_json::from_str(v1).unwrap();
+        assert_eq!(s.remaining_secs.total(), 1);
+        let j = serde_json::to_value(&s).unwrap();
+        assert!(j.get("remaining").is_none());
+        assert_eq!(j["remaining_secs"], serde_json::json!([[30, 1]]));
     }
 }
