@@ -215,7 +215,7 @@ fn sample_json_has_every_section() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     let doc = json(&r);
     assert_eq!(doc["schema"], "conntrack-kit/report");
-    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["version"], 2);
     assert_eq!(doc["origin"]["kind"], "sample");
     assert_eq!(doc["status"], "critical");
     assert_eq!(doc["table"]["count"], 4093);

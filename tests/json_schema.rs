@@ -322,7 +322,7 @@ fn drifted_documents_fail() {
         .join("expected.json");
     let good = read_json(&path);
     assert_valid(&report, &good, "r4-docker-nat-el7");
-    let changes: [(&str, Edit); 8] = [
+    let changes: [(&str, Edit); 9] = [
         ("a new top-level field", |d| d["new_field"] = json!(1)),
         ("a new field in evidence", |d| {
             d["findings"][0]["evidence"][0]["extra"] = json!(1)
@@ -342,7 +342,14 @@ fn drifted_documents_fail() {
         ("a missing required field", |d| {
             d.as_object_mut().unwrap().remove("status");
         }),
-        ("another version", |d| d["version"] = json!(2)),
+        ("a field under its version 1 name", |d| {
+            let state = d["hotspots"]["states"][0].as_object_mut().unwrap();
+            let h = state.remove("remaining_secs").unwrap();
+            state.insert("remaining".into(), h);
+        }),
+        ("another version", |d| {
+            d["version"] = json!(REPORT_SCHEMA_VERSION - 1)
+        }),
     ];
     for (what, change) in changes {
         let mut doc = good.clone();

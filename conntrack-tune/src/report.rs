@@ -34,7 +34,11 @@ use serde::Serialize;
 pub const REPORT_SCHEMA: &str = "conntrack-kit/report";
 /// The schema version: additive changes keep it, a field that goes away,
 /// is renamed or changes meaning bumps it.
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+///
+/// - 2: `hotspots.states[].remaining` renamed `remaining_secs` (the unit
+///   in the name, like every other duration).
+/// - 1: the first.
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 /// What the report is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

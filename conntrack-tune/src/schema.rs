@@ -8,7 +8,7 @@
 //!
 //! ```
 //! let s = conntrack_tune::schema::report();
-//! assert_eq!(s.get("$id").unwrap(), "urn:conntrack-kit:report:v1");
+//! assert_eq!(s.get("$id").unwrap(), "urn:conntrack-kit:report:v2");
 //! let p = conntrack_tune::schema::plan();
 //! assert_eq!(p.get("$id").unwrap(), "urn:conntrack-kit:plan:v1");
 //! ```

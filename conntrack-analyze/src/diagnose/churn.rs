@@ -100,7 +100,7 @@ pub(super) fn check(f: &Facts, th: &Thresholds) -> Option<Finding> {
     // today's (a recent rise or fall of the close rate).
     let steady = f.obs.hotspots.as_ref().and_then(|h| {
         let s = h.state(L4Proto::TCP, FlowState::Tcp(TcpState::TIME_WAIT))?;
-        let n = inflow_rate(&s.remaining, tw.secs) * f64::from(tw.secs);
+        let n = inflow_rate(&s.remaining_secs, tw.secs) * f64::from(tw.secs);
         Some(mix.map_or(n, |m| n * m.scale))
     });
     let mut text = String::from(

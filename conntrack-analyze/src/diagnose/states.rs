@@ -68,7 +68,7 @@ pub(super) fn check(f: &Facts, th: &Thresholds) -> Vec<Finding> {
         && est_t.secs > th.established_idle_secs
     {
         let idle = est
-            .remaining
+            .remaining_secs
             .count_below(f64::from(est_t.secs - th.established_idle_secs));
         let share = idle / flows;
         if share >= th.established_idle_share {

@@ -139,7 +139,7 @@ fn fill_causes(f: &Facts) -> Vec<RankedCause> {
         .state(L4Proto::TCP, FlowState::Tcp(TcpState::ESTABLISHED))
         .map_or(0.0, |s| {
             let cutoff = f64::from(est_secs.saturating_sub(3600));
-            s.remaining.count_below(cutoff) / h.flows.max(1) as f64
+            s.remaining_secs.count_below(cutoff) / h.flows.max(1) as f64
         });
     let mut idle = RankedCause::new(Cause::IdleEstablished, level(idle_share));
     idle.score = (idle_share * 100.0) as i32;

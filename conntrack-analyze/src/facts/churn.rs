@@ -47,8 +47,8 @@ impl Churn {
             .as_ref()
             .and_then(|h| h.state(L4Proto::TCP, FlowState::Tcp(TcpState::TIME_WAIT)));
         let inflow = tw
-            .filter(|s| s.remaining.total() > 0)
-            .map(|s| inflow_rate(&s.remaining, tw_secs) * scale);
+            .filter(|s| s.remaining_secs.total() > 0)
+            .map(|s| inflow_rate(&s.remaining_secs, tw_secs) * scale);
         let new_per_sec = match obs.new_flows_per_sec.filter(|r| r.is_finite() && *r >= 0.0) {
             Some(r) => Some(RateEstimate {
                 per_sec: r,

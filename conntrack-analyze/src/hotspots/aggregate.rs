@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// Exact counting or a bounded top-K per key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CountMode {
     /// Every distinct key is counted (memory grows with distinct keys).
@@ -320,7 +321,7 @@ impl Hotspots {
                 state,
                 count: *c,
                 share: share(*c, fl),
-                remaining: h.clone(),
+                remaining_secs: h.clone(),
             })
             .collect();
         states.sort_by(|a, b| {
@@ -478,8 +479,8 @@ mod tests {
             .unwrap();
         assert_eq!(tw.count, 2);
         assert_eq!(tw.share, 0.5);
-        assert_eq!(tw.remaining.total(), 2);
-        assert_eq!(tw.remaining.count_below(64.0), 1.0);
+        assert_eq!(tw.remaining_secs.total(), 2);
+        assert_eq!(tw.remaining_secs.count_below(64.0), 1.0);
         assert_eq!(s.unreplied, 0);
         assert_eq!(s.with_timeout, 4);
     }

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 /// Remaining-timeout histogram: exact one-second bins below 128 s, then
 /// 64 bins per power of two (at most 1.6% relative bin width: 4096 s
 /// around the 5-day ESTABLISHED timeout), up to `u32::MAX` seconds.
-/// Memory is fixed (1728 bins); it serialises sparsely as
-/// `[[bin start, count], ...]`.
+/// Memory is fixed (1728 bins); it serialises sparsely, as `[bin start in
+/// seconds, flows]` pairs in ascending order with empty bins left out.
 ///
 /// ```
 /// use conntrack_analyze::hotspots::RemainingHistogram;
@@ -20,24 +20,42 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(h.bin_range(RemainingHistogram::bin(431_999)), (430_080, 434_176));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(into = "SparseBins", from = "SparseBins")]
 pub struct RemainingHistogram {
     counts: Vec<u64>,
 }
 
+/// The serialised form of a [`RemainingHistogram`]: its non-empty bins,
+/// in ascending order.
 #[derive(Serialize, Deserialize)]
-struct SparseBins(Vec<(u64, u64)>);
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+struct SparseBins(Vec<HistogramBin>);
+
+/// One non-empty bin of a remaining-timeout histogram: `[bin start in
+/// seconds, flows]`.
+#[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+struct HistogramBin(
+    /// The bin's start in seconds: the least remaining timeout it counts
+    /// (bins are one second wide below 128 s, then 64 per power of two).
+    #[cfg_attr(feature = "schema", schemars(range(max = u32::MAX)))]
+    u64,
+    /// Flows in the bin (never 0: empty bins are left out).
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
+    u64,
+);
 
 impl From<RemainingHistogram> for SparseBins {
     fn from(h: RemainingHistogram) -> Self {
-        SparseBins(h.bins().map(|(lo, _, c)| (lo, c)).collect())
+        SparseBins(h.bins().map(|(lo, _, c)| HistogramBin(lo, c)).collect())
     }
 }
 
 impl From<SparseBins> for RemainingHistogram {
     fn from(b: SparseBins) -> Self {
         let mut h = RemainingHistogram::default();
-        for (lo, c) in b.0 {
+        for HistogramBin(lo, c) in b.0 {
             if let Ok(v) = u32::try_from(lo)
                 && let Some(x) = h.counts.get_mut(Self::bin(v))
             {

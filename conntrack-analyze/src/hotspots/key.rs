@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What flows are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KeyKind {
     /// Original source address.
@@ -36,7 +37,9 @@ pub enum KeyKind {
     Pair,
     /// Translated or not, and how.
     Nat,
-    /// A caller-supplied name for the address (see [`NameMap`](super::NameMap)).
+    /// A caller-supplied name for the address or its prefix (a
+    /// [`NameMap`](super::NameMap): a flow is named after its original
+    /// source, else its reply source, else its original destination).
     Name,
 }
 
@@ -86,6 +89,7 @@ impl fmt::Display for KeyKind {
 
 /// How a flow is translated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NatClass {
     /// Not translated.
@@ -111,6 +115,7 @@ impl NatClass {
 
 /// One key value.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Key {
     /// An address.

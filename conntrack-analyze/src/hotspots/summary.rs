@@ -15,6 +15,7 @@ pub(crate) fn share(n: u64, of: u64) -> f64 {
 
 /// A row of a key table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct KeyCount {
     /// The key.
     pub key: Key,
@@ -28,6 +29,7 @@ pub struct KeyCount {
 
 /// The heaviest keys of one kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct KeyTable {
     /// Which key.
     pub kind: KeyKind,
@@ -47,6 +49,7 @@ pub struct KeyTable {
 
 /// Flows in one protocol state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StateCount {
     /// Protocol.
     pub proto: L4Proto,
@@ -56,12 +59,16 @@ pub struct StateCount {
     pub count: u64,
     /// Share of all flows, 0..=1.
     pub share: f64,
-    /// Remaining timeouts of the flows in this state that carried one.
-    pub remaining: RemainingHistogram,
+    /// Remaining timeouts, in seconds, of the flows in this state that
+    /// carried one.
+    // Named `remaining` in report version 1; such summaries still read.
+    #[serde(alias = "remaining")]
+    pub remaining_secs: RemainingHistogram,
 }
 
 /// Flows by translation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NatCounts {
     /// Untranslated.
     pub none: u64,
@@ -75,6 +82,7 @@ pub struct NatCounts {
 
 /// Flows by translation per protocol family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ProtoNat {
     /// TCP flows.
     pub tcp: NatCounts,
@@ -107,6 +115,7 @@ impl NatCounts {
 
 /// DNS flows (destination port 53).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DnsCounts {
     /// UDP flows to port 53.
     pub udp: u64,
@@ -130,14 +139,16 @@ fn empty_table() -> KeyTable {
     }
 }
 
-/// The result of a hotspot pass.
+/// The result of a hotspot pass over the listed flows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HotspotSummary {
     /// Flows seen.
     pub flows: u64,
     /// How keys were counted.
     pub mode: CountMode,
-    /// One table per [`KeyKind`], in [`KeyKind::ALL`] order.
+    /// One table per [`KeyKind`], in the order the kinds are declared
+    /// ([`KeyKind::ALL`]).
     pub tables: Vec<KeyTable>,
     /// Sources of flows without a reply (`IPS_SEEN_REPLY` clear): scan
     /// suspects, or clients of a dead backend.
@@ -147,32 +158,42 @@ pub struct HotspotSummary {
     pub states: Vec<StateCount>,
     /// Flows by translation.
     pub nat: NatCounts,
+    // The serde defaults below read summaries written before these fields
+    // existed. Every summary written has them, so the schema (of the
+    // serialised form) names no default.
     /// Flows by translation for TCP, UDP and every other protocol.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(!default))]
     pub nat_by_proto: ProtoNat,
     /// Translated flows by protocol and destination port (which services
     /// are NAT'd: NAT needs conntrack, so these can never be NOTRACKed).
     #[serde(default = "empty_table")]
+    #[cfg_attr(feature = "schema", schemars(!default))]
     pub nat_by_service: KeyTable,
     /// Source-translated flows by destination endpoint: many new
     /// connections to one destination through one SNAT address compete
     /// for the same source ports.
     #[serde(default = "empty_table")]
+    #[cfg_attr(feature = "schema", schemars(!default))]
     pub snat_by_destination: KeyTable,
     /// Source-translated flows by original source address: the hosts or
     /// containers that share the translated address.
     #[serde(default = "empty_table")]
+    #[cfg_attr(feature = "schema", schemars(!default))]
     pub snat_by_source: KeyTable,
     /// TCP flows in a closing state (FIN_WAIT, CLOSE_WAIT, LAST_ACK,
     /// TIME_WAIT, CLOSE) by destination endpoint: where short-lived
     /// connections go.
     #[serde(default = "empty_table")]
+    #[cfg_attr(feature = "schema", schemars(!default))]
     pub closing_by_destination: KeyTable,
     /// The same by original source address: who opens them.
     #[serde(default = "empty_table")]
+    #[cfg_attr(feature = "schema", schemars(!default))]
     pub closing_by_source: KeyTable,
     /// DNS flows (destination port 53, UDP or TCP).
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(!default))]
     pub dns: DnsCounts,
     /// Flows with a helper attached or created from an expectation
     /// (`IPS_HELPER` or `IPS_EXPECTED`).
@@ -252,5 +273,21 @@ impl fmt::Display for HotspotSummary {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_count_writes_remaining_secs_and_reads_its_version_1_name() {
+        let v1 = r#"{"proto":"tcp","state":{"tcp":"TIME_WAIT"},"count":1,"share":1.0,
+                     "remaining":[[30,1]]}"#;
+        let s: StateCount = serde_json::from_str(v1).unwrap();
+        assert_eq!(s.remaining_secs.total(), 1);
+        let j = serde_json::to_value(&s).unwrap();
+        assert!(j.get("remaining").is_none());
+        assert_eq!(j["remaining_secs"], serde_json::json!([[30, 1]]));
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 /// How a CPU row is identified: by the CPU id the source named, or by its
 /// row position when the source names none (`/proc` rows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CpuId {
     /// A CPU id (ctnetlink `res_id`, `conntrack -S`).

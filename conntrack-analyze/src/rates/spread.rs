@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Per-CPU imbalance of one counter's rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Imbalance {
     /// The counter.
     pub counter: Counter,
@@ -24,7 +25,9 @@ pub struct Imbalance {
     /// The busiest CPU's share of the total, 0..=1.
     pub busiest_share: f64,
     /// How the load is spread (excess over the fair share, effective
-    /// CPUs); [`Spread::is_imbalanced`] is the rule diagnosis applies.
+    /// CPUs). Diagnosis calls it imbalanced ([`Spread::is_imbalanced`])
+    /// when the busiest CPU's excess is 0.5 or more, or the work
+    /// effectively runs on at most half of the CPUs.
     pub spread: Spread,
 }
 
@@ -33,9 +36,10 @@ pub struct Imbalance {
 /// one CPU has it all. 0.5 puts the line at 75/25 on 2 CPUs.
 pub const BUSIEST_EXCESS: f64 = 0.5;
 
-/// How unevenly a per-CPU load (rates, softirq counts) is spread; see
-/// [`spread`].
+/// How unevenly a per-CPU load (rates, softirq counts) is spread
+/// (computed by [`spread`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Spread {
     /// CPUs considered.
     pub cpus: usize,
@@ -43,8 +47,9 @@ pub struct Spread {
     pub busiest: usize,
     /// The busiest CPU's share of the total, 0..=1 (fair: `1 / cpus`).
     pub busiest_share: f64,
-    /// The busiest CPU's excess over its fair share, 0..=1 (see
-    /// [`BUSIEST_EXCESS`]).
+    /// The busiest CPU's excess over its fair share, 0..=1: 0 for an even
+    /// spread, 1 when one CPU has it all; 0.5 or more
+    /// ([`BUSIEST_EXCESS`]) counts as imbalanced.
     pub excess: f64,
     /// The effective number of CPUs doing the work, `1 / sum(share^2)`
     /// (the inverse Herfindahl index): `k` when `k` CPUs share it evenly.

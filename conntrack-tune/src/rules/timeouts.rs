@@ -51,7 +51,7 @@ pub(crate) fn plan(cx: &Ctx, max_raised: bool) -> Outcome {
     let tw_share = share(L4Proto::TCP, FlowState::Tcp(TcpState::TIME_WAIT));
     let tw_hist = h
         .state(L4Proto::TCP, FlowState::Tcp(TcpState::TIME_WAIT))
-        .map(|s| &s.remaining);
+        .map(|s| &s.remaining_secs);
     consider(
         cx,
         &mut o,
@@ -71,7 +71,7 @@ pub(crate) fn plan(cx: &Ctx, max_raised: bool) -> Outcome {
     let udp_share = h.nat_by_proto.udp.total() as f64 / flows;
     let mut udp = RemainingHistogram::default();
     for st in h.states.iter().filter(|s| s.proto == L4Proto::UDP) {
-        udp.merge(&st.remaining);
+        udp.merge(&st.remaining_secs);
     }
     consider(
         cx,
@@ -91,7 +91,7 @@ pub(crate) fn plan(cx: &Ctx, max_raised: bool) -> Outcome {
     // ESTABLISHED entries idle for long.
     let est_hist = h
         .state(L4Proto::TCP, FlowState::Tcp(TcpState::ESTABLISHED))
-        .map(|s| &s.remaining);
+        .map(|s| &s.remaining_secs);
     consider(
         cx,
         &mut o,
