@@ -15,7 +15,9 @@
 //! `proc` is a leftover of a failed `ip netns add`, not a namespace.
 //!
 //! Names, in order of preference (the host's namespace, that of
-//! `ROOT/proc/1`, is `host`):
+//! `ROOT/proc/1`, or the initial namespace's fixed inode where PID 1's
+//! link is refused, is `host`; the exporter's own namespace stands for it
+//! when no process under the root shows it):
 //!
 //! 1. the `ip netns` name;
 //! 2. `pod/NAMESPACE/NAME` for a Kubernetes pod: the container id is read
@@ -36,6 +38,7 @@
 //! lingers) get `@INODE` appended to the later ones.
 
 use conntrack_analyze::attribution::{ContainerRef, Runtime, parse_cgroup};
+use conntrack_core::host::NET_NS_INIT_INO;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -126,9 +129,13 @@ const PIDS_KEPT: usize = 8;
 /// Discovers every network namespace under `root` and names it.
 pub fn discover(root: &Path) -> Discovery {
     let proc = root.join("proc");
-    let host = std::fs::metadata(proc.join("1/ns/net")).ok();
-    let nsfs_dev = host.as_ref().map(|m| m.dev());
-    let host_ino = host.as_ref().map(|m| m.ino());
+    // The host's namespace: PID 1's; where its link cannot be read (a
+    // sandbox may refuse even root), the initial namespace's fixed inode
+    // (6.18+; never a dynamically allocated number before).
+    let pid1 = std::fs::metadata(proc.join("1/ns/net")).ok();
+    let own = std::fs::metadata("/proc/self/ns/net").ok();
+    let nsfs_dev = pid1.as_ref().or(own.as_ref()).map(|m| m.dev());
+    let host_ino = Some(pid1.as_ref().map_or(NET_NS_INIT_INO, |m| m.ino()));
 
     // inode -> (names, pids)
     let mut by_ino: BTreeMap<u64, (Vec<String>, Vec<u32>)> = BTreeMap::new();
@@ -171,6 +178,15 @@ pub fn discover(root: &Path) -> Discovery {
         }
     }
 
+    // The host's namespace when no process of the root's /proc shows it
+    // but the exporter is in it (hostNetwork): entered by our own link.
+    let own_ino = own.as_ref().map(|m| m.ino());
+    let mut self_handle = None;
+    if own_ino.is_some() && own_ino == host_ino && !by_ino.contains_key(&own_ino.unwrap_or(0)) {
+        by_ino.insert(own_ino.unwrap_or(0), (Vec::new(), Vec::new()));
+        self_handle = Some(PathBuf::from("/proc/self/ns/net"));
+    }
+
     let mut out: Vec<FoundNetns> = by_ino
         .into_iter()
         .map(|(inode, (mut names, mut pids))| {
@@ -197,7 +213,7 @@ pub fn discover(root: &Path) -> Discovery {
             let handle = match (names.first(), pids.first()) {
                 (Some(n), _) => root.join("run/netns").join(n),
                 (None, Some(p)) => proc.join(format!("{p}/ns/net")),
-                (None, None) => PathBuf::new(),
+                (None, None) => self_handle.clone().unwrap_or_default(),
             };
             FoundNetns {
                 inode,
@@ -396,8 +412,16 @@ mod tests {
         let d = discover(root);
         assert_eq!(d.namespaces.len(), 1, "{d:?}");
         let ns = &d.namespaces[0];
-        assert_eq!(ns.kind, NetnsKind::Container);
-        assert_eq!(ns.label, "container/web");
+        assert_eq!(ns.owner.container.as_deref(), Some("web"));
+        assert_eq!(ns.owner.runtime, Some("docker"));
+        // In the initial namespace (no PID 1 here: its fixed inode says
+        // so on 6.18+), the host's name wins.
+        if ns.inode == NET_NS_INIT_INO {
+            assert_eq!((ns.kind, ns.label.as_str()), (NetnsKind::Host, "host"));
+        } else {
+            assert_eq!(ns.kind, NetnsKind::Container);
+            assert_eq!(ns.label, "container/web");
+        }
         assert_eq!(ns.pids, [100]);
         assert_eq!(ns.handle, root.join("proc/100/ns/net"));
 
