@@ -493,17 +493,17 @@ impl Exporter {
             self.rediscover();
         }
         // Read every namespace without holding the lock.
-        let jobs: Vec<(usize, Option<PathBuf>, Option<u32>, Option<u64>)> = {
+        let jobs: Vec<(usize, Option<PathBuf>, Option<u32>)> = {
             let st = self.lock();
             st.namespaces
                 .iter()
                 .enumerate()
-                .map(|(i, n)| (i, n.handle.clone(), n.pid, n.inode))
+                .map(|(i, n)| (i, n.handle.clone(), n.pid))
                 .collect()
         };
         let results: Vec<(usize, Result<Read, Failure>)> = jobs
             .into_iter()
-            .map(|(i, h, pid, _)| (i, self.read_one(h.as_ref(), pid)))
+            .map(|(i, h, pid)| (i, self.read_one(h.as_ref(), pid)))
             .collect();
         let now = Instant::now();
         let mut st = self.lock();
@@ -621,14 +621,19 @@ impl Exporter {
                 }
             }
         }
-        // Findings, for the namespaces with host facts of their own.
+        // Findings, for the namespaces with host facts of their own (read
+        // with their dump), and for the single target or the host's
+        // namespace from the host's facts: other namespaces would only
+        // repeat the host-wide findings.
         let (max_now, base) = (st.max, st.base_snapshot.clone());
+        let single = self.cfg.target.is_some();
         for n in st.namespaces.iter_mut().filter(|n| n.up && n.own) {
-            let Some(mut snap) = n.snapshot.clone().or_else(|| {
-                (n.kind == NetnsKind::Host && self.cfg.target.is_none()
-                    || self.cfg.target.is_some())
-                .then(|| base.clone())
-            }) else {
+            let fallback = single || n.kind == NetnsKind::Host;
+            let Some(mut snap) = n
+                .snapshot
+                .clone()
+                .or_else(|| fallback.then(|| base.clone()))
+            else {
                 n.findings.clear();
                 continue;
             };
