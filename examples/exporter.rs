@@ -103,6 +103,8 @@ enum SourceArg {
     after_help = exit_codes_help(&[
         (3, ""),
         (4, ""),
+        (5, "a --pid whose namespace this user may not see; missing CAP_NET_ADMIN \
+             does not stop the start (counters then come from /proc)"),
         (6, "also when the address cannot be listened on"),
     ])
 )]

@@ -39,7 +39,7 @@
 //! | `conntrack_buckets` | gauge | | hash buckets (global) |
 //! | `conntrack_memory_estimate_bytes` | gauge | | entries of the collected namespaces and buckets |
 //! | `conntrack_memory_estimate_at_max_bytes` | gauge | | the same at `nf_conntrack_max` entries |
-//! | `conntrack_stat_<counter>_total` | counter | netns, cpu | per-CPU counters (`cpu` only with per-CPU series), u32 wraps accumulated; counters the running kernel does not count are left out |
+//! | `conntrack_stat_<counter>_total` | counter | netns, cpu | per-CPU counters (`cpu` only with per-CPU series; `netns="other"` then has `cpu="all"`), u32 wraps accumulated; counters the running kernel does not count are left out |
 //! | `conntrack_finding` | gauge | netns, id, severity | 1 per current finding |
 //! | `conntrack_hotspot_entries` | gauge | netns, key, rank, value | certified lower bound of a heavy value |
 //! | `conntrack_hotspot_error_bound` | gauge | netns, key | top-K error bound |
