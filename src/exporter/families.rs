@@ -546,4 +546,80 @@ mod tests {
         // Below the share floor (5 % of 1,000,000 = 50,000): nothing.
         assert!(certified(&real, 1_000_000, &p).is_empty());
     }
+
+    fn exporter() -> (tempfile::TempDir, Exporter) {
+        use crate::exporter::{Config, Source};
+        let dir = tempfile::tempdir().unwrap();
+        let e = Exporter::new(Config {
+            root: dir.path().into(),
+            source: Some(Source::Proc),
+            ..Config::default()
+        });
+        (dir, e)
+    }
+
+    fn samples_of<'a>(fams: &'a [Family], name: &str) -> Vec<&'a crate::exporter::encode::Sample> {
+        fams.iter()
+            .filter(|f| f.name == name)
+            .flat_map(|f| &f.samples)
+            .collect()
+    }
+
+    #[test]
+    fn unlimited_max_leaves_no_limit_series() {
+        let (_dir, e) = exporter();
+        {
+            let mut st = e.lock();
+            st.max = Some(0);
+            st.namespaces[0].up = true;
+            st.namespaces[0].entries = Some(5);
+        }
+        let f = e.families();
+        assert!(samples_of(&f, "conntrack_max_entries").is_empty());
+        assert!(samples_of(&f, "node_nf_conntrack_entries_limit").is_empty());
+        assert_eq!(
+            samples_of(&f, "conntrack_max_unlimited")[0].value.as_f64(),
+            1.0
+        );
+        assert_eq!(
+            samples_of(&f, "node_nf_conntrack_entries")[0]
+                .value
+                .as_f64(),
+            5.0
+        );
+        e.lock().max = Some(1000);
+        let f = e.families();
+        assert_eq!(
+            samples_of(&f, "conntrack_max_entries")[0].value.as_f64(),
+            1000.0
+        );
+        assert_eq!(
+            samples_of(&f, "node_nf_conntrack_entries_limit")[0]
+                .value
+                .as_f64(),
+            1000.0
+        );
+        assert_eq!(
+            samples_of(&f, "conntrack_max_unlimited")[0].value.as_f64(),
+            0.0
+        );
+    }
+
+    #[test]
+    fn a_namespace_down_exports_up_0_and_no_stale_values() {
+        let (_dir, e) = exporter();
+        {
+            let mut st = e.lock();
+            let n = &mut st.namespaces[0];
+            n.up = false;
+            n.entries = Some(7); // read before the failure
+        }
+        let f = e.families();
+        let up = samples_of(&f, "conntrack_up");
+        assert_eq!((up.len(), up[0].value.as_f64()), (1, 0.0));
+        assert!(samples_of(&f, "conntrack_entries").is_empty());
+        assert!(samples_of(&f, "node_nf_conntrack_entries").is_empty());
+        // Every error kind is exported, 0 included.
+        assert_eq!(samples_of(&f, "conntrack_exporter_errors").len(), 7);
+    }
 }

@@ -453,13 +453,24 @@ mod tests {
             base_label(NetnsKind::Container, 9, &[], &o3),
             "container/cri-o-333333333333"
         );
+        // CRI-O keeps the OCI config under its storage.
+        write(
+            root,
+            &format!("run/containers/storage/overlay-containers/{ID3}/userdata/config.json"),
+            r#"{"annotations":{"io.kubernetes.pod.name":"db-0","io.kubernetes.pod.namespace":"data",
+                "io.kubernetes.container.name":"POD"}}"#,
+        );
+        let o3 = owner_from_state(root, &c3);
+        assert_eq!(o3.pod.as_deref(), Some("db-0"));
+        assert_eq!(o3.pod_namespace.as_deref(), Some("data"));
+        assert_eq!(o3.runtime, Some("cri-o"));
         // Malformed state files are skipped, not fatal.
         write(
             root,
             &format!("var/lib/docker/containers/{ID3}/config.v2.json"),
             "{not json",
         );
-        assert_eq!(owner_from_state(root, &c3).container, None);
+        assert_eq!(owner_from_state(root, &c3).pod.as_deref(), Some("db-0"));
     }
 
     #[test]
