@@ -97,7 +97,10 @@
 //! so its cost grows with the whole host's entries and buckets, not with
 //! the namespace's. Counters and counts are cheap (one request per
 //! namespace); dumps are made only for the `dump_busiest` namespaces with
-//! the most entries, each at most every `dump_every`.
+//! the most entries, each at most every `dump_every`. Findings need host
+//! facts read inside the namespace: they are computed for the dumped
+//! namespaces and for the host's (for the others they would repeat the
+//! host-wide findings once per namespace).
 
 pub mod collect;
 pub mod encode;
