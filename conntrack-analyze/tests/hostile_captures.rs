@@ -545,7 +545,13 @@ fn links_out_of_the_capture_are_not_followed() {
         "var/lib/kube-proxy/config.conf",
         "../../../../outside/kp.yaml",
     );
+    // Module facts of the analysing host must not become the capture's.
+    case.link("sys/module/nf_conntrack", "/sys/module/nf_conntrack");
     let c = case.load();
+    assert_eq!(
+        c.observation.config.conntrack_module,
+        conntrack_core::host::ModuleKind::Unknown
+    );
     for rel in ["stats.txt", "conntrack-S.txt", "proc/sys/kernel/osrelease"] {
         assert_eq!(note_of(&c, rel).kind, NoteKind::OutsideCapture, "{rel}");
     }

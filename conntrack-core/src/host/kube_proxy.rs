@@ -243,7 +243,10 @@ impl HostFs {
         while i < queue.len() {
             let host = queue[i].clone();
             i += 1;
-            if !self.path(host.trim_start_matches('/')).is_file() {
+            if !self
+                .stat(host.trim_start_matches('/'))
+                .is_some_and(|m| m.is_file())
+            {
                 continue;
             }
             let Some(text) = self.read_config_text(&host) else {

@@ -308,6 +308,14 @@ impl HostFs {
         Ok((path, file, meta.len()))
     }
 
+    /// The metadata of `ROOT/rel` (links followed), when it exists; with
+    /// [`HostFs::confined`], `None` for a path that resolves outside the
+    /// root, so that no fact comes from the reading host.
+    pub(crate) fn stat(&self, rel: &str) -> Option<std::fs::Metadata> {
+        let (_, real) = self.resolve(rel).ok()?;
+        std::fs::metadata(real).ok()
+    }
+
     /// The entry names of the directory `ROOT/rel`, sorted; non-UTF-8
     /// names are skipped. With [`HostFs::confined`], never a directory
     /// outside the root.
@@ -492,7 +500,6 @@ impl HostFs {
     /// problem is collected. With [`HostFs::for_pid`] and another
     /// namespace, only the global sysctls are kept.
     pub fn read_sysctls(&self) -> Result<Partial<BTreeMap<String, String>>, HostError> {
-        let dir = self.path(NETFILTER_SYSCTL_DIR);
         let mut out: Partial<BTreeMap<String, String>> = Partial::default();
         let only_global = match self.check_same_netns() {
             Ok(()) => false,
@@ -508,8 +515,10 @@ impl HostFs {
             if only_global && !GLOBAL_SYSCTLS.contains(&name.as_str()) {
                 continue;
             }
-            let path = dir.join(&name);
-            if path.is_dir() {
+            if self
+                .stat(&Self::sysctl_rel(&name))
+                .is_some_and(|m| m.is_dir())
+            {
                 continue;
             }
             match self.read_parsed(&Self::sysctl_rel(&name), |t| {

@@ -234,7 +234,7 @@ impl HostFs {
                 None => scan.unreadable.push(host),
             }
         }
-        if self.path(rel(SYSCTL_CONF)).exists() {
+        if std::fs::symlink_metadata(self.path(rel(SYSCTL_CONF))).is_ok() {
             match self.read_config_text(SYSCTL_CONF) {
                 Some(text) => scan.files.push(SysctlFile {
                     path: SYSCTL_CONF.to_string(),
