@@ -11,7 +11,7 @@ use crate::wire::attr::{
     CTA_LABELS, CTA_LABELS_MASK, CTA_MARK, CTA_MARK_MASK, CTA_TIMEOUT, CTA_TUPLE_ORIG, CTA_ZONE,
 };
 use crate::wire::message::{IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_NEW};
-use conntrack_core::{FlowLike, Labels};
+use conntrack_core::{FlowLike, Labels, Tuple};
 
 /// The fields an update sets on every matching entry; fields left `None`
 /// are not sent and stay as they are.
@@ -110,7 +110,26 @@ impl Action {
     }
 }
 
-/// Appends the request `action` makes of `flow` to `buf`.
+/// What names one entry in a request: its original tuple, its zone and,
+/// for a delete, the id the entry must still have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub orig: Tuple,
+    pub zone: Option<u16>,
+    pub id: Option<u32>,
+}
+
+impl Entry {
+    pub(crate) fn of(flow: &FlowView<'_>) -> Self {
+        Entry {
+            orig: flow.orig(),
+            zone: FlowLike::zone(flow),
+            id: flow.id(),
+        }
+    }
+}
+
+/// Appends the request `action` makes of `entry` to `buf`.
 ///
 /// A delete names the entry by original tuple, zone and id (`CTA_ID`):
 /// `ctnetlink_del_conntrack` answers `ENOENT` when the entry under that
@@ -121,19 +140,19 @@ impl Action {
 pub(crate) fn write_request(
     buf: &mut Vec<u8>,
     action: &Action,
-    flow: &FlowView<'_>,
+    entry: &Entry,
     seq: u32,
     nl_flags: u16,
 ) -> Result<()> {
-    let orig = flow.orig();
+    let orig = entry.orig;
     match action {
         Action::Count => Ok(()),
         Action::Delete => request::write_by_tuple(
             buf,
             IPCTNL_MSG_CT_DELETE,
             &orig,
-            FlowLike::zone(flow),
-            flow.id(),
+            entry.zone,
+            entry.id,
             seq,
             nl_flags,
         ),
@@ -141,7 +160,7 @@ pub(crate) fn write_request(
             let family = request::tuple_family(&orig)?;
             let mut w = MessageWriter::begin(buf, IPCTNL_MSG_CT_NEW, nl_flags, seq, family, 0);
             w.put_tuple(CTA_TUPLE_ORIG, &orig);
-            if let Some(z) = FlowLike::zone(flow) {
+            if let Some(z) = entry.zone {
                 w.put_u16_be(CTA_ZONE.0, z);
             }
             if let Some(t) = c.timeout {

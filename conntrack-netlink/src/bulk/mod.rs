@@ -172,6 +172,28 @@ fn changes_config(dump: &SocketConfig) -> SocketConfig {
 }
 
 impl<T: Transport> Conntrack<T> {
+    /// Deletes the entries named by original tuple and zone, hundreds per
+    /// datagram, without a dump: for a caller that already knows them
+    /// (the benchmark's floor: the kernel's own delete work). Entries
+    /// already gone count as [`BulkReport::vanished`].
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), conntrack_netlink::Error> {
+    /// # let tuples: Vec<conntrack_core::Tuple> = Vec::new();
+    /// use conntrack_netlink::bulk::BulkOptions;
+    /// let mut ct = conntrack_netlink::Conntrack::open()?;
+    /// let r = ct.delete_entries(tuples.iter().map(|t| (*t, None)), &BulkOptions::default())?;
+    /// println!("{} deleted, {} already gone", r.deleted, r.vanished);
+    /// # Ok(()) }
+    /// ```
+    pub fn delete_entries(
+        &mut self,
+        entries: impl IntoIterator<Item = (conntrack_core::Tuple, Option<u16>)>,
+        opts: &BulkOptions,
+    ) -> Result<BulkReport> {
+        run::delete_listed(self.transport(), &mut entries.into_iter(), opts)
+    }
+
     /// [`Conntrack::bulk`] with the changes sent on `changes`, a
     /// connection to the same table (any transport: tests use scripted
     /// ones).

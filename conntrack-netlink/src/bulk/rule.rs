@@ -426,33 +426,35 @@ impl Rule {
     }
 
     /// The same conditions as a kernel [`Filter`] when the kernel can
-    /// apply all of them exactly (no predicate, no network shorter than
-    /// an address, no IPv6 address, ports and ICMP fields only with a
-    /// protocol): what a filtered flush may send. The kernel version
-    /// decides separately whether it understands them
-    /// ([`super::KernelSupport`]).
-    pub fn as_kernel_filter(&self) -> Option<Filter> {
-        if self.predicate.is_some() || !self.is_satisfiable() {
-            return None;
+    /// apply all of them exactly: what a filtered flush may send (the
+    /// kernel version decides separately whether it understands them,
+    /// [`super::KernelSupport`]). `Err` says which condition it cannot
+    /// apply: a predicate, a network shorter than an address, an IPv6
+    /// address, ports or ICMP fields without a protocol, or tuple
+    /// conditions (a protocol counts) without a family.
+    pub fn kernel_filter(&self) -> Result<Filter, &'static str> {
+        if self.predicate.is_some() {
+            return Err("a predicate: the kernel cannot run it");
+        }
+        if !self.is_satisfiable() {
+            return Err("conditions that contradict each other");
         }
         let family = self.implied_family().unwrap_or(L3Family::UNSPEC);
-        let tuple = |t: &TupleRule| -> Option<TupleFilter> {
+        let tuple = |t: &TupleRule| -> Result<TupleFilter, &'static str> {
             if t.is_empty() {
-                return Some(TupleFilter::new());
+                return Ok(TupleFilter::new());
             }
-            let addr = |n: Option<Cidr>| -> Option<Option<IpAddr>> {
-                match n {
-                    None => Some(None),
-                    Some(n) if n.is_host() => Some(Some(n.addr())),
-                    Some(_) => None,
-                }
+            let addr = |n: Option<Cidr>| match n {
+                None => Ok(None),
+                Some(n) if n.is_host() => Ok(Some(n.addr())),
+                Some(_) => Err("a network: the kernel's filter compares whole addresses"),
             };
             // The kernel applies port and ICMP conditions only with a
             // protocol (see `TupleFilter`).
             if (t.has_ports() || t.has_icmp()) && self.proto.is_none() {
-                return None;
+                return Err("ports or ICMP fields without a protocol");
             }
-            Some(TupleFilter {
+            Ok(TupleFilter {
                 src: addr(t.src)?,
                 dst: addr(t.dst)?,
                 proto: self.proto,
@@ -474,11 +476,12 @@ impl Rule {
         }
         let tuples = !orig.is_empty() || !reply.is_empty();
         if tuples && family == L3Family::UNSPEC {
-            // CTA_FILTER needs a concrete family.
-            return None;
+            return Err("a protocol or tuple condition without a family (CTA_FILTER needs one)");
         }
         if !(orig.kernel_applies_all(family) && reply.kernel_applies_all(family)) {
-            return None;
+            // IPv6 addresses: on 6.18 a CTA_FILTER IPv6 address condition
+            // selects the flows that do *not* match (see `TupleFilter`).
+            return Err("tuple conditions the kernel does not apply exactly (IPv6 addresses)");
         }
         let mut f = Filter::new(family).orig(orig).reply(reply);
         if let Some((v, m)) = self.mark {
@@ -490,7 +493,12 @@ impl Rule {
         if let Some(z) = self.zone {
             f = f.zone(z);
         }
-        Some(f)
+        Ok(f)
+    }
+
+    /// [`Rule::kernel_filter`], without the reason.
+    pub fn as_kernel_filter(&self) -> Option<Filter> {
+        self.kernel_filter().ok()
     }
 }
 

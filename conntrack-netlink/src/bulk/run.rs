@@ -2,7 +2,7 @@
 //! streaming dump, the dump itself with its batches of changes on a second
 //! socket, and the [`BulkReport`].
 
-use super::change::{Action, write_request};
+use super::change::{Action, Entry, write_request};
 use super::set::FilterSet;
 use crate::dump::{self, DumpPolicy, DumpSummary};
 use crate::error::{Error, Op, Result};
@@ -115,6 +115,10 @@ pub enum BulkPath {
     /// in user space, matching entries changed in batches on a second
     /// socket.
     Streaming,
+    /// No dump: the caller listed the entries
+    /// ([`Conntrack::delete_entries`](crate::Conntrack::delete_entries)),
+    /// deleted in batches.
+    Listed,
 }
 
 impl fmt::Display for BulkPath {
@@ -123,6 +127,7 @@ impl fmt::Display for BulkPath {
             BulkPath::Nothing => "nothing to do",
             BulkPath::KernelFlush => "kernel filtered flush (one request)",
             BulkPath::Streaming => "streaming dump with batched changes",
+            BulkPath::Listed => "listed entries, batched deletes",
         })
     }
 }
@@ -225,12 +230,18 @@ impl fmt::Display for BulkReport {
             "\nmatched {approx}{}, deleted {approx}{}, updated {}, vanished {}, failed {}",
             self.matched, self.deleted, self.updated, self.vanished, self.failed
         )?;
-        if self.path == BulkPath::Streaming {
-            write!(
+        match self.path {
+            BulkPath::Streaming => write!(
                 f,
                 "\n{} flows read in {} pass(es), {} requests in {} datagrams, {:.2?}",
                 self.seen, self.passes, self.requests, self.datagrams, self.elapsed
-            )?;
+            )?,
+            BulkPath::Listed => write!(
+                f,
+                "\n{} requests in {} datagrams, {:.2?}",
+                self.requests, self.datagrams, self.elapsed
+            )?,
+            _ => {}
         }
         for (errno, n) in &self.errors {
             write!(f, "\n  {n} x {}", std::io::Error::from_raw_os_error(*errno))?;
@@ -350,12 +361,7 @@ pub(crate) fn flush_plan(
     let [rule] = set.rules() else {
         return Err("more than one rule: one flush request holds one filter");
     };
-    if rule.has_predicate() {
-        return Err("a predicate: the kernel cannot run it");
-    }
-    let f = rule.as_kernel_filter().ok_or(
-        "conditions the kernel cannot apply exactly (networks, IPv6 addresses, ports without a protocol)",
-    )?;
+    let f = rule.kernel_filter()?;
     let support = match opts.kernel {
         Some(v) => KernelSupport::of(Some(v)),
         None => KernelSupport::running(),
@@ -482,11 +488,10 @@ impl Batch {
         }
     }
 
-    fn add(&mut self, action: &Action, flow: &FlowView<'_>, seq: u32) -> Result<()> {
+    fn add(&mut self, action: &Action, entry: &Entry, seq: u32) -> Result<()> {
         self.last = self.buf.len();
-        write_request(&mut self.buf, action, flow, seq, NLM_F_REQUEST)?;
-        self.pending
-            .push((seq, flow.orig(), conntrack_core::FlowLike::zone(flow)));
+        write_request(&mut self.buf, action, entry, seq, NLM_F_REQUEST)?;
+        self.pending.push((seq, entry.orig, entry.zone));
         Ok(())
     }
 
@@ -629,13 +634,15 @@ pub(crate) fn streaming<D: Transport + ?Sized, C: Transport + ?Sized>(
             r.matched += 1;
             on_match(&v);
             let Some(c) = c.as_deref_mut() else { return };
-            let step = batch.add(action, &v, c.next_seq()).and_then(|()| {
-                if batch.is_full() {
-                    batch.flush(c, action, r, opts.keep_failures)
-                } else {
-                    Ok(())
-                }
-            });
+            let step = batch
+                .add(action, &Entry::of(&v), c.next_seq())
+                .and_then(|()| {
+                    if batch.is_full() {
+                        batch.flush(c, action, r, opts.keep_failures)
+                    } else {
+                        Ok(())
+                    }
+                });
             if let Err(e) = step {
                 fatal = Some(e);
             }
@@ -670,6 +677,37 @@ pub(crate) fn streaming<D: Transport + ?Sized, C: Transport + ?Sized>(
             }
         }
     }
+}
+
+/// Deletes listed entries in batches on `t` (no dump).
+pub(crate) fn delete_listed<T: Transport + ?Sized>(
+    t: &mut T,
+    entries: &mut dyn Iterator<Item = (Tuple, Option<u16>)>,
+    opts: &BulkOptions,
+) -> Result<BulkReport> {
+    let t0 = Instant::now();
+    let mut r = BulkReport {
+        path: BulkPath::Listed,
+        why: "the caller listed the entries",
+        counts_exact: true,
+        ..Default::default()
+    };
+    let mut batch = Batch::new(opts.batch.max(1));
+    for (orig, zone) in entries {
+        let e = Entry {
+            orig,
+            zone,
+            id: None,
+        };
+        r.matched += 1;
+        batch.add(&Action::Delete, &e, t.next_seq())?;
+        if batch.is_full() {
+            batch.flush(t, &Action::Delete, &mut r, opts.keep_failures)?;
+        }
+    }
+    batch.flush(t, &Action::Delete, &mut r, opts.keep_failures)?;
+    r.elapsed = t0.elapsed();
+    Ok(r)
 }
 
 /// The whole operation on a dump transport and, for changes, a second
