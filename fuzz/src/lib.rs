@@ -665,7 +665,6 @@ pub const TREE_TARGETS: &[&str] = &["capture", "host_tree"];
 /// One fuzz target's check.
 pub type Check = fn(&[u8]);
 
-/// The targets by name, for the replay test and the CI script.
 /// A drop tracer record (`conntrack_netlink::trace::record`): parse never
 /// panics, and emit(parse(x)) parses back to parse(x).
 pub fn check_trace_record(data: &[u8]) {
@@ -683,6 +682,31 @@ pub fn check_trace_record(data: &[u8]) {
     }
 }
 
+/// The bulk rule syntax (`conntrack_netlink::bulk::syntax`): parsing a rule
+/// or a set never panics, and every rule that parses reads back from its
+/// own text form to the same rule (the property test `parser_never_panics`
+/// in `conntrack-netlink/tests/bulk_props.rs` is the generated counterpart).
+pub fn check_bulk_rule(data: &[u8]) {
+    use conntrack_netlink::bulk::{FilterSet, Rule};
+    fn round_trip(r: &Rule) {
+        let text = r.to_string();
+        let again: Rule = text
+            .parse()
+            .unwrap_or_else(|e| panic!("{text:?} (from {r:?}) does not parse: {e}"));
+        assert_eq!(&again, r, "{text:?}");
+    }
+    let text = String::from_utf8_lossy(data);
+    if let Ok(r) = text.parse::<Rule>() {
+        round_trip(&r);
+    }
+    if let Ok(set) = FilterSet::parse(&text) {
+        for r in set.rules() {
+            round_trip(r);
+        }
+    }
+}
+
+/// The targets by name, for the replay test and the CI script.
 pub const TARGETS: &[(&str, Check)] = &[
     ("procstat", check_procstat),
     ("cli_stats", check_cli_stats),
@@ -703,4 +727,5 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("label_map", check_label_map),
     ("flow_mix", check_flow_mix),
     ("nat_rules", check_nat_rules),
+    ("bulk_rule", check_bulk_rule),
 ];
