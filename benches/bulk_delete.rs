@@ -17,7 +17,8 @@
 //! itself at its end) are its alone. (`wait4`'s `ru_maxrss` is no use
 //! here: the kernel carries the spawning process's high-water mark over
 //! the child's exec.) In each round, on the same table
-//! (the deleted flows are created again after each deleting variant):
+//! (after each deleting variant the table must hold exactly the flows
+//! that match no rule, and every matching flow must be created again):
 //!
 //! - `dump`: one plain dump of the whole table, every datagram received
 //!   and dropped (`Conntrack::dump_raw`): the reading floor;
