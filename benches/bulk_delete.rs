@@ -17,7 +17,8 @@
 //! itself at its end) are its alone. (`wait4`'s `ru_maxrss` is no use
 //! here: the kernel carries the spawning process's high-water mark over
 //! the child's exec.) In each round, on the same table
-//! (the deleted flows are created again after each deleting variant):
+//! (after each deleting variant the table must hold exactly the flows
+//! that match no rule, and every matching flow must be created again):
 //!
 //! - `dump`: one plain dump of the whole table, every datagram received
 //!   and dropped (`Conntrack::dump_raw`): the reading floor;
@@ -230,7 +231,11 @@ fn build_go(dir: &Path) -> Result<PathBuf, String> {
         .arg(&src)
         .env("GO111MODULE", "off")
         .env("GOPATH", gopath)
-        .env("GOCACHE", dir.join("gocache"))
+        // The build cache outlives the run (the library is compiled once).
+        .env(
+            "GOCACHE",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("gocache"),
+        )
         .output()
         .map_err(|e| format!("go build: {e}"))?;
     if !o.status.success() {
@@ -365,8 +370,17 @@ fn main() {
         t0.elapsed(),
         expect as f64 * 100.0 / flows as f64
     );
-    let refill = |ct: &mut Conntrack| {
-        fill_flows(ct, table.matching_flows(flows, RULES), 512).expect("refill");
+    // After a deleting variant: the matching entries, and only they, are
+    // gone (the table holds `flows - expect`, and every matching flow can
+    // be created again), whatever the variant itself reported.
+    let refill = |ct: &mut Conntrack, who: &str| {
+        assert_eq!(
+            u64::from(ct.count().expect("count")),
+            flows - expect,
+            "{who}: entries left after the delete"
+        );
+        let r = fill_flows(ct, table.matching_flows(flows, RULES), 512).expect("refill");
+        assert_eq!(r.created, expect, "{who}: refill {r:?}");
         assert_eq!(
             u64::from(ct.count().expect("count")),
             flows,
@@ -404,24 +418,24 @@ fn main() {
         let c = ours("floor", RULES);
         assert_eq!(c.get("deleted"), Some(expect), "{}", c.stdout);
         floor.runs.push(c);
-        refill(&mut ct);
+        refill(&mut ct, "floor");
 
         let c = ours("ours", RULES);
         assert_eq!(c.get("deleted"), Some(expect), "{}", c.stdout);
         assert_eq!(c.get("failed"), Some(0), "{}", c.stdout);
         mine.runs.push(c);
-        refill(&mut ct);
+        refill(&mut ct, "ours");
 
         let c = ours("ours-nofilter", RULES);
         assert_eq!(c.get("deleted"), Some(expect), "{}", c.stdout);
         nofilter.runs.push(c);
-        refill(&mut ct);
+        refill(&mut ct, "ours, no kernel filter");
 
         if let Ok(go) = &go {
             let c = measure(ns.command(go).arg("delete").arg(rules_file(RULES)));
             assert_eq!(c.get("matched"), Some(expect), "{}", c.stdout);
             gos.runs.push(c);
-            refill(&mut ct);
+            refill(&mut ct, "vishvananda/netlink");
         }
 
         if round == 0 {
@@ -440,7 +454,10 @@ fn main() {
             cli_deleted = u64::from(before - ct.count().expect("count"));
             assert_eq!(cli_deleted, table.matching(flows, cli_rules));
             cli.runs.push(total);
-            refill(&mut ct);
+            let r =
+                fill_flows(&mut ct, table.matching_flows(flows, cli_rules), 512).expect("refill");
+            assert_eq!(r.created, cli_deleted, "conntrack -D: refill {r:?}");
+            assert_eq!(u64::from(ct.count().expect("count")), flows);
         }
 
         for (i, &n) in SCALING.iter().enumerate() {

@@ -21,11 +21,19 @@
 // RSS, `vmhwm_kib=K`.
 //
 // The filter type follows kube-proxy's conntrackFilter
-// (pkg/proxy/conntrack): protocol, then the original and reply tuples'
-// addresses and ports; an unset field matches anything. Debian's library
-// (1.1.0 plus 125 commits, f243826) has ConntrackDeleteFilter with one
-// filter; kube-proxy's newer ConntrackDeleteFilters takes a list and runs
-// the same loop, which anyOf below reproduces.
+// (kubernetes pkg/proxy/conntrack/filter.go): protocol, then the original
+// and reply tuples' addresses and ports; an unset field matches anything.
+// kube-proxy's MatchConntrackFlow also builds flow.String() for a klog.V(4)
+// line on every match (Go evaluates the argument whatever the verbosity);
+// this program leaves that out, so it is if anything cheaper than
+// kube-proxy. Debian's library (version 1.1.0.125.gf243826-4: 1.1.0 plus
+// 125 commits, f243826) has ConntrackDeleteFilter with one filter: it
+// lists the whole table into memory (one []byte per flow), parses each
+// flow into a ConntrackFlow, and deletes each match with its own request
+// waiting for its acknowledgement. kube-proxy 1.32 calls the newer
+// ConntrackDeleteFilters with a list, which runs the same loop with the
+// filters tried in order per flow until one matches; anyOf below is that
+// inner loop.
 package main
 
 import (
