@@ -6,7 +6,15 @@
 //! Skips (printing why) without root or nf_conntrack, unless
 //! `CONNTRACK_KIT_REQUIRE_LIVE=1`, which turns a skip into a failure. The
 //! only test in its binary, so no other guard of this process interferes.
+//!
+//! The value is global: the test holds a `GlobalSysctlShare` throughout,
+//! so no exclusive holder in another process (a lab that lowers the max
+//! for a table-full scenario) changes it between the test's reads. Max
+//! guards of other processes would still raise it; none run beside the
+//! test suite (test binaries run one at a time), but a benchmark started
+//! by hand at the same time would.
 
+use conntrack_core::host::global_guard::GlobalSysctlShare;
 use conntrack_core::host::max_guard::{ConntrackMaxGuard, read_max};
 use conntrack_core::testkit::{Need, live};
 
@@ -20,6 +28,7 @@ fn max_guard_restores_the_global_max() {
     ) {
         return;
     }
+    let _share = GlobalSysctlShare::acquire().unwrap();
     let before = read_max().unwrap();
     if before == 0 {
         // Unlimited: a guard changes nothing.
