@@ -445,14 +445,20 @@ fn the_nat_port_race_shows_without_fully_random_and_not_with_it() {
     let Some(r) = observe("nat-race-fully-random") else {
         return;
     };
-    assert!(!r.has("confirm-failures"));
+    // fully-random makes the race rare, not impossible: two CPUs can still
+    // draw the same random port, and on a loaded machine a few clashes
+    // remain (a confirm-failures finding then is right). What must hold:
+    // ten times fewer clashes, and no plan to add the fully-random already
+    // in place.
     let ins_random = r.rate(Counter::InsertFailed);
     assert!(
         ins_random * 10.0 <= ins,
         "insert_failed {ins_random}/s with fully-random, {ins}/s without"
     );
     assert!(r.cli_delta(Counter::InsertFailed) * 10 <= o.cli_delta(Counter::InsertFailed));
-    r.no_alarm_but(&[]);
+    let ids = r.action_ids();
+    assert!(!ids.contains(&"nat:fully-random".to_string()), "{ids:?}");
+    r.no_alarm_but(&["confirm-failures"]);
 }
 
 // ---------------------------------------------------------------------
