@@ -1,103 +1,99 @@
 //! `exporter`: conntrack metrics for Prometheus over HTTP (127.0.0.1 by
-//! default), encoded with the `prometheus-client` crate.
+//! default), for one network namespace or every namespace of the host.
 //!
 //! ```text
 //! cargo run --example exporter -- --netns blue --listen 127.0.0.1:9469
+//! cargo run --example exporter -- --all-netns
 //! curl -s http://127.0.0.1:9469/metrics
 //! ```
 //!
-//! The HTTP side is `std::net::TcpListener` with a minimal GET handler
-//! (one short-lived thread per connection, at most a few at once): an
-//! exporter answers one path, and a server framework would be the largest
-//! dependency of the crate family for no gain. See `--help` for the
-//! metrics.
+//! This file only wires things: the metric families, the collection, the
+//! namespace discovery and both exposition formats are
+//! `conntrack_kit::exporter` (an agent with its own HTTP server embeds
+//! that). The HTTP side is hyper's HTTP/1 server on a small tokio
+//! runtime: hyper because it is the maintained HTTP implementation under
+//! most of Rust's servers and exposes what an exporter needs directly
+//! (header read timeout, buffer limits, one connection per task), where a
+//! framework would add routing we do not need, and a blocking server
+//! (tiny_http) spends a thread per connection, which is what let idle
+//! clients starve scrapes. Every connection answers one request and has
+//! a whole-request deadline; connections past `--max-connections` wait
+//! in the kernel's backlog until one ends.
 
 mod common;
 
 use clap::Parser;
 use common::duration::{SYNTAX, duration_in};
-use common::exit::{exit_codes_help, failure_of, report};
-use common::target::{NetnsArgs, Target};
+use common::exit::{exit_codes_help, report};
+use common::target::{NetnsArgs, Target as CliTarget};
 use common::{Failure, parse_args};
-use conntrack_kit::analyze::capacity::memory_cost_for;
-use conntrack_kit::analyze::hotspots::{
-    CountMode, HotspotConfig, HotspotSummary, Hotspots, KeyKind, KeyTable, NameMap,
-};
-use conntrack_kit::analyze::rates::{Advance, StatsSeries, WrapAccumulator};
-use conntrack_kit::analyze::{Facts, Finding, Observation, diagnose};
-use conntrack_kit::ct_core::host::HostFs;
-use conntrack_kit::ct_core::{Counter, HostSnapshot, L3Family, Stats};
-use conntrack_kit::netlink::{Conntrack, DumpPolicy, DumpRequest};
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Registry;
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use conntrack_kit::exporter::encode::{Format, encode};
+use conntrack_kit::exporter::{Config, Exporter, HotspotPolicy, Source, Target};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-const ABOUT: &str = "Prometheus exporter for conntrack: per-CPU counters, table size, findings and bounded hotspots.";
+const ABOUT: &str = "Prometheus exporter for conntrack: one namespace or all of them, node_exporter-compatible families too.";
 
 const LONG_ABOUT: &str = "\
-Prometheus exporter for one network namespace's conntrack table, over HTTP
-on 127.0.0.1 by default (GET /metrics, OpenMetrics text).
+Prometheus exporter for conntrack tables, over HTTP on 127.0.0.1 by default:
+GET /metrics (Prometheus text 0.0.4, or OpenMetrics when the scraper asks
+for it), GET /healthz (200 while collection works, 503 otherwise).
 
-Metrics:
-  conntrack_up                            1 when the last collection worked
-  conntrack_entries                       entries in the namespace's table
-  conntrack_max_entries                   nf_conntrack_max (global; 0 = unlimited)
-  conntrack_buckets                       hash buckets (global)
-  conntrack_memory_estimate_bytes         kernel memory for the current entries
-                                          and buckets (slab object size from
-                                          /proc/slabinfo, +128 B extensions,
-                                          16 B per bucket)
-  conntrack_memory_estimate_at_max_bytes  the same at nf_conntrack_max entries
-  conntrack_stat_<counter>_total{cpu}     the kernel's per-CPU counters
-                                          (found, invalid, insert, insert_failed,
-                                          drop, early_drop, error, search_restart,
-                                          clash_resolve, chaintoolong, ...)
-  conntrack_finding{id,severity}          1 for each current diagnosis finding
-  conntrack_hotspot_entries{key,value}    entries of the top --top-k values of
-                                          each key (src_ip, dst_ip, dst_port,
-                                          state, src_net, unreplied_src)
-  conntrack_hotspot_error_bound{key}      top-K count error bound (0 = exact)
-  conntrack_hotspot_age_seconds           age of the dump behind the hotspots
-  conntrack_exporter_*                    the exporter's own dumps, reads, errors
+The port is bound first; collection runs on a thread of its own every
+--interval and scrapes serve its last result, so a slow dump never
+delays a scrape. up (conntrack_up{netns}) is 0 while a namespace cannot
+be read, errors are counted by kind, and ages count from the moment
+data was read.
 
-Counters: the kernel's per-CPU counters are u32 that wrap. The exporter
-keeps a u64 per CPU and counter and adds the wrap-aware difference
-between reads (a wrap is a difference below 2^31), so the exported value
-is the kernel's value until its first wrap and keeps growing after it; a
-counter that goes backwards otherwise (namespace recreated, module
-reloaded) restarts from the kernel's value, which Prometheus treats as a
-counter reset. Reads happen at scrape time, at most every --min-refresh:
-reads between two scrapes closer than that are served from the last read.
+One namespace (this host's, --netns NAME or --pid PID) or every one
+(--all-netns: the named namespaces and those of every process, named by
+pod or container when the runtime's state says; at most --max-netns with
+series of their own, the rest summed as netns=\"other\"). Dumps for
+hotspots are made for the --dump-busiest namespaces only: the kernel has
+one hash table for every namespace, and a dump walks all of it.
 
-Cardinality: at most --top-k (<= 100) series per hotspot key, 6 keys, so
-at most 600 hotspot series whatever the table holds. Hotspots and
-findings come from a streamed dump of the table (Space-Saving top-K,
-bounded memory), made at most every --dump-every, so scrapes cannot
-hammer the kernel with dumps. Findings judge counter rates over
-the reads of the last 5 minutes (the scrapes).
+Families (full table, node_exporter mapping and the nf_conntrack_max = 0
+rule in the conntrack_kit::exporter documentation):
+  node_nf_conntrack_entries, node_nf_conntrack_entries_limit,
+  node_nf_conntrack_stat_*      node_exporter's, same names, types, help
+  conntrack_up{netns}, conntrack_entries{netns}, conntrack_max_entries,
+  conntrack_max_unlimited, conntrack_buckets, conntrack_memory_*,
+  conntrack_stat_<counter>_total{netns,cpu}   per-CPU counters (counters)
+  conntrack_finding{netns,id,severity}
+  conntrack_hotspot_entries{netns,key,rank,value}   certified lower bounds
+  conntrack_netns_info{netns,kind,inode,runtime,container,pod,pod_namespace}
+  conntrack_exporter_errors_total{kind}, conntrack_exporter_feature{feature}
 
-Needs CAP_NET_ADMIN (ctnetlink) and, for --netns/--pid, CAP_SYS_ADMIN.
+Privileges: ctnetlink needs CAP_NET_ADMIN, entering another namespace
+CAP_SYS_ADMIN, reading other users' /proc/PID/ns/net CAP_SYS_PTRACE.
+Without CAP_NET_ADMIN the counters, count and max come from /proc (per
+namespace with a process, without entering it) and there are no dumps:
+no hotspots, and findings from counters and sizes only (said on stderr,
+at /healthz and by conntrack_exporter_feature).
 It serves until killed; the exit codes below are those of a failed start.
 Durations: DURATION_SYNTAX.";
 
-/// Hotspot keys exported, with their label value.
-const HOT_KEYS: [(KeyKind, &str); 5] = [
-    (KeyKind::SrcIp, "src_ip"),
-    (KeyKind::DstIp, "dst_ip"),
-    (KeyKind::DstPort, "dst_port"),
-    (KeyKind::State, "state"),
-    (KeyKind::SrcNet, "src_net"),
-];
-
 /// The largest `--top-k`: a hard cap on series per key.
 const MAX_TOP_K: u64 = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SourceArg {
+    /// ctnetlink when it answers, else /proc.
+    Auto,
+    /// ctnetlink only.
+    Netlink,
+    /// /proc only (no dumps).
+    Proc,
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -107,536 +103,265 @@ const MAX_TOP_K: u64 = 100;
     after_help = exit_codes_help(&[
         (3, ""),
         (4, ""),
-        (5, ""),
+        (5, "a --pid whose namespace this user may not see; missing CAP_NET_ADMIN \
+             does not stop the start (counters then come from /proc)"),
         (6, "also when the address cannot be listened on"),
     ])
 )]
 struct Args {
     #[command(flatten)]
     ns: NetnsArgs,
+    /// Every network namespace of the host (named ones and those of every
+    /// process), each with the label netns.
+    #[arg(long, conflicts_with_all = ["netns", "pid"])]
+    all_netns: bool,
     /// Address to listen on (port 0: any free port; the address bound is
     /// printed on standard output). Loopback by default: metrics name
     /// addresses of the table.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9469")]
     listen: SocketAddr,
-    /// Hotspot values exported per key (1 to 100).
-    #[arg(long, value_name = "K", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_TOP_K))]
-    top_k: u64,
-    /// Minimum time between two reads of the counters (100ms to 1h).
-    #[arg(long, value_name = "DURATION", default_value = "1s",
+    /// Time between two collection passes (100ms to 1h).
+    #[arg(long, value_name = "DURATION", default_value = "5s",
           value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(3600)))]
-    min_refresh: Duration,
-    /// Minimum time between two dumps of the table for hotspots and
-    /// findings (100ms to 1h).
+    interval: Duration,
+    /// Minimum time between two dumps of a namespace's table for hotspots
+    /// and findings (100ms to 1h).
     #[arg(long, value_name = "DURATION", default_value = "30s",
           value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(3600)))]
     dump_every: Duration,
-    /// Do not dump the table (no hotspots; findings from counters and
-    /// sizes only).
+    /// Namespaces dumped per round: those with the most entries.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    dump_busiest: u64,
+    /// Do not dump tables (no hotspots; findings from counters and sizes).
     #[arg(long)]
     no_hotspots: bool,
+    /// Hotspot values exported per key at most (1 to 100).
+    #[arg(long, value_name = "K", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_TOP_K))]
+    top_k: u64,
+    /// A hotspot value is exported only when its certified lower bound
+    /// holds at least this many entries...
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    hotspot_min_entries: u64,
+    /// ...and at least this share of the namespace's entries (0.01 to 1).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.05, value_parser = share)]
+    hotspot_min_share: f64,
+    /// Namespaces with series of their own at most (--all-netns); the
+    /// others are summed under netns="other".
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    max_netns: u64,
+    /// One series per CPU for the counters with --all-netns (the default
+    /// for one namespace).
+    #[arg(long, conflicts_with = "sum_cpus")]
+    per_cpu: bool,
+    /// Counters summed over CPUs (the default with --all-netns).
+    #[arg(long)]
+    sum_cpus: bool,
+    /// Where counters and counts are read.
+    #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
+    source: SourceArg,
+    /// The host's root: proc/, run/netns/ and the container runtimes'
+    /// state are read under it (a container mounting the host's / at
+    /// /host passes /host).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    host_root: PathBuf,
+    /// Whole-request deadline: a connection is closed this long after it
+    /// was accepted, answered or not (100ms to 1m).
+    #[arg(long, value_name = "DURATION", default_value = "10s",
+          value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(60)))]
+    request_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    max_connections: u64,
+    /// Threads serving HTTP.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    http_threads: u64,
 }
 
-// ---------------------------------------------------------------------
-// Collection
-// ---------------------------------------------------------------------
-
-/// Everything the exporter knows, refreshed at scrape time.
-#[derive(Debug)]
-struct State {
-    target: Target,
-    ct: Conntrack,
-    top_k: usize,
-    min_refresh: Duration,
-    dump_every: Duration,
-    hotspots_on: bool,
-    t0: Instant,
-
-    last_read: Option<Instant>,
-    last_dump: Option<Instant>,
-    ok: bool,
-    stats: Option<Stats>,
-    counters: BTreeMap<(u32, Counter), WrapAccumulator>,
-    series: StatsSeries,
-    snapshot: HostSnapshot,
-    hotspots: Option<HotspotSummary>,
-    findings: Vec<Finding>,
-
-    reads: u64,
-    dumps: u64,
-    errors: u64,
-    counter_resets: u64,
-    last_dump_secs: f64,
-}
-
-/// Findings judge counter rates over this window of reads.
-const RATE_WINDOW: Duration = Duration::from_secs(300);
-
-impl State {
-    fn refresh_if_due(&mut self) {
-        let now = Instant::now();
-        if self.last_read.is_some_and(|t| now - t < self.min_refresh) {
-            return;
-        }
-        self.last_read = Some(now);
-        match self.refresh(now) {
-            Ok(()) => self.ok = true,
-            Err(e) => {
-                self.ok = false;
-                self.errors += 1;
-                eprintln!("exporter: collection failed: {e}");
-            }
-        }
-    }
-
-    fn refresh(&mut self, now: Instant) -> Result<(), String> {
-        let stats = self.ct.stats().map_err(|e| explain(&e))?;
-        self.reads += 1;
-        for cpu in &stats.cpus {
-            let id = cpu.cpu.unwrap_or(0);
-            for (c, raw) in cpu.iter() {
-                match self.counters.get_mut(&(id, c)) {
-                    None => {
-                        self.counters.insert((id, c), WrapAccumulator::new(raw));
-                    }
-                    Some(a) => {
-                        if a.observe(raw) == Advance::Reset {
-                            self.counter_resets += 1;
-                        }
-                    }
-                }
-            }
-        }
-        // CPUs that went away stop being exported.
-        self.counters
-            .retain(|(id, _), _| stats.cpus.iter().any(|c| c.cpu.unwrap_or(0) == *id));
-        let at = now - self.t0 + Duration::from_nanos(1);
-        if self.series.push(at, stats.clone()).is_ok() {
-            self.series.keep_within(RATE_WINDOW);
-        }
-
-        if self.last_dump.is_none_or(|t| now - t >= self.dump_every) {
-            self.last_dump = Some(now);
-            self.dump(&stats)?;
-        }
-        self.snapshot.count = stats.entries;
-        if stats.max_entries.is_some() {
-            self.snapshot.max = stats.max_entries;
-        }
-        self.snapshot.stats = Some(stats.clone());
-        self.stats = Some(stats);
-        let rates = self.series.rates();
-        let rates = (rates.window.used_intervals > 0).then_some(rates);
-        let obs = Observation {
-            snapshot: self.snapshot.clone(),
-            rates,
-            hotspots: self.hotspots.clone(),
-            ..Observation::default()
-        };
-        self.findings = diagnose(&Facts::derive(&obs));
-        Ok(())
-    }
-
-    /// Host facts (read on a thread inside the namespace, through the
-    /// thread view, so that sysctls, stat file and namespace link are all
-    /// the namespace's) and, unless disabled, hotspots from one streamed
-    /// dump.
-    fn dump(&mut self, stats: &Stats) -> Result<(), String> {
-        let t = Instant::now();
-        let report = self
-            .target
-            .netns()
-            .run(|| Ok(HostFs::new("/").for_current_thread().read_snapshot()))
-            .map_err(|e| explain(&e))?;
-        let mut snap = report.snapshot;
-        // The netlink figures of this scrape are the freshest.
-        snap.stats = Some(stats.clone());
-        snap.count = stats.entries;
-        self.snapshot = snap;
-        if self.hotspots_on {
-            let cfg = HotspotConfig {
-                // Space-Saving capacity well above K, so that the K
-                // exported values are (nearly always) exact.
-                mode: CountMode::TopK((self.top_k * 8).max(256)),
-                top: self.top_k,
-                names: NameMap::new(),
-            };
-            let req = DumpRequest::table(L3Family::UNSPEC).policy(DumpPolicy::Accept);
-            let (h, _summary) = self
-                .ct
-                .fold(&req, || Hotspots::new(cfg.clone()), |h, f| h.add(f))
-                .map_err(|e| explain(&e))?;
-            self.hotspots = Some(h.summary());
-            self.dumps += 1;
-        }
-        self.last_dump_secs = t.elapsed().as_secs_f64();
-        Ok(())
-    }
-
-    fn encode(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        gauge(
-            enc,
-            "conntrack_up",
-            "1 when the last collection worked, else 0.",
-            self.ok as i64,
-        )?;
-        counter(
-            enc,
-            "conntrack_exporter_reads",
-            "Reads of the counters (ctnetlink stats requests).",
-            self.reads,
-        )?;
-        counter(
-            enc,
-            "conntrack_exporter_dumps",
-            "Dumps of the table for hotspots.",
-            self.dumps,
-        )?;
-        counter(
-            enc,
-            "conntrack_exporter_errors",
-            "Collections that failed.",
-            self.errors,
-        )?;
-        counter(
-            enc,
-            "conntrack_exporter_counter_resets",
-            "Kernel counters seen going backwards (not wrapping): reset.",
-            self.counter_resets,
-        )?;
-        gauge(
-            enc,
-            "conntrack_exporter_dump_duration_seconds",
-            "Wall time of the last dump and host read.",
-            self.last_dump_secs,
-        )?;
-        if !self.ok {
-            return Ok(());
-        }
-        let Some(stats) = &self.stats else {
-            return Ok(());
-        };
-        let count = stats.entries.map(u64::from);
-        if let Some(n) = count {
-            gauge(
-                enc,
-                "conntrack_entries",
-                "Entries in the namespace's conntrack table.",
-                n,
-            )?;
-        }
-        let max = self.snapshot.max.map(u64::from);
-        if let Some(m) = max {
-            gauge(
-                enc,
-                "conntrack_max_entries",
-                "nf_conntrack_max (one global value checked against each namespace's count; 0 = unlimited).",
-                m,
-            )?;
-        }
-        let buckets = self.snapshot.buckets.map(u64::from);
-        if let Some(b) = buckets {
-            gauge(enc, "conntrack_buckets", "Hash table buckets (global).", b)?;
-        }
-        if let (Some(n), Some(b)) = (count, buckets) {
-            let m = memory_cost_for(&self.snapshot, n, b);
-            gauge(
-                enc,
-                "conntrack_memory_estimate_bytes",
-                "Estimated kernel memory of the current entries and the buckets.",
-                m.total_bytes,
-            )?;
-            if let Some(mx) = max.filter(|&m| m > 0) {
-                gauge(
-                    enc,
-                    "conntrack_memory_estimate_at_max_bytes",
-                    "Estimated kernel memory at nf_conntrack_max entries.",
-                    memory_cost_for(&self.snapshot, mx, b).total_bytes,
-                )?;
-            }
-        }
-
-        // Per-CPU counters: one metric per counter, one series per CPU.
-        let mut by_counter: BTreeMap<Counter, Vec<(u32, u64)>> = BTreeMap::new();
-        for (&(cpu, c), a) in &self.counters {
-            by_counter.entry(c).or_default().push((cpu, a.total()));
-        }
-        for (c, series) in &by_counter {
-            let name = format!("conntrack_stat_{}", c.name());
-            let help = format!(
-                "The kernel's per-CPU conntrack counter {} (u32 wrap-arounds accumulated).",
-                c.name()
-            );
-            let mut m = enc.encode_descriptor(&name, &help, None, MetricType::Counter)?;
-            for (cpu, v) in series {
-                let labels = [("cpu", cpu.to_string())];
-                m.encode_family(&labels)?
-                    .encode_counter::<NoLabelSet, _, u64>(v, None)?;
-            }
-        }
-
-        let mut m = enc.encode_descriptor(
-            "conntrack_finding",
-            "1 for each current diagnosis finding (see conntrack-analyze FindingId).",
-            None,
-            MetricType::Gauge,
-        )?;
-        for f in &self.findings {
-            let labels = [("id", f.id.name()), ("severity", f.severity.name())];
-            m.encode_family(&labels)?.encode_gauge(&1i64)?;
-        }
-
-        if let Some(h) = &self.hotspots {
-            let age = self.last_dump.map_or(0.0, |t| t.elapsed().as_secs_f64());
-            gauge(
-                enc,
-                "conntrack_hotspot_age_seconds",
-                "Age of the dump the hotspot values come from.",
-                age,
-            )?;
-            let tables: Vec<(&str, &KeyTable)> = HOT_KEYS
-                .iter()
-                .filter_map(|(k, name)| h.table(*k).map(|t| (*name, t)))
-                .chain(std::iter::once(("unreplied_src", &h.unreplied_by_source)))
-                .collect();
-            let mut m = enc.encode_descriptor(
-                "conntrack_hotspot_entries",
-                "Entries of the heaviest values of each key (at most --top-k per key).",
-                None,
-                MetricType::Gauge,
-            )?;
-            for (key, t) in &tables {
-                for kc in t.top.iter().take(self.top_k) {
-                    let labels = [("key", key.to_string()), ("value", kc.key.to_string())];
-                    m.encode_family(&labels)?.encode_gauge(&kc.count)?;
-                }
-            }
-            let mut m = enc.encode_descriptor(
-                "conntrack_hotspot_error_bound",
-                "Top-K: no exported count is overestimated by more than this (0: exact).",
-                None,
-                MetricType::Gauge,
-            )?;
-            for (key, t) in &tables {
-                let labels = [("key", key.to_string())];
-                m.encode_family(&labels)?.encode_gauge(&t.error_bound)?;
-            }
-        }
-        Ok(())
+fn share(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if (0.01..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a share between 0.01 and 1"))
     }
 }
 
-fn gauge<V: prometheus_client::encoding::EncodeGaugeValue>(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    v: V,
-) -> Result<(), std::fmt::Error> {
-    enc.encode_descriptor(name, help, None, MetricType::Gauge)?
-        .encode_gauge(&v)
+fn config(args: &Args) -> Result<Config, Failure> {
+    let target = if args.all_netns {
+        None
+    } else {
+        Some(match CliTarget::resolve(&args.ns, None)? {
+            CliTarget::Netns(n) => Target::Named(n),
+            CliTarget::Pid(p) => Target::Pid(p),
+            _ => Target::Current,
+        })
+    };
+    Ok(Config {
+        root: args.host_root.clone(),
+        per_cpu: if args.all_netns {
+            args.per_cpu
+        } else {
+            !args.sum_cpus
+        },
+        target,
+        source: match args.source {
+            SourceArg::Auto => None,
+            SourceArg::Netlink => Some(Source::Netlink),
+            SourceArg::Proc => Some(Source::Proc),
+        },
+        max_netns: args.max_netns as usize,
+        hotspots: (!args.no_hotspots).then_some(HotspotPolicy {
+            top_k: args.top_k as usize,
+            min_entries: args.hotspot_min_entries,
+            min_share: args.hotspot_min_share,
+        }),
+        dump_every: args.dump_every,
+        dump_busiest: args.dump_busiest as usize,
+    })
 }
 
-fn counter(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    v: u64,
-) -> Result<(), std::fmt::Error> {
-    enc.encode_descriptor(name, help, None, MetricType::Counter)?
-        .encode_counter::<NoLabelSet, _, u64>(&v, None)
+fn response(
+    status: StatusCode,
+    ctype: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r
 }
 
-/// The collector registered with `prometheus-client`: collects at scrape
-/// time (rate-limited) and encodes.
-#[derive(Debug, Clone)]
-struct ConntrackCollector(Arc<Mutex<State>>);
-
-impl Collector for ConntrackCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        st.refresh_if_due();
-        st.encode(&mut encoder)
+fn route(req: &Request<Incoming>, exporter: &Exporter, stale: Duration) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return response(StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET and HEAD\n");
     }
-}
-
-// ---------------------------------------------------------------------
-// HTTP
-// ---------------------------------------------------------------------
-
-/// Connections served at once; more get 503.
-const MAX_CONNECTIONS: usize = 4;
-const MAX_REQUEST_BYTES: usize = 8192;
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-fn respond(stream: &mut TcpStream, status: &str, ctype: &str, body: &str, head_only: bool) {
-    let header = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(header.as_bytes());
-    if !head_only {
-        let _ = stream.write_all(body.as_bytes());
-    }
-    let _ = stream.flush();
-}
-
-fn handle(mut stream: TcpStream, registry: &Registry) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        if buf.len() > MAX_REQUEST_BYTES {
-            respond(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                "text/plain",
-                "too large\n",
-                false,
-            );
-            return;
-        }
-    }
-    let line = String::from_utf8_lossy(&buf);
-    let mut parts = line.lines().next().unwrap_or("").split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let head_only = method == "HEAD";
-    if method != "GET" && !head_only {
-        respond(
-            &mut stream,
-            "405 Method Not Allowed",
-            "text/plain",
-            "only GET\n",
-            false,
-        );
-        return;
-    }
-    match path {
+    match req.uri().path() {
         "/metrics" => {
-            let mut body = String::new();
-            match prometheus_client::encoding::text::encode(&mut body, registry) {
-                Ok(()) => respond(&mut stream, "200 OK", OPENMETRICS, &body, head_only),
-                Err(_) => respond(
-                    &mut stream,
-                    "500 Internal Server Error",
-                    "text/plain",
-                    "encoding failed\n",
-                    head_only,
-                ),
-            }
+            let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
+            let format = Format::negotiate(accept);
+            let body = encode(&exporter.families(), format);
+            response(StatusCode::OK, format.content_type(), body)
         }
-        "/" => respond(
-            &mut stream,
-            "200 OK",
+        "/healthz" => match exporter.health(stale) {
+            Ok(t) => response(StatusCode::OK, TEXT, t + "\n"),
+            Err(t) => response(StatusCode::SERVICE_UNAVAILABLE, TEXT, t + "\n"),
+        },
+        "/" => response(
+            StatusCode::OK,
             "text/html; charset=utf-8",
-            "<html><body><h1>conntrack exporter</h1><p><a href=\"/metrics\">/metrics</a></p></body></html>\n",
-            head_only,
+            "<html><body><h1>conntrack exporter</h1><p><a href=\"/metrics\">/metrics</a> \
+             <a href=\"/healthz\">/healthz</a></p></body></html>\n",
         ),
-        _ => respond(
-            &mut stream,
-            "404 Not Found",
-            "text/plain",
-            "not found; try /metrics\n",
-            head_only,
-        ),
+        _ => response(StatusCode::NOT_FOUND, TEXT, "not found; try /metrics\n"),
     }
 }
 
-fn serve(listener: TcpListener, registry: Arc<Registry>) {
-    let active = Arc::new(AtomicUsize::new(0));
-    for conn in listener.incoming() {
-        let Ok(mut stream) = conn else { continue };
-        if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            active.fetch_sub(1, Ordering::SeqCst);
-            respond(
-                &mut stream,
-                "503 Service Unavailable",
-                "text/plain",
-                "busy\n",
-                false,
-            );
-            continue;
-        }
-        let (registry, active) = (registry.clone(), active.clone());
-        let spawned = std::thread::Builder::new()
-            .name("http".into())
-            .spawn(move || {
-                handle(stream, &registry);
-                active.fetch_sub(1, Ordering::SeqCst);
+async fn serve(
+    listener: std::net::TcpListener,
+    exporter: Arc<Exporter>,
+    args: &Args,
+    stale: Duration,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(args.max_connections as usize));
+    let deadline = args.request_timeout;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(deadline)
+        .keep_alive(false)
+        .max_buf_size(16 * 1024);
+    let http = Arc::new(http);
+    loop {
+        // A slot first: past the limit, connections wait in the backlog.
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(std::io::Error::other)?;
+        let (stream, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and the like: wait a little rather than spin.
+                eprintln!("exporter: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (exporter, http) = (exporter.clone(), http.clone());
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let r = route(&req, &exporter, stale);
+                async move { Ok::<_, Infallible>(r) }
             });
-        if spawned.is_err() {
-            eprintln!("exporter: cannot start a connection thread");
-        }
+            let conn = http.serve_connection(TokioIo::new(stream), svc);
+            // The whole-request deadline: accepted to answered.
+            let _ = tokio::time::timeout(deadline, conn).await;
+            drop(permit);
+        });
     }
-}
-
-/// A netlink error of a collection, as reported on stderr (and by
-/// `conntrack_up` 0).
-fn explain(e: &conntrack_kit::netlink::Error) -> String {
-    failure_of("collect", e).to_string()
 }
 
 fn run(args: Args) -> Result<(), Failure> {
-    let target = Target::resolve(&args.ns, None)?;
-    let mut ct = Conntrack::open_in(&target.netns())
-        .map_err(|e| failure_of(&format!("open ctnetlink in the {}", target.short()), &e))?;
-    // A refusal (no CAP_NET_ADMIN) is seen now, with its exit code.
-    ct.stats().map_err(|e| failure_of("read statistics", &e))?;
-    let mut state = State {
-        target,
-        ct,
-        top_k: args.top_k as usize,
-        min_refresh: args.min_refresh,
-        dump_every: args.dump_every,
-        hotspots_on: !args.no_hotspots,
-        t0: Instant::now(),
-        last_read: None,
-        last_dump: None,
-        ok: false,
-        stats: None,
-        counters: BTreeMap::new(),
-        series: StatsSeries::new(),
-        snapshot: HostSnapshot::default(),
-        hotspots: None,
-        findings: Vec::new(),
-        reads: 0,
-        dumps: 0,
-        errors: 0,
-        counter_resets: 0,
-        last_dump_secs: 0.0,
-    };
-    // Collect once now, so that missing privileges fail at startup.
-    state.last_read = Some(Instant::now());
-    state.refresh(Instant::now()).map_err(Failure::Error)?;
-    state.ok = true;
+    let cfg = config(&args)?;
     if !args.listen.ip().is_loopback() {
         eprintln!(
             "exporter: warning: listening on {}, not loopback: metrics name addresses of the table",
             args.listen
         );
     }
-    let listener = TcpListener::bind(args.listen)
+    // Bind first: the port answers while the first collection runs.
+    let listener = std::net::TcpListener::bind(args.listen)
         .map_err(|e| Failure::Error(format!("cannot listen on {}: {e}", args.listen)))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Failure::Error(format!("listener: {e}")))?;
     let addr = listener
         .local_addr()
         .map_err(|e| Failure::Error(format!("cannot read the bound address: {e}")))?;
-    let label = state.target.short();
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(ConntrackCollector(Arc::new(Mutex::new(state)))));
-    println!("listening on http://{addr}/metrics ({label})");
+    let what = match &cfg.target {
+        None => "every network namespace".to_string(),
+        Some(Target::Current) => "this host".to_string(),
+        Some(Target::Named(n)) => format!("netns {n}"),
+        Some(Target::Pid(p)) => format!("netns of pid {p}"),
+    };
+    println!("listening on http://{addr}/metrics ({what})");
     let _ = std::io::stdout().flush();
-    serve(listener, Arc::new(registry));
-    Ok(())
+
+    let exporter = Arc::new(Exporter::new(cfg));
+    eprintln!("exporter: source {}", exporter.source().name());
+    for n in exporter.notes() {
+        eprintln!("exporter: note: {n}");
+    }
+    let interval = args.interval;
+    let collector = exporter.clone();
+    std::thread::Builder::new()
+        .name("collect".into())
+        .spawn(move || {
+            loop {
+                let t = std::time::Instant::now();
+                collector.collect();
+                std::thread::sleep(interval.saturating_sub(t.elapsed()));
+            }
+        })
+        .map_err(|e| Failure::Error(format!("cannot start the collection thread: {e}")))?;
+
+    let stale = interval * 3 + args.dump_every + Duration::from_secs(10);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.http_threads as usize)
+        .max_blocking_threads(1)
+        .thread_name("http")
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Error(format!("cannot start the HTTP runtime: {e}")))?;
+    rt.block_on(serve(listener, exporter, &args, stale))
+        .map_err(|e| Failure::Error(format!("the listener stopped: {e}")))
 }
 
 fn main() {
     let args: Args = parse_args();
-    // serve() returns only if the listener fails for good.
+    // run() returns only if the listener fails for good.
     let code = match run(args) {
         Ok(()) => report("exporter", &Failure::Error("the listener stopped".into())),
         Err(e) => report("exporter", &e),
@@ -654,7 +379,14 @@ mod tests {
         Args::command().debug_assert();
         assert!(Args::try_parse_from(["exporter", "--top-k", "100"]).is_ok());
         assert!(Args::try_parse_from(["exporter", "--top-k", "101"]).is_err());
+        assert!(Args::try_parse_from(["exporter", "--hotspot-min-share", "0"]).is_err());
+        assert!(Args::try_parse_from(["exporter", "--all-netns", "--netns", "x"]).is_err());
         let a = Args::try_parse_from(["exporter"]).unwrap();
         assert!(a.listen.ip().is_loopback());
+        let c = config(&a).unwrap();
+        assert!(c.per_cpu && c.target == Some(Target::Current));
+        let all = Args::try_parse_from(["exporter", "--all-netns"]).unwrap();
+        let c = config(&all).unwrap();
+        assert!(!c.per_cpu && c.target.is_none());
     }
 }

@@ -6,6 +6,7 @@
 //! | [`netlink`] | `conntrack-netlink` | `netlink` | ctnetlink: dumps, stats, changes, events |
 //! | [`analyze`] | `conntrack-analyze` | `analyze` | rates, hotspots, capacity, diagnosis |
 //! | [`tune`] | `conntrack-tune` | `tune` (turns on `analyze`) | the tuning planner and its renderers |
+//! | [`exporter`] | (this crate) | `exporter` (netlink, analyze) | Prometheus families of every namespace, both exposition formats |
 //!
 //! Every feature is on by default. A tool that only reads captured files
 //! can leave out the netlink socket code:
@@ -47,6 +48,10 @@ pub use conntrack_analyze as analyze;
 #[cfg(feature = "tune")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tune")))]
 pub use conntrack_tune as tune;
+
+#[cfg(feature = "exporter")]
+#[cfg_attr(docsrs, doc(cfg(feature = "exporter")))]
+pub mod exporter;
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

@@ -336,6 +336,132 @@ fn capture_without_rates_or_flows_still_reports() {
     assert!(r.stderr.contains("nothing could be judged"), "{}", r.stderr);
 }
 
+/// Copies a directory tree (regular files and directories).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// Runs an example; kills it and fails when it runs past `secs`.
+fn example_within(name: &str, args: &[&str], secs: u64) -> Run {
+    let mut child = Command::new(examples_dir().join(name))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run example");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() > secs {
+            let _ = child.kill();
+            panic!("{name} {args:?}: still running after {secs} s (a blocked read?)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    run_cmd_output(child.wait_with_output().unwrap())
+}
+
+fn run_cmd_output(o: Output) -> Run {
+    Run {
+        code: o.status.code().expect("exit code (not killed by a signal)"),
+        stdout: String::from_utf8(o.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(o.stderr).expect("UTF-8 stderr"),
+    }
+}
+
+#[test]
+fn hostile_capture_reports_escaped_and_degraded() {
+    // The sample incident, with hostile additions: control characters in
+    // meta.txt and in file names, a FIFO, links to endless or blocking
+    // files, a sysctl.d file that overrides the plan's value.
+    let dir = tempfile::Builder::new()
+        .prefix("ck-doctor-hostile-")
+        .tempdir()
+        .unwrap();
+    let cap = dir.path();
+    copy_tree(Path::new(SAMPLE), cap);
+    std::fs::write(
+        cap.join("meta.txt"),
+        "hostname=web\u{1b}]0;pwned\u{7}\ndescription=\u{1b}[2J\u{1b}[31mred\u{7}\rback\n\
+         interval=1e300\n",
+    )
+    .unwrap();
+    let fifo = cap.join("conntrack-C.txt");
+    std::fs::remove_file(&fifo).unwrap();
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for (rel, target) in [
+        ("conntrack-S.txt", "/dev/zero"),
+        ("proc/softirqs", "/proc/kmsg"),
+    ] {
+        std::fs::remove_file(cap.join(rel)).unwrap();
+        std::os::unix::fs::symlink(target, cap.join(rel)).unwrap();
+    }
+    let sysctl_d = cap.join("etc/sysctl.d");
+    std::fs::create_dir_all(&sysctl_d).unwrap();
+    std::fs::write(
+        sysctl_d.join("99-\u{1b}[31mlate\u{7}.conf"),
+        "net.netfilter.nf_conntrack_max = 1\u{1b}[2J\n",
+    )
+    .unwrap();
+    let bad = sysctl_d.join("98-\u{1b}]0;fifo\u{7}.conf");
+    assert!(Command::new("mkfifo").arg(&bad).status().unwrap().success());
+    let path = cap.to_str().unwrap();
+    for (name, args) in [
+        ("doctor", vec!["--capture", path]),
+        ("plan", vec!["--capture", path]),
+    ] {
+        let r = example_within(name, &args, 120);
+        let odd: Vec<char> = r
+            .stdout
+            .chars()
+            .filter(|&c| c.is_control() && c != '\n')
+            .collect();
+        assert!(
+            odd.is_empty(),
+            "{name}: control characters {odd:?} in\n{}",
+            r.stdout
+        );
+        assert!(
+            !r.stderr.chars().any(|c| c.is_control() && c != '\n'),
+            "{name}: {}",
+            r.stderr
+        );
+        if name == "doctor" {
+            assert_eq!(r.code, 2, "{}", r.stderr);
+            assert!(
+                r.stdout.contains("web\\u{1b}]0;pwned\\u{7}"),
+                "{}",
+                r.stdout
+            );
+            assert!(
+                r.stdout.contains("conntrack-C.txt: not a regular file"),
+                "{}",
+                r.stdout
+            );
+            assert!(
+                r.stdout
+                    .contains("proc/softirqs: a symbolic link that leads out"),
+                "{}",
+                r.stdout
+            );
+        }
+    }
+}
+
 #[test]
 fn plan_formats_for_the_sample() {
     let r = example("plan", &["--sample", "--format", "sysctl"]);

@@ -234,8 +234,9 @@ fn durations_have_one_syntax_everywhere() {
         ("top", "--interval"),
         ("top", "--owners-every"),
         ("top", "--resync-every"),
-        ("exporter", "--min-refresh"),
+        ("exporter", "--interval"),
         ("exporter", "--dump-every"),
+        ("exporter", "--request-timeout"),
         ("fill", "--timeout"),
     ];
     for (name, flag) in flags {

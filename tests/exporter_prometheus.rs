@@ -2,11 +2,16 @@
 //!
 //! A fresh network namespace gets N flows; the exporter serves it on a
 //! free loopback port; a `prometheus` (Debian package `prometheus`) with a
-//! temporary config and storage scrapes it every second on loopback; the
-//! values are then checked through Prometheus's HTTP query API: the entry
-//! count, per-CPU counters typed as counters (metadata API) whose
-//! `increase()` follows new inserts, findings, and the hotspot cardinality
-//! cap. Both processes are stopped and the files removed at the end.
+//! temporary config and storage scrapes it every second on loopback while
+//! 64 idle clients (connect, send nothing) and 64 slow ones (one header
+//! byte every 3 s) hold connections to the exporter; the values are then
+//! checked through Prometheus's HTTP query API: every scrape succeeded,
+//! the entry count, per-CPU counters typed as counters (metadata API)
+//! whose `increase()` follows new inserts, node_exporter's families,
+//! findings, hotspots (only certified values: the one real heavy source,
+//! not the noise). `promtool check metrics` passes on the text format.
+//! At the end the namespace is deleted and `conntrack_up` turns 0. Both
+//! processes are stopped and the files removed at the end.
 //!
 //! Skips (printing why) without root or without `prometheus` in `PATH`,
 //! unless `CONNTRACK_KIT_REQUIRE_LIVE=1` (CI), where it fails. Every wait
@@ -21,6 +26,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------
@@ -54,11 +61,16 @@ fn free_port() -> u16 {
 
 /// One HTTP/1.0 GET on loopback (no chunked encoding); the body.
 fn http_get(port: u16, path_and_query: &str) -> std::io::Result<(u16, String)> {
+    http_get_with(port, path_and_query, "")
+}
+
+/// The same with extra header lines (each ending in CRLF).
+fn http_get_with(port: u16, path_and_query: &str, headers: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         s,
-        "GET {path_and_query} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+        "GET {path_and_query} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n"
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
@@ -184,6 +196,63 @@ fn unreplied_udp(src: &str, dst: &str, sport: u16) -> Flow {
     f
 }
 
+/// Clients that hold connections to the exporter until `stop`: `idle`
+/// ones connect and send nothing, `slow` ones send one byte of a request
+/// every 3 s. Each reconnects when the exporter closes it; `opened`
+/// counts connections made.
+fn hostile_clients(
+    port: u16,
+    idle: usize,
+    slow: usize,
+    stop: &Arc<AtomicBool>,
+    opened: &Arc<AtomicUsize>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..idle + slow)
+        .map(|i| {
+            let (stop, opened) = (stop.clone(), opened.clone());
+            let is_slow = i >= idle;
+            std::thread::spawn(move || {
+                let request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    };
+                    opened.fetch_add(1, Ordering::Relaxed);
+                    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                    let mut sent = 0;
+                    let mut last = Instant::now() - Duration::from_secs(3);
+                    let mut buf = [0u8; 256];
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        if is_slow && last.elapsed() >= Duration::from_secs(3) {
+                            // Never the last byte: the request never ends.
+                            let b = request[sent % (request.len() - 1)];
+                            if s.write_all(&[b]).is_err() {
+                                break;
+                            }
+                            sent += 1;
+                            last = Instant::now();
+                        }
+                        match s.read(&mut buf) {
+                            Ok(0) => break, // closed by the exporter
+                            Ok(_) => {}
+                            Err(e)
+                                if matches!(
+                                    e.kind(),
+                                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                                ) => {}
+                            Err(_) => break,
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
 #[test]
 fn prometheus_scrapes_the_exporter() {
     let Some(prom) = live("prometheus_scrapes_the_exporter") else {
@@ -195,6 +264,7 @@ fn prometheus_scrapes_the_exporter() {
     // The table: 150 synthetic flows (distinct sources) and 150 unreplied
     // UDP flows from one source (a scan suspect).
     let ns = TestNetns::new("exlive-prom");
+    let ns_name = ns.name().to_string();
     let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink");
     assert_eq!(fill(&mut ct, &FillOptions::new(150)).unwrap().created, 150);
     for i in 0..150u16 {
@@ -212,7 +282,8 @@ fn prometheus_scrapes_the_exporter() {
     // The exporter, on a free port it picks itself and prints.
     let mut child = Command::new(&exporter)
         .args(["--netns", ns.name(), "--listen", "127.0.0.1:0"])
-        .args(["--top-k", "3", "--min-refresh", "0.5", "--dump-every", "1"])
+        .args(["--top-k", "3", "--interval", "0.5", "--dump-every", "1"])
+        .args(["--hotspot-min-entries", "10"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(
@@ -240,11 +311,48 @@ fn prometheus_scrapes_the_exporter() {
                 std::fs::read_to_string(dir.path().join("exporter.log")).unwrap_or_default()
             )
         });
+    // Bound before collecting: the port answers at once; /healthz turns
+    // 200 after the first pass.
+    wait_for("/healthz 200", Duration::from_secs(20), || {
+        http_get(exp_port, "/healthz")
+            .ok()
+            .filter(|(s, _)| *s == 200)
+    });
+    let entries_line = format!("conntrack_entries{{netns=\"{ns_name}\"}} {N}\n");
     let (status, body) = http_get(exp_port, "/metrics").expect("GET /metrics");
     assert_eq!(status, 200);
-    assert!(body.contains(&format!("conntrack_entries {N}\n")), "{body}");
-    assert!(body.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
+    assert!(body.contains(&entries_line), "{body}");
+    assert!(!body.contains("# EOF"), "text 0.0.4 without Accept");
+    let (_, om) = http_get_with(
+        exp_port,
+        "/metrics",
+        "Accept: application/openmetrics-text;version=1.0.0\r\n",
+    )
+    .unwrap();
+    assert!(om.ends_with("# EOF\n"), "OpenMetrics when asked for");
+    assert!(om.contains(&entries_line), "{om}");
     assert_eq!(http_get(exp_port, "/nope").unwrap().0, 404);
+
+    // promtool check metrics on the text format (installed with the
+    // prometheus package).
+    if let Some(promtool) = find_in_path("promtool") {
+        let mut p = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        p.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+        let out = p.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check metrics:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("promtool check metrics: clean");
+    }
 
     let (prom_proc, port) = start_prometheus(&prom, dir.path(), exp_port);
 
@@ -255,15 +363,36 @@ fn prometheus_scrapes_the_exporter() {
         (t["health"] == "up").then_some(())
     });
 
+    // 64 idle and 64 slow clients hold connections from now on.
+    let stop = Arc::new(AtomicBool::new(false));
+    let opened = Arc::new(AtomicUsize::new(0));
+    let clients = hostile_clients(exp_port, 64, 64, &stop, &opened);
+    let hostile_from = Instant::now();
+    wait_for("128 hostile connections", Duration::from_secs(20), || {
+        (opened.load(Ordering::Relaxed) >= 128).then_some(())
+    });
+
     // The entry count, as Prometheus stored it.
+    let q_entries = format!("conntrack_entries{{netns=\"{ns_name}\"}}");
     let entries = wait_for("conntrack_entries", Duration::from_secs(20), || {
-        query(port, "conntrack_entries").first().map(|r| r.1)
+        query(port, &q_entries).first().map(|r| r.1)
     });
     assert_eq!(entries, N as f64);
     assert_eq!(query(port, "conntrack_up")[0].1, 1.0);
+    // node_exporter's families, same names and types.
+    assert_eq!(query(port, "node_nf_conntrack_entries")[0].1, N as f64);
+    let meta = api(
+        port,
+        "/api/v1/metadata?metric=node_nf_conntrack_stat_insert",
+    );
+    assert_eq!(
+        meta["node_nf_conntrack_stat_insert"][0]["type"], "gauge",
+        "{meta}"
+    );
 
     // Per-CPU counters are typed counter (metadata API), one series per
     // CPU, and their total matches the kernel's.
+    // (OpenMetrics: the family is named without `_total`.)
     let meta = api(port, "/api/v1/metadata?metric=conntrack_stat_insert");
     let types: Vec<&str> = meta["conntrack_stat_insert"]
         .as_array()
@@ -300,7 +429,7 @@ fn prometheus_scrapes_the_exporter() {
         "the new count and insert total",
         Duration::from_secs(20),
         || {
-            let e = query(port, "conntrack_entries").first()?.1;
+            let e = query(port, &q_entries).first()?.1;
             let s = query(port, "sum(conntrack_stat_insert_total)").first()?.1;
             (e == (N + 50) as f64 && s == want).then_some(())
         },
@@ -310,8 +439,6 @@ fn prometheus_scrapes_the_exporter() {
         inc.first().is_some_and(|r| r.1 >= 50.0),
         "increase() over the inserts: {inc:?}"
     );
-    let rate = query(port, "sum(rate(conntrack_stat_insert_total[1m]))");
-    assert!(rate.first().is_some_and(|r| r.1 > 0.0), "rate(): {rate:?}");
 
     // Findings: the scan suspect, labelled by id and severity.
     let f = wait_for("the scan-suspects finding", Duration::from_secs(20), || {
@@ -319,27 +446,72 @@ fn prometheus_scrapes_the_exporter() {
         r.first().cloned()
     });
     assert_eq!(f.0["severity"], "warning");
-    assert_eq!(f.1, 1.0);
+    assert_eq!(f.0["netns"], ns_name.as_str());
 
-    // Hotspots: never more than --top-k series per key, and the heaviest
-    // source is the scanner.
+    // Hotspots: only certified values. 150 of the sources hold one entry
+    // each (noise): none is exported; the scanner is, at rank 1.
+    let src = query(port, "conntrack_hotspot_entries{key=\"src_ip\"}");
+    assert_eq!(src.len(), 1, "noise exported as hotspots: {src:?}");
+    assert_eq!(src[0].0["value"], "203.0.113.9");
+    assert_eq!(src[0].0["rank"], "1");
+    assert_eq!(src[0].1, 150.0);
     let per_key = query(port, "count by (key) (conntrack_hotspot_entries)");
-    assert!(!per_key.is_empty());
     for (labels, n) in &per_key {
         assert!(*n <= 3.0, "more than --top-k series for {labels}: {n}");
     }
-    assert_eq!(
-        query(port, "count(conntrack_hotspot_entries{key=\"src_ip\"})")[0].1,
-        3.0
-    );
-    let top = query(
-        port,
-        "topk(1, conntrack_hotspot_entries{key=\"unreplied_src\"})",
-    );
+    let top = query(port, "conntrack_hotspot_entries{key=\"unreplied_src\"}");
     assert_eq!(top[0].0["value"], "203.0.113.9", "{top:?}");
-    assert_eq!(top[0].1, 150.0);
-    let mem = query(port, "conntrack_memory_estimate_bytes");
-    assert!(mem.first().is_some_and(|r| r.1 > 0.0), "{mem:?}");
+
+    // Every scrape made while the hostile clients held connections
+    // succeeded: at least 20 of them.
+    let scrapes = wait_for("20 scrapes under load", Duration::from_secs(60), || {
+        let secs = hostile_from.elapsed().as_secs().max(1);
+        let n = query(
+            port,
+            &format!("count_over_time(up{{job=\"conntrack\"}}[{secs}s])"),
+        )
+        .first()?
+        .1;
+        (n >= 20.0).then_some(secs)
+    });
+    let min_up = query(
+        port,
+        &format!("min_over_time(up{{job=\"conntrack\"}}[{scrapes}s])"),
+    );
+    let n_scrapes = query(
+        port,
+        &format!("count_over_time(up{{job=\"conntrack\"}}[{scrapes}s])"),
+    );
+    assert_eq!(min_up[0].1, 1.0, "a scrape failed under load");
+    let reconnects = opened.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        let _ = c.join();
+    }
+    eprintln!(
+        "under 64 idle + 64 slow clients: {} of {} scrapes up ({reconnects} hostile connections \
+         opened: each closed at the whole-request deadline)",
+        n_scrapes[0].1, n_scrapes[0].1
+    );
+
+    // The namespace is deleted: up turns 0, the error is counted by kind,
+    // and its values are no longer exported (not stale ones as fresh).
+    drop(ct);
+    drop(ns);
+    let q_up = format!("conntrack_up{{netns=\"{ns_name}\"}}");
+    wait_for(
+        "up 0 after the namespace is gone",
+        Duration::from_secs(20),
+        || (query(port, &q_up).first()?.1 == 0.0).then_some(()),
+    );
+    let gone = query(port, "conntrack_exporter_errors_total{kind=\"netns_gone\"}");
+    assert!(gone[0].1 > 0.0, "{gone:?}");
+    wait_for(
+        "no entries series after the deletion",
+        Duration::from_secs(20),
+        || query(port, &q_entries).is_empty().then_some(()),
+    );
+    assert_eq!(http_get(exp_port, "/healthz").unwrap().0, 503);
 
     drop(prom_proc);
     drop(exporter_proc);

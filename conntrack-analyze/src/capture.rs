@@ -20,10 +20,17 @@
 //!
 //! A capture comes from elsewhere and may be hostile. Only regular files
 //! are read (a FIFO, a device, a socket, or a symlink to one, is a note,
-//! never a blocked or unbounded read); sizes are capped; a listing is
+//! never a blocked or unbounded read), and only inside the capture: a
+//! symbolic link that leads out of the directory (to `/proc/kmsg`, whose
+//! read blocks, or to a file of the analysing host) is a note too, and a
+//! link loop is an unreadable file. Sizes are capped; a listing is
 //! streamed, so its memory does not grow with its length; text that
 //! reaches a terminal (hostnames, descriptions, file names) has its
-//! control characters escaped.
+//! control characters escaped. One bad file never stops the rest from
+//! being read: a `stats.txt` with a bad sample keeps its good ones. The
+//! work of comparing statistics samples is bounded too (see
+//! [`MAX_RATE_ROW_PAIRS`]). A capture from which nothing could be read
+//! says so ([`Capture::is_empty`] and a note): it judges nothing.
 //!
 //! ```
 //! use conntrack_analyze::capture::{self, LoadOptions};
@@ -46,7 +53,7 @@ use crate::observation::Observation;
 use crate::rates::StatsSeries;
 use conntrack_core::Stats;
 use conntrack_core::cli::{list, stats as cli_stats};
-use conntrack_core::host::HostFs;
+use conntrack_core::host::{HostError, HostFs};
 use conntrack_core::nat_rules::NatRules;
 use serde::Serialize;
 use std::fmt;
@@ -61,8 +68,23 @@ pub const MAX_SMALL_FILE: u64 = 64 << 20;
 pub const MAX_LISTING_BYTES: u64 = 8 << 30;
 /// A listing line longer than this is malformed (a real line is < 1 KiB).
 pub const MAX_LINE_BYTES: usize = 16 << 10;
+/// A listing is read no further once this many lines were malformed while
+/// fewer than one line in ten parsed: it is not a `conntrack -L` listing
+/// (random bytes, millions of junk lines).
+pub const MAX_MALFORMED_LINES: u64 = 10_000;
+/// A listing is read no further after a line longer than this (a sparse
+/// file of zeros has no newline at all): it is not a `conntrack -L`
+/// listing. Shorter overlong lines are skipped as one malformed line.
+pub const MAX_SKIPPED_LINE_BYTES: u64 = 16 << 20;
 /// The seed of the bucket simulation: fixed, so reports are reproducible.
 pub const SIMULATION_SEED: u64 = 0x636f_6e6e_7472_6163;
+/// The most pairs of CPU rows compared to compute rates over `stats.txt`
+/// (the sum over intervals of one sample's rows times the next one's):
+/// rates match every row of a sample with every row of the next, so a
+/// series of samples with tens of thousands of rows each would take hours.
+/// Two samples of 8192 CPUs (the largest `NR_CPUS` of x86_64) fit; above
+/// the budget the oldest samples are left out, with a note.
+pub const MAX_RATE_ROW_PAIRS: u64 = 1 << 27;
 
 /// Why a capture could not be read at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,6 +119,9 @@ pub enum NoteKind {
     TooLarge,
     /// Could not be read.
     Unreadable,
+    /// A symbolic link that leads out of the capture directory: not
+    /// followed.
+    OutsideCapture,
     /// Read, but its content did not parse (entirely, or in part).
     Malformed,
     /// Read and used, with a remark.
@@ -226,7 +251,9 @@ pub fn parse_meta(text: &str) -> Meta {
         let Some((k, v)) = l.split_once('=') else {
             continue;
         };
-        let v: String = escape_controls(v.trim()).chars().take(256).collect();
+        // Cut before escaping too, so a huge value is not copied whole.
+        let v: String = v.trim().chars().take(256).collect();
+        let v: String = escape_controls(&v).chars().take(256).collect();
         match k.trim() {
             "hostname" => m.hostname = Some(v),
             "description" => m.description = Some(v),
@@ -237,33 +264,52 @@ pub fn parse_meta(text: &str) -> Meta {
     m
 }
 
-/// Opens a regular file of the capture, or says why not.
-fn open_regular(dir: &Path, name: &str) -> Result<Option<(File, u64)>, CaptureNote> {
-    let path = dir.join(name);
-    let note = |kind, detail: String| CaptureNote {
-        file: escape_controls(name),
-        kind,
-        detail,
-    };
-    // `metadata` follows symlinks: a link to /dev/zero is a device.
-    let meta = match std::fs::metadata(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(note(NoteKind::Unreadable, e.kind().to_string())),
-        Ok(m) => m,
-    };
-    if !meta.is_file() {
-        return Err(note(
+/// A note about one of the capture's files that could not be read.
+fn io_note(dir: &Path, e: &HostError) -> CaptureNote {
+    let file = escape_controls(
+        &e.path()
+            .strip_prefix(dir)
+            .unwrap_or(e.path())
+            .display()
+            .to_string(),
+    );
+    let (kind, detail) = match e {
+        HostError::NotAFile { .. } => (
             NoteKind::NotARegularFile,
-            "not a regular file (FIFO, device, socket or directory): not read".into(),
-        ));
+            "not a regular file (FIFO, device, socket or directory): not read".to_string(),
+        ),
+        HostError::OutsideRoot { .. } => (
+            NoteKind::OutsideCapture,
+            "a symbolic link that leads out of the capture: not followed".to_string(),
+        ),
+        HostError::TooLarge { limit, .. } => (
+            NoteKind::TooLarge,
+            format!("over the {limit}-byte limit: not read"),
+        ),
+        HostError::Malformed { .. } => (NoteKind::Malformed, escape_controls(&e.to_string())),
+        HostError::PermissionDenied { .. } => (
+            NoteKind::Unreadable,
+            "permission denied: not read".to_string(),
+        ),
+        HostError::Io { kind, .. } => (NoteKind::Unreadable, format!("{kind}: not read")),
+        _ => (NoteKind::Unreadable, escape_controls(&e.to_string())),
+    };
+    CaptureNote { file, kind, detail }
+}
+
+/// Opens a regular file of the capture ([`HostFs::open_regular`] of a
+/// confined reader), or says why not (`Ok(None)`: not there).
+fn open_regular(fs: &HostFs, name: &str) -> Result<Option<(File, u64)>, CaptureNote> {
+    match fs.open_regular(name) {
+        Ok((_, file, len)) => Ok(Some((file, len))),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(io_note(fs.root(), &e)),
     }
-    let file = File::open(&path).map_err(|e| note(NoteKind::Unreadable, e.kind().to_string()))?;
-    Ok(Some((file, meta.len())))
 }
 
 /// Reads a small file whole, as text (lossy UTF-8).
-fn read_small(dir: &Path, name: &str, notes: &mut Vec<CaptureNote>) -> Option<String> {
-    let (file, len) = match open_regular(dir, name) {
+fn read_small(fs: &HostFs, name: &str, notes: &mut Vec<CaptureNote>) -> Option<String> {
+    let (file, len) = match open_regular(fs, name) {
         Ok(Some(f)) => f,
         Ok(None) => return None,
         Err(n) => {
@@ -300,6 +346,69 @@ fn read_small(dir: &Path, name: &str, notes: &mut Vec<CaptureNote>) -> Option<St
     Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
+/// `stats.txt` read as a series. When the whole file does not parse, its
+/// samples are read one by one and the good ones kept (in order, each
+/// after the last kept), so one bad sample (a torn write, a repeated
+/// second) does not lose the rest. Returns the series and the number of
+/// samples (`@` lines) in the file.
+fn parse_stats(text: &str, notes: &mut Vec<CaptureNote>) -> (StatsSeries, usize) {
+    let blocks = text.lines().filter(|l| l.starts_with('@')).count();
+    let err = match StatsSeries::parse_captures(text) {
+        Ok(s) => return (s, blocks),
+        Err(e) => e,
+    };
+    let mut series = StatsSeries::new();
+    let mut block = String::new();
+    let flush = |block: &mut String, series: &mut StatsSeries| {
+        if let Ok(one) = StatsSeries::parse_captures(block)
+            && let Some(s) = one.samples().first()
+        {
+            let _ = series.push(s.at, s.stats.clone());
+        }
+        block.clear();
+    };
+    for line in text.lines() {
+        if line.starts_with('@') {
+            flush(&mut block, &mut series);
+        }
+        block.push_str(line);
+        block.push('\n');
+    }
+    flush(&mut block, &mut series);
+    notes.push(malformed(
+        "stats.txt",
+        &format!(
+            "{err}; {} of {blocks} samples kept",
+            series.len().min(blocks)
+        ),
+    ));
+    (series, blocks)
+}
+
+/// Leaves out the oldest samples while comparing the rest would exceed
+/// [`MAX_RATE_ROW_PAIRS`]; returns how many were left out.
+fn bound_rate_work(series: &mut StatsSeries) -> usize {
+    let rows: Vec<u64> = series
+        .samples()
+        .iter()
+        .map(|s| s.stats.cpus.len() as u64)
+        .collect();
+    let mut work = 0u64;
+    let mut keep = usize::from(!rows.is_empty());
+    for w in rows.windows(2).rev() {
+        work = work.saturating_add(w[0].saturating_mul(w[1]));
+        if work > MAX_RATE_ROW_PAIRS {
+            break;
+        }
+        keep += 1;
+    }
+    let dropped = rows.len() - keep;
+    if dropped > 0 {
+        series.keep_last(keep);
+    }
+    dropped
+}
+
 /// Reads a capture directory.
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Capture, CaptureError> {
     match std::fs::metadata(dir) {
@@ -322,11 +431,11 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Capture, CaptureError> {
         });
     }
     let mut notes = Vec::new();
-    let meta = read_small(dir, "meta.txt", &mut notes)
+    let fs = HostFs::new(dir).confined();
+    let meta = read_small(&fs, "meta.txt", &mut notes)
         .map(|t| parse_meta(&t))
         .unwrap_or_default();
 
-    let fs = HostFs::new(dir);
     let report = fs.read_snapshot();
     let mut snapshot = report.snapshot;
     let missing: Vec<String> = report
@@ -351,21 +460,20 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Capture, CaptureError> {
         });
     }
     for e in report.problems.iter().filter(|e| !e.is_not_found()) {
-        notes.push(CaptureNote {
-            file: escape_controls(
-                &e.path()
-                    .strip_prefix(dir)
-                    .unwrap_or(e.path())
-                    .display()
-                    .to_string(),
-            ),
-            kind: NoteKind::Malformed,
-            detail: escape_controls(&e.to_string()),
-        });
+        notes.push(io_note(dir, e));
     }
     let mut config = fs.read_config(&snapshot);
+    if let Some(scan) = &config.sysctl_d {
+        for path in &scan.unreadable {
+            notes.push(CaptureNote {
+                file: escape_controls(path.trim_start_matches('/')),
+                kind: NoteKind::Unreadable,
+                detail: "not a regular file inside the capture, or unreadable: not used".into(),
+            });
+        }
+    }
 
-    if let Some(text) = read_small(dir, "conntrack-C.txt", &mut notes) {
+    if let Some(text) = read_small(&fs, "conntrack-C.txt", &mut notes) {
         match cli_stats::parse_count(&text) {
             Ok(c) => match snapshot.count {
                 Some(n) if n != c => notes.push(CaptureNote {
@@ -383,17 +491,38 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Capture, CaptureError> {
     // Statistics: the series, else one conntrack -S, else the host file.
     let mut series = StatsSeries::new();
     let mut stats_source = None;
-    if let Some(text) = read_small(dir, "stats.txt", &mut notes) {
-        match StatsSeries::parse_captures(&text) {
-            Ok(s) => {
-                stats_source = Some(format!("stats.txt ({} samples)", s.len()));
-                series = s;
-            }
-            Err(e) => notes.push(malformed("stats.txt", &e.to_string())),
+    if let Some(text) = read_small(&fs, "stats.txt", &mut notes) {
+        let (mut s, blocks) = parse_stats(&text, &mut notes);
+        let dropped = bound_rate_work(&mut s);
+        if dropped > 0 {
+            notes.push(CaptureNote {
+                file: "stats.txt".into(),
+                kind: NoteKind::Remark,
+                detail: if s.len() >= 2 {
+                    format!(
+                        "too many CPU rows to compare every sample: the oldest {dropped} \
+                         samples left out, rates over the last {}",
+                        s.len()
+                    )
+                } else {
+                    format!(
+                        "too many CPU rows to compare even the last two samples: {dropped} \
+                         samples left out, no rates"
+                    )
+                },
+            });
+        }
+        if !s.is_empty() {
+            stats_source = Some(if s.len() == blocks {
+                format!("stats.txt ({} samples)", s.len())
+            } else {
+                format!("stats.txt ({} of {blocks} samples)", s.len())
+            });
+            series = s;
         }
     }
     if series.is_empty()
-        && let Some(text) = read_small(dir, "conntrack-S.txt", &mut notes)
+        && let Some(text) = read_small(&fs, "conntrack-S.txt", &mut notes)
     {
         match cli_stats::parse_cli_stats(&text) {
             Ok(s) => {
@@ -434,11 +563,14 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Capture, CaptureError> {
         }
     }
     let rates = (series.len() >= 2).then(|| series.rates());
+    if let Some(r) = &rates {
+        rate_notes(r, &mut notes);
+    }
 
-    config.nat_rules = read_small(dir, "iptables-save.txt", &mut notes)
+    config.nat_rules = read_small(&fs, "iptables-save.txt", &mut notes)
         .map(|t| NatRules::parse_iptables_save(&t))
         .or_else(|| {
-            read_small(dir, "nft-ruleset.txt", &mut notes).map(|t| NatRules::parse_nft(&t))
+            read_small(&fs, "nft-ruleset.txt", &mut notes).map(|t| NatRules::parse_nft(&t))
         });
 
     let mut observation = Observation {
@@ -448,7 +580,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Capture, CaptureError> {
         ..Default::default()
     };
     let mut malformed_flows = 0;
-    match open_regular(dir, "conntrack-L.txt") {
+    match open_regular(&fs, "conntrack-L.txt") {
         Ok(Some((file, _))) => {
             let pass = flow_pass(file, observation.snapshot.buckets, opts);
             malformed_flows = pass.malformed;
@@ -457,6 +589,13 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Capture, CaptureError> {
                     "conntrack-L.txt",
                     &format!("{} lines skipped; the first: {e}", pass.malformed),
                 ));
+            }
+            if let Some(why) = &pass.abandoned {
+                notes.push(CaptureNote {
+                    file: "conntrack-L.txt".into(),
+                    kind: NoteKind::Malformed,
+                    detail: format!("read no further after {why}: not a conntrack -L listing"),
+                });
             }
             if pass.truncated {
                 notes.push(CaptureNote {
@@ -489,14 +628,86 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Capture, CaptureError> {
         }),
         Err(n) => notes.push(n),
     }
-    Ok(Capture {
+    let mut capture = Capture {
         dir: dir.to_path_buf(),
         meta,
         observation,
         stats_source,
         malformed_flows,
         notes,
-    })
+    };
+    if capture.is_empty() {
+        capture.notes.push(CaptureNote {
+            file: ".".into(),
+            kind: NoteKind::Missing,
+            detail: "nothing could be read: no table size, statistics or flows; nothing can \
+                     be judged from this capture"
+                .into(),
+        });
+    }
+    Ok(capture)
+}
+
+/// Notes on what the rates over the samples could not use: CPU rows that
+/// changed between samples, and a series with no usable interval.
+fn rate_notes(r: &crate::rates::Rates, notes: &mut Vec<CaptureNote>) {
+    // Two samples or more only come from stats.txt.
+    let file = "stats.txt".to_string();
+    let ids = |v: &[crate::rates::CpuId]| {
+        let shown: Vec<String> = v.iter().take(8).map(|c| c.to_string()).collect();
+        let more = if v.len() > 8 { ", ..." } else { "" };
+        format!("{}{more}", shown.join(", "))
+    };
+    for c in r.cpu_changes.iter().take(4) {
+        let mut what = Vec::new();
+        if !c.appeared.is_empty() {
+            what.push(format!(
+                "{} appeared ({})",
+                c.appeared.len(),
+                ids(&c.appeared)
+            ));
+        }
+        if !c.disappeared.is_empty() {
+            what.push(format!(
+                "{} disappeared ({})",
+                c.disappeared.len(),
+                ids(&c.disappeared)
+            ));
+        }
+        let effect = if c.unmatched {
+            "rows without CPU ids and a different row count cannot be matched: this \
+             interval is not used"
+        } else {
+            "only the CPUs in both samples are counted for this interval"
+        };
+        notes.push(CaptureNote {
+            file: file.clone(),
+            kind: NoteKind::Remark,
+            detail: format!(
+                "CPU rows changed at {} s: {}; {effect}",
+                c.at.as_secs(),
+                what.join(", ")
+            ),
+        });
+    }
+    if r.cpu_changes.len() > 4 {
+        notes.push(CaptureNote {
+            file: file.clone(),
+            kind: NoteKind::Remark,
+            detail: format!("CPU rows changed {} more times", r.cpu_changes.len() - 4),
+        });
+    }
+    if r.window.used_intervals == 0 {
+        notes.push(CaptureNote {
+            file,
+            kind: NoteKind::Remark,
+            detail: format!(
+                "{} samples but no usable interval (CPU rows not matched, or counters \
+                 reset): no rates, counters since boot only",
+                r.window.samples
+            ),
+        });
+    }
 }
 
 fn malformed(file: &str, detail: &str) -> CaptureNote {
@@ -513,6 +724,40 @@ struct FlowPass {
     malformed: u64,
     first_error: Option<String>,
     truncated: bool,
+    /// Why it stopped early ([`MAX_MALFORMED_LINES`],
+    /// [`MAX_SKIPPED_LINE_BYTES`]).
+    abandoned: Option<String>,
+}
+
+/// Skips the rest of a line (up to and including its newline) without
+/// keeping it, reading at most [`MAX_SKIPPED_LINE_BYTES`]; returns the
+/// bytes skipped and whether the line ended.
+fn skip_line(r: &mut impl BufRead) -> (u64, bool) {
+    let mut skipped = 0u64;
+    loop {
+        if skipped >= MAX_SKIPPED_LINE_BYTES {
+            return (skipped, false);
+        }
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return (skipped, true),
+        };
+        if buf.is_empty() {
+            return (skipped, true);
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                r.consume(i + 1);
+                return (skipped + i as u64 + 1, true);
+            }
+            None => {
+                let n = buf.len();
+                r.consume(n);
+                skipped += n as u64;
+            }
+        }
+    }
 }
 
 /// Streams a listing into hotspots and the chain simulation: one line in
@@ -525,7 +770,14 @@ fn flow_pass(file: File, buckets: Option<u32>, opts: &LoadOptions) -> FlowPass {
     let mut reader = BufReader::new(file.take(MAX_LISTING_BYTES));
     let mut line = Vec::with_capacity(512);
     let (mut malformed, mut first_error, mut read) = (0u64, None, 0u64);
+    let (mut parsed, mut abandoned) = (0u64, None);
     loop {
+        if malformed >= MAX_MALFORMED_LINES && malformed > 9 * parsed {
+            abandoned = Some(format!(
+                "{malformed} malformed lines (fewer than one in ten parsed)"
+            ));
+            break;
+        }
         line.clear();
         // Reads at most MAX_LINE_BYTES + 1 bytes of one line.
         let n = match (&mut reader)
@@ -544,10 +796,13 @@ fn flow_pass(file: File, buckets: Option<u32>, opts: &LoadOptions) -> FlowPass {
         if line.len() > MAX_LINE_BYTES && !line.ends_with(b"\n") {
             malformed += 1;
             first_error.get_or_insert_with(|| format!("a line longer than {MAX_LINE_BYTES} bytes"));
-            // Skip the rest of the overlong line.
-            let mut sink = Vec::new();
-            let _ = reader.read_until(b'\n', &mut sink);
-            read += sink.len() as u64;
+            // Skip the rest of the overlong line, without keeping it.
+            let (skipped, ended) = skip_line(&mut reader);
+            read += skipped;
+            if !ended {
+                abandoned = Some(format!("a line longer than {MAX_SKIPPED_LINE_BYTES} bytes"));
+                break;
+            }
             continue;
         }
         let text = String::from_utf8_lossy(&line);
@@ -557,6 +812,7 @@ fn flow_pass(file: File, buckets: Option<u32>, opts: &LoadOptions) -> FlowPass {
         }
         match list::parse_line(text) {
             Ok(f) => {
+                parsed += 1;
                 hot.add(&f);
                 if let Some(s) = sim.as_mut() {
                     s.add(&f);
@@ -574,5 +830,6 @@ fn flow_pass(file: File, buckets: Option<u32>, opts: &LoadOptions) -> FlowPass {
         malformed,
         first_error,
         truncated: read >= MAX_LISTING_BYTES,
+        abandoned,
     }
 }

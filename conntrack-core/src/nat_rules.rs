@@ -71,7 +71,8 @@ pub struct SourceNatRule {
     pub random: bool,
     /// `--persistent` / `persistent`.
     pub persistent: bool,
-    /// The source match (`-s CIDR`, `ip saddr CIDR`), when the rule has one.
+    /// The source match (`-s CIDR`, `ip saddr CIDR`), when the rule has one
+    /// (control characters removed, cut to 240 characters).
     pub source: Option<String>,
     /// The 1-based line of the rule in the text.
     pub line: usize,
@@ -145,14 +146,15 @@ impl NatRules {
             let source = toks
                 .windows(3)
                 .find(|w| (w[0] == "-s" || w[0] == "--source") && w[1] != "!")
-                .map(|w| w[1].to_string())
+                .map(|w| w[1])
                 .or_else(|| {
                     // `-s X` at the very end of the rule.
                     toks.windows(2)
                         .find(|w| w[0] == "-s" || w[0] == "--source")
-                        .map(|w| w[1].to_string())
+                        .map(|w| w[1])
                 })
-                .filter(|s| s != "!");
+                .filter(|&s| s != "!")
+                .map(clean);
             out.source_nat.push(SourceNatRule {
                 kind,
                 fully_random: has("--random-fully"),
@@ -194,7 +196,7 @@ impl NatRules {
             let source = toks
                 .windows(3)
                 .find(|w| w[0] == "saddr" && w[1] != "!=")
-                .map(|w| w[1].to_string());
+                .map(|w| clean(w[1]));
             out.source_nat.push(SourceNatRule {
                 kind,
                 fully_random: toks.contains(&"fully-random"),
@@ -250,5 +252,19 @@ mod tests {
         let r = NatRules::parse_nft("masquerade \u{1b}]0;x\u{7}");
         assert_eq!(r.source_nat.len(), 1);
         assert!(!r.source_nat[0].text.contains('\u{1b}'));
+    }
+
+    /// Found by the `nat_rules` fuzz target: the source match kept the
+    /// control characters (and the length) the rule text loses.
+    #[test]
+    fn source_match_is_cleaned_and_cut() {
+        let long = "1".repeat(1000);
+        let r = NatRules::parse_nft(&format!(
+            "ip saddr 10\u{1f}.0.0.0/8 snat to 192.0.2.1\nip saddr {long} masquerade\n"
+        ));
+        assert_eq!(r.source_nat[0].source.as_deref(), Some("10.0.0.0/8"));
+        assert_eq!(r.source_nat[1].source.as_ref().map(String::len), Some(240));
+        let r = NatRules::parse_iptables_save("*nat\n-A P -j MASQUERADE -s \u{1b}[31m10.0.0.0/8\n");
+        assert_eq!(r.source_nat[0].source.as_deref(), Some("[31m10.0.0.0/8"));
     }
 }

@@ -640,24 +640,42 @@ fn hostile_files_are_refused_without_blocking() {
     // An endless character device.
     std::os::unix::fs::symlink("/dev/zero", root.join("proc/modules")).unwrap();
 
+    // A link out of the tree (a confined reader refuses it).
+    std::fs::create_dir_all(root.join("proc/sys/kernel")).unwrap();
+    std::os::unix::fs::symlink(
+        "/proc/sys/kernel/osrelease",
+        root.join("proc/sys/kernel/osrelease"),
+    )
+    .unwrap();
+    // A link loop.
+    std::fs::create_dir_all(root.join("sys/devices/system/cpu")).unwrap();
+    std::os::unix::fs::symlink("possible", root.join("sys/devices/system/cpu/possible")).unwrap();
+
     let fs = HostFs::new(root);
+    // FIFOs, devices and directories are refused before they are opened.
     assert!(matches!(
         fs.read_mem_total(),
-        Err(HostError::Io {
-            kind: std::io::ErrorKind::InvalidInput,
-            ..
-        })
+        Err(HostError::NotAFile { .. })
     ));
     assert!(matches!(
         fs.read_slabinfo(),
         Err(HostError::TooLarge { .. })
     ));
-    assert!(matches!(fs.read_modules(), Err(HostError::TooLarge { .. })));
+    assert!(matches!(fs.read_modules(), Err(HostError::NotAFile { .. })));
     assert!(matches!(
         fs.read_net_rx_softirqs(),
-        Err(HostError::Io { .. })
+        Err(HostError::NotAFile { .. })
     ));
-    let report = fs.read_snapshot();
+    assert!(matches!(fs.read_cpus_possible(), Err(HostError::Io { .. })));
+    // Unconfined, a link out of the tree is followed (the live host's
+    // release); confined, it is not.
+    assert!(fs.read_kernel_release().is_ok());
+    let confined = fs.clone().confined();
+    assert!(matches!(
+        confined.read_kernel_release(),
+        Err(HostError::OutsideRoot { .. })
+    ));
+    let report = confined.read_snapshot();
     assert_eq!(report.snapshot, HostSnapshot::default());
 }
 

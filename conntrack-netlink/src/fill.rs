@@ -109,6 +109,12 @@ impl Mix {
         Ok(Mix { weights, total })
     }
 
+    /// The kinds and their weights, in the order given (zero weights
+    /// left out).
+    pub fn weights(&self) -> &[(FlowKind, u32)] {
+        &self.weights
+    }
+
     /// The kind of flow number `i`: kinds are interleaved so that every
     /// prefix of the sequence has close to the mix's proportions.
     pub fn kind_of(&self, i: u64) -> FlowKind {
@@ -132,6 +138,23 @@ impl Default for Mix {
             (FlowKind::Icmp, 10),
         ])
         .unwrap_or_else(|_| unreachable!("non-zero weights"))
+    }
+}
+
+impl std::fmt::Display for Mix {
+    /// `KIND=WEIGHT` items separated by commas, as [`FromStr`] reads them.
+    ///
+    /// ```
+    /// use conntrack_netlink::fill::Mix;
+    /// let m: Mix = " tcp=60, udp=0,icmp = 10".parse().unwrap();
+    /// assert_eq!(m.to_string(), "tcp=60,icmp=10");
+    /// ```
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (k, w)) in self.weights.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            write!(f, "{sep}{}={w}", k.name())?;
+        }
+        Ok(())
     }
 }
 

@@ -108,6 +108,35 @@ impl TupleFilter {
             && ok(self.icmp_id, ii)
     }
 
+    /// Whether the kernel applies every condition of this filter for
+    /// `family`, leaving nothing to the user-space check: what a flush,
+    /// which has no such check, needs.
+    pub(crate) fn kernel_applies_all(&self, family: L3Family) -> bool {
+        let (f, _) = self.kernel_part(family);
+        let (t, c, i) = if family == L3Family::INET6 {
+            (
+                CTA_FILTER_F_CTA_PROTO_ICMPV6_TYPE,
+                CTA_FILTER_F_CTA_PROTO_ICMPV6_CODE,
+                CTA_FILTER_F_CTA_PROTO_ICMPV6_ID,
+            )
+        } else {
+            (
+                CTA_FILTER_F_CTA_PROTO_ICMP_TYPE,
+                CTA_FILTER_F_CTA_PROTO_ICMP_CODE,
+                CTA_FILTER_F_CTA_PROTO_ICMP_ID,
+            )
+        };
+        let applied = |set: bool, bit: u32| !set || f & bit != 0;
+        applied(self.src.is_some(), CTA_FILTER_F_CTA_IP_SRC)
+            && applied(self.dst.is_some(), CTA_FILTER_F_CTA_IP_DST)
+            && applied(self.proto.is_some(), CTA_FILTER_F_CTA_PROTO_NUM)
+            && applied(self.src_port.is_some(), CTA_FILTER_F_CTA_PROTO_SRC_PORT)
+            && applied(self.dst_port.is_some(), CTA_FILTER_F_CTA_PROTO_DST_PORT)
+            && applied(self.icmp_type.is_some(), t)
+            && applied(self.icmp_code.is_some(), c)
+            && applied(self.icmp_id.is_some(), i)
+    }
+
     /// The `CTA_FILTER_FLAG` bits the kernel can apply for `family`, and
     /// the tuple to send with them.
     fn kernel_part(&self, family: L3Family) -> (u32, Option<Tuple>) {

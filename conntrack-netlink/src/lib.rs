@@ -9,7 +9,8 @@
 //! run the conversations ([`filter`]s applied by the kernel and again in
 //! user space); [`event`] streams the multicast events and [`mirror`]
 //! keeps a table current with them; [`fill`] creates synthetic flows in
-//! bulk.
+//! bulk; [`bulk`] deletes or updates every entry matching any of many
+//! filters in one streaming pass.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), conntrack_netlink::Error> {
@@ -26,6 +27,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod bulk;
 pub mod dump;
 pub mod error;
 pub mod event;

@@ -680,6 +680,12 @@ impl<T: Transport> Conntrack<T> {
     pub(crate) fn next_seq(&mut self) -> u32 {
         self.t.next_seq()
     }
+
+    /// The transport, for conversations written in other modules
+    /// ([`crate::bulk`]).
+    pub(crate) fn transport(&mut self) -> &mut T {
+        &mut self.t
+    }
 }
 
 #[cfg(test)]

@@ -118,6 +118,9 @@ pub struct Socket {
     buf: Vec<u8>,
     seq: u32,
     port: u32,
+    /// The configuration it was opened with (for a sibling socket in the
+    /// same namespace, see [`Socket::config`]).
+    config: SocketConfig,
 }
 
 impl Socket {
@@ -138,6 +141,7 @@ impl Socket {
             seq: initial_seq(),
             port: addr.port_number(),
             sock,
+            config: config.clone(),
         };
         if let Some(bytes) = config.rcvbuf {
             s.set_rcvbuf(bytes)?;
@@ -181,6 +185,12 @@ impl Socket {
     #[cfg(feature = "tokio")]
     pub(crate) fn recv_raw(&self, buf: &mut [u8]) -> io::Result<usize> {
         recv_raw(&self.sock, buf, 0)
+    }
+
+    /// The configuration this socket was opened with: its namespace,
+    /// buffers and timeout (to open another socket on the same table).
+    pub fn config(&self) -> &SocketConfig {
+        &self.config
     }
 
     /// The netlink port id the kernel assigned to this socket.

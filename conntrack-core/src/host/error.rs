@@ -135,6 +135,20 @@ pub enum HostError {
         /// The I/O error kind.
         kind: std::io::ErrorKind,
     },
+    /// Not a regular file (a FIFO, socket, device or directory): refused
+    /// before it is opened, so a read never blocks or runs on without end.
+    #[error("{}: not a regular file (FIFO, socket, device or directory): not read", .path.display())]
+    NotAFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A [`super::HostFs::confined`] reader was led outside its root by a
+    /// symbolic link (or a `..` in a path read from a file): not read.
+    #[error("{}: leads outside the root: not read", .path.display())]
+    OutsideRoot {
+        /// The file, under the root.
+        path: PathBuf,
+    },
     /// The file is larger than any file of its kind can be
     /// ([`super::reader::MAX_FILE_BYTES`]); it was not parsed.
     #[error("{}: larger than {limit} bytes", .path.display())]
@@ -187,6 +201,8 @@ impl HostError {
             HostError::NotFound { path }
             | HostError::PermissionDenied { path }
             | HostError::Io { path, .. }
+            | HostError::NotAFile { path }
+            | HostError::OutsideRoot { path }
             | HostError::TooLarge { path, .. }
             | HostError::Malformed { path, .. }
             | HostError::OtherNamespace { path, .. } => path,

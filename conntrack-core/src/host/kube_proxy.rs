@@ -177,6 +177,39 @@ fn yaml_conntrack(text: &str, kp: &mut KubeProxy) -> bool {
     found || text.contains("KubeProxyConfiguration")
 }
 
+/// Applies the kube-proxy conntrack settings found in one file's text
+/// (a `KubeProxyConfiguration` YAML `conntrack:` block and command-line
+/// flags such as `--conntrack-min`) to `kp`; a setting the text does not
+/// give (or gives unreadably) keeps its value. Returns whether the text
+/// configures kube-proxy at all. [`KubeProxy::files`] is left alone.
+///
+/// ```
+/// use conntrack_core::host::kube_proxy::{apply_config_text, KubeProxy};
+/// let mut k = KubeProxy::default();
+/// assert!(apply_config_text(&mut k, "ExecStart=/usr/bin/kube-proxy --conntrack-min=65536\n"));
+/// assert!(apply_config_text(&mut k, "conntrack:\n  tcpCloseWaitTimeout: 1h0m0s\n"));
+/// assert_eq!((k.min, k.tcp_close_wait_timeout), (Some(65536), Some(3600)));
+/// assert!(!apply_config_text(&mut k, "[Unit]\nDescription=something else\n"));
+/// ```
+pub fn apply_config_text(kp: &mut KubeProxy, text: &str) -> bool {
+    let yaml = yaml_conntrack(text, kp);
+    let flags = apply_flags(text, kp);
+    yaml || flags
+}
+
+/// The value of a `--config=PATH` (or `--config PATH`) flag in a file's
+/// text: the configuration file a kube-proxy command line points to.
+///
+/// ```
+/// use conntrack_core::host::kube_proxy::config_flag;
+/// assert_eq!(config_flag("kube-proxy --v=2 --config=/var/lib/kube-proxy/config.conf"),
+///            Some("/var/lib/kube-proxy/config.conf"));
+/// assert_eq!(config_flag("kube-proxy --v=2"), None);
+/// ```
+pub fn config_flag(text: &str) -> Option<&str> {
+    flag_value(text, "--config")
+}
+
 fn apply_flags(text: &str, kp: &mut KubeProxy) -> bool {
     let mut found = false;
     if let Some(v) = flag_value(text, "--conntrack-max-per-core") {
@@ -210,19 +243,20 @@ impl HostFs {
         while i < queue.len() {
             let host = queue[i].clone();
             i += 1;
-            if !self.path(host.trim_start_matches('/')).is_file() {
+            if !self
+                .stat(host.trim_start_matches('/'))
+                .is_some_and(|m| m.is_file())
+            {
                 continue;
             }
             let Some(text) = self.read_config_text(&host) else {
                 continue;
             };
-            let yaml = yaml_conntrack(&text, &mut kp);
-            let flags = apply_flags(&text, &mut kp);
-            if yaml || flags {
+            if apply_config_text(&mut kp, &text) {
                 kp.files.push(host);
             }
             if !followed
-                && let Some(cfg) = flag_value(&text, "--config")
+                && let Some(cfg) = config_flag(&text)
                 && cfg.starts_with('/')
                 && !queue.iter().any(|q| q == cfg)
             {

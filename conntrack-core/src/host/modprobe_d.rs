@@ -104,15 +104,10 @@ impl HostFs {
     pub fn read_modprobe_d(&self) -> ModprobeScan {
         let mut chosen: std::collections::BTreeMap<String, String> = Default::default();
         for dir in MODPROBE_DIRS {
-            let Ok(rd) = std::fs::read_dir(self.path(dir.trim_start_matches('/'))) else {
+            let Ok(mut names) = self.dir_names(dir.trim_start_matches('/')) else {
                 continue;
             };
-            let mut names: Vec<String> = rd
-                .filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.ends_with(".conf"))
-                .collect();
-            names.sort();
+            names.retain(|n| n.ends_with(".conf"));
             for n in names {
                 chosen.entry(n.clone()).or_insert(format!("{dir}/{n}"));
             }

@@ -50,11 +50,13 @@ impl HostFs {
     /// assert_eq!(HostFs::new(t.path()).read_conntrack_module_kind(None), ModuleKind::BuiltIn);
     /// ```
     pub fn read_conntrack_module_kind(&self, release: Option<&str>) -> ModuleKind {
-        let sysmod = self.path("sys/module/nf_conntrack");
-        if sysmod.join("initstate").exists() {
+        if self.stat("sys/module/nf_conntrack/initstate").is_some() {
             return ModuleKind::Module;
         }
-        if sysmod.is_dir() {
+        if self
+            .stat("sys/module/nf_conntrack")
+            .is_some_and(|m| m.is_dir())
+        {
             return ModuleKind::BuiltIn;
         }
         if let Some(rel) = release.filter(|r| plain_name(r)) {
@@ -103,12 +105,13 @@ impl HostFs {
         if !plain_name(name) {
             return ModuleKind::Unknown;
         }
-        let sysmod = self.path("sys/module").join(name);
-        if sysmod.join("initstate").exists() || modules.is_some_and(|m| m.iter().any(|n| n == name))
+        let sysmod = format!("sys/module/{name}");
+        if self.stat(&format!("{sysmod}/initstate")).is_some()
+            || modules.is_some_and(|m| m.iter().any(|n| n == name))
         {
             return ModuleKind::Module;
         }
-        if sysmod.is_dir() {
+        if self.stat(&sysmod).is_some_and(|m| m.is_dir()) {
             return ModuleKind::BuiltIn;
         }
         ModuleKind::Unknown

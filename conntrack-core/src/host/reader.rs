@@ -41,13 +41,15 @@ use crate::kernel::KernelVersion;
 use crate::stats::Stats;
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// The largest file the reader accepts (16 MiB). `/proc/slabinfo` is tens
-/// of KiB; the limit protects against a hostile tree (a huge file, or a
-/// character device such as `/dev/zero` in place of a file). FIFOs and
-/// sockets are refused before opening, so a read never blocks.
+/// of KiB; the limit protects against a hostile tree (a huge or sparse
+/// file). Only regular files are opened (procfs and sysfs files are):
+/// FIFOs, sockets and devices are refused before opening
+/// ([`HostError::NotAFile`]), so a read never blocks and never runs on
+/// without end.
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// How much of `smaps` is read for the page size: the first mappings are
@@ -119,6 +121,8 @@ pub enum NetnsView {
 pub struct HostFs {
     root: PathBuf,
     view: NetnsView,
+    /// With [`HostFs::confined`]: the root with every link resolved.
+    confined_to: Option<PathBuf>,
 }
 
 fn trim_to_lines(bytes: &[u8]) -> &[u8] {
@@ -134,7 +138,38 @@ impl HostFs {
         HostFs {
             root: root.into(),
             view: NetnsView::Process,
+            confined_to: None,
         }
+    }
+
+    /// Reads nothing outside the root: a file or directory whose path,
+    /// once its symbolic links are resolved, leads out of the root is
+    /// refused with [`HostError::OutsideRoot`] (as is a link loop, with
+    /// the I/O error). For trees that come from elsewhere, such as a
+    /// capture directory, where a link to `/proc/kmsg` (a "regular" file
+    /// whose read blocks) or to a file of the analysing host must not be
+    /// followed.
+    ///
+    /// Not for a container's root given as `/proc/PID/root`: resolving
+    /// that magic link by name leaves the container.
+    ///
+    /// ```
+    /// use conntrack_core::host::{HostError, HostFs};
+    /// let t = tempfile::tempdir().unwrap();
+    /// std::fs::create_dir_all(t.path().join("proc/sys/kernel")).unwrap();
+    /// std::os::unix::fs::symlink("/proc/sys/kernel/osrelease",
+    ///     t.path().join("proc/sys/kernel/osrelease")).unwrap();
+    /// let fs = HostFs::new(t.path()).confined();
+    /// assert!(matches!(fs.read_kernel_release(), Err(HostError::OutsideRoot { .. })));
+    /// ```
+    pub fn confined(mut self) -> Self {
+        self.confined_to = Some(std::fs::canonicalize(&self.root).unwrap_or(self.root.clone()));
+        self
+    }
+
+    /// Whether the reader is [`HostFs::confined`] to its root.
+    pub fn is_confined(&self) -> bool {
+        self.confined_to.is_some()
     }
 
     /// Reads the network-namespace files of process `pid`:
@@ -221,29 +256,87 @@ impl HostFs {
         }
     }
 
-    /// Reads up to `limit` bytes of `ROOT/rel`; `Err(TooLarge)` when the
-    /// file is longer and `allow_prefix` is false.
+    /// `ROOT/rel` (the path errors name) and the path to open: the same,
+    /// or with [`HostFs::confined`] the resolved path, checked to be under
+    /// the root.
+    fn resolve(&self, rel: &str) -> Result<(PathBuf, PathBuf), HostError> {
+        let path = self.path(rel);
+        let Some(root) = &self.confined_to else {
+            return Ok((path.clone(), path));
+        };
+        let real = std::fs::canonicalize(&path).map_err(|e| HostError::from_io(&path, &e))?;
+        if real.starts_with(root) {
+            Ok((path, real))
+        } else {
+            Err(HostError::OutsideRoot { path })
+        }
+    }
+
+    /// Opens `ROOT/rel` for reading when it is a regular file (procfs and
+    /// sysfs files are): a FIFO, socket, device or directory is refused
+    /// with [`HostError::NotAFile`] before it is opened, and checked again
+    /// on the open file (opened non-blocking, so a FIFO swapped in between
+    /// cannot block either). With [`HostFs::confined`], never a file
+    /// outside the root. Returns the path errors name, the file and its
+    /// size (0 or 4096 for procfs and sysfs files).
+    ///
+    /// ```
+    /// use conntrack_core::host::{HostError, HostFs};
+    /// let t = tempfile::tempdir().unwrap();
+    /// std::fs::create_dir(t.path().join("proc")).unwrap();
+    /// std::os::unix::fs::symlink("/dev/zero", t.path().join("proc/meminfo")).unwrap();
+    /// let fs = HostFs::new(t.path());
+    /// assert!(matches!(fs.open_regular("proc/meminfo"), Err(HostError::NotAFile { .. })));
+    /// assert!(fs.open_regular("proc/modules").unwrap_err().is_not_found());
+    /// ```
+    pub fn open_regular(&self, rel: &str) -> Result<(PathBuf, std::fs::File, u64), HostError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let (path, real) = self.resolve(rel)?;
+        let meta = std::fs::metadata(&real).map_err(|e| HostError::from_io(&path, &e))?;
+        if !meta.is_file() {
+            return Err(HostError::NotAFile { path });
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&real)
+            .map_err(|e| HostError::from_io(&path, &e))?;
+        let meta = file.metadata().map_err(|e| HostError::from_io(&path, &e))?;
+        if !meta.is_file() {
+            return Err(HostError::NotAFile { path });
+        }
+        Ok((path, file, meta.len()))
+    }
+
+    /// The metadata of `ROOT/rel` (links followed), when it exists; with
+    /// [`HostFs::confined`], `None` for a path that resolves outside the
+    /// root, so that no fact comes from the reading host.
+    pub(crate) fn stat(&self, rel: &str) -> Option<std::fs::Metadata> {
+        let (_, real) = self.resolve(rel).ok()?;
+        std::fs::metadata(real).ok()
+    }
+
+    /// The entry names of the directory `ROOT/rel`, sorted; non-UTF-8
+    /// names are skipped. With [`HostFs::confined`], never a directory
+    /// outside the root.
+    pub(crate) fn dir_names(&self, rel: &str) -> Result<Vec<String>, HostError> {
+        let (path, real) = self.resolve(rel)?;
+        list_dir(&path, &real)
+    }
+
+    /// Reads up to `limit` bytes of `ROOT/rel` ([`HostFs::open_regular`]);
+    /// `Err(TooLarge)` when the file is longer and `allow_prefix` is false.
     pub(crate) fn read_limited(
         &self,
         rel: &str,
         limit: u64,
         allow_prefix: bool,
     ) -> Result<(PathBuf, Vec<u8>), HostError> {
-        let path = self.path(rel);
-        let meta = std::fs::metadata(&path).map_err(|e| HostError::from_io(&path, &e))?;
-        let ft = meta.file_type();
-        if ft.is_fifo() || ft.is_socket() {
-            // Opening a FIFO blocks until a writer appears.
-            return Err(HostError::Io {
-                path,
-                kind: std::io::ErrorKind::InvalidInput,
-            });
-        }
-        if !allow_prefix && meta.is_file() && meta.len() > limit {
+        let (path, file, len) = self.open_regular(rel)?;
+        if !allow_prefix && len > limit {
             // procfs and sysfs report 0 or 4096; only a real file gets here.
             return Err(HostError::TooLarge { path, limit });
         }
-        let file = std::fs::File::open(&path).map_err(|e| HostError::from_io(&path, &e))?;
         let mut buf = Vec::new();
         file.take(limit + 1)
             .read_to_end(&mut buf)
@@ -407,7 +500,6 @@ impl HostFs {
     /// problem is collected. With [`HostFs::for_pid`] and another
     /// namespace, only the global sysctls are kept.
     pub fn read_sysctls(&self) -> Result<Partial<BTreeMap<String, String>>, HostError> {
-        let dir = self.path(NETFILTER_SYSCTL_DIR);
         let mut out: Partial<BTreeMap<String, String>> = Partial::default();
         let only_global = match self.check_same_netns() {
             Ok(()) => false,
@@ -416,15 +508,17 @@ impl HostFs {
                 true
             }
         };
-        for name in list_dir(&dir)? {
+        for name in self.dir_names(NETFILTER_SYSCTL_DIR)? {
             if !name.starts_with("nf_conntrack_") {
                 continue;
             }
             if only_global && !GLOBAL_SYSCTLS.contains(&name.as_str()) {
                 continue;
             }
-            let path = dir.join(&name);
-            if path.is_dir() {
+            if self
+                .stat(&Self::sysctl_rel(&name))
+                .is_some_and(|m| m.is_dir())
+            {
                 continue;
             }
             match self.read_parsed(&Self::sysctl_rel(&name), |t| {
@@ -456,11 +550,9 @@ impl HostFs {
     /// Interfaces without a `queues` directory are skipped; a queue without
     /// `rps_cpus` (kernel without `CONFIG_RPS`) is a problem.
     pub fn read_rx_queues(&self) -> Result<Partial<Vec<RxQueue>>, HostError> {
-        let net = self.path("sys/class/net");
         let mut out: Partial<Vec<RxQueue>> = Partial::default();
-        for iface in list_dir(&net)? {
-            let qdir = net.join(&iface).join("queues");
-            let entries = match list_dir(&qdir) {
+        for iface in self.dir_names("sys/class/net")? {
+            let entries = match self.dir_names(&format!("sys/class/net/{iface}/queues")) {
                 Ok(e) => e,
                 Err(HostError::NotFound { .. }) => continue,
                 Err(e) => {
@@ -515,7 +607,7 @@ impl HostFs {
     pub fn read_helpers(&self) -> Result<Partial<Vec<String>>, HostError> {
         let mut out: Partial<Vec<String>> = Partial::default();
         let modules = self.read_modules();
-        let sys = list_dir(&self.path("sys/module"));
+        let sys = self.dir_names("sys/module");
         let err = match (&modules, &sys) {
             (Err(a), Err(_)) => Some(a.clone()),
             _ => None,
@@ -693,9 +785,10 @@ impl HostFs {
     }
 }
 
-/// The entry names of a directory, sorted; non-UTF-8 names are skipped.
-fn list_dir(dir: &Path) -> Result<Vec<String>, HostError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| HostError::from_io(dir, &e))?;
+/// The entry names of the directory `real`, sorted; non-UTF-8 names are
+/// skipped; errors name `dir`.
+fn list_dir(dir: &Path, real: &Path) -> Result<Vec<String>, HostError> {
+    let rd = std::fs::read_dir(real).map_err(|e| HostError::from_io(dir, &e))?;
     let mut names = Vec::new();
     for entry in rd {
         let entry = entry.map_err(|e| HostError::from_io(dir, &e))?;

@@ -194,15 +194,10 @@ impl HostFs {
         // name -> (dir index, host path)
         let mut chosen: std::collections::BTreeMap<String, (usize, String)> = Default::default();
         for (di, dir) in SYSCTL_DIRS.iter().enumerate() {
-            let Ok(rd) = std::fs::read_dir(self.path(rel(dir))) else {
+            let Ok(mut names) = self.dir_names(rel(dir)) else {
                 continue;
             };
-            let mut names: Vec<String> = rd
-                .filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.ends_with(".conf"))
-                .collect();
-            names.sort();
+            names.retain(|n| n.ends_with(".conf"));
             for name in names {
                 let host = format!("{dir}/{name}");
                 match chosen.get(&name) {
@@ -239,7 +234,7 @@ impl HostFs {
                 None => scan.unreadable.push(host),
             }
         }
-        if self.path(rel(SYSCTL_CONF)).exists() {
+        if std::fs::symlink_metadata(self.path(rel(SYSCTL_CONF))).is_ok() {
             match self.read_config_text(SYSCTL_CONF) {
                 Some(text) => scan.files.push(SysctlFile {
                     path: SYSCTL_CONF.to_string(),

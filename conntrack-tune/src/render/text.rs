@@ -2,6 +2,7 @@
 
 use super::wrap;
 use crate::plan::{Action, Plan, Priority, Verify};
+use conntrack_analyze::capture::escape_controls_keep_lines;
 use conntrack_analyze::evidence::group;
 use std::fmt::Write;
 
@@ -161,7 +162,9 @@ pub fn text(plan: &Plan) -> String {
             }
         }
     }
-    s
+    // Paths, keys and values read from the host (a capture's sysctl.d
+    // file names) must not drive the terminal.
+    escape_controls_keep_lines(&s)
 }
 
 /// Escapes Markdown outside `code spans` (text inside backticks is shown
@@ -293,7 +296,9 @@ pub fn markdown(plan: &Plan) -> String {
             let _ = writeln!(s, "- {i}");
         }
     }
-    s
+    // Paths, keys and values read from the host (a capture's sysctl.d
+    // file names) must not drive the terminal.
+    escape_controls_keep_lines(&s)
 }
 
 #[cfg(test)]
