@@ -31,7 +31,7 @@
 //! round on 2,000 flows and checks doctor's report.
 
 #[path = "../examples/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use common::analysis::analyse;

@@ -649,7 +649,10 @@ fn live_namespace_with_known_flows() {
     let buckets = doc["table"]["buckets"].as_u64().unwrap();
     assert_eq!(chains["table_buckets"].as_u64(), Some(buckets));
     let share = chains["flow_share"].as_f64().unwrap();
-    assert!((share - (65536.0 / buckets as f64).min(1.0)).abs() < 1e-9, "{chains}");
+    assert!(
+        (share - (65536.0 / buckets as f64).min(1.0)).abs() < 1e-9,
+        "{chains}"
+    );
     let hashed = chains["nodes"].as_u64().unwrap() / 2;
     let want = 3005.0 * share;
     assert!(
@@ -661,7 +664,11 @@ fn live_namespace_with_known_flows() {
     let owners = &doc["owners"];
     assert_eq!(owners["flows"], 3005, "{owners}");
     assert_eq!(owners["with_owner"], 5, "{owners}");
-    assert_eq!(owners["by_process"][0]["pid"], std::process::id(), "{owners}");
+    assert_eq!(
+        owners["by_process"][0]["pid"],
+        std::process::id(),
+        "{owners}"
+    );
     assert_eq!(owners["by_process"][0]["flows"], 5, "{owners}");
     assert_eq!(owners["processes"], 1, "{owners}");
     let u = &owners["unattributed"];
@@ -710,13 +717,13 @@ fn live_namespace_with_known_flows() {
     assert!(r.stdout.contains("  tcp 192.0.2.1:"), "{}", r.stdout);
     assert!(r.stdout.contains("== Who owns the flows"), "{}", r.stdout);
     assert!(
-        r.stdout.contains("3,005 entries: 5 (0.2%) belong to a local socket"),
+        r.stdout
+            .contains("3,005 entries: 5 (0.2%) belong to a local socket"),
         "{}",
         r.stdout
     );
     assert!(
-        r.stdout
-            .contains(&format!("(pid {})", std::process::id())),
+        r.stdout.contains(&format!("(pid {})", std::process::id())),
         "{}",
         r.stdout
     );
@@ -748,14 +755,28 @@ fn without_privileges_analyses_what_proc_shows() {
     );
     assert!(!r.stdout.contains("SAMPLE INCIDENT"), "{}", r.stdout);
     assert!(
-        r.stdout.contains("NOT ANALYSED: the table's entries (a ctnetlink dump): needs CAP_NET_ADMIN"),
+        r.stdout
+            .contains("NOT ANALYSED: the table's entries (a ctnetlink dump): needs CAP_NET_ADMIN"),
         "{}",
         r.stdout
     );
-    for section in ["== Table", "== Counters over", "== Findings", "== Tuning plan"] {
-        assert!(r.stdout.contains(section), "missing {section}:\n{}", r.stdout);
+    for section in [
+        "== Table",
+        "== Counters over",
+        "== Findings",
+        "== Tuning plan",
+    ] {
+        assert!(
+            r.stdout.contains(section),
+            "missing {section}:\n{}",
+            r.stdout
+        );
     }
-    assert!(!r.stdout.contains("== What the table holds"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("== What the table holds"),
+        "{}",
+        r.stdout
+    );
     assert!(!r.stdout.contains("== Who owns the flows"), "{}", r.stdout);
     assert!(
         r.stdout
@@ -764,7 +785,8 @@ fn without_privileges_analyses_what_proc_shows() {
         r.stdout
     );
     assert!(
-        r.stderr.contains("doctor: not analysed: the table's entries")
+        r.stderr
+            .contains("doctor: not analysed: the table's entries")
             && r.stderr.contains("hotspots"),
         "{}",
         r.stderr
@@ -775,7 +797,11 @@ fn without_privileges_analyses_what_proc_shows() {
     assert_eq!(doc["origin"]["kind"], "live");
     assert!(doc["table"]["count"].as_u64().is_some(), "{doc}");
     assert!(doc["table"]["max"].as_u64().is_some(), "{doc}");
-    assert!(doc["counters"]["readings"].as_array().is_some_and(|r| !r.is_empty()));
+    assert!(
+        doc["counters"]["readings"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    );
     assert!(doc["hotspots"].is_null() && doc["owners"].is_null() && doc["chains"].is_null());
     let unread = doc["unread"].as_array().expect("unread");
     assert_eq!(unread.len(), 1, "{doc}");

@@ -409,7 +409,8 @@ impl ProcReader {
         let mut out = LocalAddrs::default();
         let mut fib = FibTrieLocals::default();
         let complete = for_each_line(
-            &self.fs.path(&self.fs.net_path("fib_trie")),
+            &self.fs,
+            &self.fs.net_path("fib_trie"),
             MAX_FIB_TRIE_BYTES,
             |l| fib.line(l),
         )?;
@@ -417,7 +418,8 @@ impl ProcReader {
             out.insert_v4(a, len);
         }
         match for_each_line(
-            &self.fs.path(&self.fs.net_path("if_inet6")),
+            &self.fs,
+            &self.fs.net_path("if_inet6"),
             MAX_FIB_TRIE_BYTES,
             |l| {
                 if let Some(a) = parse_if_inet6_line(l) {
@@ -438,26 +440,56 @@ impl ProcReader {
 /// router with a full Internet table lists millions of routes.
 pub const MAX_FIB_TRIE_BYTES: u64 = 32 << 20;
 
-/// Calls `f` on every line of a file, reading at most `limit` bytes;
-/// whether the whole file was read.
-fn for_each_line(path: &Path, limit: u64, mut f: impl FnMut(&str)) -> Result<bool, HostError> {
+/// How much of each `/proc/net/{tcp,tcp6,udp,udp6}` is read at most
+/// (about seven million sockets of 150 bytes): the index is built one
+/// line at a time, so this bounds the time, not a copy of the file.
+pub const MAX_SOCKET_FILE_BYTES: u64 = 1 << 30;
+
+/// The longest line [`for_each_line`] passes on (the lines of the files it
+/// reads are under 200 bytes); longer ones are skipped without being held.
+const MAX_LINE_BYTES: u64 = 4096;
+
+/// Calls `f` on every line of `ROOT/rel` (opened by
+/// [`HostFs::open_regular`]: a regular file, never a FIFO or device, and
+/// under a confined reader never outside its root), reading at most
+/// `limit` bytes; lines that are not UTF-8 or longer than
+/// [`MAX_LINE_BYTES`] are skipped. Returns whether the whole file was read.
+fn for_each_line(
+    fs: &HostFs,
+    rel: &str,
+    limit: u64,
+    mut f: impl FnMut(&str),
+) -> Result<bool, HostError> {
     use std::io::{BufRead, Read};
-    let file = std::fs::File::open(path).map_err(|e| HostError::from_io(path, &e))?;
+    let (path, file, _) = fs.open_regular(rel)?;
     let mut reader = std::io::BufReader::new(file.take(limit));
-    let mut line = String::new();
+    let mut line = Vec::new();
     let mut read = 0u64;
+    let mut skipping = false;
     loop {
         line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) => return Ok(read < limit),
-            Ok(n) => {
-                read += n as u64;
-                f(line.trim_end_matches('\n'));
-            }
-            // Not UTF-8: skip the line.
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {}
-            Err(e) => return Err(HostError::from_io(path, &e)),
+        let n = reader
+            .by_ref()
+            .take(MAX_LINE_BYTES + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| HostError::from_io(&path, &e))?;
+        if n == 0 {
+            return Ok(read < limit);
         }
+        read += n as u64;
+        let ended = line.last() == Some(&b'\n');
+        if !skipping && ended {
+            if let Ok(l) = std::str::from_utf8(&line[..line.len() - 1]) {
+                f(l);
+            }
+        } else if !skipping && n as u64 <= MAX_LINE_BYTES && read < limit {
+            // The last line, without a newline (not one cut by the limit).
+            if let Ok(l) = std::str::from_utf8(&line) {
+                f(l);
+            }
+        }
+        // A line longer than the cap: skip it up to its newline.
+        skipping = !ended && (skipping || n as u64 > MAX_LINE_BYTES);
     }
 }
 
@@ -688,7 +720,8 @@ fn proto_slot(p: u8) -> Option<usize> {
 #[inline]
 fn socket_key(proto: u8, local: (IpAddr, u16), remote: Option<(IpAddr, u16)>) -> u64 {
     use std::hash::Hasher;
-    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x636f_6e6e_7472_6163, 0x6b2d_6b69_7473_6f63);
+    let mut h =
+        siphasher::sip::SipHasher13::new_with_keys(0x636f_6e6e_7472_6163, 0x6b2d_6b69_7473_6f63);
     let mut ep = |(ip, port): (IpAddr, u16)| {
         match ip.to_canonical() {
             IpAddr::V4(a) => h.write(&a.octets()),
@@ -776,24 +809,28 @@ impl SocketTable {
     /// `udp6` under `fs`'s view: a namespace's through
     /// [`HostFs::for_current_thread`] or [`HostFs::for_pid`]) one line at
     /// a time, so a proxy's table of a million sockets costs the index,
-    /// not a copy of the file. Missing files are skipped.
-    pub fn read_sockets(&mut self, fs: &HostFs) -> Result<(), HostError> {
+    /// not a copy of the file. Missing files are skipped. Returns whether
+    /// every file was read whole (each is read up to
+    /// [`MAX_SOCKET_FILE_BYTES`]).
+    pub fn read_sockets(&mut self, fs: &HostFs) -> Result<bool, HostError> {
+        let mut complete = true;
         for (name, proto) in [
             ("tcp", L4Proto::TCP),
             ("tcp6", L4Proto::TCP),
             ("udp", L4Proto::UDP),
             ("udp6", L4Proto::UDP),
         ] {
-            match for_each_line(&fs.path(&fs.net_path(name)), u64::MAX, |l| {
+            match for_each_line(fs, &fs.net_path(name), MAX_SOCKET_FILE_BYTES, |l| {
                 if let Some(s) = parse_proc_net_line(l, proto) {
                     self.insert(&s);
                 }
             }) {
-                Ok(_) | Err(HostError::NotFound { .. }) => {}
+                Ok(whole) => complete &= whole,
+                Err(HostError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        Ok(complete)
     }
 
     /// Sockets indexed.
@@ -1177,6 +1214,53 @@ mod tests {
         }
     }
 
+    /// The socket and address files are read one bounded line at a time
+    /// from regular files only: a FIFO or a device is an error, not a hang
+    /// or an endless read; an overlong line is skipped without being held;
+    /// a line cut by the limit is not parsed.
+    #[test]
+    fn hostile_socket_files_are_refused_or_skipped() {
+        let line = "  0: 0100007F:1F90 0200007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 77 1";
+        let dir = tempfile::tempdir().unwrap();
+        let net = dir.path().join("proc/net");
+        std::fs::create_dir_all(&net).unwrap();
+        let fs = HostFs::new(dir.path());
+        // An overlong junk line (no newline for 100 KB), then a real one.
+        std::fs::write(net.join("tcp"), format!("{}\n{line}\n", "x".repeat(100_000))).unwrap();
+        let mut t = SocketTable::default();
+        assert!(t.read_sockets(&fs).unwrap());
+        assert_eq!(t.len(), 1);
+        // The limit cuts the only line: nothing parsed, not complete.
+        let mut n = 0;
+        let whole = for_each_line(&fs, "proc/net/tcp", 100_010, |_| n += 1).unwrap();
+        assert_eq!((whole, n), (false, 0));
+        let whole = for_each_line(&fs, "proc/net/tcp", 1 << 20, |_| n += 1).unwrap();
+        assert_eq!((whole, n), (true, 1));
+        // A FIFO: refused at once (opening it would block until a writer).
+        std::fs::remove_file(net.join("tcp")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(net.join("tcp"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(matches!(
+            SocketTable::default().read_sockets(&fs),
+            Err(HostError::NotAFile { .. })
+        ));
+        // A link to /dev/zero: refused, not read until memory runs out.
+        std::fs::remove_file(net.join("tcp")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", net.join("tcp")).unwrap();
+        assert!(matches!(
+            SocketTable::default().read_sockets(&fs),
+            Err(HostError::NotAFile { .. })
+        ));
+        std::os::unix::fs::symlink("/dev/urandom", net.join("fib_trie")).unwrap();
+        assert!(matches!(
+            ProcReader::from_host_fs(fs.clone()).local_addrs(),
+            Err(HostError::NotAFile { .. })
+        ));
+    }
+
     #[test]
     fn ipv6_and_mapped_addresses() {
         if cfg!(target_endian = "big") {
@@ -1234,7 +1318,11 @@ mod tests {
         SocketTable::new(sockets, owners)
     }
 
-    fn flow(proto: L4Proto, o: (&str, u16, &str, u16), r: (&str, u16, &str, u16)) -> conntrack_core::Flow {
+    fn flow(
+        proto: L4Proto,
+        o: (&str, u16, &str, u16),
+        r: (&str, u16, &str, u16),
+    ) -> conntrack_core::Flow {
         use conntrack_core::{L4Tuple, Status, Tuple};
         let t = |(s, sp, d, dp): (&str, u16, &str, u16)| {
             Tuple::new(
@@ -1253,20 +1341,40 @@ mod tests {
         assert_eq!(t.len(), 4, "inode 0 is not indexed");
         let tcp = L4Proto::TCP;
         // Outgoing: the original direction is the socket's.
-        let out = flow(tcp, ("10.0.0.1", 40000, "192.0.2.1", 443), ("192.0.2.1", 443, "10.0.0.1", 40000));
+        let out = flow(
+            tcp,
+            ("10.0.0.1", 40000, "192.0.2.1", 443),
+            ("192.0.2.1", 443, "10.0.0.1", 40000),
+        );
         assert_eq!(t.socket_of(&out), Some(1));
         assert_eq!(t.owner_of(&out).unwrap().comm, "curl");
         // Incoming to a DNAT'd port 80 -> 8080: the reply direction is.
-        let inc = flow(tcp, ("198.51.100.7", 50000, "203.0.113.1", 80), ("10.0.0.1", 8080, "198.51.100.7", 50000));
+        let inc = flow(
+            tcp,
+            ("198.51.100.7", 50000, "203.0.113.1", 80),
+            ("10.0.0.1", 8080, "198.51.100.7", 50000),
+        );
         assert_eq!(t.socket_of(&inc), Some(2));
         // IPv4 DNS to a socket bound to [::]:53 (dual stack).
-        let dns = flow(L4Proto::UDP, ("10.0.0.9", 5353, "10.0.0.1", 53), ("10.0.0.1", 53, "10.0.0.9", 5353));
+        let dns = flow(
+            L4Proto::UDP,
+            ("10.0.0.9", 5353, "10.0.0.1", 53),
+            ("10.0.0.1", 53, "10.0.0.9", 5353),
+        );
         assert_eq!(t.socket_of(&dns), Some(3));
         // Same ports, other addresses: no socket.
-        let other = flow(tcp, ("10.0.0.2", 40000, "192.0.2.1", 443), ("192.0.2.1", 443, "10.0.0.2", 40000));
+        let other = flow(
+            tcp,
+            ("10.0.0.2", 40000, "192.0.2.1", 443),
+            ("192.0.2.1", 443, "10.0.0.2", 40000),
+        );
         assert_eq!(t.lookup(&other), SocketMatch::NoSocket);
         // A bound TCP listener does not own connections (only UDP's do).
-        let icmp = conntrack_core::testkit::flow(conntrack_core::testkit::icmp_echo("10.0.0.1", "192.0.2.1", 1));
+        let icmp = conntrack_core::testkit::flow(conntrack_core::testkit::icmp_echo(
+            "10.0.0.1",
+            "192.0.2.1",
+            1,
+        ));
         assert_eq!(t.lookup(&icmp), SocketMatch::NoPorts);
     }
 
@@ -1276,16 +1384,57 @@ mod tests {
         let local = LocalAddrs::new(["10.0.0.1".parse().unwrap()]);
         let tcp = L4Proto::TCP;
         let mut c = OwnerCounter::new(&t, Some(&local));
-        let out = flow(tcp, ("10.0.0.1", 40000, "192.0.2.1", 443), ("192.0.2.1", 443, "10.0.0.1", 40000));
-        let inc = flow(tcp, ("198.51.100.7", 50000, "203.0.113.1", 80), ("10.0.0.1", 8080, "198.51.100.7", 50000));
-        let dns = |p| flow(L4Proto::UDP, ("10.0.0.9", p, "10.0.0.1", 53), ("10.0.0.1", 53, "10.0.0.9", p));
-        let orphan = flow(tcp, ("10.0.0.1", 40001, "192.0.2.1", 443), ("192.0.2.1", 443, "10.0.0.1", 40001));
-        let closed = flow(tcp, ("10.0.0.1", 40002, "192.0.2.1", 443), ("192.0.2.1", 443, "10.0.0.1", 40002));
+        let out = flow(
+            tcp,
+            ("10.0.0.1", 40000, "192.0.2.1", 443),
+            ("192.0.2.1", 443, "10.0.0.1", 40000),
+        );
+        let inc = flow(
+            tcp,
+            ("198.51.100.7", 50000, "203.0.113.1", 80),
+            ("10.0.0.1", 8080, "198.51.100.7", 50000),
+        );
+        let dns = |p| {
+            flow(
+                L4Proto::UDP,
+                ("10.0.0.9", p, "10.0.0.1", 53),
+                ("10.0.0.1", 53, "10.0.0.9", p),
+            )
+        };
+        let orphan = flow(
+            tcp,
+            ("10.0.0.1", 40001, "192.0.2.1", 443),
+            ("192.0.2.1", 443, "10.0.0.1", 40001),
+        );
+        let closed = flow(
+            tcp,
+            ("10.0.0.1", 40002, "192.0.2.1", 443),
+            ("192.0.2.1", 443, "10.0.0.1", 40002),
+        );
         // Masqueraded through this namespace: the reply comes to 10.0.0.1,
         // but neither source is local.
-        let routed = flow(tcp, ("172.17.0.2", 40000, "192.0.2.1", 443), ("192.0.2.1", 443, "10.0.0.1", 61000));
-        let ping = conntrack_core::testkit::flow(conntrack_core::testkit::icmp_echo("10.0.0.1", "192.0.2.1", 1));
-        for f in [&out, &inc, &dns(1), &dns(2), &dns(3), &orphan, &closed, &routed, &routed, &ping] {
+        let routed = flow(
+            tcp,
+            ("172.17.0.2", 40000, "192.0.2.1", 443),
+            ("192.0.2.1", 443, "10.0.0.1", 61000),
+        );
+        let ping = conntrack_core::testkit::flow(conntrack_core::testkit::icmp_echo(
+            "10.0.0.1",
+            "192.0.2.1",
+            1,
+        ));
+        for f in [
+            &out,
+            &inc,
+            &dns(1),
+            &dns(2),
+            &dns(3),
+            &orphan,
+            &closed,
+            &routed,
+            &routed,
+            &ping,
+        ] {
             c.add(f);
         }
         let s = c.summary(2);
@@ -1301,7 +1450,11 @@ mod tests {
         );
         // Three processes, two shown; one container with nginx and dnsd.
         assert_eq!((s.processes, s.containers, s.in_containers), (3, 1, 4));
-        let procs: Vec<(&str, u64)> = s.by_process.iter().map(|p| (p.comm.as_str(), p.flows)).collect();
+        let procs: Vec<(&str, u64)> = s
+            .by_process
+            .iter()
+            .map(|p| (p.comm.as_str(), p.flows))
+            .collect();
         assert_eq!(procs, [("dnsd", 3), ("nginx", 1)]);
         assert_eq!(s.by_container[0].flows, 4);
         // Without the namespace's addresses, forwarded flows are only
@@ -1343,10 +1496,18 @@ mod tests {
         for (a, len) in found {
             l.insert_v4(a, len);
         }
-        if let Some(a) = parse_if_inet6_line("fd000000000000000000000000000002 04 40 00 82     eth0") {
+        if let Some(a) =
+            parse_if_inet6_line("fd000000000000000000000000000002 04 40 00 82     eth0")
+        {
             l.exact.insert(IpAddr::V6(a));
         }
-        for yes in ["192.0.2.2", "127.8.9.10", "::ffff:192.0.2.2", "fd00::2", "::1"] {
+        for yes in [
+            "192.0.2.2",
+            "127.8.9.10",
+            "::ffff:192.0.2.2",
+            "fd00::2",
+            "::1",
+        ] {
             assert!(l.contains(yes.parse().unwrap()), "{yes}");
         }
         for no in ["192.0.2.3", "192.0.2.255", "fd00::3", "10.0.0.1"] {
@@ -1354,11 +1515,20 @@ mod tests {
         }
         // Junk never panics and finds nothing.
         let mut f = FibTrieLocals::default();
-        for l in ["/32 host LOCAL", "|-- not-an-ip", "   /99 host LOCAL", "|--", "/"] {
+        for l in [
+            "/32 host LOCAL",
+            "|-- not-an-ip",
+            "   /99 host LOCAL",
+            "|--",
+            "/",
+        ] {
             f.line(l);
         }
         assert!(f.finish().is_empty());
-        assert_eq!(parse_if_inet6_line("fd00000000000000000000000000000 1"), None);
+        assert_eq!(
+            parse_if_inet6_line("fd00000000000000000000000000000 1"),
+            None
+        );
     }
 
     #[test]

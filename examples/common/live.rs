@@ -34,14 +34,14 @@ use super::duration::duration_in;
 use super::exit::{Failure, failure_of};
 use super::target::Target;
 use conntrack_kit::analyze::attribution::{
-    AttributionSummary, LocalAddrs, OwnerCounter, ProcReader, SocketTable,
+    AttributionSummary, LocalAddrs, MAX_SOCKET_FILE_BYTES, OwnerCounter, ProcReader, SocketTable,
 };
 use conntrack_kit::analyze::buckets::{ChainSimulator, SimulatedChains};
 use conntrack_kit::analyze::capture::SIMULATION_SEED;
 use conntrack_kit::analyze::hotspots::HotspotSummary;
 use conntrack_kit::analyze::hotspots::{HotspotConfig, Hotspots};
-use conntrack_kit::analyze::{Observation, Unread};
 use conntrack_kit::analyze::rates::StatsSeries;
+use conntrack_kit::analyze::{Observation, Unread};
 use conntrack_kit::ct_core::host::{HostError, HostFs};
 use conntrack_kit::ct_core::nat_rules::NatRules;
 use conntrack_kit::ct_core::{HostSnapshot, L3Family, Stats};
@@ -224,12 +224,18 @@ fn socket_table(target: &Target) -> (Option<(SocketTable, Option<LocalAddrs>)>, 
     }
     let read = target.with_net_files(move |fs| {
         let mut t = SocketTable::with_owners(owners);
-        let sockets = t.read_sockets(fs).map(|()| t);
+        let sockets = t.read_sockets(fs).map(|whole| (t, whole));
         let local = ProcReader::from_host_fs(fs.clone()).local_addrs();
         (sockets, local)
     });
     match read {
-        Ok((Ok(t), local)) => {
+        Ok((Ok((t, whole)), local)) => {
+            if !whole {
+                notes.push(format!(
+                    "the namespace's socket tables are larger than what is read of them                      ({} MiB each): some flows count as without a socket",
+                    MAX_SOCKET_FILE_BYTES >> 20
+                ));
+            }
             let local = match local {
                 Ok(l) => {
                     if !l.complete() {

@@ -238,14 +238,20 @@ mod tests {
         }
         // Ties are ordered by key; the first key left out bounds the rest.
         let t = port_table(&exact, 9, 2);
-        assert_eq!(t.top.iter().map(|r| port_of(&r.key)).collect::<Vec<_>>(), [5, 3]);
+        assert_eq!(
+            t.top.iter().map(|r| port_of(&r.key)).collect::<Vec<_>>(),
+            [5, 3]
+        );
         assert_eq!(t.others_at_most, 2);
     }
 
     #[test]
     fn certify_hand_cases() {
         // Exact rows: every prefix qualifies.
-        assert_eq!(certify(&[(5, 0), (5, 0), (1, 0)], 2, 0), (2, 1, Ranking::Exact));
+        assert_eq!(
+            certify(&[(5, 0), (5, 0), (1, 0)], 2, 0),
+            (2, 1, Ranking::Exact)
+        );
         assert_eq!(certify(&[], 10, 0), (0, 0, Ranking::Exact));
         // [90, 100] and [80, 85] above everything else (<= 20): both,
         // order proven.

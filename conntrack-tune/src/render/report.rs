@@ -450,7 +450,8 @@ fn mix_section(o: &mut String, r: &Report) {
                     "(a bounded count: each range holds the true count; {}; every other key \
                      has at most {} entries)",
                     match t.ranking {
-                        Ranking::CertifiedSet => "these are the heaviest keys, their order \
+                        Ranking::CertifiedSet =>
+                            "these are the heaviest keys, their order \
                                                   within overlapping ranges unknown",
                         _ => "these are the heaviest keys, in this order",
                     },
@@ -484,7 +485,11 @@ fn owners_section(o: &mut String, r: &Report) {
             n(a.with_owner),
             pct(a.with_owner),
             n(a.processes),
-            if a.processes == 1 { "process" } else { "processes" },
+            if a.processes == 1 {
+                "process"
+            } else {
+                "processes"
+            },
             n(a.in_containers),
             n(a.containers),
             if a.containers == 1 {
