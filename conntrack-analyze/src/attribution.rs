@@ -1226,7 +1226,11 @@ mod tests {
         std::fs::create_dir_all(&net).unwrap();
         let fs = HostFs::new(dir.path());
         // An overlong junk line (no newline for 100 KB), then a real one.
-        std::fs::write(net.join("tcp"), format!("{}\n{line}\n", "x".repeat(100_000))).unwrap();
+        std::fs::write(
+            net.join("tcp"),
+            format!("{}\n{line}\n", "x".repeat(100_000)),
+        )
+        .unwrap();
         let mut t = SocketTable::default();
         assert!(t.read_sockets(&fs).unwrap());
         assert_eq!(t.len(), 1);
