@@ -66,7 +66,10 @@ fn per_state_pipelined(ct: &mut Conntrack, req: &DumpRequest) -> u64 {
 
 /// Every hotspot key of conntrack-analyze (top-K, K = 1024), the state
 /// distribution and the remaining-timeout histograms, in the dump's
-/// callback: what `doctor` does with a dump.
+/// callback. This is the hotspot fold alone, not what `doctor` does
+/// (doctor also reads sockets and host facts, attributes owners, simulates
+/// bucket chains and renders the report): `benches/doctor_live.rs`
+/// measures doctor itself.
 fn all_keys(ct: &mut Conntrack, req: &DumpRequest) -> u64 {
     let (h, _) = ct
         .fold(

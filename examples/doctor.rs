@@ -17,10 +17,14 @@
 //! folk recipes judged for this host. `--json` prints the same report as
 //! one JSON document (schema `conntrack-kit/report`).
 //!
-//! Without privileges or without conntrack it says so on stderr and, unless
-//! `--no-sample` is given, analyses the bundled sample incident, labelled
-//! "SAMPLE INCIDENT — not this host" (`"sample": true` in JSON), and exits
-//! 5. Exit codes are listed in `--help`.
+//! Without privileges it analyses what `/proc` shows of this host
+//! (counters, rates, sizing, host facts) and says what needs CAP_NET_ADMIN
+//! (the dump: what the table holds, hotspots, who owns the flows); the
+//! report's `unread` lists it. When nothing at all can be read (no
+//! conntrack, or another namespace without CAP_SYS_ADMIN) it says so on
+//! stderr and, unless `--no-sample` is given, analyses the bundled sample
+//! incident, labelled "SAMPLE INCIDENT — not this host" (`origin.kind`
+//! `sample` in JSON), and exits 5. Exit codes are listed in `--help`.
 mod common;
 
 use clap::Parser;
@@ -48,14 +52,21 @@ All-in-one conntrack (nf_conntrack) report for this host, another network namesp
   - every counter over a window (--window, default 3 s): rising now, history, or
     not counted by this kernel at all
   - what the table holds: protocols, NAT, DNS, states, top sources and destinations
+    (exact, or on big tables a bounded count whose rows are proven the heaviest)
+  - who owns the flows: the processes and containers with the most entries, and
+    why the others have no local owner (forwarded, closed, no ports)
   - findings with the numbers they rest on and their causes ranked against each other
   - answers to the questions the data can answer (now or since boot? buckets?
     more CPUs? who drives the table?)
   - the tuning plan, and the folk recipes found online judged for this host
 
-Live runs need root (ctnetlink needs CAP_NET_ADMIN). Without privileges or
-without conntrack, doctor says so on stderr and analyses the bundled SAMPLE
-INCIDENT instead (clearly labelled; exit code 5), unless --no-sample is given.
+Live runs need root for everything: the table's entries come from a ctnetlink
+dump (CAP_NET_ADMIN) and another namespace must be entered (CAP_SYS_ADMIN).
+Without privileges doctor analyses what /proc shows of this host (counters,
+rates, sizing, host facts) and says what it could not read. When nothing can
+be read (no conntrack, or another namespace), it says so on stderr and
+analyses the bundled SAMPLE INCIDENT instead (clearly labelled; exit code 5),
+unless --no-sample is given.
 
 Capture layout (see examples/data/README.md): stats.txt (`@ SECONDS` samples of
 /proc/net/stat/nf_conntrack or conntrack -S), conntrack-L.txt, conntrack-S.txt,
@@ -151,6 +162,9 @@ fn run(args: &Args) -> i32 {
         Err(e) => return fail(&e),
     };
     let report = analyse(&collected);
+    for u in &report.unread {
+        eprintln!("doctor: not analysed: {u}");
+    }
     let out = if args.json {
         match report.to_json() {
             Ok(mut s) => {

@@ -1,8 +1,8 @@
 //! Runs the built `doctor` and `plan` examples and checks what a user
 //! sees: help, usage errors and their exit codes, missing targets, the
 //! bundled sample incident (text and JSON), a live run on this host, a live
-//! run in a fresh namespace filled with known flows, and the no-privileges
-//! fallback.
+//! run in a fresh namespace filled with known flows (and the owners of
+//! flows to a local server), and what an unprivileged run reads.
 //!
 //! The examples are built once by `cargo build --examples` (a no-op when
 //! `cargo test` already built them) in this test's profile and target
@@ -577,11 +577,38 @@ fn live_namespace_with_known_flows() {
     if !live_ok("live_namespace_with_known_flows") {
         return;
     }
+    if !live("live_namespace_with_known_flows", &[Need::Tool("nft")]) {
+        return;
+    }
     let ns = TestNetns::new("doctor");
     let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("ctnetlink in the namespace");
-    // Default mix: 60% TCP to 192.0.2.1, 30% UDP to 192.0.2.2, 10% ICMP.
+    // Default mix: 60% TCP to 192.0.2.1, 30% UDP to 192.0.2.2, 10% ICMP,
+    // none of them to or from an address of the namespace.
     let rep = fill(&mut ct, &FillOptions::new(3000)).expect("fill");
     assert_eq!(rep.created, 3000, "{rep:?}");
+    // And five local connections this process owns: packets are tracked
+    // once a ruleset uses conntrack.
+    let st = ns
+        .command("nft")
+        .args([
+            "add table inet t; add chain inet t c { type filter hook output priority 0; ct state \
+             new,established counter; }",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let _local = Netns::named(ns.name())
+        .run(|| {
+            let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut kept = Vec::new();
+            for _ in 0..5 {
+                let c = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
+                let (s, _) = server.accept().unwrap();
+                kept.push((c, s));
+            }
+            Ok((server, kept))
+        })
+        .unwrap();
     let r = example(
         "doctor",
         &[
@@ -605,16 +632,49 @@ fn live_namespace_with_known_flows() {
         doc["origin"]["label"],
         format!("network namespace {}", ns.name())
     );
-    assert_eq!(doc["table"]["count"], 3000);
-    assert_eq!(doc["hotspots"]["flows"], 3000);
+    assert_eq!(doc["table"]["count"], 3005);
+    assert_eq!(doc["hotspots"]["flows"], 3005);
     assert_eq!(doc["table"]["init_netns"], false);
     let tables = doc["hotspots"]["tables"].as_array().unwrap();
     let dst = tables.iter().find(|t| t["kind"] == "dst_ip").unwrap();
+    // Few distinct keys: counted exactly.
+    assert_eq!(dst["ranking"], "exact");
     assert_eq!(dst["top"][0]["key"]["ip"], "192.0.2.1");
     assert_eq!(dst["top"][0]["count"], 1800);
     assert_eq!(dst["top"][1]["key"]["ip"], "192.0.2.2");
     assert_eq!(dst["top"][1]["count"], 900);
-    assert_eq!(doc["chains"]["nodes"], 6000);
+    // The bucket simulation hashes at most 65,536 buckets' share of the
+    // flows: two nodes per flow hashed.
+    let chains = &doc["chains"];
+    let buckets = doc["table"]["buckets"].as_u64().unwrap();
+    assert_eq!(chains["table_buckets"].as_u64(), Some(buckets));
+    let share = chains["flow_share"].as_f64().unwrap();
+    assert!(
+        (share - (65536.0 / buckets as f64).min(1.0)).abs() < 1e-9,
+        "{chains}"
+    );
+    let hashed = chains["nodes"].as_u64().unwrap() / 2;
+    let want = 3005.0 * share;
+    assert!(
+        (hashed as f64 - want).abs() <= want * 0.2 + 20.0,
+        "{hashed} flows hashed, about {want} expected"
+    );
+    // Who owns the flows: the five local connections are this process's;
+    // the filled flows are forwarded (none has a local address) or ICMP.
+    let owners = &doc["owners"];
+    assert_eq!(owners["flows"], 3005, "{owners}");
+    assert_eq!(owners["with_owner"], 5, "{owners}");
+    assert_eq!(
+        owners["by_process"][0]["pid"],
+        std::process::id(),
+        "{owners}"
+    );
+    assert_eq!(owners["by_process"][0]["flows"], 5, "{owners}");
+    assert_eq!(owners["processes"], 1, "{owners}");
+    let u = &owners["unattributed"];
+    assert_eq!(u["without_ports"], 300, "{owners}");
+    assert_eq!(u["forwarded"], 2700, "{owners}");
+    assert_eq!(u["no_socket"], 0, "{owners}");
     // Counters count since the namespace was created.
     assert_eq!(doc["counters"]["epoch"], "namespace_creation");
 
@@ -645,20 +705,35 @@ fn live_namespace_with_known_flows() {
         doc["origin"]["label"],
         format!("network namespace of pid {pid}")
     );
-    assert_eq!(doc["table"]["count"], 3000);
-    assert_eq!(doc["hotspots"]["flows"], 3000);
+    assert_eq!(doc["table"]["count"], 3005);
+    assert_eq!(doc["hotspots"]["flows"], 3005);
+    assert_eq!(doc["owners"]["with_owner"], 5);
 
-    // The text report of the same namespace shows the same top key.
+    // The text report of the same namespace shows the same top key, and
+    // the owners.
     let r = example("doctor", &["--netns", ns.name(), "--window", "0"]);
     assert!((0..=2).contains(&r.code), "exit {}: {}", r.code, r.stderr);
     assert!(r.stdout.contains("  entries "), "{}", r.stdout);
     assert!(r.stdout.contains("  tcp 192.0.2.1:"), "{}", r.stdout);
+    assert!(r.stdout.contains("== Who owns the flows"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("3,005 entries: 5 (0.2%) belong to a local socket"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!("(pid {})", std::process::id())),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("2,700 (89.9%) forwarded"), "{}", r.stdout);
 }
 
 #[test]
-fn without_privileges_falls_back_to_the_labelled_sample() {
+fn without_privileges_analyses_what_proc_shows() {
     // setpriv (util-linux) drops the privileges.
-    let test = "without_privileges_falls_back_to_the_labelled_sample";
+    let test = "without_privileges_analyses_what_proc_shows";
     if !live_ok(test) || !live(test, &[Need::Tool("setpriv")]) {
         return;
     }
@@ -669,16 +744,89 @@ fn without_privileges_falls_back_to_the_labelled_sample() {
             .args(args);
         run_cmd(cmd)
     };
-    let r = as_nobody(&["--window", "0"]);
+    // This host: counters, sizing and host facts come from /proc, which
+    // anyone may read; the report says what the dump would have added.
+    let r = as_nobody(&["--window", "0.5"]);
+    assert!((0..=2).contains(&r.code), "exit {}: {}", r.code, r.stderr);
+    assert!(
+        r.stdout.starts_with("conntrack doctor: this host\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("SAMPLE INCIDENT"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("NOT ANALYSED: the table's entries (a ctnetlink dump): needs CAP_NET_ADMIN"),
+        "{}",
+        r.stdout
+    );
+    for section in [
+        "== Table",
+        "== Counters over",
+        "== Findings",
+        "== Tuning plan",
+    ] {
+        assert!(
+            r.stdout.contains(section),
+            "missing {section}:\n{}",
+            r.stdout
+        );
+    }
+    assert!(
+        !r.stdout.contains("== What the table holds"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("== Who owns the flows"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("statistics from /proc/net/stat/nf_conntrack (no privileges for ctnetlink)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr
+            .contains("doctor: not analysed: the table's entries")
+            && r.stderr.contains("hotspots"),
+        "{}",
+        r.stderr
+    );
+    let r = as_nobody(&["--window", "0", "--json"]);
+    assert!((0..=2).contains(&r.code), "exit {}: {}", r.code, r.stderr);
+    let doc = json(&r);
+    assert_eq!(doc["origin"]["kind"], "live");
+    assert!(doc["table"]["count"].as_u64().is_some(), "{doc}");
+    assert!(doc["table"]["max"].as_u64().is_some(), "{doc}");
+    assert!(
+        doc["counters"]["readings"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    );
+    assert!(doc["hotspots"].is_null() && doc["owners"].is_null() && doc["chains"].is_null());
+    let unread = doc["unread"].as_array().expect("unread");
+    assert_eq!(unread.len(), 1, "{doc}");
+    assert_eq!(unread[0]["needs"], "CAP_NET_ADMIN (run as root)");
+    let expected = match doc["status"].as_str().unwrap() {
+        "healthy" => 0,
+        "warning" => 1,
+        "critical" => 2,
+        other => panic!("status {other}"),
+    };
+    assert_eq!(expected, r.code);
+
+    // Another namespace must be entered (CAP_SYS_ADMIN): nothing can be
+    // read, so the labelled sample, or exit 5 with --no-sample.
+    let ns = TestNetns::new("doctor-priv");
+    let r = as_nobody(&["--netns", ns.name(), "--window", "0"]);
     assert_eq!(r.code, 5, "{}", r.stderr);
-    assert!(r.stderr.contains("permission denied"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: run as root"), "{}", r.stderr);
     assert!(r.stderr.contains("SAMPLE INCIDENT"), "{}", r.stderr);
     assert!(r.stdout.contains("SAMPLE INCIDENT — not this host"));
     assert!(r.stdout.contains("[CRITICAL] table-full"));
-    let r = as_nobody(&["--window", "0", "--json"]);
+    let r = as_nobody(&["--netns", ns.name(), "--window", "0", "--json"]);
     assert_eq!(r.code, 5, "{}", r.stderr);
     assert_eq!(json(&r)["origin"]["kind"], "sample");
-    let r = as_nobody(&["--window", "0", "--no-sample"]);
+    let r = as_nobody(&["--netns", ns.name(), "--window", "0", "--no-sample"]);
     assert_eq!(r.code, 5, "{}", r.stderr);
     assert!(r.stdout.is_empty());
     assert!(r.stderr.contains("no privileges"), "{}", r.stderr);

@@ -188,12 +188,26 @@ fn buckets(f: &Facts) -> Option<Answer> {
         _ => {}
     }
     if let Some(s) = &f.obs.chains {
-        let _ = write!(
-            text,
-            " Hashing the listed tuples (SipHash, own key) gives a longest chain of {} and {} \
-             duplicate tuples.",
-            s.longest, s.duplicate_tuples
-        );
+        if s.flow_share < 1.0 {
+            let _ = write!(
+                text,
+                " Hashing a sample of the listed tuples (SipHash, own key; the {:.1}% of flows \
+                 whose tuple falls in the sample, into as large a share of the buckets: {} of \
+                 {}) gives a longest chain of {} among those buckets and {} duplicate tuples.",
+                s.flow_share * 100.0,
+                group(s.buckets as i64),
+                group(s.table_buckets as i64),
+                s.longest,
+                s.duplicate_tuples
+            );
+        } else {
+            let _ = write!(
+                text,
+                " Hashing the listed tuples (SipHash, own key) gives a longest chain of {} and {} \
+                 duplicate tuples.",
+                s.longest, s.duplicate_tuples
+            );
+        }
     }
     let mut ev = vec![
         Evidence::new(EvidenceKey::Count, count as f64),
@@ -267,11 +281,31 @@ fn cpus(f: &Facts) -> Option<Answer> {
     })
 }
 
+/// The first `n` rows of a table as `key (count)`, a bounded count's as
+/// `key (lower..upper)`; a bounded table that proved no key heavier than
+/// the rest says so instead.
 fn top_rows(t: &KeyTable, scale: impl Fn(u64) -> u64, n: usize) -> String {
+    if t.top.is_empty() && !t.exact {
+        return format!(
+            "none standing out (no key above {})",
+            group(scale(t.others_at_most) as i64)
+        );
+    }
     t.top
         .iter()
         .take(n)
-        .map(|k| format!("{} ({})", k.key, group(scale(k.count) as i64)))
+        .map(|k| {
+            if k.error == 0 {
+                format!("{} ({})", k.key, group(scale(k.count) as i64))
+            } else {
+                format!(
+                    "{} ({}..{})",
+                    k.key,
+                    group(scale(k.lower()) as i64),
+                    group(scale(k.count) as i64)
+                )
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -294,9 +328,21 @@ fn drivers(f: &Facts) -> Option<Answer> {
         ("Top destinations", KeyKind::Destination),
         ("Top names", KeyKind::Name),
     ] {
-        if let Some(t) = h.table(kind).filter(|t| !t.top.is_empty()) {
+        if let Some(t) = h
+            .table(kind)
+            .filter(|t| !t.top.is_empty() || !t.exact && t.counted > 0)
+        {
             let _ = write!(text, "{label}: {}. ", top_rows(t, scale, 4));
         }
+    }
+    if let Some(a) = f.obs.owners.as_ref().filter(|a| a.with_owner > 0) {
+        let procs: Vec<String> = a
+            .by_process
+            .iter()
+            .take(4)
+            .map(|p| format!("{} pid {} ({})", p.comm, p.pid, group(p.flows as i64)))
+            .collect();
+        let _ = write!(text, "Top local owners: {}. ", procs.join(", "));
     }
     if !h.closing_by_destination.top.is_empty() {
         // Every closing state, not TIME_WAIT alone (connections reset by

@@ -96,36 +96,41 @@ pub fn parse_proc_addr(s: &str) -> Option<SocketAddr> {
 /// ```
 pub fn parse_proc_net(text: &str, proto: L4Proto) -> Vec<SocketEntry> {
     text.lines()
-        .filter_map(|line| {
-            let mut it = line.split_whitespace();
-            let sl = it.next()?;
-            if !sl.ends_with(':') {
-                return None;
-            }
-            let local = parse_proc_addr(it.next()?)?;
-            let remote = parse_proc_addr(it.next()?)?;
-            let st = it.next()?;
-            let state = if st.len() <= 2 {
-                u8::from_str_radix(st, 16).ok()?
-            } else {
-                return None;
-            };
-            let _queues = it.next()?;
-            let _timer = it.next()?;
-            let _retr = it.next()?;
-            let uid = it.next()?.parse().ok()?;
-            let _timeout = it.next()?;
-            let inode = it.next()?.parse().ok()?;
-            Some(SocketEntry {
-                proto,
-                local,
-                remote,
-                state,
-                uid,
-                inode,
-            })
-        })
+        .filter_map(|line| parse_proc_net_line(line, proto))
         .collect()
+}
+
+/// Parses one line of `/proc/net/{tcp,tcp6,udp,udp6}`; `None` for the
+/// header and malformed lines. For reading a large table one line at a
+/// time ([`SocketTable::read_sockets`]).
+pub fn parse_proc_net_line(line: &str, proto: L4Proto) -> Option<SocketEntry> {
+    let mut it = line.split_whitespace();
+    let sl = it.next()?;
+    if !sl.ends_with(':') {
+        return None;
+    }
+    let local = parse_proc_addr(it.next()?)?;
+    let remote = parse_proc_addr(it.next()?)?;
+    let st = it.next()?;
+    let state = if st.len() <= 2 {
+        u8::from_str_radix(st, 16).ok()?
+    } else {
+        return None;
+    };
+    let _queues = it.next()?;
+    let _timer = it.next()?;
+    let _retr = it.next()?;
+    let uid = it.next()?.parse().ok()?;
+    let _timeout = it.next()?;
+    let inode = it.next()?.parse().ok()?;
+    Some(SocketEntry {
+        proto,
+        local,
+        remote,
+        state,
+        uid,
+        inode,
+    })
 }
 
 /// Parses an fd link target `socket:[INODE]`.
@@ -144,6 +149,7 @@ pub fn parse_socket_link(link: &str) -> Option<u64> {
 
 /// The container runtime a cgroup path names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Runtime {
     /// Docker (`/docker/ID`, `docker-ID.scope`).
@@ -163,6 +169,7 @@ pub enum Runtime {
 
 /// A container a process runs in.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ContainerRef {
     /// Runtime.
     pub runtime: Runtime,
@@ -329,15 +336,28 @@ impl ProcReader {
     /// vanish, deny access or hold malformed files while being read are
     /// skipped). An inode shared by several processes keeps the lowest PID.
     pub fn socket_owners(&self) -> Result<FxHashMap<u64, Owner>, HostError> {
+        let index = self.owner_index()?;
+        Ok(index
+            .by_inode
+            .iter()
+            .map(|(&ino, &i)| (ino, index.owners[i as usize].clone()))
+            .collect())
+    }
+
+    /// The same as [`ProcReader::socket_owners`], each owner stored once
+    /// (a process with a million sockets is one [`Owner`], not a million
+    /// copies).
+    pub fn owner_index(&self) -> Result<OwnerIndex, HostError> {
         let proc = self.fs.path("proc");
         let dir = std::fs::read_dir(&proc).map_err(|e| HostError::from_io(&proc, &e))?;
         let mut pids: Vec<u32> = dir
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
             .collect();
         pids.sort_unstable();
-        let mut out = FxHashMap::default();
+        let mut out = OwnerIndex::default();
         for pid in pids {
             let Ok(fds) = std::fs::read_dir(self.fs.path(&format!("proc/{pid}/fd"))) else {
+                out.unreadable += 1;
                 continue;
             };
             let inodes: Vec<u64> = fds
@@ -359,13 +379,14 @@ impl ProcReader {
                 .read_text(&format!("proc/{pid}/cgroup"))
                 .ok()
                 .and_then(|t| parse_cgroup(&t));
-            let owner = Owner {
+            let i = out.owners.len() as u32;
+            out.owners.push(Owner {
                 pid,
                 comm,
                 container,
-            };
+            });
             for ino in inodes {
-                out.entry(ino).or_insert_with(|| owner.clone());
+                out.by_inode.entry(ino).or_insert(i);
             }
         }
         Ok(out)
@@ -373,125 +394,671 @@ impl ProcReader {
 
     /// Sockets and owners read together.
     pub fn socket_table(&self) -> Result<SocketTable, HostError> {
-        Ok(SocketTable::new(self.sockets()?, self.socket_owners()?))
+        let mut t = SocketTable::with_owners(self.owner_index()?);
+        t.read_sockets(&self.fs)?;
+        Ok(t)
+    }
+
+    /// The addresses of the network namespace this reader's `/proc/net`
+    /// shows: IPv4 from `fib_trie` (the `host LOCAL` routes), IPv6 from
+    /// `if_inet6`. Read one line at a time; a routing table larger than
+    /// [`MAX_FIB_TRIE_BYTES`] is read that far (the local routes of a
+    /// namespace come first in practice, but the result may be
+    /// incomplete: [`LocalAddrs::complete`] says so).
+    pub fn local_addrs(&self) -> Result<LocalAddrs, HostError> {
+        let mut out = LocalAddrs::default();
+        let mut fib = FibTrieLocals::default();
+        let complete = for_each_line(
+            &self.fs,
+            &self.fs.net_path("fib_trie"),
+            MAX_FIB_TRIE_BYTES,
+            |l| fib.line(l),
+        )?;
+        for (a, len) in fib.finish() {
+            out.insert_v4(a, len);
+        }
+        match for_each_line(
+            &self.fs,
+            &self.fs.net_path("if_inet6"),
+            MAX_FIB_TRIE_BYTES,
+            |l| {
+                if let Some(a) = parse_if_inet6_line(l) {
+                    out.exact.insert(IpAddr::V6(a));
+                }
+            },
+        ) {
+            // No IPv6 in this kernel.
+            Ok(_) | Err(HostError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        out.complete = complete;
+        Ok(out)
+    }
+}
+
+/// How much of `/proc/net/fib_trie` (and `if_inet6`) is read at most: a
+/// router with a full Internet table lists millions of routes.
+pub const MAX_FIB_TRIE_BYTES: u64 = 32 << 20;
+
+/// How much of each `/proc/net/{tcp,tcp6,udp,udp6}` is read at most
+/// (about seven million sockets of 150 bytes): the index is built one
+/// line at a time, so this bounds the time, not a copy of the file.
+pub const MAX_SOCKET_FILE_BYTES: u64 = 1 << 30;
+
+/// The longest line [`for_each_line`] passes on (the lines of the files it
+/// reads are under 200 bytes); longer ones are skipped without being held.
+const MAX_LINE_BYTES: u64 = 4096;
+
+/// Calls `f` on every line of `ROOT/rel` (opened by
+/// [`HostFs::open_regular`]: a regular file, never a FIFO or device, and
+/// under a confined reader never outside its root), reading at most
+/// `limit` bytes; lines that are not UTF-8 or longer than
+/// [`MAX_LINE_BYTES`] are skipped. Returns whether the whole file was read.
+fn for_each_line(
+    fs: &HostFs,
+    rel: &str,
+    limit: u64,
+    mut f: impl FnMut(&str),
+) -> Result<bool, HostError> {
+    use std::io::{BufRead, Read};
+    let (path, file, _) = fs.open_regular(rel)?;
+    let mut reader = std::io::BufReader::new(file.take(limit));
+    let mut line = Vec::new();
+    let mut read = 0u64;
+    let mut skipping = false;
+    loop {
+        line.clear();
+        let n = reader
+            .by_ref()
+            .take(MAX_LINE_BYTES + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| HostError::from_io(&path, &e))?;
+        if n == 0 {
+            return Ok(read < limit);
+        }
+        read += n as u64;
+        let ended = line.last() == Some(&b'\n');
+        if !skipping && ended {
+            if let Ok(l) = std::str::from_utf8(&line[..line.len() - 1]) {
+                f(l);
+            }
+        } else if !skipping && n as u64 <= MAX_LINE_BYTES && read < limit {
+            // The last line, without a newline (not one cut by the limit).
+            if let Ok(l) = std::str::from_utf8(&line) {
+                f(l);
+            }
+        }
+        // A line longer than the cap: skip it up to its newline.
+        skipping = !ended && (skipping || n as u64 > MAX_LINE_BYTES);
+    }
+}
+
+/// Process owners of socket inodes, each owner stored once
+/// ([`ProcReader::owner_index`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnerIndex {
+    by_inode: FxHashMap<u64, u32>,
+    owners: Vec<Owner>,
+    unreadable: u64,
+}
+
+impl OwnerIndex {
+    /// An index of the given inode -> owner pairs.
+    pub fn from_map(map: FxHashMap<u64, Owner>) -> Self {
+        let mut out = OwnerIndex::default();
+        let mut by_pid: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut pairs: Vec<(u64, Owner)> = map.into_iter().collect();
+        pairs.sort_by_key(|(ino, o)| (o.pid, *ino));
+        for (ino, o) in pairs {
+            let i = *by_pid.entry(o.pid).or_insert_with(|| {
+                out.owners.push(o);
+                (out.owners.len() - 1) as u32
+            });
+            out.by_inode.insert(ino, i);
+        }
+        out
+    }
+
+    /// The owners, each once.
+    pub fn owners(&self) -> &[Owner] {
+        &self.owners
+    }
+
+    /// The owner of a socket inode.
+    pub fn owner(&self, inode: u64) -> Option<&Owner> {
+        self.owners.get(*self.by_inode.get(&inode)? as usize)
+    }
+
+    /// Processes whose `/proc/PID/fd` could not be listed (another user's
+    /// without privileges, or gone while read): their sockets have no
+    /// known owner.
+    pub fn unreadable_processes(&self) -> u64 {
+        self.unreadable
+    }
+}
+
+/// The IPv4 `host LOCAL` routes of `/proc/net/fib_trie`, fed one line at
+/// a time: the addresses (and local prefixes such as 127.0.0.0/8) of the
+/// namespace.
+///
+/// ```
+/// use conntrack_analyze::attribution::FibTrieLocals;
+/// let text = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 10.0.0.5\n        /32 host LOCAL\n\
+///             |-- 127.0.0.0\n        /8 host LOCAL\n     |-- 10.0.0.0\n        /24 link UNICAST\n";
+/// let mut f = FibTrieLocals::default();
+/// text.lines().for_each(|l| f.line(l));
+/// assert_eq!(f.finish(), vec![("10.0.0.5".parse().unwrap(), 32), ("127.0.0.0".parse().unwrap(), 8)]);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct FibTrieLocals {
+    leaf: Option<Ipv4Addr>,
+    found: Vec<(Ipv4Addr, u8)>,
+}
+
+impl FibTrieLocals {
+    /// One line of the file.
+    pub fn line(&mut self, line: &str) {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix("|-- ") {
+            self.leaf = rest.trim().parse().ok();
+        } else if let Some(rest) = t.strip_prefix('/') {
+            let mut w = rest.split_whitespace();
+            let len = w.next().and_then(|l| l.parse::<u8>().ok());
+            let _scope = w.next();
+            if let (Some(a), Some(len), Some("LOCAL")) = (self.leaf, len, w.next())
+                && len <= 32
+                && !self.found.contains(&(a, len))
+            {
+                self.found.push((a, len));
+            }
+        } else if !t.starts_with("+--") {
+            // A table name ("Main:", "Local:") or junk.
+            self.leaf = None;
+        }
+    }
+
+    /// The local addresses and prefixes found, each once.
+    pub fn finish(self) -> Vec<(Ipv4Addr, u8)> {
+        self.found
+    }
+}
+
+/// The address of one line of `/proc/net/if_inet6` (`ADDR IFINDEX PREFIX
+/// SCOPE FLAGS NAME`, the address as 32 hex digits).
+///
+/// ```
+/// use conntrack_analyze::attribution::parse_if_inet6_line;
+/// let l = "fd000000000000000000000000000002 04 40 00 82     eth0";
+/// assert_eq!(parse_if_inet6_line(l), Some("fd00::2".parse().unwrap()));
+/// assert_eq!(parse_if_inet6_line("zz"), None);
+/// ```
+pub fn parse_if_inet6_line(line: &str) -> Option<Ipv6Addr> {
+    let hex = line.split_whitespace().next()?;
+    if hex.len() != 32 || !hex.is_ascii() {
+        return None;
+    }
+    u128::from_str_radix(hex, 16).ok().map(Ipv6Addr::from)
+}
+
+/// The addresses of one network namespace ([`ProcReader::local_addrs`]).
+/// A flow whose original source and reply source are both foreign is
+/// forwarded through the namespace: no local socket can own it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalAddrs {
+    exact: rustc_hash::FxHashSet<IpAddr>,
+    v4_prefixes: Vec<(u32, u8)>,
+    complete: bool,
+}
+
+impl LocalAddrs {
+    /// The addresses given, and 127.0.0.0/8 and ::1.
+    pub fn new(addrs: impl IntoIterator<Item = IpAddr>) -> Self {
+        let mut out = LocalAddrs {
+            complete: true,
+            ..Default::default()
+        };
+        out.insert_v4(Ipv4Addr::new(127, 0, 0, 0), 8);
+        out.exact.insert(IpAddr::V6(Ipv6Addr::LOCALHOST));
+        for a in addrs {
+            out.exact.insert(a.to_canonical());
+        }
+        out
+    }
+
+    fn insert_v4(&mut self, a: Ipv4Addr, len: u8) {
+        if len >= 32 {
+            self.exact.insert(IpAddr::V4(a));
+        } else if !self.v4_prefixes.contains(&(u32::from(a), len)) {
+            self.v4_prefixes.push((u32::from(a), len));
+        }
+    }
+
+    /// Whether an address is one of the namespace's.
+    #[inline]
+    pub fn contains(&self, a: IpAddr) -> bool {
+        let a = a.to_canonical();
+        if self.exact.contains(&a) {
+            return true;
+        }
+        match a {
+            IpAddr::V4(v4) => {
+                let x = u32::from(v4);
+                self.v4_prefixes.iter().any(|&(net, len)| {
+                    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+                    x & mask == net & mask
+                })
+            }
+            IpAddr::V6(_) => false,
+        }
+    }
+
+    /// Whether every route was read (see [`ProcReader::local_addrs`]).
+    pub fn complete(&self) -> bool {
+        self.complete
+    }
+
+    /// How many addresses and prefixes are known.
+    pub fn len(&self) -> usize {
+        self.exact.len() + self.v4_prefixes.len()
+    }
+
+    /// Whether none is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
 /// Sockets indexed for flow lookup, with their owners.
+///
+/// Memory: about 40 bytes per socket and 20 per owned socket inode, each
+/// owner process once. Sockets are keyed by a 64-bit keyed hash of
+/// (protocol, local, remote): two of a million sockets share a key with
+/// a probability of about 3e-8 (a flow could then be given the other's
+/// owner).
 #[derive(Debug, Clone, Default)]
 pub struct SocketTable {
-    connected: FxHashMap<(u8, SocketAddr, SocketAddr), u64>,
-    bound: FxHashMap<(u8, SocketAddr), u64>,
-    owners: FxHashMap<u64, Owner>,
+    connected: FxHashMap<u64, u64>,
+    bound: FxHashMap<u64, u64>,
+    owners: OwnerIndex,
+    /// Local ports of the indexed sockets (TCP, UDP): a flow none of
+    /// whose local ports is here has no socket, without a lookup.
+    ports: [PortSet; 2],
 }
 
-/// Whether the address is unspecified.
-fn wildcard(a: SocketAddr) -> SocketAddr {
-    let ip = if a.is_ipv4() {
+/// A set of ports, one bit each.
+#[derive(Debug, Clone)]
+struct PortSet(Box<[u64; 1024]>);
+
+impl Default for PortSet {
+    fn default() -> Self {
+        PortSet(Box::new([0; 1024]))
+    }
+}
+
+impl PortSet {
+    fn insert(&mut self, p: u16) {
+        self.0[usize::from(p >> 6)] |= 1 << (p & 63);
+    }
+
+    #[inline]
+    fn contains(&self, p: u16) -> bool {
+        self.0[usize::from(p >> 6)] & (1 << (p & 63)) != 0
+    }
+}
+
+/// The port set of a protocol (TCP 0, UDP 1), `None` for others.
+fn proto_slot(p: u8) -> Option<usize> {
+    match L4Proto(p) {
+        L4Proto::TCP => Some(0),
+        L4Proto::UDP => Some(1),
+        _ => None,
+    }
+}
+
+/// The key of a socket: a keyed 64-bit hash of protocol and endpoints
+/// (addresses in canonical form, IPv4 as IPv4).
+#[inline]
+fn socket_key(proto: u8, local: (IpAddr, u16), remote: Option<(IpAddr, u16)>) -> u64 {
+    use std::hash::Hasher;
+    let mut h =
+        siphasher::sip::SipHasher13::new_with_keys(0x636f_6e6e_7472_6163, 0x6b2d_6b69_7473_6f63);
+    let mut ep = |(ip, port): (IpAddr, u16)| {
+        match ip.to_canonical() {
+            IpAddr::V4(a) => h.write(&a.octets()),
+            IpAddr::V6(a) => h.write(&a.octets()),
+        }
+        h.write_u16(port);
+    };
+    ep(local);
+    if let Some(r) = remote {
+        ep(r);
+    }
+    h.write_u8(proto);
+    h.finish()
+}
+
+fn wildcard_of(ip: IpAddr) -> IpAddr {
+    if ip.to_canonical().is_ipv4() {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     } else {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-    };
-    SocketAddr::new(ip, a.port())
+    }
+}
+
+/// What [`SocketTable::lookup`] found for a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketMatch {
+    /// A protocol without ports (ICMP, GRE, ...): no socket to match.
+    NoPorts,
+    /// No indexed socket has either of the flow's local ends.
+    NoSocket,
+    /// The local socket, and the index of its owner in
+    /// [`SocketTable::owners`] when known.
+    Socket {
+        /// Socket inode.
+        inode: u64,
+        /// Index of the owner.
+        owner: Option<u32>,
+    },
 }
 
 impl SocketTable {
     /// Indexes sockets (inode 0 skipped) with an inode -> owner map.
     pub fn new(sockets: Vec<SocketEntry>, owners: FxHashMap<u64, Owner>) -> Self {
-        let mut t = SocketTable {
-            owners,
-            ..Default::default()
-        };
-        for s in sockets {
-            if s.inode == 0 {
-                continue;
-            }
-            if s.remote.port() == 0 && s.remote.ip().is_unspecified() {
-                if s.proto == L4Proto::UDP {
-                    t.bound.insert((s.proto.0, s.local), s.inode);
-                }
-            } else {
-                t.connected.insert((s.proto.0, s.local, s.remote), s.inode);
-            }
+        let mut t = SocketTable::with_owners(OwnerIndex::from_map(owners));
+        for s in &sockets {
+            t.insert(s);
         }
         t
     }
 
-    /// The inode of the local socket a flow belongs to: the connected
-    /// socket whose (local, remote) is the original direction (outgoing) or
-    /// the reply direction (incoming, after DNAT), else for UDP a bound,
-    /// unconnected socket on either local end.
-    pub fn socket_of<F: FlowLike + ?Sized>(&self, f: &F) -> Option<u64> {
+    /// An empty table with the owners of socket inodes; add the sockets
+    /// with [`SocketTable::insert`] or [`SocketTable::read_sockets`].
+    pub fn with_owners(owners: OwnerIndex) -> Self {
+        SocketTable {
+            owners,
+            ..Default::default()
+        }
+    }
+
+    /// Indexes one socket (TCP or UDP; inode 0, sockets being torn down,
+    /// skipped). Unconnected UDP sockets match flows by their local end.
+    pub fn insert(&mut self, s: &SocketEntry) {
+        let Some(slot) = proto_slot(s.proto.0) else {
+            return;
+        };
+        if s.inode == 0 {
+            return;
+        }
+        let local = (s.local.ip(), s.local.port());
+        if s.remote.port() == 0 && s.remote.ip().is_unspecified() {
+            if s.proto == L4Proto::UDP {
+                self.bound
+                    .insert(socket_key(s.proto.0, local, None), s.inode);
+                self.ports[slot].insert(s.local.port());
+            }
+        } else {
+            let remote = (s.remote.ip(), s.remote.port());
+            self.connected
+                .insert(socket_key(s.proto.0, local, Some(remote)), s.inode);
+            self.ports[slot].insert(s.local.port());
+        }
+    }
+
+    /// Reads the socket tables of a `/proc/net` (`tcp`, `tcp6`, `udp`,
+    /// `udp6` under `fs`'s view: a namespace's through
+    /// [`HostFs::for_current_thread`] or [`HostFs::for_pid`]) one line at
+    /// a time, so a proxy's table of a million sockets costs the index,
+    /// not a copy of the file. Missing files are skipped. Returns whether
+    /// every file was read whole (each is read up to
+    /// [`MAX_SOCKET_FILE_BYTES`]).
+    pub fn read_sockets(&mut self, fs: &HostFs) -> Result<bool, HostError> {
+        let mut complete = true;
+        for (name, proto) in [
+            ("tcp", L4Proto::TCP),
+            ("tcp6", L4Proto::TCP),
+            ("udp", L4Proto::UDP),
+            ("udp6", L4Proto::UDP),
+        ] {
+            match for_each_line(fs, &fs.net_path(name), MAX_SOCKET_FILE_BYTES, |l| {
+                if let Some(s) = parse_proc_net_line(l, proto) {
+                    self.insert(&s);
+                }
+            }) {
+                Ok(whole) => complete &= whole,
+                Err(HostError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(complete)
+    }
+
+    /// Sockets indexed.
+    pub fn len(&self) -> usize {
+        self.connected.len() + self.bound.len()
+    }
+
+    /// Whether no socket is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The owners of the indexed sockets' inodes.
+    pub fn owners(&self) -> &OwnerIndex {
+        &self.owners
+    }
+
+    /// The local socket of a flow: the connected socket whose (local,
+    /// remote) is the original direction (outgoing) or the reply direction
+    /// (incoming, after DNAT), else for UDP a bound, unconnected socket on
+    /// either local end (an IPv6 wildcard socket receives IPv4 too).
+    #[inline]
+    pub fn lookup<F: FlowLike + ?Sized>(&self, f: &F) -> SocketMatch {
         let (o, r) = (f.orig(), f.reply());
         let p = o.proto.0;
-        let (op_s, op_d) = (o.src_port()?, o.dst_port()?);
-        let (rp_s, rp_d) = (r.src_port()?, r.dst_port()?);
-        let canon = |ip: IpAddr, port| SocketAddr::new(ip.to_canonical(), port);
-        let out_l = canon(o.src, op_s);
-        let out_r = canon(o.dst, op_d);
-        let in_l = canon(r.src, rp_s);
-        let in_r = canon(r.dst, rp_d);
-        self.connected
-            .get(&(p, out_l, out_r))
-            .or_else(|| self.connected.get(&(p, in_l, in_r)))
-            .or_else(|| self.bound.get(&(p, out_l)))
-            .or_else(|| self.bound.get(&(p, wildcard(out_l))))
-            .or_else(|| self.bound.get(&(p, in_l)))
-            .or_else(|| self.bound.get(&(p, wildcard(in_l))))
-            .copied()
+        let (Some(op_s), Some(op_d), Some(rp_s), Some(rp_d)) =
+            (o.src_port(), o.dst_port(), r.src_port(), r.dst_port())
+        else {
+            return SocketMatch::NoPorts;
+        };
+        let Some(slot) = proto_slot(p) else {
+            return SocketMatch::NoSocket;
+        };
+        let (out_local, in_local) = (
+            self.ports[slot].contains(op_s),
+            self.ports[slot].contains(rp_s),
+        );
+        if !out_local && !in_local {
+            return SocketMatch::NoSocket;
+        }
+        let conn = |l: (IpAddr, u16), rem: (IpAddr, u16)| {
+            self.connected.get(&socket_key(p, l, Some(rem))).copied()
+        };
+        let bound = |l: (IpAddr, u16)| {
+            let b = |ip| self.bound.get(&socket_key(p, (ip, l.1), None)).copied();
+            b(l.0)
+                .or_else(|| b(wildcard_of(l.0)))
+                .or_else(|| b(IpAddr::V6(Ipv6Addr::UNSPECIFIED)))
+        };
+        let out_l = (o.src, op_s);
+        let in_l = (r.src, rp_s);
+        let found = out_local
+            .then(|| conn(out_l, (o.dst, op_d)))
+            .flatten()
+            .or_else(|| in_local.then(|| conn(in_l, (r.dst, rp_d))).flatten())
+            .or_else(|| {
+                (p == L4Proto::UDP.0)
+                    .then(|| {
+                        out_local
+                            .then(|| bound(out_l))
+                            .flatten()
+                            .or_else(|| in_local.then(|| bound(in_l)).flatten())
+                    })
+                    .flatten()
+            });
+        match found {
+            Some(inode) => SocketMatch::Socket {
+                inode,
+                owner: self.owners.by_inode.get(&inode).copied(),
+            },
+            None => SocketMatch::NoSocket,
+        }
+    }
+
+    /// The inode of the local socket a flow belongs to (see
+    /// [`SocketTable::lookup`]).
+    pub fn socket_of<F: FlowLike + ?Sized>(&self, f: &F) -> Option<u64> {
+        match self.lookup(f) {
+            SocketMatch::Socket { inode, .. } => Some(inode),
+            _ => None,
+        }
     }
 
     /// The owner of a flow's local socket.
     pub fn owner_of<F: FlowLike + ?Sized>(&self, f: &F) -> Option<&Owner> {
-        self.owners.get(&self.socket_of(f)?)
+        match self.lookup(f) {
+            SocketMatch::Socket { owner: Some(i), .. } => self.owners.owners.get(i as usize),
+            _ => None,
+        }
     }
 
-    /// Attributes flows: counts per process and per container.
+    /// Attributes flows: counts per process and per container, every
+    /// process and container listed.
     pub fn attribute<'a, F, I>(&self, flows: I) -> AttributionSummary
     where
         F: FlowLike + 'a,
         I: IntoIterator<Item = &'a F>,
     {
-        let mut procs: FxHashMap<u32, (String, Option<ContainerRef>, u64)> = FxHashMap::default();
-        let mut conts: FxHashMap<ContainerRef, u64> = FxHashMap::default();
-        let (mut n, mut sock, mut owned) = (0u64, 0u64, 0u64);
+        let mut c = OwnerCounter::new(self, None);
         for f in flows {
-            n += 1;
-            let Some(ino) = self.socket_of(f) else {
-                continue;
-            };
-            sock += 1;
-            let Some(o) = self.owners.get(&ino) else {
-                continue;
-            };
-            owned += 1;
-            procs
-                .entry(o.pid)
-                .or_insert_with(|| (o.comm.clone(), o.container.clone(), 0))
-                .2 += 1;
-            if let Some(c) = &o.container {
-                *conts.entry(c.clone()).or_default() += 1;
-            }
+            c.add(f);
         }
-        let mut by_process: Vec<ProcessFlows> = procs
-            .into_iter()
-            .map(|(pid, (comm, container, flows))| ProcessFlows {
-                pid,
-                comm,
-                container,
+        c.summary(usize::MAX)
+    }
+}
+
+/// Counts flows by owner in one pass (a streamed dump's fold): every flow
+/// is looked up in a [`SocketTable`] and counted under its process, or
+/// under why it has none. Memory: one counter per owner process; CPU: two
+/// bit tests for a flow whose local ports no socket has (forwarded
+/// traffic), a few hash lookups otherwise.
+///
+/// ```
+/// use conntrack_analyze::attribution::{LocalAddrs, OwnerCounter, SocketTable};
+/// use conntrack_core::testkit::{flow, icmp_echo, tcp};
+/// let sockets = SocketTable::default();
+/// let local = LocalAddrs::new(["10.0.0.1".parse().unwrap()]);
+/// let mut c = OwnerCounter::new(&sockets, Some(&local));
+/// c.add(&flow(tcp("10.0.0.1", 40000, "192.0.2.1", 443))); // from here, socket gone
+/// c.add(&flow(tcp("10.9.0.7", 40000, "192.0.2.1", 443))); // routed through
+/// c.add(&flow(icmp_echo("10.0.0.1", "192.0.2.1", 1)));
+/// let s = c.summary(10);
+/// assert_eq!((s.flows, s.with_owner), (3, 0));
+/// let u = s.unattributed;
+/// assert_eq!((u.no_socket, u.forwarded, u.without_ports), (1, Some(1), 1));
+/// ```
+#[derive(Debug, Clone)]
+pub struct OwnerCounter<'a> {
+    table: &'a SocketTable,
+    local: Option<&'a LocalAddrs>,
+    flows: u64,
+    per_owner: Vec<u64>,
+    owner_unknown: u64,
+    without_ports: u64,
+    forwarded: u64,
+    no_socket: u64,
+}
+
+impl<'a> OwnerCounter<'a> {
+    /// A counter over a socket table; with the namespace's addresses,
+    /// flows without a socket are told apart: forwarded (neither the
+    /// original nor the reply source is local) or local.
+    pub fn new(table: &'a SocketTable, local: Option<&'a LocalAddrs>) -> Self {
+        OwnerCounter {
+            table,
+            local,
+            flows: 0,
+            per_owner: vec![0; table.owners.owners.len()],
+            owner_unknown: 0,
+            without_ports: 0,
+            forwarded: 0,
+            no_socket: 0,
+        }
+    }
+
+    /// Flows counted.
+    pub fn flows(&self) -> u64 {
+        self.flows
+    }
+
+    /// Counts one flow.
+    #[inline]
+    pub fn add<F: FlowLike + ?Sized>(&mut self, f: &F) {
+        self.flows += 1;
+        match self.table.lookup(f) {
+            SocketMatch::Socket { owner: Some(i), .. } => self.per_owner[i as usize] += 1,
+            SocketMatch::Socket { owner: None, .. } => self.owner_unknown += 1,
+            SocketMatch::NoPorts => self.without_ports += 1,
+            SocketMatch::NoSocket => match self.local {
+                Some(l) if !l.contains(f.orig().src) && !l.contains(f.reply().src) => {
+                    self.forwarded += 1
+                }
+                _ => self.no_socket += 1,
+            },
+        }
+    }
+
+    /// The counts: the first `n` processes and containers by flows (ties
+    /// by PID, by container), how many there are, and what was not
+    /// attributed.
+    pub fn summary(&self, n: usize) -> AttributionSummary {
+        let owners = &self.table.owners.owners;
+        let mut by_process: Vec<ProcessFlows> = owners
+            .iter()
+            .zip(&self.per_owner)
+            .filter(|(_, c)| **c > 0)
+            .map(|(o, &flows)| ProcessFlows {
+                pid: o.pid,
+                comm: o.comm.clone(),
+                container: o.container.clone(),
                 flows,
             })
             .collect();
         by_process.sort_by(|a, b| b.flows.cmp(&a.flows).then(a.pid.cmp(&b.pid)));
+        let mut conts: FxHashMap<&ContainerRef, u64> = FxHashMap::default();
+        for p in owners.iter().zip(&self.per_owner) {
+            if let (Some(c), &n) = (&p.0.container, p.1)
+                && n > 0
+            {
+                *conts.entry(c).or_default() += n;
+            }
+        }
         let mut by_container: Vec<ContainerFlows> = conts
             .into_iter()
-            .map(|(container, flows)| ContainerFlows { container, flows })
+            .map(|(c, flows)| ContainerFlows {
+                container: c.clone(),
+                flows,
+            })
             .collect();
         by_container.sort_by(|a, b| b.flows.cmp(&a.flows).then(a.container.cmp(&b.container)));
+        let with_owner: u64 = self.per_owner.iter().sum();
+        let in_containers = by_container.iter().map(|c| c.flows).sum();
+        let (processes, containers) = (by_process.len() as u64, by_container.len() as u64);
+        by_process.truncate(n);
+        by_container.truncate(n);
         AttributionSummary {
-            flows: n,
-            with_socket: sock,
-            with_owner: owned,
+            flows: self.flows,
+            with_socket: with_owner + self.owner_unknown,
+            with_owner,
+            unattributed: Unattributed {
+                without_ports: self.without_ports,
+                forwarded: self.local.map(|_| self.forwarded),
+                no_socket: self.no_socket,
+                owner_unknown: self.owner_unknown,
+            },
+            processes,
+            containers,
+            in_containers,
             by_process,
             by_container,
         }
@@ -500,6 +1067,7 @@ impl SocketTable {
 
 /// Flows of one process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ProcessFlows {
     /// PID.
     pub pid: u32,
@@ -514,6 +1082,7 @@ pub struct ProcessFlows {
 
 /// Flows of one container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ContainerFlows {
     /// The container.
     pub container: ContainerRef,
@@ -521,8 +1090,31 @@ pub struct ContainerFlows {
     pub flows: u64,
 }
 
+/// The flows no process was found for, by reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Unattributed {
+    /// Protocols without ports (ICMP, GRE, ...): no socket to match.
+    pub without_ports: u64,
+    /// Neither the original source nor the reply source is an address of
+    /// the namespace: traffic routed (and perhaps translated) through it,
+    /// which no local socket can own. `None` when the namespace's
+    /// addresses were not read (then these count under `no_socket`).
+    pub forwarded: Option<u64>,
+    /// A local end but no socket with it: closed connections whose entry
+    /// outlives the socket (TIME_WAIT, CLOSE, UDP timeouts), sockets in
+    /// another namespace, or replies to local traffic after the socket
+    /// went.
+    pub no_socket: u64,
+    /// A socket but no process holding it: the process ended, or its
+    /// `/proc/PID/fd` could not be read (another user's, without
+    /// privileges), or the kernel holds the socket.
+    pub owner_unknown: u64,
+}
+
 /// Top processes and containers by flows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AttributionSummary {
     /// Flows examined.
     pub flows: u64,
@@ -530,6 +1122,25 @@ pub struct AttributionSummary {
     pub with_socket: u64,
     /// Flows whose socket's owner was found.
     pub with_owner: u64,
+    // The defaults below read summaries written before these fields
+    // existed.
+    /// The flows without an owner, by reason (they add up to `flows -
+    /// with_owner`).
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(!default))]
+    pub unattributed: Unattributed,
+    /// Processes owning flows (`by_process` may list fewer).
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(!default))]
+    pub processes: u64,
+    /// Containers owning flows (`by_container` may list fewer).
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(!default))]
+    pub containers: u64,
+    /// Flows owned by processes in containers.
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(!default))]
+    pub in_containers: u64,
     /// Processes, most flows first.
     pub by_process: Vec<ProcessFlows>,
     /// Containers, most flows first.
@@ -603,6 +1214,57 @@ mod tests {
         }
     }
 
+    /// The socket and address files are read one bounded line at a time
+    /// from regular files only: a FIFO or a device is an error, not a hang
+    /// or an endless read; an overlong line is skipped without being held;
+    /// a line cut by the limit is not parsed.
+    #[test]
+    fn hostile_socket_files_are_refused_or_skipped() {
+        let line = "  0: 0100007F:1F90 0200007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 77 1";
+        let dir = tempfile::tempdir().unwrap();
+        let net = dir.path().join("proc/net");
+        std::fs::create_dir_all(&net).unwrap();
+        let fs = HostFs::new(dir.path());
+        // An overlong junk line (no newline for 100 KB), then a real one.
+        std::fs::write(
+            net.join("tcp"),
+            format!("{}\n{line}\n", "x".repeat(100_000)),
+        )
+        .unwrap();
+        let mut t = SocketTable::default();
+        assert!(t.read_sockets(&fs).unwrap());
+        assert_eq!(t.len(), 1);
+        // The limit cuts the only line: nothing parsed, not complete.
+        let mut n = 0;
+        let whole = for_each_line(&fs, "proc/net/tcp", 100_010, |_| n += 1).unwrap();
+        assert_eq!((whole, n), (false, 0));
+        let whole = for_each_line(&fs, "proc/net/tcp", 1 << 20, |_| n += 1).unwrap();
+        assert_eq!((whole, n), (true, 1));
+        // A FIFO: refused at once (opening it would block until a writer).
+        std::fs::remove_file(net.join("tcp")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(net.join("tcp"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(matches!(
+            SocketTable::default().read_sockets(&fs),
+            Err(HostError::NotAFile { .. })
+        ));
+        // A link to /dev/zero: refused, not read until memory runs out.
+        std::fs::remove_file(net.join("tcp")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", net.join("tcp")).unwrap();
+        assert!(matches!(
+            SocketTable::default().read_sockets(&fs),
+            Err(HostError::NotAFile { .. })
+        ));
+        std::os::unix::fs::symlink("/dev/urandom", net.join("fib_trie")).unwrap();
+        assert!(matches!(
+            ProcReader::from_host_fs(fs.clone()).local_addrs(),
+            Err(HostError::NotAFile { .. })
+        ));
+    }
+
     #[test]
     fn ipv6_and_mapped_addresses() {
         if cfg!(target_endian = "big") {
@@ -616,6 +1278,261 @@ mod tests {
         assert_eq!(a, "127.0.0.1:80".parse().unwrap());
         assert_eq!(parse_proc_addr("0100007F"), None);
         assert_eq!(parse_proc_addr("0100007:0050").map(|_| ()), None);
+    }
+
+    fn sock(proto: L4Proto, local: &str, remote: &str, inode: u64) -> SocketEntry {
+        SocketEntry {
+            proto,
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            state: 1,
+            uid: 0,
+            inode,
+        }
+    }
+
+    fn owner(pid: u32, comm: &str, container: Option<&str>) -> Owner {
+        Owner {
+            pid,
+            comm: comm.into(),
+            container: container.map(|c| ContainerRef {
+                runtime: Runtime::Docker,
+                id: c.repeat(64 / c.len()),
+                pod_uid: None,
+            }),
+        }
+    }
+
+    /// A namespace at 10.0.0.1 with: a client connection (inode 1, curl),
+    /// a server socket accepted behind DNAT (inode 2, nginx in container
+    /// a), a DNS server bound to the IPv6 wildcard (inode 3, also in a),
+    /// a socket nobody holds (inode 4), a TIME_WAIT one (inode 0).
+    fn table() -> SocketTable {
+        let sockets = vec![
+            sock(L4Proto::TCP, "10.0.0.1:40000", "192.0.2.1:443", 1),
+            sock(L4Proto::TCP, "10.0.0.1:8080", "198.51.100.7:50000", 2),
+            sock(L4Proto::UDP, "[::]:53", "0.0.0.0:0", 3),
+            sock(L4Proto::TCP, "10.0.0.1:40001", "192.0.2.1:443", 4),
+            sock(L4Proto::TCP, "10.0.0.1:40002", "192.0.2.1:443", 0),
+        ];
+        let mut owners = FxHashMap::default();
+        owners.insert(1, owner(300, "curl", None));
+        owners.insert(2, owner(200, "nginx", Some("a")));
+        owners.insert(3, owner(100, "dnsd", Some("a")));
+        SocketTable::new(sockets, owners)
+    }
+
+    fn flow(
+        proto: L4Proto,
+        o: (&str, u16, &str, u16),
+        r: (&str, u16, &str, u16),
+    ) -> conntrack_core::Flow {
+        use conntrack_core::{L4Tuple, Status, Tuple};
+        let t = |(s, sp, d, dp): (&str, u16, &str, u16)| {
+            Tuple::new(
+                s.parse().unwrap(),
+                d.parse().unwrap(),
+                proto,
+                L4Tuple::Ports { src: sp, dst: dp },
+            )
+        };
+        conntrack_core::Flow::new(t(o), t(r), Status::CONFIRMED)
+    }
+
+    #[test]
+    fn flows_find_their_sockets_both_ways() {
+        let t = table();
+        assert_eq!(t.len(), 4, "inode 0 is not indexed");
+        let tcp = L4Proto::TCP;
+        // Outgoing: the original direction is the socket's.
+        let out = flow(
+            tcp,
+            ("10.0.0.1", 40000, "192.0.2.1", 443),
+            ("192.0.2.1", 443, "10.0.0.1", 40000),
+        );
+        assert_eq!(t.socket_of(&out), Some(1));
+        assert_eq!(t.owner_of(&out).unwrap().comm, "curl");
+        // Incoming to a DNAT'd port 80 -> 8080: the reply direction is.
+        let inc = flow(
+            tcp,
+            ("198.51.100.7", 50000, "203.0.113.1", 80),
+            ("10.0.0.1", 8080, "198.51.100.7", 50000),
+        );
+        assert_eq!(t.socket_of(&inc), Some(2));
+        // IPv4 DNS to a socket bound to [::]:53 (dual stack).
+        let dns = flow(
+            L4Proto::UDP,
+            ("10.0.0.9", 5353, "10.0.0.1", 53),
+            ("10.0.0.1", 53, "10.0.0.9", 5353),
+        );
+        assert_eq!(t.socket_of(&dns), Some(3));
+        // Same ports, other addresses: no socket.
+        let other = flow(
+            tcp,
+            ("10.0.0.2", 40000, "192.0.2.1", 443),
+            ("192.0.2.1", 443, "10.0.0.2", 40000),
+        );
+        assert_eq!(t.lookup(&other), SocketMatch::NoSocket);
+        // A bound TCP listener does not own connections (only UDP's do).
+        let icmp = conntrack_core::testkit::flow(conntrack_core::testkit::icmp_echo(
+            "10.0.0.1",
+            "192.0.2.1",
+            1,
+        ));
+        assert_eq!(t.lookup(&icmp), SocketMatch::NoPorts);
+    }
+
+    #[test]
+    fn owner_counter_sorts_every_flow_into_one_place() {
+        let t = table();
+        let local = LocalAddrs::new(["10.0.0.1".parse().unwrap()]);
+        let tcp = L4Proto::TCP;
+        let mut c = OwnerCounter::new(&t, Some(&local));
+        let out = flow(
+            tcp,
+            ("10.0.0.1", 40000, "192.0.2.1", 443),
+            ("192.0.2.1", 443, "10.0.0.1", 40000),
+        );
+        let inc = flow(
+            tcp,
+            ("198.51.100.7", 50000, "203.0.113.1", 80),
+            ("10.0.0.1", 8080, "198.51.100.7", 50000),
+        );
+        let dns = |p| {
+            flow(
+                L4Proto::UDP,
+                ("10.0.0.9", p, "10.0.0.1", 53),
+                ("10.0.0.1", 53, "10.0.0.9", p),
+            )
+        };
+        let orphan = flow(
+            tcp,
+            ("10.0.0.1", 40001, "192.0.2.1", 443),
+            ("192.0.2.1", 443, "10.0.0.1", 40001),
+        );
+        let closed = flow(
+            tcp,
+            ("10.0.0.1", 40002, "192.0.2.1", 443),
+            ("192.0.2.1", 443, "10.0.0.1", 40002),
+        );
+        // Masqueraded through this namespace: the reply comes to 10.0.0.1,
+        // but neither source is local.
+        let routed = flow(
+            tcp,
+            ("172.17.0.2", 40000, "192.0.2.1", 443),
+            ("192.0.2.1", 443, "10.0.0.1", 61000),
+        );
+        let ping = conntrack_core::testkit::flow(conntrack_core::testkit::icmp_echo(
+            "10.0.0.1",
+            "192.0.2.1",
+            1,
+        ));
+        for f in [
+            &out,
+            &inc,
+            &dns(1),
+            &dns(2),
+            &dns(3),
+            &orphan,
+            &closed,
+            &routed,
+            &routed,
+            &ping,
+        ] {
+            c.add(f);
+        }
+        let s = c.summary(2);
+        assert_eq!((s.flows, s.with_socket, s.with_owner), (10, 6, 5));
+        let u = s.unattributed;
+        assert_eq!(
+            (u.owner_unknown, u.no_socket, u.forwarded, u.without_ports),
+            (1, 1, Some(2), 1)
+        );
+        assert_eq!(
+            s.with_owner + u.owner_unknown + u.no_socket + u.forwarded.unwrap() + u.without_ports,
+            s.flows
+        );
+        // Three processes, two shown; one container with nginx and dnsd.
+        assert_eq!((s.processes, s.containers, s.in_containers), (3, 1, 4));
+        let procs: Vec<(&str, u64)> = s
+            .by_process
+            .iter()
+            .map(|p| (p.comm.as_str(), p.flows))
+            .collect();
+        assert_eq!(procs, [("dnsd", 3), ("nginx", 1)]);
+        assert_eq!(s.by_container[0].flows, 4);
+        // Without the namespace's addresses, forwarded flows are only
+        // "without a socket".
+        let mut c = OwnerCounter::new(&t, None);
+        c.add(&routed);
+        c.add(&closed);
+        let u = c.summary(5).unattributed;
+        assert_eq!((u.forwarded, u.no_socket), (None, 2));
+        // The old entry point lists every process.
+        let all = t.attribute([&out, &inc, &dns(1)]);
+        assert_eq!((all.by_process.len(), all.with_owner), (3, 3));
+    }
+
+    #[test]
+    fn local_addresses_from_fib_trie_and_if_inet6() {
+        // As 6.18 prints it (Main and Local merged without policy routing).
+        let fib = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 0.0.0.0\n        /0 universe UNICAST\n\
+                   \x20    +-- 127.0.0.0/8 2 0 2\n        +-- 127.0.0.0/31 1 0 0\n\
+                   \x20          |-- 127.0.0.0\n              /8 host LOCAL\n\
+                   \x20          |-- 127.0.0.1\n              /32 host LOCAL\n\
+                   \x20       |-- 127.255.255.255\n           /32 link BROADCAST\n\
+                   \x20    +-- 192.0.2.0/24 2 0 2\n           |-- 192.0.2.0\n\
+                   \x20             /24 link UNICAST\n           |-- 192.0.2.2\n\
+                   \x20             /32 host LOCAL\nLocal:\n  +-- 0.0.0.0/0 3 0 5\n\
+                   \x20          |-- 192.0.2.2\n              /32 host LOCAL\n";
+        let mut f = FibTrieLocals::default();
+        fib.lines().for_each(|l| f.line(l));
+        let found = f.finish();
+        assert_eq!(
+            found,
+            [
+                ("127.0.0.0".parse().unwrap(), 8),
+                ("127.0.0.1".parse().unwrap(), 32),
+                ("192.0.2.2".parse().unwrap(), 32)
+            ]
+        );
+        let mut l = LocalAddrs::new([]);
+        for (a, len) in found {
+            l.insert_v4(a, len);
+        }
+        if let Some(a) =
+            parse_if_inet6_line("fd000000000000000000000000000002 04 40 00 82     eth0")
+        {
+            l.exact.insert(IpAddr::V6(a));
+        }
+        for yes in [
+            "192.0.2.2",
+            "127.8.9.10",
+            "::ffff:192.0.2.2",
+            "fd00::2",
+            "::1",
+        ] {
+            assert!(l.contains(yes.parse().unwrap()), "{yes}");
+        }
+        for no in ["192.0.2.3", "192.0.2.255", "fd00::3", "10.0.0.1"] {
+            assert!(!l.contains(no.parse().unwrap()), "{no}");
+        }
+        // Junk never panics and finds nothing.
+        let mut f = FibTrieLocals::default();
+        for l in [
+            "/32 host LOCAL",
+            "|-- not-an-ip",
+            "   /99 host LOCAL",
+            "|--",
+            "/",
+        ] {
+            f.line(l);
+        }
+        assert!(f.finish().is_empty());
+        assert_eq!(
+            parse_if_inet6_line("fd00000000000000000000000000000 1"),
+            None
+        );
     }
 
     #[test]

@@ -191,6 +191,27 @@ pub struct SimulatedChains {
     /// Flows whose original tuple was already seen (same tuple and zone):
     /// they always share a chain.
     pub duplicate_tuples: u64,
+    // The defaults below read simulations written before sampling existed
+    // (they hashed every flow). Every simulation written has them, so the
+    // schema names no default.
+    /// Buckets of the table the simulation stands for: `buckets` when
+    /// every flow was hashed; under sampling ([`ChainSimulator::sampled`])
+    /// the simulated `buckets` are this share of them.
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(!default))]
+    pub table_buckets: u64,
+    /// Share of the flows hashed, 0..=1 (1: every flow). Under sampling
+    /// the flows whose original tuple falls in the sample are hashed into
+    /// the same share of the buckets, so the mean chain (2N/B) and the
+    /// distribution of chain lengths are the table's; the longest chain is
+    /// the longest of the simulated buckets only.
+    #[serde(default = "one")]
+    #[cfg_attr(feature = "schema", schemars(!default))]
+    pub flow_share: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl SimulatedChains {
@@ -314,6 +335,36 @@ pub struct ChainSimulator {
     nodes: u64,
     seen: Option<rustc_hash::FxHashSet<(Tuple, u16)>>,
     dups: u64,
+    table_buckets: u64,
+    /// A flow is hashed when its sample hash is below this (`None`: all).
+    sample_below: Option<u64>,
+    sample_key: u64,
+}
+
+/// A cheap 64-bit hash of a tuple and zone that picks the flows of a
+/// sample (independent of the keyed bucket hash, fast enough for every
+/// flow of a dump).
+fn sample_hash(t: &Tuple, zone: u16, key: u64) -> u64 {
+    let addr = |a: IpAddr| match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    let mut x = key;
+    let mut mix = |v: u64| {
+        x = (x ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        x ^= x >> 29;
+    };
+    let (s, d) = (addr(t.src), addr(t.dst));
+    mix(s as u64);
+    mix((s >> 64) as u64);
+    mix(d as u64);
+    mix((d >> 64) as u64);
+    mix(u64::from(t.src_endpoint().port)
+        | u64::from(t.dst_endpoint().port) << 16
+        | u64::from(t.proto.0) << 32
+        | u64::from(zone) << 40);
+    let mut s = x;
+    splitmix(&mut s)
 }
 
 impl ChainSimulator {
@@ -326,7 +377,47 @@ impl ChainSimulator {
             nodes: 0,
             seen: Some(Default::default()),
             dups: 0,
+            table_buckets: buckets,
+            sample_below: None,
+            sample_key: 0,
         }
+    }
+
+    /// A simulator that keeps at most `max_buckets` counters (4 bytes
+    /// each) whatever the table's `buckets`: for a larger table it
+    /// simulates `max_buckets` of them with the same share of the flows,
+    /// chosen by a hash of the original tuple and zone (so copies of one
+    /// tuple are chosen together and still pile up in one chain). Each
+    /// simulated bucket then receives what a bucket of the table does, so
+    /// the distribution of chain lengths is the table's, at a fraction of
+    /// the memory and of the keyed hashing. Only the longest chain is of
+    /// the simulated buckets, not of the whole table.
+    ///
+    /// ```
+    /// use conntrack_analyze::buckets::ChainSimulator;
+    /// use conntrack_core::testkit::{flow, tcp};
+    /// let mut sim = ChainSimulator::sampled(1 << 20, 7, 1 << 16);
+    /// for p in 0..40_000 {
+    ///     sim.add(&flow(tcp("10.0.0.1", p as u16, "10.0.0.2", 443)));
+    /// }
+    /// let s = sim.finish();
+    /// assert_eq!((s.buckets, s.table_buckets, s.flow_share), (1 << 16, 1 << 20, 1.0 / 16.0));
+    /// // About one flow in 16 was hashed (two nodes each).
+    /// assert!((4_000..6_000).contains(&s.nodes), "{}", s.nodes);
+    /// ```
+    pub fn sampled(buckets: u64, seed: u64, max_buckets: u64) -> Self {
+        let max_buckets = max_buckets.clamp(1, 1 << 26);
+        if buckets <= max_buckets {
+            return Self::new(buckets, seed);
+        }
+        let mut sim = Self::new(max_buckets, seed);
+        sim.table_buckets = buckets;
+        // The share max_buckets / buckets of the 64-bit hash space.
+        let below = (u128::from(max_buckets) << 64) / u128::from(buckets);
+        sim.sample_below = Some(below.min(u128::from(u64::MAX)) as u64);
+        let mut s = seed ^ 0x5a5a_5a5a_5a5a_5a5a;
+        sim.sample_key = splitmix(&mut s);
+        sim
     }
 
     /// Does not look for duplicate tuples (a live kernel table holds none;
@@ -336,10 +427,17 @@ impl ChainSimulator {
         self
     }
 
-    /// Places one flow's two hash nodes.
+    /// Places one flow's two hash nodes (when the flow is in the sample).
+    #[inline]
     pub fn add<F: FlowLike + ?Sized>(&mut self, f: &F) {
         let zone = f.zone().unwrap_or(0);
-        let (o, r) = (f.orig(), f.reply());
+        let o = f.orig();
+        if let Some(below) = self.sample_below
+            && sample_hash(&o, zone, self.sample_key) >= below
+        {
+            return;
+        }
+        let r = f.reply();
         if let (Some(a), Some(b)) = (self.hasher.bucket(&o, zone), self.hasher.bucket(&r, zone)) {
             self.chains[a as usize] = self.chains[a as usize].saturating_add(1);
             self.chains[b as usize] = self.chains[b as usize].saturating_add(1);
@@ -369,6 +467,12 @@ impl ChainSimulator {
             histogram,
             longest,
             duplicate_tuples: self.dups,
+            table_buckets: self.table_buckets,
+            flow_share: if self.table_buckets == 0 {
+                1.0
+            } else {
+                buckets as f64 / self.table_buckets as f64
+            },
         }
     }
 }
@@ -584,5 +688,48 @@ mod tests {
         let s = simulate(flows.iter(), 65536, 42);
         assert_eq!(s.duplicate_tuples, 200);
         assert!(s.longest >= 201);
+    }
+
+    /// A sampled simulation of a large table gives the distribution of
+    /// chain lengths the full one does (total variation under 0.02 on
+    /// 300k flows, 2^19 buckets, sampled to 2^15), the mean chain 2N/B,
+    /// and hashes about one flow in 16.
+    #[test]
+    fn sampled_simulation_has_the_full_distribution() {
+        let flows = synth(300_000);
+        let full = simulate(flows.iter(), 1 << 19, 9);
+        let mut sim = ChainSimulator::sampled(1 << 19, 9, 1 << 15);
+        for f in &flows {
+            sim.add(f);
+        }
+        let part = sim.finish();
+        assert_eq!((part.buckets, part.table_buckets), (1 << 15, 1 << 19));
+        assert!((part.flow_share - 1.0 / 16.0).abs() < 1e-12);
+        let hashed = part.nodes as f64 / 2.0;
+        assert!(
+            (hashed - 300_000.0 / 16.0).abs() < 300_000.0 / 16.0 * 0.05,
+            "{hashed}"
+        );
+        let mean = |c: &SimulatedChains| c.nodes as f64 / c.buckets as f64;
+        assert!(
+            (mean(&part) - mean(&full)).abs() < 0.05 * mean(&full),
+            "{} {}",
+            mean(&part),
+            mean(&full)
+        );
+        let frac = |c: &SimulatedChains, k: usize| {
+            c.histogram.get(k).copied().unwrap_or(0) as f64 / c.buckets as f64
+        };
+        let tv: f64 = (0..full.histogram.len().max(part.histogram.len()))
+            .map(|k| (frac(&full, k) - frac(&part, k)).abs())
+            .sum::<f64>()
+            / 2.0;
+        assert!(tv < 0.02, "total variation {tv}");
+        // Not larger than the table: every flow hashed, as before.
+        let s = ChainSimulator::sampled(1 << 10, 9, 1 << 15).finish();
+        assert_eq!(
+            (s.buckets, s.table_buckets, s.flow_share),
+            (1 << 10, 1 << 10, 1.0)
+        );
     }
 }

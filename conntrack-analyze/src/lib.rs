@@ -72,7 +72,7 @@ pub use evidence::{Evidence, EvidenceKey};
 pub use facts::Facts;
 pub use finding::{Finding, FindingId, Severity};
 pub use hotspots::{HotspotConfig, HotspotSummary, Hotspots};
-pub use observation::Observation;
+pub use observation::{Observation, Unread};
 pub use rates::{RateWindow, Rates, StatsSeries};
 pub use remedy::Remedy;
 

@@ -3,6 +3,7 @@
 //! snapshot is optional; what is missing limits what can be judged, and
 //! the report says so.
 
+use crate::attribution::AttributionSummary;
 use crate::buckets::SimulatedChains;
 use crate::hotspots::HotspotSummary;
 use crate::rates::Rates;
@@ -33,6 +34,50 @@ pub struct Observation {
     /// New flows per second measured from NEW events, when an event
     /// listener ran over the window (the kernel has no counter for it).
     pub new_flows_per_sec: Option<f64>,
+    /// Who owns the flows: local processes and containers, and the flows
+    /// without one (forwarded, closed), from matching the flows against
+    /// the namespace's sockets (live only).
+    pub owners: Option<AttributionSummary>,
+    /// What could not be read for lack of privileges, and what the
+    /// analysis lacks for it (an unprivileged live run: counters and
+    /// sizing from `/proc`, no dump).
+    pub unread: Vec<Unread>,
+}
+
+/// A part of a live table that could not be read: what, what reading it
+/// needs, and which parts of the analysis are missing for it.
+///
+/// ```
+/// use conntrack_analyze::Unread;
+/// let u = Unread {
+///     what: "the table's entries (a ctnetlink dump)".into(),
+///     needs: "CAP_NET_ADMIN".into(),
+///     missing: vec!["hotspots".into()],
+/// };
+/// assert_eq!(u.to_string(), "the table's entries (a ctnetlink dump) needs CAP_NET_ADMIN; \
+///                            missing without it: hotspots");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Unread {
+    /// What could not be read.
+    pub what: String,
+    /// What reading it needs (a capability, root).
+    pub needs: String,
+    /// The parts of the analysis missing without it.
+    pub missing: Vec<String>,
+}
+
+impl std::fmt::Display for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} needs {}; missing without it: {}",
+            self.what,
+            self.needs,
+            self.missing.join(", ")
+        )
+    }
 }
 
 impl Observation {

@@ -23,10 +23,11 @@
 use crate::plan::Plan;
 use crate::policy::{Policy, PolicyError};
 use conntrack_analyze::answers::{Answer, answer};
+use conntrack_analyze::attribution::AttributionSummary;
 use conntrack_analyze::buckets::SimulatedChains;
 use conntrack_analyze::facts::{Churn, CounterFacts, CpuFacts, Demand, Mix, TableFacts};
 use conntrack_analyze::hotspots::HotspotSummary;
-use conntrack_analyze::{Facts, Finding, Observation, Severity, diagnose};
+use conntrack_analyze::{Facts, Finding, Observation, Severity, Unread, diagnose};
 use conntrack_core::{KernelVersion, Timeout};
 use serde::Serialize;
 
@@ -157,6 +158,13 @@ pub struct Report {
     pub hotspots: Option<HotspotSummary>,
     /// Chain lengths from hashing the listed tuples.
     pub chains: Option<SimulatedChains>,
+    /// Who owns the flows: the local processes and containers with the
+    /// most entries, the share with a local owner, and why the others
+    /// have none (live only).
+    pub owners: Option<AttributionSummary>,
+    /// What could not be read and what the report lacks for it (a live
+    /// run without privileges: no dump, so no hotspots or owners).
+    pub unread: Vec<Unread>,
     /// Remarks on what was read (missing, malformed, sampled).
     pub notes: Vec<String>,
 }
@@ -205,6 +213,8 @@ impl Report {
             plan,
             hotspots: obs.hotspots.clone(),
             chains: obs.chains.clone(),
+            owners: obs.owners.clone(),
+            unread: obs.unread.clone(),
             notes: Vec::new(),
         })
     }

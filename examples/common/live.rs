@@ -7,13 +7,24 @@
 //!    it, and the thread view reads the namespace's `stat/nf_conntrack` and
 //!    `ns/net` through `/proc/thread-self` too.
 //! 2. Statistics sample 0: ctnetlink (per-CPU counters, count, max), or
-//!    `/proc/net/stat/nf_conntrack` when ctnetlink fails for another reason
-//!    than privileges.
-//! 3. One streaming dump into the hotspot aggregator and a keyed-hash
-//!    simulation of the bucket chains (a progress bar on a terminal).
-//! 4. Statistics sample 1 when the window has passed since sample 0 (the
+//!    `/proc/net/stat/nf_conntrack` when ctnetlink fails. Without
+//!    CAP_NET_ADMIN (this host only: another namespace needs CAP_SYS_ADMIN
+//!    to enter) the rest of the collection is what `/proc` shows: counters,
+//!    rates, sizing and host facts; the report says what the dump would
+//!    have added ([`Unread`]).
+//! 3. Who could own the flows: the namespace's sockets (`/proc/net/tcp`
+//!    and friends, read one line at a time), its addresses (to tell
+//!    forwarded flows apart), and the processes holding socket inodes
+//!    (`/proc/PID/fd`, `/proc/PID/cgroup`).
+//! 4. One streaming dump, each flow counted into bounded hotspot tables
+//!    (`HotspotConfig::bounded`: exact up to 4,096 keys per kind, then
+//!    certified top-K), by owner (`OwnerCounter`), and into a sampled
+//!    keyed-hash simulation of the bucket chains
+//!    (`ChainSimulator::sampled`); a progress bar on a terminal. Memory is
+//!    bounded whatever the table's size.
+//! 5. Statistics sample 1 when the window has passed since sample 0 (the
 //!    dump's time counts towards the window).
-//! 5. The NAT rules of the target namespace (`nft list ruleset`, else
+//! 6. The NAT rules of the target namespace (`nft list ruleset`, else
 //!    `iptables-save -t nat`, run on a thread inside it), parsed by
 //!    `conntrack_core::nat_rules`, so that the judgment of confirm-time
 //!    failures can say whether SNAT picks ports fully at random.
@@ -22,12 +33,15 @@ use super::analysis::Collected;
 use super::duration::duration_in;
 use super::exit::{Failure, failure_of};
 use super::target::Target;
-use conntrack_kit::analyze::Observation;
+use conntrack_kit::analyze::attribution::{
+    AttributionSummary, LocalAddrs, MAX_SOCKET_FILE_BYTES, OwnerCounter, ProcReader, SocketTable,
+};
 use conntrack_kit::analyze::buckets::{ChainSimulator, SimulatedChains};
 use conntrack_kit::analyze::capture::SIMULATION_SEED;
 use conntrack_kit::analyze::hotspots::HotspotSummary;
-use conntrack_kit::analyze::hotspots::{CountMode, HotspotConfig, Hotspots};
+use conntrack_kit::analyze::hotspots::{HotspotConfig, Hotspots};
 use conntrack_kit::analyze::rates::StatsSeries;
+use conntrack_kit::analyze::{Observation, Unread};
 use conntrack_kit::ct_core::host::{HostError, HostFs};
 use conntrack_kit::ct_core::nat_rules::NatRules;
 use conntrack_kit::ct_core::{HostSnapshot, L3Family, Stats};
@@ -58,11 +72,9 @@ pub struct LiveOptions {
     pub top: usize,
 }
 
-/// Tables larger than this are counted with a bounded top-K instead of
-/// exactly (memory stays bounded; counts then carry an error bound).
-const EXACT_LIMIT: u64 = 2_000_000;
-/// The chain simulation keeps one u32 per bucket; larger tables skip it.
-const SIMULATE_MAX_BUCKETS: u32 = 1 << 24;
+/// Buckets the chain simulation keeps at most (4 bytes each): a table
+/// with more is simulated on a proportional sample of its flows.
+const SIMULATED_BUCKETS: u64 = 1 << 16;
 
 /// Whether this kernel has conntrack at all (the global sysctl exists).
 pub fn conntrack_present() -> bool {
@@ -83,12 +95,43 @@ pub fn collect(target: &Target, opts: &LiveOptions) -> Result<Collected, Failure
 
     let (snapshot, mut notes) = host_snapshot(target, &netns)?;
     let t0 = Instant::now();
-    let (stats0, stats_source) = sample_stats(&mut ct, target, &netns)?;
+    let (stats0, stats_source, privileged) = sample_stats(&mut ct, target, &netns)?;
     let mut series = StatsSeries::new();
-    let _ = series.push(Duration::ZERO, stats0.clone());
+    if let Some(s) = &stats0 {
+        let _ = series.push(Duration::ZERO, s.clone());
+    }
+    if !privileged && stats0.is_none() && snapshot.count.is_none() && snapshot.max.is_none() {
+        return Err(Failure::Unavailable(format!(
+            "no privileges to dump the table (ctnetlink needs CAP_NET_ADMIN), and neither \
+             /proc/net/stat/nf_conntrack nor nf_conntrack_count/max could be read\n{}",
+            super::exit::PRIVILEGES_HINT
+        )));
+    }
 
-    let expected = stats0.entries.or(snapshot.count).map(u64::from);
-    let flows = dump(&mut ct, &snapshot, expected, opts)?;
+    let mut unread = Vec::new();
+    let mut flows = None;
+    if privileged {
+        let expected = stats0
+            .as_ref()
+            .and_then(|s| s.entries)
+            .or(snapshot.count)
+            .map(u64::from);
+        let (sockets, owner_notes) = socket_table(target);
+        notes.extend(owner_notes);
+        flows = Some(dump(&mut ct, &snapshot, expected, sockets.as_ref(), opts)?);
+    } else {
+        unread.push(Unread {
+            what: "the table's entries (a ctnetlink dump)".into(),
+            needs: "CAP_NET_ADMIN (run as root)".into(),
+            missing: vec![
+                "what the table holds (protocols, states, NAT, DNS)".into(),
+                "hotspots (top sources, destinations, ports)".into(),
+                "who owns the flows (processes, containers)".into(),
+                "the simulated bucket chains".into(),
+                "the findings and answers that rest on them".into(),
+            ],
+        });
+    }
 
     let mut last = stats0;
     if !opts.window.is_zero() {
@@ -96,22 +139,26 @@ pub fn collect(target: &Target, opts: &LiveOptions) -> Result<Collected, Failure
         if elapsed < opts.window {
             std::thread::sleep(opts.window - elapsed);
         }
-        let (s1, _) = sample_stats(&mut ct, target, &netns)?;
-        let _ = series.push(t0.elapsed(), s1.clone());
-        last = s1;
+        let (s1, _, _) = sample_stats(&mut ct, target, &netns)?;
+        if let Some(s1) = s1 {
+            let _ = series.push(t0.elapsed(), s1.clone());
+            last = Some(s1);
+        }
     } else {
         notes.push("--window 0: one statistics sample, no rates (counters since boot only)".into());
     }
 
     let mut snapshot = snapshot;
-    // The latest netlink figures are the namespace's own.
-    if let Some(e) = last.entries {
-        snapshot.count = Some(e);
+    if let Some(last) = last {
+        // The latest netlink figures are the namespace's own.
+        if let Some(e) = last.entries {
+            snapshot.count = Some(e);
+        }
+        if snapshot.max.is_none() {
+            snapshot.max = last.max_entries;
+        }
+        snapshot.stats = Some(last);
     }
-    if snapshot.max.is_none() {
-        snapshot.max = last.max_entries;
-    }
-    snapshot.stats = Some(last);
     // Configuration files are the host's: read them for this host; module
     // facts belong to the kernel, so another namespace still gets those.
     let fs = HostFs::new("/");
@@ -119,7 +166,13 @@ pub fn collect(target: &Target, opts: &LiveOptions) -> Result<Collected, Failure
         Target::Host => fs.read_config(&snapshot),
         _ => fs.read_module_config(&snapshot),
     };
-    notes.extend(flows.notes);
+    let (hotspots, chains, owners) = match flows {
+        Some(f) => {
+            notes.extend(f.notes);
+            (Some(f.hotspots), f.chains, f.owners)
+        }
+        None => (None, None, None),
+    };
     let mut config = config;
     match nat_rules(&netns) {
         Some(r) => config.nat_rules = Some(r),
@@ -135,15 +188,84 @@ pub fn collect(target: &Target, opts: &LiveOptions) -> Result<Collected, Failure
             snapshot,
             config,
             rates: (series.len() >= 2).then(|| series.rates()),
-            hotspots: Some(flows.hotspots),
-            chains: flows.chains,
+            hotspots,
+            chains,
             new_flows_per_sec: None,
+            owners,
+            unread,
         },
         notes,
-        stats_source: Some(stats_source),
+        stats_source,
         hostname: None,
         description: None,
     })
+}
+
+/// The target namespace's sockets indexed with their owning processes and
+/// the namespace's addresses, for counting the dump's flows by owner;
+/// `None` (and a note) when the sockets could not be read.
+fn socket_table(target: &Target) -> (Option<(SocketTable, Option<LocalAddrs>)>, Vec<String>) {
+    let mut notes = Vec::new();
+    // Socket inodes are global: the host's processes, whatever namespace
+    // their sockets are in.
+    let owners = match ProcReader::host().owner_index() {
+        Ok(o) => o,
+        Err(e) => {
+            notes.push(format!("owners of the flows not read: {e}"));
+            return (None, notes);
+        }
+    };
+    if owners.unreadable_processes() > 0 {
+        notes.push(format!(
+            "the sockets of {} processes could not be listed (/proc/PID/fd): their flows count \
+             as owner unknown",
+            owners.unreadable_processes()
+        ));
+    }
+    let read = target.with_net_files(move |fs| {
+        let mut t = SocketTable::with_owners(owners);
+        let sockets = t.read_sockets(fs).map(|whole| (t, whole));
+        let local = ProcReader::from_host_fs(fs.clone()).local_addrs();
+        (sockets, local)
+    });
+    match read {
+        Ok((Ok((t, whole)), local)) => {
+            if !whole {
+                notes.push(format!(
+                    "the namespace's socket tables are larger than what is read of them                      ({} MiB each): some flows count as without a socket",
+                    MAX_SOCKET_FILE_BYTES >> 20
+                ));
+            }
+            let local = match local {
+                Ok(l) => {
+                    if !l.complete() {
+                        notes.push(
+                            "the namespace's routing table is larger than what is read of it: \
+                             some flows to local addresses may count as forwarded"
+                                .into(),
+                        );
+                    }
+                    Some(l)
+                }
+                Err(e) => {
+                    notes.push(format!(
+                        "the namespace's addresses were not read ({e}): forwarded flows count \
+                         as without a socket"
+                    ));
+                    None
+                }
+            };
+            (Some((t, local)), notes)
+        }
+        Ok((Err(e), _)) => {
+            notes.push(format!("owners of the flows not read: {e}"));
+            (None, notes)
+        }
+        Err(e) => {
+            notes.push(format!("owners of the flows not read: {e}"));
+            (None, notes)
+        }
+    }
 }
 
 /// The target namespace's NAT rules: `nft list ruleset` (which also shows
@@ -209,35 +331,58 @@ pub fn describe_problem(e: &HostError) -> String {
 }
 
 /// One statistics sample: ctnetlink first, the target's
-/// `/proc/net/stat/nf_conntrack` when ctnetlink fails (not for lack of
-/// privileges).
+/// `/proc/net/stat/nf_conntrack` when ctnetlink fails. Also where it came
+/// from, and whether ctnetlink may be used (false: no CAP_NET_ADMIN).
+/// Without privileges an unreadable `/proc` file gives no sample (`None`)
+/// rather than an error: the sizing may still be readable.
 fn sample_stats(
     ct: &mut Conntrack,
     target: &Target,
     netns: &Netns,
-) -> Result<(Stats, String), Failure> {
-    match ct.stats() {
-        Ok(s) => Ok((s, "ctnetlink (IPCTNL_MSG_CT_GET_STATS_CPU)".into())),
-        Err(e) if e.is_permission_denied() => Err(failure_of("read statistics", &e)),
-        Err(nl) => {
-            let res = match target {
-                // /proc/PID/net needs no namespace switch.
-                Target::Pid(p) => HostFs::new("/")
-                    .for_pid(*p)
-                    .read_stats()
-                    .map_err(|e| e.to_string()),
-                _ => netns
-                    .run(|| Ok(HostFs::new("/").for_current_thread().read_stats()))
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string())),
-            };
-            res.map(|s| (s, "/proc/net/stat/nf_conntrack (ctnetlink failed)".into()))
-                .map_err(|p| {
-                    Failure::Error(format!(
-                        "cannot read statistics: ctnetlink: {nl}; /proc: {p}"
-                    ))
-                })
+) -> Result<(Option<Stats>, Option<String>, bool), Failure> {
+    let nl = match ct.stats() {
+        Ok(s) => {
+            return Ok((
+                Some(s),
+                Some("ctnetlink (IPCTNL_MSG_CT_GET_STATS_CPU)".into()),
+                true,
+            ));
         }
+        Err(e) => e,
+    };
+    let privileged = !nl.is_permission_denied();
+    let res = match target {
+        // /proc/PID/net needs no namespace switch.
+        Target::Pid(p) => HostFs::new("/")
+            .for_pid(*p)
+            .read_stats()
+            .map_err(|e| e.to_string()),
+        _ => netns
+            .run(|| Ok(HostFs::new("/").for_current_thread().read_stats()))
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string())),
+    };
+    match res {
+        Ok(mut s) => {
+            if s.max_entries.is_none() {
+                // Global: the same in every namespace.
+                s.max_entries = HostFs::new("/").read_max().ok();
+            }
+            let why = if privileged {
+                "ctnetlink failed"
+            } else {
+                "no privileges for ctnetlink"
+            };
+            Ok((
+                Some(s),
+                Some(format!("/proc/net/stat/nf_conntrack ({why})")),
+                privileged,
+            ))
+        }
+        Err(_) if !privileged => Ok((None, None, false)),
+        Err(p) => Err(Failure::Error(format!(
+            "cannot read statistics: ctnetlink: {nl}; /proc: {p}"
+        ))),
     }
 }
 
@@ -245,29 +390,25 @@ fn sample_stats(
 struct FlowPass {
     hotspots: HotspotSummary,
     chains: Option<SimulatedChains>,
+    owners: Option<AttributionSummary>,
     notes: Vec<String>,
 }
 
-struct Acc {
+struct Acc<'t> {
     hot: Hotspots,
     chains: Option<ChainSimulator>,
+    owners: Option<OwnerCounter<'t>>,
 }
 
-/// One streaming dump into hotspots and simulated chains.
+/// One streaming dump into hotspots, owners and simulated chains.
 fn dump(
     ct: &mut Conntrack,
     snapshot: &HostSnapshot,
     expected: Option<u64>,
+    sockets: Option<&(SocketTable, Option<LocalAddrs>)>,
     opts: &LiveOptions,
 ) -> Result<FlowPass, Failure> {
-    let mode = if expected.unwrap_or(0) > EXACT_LIMIT {
-        CountMode::TopK(65_536)
-    } else {
-        CountMode::Exact
-    };
-    let buckets = snapshot
-        .buckets
-        .filter(|&b| b > 0 && b <= SIMULATE_MAX_BUCKETS);
+    let buckets = snapshot.buckets.filter(|&b| b > 0);
     let bar = (opts.progress && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new(expected.unwrap_or(0));
         pb.set_style(
@@ -290,20 +431,24 @@ fn dump(
                 }
                 Acc {
                     hot: Hotspots::new(HotspotConfig {
-                        mode,
                         top,
-                        ..HotspotConfig::default()
+                        ..HotspotConfig::bounded()
                     }),
                     // The kernel table holds no duplicate tuples: no set.
                     chains: buckets.map(|b| {
-                        ChainSimulator::new(u64::from(b), SIMULATION_SEED).without_duplicates()
+                        ChainSimulator::sampled(u64::from(b), SIMULATION_SEED, SIMULATED_BUCKETS)
+                            .without_duplicates()
                     }),
+                    owners: sockets.map(|(t, l)| OwnerCounter::new(t, l.as_ref())),
                 }
             },
             |acc, flow| {
                 acc.hot.add(flow);
                 if let Some(c) = &mut acc.chains {
                     c.add(flow);
+                }
+                if let Some(o) = &mut acc.owners {
+                    o.add(flow);
                 }
                 n += 1;
                 if n.is_multiple_of(4096)
@@ -321,9 +466,6 @@ fn dump(
     if summary.interrupted {
         notes.push("the dump was interrupted (NLM_F_DUMP_INTR): counts may be inconsistent".into());
     }
-    if snapshot.buckets.is_some() && buckets.is_none() {
-        notes.push("bucket simulation skipped (more than 2^24 buckets)".into());
-    }
     if summary.malformed > 0 {
         notes.push(format!(
             "{} flows could not be decoded (skipped); the first: {}",
@@ -337,6 +479,7 @@ fn dump(
     Ok(FlowPass {
         hotspots: acc.hot.summary(),
         chains: acc.chains.map(ChainSimulator::finish),
+        owners: acc.owners.map(|o| o.summary(top)),
         notes,
     })
 }

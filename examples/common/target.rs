@@ -81,7 +81,9 @@ impl Target {
         Ok(Target::Host)
     }
 
-    fn netns_named(name: &str) -> Result<Target, Failure> {
+    /// The named namespace `--netns NAME` selects, checked as
+    /// [`Target::resolve`] does.
+    pub fn netns_named(name: &str) -> Result<Target, Failure> {
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
             return Err(Failure::Usage(format!(
                 "--netns {name:?}: not a namespace name (names made by `ip netns add` have no '/'; \

@@ -97,6 +97,19 @@ pub struct HotspotPolicy {
     pub min_share: f64,
 }
 
+impl HotspotPolicy {
+    /// How a dump is counted for this policy: a bounded count
+    /// ([`CountMode::TopK`]) whose tables list only the keys their bounds
+    /// prove heaviest, so a flat table exports no value at all.
+    pub fn hotspot_config(&self) -> HotspotConfig {
+        HotspotConfig {
+            mode: CountMode::TopK(TOPK_CAPACITY.max(self.top_k * 8)),
+            top: self.top_k.max(TOPK_CAPACITY / 8),
+            names: NameMap::new(),
+        }
+    }
+}
+
 impl Default for HotspotPolicy {
     fn default() -> Self {
         HotspotPolicy {
@@ -834,11 +847,7 @@ impl Exporter {
                     let hot = match policy {
                         None => None,
                         Some(p) => {
-                            let cfg = HotspotConfig {
-                                mode: CountMode::TopK(TOPK_CAPACITY.max(p.top_k * 8)),
-                                top: p.top_k.max(TOPK_CAPACITY / 8),
-                                names: NameMap::new(),
-                            };
+                            let cfg = p.hotspot_config();
                             let req =
                                 DumpRequest::table(L3Family::UNSPEC).policy(DumpPolicy::Accept);
                             let mut ct = Conntrack::open()?;

@@ -516,6 +516,8 @@ mod tests {
                     share: 0.0,
                 })
                 .collect(),
+            others_at_most: rows.iter().map(|r| r.2).max().unwrap_or(0),
+            ranking: conntrack_analyze::hotspots::Ranking::CertifiedSet,
         }
     }
 
@@ -545,6 +547,100 @@ mod tests {
         assert_eq!(c[0].1, "tcp/80");
         // Below the share floor (5 % of 1,000,000 = 50,000): nothing.
         assert!(certified(&real, 1_000_000, &p).is_empty());
+    }
+
+    /// The exporter's own bounded count over `flows` flows from distinct
+    /// sources to distinct ports of one destination, plus flows
+    /// from 10.9.9.9 to port 5432.
+    /// from 10.9.9.9 to port 5432 (one every `every`, 0: none); and how
+    /// many of those there are.
+    fn fold(flows: u32, every: u32) -> (conntrack_analyze::HotspotSummary, u64) {
+        use conntrack_core::testkit::{flow, tcp};
+        let mut h = conntrack_analyze::Hotspots::new(HotspotPolicy::default().hotspot_config());
+        let mut heavy = 0;
+        for i in 0..flows {
+            let src = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+            h.add(&flow(tcp(
+                &src,
+                40_000,
+                "192.0.2.1",
+                1024 + (i % 60_000) as u16,
+            )));
+            if every > 0 && i % every == 0 {
+                h.add(&flow(tcp(
+                    "10.9.9.9",
+                    (i % 60_000) as u16,
+                    "192.0.2.1",
+                    5432,
+                )));
+                heavy += 1;
+            }
+        }
+        (h.summary(), heavy)
+    }
+
+    fn hotspot_samples(
+        e: &Exporter,
+        h: conntrack_analyze::HotspotSummary,
+    ) -> Vec<(String, String, f64)> {
+        {
+            let mut st = e.lock();
+            st.namespaces[0].up = true;
+            st.namespaces[0].hotspots = Some((h, Instant::now()));
+        }
+        let f = e.families();
+        samples_of(&f, "conntrack_hotspot_entries")
+            .iter()
+            .map(|s| {
+                let label = |n: &str| {
+                    s.labels
+                        .iter()
+                        .find(|l| l.0 == n)
+                        .map(|l| l.1.clone())
+                        .unwrap_or_default()
+                };
+                (label("key"), label("value"), s.value.as_f64())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_flat_table_exports_no_noise_from_a_real_count() {
+        // 100,000 flows, every source and port nearly unique: the bounded
+        // count (1,024 counters a key) holds only noise for src_ip,
+        // src_net and dst_port. Only what is real is exported: the one
+        // destination and the state (lower bounds exact: 100,000).
+        let (_dir, e) = exporter();
+        let (h, _) = fold(100_000, 0);
+        let src = h.table(KeyKind::SrcIp).unwrap();
+        assert!(!src.exact && src.top.is_empty(), "{src:?}");
+        let got = hotspot_samples(&e, h);
+        let keys: Vec<&str> = got.iter().map(|s| s.0.as_str()).collect();
+        assert!(
+            !keys.contains(&"src_ip") && !keys.contains(&"dst_port"),
+            "{got:?}"
+        );
+        assert!(!keys.contains(&"src_net"), "{got:?}");
+        assert!(
+            got.contains(&("dst_ip".into(), "192.0.2.1".into(), 100_000.0)),
+            "{got:?}"
+        );
+        // One source with 7.7 % of the flows over the same noise: exported
+        // (rank 1) with a lower bound within the count's error of the truth.
+        let (h, truth) = fold(100_000, 12);
+        assert_eq!(truth, 8_334);
+        let truth = truth as f64;
+        let got = hotspot_samples(&e, h);
+        let heavy: Vec<_> = got.iter().filter(|s| s.0 == "src_ip").collect();
+        assert_eq!(heavy.len(), 1, "{got:?}");
+        assert_eq!(heavy[0].1, "10.9.9.9");
+        assert!(
+            heavy[0].2 <= truth && heavy[0].2 >= truth - 200.0,
+            "{heavy:?}"
+        );
+        let port: Vec<_> = got.iter().filter(|s| s.0 == "dst_port").collect();
+        assert_eq!(port.len(), 1, "{got:?}");
+        assert_eq!(port[0].1, "tcp/5432");
     }
 
     fn exporter() -> (tempfile::TempDir, Exporter) {

@@ -26,7 +26,7 @@ pub struct Mix {
     /// Source-translated share of TCP flows (SNAT, MASQUERADE).
     pub tcp_snat_share: f64,
     /// Sources whose flows are source-translated (distinct, when counted
-    /// exactly; else the rows kept).
+    /// exactly; else a lower bound: the rows kept, at least two).
     pub snat_sources: u64,
     /// Translated share of UDP flows.
     pub udp_nat_share: f64,
@@ -73,10 +73,11 @@ impl Mix {
             nat_share: share(h.nat.snat + h.nat.dnat + h.nat.both, n),
             tcp_nat_share: share(tcp.translated(), tcp.total()),
             tcp_snat_share: share(tcp.snat + tcp.both, tcp.total()),
-            snat_sources: h
-                .snat_by_source
-                .distinct
-                .unwrap_or(h.snat_by_source.top.len() as u64),
+            // A bounded count that is not exact evicted a key for another
+            // one: it has seen more keys than it holds, at least two.
+            snat_sources: h.snat_by_source.distinct.unwrap_or(
+                (h.snat_by_source.top.len() as u64).max(if h.snat_by_source.exact { 0 } else { 2 }),
+            ),
             udp_nat_share: share(udp.translated(), udp.total()),
             snat_share: share(snat, n),
             dns_flows: dns,

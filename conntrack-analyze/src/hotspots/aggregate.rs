@@ -34,6 +34,26 @@ pub struct HotspotConfig {
     pub names: NameMap,
 }
 
+/// The keys per kind a bounded pass keeps ([`HotspotConfig::bounded`]).
+///
+/// Up to this many distinct keys a kind is counted exactly; beyond, the
+/// Space-Saving bounds certify every key with more than about `2N / 4096`
+/// of `N` flows (0.05 %) and leave the rest out. All kinds together hold
+/// about 4 MiB whatever the number of flows.
+pub const BOUNDED_KEYS: usize = 4096;
+
+impl HotspotConfig {
+    /// Bounded counting ([`CountMode::TopK`] with [`BOUNDED_KEYS`]) and
+    /// 10 rows: memory bounded whatever the table, counts exact for
+    /// tables with few distinct keys, certified rows otherwise.
+    pub fn bounded() -> Self {
+        HotspotConfig {
+            mode: CountMode::TopK(BOUNDED_KEYS),
+            ..HotspotConfig::default()
+        }
+    }
+}
+
 impl Default for HotspotConfig {
     fn default() -> Self {
         HotspotConfig {

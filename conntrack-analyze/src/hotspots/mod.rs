@@ -45,10 +45,12 @@ mod rule;
 mod summary;
 mod tally;
 
-pub use aggregate::{CountMode, HotspotConfig, Hotspots};
+pub use aggregate::{BOUNDED_KEYS, CountMode, HotspotConfig, Hotspots};
 pub use histogram::RemainingHistogram;
 pub use key::{Key, KeyKind, NatClass, mask};
 pub use live::{LiveCounts, LiveOrder, LiveRow};
 pub use names::{BadCidr, NameMap};
 pub(crate) use summary::share;
-pub use summary::{DnsCounts, HotspotSummary, KeyCount, KeyTable, NatCounts, ProtoNat, StateCount};
+pub use summary::{
+    DnsCounts, HotspotSummary, KeyCount, KeyTable, NatCounts, ProtoNat, Ranking, StateCount,
+};

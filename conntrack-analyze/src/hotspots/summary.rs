@@ -21,10 +21,46 @@ pub struct KeyCount {
     pub key: Key,
     /// Flows counted for it (an upper bound under top-K).
     pub count: u64,
-    /// How much of `count` may be overestimate (0 when exact).
+    /// How much of `count` may be overestimate (0 when exact): the key has
+    /// between `count - error` and `count` flows.
     pub error: u64,
     /// `count` over all flows seen, 0..=1.
     pub share: f64,
+}
+
+impl KeyCount {
+    /// The fewest flows the key can have: `count - error` (`count` when
+    /// exact).
+    pub fn lower(&self) -> u64 {
+        self.count.saturating_sub(self.error)
+    }
+}
+
+/// What the rows of a [`KeyTable`] are proven to be.
+///
+/// A bounded count (top-K) knows every key's count only within bounds,
+/// so a table lists a key only when its bounds prove it is among the
+/// heaviest: its lower bound is at least the upper bound of every key left
+/// out ([`KeyTable::others_at_most`]). Keys whose bounds overlap the keys
+/// left out are not listed at all: on a flat table (every source one flow)
+/// no key is, instead of ten arbitrary keys whose counts are all noise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Ranking {
+    /// Every count is exact: the rows are the heaviest keys, in order
+    /// (equal counts ordered by key).
+    #[default]
+    Exact,
+    /// Counts are bounds; each row's lower bound is at least the next
+    /// row's upper bound, and the last row's at least
+    /// [`KeyTable::others_at_most`]: the rows are the heaviest keys, in
+    /// this order.
+    Certified,
+    /// Counts are bounds; every row's lower bound is at least
+    /// [`KeyTable::others_at_most`]: the rows are the heaviest keys, but
+    /// rows whose bounds overlap each other may be in either order.
+    CertifiedSet,
 }
 
 /// The heaviest keys of one kind.
@@ -41,10 +77,23 @@ pub struct KeyTable {
     /// Whether every count is exact.
     pub exact: bool,
     /// Under top-K: no count is overestimated by more than this, and no key
-    /// missing from the table has more flows than this.
+    /// the summary no longer tracks has more flows than this.
     pub error_bound: u64,
-    /// The heaviest keys, largest first.
+    /// The heaviest keys, largest first: under top-K only the keys whose
+    /// bounds prove them heavier than every key left out (see
+    /// [`Ranking`]).
     pub top: Vec<KeyCount>,
+    // The defaults below read summaries written before these fields
+    // existed (every one of them was exact or uncertified).
+    /// No key missing from `top` has more flows than this (0: no key is
+    /// missing). Exact tables: the count of the first key left out.
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(!default))]
+    pub others_at_most: u64,
+    /// What the rows of `top` are proven to be.
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(!default))]
+    pub ranking: Ranking,
 }
 
 /// Flows in one protocol state.
@@ -136,6 +185,8 @@ fn empty_table() -> KeyTable {
         exact: true,
         error_bound: 0,
         top: Vec::new(),
+        others_at_most: 0,
+        ranking: Ranking::Exact,
     }
 }
 
@@ -255,7 +306,15 @@ impl fmt::Display for HotspotSummary {
             };
             write!(f, "{title}")?;
             if !t.exact {
-                write!(f, " (top-K, error <= {})", t.error_bound)?;
+                write!(
+                    f,
+                    " (top-K, {}, every other key <= {})",
+                    match t.ranking {
+                        Ranking::CertifiedSet => "heaviest keys certified",
+                        _ => "heaviest keys and order certified",
+                    },
+                    t.others_at_most
+                )?;
             }
             writeln!(f, ":")?;
             for r in &t.top {

@@ -11,7 +11,7 @@ use conntrack_analyze::capacity::SizingOrigin;
 use conntrack_analyze::capture::escape_controls_keep_lines;
 use conntrack_analyze::evidence::{fmt_num, group};
 use conntrack_analyze::facts::{ClashAccounting, CounterStatus, RateMethod};
-use conntrack_analyze::hotspots::KeyKind;
+use conntrack_analyze::hotspots::{KeyKind, Ranking};
 use conntrack_core::{Counter, Support};
 use std::fmt::Write;
 
@@ -120,9 +120,23 @@ pub fn report_text(r: &Report) -> String {
     if let Some(d) = &origin.description {
         wrap(&mut o, "", d);
     }
+    for u in &r.unread {
+        wrap_hanging(
+            &mut o,
+            "NOT ANALYSED: ",
+            "  ",
+            &format!(
+                "{}: needs {}. Missing: {}.",
+                u.what,
+                u.needs,
+                u.missing.join("; ")
+            ),
+        );
+    }
     table_section(&mut o, r);
     counters_section(&mut o, r);
     mix_section(&mut o, r);
+    owners_section(&mut o, r);
     findings_section(&mut o, r);
     if !r.answers.is_empty() {
         heading(&mut o, "Questions the data answers");
@@ -392,9 +406,25 @@ fn mix_section(o: &mut String, r: &Report) {
         ("destinations", KeyKind::Destination),
         ("names", KeyKind::Name),
     ] {
-        let Some(t) = h.table(kind).filter(|t| !t.top.is_empty()) else {
+        let Some(t) = h.table(kind) else {
             continue;
         };
+        if t.top.is_empty() {
+            // A bounded count that proved no key heavier than the rest.
+            if !t.exact && t.counted > 0 {
+                wrap(
+                    o,
+                    "  ",
+                    &format!(
+                        "top {title}: none stands out: no key has more than {} entries (a \
+                         bounded count over {} entries)",
+                        n(m.scaled(t.others_at_most)),
+                        n(m.scaled(t.counted))
+                    ),
+                );
+            }
+            continue;
+        }
         let mut rows = vec![vec![
             format!("top {title}"),
             "entries".into(),
@@ -403,8 +433,157 @@ fn mix_section(o: &mut String, r: &Report) {
         for k in t.top.iter().take(5) {
             rows.push(vec![
                 k.key.to_string(),
-                n(m.scaled(k.count)),
+                if k.error == 0 {
+                    n(m.scaled(k.count))
+                } else {
+                    format!("{}..{}", n(m.scaled(k.lower())), n(m.scaled(k.count)))
+                },
                 format!("{:.1}%", k.share * 100.0),
+            ]);
+        }
+        table(o, "  ", &rows);
+        if !t.exact {
+            wrap(
+                o,
+                "    ",
+                &format!(
+                    "(a bounded count: each range holds the true count; {}; every other key \
+                     has at most {} entries)",
+                    match t.ranking {
+                        Ranking::CertifiedSet =>
+                            "these are the heaviest keys, their order \
+                                                  within overlapping ranges unknown",
+                        _ => "these are the heaviest keys, in this order",
+                    },
+                    n(m.scaled(t.others_at_most))
+                ),
+            );
+        }
+    }
+}
+
+/// Who owns the flows: processes and containers, and the rest by reason.
+fn owners_section(o: &mut String, r: &Report) {
+    let Some(a) = &r.owners else {
+        return;
+    };
+    heading(o, "Who owns the flows");
+    let pct = |x: u64| {
+        if a.flows == 0 {
+            "0%".to_string()
+        } else {
+            format!("{:.1}%", x as f64 * 100.0 / a.flows as f64)
+        }
+    };
+    wrap(
+        o,
+        "  ",
+        &format!(
+            "{} entries: {} ({}) belong to a local socket whose process is known: {} {}, {} \
+             of them in {} {}.",
+            n(a.flows),
+            n(a.with_owner),
+            pct(a.with_owner),
+            n(a.processes),
+            if a.processes == 1 {
+                "process"
+            } else {
+                "processes"
+            },
+            n(a.in_containers),
+            n(a.containers),
+            if a.containers == 1 {
+                "container"
+            } else {
+                "containers"
+            },
+        ),
+    );
+    let u = &a.unattributed;
+    let mut rest = Vec::new();
+    if let Some(f) = u.forwarded
+        && f > 0
+    {
+        rest.push(format!(
+            "{} ({}) forwarded: neither end is an address of this namespace, no local socket \
+             can own them",
+            n(f),
+            pct(f)
+        ));
+    }
+    if u.no_socket > 0 {
+        rest.push(format!(
+            "{} ({}) without a socket{}: closed connections whose entries outlive the socket \
+             (TIME_WAIT, UDP timeouts){}",
+            n(u.no_socket),
+            pct(u.no_socket),
+            if u.forwarded.is_some() {
+                " at a local address"
+            } else {
+                ""
+            },
+            if u.forwarded.is_none() {
+                ", or forwarded through this host (its addresses were not read)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if u.without_ports > 0 {
+        rest.push(format!(
+            "{} ({}) of protocols without ports (ICMP and others), which no socket matches",
+            n(u.without_ports),
+            pct(u.without_ports)
+        ));
+    }
+    if u.owner_unknown > 0 {
+        rest.push(format!(
+            "{} ({}) with a socket whose process was not found (ended, or its /proc/PID/fd not \
+             readable)",
+            n(u.owner_unknown),
+            pct(u.owner_unknown)
+        ));
+    }
+    if !rest.is_empty() {
+        o.push_str("  not attributed:\n");
+        for line in &rest {
+            wrap_hanging(o, "    - ", "      ", line);
+        }
+    }
+    if !a.by_process.is_empty() {
+        let mut rows = vec![vec![
+            "top processes".to_string(),
+            "entries".into(),
+            "share".into(),
+            "container".into(),
+        ]];
+        for p in a.by_process.iter().take(5) {
+            rows.push(vec![
+                format!("{} (pid {})", p.comm, p.pid),
+                n(p.flows),
+                pct(p.flows),
+                p.container
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+            ]);
+        }
+        table(o, "  ", &rows);
+    }
+    if !a.by_container.is_empty() {
+        let mut rows = vec![vec![
+            "top containers".to_string(),
+            "entries".into(),
+            "share".into(),
+        ]];
+        for c in a.by_container.iter().take(5) {
+            rows.push(vec![
+                match &c.container.pod_uid {
+                    Some(pod) => format!("{} (pod {pod})", c.container),
+                    None => c.container.to_string(),
+                },
+                n(c.flows),
+                pct(c.flows),
             ]);
         }
         table(o, "  ", &rows);
