@@ -125,13 +125,11 @@ impl SizingInput {
     /// use conntrack_analyze::capacity::{kernel_default, SizingInput};
     /// use conntrack_core::{HostSnapshot, KernelVersion};
     /// // EL7 host, 16 GiB, hashsize=1048576 on the module line: max 8 x buckets.
-    /// let s = HostSnapshot {
-    ///     kernel_version: Some(KernelVersion::new(3, 10, 0)),
-    ///     mem_total_bytes: Some(16 << 30),
-    ///     buckets: Some(1_048_576),
-    ///     max: Some(8_388_608),
-    ///     ..Default::default()
-    /// };
+    /// let s = HostSnapshot::default()
+    ///     .with_kernel_version(KernelVersion::new(3, 10, 0))
+    ///     .with_mem_total_bytes(16 << 30)
+    ///     .with_buckets(1_048_576)
+    ///     .with_max(8_388_608);
     /// let input = SizingInput::from_snapshot(&s).unwrap();
     /// assert_eq!(input.hashsize, Some(1_048_576));
     /// assert_eq!(kernel_default(&input).max, 8_388_608);
@@ -183,13 +181,11 @@ impl SizingOrigin {
     /// ```
     /// use conntrack_analyze::capacity::SizingOrigin;
     /// use conntrack_core::{HostSnapshot, KernelVersion};
-    /// let mut s = HostSnapshot {
-    ///     kernel_version: Some(KernelVersion::new(6, 1, 0)),
-    ///     mem_total_bytes: Some(4 << 30),
-    ///     buckets: Some(65_536),
-    ///     max: Some(65_536),
-    ///     ..Default::default()
-    /// };
+    /// let mut s = HostSnapshot::default()
+    ///     .with_kernel_version(KernelVersion::new(6, 1, 0))
+    ///     .with_mem_total_bytes(4 << 30)
+    ///     .with_buckets(65_536)
+    ///     .with_max(65_536);
     /// assert_eq!(SizingOrigin::of(&s), SizingOrigin::KernelDefault);
     /// s.max = Some(200);
     /// assert_eq!(SizingOrigin::of(&s), SizingOrigin::MaxChanged);

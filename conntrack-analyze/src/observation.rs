@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// ```
 /// use conntrack_analyze::Observation;
 /// use conntrack_core::HostSnapshot;
-/// let obs = Observation::new(HostSnapshot { count: Some(10), max: Some(100), ..Default::default() });
+/// let obs = Observation::new(HostSnapshot::default().with_count(10).with_max(100));
 /// assert!(obs.rates.is_none() && obs.hotspots.is_none());
 /// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

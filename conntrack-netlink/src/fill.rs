@@ -246,10 +246,7 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
                     dst: dport,
                 },
                 status,
-                Some(ProtoInfo::Tcp(TcpInfo {
-                    state,
-                    ..Default::default()
-                })),
+                Some(ProtoInfo::Tcp(TcpInfo::new(state))),
             )
         }
         FlowKind::Udp | FlowKind::Udp6 => {

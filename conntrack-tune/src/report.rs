@@ -14,7 +14,7 @@
 //! use conntrack_core::HostSnapshot;
 //! use conntrack_tune::report::{Report, Origin, Status};
 //! use conntrack_tune::Policy;
-//! let obs = Observation::new(HostSnapshot { count: Some(95), max: Some(100), ..Default::default() });
+//! let obs = Observation::new(HostSnapshot::default().with_count(95).with_max(100));
 //! let r = Report::build(&obs, Origin::capture("ticket-42"), &Policy::default()).unwrap();
 //! assert_eq!(r.status(), Status::Warning); // table nearly full
 //! assert_eq!(r.schema, "conntrack-kit/report");

@@ -23,17 +23,15 @@ use std::time::Duration;
 const GIB: u64 = 1 << 30;
 
 fn host(v: (u16, u16), mem: u64, count: u32, max: u32, buckets: u32) -> HostSnapshot {
-    HostSnapshot {
-        kernel_version: Some(KernelVersion::new(v.0, v.1, 0)),
-        page_size: Some(4096),
-        mem_total_bytes: Some(mem),
-        cpus_online: (0..4).collect(),
-        count: Some(count),
-        max: Some(max),
-        buckets: Some(buckets),
-        init_netns: Some(true),
-        ..Default::default()
-    }
+    HostSnapshot::default()
+        .with_kernel_version(KernelVersion::new(v.0, v.1, 0))
+        .with_page_size(4096)
+        .with_mem_total_bytes(mem)
+        .with_cpus_online((0..4).collect())
+        .with_count(count)
+        .with_max(max)
+        .with_buckets(buckets)
+        .with_init_netns(true)
 }
 
 fn obs(s: HostSnapshot) -> Observation {
@@ -83,20 +81,22 @@ fn current(a: &Action) -> u64 {
 fn rates_over(secs: u64, entries: Option<u32>, per_cpu: &[Vec<(Counter, u32)>]) -> Rates {
     let sample = |at: u64, end: bool| Sample {
         at: Duration::from_secs(at),
-        stats: Stats {
-            entries,
-            max_entries: None,
-            cpus: per_cpu
-                .iter()
-                .enumerate()
-                .map(|(i, cs)| {
-                    let mut c = CpuStats::for_cpu(i as u32);
-                    for &(k, v) in cs {
-                        c.set(k, if end { v } else { 0 });
-                    }
-                    c
-                })
-                .collect(),
+        stats: {
+            let mut stats = Stats::new(
+                per_cpu
+                    .iter()
+                    .enumerate()
+                    .map(|(i, cs)| {
+                        let mut c = CpuStats::for_cpu(i as u32);
+                        for &(k, v) in cs {
+                            c.set(k, if end { v } else { 0 });
+                        }
+                        c
+                    })
+                    .collect(),
+            );
+            stats.entries = entries;
+            stats
         },
     };
     Rates::from_samples(&[sample(0, false), sample(secs, true)])
@@ -526,10 +526,7 @@ fn tcp_flow(i: u32, state: TcpState, remaining: u32) -> Flow {
         Tuple::new(b, a, L4Proto::TCP, L4Tuple::Ports { src: 80, dst: port }),
         Status::CONFIRMED | Status::SEEN_REPLY | Status::ASSURED,
     );
-    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-        state,
-        ..Default::default()
-    }));
+    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo::new(state)));
     f.timeout = Some(remaining);
     f
 }
@@ -841,18 +838,20 @@ fn kube_proxy_from_policy() {
 fn kube_proxy_from_the_hosts_files() {
     // The same, detected from the host's configuration instead of policy.
     let mut o = obs(host((6, 1), 16 * GIB, 250_000, 262_144, 65_536));
-    o.config.kube_proxy = Some(KubeProxy {
-        files: vec!["/var/lib/kube-proxy/config.conf".into()],
-        ..Default::default()
+    o.config.kube_proxy = Some({
+        let mut kube = KubeProxy::default();
+        kube.files = vec!["/var/lib/kube-proxy/config.conf".into()];
+        kube
     });
     let p = plan_of(&o, &Policy::default());
     assert!(p.has_warning(WarningKind::KubeProxyManaged));
     assert!(p.action("advice:kube-proxy").is_some());
     // maxPerCore 0: kube-proxy leaves max alone.
-    o.config.kube_proxy = Some(KubeProxy {
-        files: vec!["/var/lib/kube-proxy/config.conf".into()],
-        max_per_core: Some(0),
-        ..Default::default()
+    o.config.kube_proxy = Some({
+        let mut kube = KubeProxy::default();
+        kube.files = vec!["/var/lib/kube-proxy/config.conf".into()];
+        kube.max_per_core = Some(0);
+        kube
     });
     let p = plan_of(&o, &Policy::default());
     assert!(!p.has_warning(WarningKind::KubeProxyManaged));
@@ -1244,19 +1243,11 @@ proptest! {
         iface in "\\PC{0,20}",
         (init, kube, per_core) in (any::<Option<bool>>(), any::<bool>(), extreme_u32()),
     ) {
-        let mut s = HostSnapshot {
-            kernel_version: Some(KernelVersion::new(minor / 6 + 2, minor, 0)),
-            page_size: Some(page),
-            mem_total_bytes: Some(mem),
-            cpus_online: (0..(minor as u32 % 5)).collect(),
-            count: Some(count),
-            max: Some(max),
-            buckets: Some(buckets),
-            init_netns: init,
-            net_rx_softirqs: vec![rx0, rx1, u64::from(drop)],
-            rx_queues: vec![RxQueue { iface, queue: rem % 4, rps_cpus: vec![] }],
-            helpers: vec!["nf_conntrack_ftp".into(), "nf_conntrack_sip".into()],
-            ..Default::default()
+        let mut s = {
+            let mut snap = HostSnapshot::default().with_kernel_version(KernelVersion::new(minor / 6 + 2, minor, 0)).with_page_size(page).with_mem_total_bytes(mem).with_cpus_online((0..(minor as u32 % 5)).collect()).with_count(count).with_max(max).with_buckets(buckets).with_rx_queues(vec![RxQueue { iface, queue: rem % 4, rps_cpus: vec![] }]).with_helpers(vec!["nf_conntrack_ftp".into(), "nf_conntrack_sip".into()]);
+            snap.init_netns = init;
+            snap.net_rx_softirqs = vec![rx0, rx1, u64::from(drop)];
+            snap
         };
         s.timeouts.entry("tcp".into()).or_default().insert("time_wait".into(), tw);
         s.timeouts.entry("tcp".into()).or_default().insert("established".into(), est);
@@ -1275,11 +1266,7 @@ proptest! {
         };
         let sample = |at: u64, end: bool| Sample {
             at: Duration::from_secs(at),
-            stats: Stats {
-                entries: Some(if end { entries.1 } else { entries.0 }),
-                max_entries: None,
-                cpus: vec![cpu(end), CpuStats::for_cpu(1)],
-            },
+            stats: Stats::new(vec![cpu(end), CpuStats::for_cpu(1)]).with_entries(if end { entries.1 } else { entries.0 }),
         };
         let rates = Rates::from_samples(&[sample(0, false), sample(window, true)]);
         let listed: Vec<Flow> = (0..flows).map(|i| odd_flow(i, rem, i % nat_every == 0)).collect();
@@ -1288,11 +1275,12 @@ proptest! {
         o.snapshot.stats = Some(sample(window, true).stats);
         o.config.helper_kinds.insert("nf_conntrack_sip".into(), ModuleKind::BuiltIn);
         if kube {
-            o.config.kube_proxy = Some(KubeProxy {
-                files: vec!["/etc/kubernetes/kube-proxy.yaml".into()],
-                max_per_core: Some(per_core),
-                min: Some(count),
-                ..Default::default()
+            o.config.kube_proxy = Some({
+                let mut kube = KubeProxy::default();
+                kube.files = vec!["/etc/kubernetes/kube-proxy.yaml".into()];
+                kube.max_per_core = Some(per_core);
+                kube.min = Some(count);
+                kube
             });
         }
         for risk in [RiskTolerance::Conservative, RiskTolerance::Moderate, RiskTolerance::Aggressive] {

@@ -898,11 +898,8 @@ fn apply(n: &mut NsState, stats: &Stats, now: Instant) -> (BTreeMap<Counter, u64
 /// A read of `/proc` rows for tests: CPU ids given.
 #[cfg(test)]
 pub(super) fn stats_of(entries: u32, rows: &[&[(Counter, u32)]]) -> Stats {
-    Stats {
-        entries: Some(entries),
-        max_entries: None,
-        cpus: rows
-            .iter()
+    Stats::new(
+        rows.iter()
             .enumerate()
             .map(|(i, r)| {
                 let mut c = CpuStats::for_cpu(i as u32);
@@ -912,7 +909,8 @@ pub(super) fn stats_of(entries: u32, rows: &[&[(Counter, u32)]]) -> Stats {
                 c
             })
             .collect(),
-    }
+    )
+    .with_entries(entries)
 }
 
 #[cfg(test)]

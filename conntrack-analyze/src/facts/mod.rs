@@ -8,14 +8,12 @@
 //! ```
 //! use conntrack_analyze::{Facts, Observation};
 //! use conntrack_core::{HostSnapshot, KernelVersion};
-//! let obs = Observation::new(HostSnapshot {
-//!     kernel_version: Some(KernelVersion::new(3, 10, 0)),
-//!     mem_total_bytes: Some(16 << 30),
-//!     count: Some(320_851),
-//!     max: Some(8_388_608),
-//!     buckets: Some(1_048_576),
-//!     ..Default::default()
-//! });
+//! let obs = Observation::new(HostSnapshot::default()
+//!     .with_kernel_version(KernelVersion::new(3, 10, 0))
+//!     .with_mem_total_bytes(16 << 30)
+//!     .with_count(320_851)
+//!     .with_max(8_388_608)
+//!     .with_buckets(1_048_576));
 //! let f = Facts::derive(&obs);
 //! assert_eq!(f.table.utilisation.map(|u| (u * 1000.0).round()), Some(38.0));
 //! assert_eq!(f.table.origin.describe(),

@@ -313,15 +313,11 @@ impl Rates {
     /// use std::time::Duration;
     /// let snap = |t: u64, d: [u32; 4]| Sample {
     ///     at: Duration::from_secs(t),
-    ///     stats: Stats {
-    ///         entries: Some(10),
-    ///         max_entries: None,
-    ///         cpus: d.iter().enumerate().map(|(i, &v)| {
-    ///             let mut c = CpuStats::for_cpu(i as u32);
-    ///             c.set(Counter::Drop, v);
-    ///             c
-    ///         }).collect(),
-    ///     },
+    ///     stats: Stats::new(d.iter().enumerate().map(|(i, &v)| {
+    ///         let mut c = CpuStats::for_cpu(i as u32);
+    ///         c.set(Counter::Drop, v);
+    ///         c
+    ///     }).collect()).with_entries(10),
     /// };
     /// let r = Rates::from_samples(&[snap(0, [0; 4]), snap(10, [90, 10, 0, 0])]);
     /// let imb = r.imbalance(Counter::Drop).unwrap();
@@ -459,11 +455,7 @@ mod tests {
     fn sample(t: u64, entries: u32, cpus: Vec<CpuStats>) -> Sample {
         Sample {
             at: Duration::from_secs(t),
-            stats: Stats {
-                entries: Some(entries),
-                max_entries: None,
-                cpus,
-            },
+            stats: Stats::new(cpus).with_entries(entries),
         }
     }
 

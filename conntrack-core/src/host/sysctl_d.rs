@@ -63,6 +63,7 @@ pub struct SysctlFile {
 
 /// The result of a scan: files in the order they are applied.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SysctlScan {
     /// Files in application order (`/etc/sysctl.conf` last).
     pub files: Vec<SysctlFile>,

@@ -84,8 +84,9 @@ impl<K: CompactKey> Side<K> {
                 e.state = d.state.0;
                 e.flags |= HAS_STATE;
             }
-            // An update without protoinfo leaves the state as it was.
-            None => {}
+            // An update without protoinfo (or with the protoinfo of a
+            // protocol core does not know yet) leaves the state as it was.
+            _ => {}
         }
         // Events and dumps send CTA_MARK whenever it is non-zero (or
         // just changed), so its absence means 0.

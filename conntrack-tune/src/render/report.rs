@@ -95,7 +95,7 @@ fn status_word(s: Status) -> &'static str {
 /// use conntrack_analyze::Observation;
 /// use conntrack_core::HostSnapshot;
 /// use conntrack_tune::report::{Origin, Report};
-/// let obs = Observation::new(HostSnapshot { count: Some(10), max: Some(100), ..Default::default() });
+/// let obs = Observation::new(HostSnapshot::default().with_count(10).with_max(100));
 /// let r = Report::build(&obs, Origin::capture("demo"), &Default::default()).unwrap();
 /// let t = conntrack_tune::render::report_text(&r);
 /// assert!(t.contains("== Table"));
