@@ -27,6 +27,7 @@ use std::net::IpAddr;
 /// [`TupleFilter::proto`], and address conditions only for IPv4;
 /// everything else is applied in user space only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct TupleFilter {
     /// Source address.
     pub src: Option<IpAddr>,
@@ -226,6 +227,7 @@ impl TupleFilter {
 /// assert!(f.kernel_flush_ok() == false); // tuple conditions: not in a kernel flush
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Filter {
     /// Address family (`nfgen_family`); `UNSPEC` for both.
     pub family: L3Family,

@@ -261,6 +261,7 @@ impl Default for Table {
 
 /// What [`Table::apply`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Applied {
     /// A new entry.
     Inserted,
@@ -276,6 +277,7 @@ pub enum Applied {
 
 /// How two tables differ (see [`Table::diff`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TableDiff {
     /// Entries only in `self`.
     pub only_in_self: u64,
