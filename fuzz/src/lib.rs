@@ -218,10 +218,7 @@ pub fn check_capture(data: &[u8]) {
     let made = tree::unpack(data, dir.path());
     // The bucket simulation costs three quarters of an input's time (it
     // walks every bucket): one input in four runs it.
-    let opts = LoadOptions {
-        simulate_buckets: data.len().is_multiple_of(4),
-        ..LoadOptions::default()
-    };
+    let opts = LoadOptions::default().with_simulate_buckets(data.len().is_multiple_of(4));
     let c = capture::load(dir.path(), &opts)
         .unwrap_or_else(|e| panic!("an existing directory must load: {e}"));
     for n in &c.notes {
@@ -481,10 +478,7 @@ pub fn check_sysctl_d(data: &[u8]) {
             entries: sysctl_d::parse(t),
         })
         .collect();
-    let scan = SysctlScan {
-        files,
-        ..Default::default()
-    };
+    let scan = SysctlScan::from_files(files);
     let over = scan.overrides("50-conntrack-kit.conf", &PLAN_KEYS);
     assert!(over.iter().all(|o| PLAN_KEYS.contains(&o.key.as_str())));
     for k in PLAN_KEYS {
