@@ -69,12 +69,7 @@ impl View {
         let top = self.top;
         self.by_reason
             .entry(r.reason)
-            .or_insert_with(|| {
-                Hotspots::new(HotspotConfig {
-                    top,
-                    ..HotspotConfig::default()
-                })
-            })
+            .or_insert_with(|| Hotspots::new(HotspotConfig::default().with_top(top)))
             .add(&r);
         self.total += 1;
         self.last.insert(r.reason, r);

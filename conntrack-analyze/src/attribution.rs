@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 /// One socket from `/proc/net/{tcp,tcp6,udp,udp6}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SocketEntry {
     /// TCP or UDP.
     pub proto: L4Proto,
@@ -145,6 +146,7 @@ pub fn parse_socket_link(link: &str) -> Option<u64> {
 /// The container runtime a cgroup path names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Runtime {
     /// Docker (`/docker/ID`, `docker-ID.scope`).
     Docker,
@@ -268,6 +270,7 @@ pub fn parse_cgroup(text: &str) -> Option<ContainerRef> {
 
 /// The owner of a socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Owner {
     /// Process id.
     pub pid: u32,
@@ -500,6 +503,7 @@ impl SocketTable {
 
 /// Flows of one process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ProcessFlows {
     /// PID.
     pub pid: u32,
@@ -514,6 +518,7 @@ pub struct ProcessFlows {
 
 /// Flows of one container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ContainerFlows {
     /// The container.
     pub container: ContainerRef,
@@ -523,6 +528,7 @@ pub struct ContainerFlows {
 
 /// Top processes and containers by flows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AttributionSummary {
     /// Flows examined.
     pub flows: u64,

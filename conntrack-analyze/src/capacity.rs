@@ -14,6 +14,7 @@ const GIB: u64 = 1024 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SizingEra {
     /// Up to 3.19: buckets capped at 16384 above 1 GiB, min 32, max = 4 x
     /// buckets (per-namespace tables; max taken before rounding). Read in
@@ -86,6 +87,7 @@ impl SizingEra {
 
 /// What the kernel's default sizing depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SizingInput {
     /// Kernel version.
     pub kernel: KernelVersion,
@@ -159,6 +161,7 @@ impl SizingInput {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SizingOrigin {
     /// Buckets and max are what the kernel computes for the host's RAM.
     KernelDefault,
@@ -263,6 +266,7 @@ pub fn kernel_max_for_buckets(buckets: u64, era: SizingEra, explicit: bool) -> u
 /// A table size: buckets and `nf_conntrack_max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Sizing {
     /// Hash buckets after rounding (`nf_conntrack_buckets`).
     pub buckets: u32,
@@ -405,6 +409,7 @@ pub fn kube_proxy(cpus: u64, per_core: u64, min: u64) -> Option<(u64, u64)> {
 /// The memory a table of a given size may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct MemoryCost {
     /// Entries the estimate is for (usually `nf_conntrack_max`).
     pub entries: u64,
@@ -678,6 +683,7 @@ pub fn little_rate(entries: f64, secs: f64) -> f64 {
 /// When the table would be full at the current trend.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "secs")]
+#[non_exhaustive]
 pub enum TimeToFull {
     /// The count is at or above max now.
     Already,

@@ -73,6 +73,7 @@ impl fmt::Display for Cell {
 /// One row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Row {
     /// Section: `configuration`, `table`, `rates`, `flows`, or a key kind
     /// of the top-keys rows (`src_ip`, `destination`, `dst_port`, `name`).
@@ -94,6 +95,7 @@ pub struct Row {
 /// The comparison table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Comparison {
     /// [`COMPARE_SCHEMA`].
     #[cfg_attr(

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 /// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct Observation {
     /// Host facts: table size, kernel, CPUs, timeouts, counters.
     pub snapshot: HostSnapshot,
@@ -59,6 +60,12 @@ impl Observation {
     /// With host configuration.
     pub fn with_config(mut self, config: HostConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// With simulated bucket chains (`None`: none were simulated).
+    pub fn with_chains(mut self, chains: Option<SimulatedChains>) -> Self {
+        self.chains = chains;
         self
     }
 }

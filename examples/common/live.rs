@@ -131,13 +131,16 @@ pub fn collect(target: &Target, opts: &LiveOptions) -> Result<Collected, Failure
     }
     Ok(Collected {
         target: target.clone(),
-        observation: Observation {
-            snapshot,
-            config,
-            rates: (series.len() >= 2).then(|| series.rates()),
-            hotspots: Some(flows.hotspots),
-            chains: flows.chains,
-            new_flows_per_sec: None,
+        observation: {
+            let obs = Observation::new(snapshot)
+                .with_config(config)
+                .with_hotspots(flows.hotspots)
+                .with_chains(flows.chains);
+            if series.len() >= 2 {
+                obs.with_rates(series.rates())
+            } else {
+                obs
+            }
         },
         notes,
         stats_source: Some(stats_source),
@@ -289,11 +292,7 @@ fn dump(
                     b.set_position(0);
                 }
                 Acc {
-                    hot: Hotspots::new(HotspotConfig {
-                        mode,
-                        top,
-                        ..HotspotConfig::default()
-                    }),
+                    hot: Hotspots::new(HotspotConfig::default().with_mode(mode).with_top(top)),
                     // The kernel table holds no duplicate tuples: no set.
                     chains: buckets.map(|b| {
                         ChainSimulator::new(u64::from(b), SIMULATION_SEED).without_duplicates()

@@ -29,7 +29,7 @@
 //! never reset by a failed attempt.
 
 use super::netns::{FoundNetns, NetnsKind, Owner, discover};
-use conntrack_analyze::hotspots::{CountMode, HotspotConfig, HotspotSummary, Hotspots, NameMap};
+use conntrack_analyze::hotspots::{CountMode, HotspotConfig, HotspotSummary, Hotspots};
 use conntrack_analyze::rates::{Advance, StatsSeries, WrapAccumulator};
 use conntrack_analyze::{Facts, Finding, Observation, diagnose};
 #[cfg(test)]
@@ -643,12 +643,13 @@ impl Exporter {
             }
             snap.stats = n.series.samples().last().map(|s| s.stats.clone());
             let rates = n.series.rates();
-            let obs = Observation {
-                snapshot: snap,
-                rates: (rates.window.used_intervals > 0).then_some(rates),
-                hotspots: n.hotspots.as_ref().map(|(h, _)| h.clone()),
-                ..Observation::default()
-            };
+            let mut obs = Observation::new(snap);
+            if rates.window.used_intervals > 0 {
+                obs = obs.with_rates(rates);
+            }
+            if let Some((h, _)) = &n.hotspots {
+                obs = obs.with_hotspots(h.clone());
+            }
             n.findings = diagnose(&Facts::derive(&obs));
         }
         st.passes += 1;
@@ -834,11 +835,9 @@ impl Exporter {
                     let hot = match policy {
                         None => None,
                         Some(p) => {
-                            let cfg = HotspotConfig {
-                                mode: CountMode::TopK(TOPK_CAPACITY.max(p.top_k * 8)),
-                                top: p.top_k.max(TOPK_CAPACITY / 8),
-                                names: NameMap::new(),
-                            };
+                            let cfg = HotspotConfig::default()
+                                .with_mode(CountMode::TopK(TOPK_CAPACITY.max(p.top_k * 8)))
+                                .with_top(p.top_k.max(TOPK_CAPACITY / 8));
                             let req =
                                 DumpRequest::table(L3Family::UNSPEC).policy(DumpPolicy::Accept);
                             let mut ct = Conntrack::open()?;

@@ -41,6 +41,7 @@ use conntrack_core::Counter;
 
 /// The limits diagnosis uses. Shares are 0..=1.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Thresholds {
     /// Utilisation (count / max) from which the table is "nearly full".
     pub nearly_full: f64,

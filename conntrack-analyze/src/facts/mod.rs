@@ -42,6 +42,7 @@ use serde::Serialize;
 
 /// The derived model of one observation.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Facts<'a> {
     /// What was observed.
     #[serde(skip)]

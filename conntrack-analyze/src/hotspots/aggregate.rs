@@ -25,6 +25,7 @@ pub enum CountMode {
 
 /// Hotspot configuration.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct HotspotConfig {
     /// Counting mode.
     pub mode: CountMode,
@@ -32,6 +33,26 @@ pub struct HotspotConfig {
     pub top: usize,
     /// Names for addresses.
     pub names: NameMap,
+}
+
+impl HotspotConfig {
+    /// With this counting mode.
+    pub fn with_mode(mut self, mode: CountMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// With this many rows per key in the summary.
+    pub fn with_top(mut self, top: usize) -> Self {
+        self.top = top;
+        self
+    }
+
+    /// With these names for addresses.
+    pub fn with_names(mut self, names: NameMap) -> Self {
+        self.names = names;
+        self
+    }
 }
 
 impl Default for HotspotConfig {

@@ -12,6 +12,7 @@ use std::time::Duration;
 /// Whether a counter is moving now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Activity {
     /// It grew within the window: happening now.
     Live,
@@ -27,6 +28,7 @@ pub enum Activity {
 
 /// One counter's rate over the window, summed over CPUs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CounterRate {
     /// The counter.
     pub counter: Counter,
@@ -50,6 +52,7 @@ pub struct CounterRate {
 /// wrap-around can explain, or several counters went backwards together
 /// with the entry count. The interval's deltas were discarded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CounterReset {
     /// The time of the sample after the reset.
     pub at: Duration,
@@ -61,6 +64,7 @@ pub struct CounterReset {
 
 /// The time span the rates cover.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RateWindow {
     /// First sample's time.
     pub start: Duration,
@@ -78,6 +82,7 @@ pub struct RateWindow {
 
 /// The trend of the entry count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct EntriesTrend {
     /// Entries in the first sample considered (after the last reset).
     pub first: u32,
@@ -95,6 +100,7 @@ pub struct EntriesTrend {
 
 /// Rates over a window of samples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Rates {
     /// What the rates cover.
     pub window: RateWindow,

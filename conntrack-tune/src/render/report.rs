@@ -278,6 +278,8 @@ fn status_text(s: CounterStatus) -> String {
         ),
         CounterStatus::NotCountedByKernel { .. } => "not counted by this kernel".into(),
         CounterStatus::NotReported => "not reported by the source".into(),
+        // A status a later analyze release adds.
+        _ => "not judged by this renderer".into(),
     }
 }
 
@@ -332,7 +334,8 @@ fn counters_section(o: &mut String, r: &Report) {
             "counter meanings (5.10+): resolved clashes count in clash_resolve, unresolved ones \
              in insert_failed and drop, chain-cap refusals in chaintoolong and insert_failed"
         }
-        ClashAccounting::Unknown => "",
+        // Unknown, or an era a later analyze release adds: no line.
+        _ => "",
     };
     if !acct.is_empty() {
         wrap(o, "  ", acct);
@@ -374,6 +377,7 @@ fn mix_section(o: &mut String, r: &Report) {
                     RateMethod::Events => "NEW events",
                     RateMethod::TimeWaitInflow =>
                         "inferred from the entries entering TIME_WAIT, Little's law",
+                    _ => "estimated",
                 }
             ),
         );
