@@ -43,6 +43,7 @@ pub const REPORT_SCHEMA_VERSION: u32 = 2;
 /// What the report is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Origin {
     /// How it was observed.
     pub kind: OriginKind,
@@ -58,6 +59,7 @@ pub struct Origin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum OriginKind {
     /// A live host (a namespace of this machine).
     Live,
@@ -68,22 +70,36 @@ pub enum OriginKind {
 }
 
 impl Origin {
-    /// A capture.
-    pub fn capture(label: impl Into<String>) -> Self {
+    /// An origin of this kind, without host name or description.
+    pub fn new(kind: OriginKind, label: impl Into<String>) -> Self {
         Origin {
-            kind: OriginKind::Capture,
+            kind,
             label: label.into(),
             hostname: None,
             description: None,
         }
     }
 
+    /// A capture.
+    pub fn capture(label: impl Into<String>) -> Self {
+        Origin::new(OriginKind::Capture, label)
+    }
+
+    /// With the host's name, when known.
+    pub fn with_hostname(mut self, hostname: Option<String>) -> Self {
+        self.hostname = hostname;
+        self
+    }
+
+    /// With a description, when there is one.
+    pub fn with_description(mut self, description: Option<String>) -> Self {
+        self.description = description;
+        self
+    }
+
     /// A live namespace.
     pub fn live(label: impl Into<String>) -> Self {
-        Origin {
-            kind: OriginKind::Live,
-            ..Origin::capture(label)
-        }
+        Origin::new(OriginKind::Live, label)
     }
 }
 
@@ -105,6 +121,7 @@ pub enum Status {
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Report {
     /// [`REPORT_SCHEMA`].
     #[cfg_attr(

@@ -170,9 +170,10 @@ fn nftables_rules_load_in_a_fresh_namespace() {
     let mut h = Hotspots::exact();
     h.extend(&flows);
     let obs = Observation::new(snap).with_hotspots(h.summary());
-    let policy = Policy {
-        stateful_firewall: Some(false),
-        ..Policy::default()
+    let policy = {
+        let mut policy = Policy::default();
+        policy.stateful_firewall = Some(false);
+        policy
     };
     let p = plan_of(&obs, &policy);
     assert!(p.action("notrack:udp/53").is_some(), "{}", render::text(&p));

@@ -132,7 +132,12 @@ proptest! {
                 (Counter::InsertFailed, 0),
             ]],
         ));
-        let policy = Policy { headroom, max_chain_length: target, ..Policy::default() };
+        let policy = {
+            let mut policy = Policy::default();
+            policy.headroom = headroom;
+            policy.max_chain_length = target;
+            policy
+        };
         let (_, p) = run(&o, &policy);
         let facts = Facts::derive(&o);
         let demand = facts
@@ -178,13 +183,11 @@ fn budget_and_headroom_conflict_is_said() {
     // is censored, and the plan says so.
     assert!(p.has_warning(WarningKind::PeakCensored));
     // A bigger budget lifts the conflict.
-    let p = plan_of(
-        &o,
-        &Policy {
-            memory_budget_share: 0.8,
-            ..Policy::default()
-        },
-    );
+    let p = plan_of(&o, &{
+        let mut policy = Policy::default();
+        policy.memory_budget_share = 0.8;
+        policy
+    });
     assert!(proposed(&p, "raise-max").unwrap() >= 1_500_000);
     assert!(!p.has_warning(WarningKind::BudgetConflict));
 }
@@ -413,9 +416,10 @@ fn dns_server(flows: &[Flow], policy: &Policy) -> Plan {
 }
 
 fn no_firewall() -> Policy {
-    Policy {
-        stateful_firewall: Some(false),
-        ..Policy::default()
+    {
+        let mut policy = Policy::default();
+        policy.stateful_firewall = Some(false);
+        policy
     }
 }
 
@@ -481,17 +485,19 @@ fn notrack_never_with_zones_or_stateful_firewall_or_unknown() {
     let flows: Vec<Flow> = (0..900).map(|i| dns_flow(i, false, false, None)).collect();
     for (policy, why) in [
         (
-            Policy {
-                stateful_firewall: Some(true),
-                ..Policy::default()
+            {
+                let mut policy = Policy::default();
+                policy.stateful_firewall = Some(true);
+                policy
             },
             "stateful firewall depends",
         ),
         (Policy::default(), "unknown whether"),
         (
-            Policy {
-                risk: RiskTolerance::Conservative,
-                ..no_firewall()
+            {
+                let mut policy = no_firewall();
+                policy.risk = RiskTolerance::Conservative;
+                policy
             },
             "conservative",
         ),
@@ -576,7 +582,12 @@ proptest! {
         let mut s = host((6, 1), 16 * GIB, 250_000, 262_144, 262_144);
         s.timeouts.entry("tcp".into()).or_default().insert("time_wait".into(), tw_now);
         let o = obs(s).with_hotspots(tw_summary(total, tw, idle));
-        let policy = Policy { nat_in_use: Some(nat), risk, ..Policy::default() };
+        let policy = {
+            let mut policy = Policy::default();
+            policy.nat_in_use = Some(nat);
+            policy.risk = risk;
+            policy
+        };
         let (_, p) = run(&o, &policy);
         for a in &p.actions {
             if let ActionKind::SetTimeout { key, secs, floor_secs, floor_reason } = &a.kind {
@@ -769,9 +780,10 @@ fn persistence_warns_about_overriding_files() {
             .contains("# WARNING: /usr/lib/sysctl.d/95-vendor.conf")
     );
     // A later name wins: no warning; /etc/sysctl.conf always comes last.
-    let policy = Policy {
-        sysctl_file_name: "99-zz-conntrack.conf".into(),
-        ..Policy::default()
+    let policy = {
+        let mut policy = Policy::default();
+        policy.sysctl_file_name = "99-zz-conntrack.conf".into();
+        policy
     };
     let p = plan_of(&o, &policy);
     assert!(!p.has_warning(WarningKind::PersistenceOverridden));
@@ -814,9 +826,10 @@ fn masked_plan_file_is_warned_about() {
 #[test]
 fn kube_proxy_from_policy() {
     let o = obs(host((6, 1), 16 * GIB, 250_000, 262_144, 65_536));
-    let policy = Policy {
-        kube_proxy_manages_max: Some(true),
-        ..Policy::default()
+    let policy = {
+        let mut policy = Policy::default();
+        policy.kube_proxy_manages_max = Some(true);
+        policy
     };
     let p = plan_of(&o, &policy);
     assert!(p.has_warning(WarningKind::KubeProxyManaged));
@@ -862,9 +875,10 @@ fn kube_proxy_from_the_hosts_files() {
 fn kube_proxy_without_cpu_count_uses_min() {
     let mut s = host((6, 1), 16 * GIB, 250_000, 262_144, 65_536);
     s.cpus_online.clear();
-    let policy = Policy {
-        kube_proxy_manages_max: Some(true),
-        ..Policy::default()
+    let policy = {
+        let mut policy = Policy::default();
+        policy.kube_proxy_manages_max = Some(true);
+        policy
     };
     let p = plan_of(&obs(s), &policy);
     let a = p.action("advice:kube-proxy").unwrap();
@@ -1060,30 +1074,34 @@ fn bad_policy_is_an_error_not_a_panic() {
     let facts = Facts::derive(&o);
     for (bad, err) in [
         (
-            Policy {
-                headroom: f64::NAN,
-                ..Policy::default()
+            {
+                let mut policy = Policy::default();
+                policy.headroom = f64::NAN;
+                policy
             },
             PolicyError::Headroom,
         ),
         (
-            Policy {
-                memory_budget_share: 0.0,
-                ..Policy::default()
+            {
+                let mut policy = Policy::default();
+                policy.memory_budget_share = 0.0;
+                policy
             },
             PolicyError::MemoryBudget,
         ),
         (
-            Policy {
-                max_chain_length: -1.0,
-                ..Policy::default()
+            {
+                let mut policy = Policy::default();
+                policy.max_chain_length = -1.0;
+                policy
             },
             PolicyError::ChainLength,
         ),
         (
-            Policy {
-                sysctl_file_name: "../x.conf".into(),
-                ..Policy::default()
+            {
+                let mut policy = Policy::default();
+                policy.sysctl_file_name = "../x.conf".into();
+                policy
             },
             PolicyError::FileName,
         ),
@@ -1284,7 +1302,12 @@ proptest! {
             });
         }
         for risk in [RiskTolerance::Conservative, RiskTolerance::Moderate, RiskTolerance::Aggressive] {
-            let policy = Policy { risk, stateful_firewall: Some(false), ..Policy::default() };
+            let policy = {
+                let mut policy = Policy::default();
+                policy.risk = risk;
+                policy.stateful_firewall = Some(false);
+                policy
+            };
             let (_, p) = run(&o, &policy);
             let _ = render::text(&p);
             let _ = render::markdown(&p);

@@ -26,11 +26,9 @@ fn dir(name: &str) -> PathBuf {
 
 fn load(name: &str) -> (capture::Capture, Report) {
     let c = capture::load(&dir(name), &LoadOptions::default()).expect("capture loads");
-    let origin = Origin {
-        hostname: c.meta.hostname.clone(),
-        description: c.meta.description.clone(),
-        ..Origin::capture(name)
-    };
+    let origin = Origin::capture(name)
+        .with_hostname(c.meta.hostname.clone())
+        .with_description(c.meta.description.clone());
     let notes: Vec<String> = c.notes.iter().map(|n| n.to_string()).collect();
     let r = Report::build(&c.observation, origin, &Policy::default())
         .expect("default policy is valid")
