@@ -244,11 +244,9 @@ pub fn check_capture(data: &[u8]) {
             assert!(k.per_sec.is_finite() && k.peak_per_sec.is_finite(), "{k:?}");
         }
     }
-    let origin = conntrack_tune::report::Origin {
-        hostname: c.meta.hostname.clone(),
-        description: c.meta.description.clone(),
-        ..conntrack_tune::report::Origin::capture("fuzz")
-    };
+    let origin = conntrack_tune::report::Origin::capture("fuzz")
+        .with_hostname(c.meta.hostname.clone())
+        .with_description(c.meta.description.clone());
     let notes = c.notes.iter().map(|n| n.to_string());
     let report = conntrack_tune::Report::build(&c.observation, origin, &Default::default())
         .expect("the default policy is valid")
