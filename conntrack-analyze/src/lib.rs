@@ -68,7 +68,7 @@ pub mod topk;
 pub use cause::{Cause, Likelihood, RankedCause};
 pub use diagnose::{Thresholds, diagnose, diagnose_with};
 pub use evidence::{Evidence, EvidenceKey};
-pub use facts::Facts;
+pub use facts::{DerivedFacts, Facts};
 pub use finding::{Finding, FindingId, Severity};
 pub use hotspots::{HotspotConfig, HotspotSummary, Hotspots};
 pub use observation::Observation;

@@ -40,13 +40,40 @@ use crate::observation::Observation;
 use conntrack_core::{Counter, KernelVersion, Timeout, TimeoutKey};
 use serde::Serialize;
 
-/// The derived model of one observation.
+/// The derived model of one observation: the observation it was derived
+/// from, and what was derived ([`DerivedFacts`], which it dereferences
+/// to: `facts.table` is `facts.derived.table`).
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct Facts<'a> {
     /// What was observed.
     #[serde(skip)]
     pub obs: &'a Observation,
+    /// What was derived from it.
+    #[serde(flatten)]
+    pub derived: DerivedFacts,
+}
+
+impl std::ops::Deref for Facts<'_> {
+    type Target = DerivedFacts;
+    fn deref(&self) -> &DerivedFacts {
+        &self.derived
+    }
+}
+
+impl std::ops::DerefMut for Facts<'_> {
+    fn deref_mut(&mut self) -> &mut DerivedFacts {
+        &mut self.derived
+    }
+}
+
+/// Everything [`Facts::derive`] derives, owned (without the observation):
+/// what a report carries (`conntrack_tune::Report` flattens it into its
+/// JSON).
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
+pub struct DerivedFacts {
     /// The kernel version, when known.
     pub kernel: Option<KernelVersion>,
     /// Its sizing era.
@@ -143,16 +170,18 @@ impl<'a> Facts<'a> {
         let counters = CounterFacts::derive(obs, kernel);
         Facts {
             obs,
-            kernel,
-            era,
-            demand: Demand::derive(&table, &counters, hold),
-            counters,
-            churn: Churn::derive(obs, scale, tw),
-            cpu: CpuFacts::derive(obs),
-            mix,
-            table,
-            timeouts,
-            containers: containers_seen(s),
+            derived: DerivedFacts {
+                kernel,
+                era,
+                demand: Demand::derive(&table, &counters, hold),
+                counters,
+                churn: Churn::derive(obs, scale, tw),
+                cpu: CpuFacts::derive(obs),
+                mix,
+                table,
+                timeouts,
+                containers: containers_seen(s),
+            },
         }
     }
 
