@@ -24,10 +24,8 @@ use crate::plan::Plan;
 use crate::policy::{Policy, PolicyError};
 use conntrack_analyze::answers::{Answer, answer};
 use conntrack_analyze::buckets::SimulatedChains;
-use conntrack_analyze::facts::{Churn, CounterFacts, CpuFacts, Demand, Mix, TableFacts};
 use conntrack_analyze::hotspots::HotspotSummary;
-use conntrack_analyze::{Facts, Finding, Observation, Severity, diagnose};
-use conntrack_core::{KernelVersion, Timeout};
+use conntrack_analyze::{DerivedFacts, Facts, Finding, Observation, Severity, diagnose};
 use serde::Serialize;
 
 /// The schema id of [`Report`]'s JSON.
@@ -146,24 +144,13 @@ pub struct Report {
     pub origin: Origin,
     /// The verdict.
     pub status: Status,
-    /// Kernel version.
-    pub kernel: Option<KernelVersion>,
     /// The kernel release string.
     pub kernel_release: Option<String>,
-    /// Size, fill, cost.
-    pub table: TableFacts,
-    /// What each counter says.
-    pub counters: CounterFacts,
-    /// The composition of the flows.
-    pub mix: Option<Mix>,
-    /// Connection churn.
-    pub churn: Churn,
-    /// The inferred demand.
-    pub demand: Option<Demand>,
-    /// CPU spread and RPS.
-    pub cpu: CpuFacts,
-    /// Every timeout in force.
-    pub timeouts: Vec<Timeout>,
+    /// The model's facts (kernel version and era, table, counters, mix,
+    /// churn, demand, CPU spread, timeouts, containers), at the top level
+    /// of the JSON.
+    #[serde(flatten)]
+    pub facts: DerivedFacts,
     /// Findings, most severe first.
     pub findings: Vec<Finding>,
     /// Answers to the questions the data can answer.
@@ -208,15 +195,8 @@ impl Report {
             version: REPORT_SCHEMA_VERSION,
             origin,
             status,
-            kernel: facts.kernel,
             kernel_release: obs.snapshot.kernel_release.clone(),
-            table: facts.table.clone(),
-            counters: facts.counters.clone(),
-            mix: facts.mix.clone(),
-            churn: facts.churn.clone(),
-            demand: facts.demand,
-            cpu: facts.cpu.clone(),
-            timeouts: facts.timeouts.clone(),
+            facts: facts.derived,
             findings,
             answers,
             plan,

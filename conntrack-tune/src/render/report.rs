@@ -150,9 +150,9 @@ pub fn report_text(r: &Report) -> String {
 
 fn table_section(o: &mut String, r: &Report) {
     heading(o, "Table");
-    let t = &r.table;
+    let t = &r.facts.table;
     let mut rows: Vec<Vec<String>> = Vec::new();
-    let kernel = match (&r.kernel_release, r.kernel) {
+    let kernel = match (&r.kernel_release, r.facts.kernel) {
         (Some(rel), _) => rel.clone(),
         (None, Some(v)) => v.to_string(),
         _ => "unknown".into(),
@@ -160,7 +160,7 @@ fn table_section(o: &mut String, r: &Report) {
     rows.push(vec![
         "kernel".into(),
         kernel,
-        if r.counters.backported {
+        if r.facts.counters.backported {
             "counters behave like 4.19+ (backported)".into()
         } else {
             String::new()
@@ -243,6 +243,7 @@ fn table_section(o: &mut String, r: &Report) {
         ]);
     }
     let changed: Vec<String> = r
+        .facts
         .timeouts
         .iter()
         .filter(|t| t.is_changed())
@@ -284,7 +285,7 @@ fn status_text(s: CounterStatus) -> String {
 }
 
 fn counters_section(o: &mut String, r: &Report) {
-    let c = &r.counters;
+    let c = &r.facts.counters;
     let title = match c.window_secs {
         Some(w) => format!(
             "Counters over {} s ({})",
@@ -343,7 +344,7 @@ fn counters_section(o: &mut String, r: &Report) {
 }
 
 fn mix_section(o: &mut String, r: &Report) {
-    let (Some(m), Some(h)) = (&r.mix, &r.hotspots) else {
+    let (Some(m), Some(h)) = (&r.facts.mix, &r.hotspots) else {
         return;
     };
     heading(o, "What the table holds");
@@ -366,7 +367,7 @@ fn mix_section(o: &mut String, r: &Report) {
         m.unreplied_share * 100.0
     );
     wrap(o, "  ", &head);
-    if let Some(c) = r.churn.new_per_sec {
+    if let Some(c) = r.facts.churn.new_per_sec {
         wrap(
             o,
             "  ",
