@@ -2,7 +2,7 @@
 //! lookups whatever their number.
 //!
 //! How: every condition a rule can have is a masked comparison on one of
-//! twelve 64-bit words describing the flow ([`Fields`]): family, protocol,
+//! twelve 64-bit words describing the flow (`Fields`): family, protocol,
 //! zone and mark; status and which tuples carry ports or ICMP fields;
 //! ports; ICMP fields; the four addresses (IPv4 in the top bits, so a
 //! network is a prefix mask in either family). A rule is thus a mask and a
