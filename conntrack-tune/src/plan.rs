@@ -581,6 +581,25 @@ impl Action {
             verify: Vec::new(),
         }
     }
+
+    /// An advice action (a change outside conntrack's settings, for the
+    /// operator to make) on `topic`.
+    pub fn advice(
+        topic: AdviceTopic,
+        priority: Priority,
+        scope: Scope,
+        title: impl Into<String>,
+    ) -> Self {
+        Action::new(ActionKind::Advice { topic }, priority, scope, title)
+    }
+
+    /// Answering `finding` with `remedy`: records the remedy and cites
+    /// the finding as the first evidence.
+    pub fn answering(mut self, remedy: Remedy, finding: Evidence) -> Self {
+        self.remedy = Some(remedy);
+        self.evidence.insert(0, finding);
+        self
+    }
 }
 
 /// Something the planner considered and decided against, with the reason.
