@@ -183,12 +183,7 @@ fn synth_flow(r: &mut Rng) -> Flow {
         )
     };
     let mut f = Flow::new(orig, reply, status);
-    f.protoinfo = protoinfo.map(|state| {
-        ProtoInfo::Tcp(TcpInfo {
-            state,
-            ..Default::default()
-        })
-    });
+    f.protoinfo = protoinfo.map(|state| ProtoInfo::Tcp(TcpInfo::new(state)));
     f.timeout = Some(timeout);
     f.mark = Some(if r.below(20) == 0 { 0x4000 } else { 0 });
     f.id = Some(r.next() as u32);

@@ -136,19 +136,18 @@ fn make_flow(rng: &mut Rng, i: usize) -> Flow {
             8 => TcpState::SYN_SENT,
             _ => TcpState::CLOSE_WAIT,
         };
-        f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-            state,
-            wscale_orig: Some(7),
-            wscale_reply: Some(7),
-            flags_orig: Some(TcpFlags {
-                flags: 0x23,
-                mask: 0x23,
-            }),
-            flags_reply: Some(TcpFlags {
-                flags: 0x23,
-                mask: 0x23,
-            }),
-        }));
+        f.protoinfo = Some(ProtoInfo::Tcp(
+            TcpInfo::new(state).with_wscale(7, 7).with_flags(
+                TcpFlags {
+                    flags: 0x23,
+                    mask: 0x23,
+                },
+                TcpFlags {
+                    flags: 0x23,
+                    mask: 0x23,
+                },
+            ),
+        ));
     }
     f.timeout = Some((r >> 20) as u32 % 432_000);
     f.mark = Some(if r.is_multiple_of(11) { 0x42 } else { 0 });

@@ -50,12 +50,9 @@ fn event_flow(i: u32) -> Flow {
         Status::CONFIRMED | Status::SEEN_REPLY | Status::ASSURED,
     );
     if tcp {
-        f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-            state: TcpState::ESTABLISHED,
-            wscale_orig: Some(7),
-            wscale_reply: Some(7),
-            ..Default::default()
-        }));
+        f.protoinfo = Some(ProtoInfo::Tcp(
+            TcpInfo::new(TcpState::ESTABLISHED).with_wscale(7, 7),
+        ));
     }
     f.timeout = Some(431_999);
     f.id = Some(0x9e37_79b9u32.wrapping_mul(i));

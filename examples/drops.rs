@@ -69,12 +69,7 @@ impl View {
         let top = self.top;
         self.by_reason
             .entry(r.reason)
-            .or_insert_with(|| {
-                Hotspots::new(HotspotConfig {
-                    top,
-                    ..HotspotConfig::default()
-                })
-            })
+            .or_insert_with(|| Hotspots::new(HotspotConfig::default().with_top(top)))
             .add(&r);
         self.total += 1;
         self.last.insert(r.reason, r);
@@ -174,10 +169,10 @@ fn run(args: &Args) -> Result<(), Fail> {
     {
         return Err(Fail::Args("--duration must be positive".into()));
     }
-    let cfg = TraceConfig {
-        netns: args.netns.as_deref().map(netns).transpose()?,
-        include_ruleset: args.all,
-    };
+    let mut cfg = TraceConfig::default().with_ruleset(args.all);
+    if let Some(name) = args.netns.as_deref() {
+        cfg = cfg.with_netns(netns(name)?);
+    }
     let mut tracer = Tracer::start(&cfg).map_err(|e| match e {
         TraceError::Netns(_) => Fail::NotFound(e.to_string()),
         e if e.is_unavailable() => Fail::Unavailable(e.to_string()),

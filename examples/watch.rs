@@ -550,11 +550,7 @@ mod tests {
         c.set(Counter::InsertFailed, 0);
         Sample {
             at: Duration::from_secs(t),
-            stats: Stats {
-                entries: Some(1),
-                max_entries: None,
-                cpus: vec![c],
-            },
+            stats: Stats::new(vec![c]).with_entries(1),
         }
     }
 

@@ -48,6 +48,7 @@ impl Question {
 /// One answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Answer {
     /// The question.
     pub question: Question,

@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 /// One socket from `/proc/net/{tcp,tcp6,udp,udp6}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SocketEntry {
     /// TCP or UDP.
     pub proto: L4Proto,
@@ -151,6 +152,7 @@ pub fn parse_socket_link(link: &str) -> Option<u64> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Runtime {
     /// Docker (`/docker/ID`, `docker-ID.scope`).
     Docker,
@@ -275,6 +277,7 @@ pub fn parse_cgroup(text: &str) -> Option<ContainerRef> {
 
 /// The owner of a socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Owner {
     /// Process id.
     pub pid: u32,
@@ -1068,6 +1071,7 @@ impl<'a> OwnerCounter<'a> {
 /// Flows of one process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct ProcessFlows {
     /// PID.
     pub pid: u32,
@@ -1083,6 +1087,7 @@ pub struct ProcessFlows {
 /// Flows of one container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct ContainerFlows {
     /// The container.
     pub container: ContainerRef,
@@ -1115,6 +1120,7 @@ pub struct Unattributed {
 /// Top processes and containers by flows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct AttributionSummary {
     /// Flows examined.
     pub flows: u64,

@@ -27,6 +27,7 @@ use std::net::IpAddr;
 /// The kernel's limit on a hash chain at insert time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
 pub enum ChainCap {
     /// No cap (before 5.15).
     None,
@@ -60,6 +61,7 @@ impl ChainCap {
 
 /// The Poisson model of chain lengths.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ChainModel {
     /// Entries.
     pub entries: u64,
@@ -179,6 +181,7 @@ pub fn poisson_model(entries: u64, buckets: u64, cap: ChainCap) -> ChainModel {
 /// Chain lengths observed by hashing real tuples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct SimulatedChains {
     /// Buckets simulated.
     pub buckets: u64,
@@ -479,6 +482,7 @@ impl ChainSimulator {
 
 /// One chain length: buckets the model expects and buckets observed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ChainRow {
     /// Nodes in a bucket.
     pub len: usize,
@@ -490,6 +494,7 @@ pub struct ChainRow {
 
 /// The model next to the simulation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ChainComparison {
     /// The model.
     pub model: ChainModel,

@@ -14,6 +14,7 @@ const GIB: u64 = 1024 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SizingEra {
     /// Up to 3.19: buckets capped at 16384 above 1 GiB, min 32, max = 4 x
     /// buckets (per-namespace tables; max taken before rounding). Read in
@@ -86,6 +87,7 @@ impl SizingEra {
 
 /// What the kernel's default sizing depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SizingInput {
     /// Kernel version.
     pub kernel: KernelVersion,
@@ -125,13 +127,11 @@ impl SizingInput {
     /// use conntrack_analyze::capacity::{kernel_default, SizingInput};
     /// use conntrack_core::{HostSnapshot, KernelVersion};
     /// // EL7 host, 16 GiB, hashsize=1048576 on the module line: max 8 x buckets.
-    /// let s = HostSnapshot {
-    ///     kernel_version: Some(KernelVersion::new(3, 10, 0)),
-    ///     mem_total_bytes: Some(16 << 30),
-    ///     buckets: Some(1_048_576),
-    ///     max: Some(8_388_608),
-    ///     ..Default::default()
-    /// };
+    /// let s = HostSnapshot::default()
+    ///     .with_kernel_version(KernelVersion::new(3, 10, 0))
+    ///     .with_mem_total_bytes(16 << 30)
+    ///     .with_buckets(1_048_576)
+    ///     .with_max(8_388_608);
     /// let input = SizingInput::from_snapshot(&s).unwrap();
     /// assert_eq!(input.hashsize, Some(1_048_576));
     /// assert_eq!(kernel_default(&input).max, 8_388_608);
@@ -161,6 +161,7 @@ impl SizingInput {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SizingOrigin {
     /// Buckets and max are what the kernel computes for the host's RAM.
     KernelDefault,
@@ -183,13 +184,11 @@ impl SizingOrigin {
     /// ```
     /// use conntrack_analyze::capacity::SizingOrigin;
     /// use conntrack_core::{HostSnapshot, KernelVersion};
-    /// let mut s = HostSnapshot {
-    ///     kernel_version: Some(KernelVersion::new(6, 1, 0)),
-    ///     mem_total_bytes: Some(4 << 30),
-    ///     buckets: Some(65_536),
-    ///     max: Some(65_536),
-    ///     ..Default::default()
-    /// };
+    /// let mut s = HostSnapshot::default()
+    ///     .with_kernel_version(KernelVersion::new(6, 1, 0))
+    ///     .with_mem_total_bytes(4 << 30)
+    ///     .with_buckets(65_536)
+    ///     .with_max(65_536);
     /// assert_eq!(SizingOrigin::of(&s), SizingOrigin::KernelDefault);
     /// s.max = Some(200);
     /// assert_eq!(SizingOrigin::of(&s), SizingOrigin::MaxChanged);
@@ -267,6 +266,7 @@ pub fn kernel_max_for_buckets(buckets: u64, era: SizingEra, explicit: bool) -> u
 /// A table size: buckets and `nf_conntrack_max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Sizing {
     /// Hash buckets after rounding (`nf_conntrack_buckets`).
     pub buckets: u32,
@@ -409,6 +409,7 @@ pub fn kube_proxy(cpus: u64, per_core: u64, min: u64) -> Option<(u64, u64)> {
 /// The memory a table of a given size may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct MemoryCost {
     /// Entries the estimate is for (usually `nf_conntrack_max`).
     pub entries: u64,
@@ -682,6 +683,7 @@ pub fn little_rate(entries: f64, secs: f64) -> f64 {
 /// When the table would be full at the current trend.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "secs")]
+#[non_exhaustive]
 pub enum TimeToFull {
     /// The count is at or above max now.
     Already,

@@ -130,6 +130,7 @@ pub enum NoteKind {
 
 /// A remark about one file of a capture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct CaptureNote {
     /// The file, relative to the capture directory (control characters
     /// escaped).
@@ -148,6 +149,7 @@ impl fmt::Display for CaptureNote {
 
 /// `meta.txt`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[non_exhaustive]
 pub struct Meta {
     /// The host's name.
     pub hostname: Option<String>,
@@ -159,11 +161,26 @@ pub struct Meta {
 
 /// Options of [`load`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LoadOptions {
     /// How hotspots are counted and how many rows are kept.
     pub hotspots: HotspotConfig,
     /// Simulate bucket chains over the listed tuples.
     pub simulate_buckets: bool,
+}
+
+impl LoadOptions {
+    /// With this hotspot configuration.
+    pub fn with_hotspots(mut self, hotspots: HotspotConfig) -> Self {
+        self.hotspots = hotspots;
+        self
+    }
+
+    /// Whether to simulate bucket chains over the listed tuples.
+    pub fn with_simulate_buckets(mut self, simulate: bool) -> Self {
+        self.simulate_buckets = simulate;
+        self
+    }
 }
 
 impl Default for LoadOptions {
@@ -177,6 +194,7 @@ impl Default for LoadOptions {
 
 /// A capture, read.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Capture {
     /// The directory.
     pub dir: PathBuf,

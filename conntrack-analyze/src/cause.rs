@@ -116,6 +116,7 @@ impl fmt::Display for Likelihood {
 /// One cause, judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct RankedCause {
     /// The cause.
     pub cause: Cause,

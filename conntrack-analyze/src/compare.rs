@@ -14,8 +14,8 @@
 //! use conntrack_analyze::compare::compare;
 //! use conntrack_analyze::{Facts, Observation};
 //! use conntrack_core::HostSnapshot;
-//! let a = Observation::new(HostSnapshot { count: Some(500), max: Some(1000), ..Default::default() });
-//! let b = Observation::new(HostSnapshot { count: Some(900), max: Some(1000), ..Default::default() });
+//! let a = Observation::new(HostSnapshot::default().with_count(500).with_max(1000));
+//! let b = Observation::new(HostSnapshot::default().with_count(900).with_max(1000));
 //! let c = compare(("web-1", &Facts::derive(&a)), ("web-2", &Facts::derive(&b)));
 //! let util = c.row("utilisation %").unwrap();
 //! assert_eq!((util.a.num(), util.b.num()), (Some(50.0), Some(90.0)));
@@ -73,6 +73,7 @@ impl fmt::Display for Cell {
 /// One row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Row {
     /// Section: `configuration`, `table`, `rates`, `flows`, or a key kind
     /// of the top-keys rows (`src_ip`, `destination`, `dst_port`, `name`).
@@ -94,6 +95,7 @@ pub struct Row {
 /// The comparison table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Comparison {
     /// [`COMPARE_SCHEMA`].
     #[cfg_attr(
@@ -549,11 +551,7 @@ mod tests {
             c.set(Counter::Drop, d);
             Sample {
                 at: Duration::from_secs(t),
-                stats: Stats {
-                    entries: Some(100),
-                    max_entries: None,
-                    cpus: vec![c],
-                },
+                stats: Stats::new(vec![c]).with_entries(100),
             }
         };
         Rates::from_samples(&[mk(0, 0), mk(10, drop_per_10s)])
@@ -584,12 +582,10 @@ mod tests {
 
     #[test]
     fn side_by_side_rows_and_differences() {
-        let mut host = HostSnapshot {
-            count: Some(100),
-            max: Some(400),
-            buckets: Some(100),
-            ..Default::default()
-        };
+        let mut host = HostSnapshot::default()
+            .with_count(100)
+            .with_max(400)
+            .with_buckets(100);
         host.timeouts
             .entry("tcp".into())
             .or_default()

@@ -163,6 +163,7 @@ impl fmt::Display for FindingId {
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Finding {
     /// The kind of finding.
     pub id: FindingId,

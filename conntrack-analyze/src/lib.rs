@@ -26,16 +26,15 @@
 //!     c.set(Counter::EarlyDrop, 0);
 //!     c.set(Counter::ClashResolve, 0);
 //!     c.set(Counter::ChainTooLong, 0);
-//!     Stats { entries: Some(10_000), max_entries: None, cpus: vec![c] }
+//!     Stats::new(vec![c]).with_entries(10_000)
 //! };
 //! let mut series = StatsSeries::new();
 //! series.push(Duration::from_secs(0), snap(100)).unwrap();
 //! series.push(Duration::from_secs(10), snap(150)).unwrap();
-//! let host = HostSnapshot {
-//!     kernel_version: Some(KernelVersion::new(6, 1, 0)),
-//!     count: Some(10_000), max: Some(262_144),
-//!     ..Default::default()
-//! };
+//! let host = HostSnapshot::default()
+//!     .with_kernel_version(KernelVersion::new(6, 1, 0))
+//!     .with_count(10_000)
+//!     .with_max(262_144);
 //! let obs = Observation::new(host).with_rates(series.rates());
 //! let findings = diagnose(&Facts::derive(&obs));
 //! assert_eq!(findings[0].id, FindingId::ConfirmFailures);
@@ -69,7 +68,7 @@ pub mod topk;
 pub use cause::{Cause, Likelihood, RankedCause};
 pub use diagnose::{Thresholds, diagnose, diagnose_with};
 pub use evidence::{Evidence, EvidenceKey};
-pub use facts::Facts;
+pub use facts::{DerivedFacts, Facts};
 pub use finding::{Finding, FindingId, Severity};
 pub use hotspots::{HotspotConfig, HotspotSummary, Hotspots};
 pub use observation::{Observation, Unread};

@@ -15,11 +15,12 @@ use serde::{Deserialize, Serialize};
 /// ```
 /// use conntrack_analyze::Observation;
 /// use conntrack_core::HostSnapshot;
-/// let obs = Observation::new(HostSnapshot { count: Some(10), max: Some(100), ..Default::default() });
+/// let obs = Observation::new(HostSnapshot::default().with_count(10).with_max(100));
 /// assert!(obs.rates.is_none() && obs.hotspots.is_none());
 /// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct Observation {
     /// Host facts: table size, kernel, CPUs, timeouts, counters.
     pub snapshot: HostSnapshot,
@@ -104,6 +105,24 @@ impl Observation {
     /// With host configuration.
     pub fn with_config(mut self, config: HostConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// With simulated bucket chains (`None`: none were simulated).
+    pub fn with_chains(mut self, chains: Option<SimulatedChains>) -> Self {
+        self.chains = chains;
+        self
+    }
+
+    /// With the flows' owners (`None`: the sockets were not matched).
+    pub fn with_owners(mut self, owners: Option<AttributionSummary>) -> Self {
+        self.owners = owners;
+        self
+    }
+
+    /// With what could not be read, and what the analysis lacks for it.
+    pub fn with_unread(mut self, unread: Vec<Unread>) -> Self {
+        self.unread = unread;
         self
     }
 }

@@ -6,6 +6,7 @@
 //! (an established timeout under the NAT keepalive floor), and the tuning
 //! planner never proposes a value under them.
 
+use crate::facts::Mix;
 use crate::hotspots::RemainingHistogram;
 use conntrack_core::TimeoutKey;
 use serde::{Deserialize, Serialize};
@@ -100,6 +101,7 @@ pub fn floor(key: TimeoutKey, nat: bool) -> Option<Floor> {
 
 /// The estimated effect of shortening a timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Shortening {
     /// Entries in the state now.
     pub entries_now: u64,
@@ -110,6 +112,20 @@ pub struct Shortening {
     /// Estimated rate of entries entering the state, per second (0 when
     /// the estimate is not rate-based).
     pub rate_per_sec: f64,
+}
+
+impl Shortening {
+    /// The estimate for the whole table when it was made over a sample
+    /// of the flows: counts scaled like [`Mix::scaled`], the rate by
+    /// [`Mix::scale`].
+    pub fn scaled(self, mix: &Mix) -> Shortening {
+        Shortening {
+            entries_now: mix.scaled(self.entries_now),
+            entries_after: mix.scaled(self.entries_after),
+            freed: mix.scaled(self.freed),
+            rate_per_sec: self.rate_per_sec * mix.scale,
+        }
+    }
 }
 
 /// The rate at which entries enter a state every entry starts with a full

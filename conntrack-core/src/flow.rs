@@ -89,6 +89,7 @@ pub struct TcpFlags {
 
 /// TCP protocol information (`CTA_PROTOINFO_TCP`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TcpInfo {
     /// The TCP state.
     pub state: TcpState,
@@ -108,6 +109,7 @@ pub struct TcpInfo {
 
 /// SCTP protocol information (`CTA_PROTOINFO_SCTP`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SctpInfo {
     /// The SCTP state.
     pub state: SctpState,
@@ -121,6 +123,7 @@ pub struct SctpInfo {
 
 /// DCCP protocol information (`CTA_PROTOINFO_DCCP`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DccpInfo {
     /// The DCCP state.
     pub state: DccpState,
@@ -132,9 +135,73 @@ pub struct DccpInfo {
     pub handshake_seq: Option<u64>,
 }
 
+impl TcpInfo {
+    /// TCP information with a state and nothing else.
+    pub fn new(state: TcpState) -> Self {
+        TcpInfo {
+            state,
+            wscale_orig: None,
+            wscale_reply: None,
+            flags_orig: None,
+            flags_reply: None,
+        }
+    }
+
+    /// With the window scales of both directions.
+    pub fn with_wscale(mut self, orig: u8, reply: u8) -> Self {
+        self.wscale_orig = Some(orig);
+        self.wscale_reply = Some(reply);
+        self
+    }
+
+    /// With the flags of both directions.
+    pub fn with_flags(mut self, orig: TcpFlags, reply: TcpFlags) -> Self {
+        self.flags_orig = Some(orig);
+        self.flags_reply = Some(reply);
+        self
+    }
+}
+
+impl SctpInfo {
+    /// SCTP information with a state and nothing else.
+    pub fn new(state: SctpState) -> Self {
+        SctpInfo {
+            state,
+            vtag_orig: None,
+            vtag_reply: None,
+        }
+    }
+
+    /// With the verification tags of both directions.
+    pub fn with_vtags(mut self, orig: u32, reply: u32) -> Self {
+        self.vtag_orig = Some(orig);
+        self.vtag_reply = Some(reply);
+        self
+    }
+}
+
+impl DccpInfo {
+    /// DCCP information with a state and nothing else.
+    pub fn new(state: DccpState) -> Self {
+        DccpInfo {
+            state,
+            role: None,
+            handshake_seq: None,
+        }
+    }
+
+    /// With the role and handshake sequence number.
+    pub fn with_role(mut self, role: u8, handshake_seq: u64) -> Self {
+        self.role = Some(role);
+        self.handshake_seq = Some(handshake_seq);
+        self
+    }
+}
+
 /// Protocol-specific information (`CTA_PROTOINFO`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ProtoInfo {
     /// TCP.
     Tcp(TcpInfo),
@@ -216,6 +283,7 @@ pub struct FlowKey {
 /// assert_eq!(flow.state().to_string(), "UNREPLIED");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Flow {
     /// Original direction (`CTA_TUPLE_ORIG`).
     pub orig: Tuple,

@@ -51,6 +51,7 @@ pub enum RulesFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SourceNatKind {
     /// `MASQUERADE` / `masquerade`: the outgoing interface's address.
     Masquerade,
@@ -61,6 +62,7 @@ pub enum SourceNatKind {
 /// One source-NAT rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct SourceNatRule {
     /// MASQUERADE or SNAT.
     pub kind: SourceNatKind,
@@ -89,6 +91,7 @@ impl fmt::Display for SourceNatRule {
 
 /// The NAT rules found in a ruleset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NatRules {
     /// The syntax read.
     pub format: RulesFormat,

@@ -388,7 +388,7 @@ pub fn parse_bytes(input: &[u8]) -> Result<Stats, ProcStatError> {
 /// use conntrack_core::{procstat, Counter, CpuStats, Stats};
 /// let mut cpu = CpuStats::default();
 /// cpu.set(Counter::Drop, 0xff);
-/// let stats = Stats { entries: Some(3), max_entries: None, cpus: vec![cpu] };
+/// let stats = Stats::new(vec![cpu]).with_entries(3);
 /// assert_eq!(
 ///     procstat::render(&["entries", "drop"], &stats),
 ///     "entries  drop\n00000003  000000ff\n",

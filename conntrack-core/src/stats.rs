@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Counter {
     /// Hash chain entries walked (prints 0 since 4.9).
     Searched,
@@ -399,10 +400,11 @@ impl From<CpuStatsRepr> for CpuStats {
 /// a.set(Counter::Drop, u32::MAX);
 /// let mut b = CpuStats::for_cpu(1);
 /// b.set(Counter::Drop, 2);
-/// let stats = Stats { entries: Some(10), max_entries: None, cpus: vec![a, b] };
+/// let stats = Stats::new(vec![a, b]).with_entries(10);
 /// assert_eq!(stats.total().drop(), Some(1)); // wraps like the kernel's u32
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Stats {
     /// The namespace's current entry count (taken once, never summed).
     pub entries: Option<u32>,
@@ -415,6 +417,27 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Statistics of these CPU rows, without the entry count or the max.
+    pub fn new(cpus: Vec<CpuStats>) -> Self {
+        Stats {
+            entries: None,
+            max_entries: None,
+            cpus,
+        }
+    }
+
+    /// With the namespace's entry count.
+    pub fn with_entries(mut self, entries: u32) -> Self {
+        self.entries = Some(entries);
+        self
+    }
+
+    /// With `nf_conntrack_max` as the source reported it.
+    pub fn with_max_entries(mut self, max: u32) -> Self {
+        self.max_entries = Some(max);
+        self
+    }
+
     /// The counters summed over CPUs (wrapping u32).
     pub fn total(&self) -> CpuStats {
         let mut t = CpuStats::default();

@@ -114,10 +114,9 @@ fn handwritten_fixture_round_trips() {
     assert_eq!(flows[5].state().to_string(), "OPEN");
     assert_eq!(
         flows[6].protoinfo,
-        Some(ProtoInfo::Sctp(conntrack_core::SctpInfo {
-            state: SctpState::HEARTBEAT_SENT,
-            ..Default::default()
-        }))
+        Some(ProtoInfo::Sctp(conntrack_core::SctpInfo::new(
+            SctpState::HEARTBEAT_SENT
+        )))
     );
     assert_eq!(flows[7].tcp_state(), Some(TcpState::SYN_SENT2));
     assert_eq!(flows[8].tcp_state(), Some(TcpState::NONE));

@@ -114,10 +114,7 @@ fn cases() -> Vec<Case> {
         tuple(P::SCTP, "10.0.0.1", 5000, "10.0.0.2", 5001),
         replied | Status::ASSURED,
     );
-    c.want.protoinfo = Some(ProtoInfo::Sctp(SctpInfo {
-        state: SctpState::ESTABLISHED,
-        ..SctpInfo::default()
-    }));
+    c.want.protoinfo = Some(ProtoInfo::Sctp(SctpInfo::new(SctpState::ESTABLISHED)));
     v.push(c);
     v.push(case(
         "-p gre -s 10.0.0.1 -d 10.0.0.2 --srckey 0x10 --dstkey 0xbeef -t 180",

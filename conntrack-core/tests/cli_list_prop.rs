@@ -58,24 +58,9 @@ fn tuple(v6: bool, proto: L4Proto) -> impl Strategy<Value = Tuple> {
 fn protoinfo(proto: L4Proto) -> BoxedStrategy<Option<ProtoInfo>> {
     // Only states libnetfilter_conntrack has names for (it prints NONE
     // for the others).
-    let tcp = (0u8..=9).prop_map(|s| {
-        ProtoInfo::Tcp(TcpInfo {
-            state: TcpState(s),
-            ..TcpInfo::default()
-        })
-    });
-    let sctp = (0u8..=9).prop_map(|s| {
-        ProtoInfo::Sctp(SctpInfo {
-            state: SctpState(s),
-            ..SctpInfo::default()
-        })
-    });
-    let dccp = (0u8..=9).prop_map(|s| {
-        ProtoInfo::Dccp(DccpInfo {
-            state: DccpState(s),
-            ..DccpInfo::default()
-        })
-    });
+    let tcp = (0u8..=9).prop_map(|s| ProtoInfo::Tcp(TcpInfo::new(TcpState(s))));
+    let sctp = (0u8..=9).prop_map(|s| ProtoInfo::Sctp(SctpInfo::new(SctpState(s))));
+    let dccp = (0u8..=9).prop_map(|s| ProtoInfo::Dccp(DccpInfo::new(DccpState(s))));
     match proto {
         L4Proto::TCP => prop::option::weighted(0.9, tcp).boxed(),
         L4Proto::SCTP => prop::option::weighted(0.9, sctp).boxed(),

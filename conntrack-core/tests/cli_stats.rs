@@ -290,10 +290,10 @@ fn cpu_stats(id: u32) -> impl Strategy<Value = CpuStats> {
 fn any_stats() -> impl Strategy<Value = Stats> {
     (1usize..6, prop::option::of(any::<u32>())).prop_flat_map(|(n, entries)| {
         let cpus: Vec<_> = (0..n as u32).map(cpu_stats).collect();
-        cpus.prop_map(move |cpus| Stats {
-            entries,
-            max_entries: None,
-            cpus,
+        cpus.prop_map(move |cpus| {
+            let mut stats = Stats::new(cpus);
+            stats.entries = entries;
+            stats
         })
     })
 }

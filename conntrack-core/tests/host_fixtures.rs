@@ -127,19 +127,54 @@ fn linux_6_18_whole_snapshot() {
         ("nf_conntrack_udp_timeout", "30"),
         ("nf_conntrack_udp_timeout_stream", "120"),
     ]);
-    let expected = HostSnapshot {
-        kernel_release: Some("6.18.44-fc-v657".into()),
-        kernel_version: Some(KernelVersion::new(6, 18, 44)),
-        page_size: Some(4096),
-        mem_total_bytes: Some(24_684_092 * 1024),
-        cpus_possible: vec![0, 1],
-        cpus_online: vec![0, 1],
-        count: Some(0),
-        max: Some(262_144),
-        buckets: Some(262_144),
-        hashsize_param: Some(262_144),
-        sysctls,
-        timeouts: timeouts(&[
+    let expected = {
+        let mut snap = HostSnapshot::default()
+            .with_kernel_release("6.18.44-fc-v657".into())
+            .with_kernel_version(KernelVersion::new(6, 18, 44))
+            .with_page_size(4096)
+            .with_mem_total_bytes(24_684_092 * 1024)
+            .with_cpus_possible(vec![0, 1])
+            .with_cpus_online(vec![0, 1])
+            .with_count(0)
+            .with_max(262_144)
+            .with_buckets(262_144)
+            .with_hashsize_param(262_144)
+            .with_acct(false)
+            .with_timestamp(false)
+            .with_events(2)
+            .with_slab(vec![SlabCache {
+                name: "nf_conntrack".into(),
+                active_objs: 32,
+                num_objs: 32,
+                obj_size: 256,
+            }])
+            .with_rx_queues(vec![
+                rxq("eth0", 0, &[]),
+                rxq("ifb0", 0, &[]),
+                rxq("ifb1", 0, &[]),
+                rxq("lo", 0, &[]),
+            ])
+            .with_helpers(
+                [
+                    "amanda",
+                    "ftp",
+                    "h323",
+                    "irc",
+                    "netbios_ns",
+                    "sane",
+                    "sip",
+                    "snmp",
+                    "tftp",
+                ]
+                .iter()
+                .map(|h| format!("nf_conntrack_{h}"))
+                .collect(),
+            )
+            .with_stats(Stats::new(vec![zero_cpu_6_18(), zero_cpu_6_18()]).with_entries(0))
+            .with_init_netns(true)
+            .with_netns_inode(4_026_531_833);
+        snap.sysctls = sysctls;
+        snap.timeouts = timeouts(&[
             ("generic", "default", 600),
             ("gre", "default", 30),
             ("gre", "stream", 180),
@@ -165,45 +200,10 @@ fn linux_6_18_whole_snapshot() {
             ("tcp", "unacknowledged", 300),
             ("udp", "default", 30),
             ("udp", "stream", 120),
-        ]),
-        acct: Some(false),
-        timestamp: Some(false),
-        events: Some(2),
-        slab: vec![SlabCache {
-            name: "nf_conntrack".into(),
-            active_objs: 32,
-            num_objs: 32,
-            obj_size: 256,
-        }],
-        rx_queues: vec![
-            rxq("eth0", 0, &[]),
-            rxq("ifb0", 0, &[]),
-            rxq("ifb1", 0, &[]),
-            rxq("lo", 0, &[]),
-        ],
-        net_rx_softirqs: vec![2287, 3460],
-        net_rx_softirq_cpus: vec![0, 1],
-        helpers: [
-            "amanda",
-            "ftp",
-            "h323",
-            "irc",
-            "netbios_ns",
-            "sane",
-            "sip",
-            "snmp",
-            "tftp",
-        ]
-        .iter()
-        .map(|h| format!("nf_conntrack_{h}"))
-        .collect(),
-        stats: Some(Stats {
-            entries: Some(0),
-            max_entries: None,
-            cpus: vec![zero_cpu_6_18(), zero_cpu_6_18()],
-        }),
-        init_netns: Some(true),
-        netns_inode: Some(4_026_531_833),
+        ]);
+        snap.net_rx_softirqs = vec![2287, 3460];
+        snap.net_rx_softirq_cpus = vec![0, 1];
+        snap
     };
     assert_eq!(report.snapshot, expected);
     // The kernel was built without module support: no /proc/modules.
@@ -255,19 +255,43 @@ fn linux_3_2_whole_snapshot() {
         ("nf_conntrack_udp_timeout", "30"),
         ("nf_conntrack_udp_timeout_stream", "180"),
     ];
-    let expected = HostSnapshot {
-        kernel_release: Some("3.2.0-4-amd64".into()),
-        kernel_version: Some(KernelVersion::new(3, 2, 0)),
-        page_size: Some(4096),
-        mem_total_bytes: Some(4_048_016 * 1024),
-        cpus_possible: vec![0, 1, 2, 3],
-        cpus_online: vec![0, 1, 2, 3],
-        count: Some(1536),
-        max: Some(65536),
-        buckets: Some(16384),
-        hashsize_param: Some(16384),
-        sysctls: map(&expected_sysctls),
-        timeouts: timeouts(&[
+    let expected = {
+        let mut snap = HostSnapshot::default()
+            .with_kernel_release("3.2.0-4-amd64".into())
+            .with_kernel_version(KernelVersion::new(3, 2, 0))
+            .with_page_size(4096)
+            .with_mem_total_bytes(4_048_016 * 1024)
+            .with_cpus_possible(vec![0, 1, 2, 3])
+            .with_cpus_online(vec![0, 1, 2, 3])
+            .with_count(1536)
+            .with_max(65536)
+            .with_buckets(16384)
+            .with_hashsize_param(16384)
+            .with_acct(true)
+            .with_timestamp(false)
+            .with_events(1)
+            .with_slab(vec![
+                SlabCache {
+                    name: "nf_conntrack_ffff880036d68000".into(),
+                    active_objs: 12,
+                    num_objs: 24,
+                    obj_size: 312,
+                },
+                SlabCache {
+                    name: "nf_conntrack_ffffffff81a1b4c0".into(),
+                    active_objs: 1524,
+                    num_objs: 1586,
+                    obj_size: 312,
+                },
+            ])
+            .with_rx_queues(vec![
+                rxq("eth0", 0, &[0, 1]),
+                rxq("eth0", 1, &[2, 3]),
+                rxq("lo", 0, &[]),
+            ])
+            .with_helpers(vec!["nf_conntrack_ftp".into(), "nf_nat_ftp".into()]);
+        snap.sysctls = map(&expected_sysctls);
+        snap.timeouts = timeouts(&[
             ("dccp", "open", 43200),
             ("generic", "default", 600),
             ("icmp", "default", 30),
@@ -286,35 +310,11 @@ fn linux_3_2_whole_snapshot() {
             ("tcp", "unacknowledged", 300),
             ("udp", "default", 30),
             ("udp", "stream", 180),
-        ]),
-        acct: Some(true),
-        timestamp: Some(false),
-        events: Some(1),
-        slab: vec![
-            SlabCache {
-                name: "nf_conntrack_ffff880036d68000".into(),
-                active_objs: 12,
-                num_objs: 24,
-                obj_size: 312,
-            },
-            SlabCache {
-                name: "nf_conntrack_ffffffff81a1b4c0".into(),
-                active_objs: 1524,
-                num_objs: 1586,
-                obj_size: 312,
-            },
-        ],
-        rx_queues: vec![
-            rxq("eth0", 0, &[0, 1]),
-            rxq("eth0", 1, &[2, 3]),
-            rxq("lo", 0, &[]),
-        ],
-        net_rx_softirqs: vec![832_511, 20118, 17422, 15007],
-        net_rx_softirq_cpus: vec![0, 1, 2, 3],
-        helpers: vec!["nf_conntrack_ftp".into(), "nf_nat_ftp".into()],
-        stats: s.stats.clone(),
-        init_netns: None,
-        netns_inode: None,
+        ]);
+        snap.net_rx_softirqs = vec![832_511, 20118, 17422, 15007];
+        snap.net_rx_softirq_cpus = vec![0, 1, 2, 3];
+        snap.stats = s.stats.clone();
+        snap
     };
     assert_eq!(*s, expected);
     assert_eq!(

@@ -72,11 +72,7 @@ fn table() -> impl Strategy<Value = (Vec<String>, Stats)> {
                         cpu
                     })
                     .collect();
-                let stats = Stats {
-                    entries: Some(entries),
-                    max_entries: None,
-                    cpus,
-                };
+                let stats = Stats::new(cpus).with_entries(entries);
                 (cols, stats)
             })
     })
@@ -117,7 +113,7 @@ proptest! {
     fn mangled_real_text_never_panics(cut in 0usize..400, flip in 0usize..400, byte in any::<u8>()) {
         let (cols, stats) = (
             ["entries", "clashres", "found", "icmp_error", "search_restart"],
-            Stats { entries: Some(3), max_entries: None, cpus: vec![CpuStats::default(); 3] },
+            Stats::new(vec![CpuStats::default(); 3]).with_entries(3),
         );
         let mut bytes = procstat::render(&cols, &stats).into_bytes();
         if flip < bytes.len() {

@@ -246,10 +246,7 @@ pub fn synthetic_flow(kind: FlowKind, i: u64, timeout: u32) -> Flow {
                     dst: dport,
                 },
                 status,
-                Some(ProtoInfo::Tcp(TcpInfo {
-                    state,
-                    ..Default::default()
-                })),
+                Some(ProtoInfo::Tcp(TcpInfo::new(state))),
             )
         }
         FlowKind::Udp | FlowKind::Udp6 => {
@@ -403,41 +400,16 @@ pub fn fill<T: Transport>(ct: &mut Conntrack<T>, opts: &FillOptions) -> Result<F
 pub fn fill_with_progress<T: Transport>(
     ct: &mut Conntrack<T>,
     opts: &FillOptions,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<FillReport> {
-    let t0 = Instant::now();
-    let mut report = FillReport::default();
-    let mut buf = Vec::with_capacity(opts.batch * 200);
-    let mut i = 0u64;
-    while i < opts.count {
-        buf.clear();
-        let n = (opts.count - i).min(opts.batch as u64);
-        let mut last_seq = 0;
-        for k in 0..n {
-            let idx = opts.start + i + k;
-            let mut f = synthetic_flow(opts.mix.kind_of(idx), idx, opts.timeout);
-            f.mark = opts.mark;
-            f.zone = opts.zone;
-            last_seq = ct.next_seq();
-            let mut fl = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
-            if k + 1 == n {
-                fl |= NLM_F_ACK;
-            }
-            request::write_create(&mut buf, &f, last_seq, fl)?;
-        }
-        let mut failed = 0u64;
-        ct.send_batch(Op::Fill, &buf, last_seq, &mut |_, errno| {
-            failed += 1;
-            *report.errors.entry(errno).or_insert(0) += 1;
-        })?;
-        report.datagrams += 1;
-        report.failed += failed;
-        report.created += n - failed;
-        i += n;
-        progress(i);
-    }
-    report.elapsed = t0.elapsed();
-    Ok(report)
+    let flows = (0..opts.count).map(|i| {
+        let idx = opts.start + i;
+        let mut f = synthetic_flow(opts.mix.kind_of(idx), idx, opts.timeout);
+        f.mark = opts.mark;
+        f.zone = opts.zone;
+        f
+    });
+    create_in_batches(ct, flows, opts.batch, progress)
 }
 
 /// Creates `flows` through batched ctnetlink creates (`batch` per
@@ -459,6 +431,17 @@ pub fn fill_flows<T: Transport>(
     ct: &mut Conntrack<T>,
     flows: impl IntoIterator<Item = Flow>,
     batch: usize,
+) -> Result<FillReport> {
+    create_in_batches(ct, flows, batch, |_| {})
+}
+
+/// Sends creates for `flows`, `batch` per datagram (at least one), the
+/// last of each with `NLM_F_ACK`; `progress(done)` after every datagram.
+fn create_in_batches<T: Transport>(
+    ct: &mut Conntrack<T>,
+    flows: impl IntoIterator<Item = Flow>,
+    batch: usize,
+    mut progress: impl FnMut(u64),
 ) -> Result<FillReport> {
     let t0 = Instant::now();
     let batch = batch.max(1);
@@ -487,6 +470,7 @@ pub fn fill_flows<T: Transport>(
         report.datagrams += 1;
         report.failed += failed;
         report.created += n - failed;
+        progress(report.created + report.failed);
     }
     report.elapsed = t0.elapsed();
     Ok(report)

@@ -27,6 +27,7 @@ use std::net::IpAddr;
 /// [`TupleFilter::proto`], and address conditions only for IPv4;
 /// everything else is applied in user space only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct TupleFilter {
     /// Source address.
     pub src: Option<IpAddr>,
@@ -44,6 +45,31 @@ pub struct TupleFilter {
     pub icmp_code: Option<u8>,
     /// ICMP echo id.
     pub icmp_id: Option<u16>,
+}
+
+/// Whether the layer 4 part of `t` satisfies the port conditions
+/// (`[source, destination]`, on tuples that carry ports) and the ICMP
+/// conditions (`(type, code, id)`, on tuples that carry ICMP fields):
+/// unset conditions hold, a set one fails on a tuple without the field.
+/// The one rule of [`TupleFilter`] and of bulk's `TupleRule`.
+pub(crate) fn l4_matches(
+    ports: [Option<u16>; 2],
+    icmp: (Option<u8>, Option<u8>, Option<u16>),
+    t: &Tuple,
+) -> bool {
+    fn ok<T: PartialEq>(want: Option<T>, have: Option<T>) -> bool {
+        want.is_none() || want == have
+    }
+    let (have_ports, have_icmp) = match t.l4 {
+        L4Tuple::Ports { src, dst } => (Some((src, dst)), None),
+        L4Tuple::Icmp { kind, code, id } => (None, Some((kind, code, id))),
+        L4Tuple::None => (None, None),
+    };
+    ok(ports[0], have_ports.map(|p| p.0))
+        && ok(ports[1], have_ports.map(|p| p.1))
+        && ok(icmp.0, have_icmp.map(|i| i.0))
+        && ok(icmp.1, have_icmp.map(|i| i.1))
+        && ok(icmp.2, have_icmp.map(|i| i.2))
 }
 
 impl TupleFilter {
@@ -91,21 +117,14 @@ impl TupleFilter {
 
     /// Whether `t` satisfies every condition.
     pub fn matches(&self, t: &Tuple) -> bool {
-        fn ok<T: PartialEq>(want: Option<T>, have: Option<T>) -> bool {
-            want.is_none() || want == have
-        }
-        let (ik, ic, ii) = match t.l4 {
-            L4Tuple::Icmp { kind, code, id } => (Some(kind), Some(code), Some(id)),
-            _ => (None, None, None),
-        };
-        ok(self.src, Some(t.src))
-            && ok(self.dst, Some(t.dst))
-            && ok(self.proto, Some(t.proto))
-            && ok(self.src_port, t.src_port())
-            && ok(self.dst_port, t.dst_port())
-            && ok(self.icmp_type, ik)
-            && ok(self.icmp_code, ic)
-            && ok(self.icmp_id, ii)
+        self.src.is_none_or(|a| a == t.src)
+            && self.dst.is_none_or(|a| a == t.dst)
+            && self.proto.is_none_or(|p| p == t.proto)
+            && l4_matches(
+                [self.src_port, self.dst_port],
+                (self.icmp_type, self.icmp_code, self.icmp_id),
+                t,
+            )
     }
 
     /// Whether the kernel applies every condition of this filter for
@@ -226,6 +245,7 @@ impl TupleFilter {
 /// assert!(f.kernel_flush_ok() == false); // tuple conditions: not in a kernel flush
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Filter {
     /// Address family (`nfgen_family`); `UNSPEC` for both.
     pub family: L3Family,

@@ -634,10 +634,10 @@ impl<T: Transport> Conntrack<T> {
     pub fn stats(&mut self) -> Result<Stats> {
         let cpus = self.stats_cpu()?;
         let (entries, max_entries) = self.stats_global()?;
-        Ok(Stats {
-            entries: Some(entries),
-            max_entries,
-            cpus,
+        let stats = Stats::new(cpus).with_entries(entries);
+        Ok(match max_entries {
+            Some(max) => stats.with_max_entries(max),
+            None => stats,
         })
     }
 

@@ -296,10 +296,7 @@ pub fn write_update(buf: &mut Vec<u8>, u: &Update, seq: u32, nl_flags: u16) -> R
         w.put_u32_be(CTA_MARK.0, m);
     }
     if let Some(state) = u.tcp_state {
-        let tcp = conntrack_core::TcpInfo {
-            state,
-            ..Default::default()
-        };
+        let tcp = conntrack_core::TcpInfo::new(state);
         encode::put_protoinfo(
             w.buf(),
             &conntrack_core::ProtoInfo::Tcp(tcp),

@@ -299,6 +299,7 @@ pub(crate) fn open_in(netns: &Netns) -> Result<(NlSocket, SocketAddr)> {
 
 /// What a socket's kernel receive buffer ended up as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub struct RcvBufReport {
     /// The size asked for (`None`: the system default was kept).
     pub requested: Option<usize>,

@@ -52,10 +52,7 @@ fn flow(orig: Tuple, status: Status, timeout: u32) -> Flow {
 }
 
 fn tcp(state: TcpState) -> Option<ProtoInfo> {
-    Some(ProtoInfo::Tcp(TcpInfo {
-        state,
-        ..Default::default()
-    }))
+    Some(ProtoInfo::Tcp(TcpInfo::new(state)))
 }
 
 /// One flow of every kind the kernel tracks by tuple: TCP in several
@@ -136,10 +133,7 @@ fn every_kind() -> Vec<Flow> {
         sr,
         200,
     );
-    f.protoinfo = Some(ProtoInfo::Sctp(SctpInfo {
-        state: SctpState::ESTABLISHED,
-        ..Default::default()
-    }));
+    f.protoinfo = Some(ProtoInfo::Sctp(SctpInfo::new(SctpState::ESTABLISHED)));
     v.push(f);
     v.push(flow(
         ports(L4Proto::UDPLITE, "10.1.0.1", 7000, "10.1.0.2", 7001),

@@ -60,7 +60,9 @@ async fn async_events_and_dump_build_the_same_table() {
                 match e.kind {
                     EventKind::New => new += 1,
                     EventKind::Destroy => destroy += 1,
-                    EventKind::Update => {}
+                    // Updates (and kinds a later release adds) are not
+                    // what this test counts.
+                    _ => {}
                 }
                 table.apply(&e);
             }

@@ -45,10 +45,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Starts the tracer on `ns`, or says why it cannot (a skip, or a failure
 /// under CONNTRACK_KIT_REQUIRE_LIVE=1).
 fn tracer(test: &str, ns: &TestNetns) -> Option<Tracer> {
-    let cfg = TraceConfig {
-        netns: Some(Netns::named(ns.name())),
-        include_ruleset: false,
-    };
+    let cfg = TraceConfig::default().with_netns(Netns::named(ns.name()));
     match Tracer::start(&cfg) {
         Ok(t) => Some(t),
         Err(e) if e.is_unavailable() && !testkit::live_required() => {

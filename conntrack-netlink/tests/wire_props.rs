@@ -66,25 +66,28 @@ fn protoinfo() -> impl Strategy<Value = Option<ProtoInfo>> {
             tcp_flags(),
             tcp_flags()
         )
-            .prop_map(|(s, wo, wr, fo, fr)| Some(ProtoInfo::Tcp(TcpInfo {
-                state: TcpState(s),
-                wscale_orig: wo,
-                wscale_reply: wr,
-                flags_orig: fo,
-                flags_reply: fr,
+            .prop_map(|(s, wo, wr, fo, fr)| Some(ProtoInfo::Tcp({
+                let mut info = TcpInfo::new(TcpState(s));
+                info.wscale_orig = wo;
+                info.wscale_reply = wr;
+                info.flags_orig = fo;
+                info.flags_reply = fr;
+                info
             }))),
         (any::<u8>(), any::<Option<u32>>(), any::<Option<u32>>()).prop_map(|(s, o, r)| Some(
-            ProtoInfo::Sctp(SctpInfo {
-                state: SctpState(s),
-                vtag_orig: o,
-                vtag_reply: r,
+            ProtoInfo::Sctp({
+                let mut info = SctpInfo::new(SctpState(s));
+                info.vtag_orig = o;
+                info.vtag_reply = r;
+                info
             })
         )),
         (any::<u8>(), any::<Option<u8>>(), any::<Option<u64>>()).prop_map(|(s, r, h)| Some(
-            ProtoInfo::Dccp(DccpInfo {
-                state: DccpState(s),
-                role: r,
-                handshake_seq: h,
+            ProtoInfo::Dccp({
+                let mut info = DccpInfo::new(DccpState(s));
+                info.role = r;
+                info.handshake_seq = h;
+                info
             })
         )),
     ]
@@ -127,27 +130,26 @@ prop_compose! {
         syn in any::<Option<(u32, u32, u32)>>(),
     ) -> Flow {
         let (timeout, mark, zone, id, use_count, secmark) = scalars;
-        Flow {
-            orig,
-            reply,
-            master,
-            status: Status::from_bits_retain(status),
-            protoinfo,
-            timeout,
-            mark,
-            zone,
-            id,
-            use_count,
-            counters_orig: co,
-            counters_reply: cr,
-            timestamp: ts.map(|(start, stop)| Timestamp { start, stop }),
-            labels: labels.map(Labels),
-            helper,
-            secctx,
-            secmark,
-            seqadj_orig: so,
-            seqadj_reply: sr,
-            synproxy: syn.map(|(isn, its, tsoff)| Synproxy { isn, its, tsoff }),
+        {
+            let mut f = Flow::new(orig, reply, Status::from_bits_retain(status));
+            f.master = master;
+            f.protoinfo = protoinfo;
+            f.timeout = timeout;
+            f.mark = mark;
+            f.zone = zone;
+            f.id = id;
+            f.use_count = use_count;
+            f.counters_orig = co;
+            f.counters_reply = cr;
+            f.timestamp = ts.map(|(start, stop)| Timestamp { start, stop });
+            f.labels = labels.map(Labels);
+            f.helper = helper;
+            f.secctx = secctx;
+            f.secmark = secmark;
+            f.seqadj_orig = so;
+            f.seqadj_reply = sr;
+            f.synproxy = syn.map(|(isn, its, tsoff)| Synproxy { isn, its, tsoff });
+            f
         }
     }
 }

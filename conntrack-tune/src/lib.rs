@@ -24,12 +24,12 @@
 //! use conntrack_analyze::{diagnose, Facts, Observation};
 //! use conntrack_core::{HostSnapshot, KernelVersion};
 //! use conntrack_tune::{plan, Policy, Priority};
-//! let obs = Observation::new(HostSnapshot {
-//!     kernel_version: Some(KernelVersion::new(5, 4, 0)),
-//!     mem_total_bytes: Some(16 << 30),
-//!     count: Some(65_536), max: Some(65_536), buckets: Some(16_384),
-//!     ..Default::default()
-//! });
+//! let obs = Observation::new(HostSnapshot::default()
+//!     .with_kernel_version(KernelVersion::new(5, 4, 0))
+//!     .with_mem_total_bytes(16 << 30)
+//!     .with_count(65_536)
+//!     .with_max(65_536)
+//!     .with_buckets(16_384));
 //! let facts = Facts::derive(&obs);
 //! let p = plan(&facts, &diagnose(&facts), &Policy::default()).unwrap();
 //! let raise = p.action("raise-max").unwrap();

@@ -67,6 +67,7 @@ impl fmt::Display for Priority {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Scope {
     /// The initial network namespace of the host: `nf_conntrack_max` is
     /// read-only in other namespaces (commit 2671fa4dc010 "netfilter:
@@ -379,6 +380,7 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", tag = "kind", content = "id")]
+#[non_exhaustive]
 pub enum Source {
     /// A finding of the diagnosis.
     Finding(FindingId),
@@ -411,6 +413,7 @@ impl fmt::Display for Source {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "schema", schemars(rename = "ActionEvidence"))]
+#[non_exhaustive]
 pub struct Evidence {
     /// Where it comes from.
     pub source: Source,
@@ -441,6 +444,7 @@ impl Evidence {
 /// What the action is expected to do.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Effect {
     /// Change of the worst-case conntrack memory (entries at max plus hash
     /// tables), in bytes; positive means more memory.
@@ -486,6 +490,7 @@ pub struct Risk {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", tag = "type")]
+#[non_exhaustive]
 pub enum Verify {
     /// A file (under `/proc` or `/sys`) must read back this value.
     ReadBack {
@@ -510,6 +515,7 @@ pub enum Verify {
 /// One proposed change with everything needed to judge it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Action {
     /// The stable identifier, [`ActionKind::id`] of the kind.
     #[cfg_attr(
@@ -575,11 +581,31 @@ impl Action {
             verify: Vec::new(),
         }
     }
+
+    /// An advice action (a change outside conntrack's settings, for the
+    /// operator to make) on `topic`.
+    pub fn advice(
+        topic: AdviceTopic,
+        priority: Priority,
+        scope: Scope,
+        title: impl Into<String>,
+    ) -> Self {
+        Action::new(ActionKind::Advice { topic }, priority, scope, title)
+    }
+
+    /// Answering `finding` with `remedy`: records the remedy and cites
+    /// the finding as the first evidence.
+    pub fn answering(mut self, remedy: Remedy, finding: Evidence) -> Self {
+        self.remedy = Some(remedy);
+        self.evidence.insert(0, finding);
+        self
+    }
 }
 
 /// Something the planner considered and decided against, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Declined {
     /// What was considered (e.g. `notrack udp/53`, `raise-max`).
     pub what: String,
@@ -593,6 +619,7 @@ pub struct Declined {
 /// A folk recipe evaluated for this host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct FolkVerdict {
     /// Which recipe.
     pub recipe: crate::folk::Recipe,
@@ -609,6 +636,7 @@ pub struct FolkVerdict {
 /// A part of the judgement the observation did not allow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Unjudged {
     /// The question (e.g. `table sizing`, `rps`).
     pub topic: String,
@@ -620,6 +648,7 @@ pub struct Unjudged {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum WarningKind {
     /// An existing sysctl.d file (or `/etc/sysctl.conf`) would override the
     /// plan's file at boot.
@@ -640,6 +669,7 @@ pub enum WarningKind {
 /// A warning attached to the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Warning {
     /// Kind.
     pub kind: WarningKind,
@@ -650,6 +680,7 @@ pub struct Warning {
 /// What the planner knew about the host when it planned.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct PlanContext {
     /// Kernel version, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -680,6 +711,7 @@ pub struct PlanContext {
 /// The plan.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Plan {
     /// Actions ordered by priority.
     pub actions: Vec<Action>,

@@ -18,12 +18,12 @@ use conntrack_analyze::{Facts, Finding};
 /// use conntrack_core::{HostSnapshot, KernelVersion};
 /// use conntrack_tune::{plan, Policy};
 /// // A 5.4 host whose table is full: 65,536 of 65,536 entries.
-/// let obs = Observation::new(HostSnapshot {
-///     kernel_version: Some(KernelVersion::new(5, 4, 0)),
-///     mem_total_bytes: Some(16 << 30),
-///     count: Some(65_536), max: Some(65_536), buckets: Some(16_384),
-///     ..Default::default()
-/// });
+/// let obs = Observation::new(HostSnapshot::default()
+///     .with_kernel_version(KernelVersion::new(5, 4, 0))
+///     .with_mem_total_bytes(16 << 30)
+///     .with_count(65_536)
+///     .with_max(65_536)
+///     .with_buckets(16_384));
 /// let facts = Facts::derive(&obs);
 /// let findings = diagnose(&facts);
 /// let p = plan(&facts, &findings, &Policy::default()).unwrap();

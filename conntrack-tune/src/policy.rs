@@ -24,11 +24,13 @@ pub enum RiskTolerance {
 /// let p = Policy::default();
 /// assert_eq!(p.headroom, 1.5);
 /// assert!(p.validate().is_ok());
-/// let bad = Policy { headroom: 0.5, ..Policy::default() };
+/// let mut bad = Policy::default();
+/// bad.headroom = 0.5;
 /// assert!(bad.validate().is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct Policy {
     /// `max` must be at least the observed peak times this (>= 1).
     pub headroom: f64,

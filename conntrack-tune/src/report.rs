@@ -14,7 +14,7 @@
 //! use conntrack_core::HostSnapshot;
 //! use conntrack_tune::report::{Report, Origin, Status};
 //! use conntrack_tune::Policy;
-//! let obs = Observation::new(HostSnapshot { count: Some(95), max: Some(100), ..Default::default() });
+//! let obs = Observation::new(HostSnapshot::default().with_count(95).with_max(100));
 //! let r = Report::build(&obs, Origin::capture("ticket-42"), &Policy::default()).unwrap();
 //! assert_eq!(r.status(), Status::Warning); // table nearly full
 //! assert_eq!(r.schema, "conntrack-kit/report");
@@ -25,10 +25,8 @@ use crate::policy::{Policy, PolicyError};
 use conntrack_analyze::answers::{Answer, answer};
 use conntrack_analyze::attribution::AttributionSummary;
 use conntrack_analyze::buckets::SimulatedChains;
-use conntrack_analyze::facts::{Churn, CounterFacts, CpuFacts, Demand, Mix, TableFacts};
 use conntrack_analyze::hotspots::HotspotSummary;
-use conntrack_analyze::{Facts, Finding, Observation, Severity, Unread, diagnose};
-use conntrack_core::{KernelVersion, Timeout};
+use conntrack_analyze::{DerivedFacts, Facts, Finding, Observation, Severity, Unread, diagnose};
 use serde::Serialize;
 
 /// The schema id of [`Report`]'s JSON.
@@ -44,6 +42,7 @@ pub const REPORT_SCHEMA_VERSION: u32 = 2;
 /// What the report is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Origin {
     /// How it was observed.
     pub kind: OriginKind,
@@ -59,6 +58,7 @@ pub struct Origin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum OriginKind {
     /// A live host (a namespace of this machine).
     Live,
@@ -69,22 +69,36 @@ pub enum OriginKind {
 }
 
 impl Origin {
-    /// A capture.
-    pub fn capture(label: impl Into<String>) -> Self {
+    /// An origin of this kind, without host name or description.
+    pub fn new(kind: OriginKind, label: impl Into<String>) -> Self {
         Origin {
-            kind: OriginKind::Capture,
+            kind,
             label: label.into(),
             hostname: None,
             description: None,
         }
     }
 
+    /// A capture.
+    pub fn capture(label: impl Into<String>) -> Self {
+        Origin::new(OriginKind::Capture, label)
+    }
+
+    /// With the host's name, when known.
+    pub fn with_hostname(mut self, hostname: Option<String>) -> Self {
+        self.hostname = hostname;
+        self
+    }
+
+    /// With a description, when there is one.
+    pub fn with_description(mut self, description: Option<String>) -> Self {
+        self.description = description;
+        self
+    }
+
     /// A live namespace.
     pub fn live(label: impl Into<String>) -> Self {
-        Origin {
-            kind: OriginKind::Live,
-            ..Origin::capture(label)
-        }
+        Origin::new(OriginKind::Live, label)
     }
 }
 
@@ -106,6 +120,7 @@ pub enum Status {
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Report {
     /// [`REPORT_SCHEMA`].
     #[cfg_attr(
@@ -130,24 +145,13 @@ pub struct Report {
     pub origin: Origin,
     /// The verdict.
     pub status: Status,
-    /// Kernel version.
-    pub kernel: Option<KernelVersion>,
     /// The kernel release string.
     pub kernel_release: Option<String>,
-    /// Size, fill, cost.
-    pub table: TableFacts,
-    /// What each counter says.
-    pub counters: CounterFacts,
-    /// The composition of the flows.
-    pub mix: Option<Mix>,
-    /// Connection churn.
-    pub churn: Churn,
-    /// The inferred demand.
-    pub demand: Option<Demand>,
-    /// CPU spread and RPS.
-    pub cpu: CpuFacts,
-    /// Every timeout in force.
-    pub timeouts: Vec<Timeout>,
+    /// The model's facts (kernel version and era, table, counters, mix,
+    /// churn, demand, CPU spread, timeouts, containers), at the top level
+    /// of the JSON.
+    #[serde(flatten)]
+    pub facts: DerivedFacts,
     /// Findings, most severe first.
     pub findings: Vec<Finding>,
     /// Answers to the questions the data can answer.
@@ -199,15 +203,8 @@ impl Report {
             version: REPORT_SCHEMA_VERSION,
             origin,
             status,
-            kernel: facts.kernel,
             kernel_release: obs.snapshot.kernel_release.clone(),
-            table: facts.table.clone(),
-            counters: facts.counters.clone(),
-            mix: facts.mix.clone(),
-            churn: facts.churn.clone(),
-            demand: facts.demand,
-            cpu: facts.cpu.clone(),
-            timeouts: facts.timeouts.clone(),
+            facts: facts.derived,
             findings,
             answers,
             plan,

@@ -16,17 +16,15 @@ use std::net::{IpAddr, Ipv4Addr};
 const GIB: u64 = 1 << 30;
 
 fn host(cpus: u32) -> HostSnapshot {
-    HostSnapshot {
-        kernel_version: Some(KernelVersion::new(5, 15, 0)),
-        page_size: Some(4096),
-        mem_total_bytes: Some(16 * GIB),
-        cpus_online: (0..cpus).collect(),
-        count: Some(1000),
-        max: Some(262_144),
-        buckets: Some(262_144),
-        init_netns: Some(true),
-        ..Default::default()
-    }
+    HostSnapshot::default()
+        .with_kernel_version(KernelVersion::new(5, 15, 0))
+        .with_page_size(4096)
+        .with_mem_total_bytes(16 * GIB)
+        .with_cpus_online((0..cpus).collect())
+        .with_count(1000)
+        .with_max(262_144)
+        .with_buckets(262_144)
+        .with_init_netns(true)
 }
 
 /// Plans with the given findings; every remedy they recommend must be
@@ -204,10 +202,7 @@ fn listing(used: u32) -> HotspotSummary {
             Tuple::new(b, a, L4Proto::TCP, L4Tuple::Ports { src: 21, dst: port }),
             st,
         );
-        f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-            state: TcpState::ESTABLISHED,
-            ..Default::default()
-        }));
+        f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo::new(TcpState::ESTABLISHED)));
         f.timeout = Some(431_990);
         h.add(&f);
     }
@@ -364,10 +359,7 @@ fn tcp_flow(i: u32, state: TcpState, remaining: u32) -> Flow {
         Tuple::new(b, a, L4Proto::TCP, L4Tuple::Ports { src: 80, dst: port }),
         Status::CONFIRMED | Status::SEEN_REPLY | Status::ASSURED,
     );
-    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-        state,
-        ..Default::default()
-    }));
+    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo::new(state)));
     f.timeout = Some(remaining);
     f
 }

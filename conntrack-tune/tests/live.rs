@@ -34,10 +34,7 @@ fn tcp(i: u32, st: TcpState, timeout: u32) -> Flow {
         Tuple::new(b, a, L4Proto::TCP, L4Tuple::Ports { src: 80, dst: port }),
         Status::CONFIRMED | Status::SEEN_REPLY | Status::ASSURED,
     );
-    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-        state: st,
-        ..Default::default()
-    }));
+    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo::new(st)));
     f.timeout = Some(timeout);
     f
 }
@@ -73,16 +70,14 @@ fn script_applies_timeouts_in_a_fresh_namespace() {
 
     // A namespace whose table is 90% full, half of it TIME_WAIT entering
     // at a steady rate: the plan shortens TIME_WAIT in this namespace.
-    let mut snap = HostSnapshot {
-        kernel_release: Some(release.trim().to_string()),
-        kernel_version: Some(version),
-        page_size: Some(4096),
-        count: Some((max as u64 * 9 / 10) as u32),
-        max: Some(max),
-        buckets: Some(buckets),
-        init_netns: Some(false),
-        ..Default::default()
-    };
+    let mut snap = HostSnapshot::default()
+        .with_kernel_release(release.trim().to_string())
+        .with_kernel_version(version)
+        .with_page_size(4096)
+        .with_count((max as u64 * 9 / 10) as u32)
+        .with_max(max)
+        .with_buckets(buckets)
+        .with_init_netns(false);
     snap.timeouts
         .entry("tcp".into())
         .or_default()
@@ -167,19 +162,18 @@ fn nftables_rules_load_in_a_fresh_namespace() {
             Flow::new(o, r, Status::CONFIRMED | Status::SEEN_REPLY)
         })
         .collect();
-    let snap = HostSnapshot {
-        kernel_version: Some(KernelVersion::new(6, 1, 0)),
-        count: Some(900),
-        max: Some(1000),
-        buckets: Some(1024),
-        ..Default::default()
-    };
+    let snap = HostSnapshot::default()
+        .with_kernel_version(KernelVersion::new(6, 1, 0))
+        .with_count(900)
+        .with_max(1000)
+        .with_buckets(1024);
     let mut h = Hotspots::exact();
     h.extend(&flows);
     let obs = Observation::new(snap).with_hotspots(h.summary());
-    let policy = Policy {
-        stateful_firewall: Some(false),
-        ..Policy::default()
+    let policy = {
+        let mut policy = Policy::default();
+        policy.stateful_firewall = Some(false);
+        policy
     };
     let p = plan_of(&obs, &policy);
     assert!(p.action("notrack:udp/53").is_some(), "{}", render::text(&p));

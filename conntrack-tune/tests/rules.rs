@@ -23,17 +23,15 @@ use std::time::Duration;
 const GIB: u64 = 1 << 30;
 
 fn host(v: (u16, u16), mem: u64, count: u32, max: u32, buckets: u32) -> HostSnapshot {
-    HostSnapshot {
-        kernel_version: Some(KernelVersion::new(v.0, v.1, 0)),
-        page_size: Some(4096),
-        mem_total_bytes: Some(mem),
-        cpus_online: (0..4).collect(),
-        count: Some(count),
-        max: Some(max),
-        buckets: Some(buckets),
-        init_netns: Some(true),
-        ..Default::default()
-    }
+    HostSnapshot::default()
+        .with_kernel_version(KernelVersion::new(v.0, v.1, 0))
+        .with_page_size(4096)
+        .with_mem_total_bytes(mem)
+        .with_cpus_online((0..4).collect())
+        .with_count(count)
+        .with_max(max)
+        .with_buckets(buckets)
+        .with_init_netns(true)
 }
 
 fn obs(s: HostSnapshot) -> Observation {
@@ -83,20 +81,22 @@ fn current(a: &Action) -> u64 {
 fn rates_over(secs: u64, entries: Option<u32>, per_cpu: &[Vec<(Counter, u32)>]) -> Rates {
     let sample = |at: u64, end: bool| Sample {
         at: Duration::from_secs(at),
-        stats: Stats {
-            entries,
-            max_entries: None,
-            cpus: per_cpu
-                .iter()
-                .enumerate()
-                .map(|(i, cs)| {
-                    let mut c = CpuStats::for_cpu(i as u32);
-                    for &(k, v) in cs {
-                        c.set(k, if end { v } else { 0 });
-                    }
-                    c
-                })
-                .collect(),
+        stats: {
+            let mut stats = Stats::new(
+                per_cpu
+                    .iter()
+                    .enumerate()
+                    .map(|(i, cs)| {
+                        let mut c = CpuStats::for_cpu(i as u32);
+                        for &(k, v) in cs {
+                            c.set(k, if end { v } else { 0 });
+                        }
+                        c
+                    })
+                    .collect(),
+            );
+            stats.entries = entries;
+            stats
         },
     };
     Rates::from_samples(&[sample(0, false), sample(secs, true)])
@@ -132,7 +132,12 @@ proptest! {
                 (Counter::InsertFailed, 0),
             ]],
         ));
-        let policy = Policy { headroom, max_chain_length: target, ..Policy::default() };
+        let policy = {
+            let mut policy = Policy::default();
+            policy.headroom = headroom;
+            policy.max_chain_length = target;
+            policy
+        };
         let (_, p) = run(&o, &policy);
         let facts = Facts::derive(&o);
         let demand = facts
@@ -178,13 +183,11 @@ fn budget_and_headroom_conflict_is_said() {
     // is censored, and the plan says so.
     assert!(p.has_warning(WarningKind::PeakCensored));
     // A bigger budget lifts the conflict.
-    let p = plan_of(
-        &o,
-        &Policy {
-            memory_budget_share: 0.8,
-            ..Policy::default()
-        },
-    );
+    let p = plan_of(&o, &{
+        let mut policy = Policy::default();
+        policy.memory_budget_share = 0.8;
+        policy
+    });
     assert!(proposed(&p, "raise-max").unwrap() >= 1_500_000);
     assert!(!p.has_warning(WarningKind::BudgetConflict));
 }
@@ -413,9 +416,10 @@ fn dns_server(flows: &[Flow], policy: &Policy) -> Plan {
 }
 
 fn no_firewall() -> Policy {
-    Policy {
-        stateful_firewall: Some(false),
-        ..Policy::default()
+    {
+        let mut policy = Policy::default();
+        policy.stateful_firewall = Some(false);
+        policy
     }
 }
 
@@ -481,17 +485,19 @@ fn notrack_never_with_zones_or_stateful_firewall_or_unknown() {
     let flows: Vec<Flow> = (0..900).map(|i| dns_flow(i, false, false, None)).collect();
     for (policy, why) in [
         (
-            Policy {
-                stateful_firewall: Some(true),
-                ..Policy::default()
+            {
+                let mut policy = Policy::default();
+                policy.stateful_firewall = Some(true);
+                policy
             },
             "stateful firewall depends",
         ),
         (Policy::default(), "unknown whether"),
         (
-            Policy {
-                risk: RiskTolerance::Conservative,
-                ..no_firewall()
+            {
+                let mut policy = no_firewall();
+                policy.risk = RiskTolerance::Conservative;
+                policy
             },
             "conservative",
         ),
@@ -526,10 +532,7 @@ fn tcp_flow(i: u32, state: TcpState, remaining: u32) -> Flow {
         Tuple::new(b, a, L4Proto::TCP, L4Tuple::Ports { src: 80, dst: port }),
         Status::CONFIRMED | Status::SEEN_REPLY | Status::ASSURED,
     );
-    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-        state,
-        ..Default::default()
-    }));
+    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo::new(state)));
     f.timeout = Some(remaining);
     f
 }
@@ -579,7 +582,12 @@ proptest! {
         let mut s = host((6, 1), 16 * GIB, 250_000, 262_144, 262_144);
         s.timeouts.entry("tcp".into()).or_default().insert("time_wait".into(), tw_now);
         let o = obs(s).with_hotspots(tw_summary(total, tw, idle));
-        let policy = Policy { nat_in_use: Some(nat), risk, ..Policy::default() };
+        let policy = {
+            let mut policy = Policy::default();
+            policy.nat_in_use = Some(nat);
+            policy.risk = risk;
+            policy
+        };
         let (_, p) = run(&o, &policy);
         for a in &p.actions {
             if let ActionKind::SetTimeout { key, secs, floor_secs, floor_reason } = &a.kind {
@@ -772,9 +780,10 @@ fn persistence_warns_about_overriding_files() {
             .contains("# WARNING: /usr/lib/sysctl.d/95-vendor.conf")
     );
     // A later name wins: no warning; /etc/sysctl.conf always comes last.
-    let policy = Policy {
-        sysctl_file_name: "99-zz-conntrack.conf".into(),
-        ..Policy::default()
+    let policy = {
+        let mut policy = Policy::default();
+        policy.sysctl_file_name = "99-zz-conntrack.conf".into();
+        policy
     };
     let p = plan_of(&o, &policy);
     assert!(!p.has_warning(WarningKind::PersistenceOverridden));
@@ -817,9 +826,10 @@ fn masked_plan_file_is_warned_about() {
 #[test]
 fn kube_proxy_from_policy() {
     let o = obs(host((6, 1), 16 * GIB, 250_000, 262_144, 65_536));
-    let policy = Policy {
-        kube_proxy_manages_max: Some(true),
-        ..Policy::default()
+    let policy = {
+        let mut policy = Policy::default();
+        policy.kube_proxy_manages_max = Some(true);
+        policy
     };
     let p = plan_of(&o, &policy);
     assert!(p.has_warning(WarningKind::KubeProxyManaged));
@@ -841,18 +851,20 @@ fn kube_proxy_from_policy() {
 fn kube_proxy_from_the_hosts_files() {
     // The same, detected from the host's configuration instead of policy.
     let mut o = obs(host((6, 1), 16 * GIB, 250_000, 262_144, 65_536));
-    o.config.kube_proxy = Some(KubeProxy {
-        files: vec!["/var/lib/kube-proxy/config.conf".into()],
-        ..Default::default()
+    o.config.kube_proxy = Some({
+        let mut kube = KubeProxy::default();
+        kube.files = vec!["/var/lib/kube-proxy/config.conf".into()];
+        kube
     });
     let p = plan_of(&o, &Policy::default());
     assert!(p.has_warning(WarningKind::KubeProxyManaged));
     assert!(p.action("advice:kube-proxy").is_some());
     // maxPerCore 0: kube-proxy leaves max alone.
-    o.config.kube_proxy = Some(KubeProxy {
-        files: vec!["/var/lib/kube-proxy/config.conf".into()],
-        max_per_core: Some(0),
-        ..Default::default()
+    o.config.kube_proxy = Some({
+        let mut kube = KubeProxy::default();
+        kube.files = vec!["/var/lib/kube-proxy/config.conf".into()];
+        kube.max_per_core = Some(0);
+        kube
     });
     let p = plan_of(&o, &Policy::default());
     assert!(!p.has_warning(WarningKind::KubeProxyManaged));
@@ -863,9 +875,10 @@ fn kube_proxy_from_the_hosts_files() {
 fn kube_proxy_without_cpu_count_uses_min() {
     let mut s = host((6, 1), 16 * GIB, 250_000, 262_144, 65_536);
     s.cpus_online.clear();
-    let policy = Policy {
-        kube_proxy_manages_max: Some(true),
-        ..Policy::default()
+    let policy = {
+        let mut policy = Policy::default();
+        policy.kube_proxy_manages_max = Some(true);
+        policy
     };
     let p = plan_of(&obs(s), &policy);
     let a = p.action("advice:kube-proxy").unwrap();
@@ -1061,30 +1074,34 @@ fn bad_policy_is_an_error_not_a_panic() {
     let facts = Facts::derive(&o);
     for (bad, err) in [
         (
-            Policy {
-                headroom: f64::NAN,
-                ..Policy::default()
+            {
+                let mut policy = Policy::default();
+                policy.headroom = f64::NAN;
+                policy
             },
             PolicyError::Headroom,
         ),
         (
-            Policy {
-                memory_budget_share: 0.0,
-                ..Policy::default()
+            {
+                let mut policy = Policy::default();
+                policy.memory_budget_share = 0.0;
+                policy
             },
             PolicyError::MemoryBudget,
         ),
         (
-            Policy {
-                max_chain_length: -1.0,
-                ..Policy::default()
+            {
+                let mut policy = Policy::default();
+                policy.max_chain_length = -1.0;
+                policy
             },
             PolicyError::ChainLength,
         ),
         (
-            Policy {
-                sysctl_file_name: "../x.conf".into(),
-                ..Policy::default()
+            {
+                let mut policy = Policy::default();
+                policy.sysctl_file_name = "../x.conf".into();
+                policy
             },
             PolicyError::FileName,
         ),
@@ -1244,19 +1261,11 @@ proptest! {
         iface in "\\PC{0,20}",
         (init, kube, per_core) in (any::<Option<bool>>(), any::<bool>(), extreme_u32()),
     ) {
-        let mut s = HostSnapshot {
-            kernel_version: Some(KernelVersion::new(minor / 6 + 2, minor, 0)),
-            page_size: Some(page),
-            mem_total_bytes: Some(mem),
-            cpus_online: (0..(minor as u32 % 5)).collect(),
-            count: Some(count),
-            max: Some(max),
-            buckets: Some(buckets),
-            init_netns: init,
-            net_rx_softirqs: vec![rx0, rx1, u64::from(drop)],
-            rx_queues: vec![RxQueue { iface, queue: rem % 4, rps_cpus: vec![] }],
-            helpers: vec!["nf_conntrack_ftp".into(), "nf_conntrack_sip".into()],
-            ..Default::default()
+        let mut s = {
+            let mut snap = HostSnapshot::default().with_kernel_version(KernelVersion::new(minor / 6 + 2, minor, 0)).with_page_size(page).with_mem_total_bytes(mem).with_cpus_online((0..(minor as u32 % 5)).collect()).with_count(count).with_max(max).with_buckets(buckets).with_rx_queues(vec![RxQueue { iface, queue: rem % 4, rps_cpus: vec![] }]).with_helpers(vec!["nf_conntrack_ftp".into(), "nf_conntrack_sip".into()]);
+            snap.init_netns = init;
+            snap.net_rx_softirqs = vec![rx0, rx1, u64::from(drop)];
+            snap
         };
         s.timeouts.entry("tcp".into()).or_default().insert("time_wait".into(), tw);
         s.timeouts.entry("tcp".into()).or_default().insert("established".into(), est);
@@ -1275,11 +1284,7 @@ proptest! {
         };
         let sample = |at: u64, end: bool| Sample {
             at: Duration::from_secs(at),
-            stats: Stats {
-                entries: Some(if end { entries.1 } else { entries.0 }),
-                max_entries: None,
-                cpus: vec![cpu(end), CpuStats::for_cpu(1)],
-            },
+            stats: Stats::new(vec![cpu(end), CpuStats::for_cpu(1)]).with_entries(if end { entries.1 } else { entries.0 }),
         };
         let rates = Rates::from_samples(&[sample(0, false), sample(window, true)]);
         let listed: Vec<Flow> = (0..flows).map(|i| odd_flow(i, rem, i % nat_every == 0)).collect();
@@ -1288,15 +1293,21 @@ proptest! {
         o.snapshot.stats = Some(sample(window, true).stats);
         o.config.helper_kinds.insert("nf_conntrack_sip".into(), ModuleKind::BuiltIn);
         if kube {
-            o.config.kube_proxy = Some(KubeProxy {
-                files: vec!["/etc/kubernetes/kube-proxy.yaml".into()],
-                max_per_core: Some(per_core),
-                min: Some(count),
-                ..Default::default()
+            o.config.kube_proxy = Some({
+                let mut kube = KubeProxy::default();
+                kube.files = vec!["/etc/kubernetes/kube-proxy.yaml".into()];
+                kube.max_per_core = Some(per_core);
+                kube.min = Some(count);
+                kube
             });
         }
         for risk in [RiskTolerance::Conservative, RiskTolerance::Moderate, RiskTolerance::Aggressive] {
-            let policy = Policy { risk, stateful_firewall: Some(false), ..Policy::default() };
+            let policy = {
+                let mut policy = Policy::default();
+                policy.risk = risk;
+                policy.stateful_firewall = Some(false);
+                policy
+            };
             let (_, p) = run(&o, &policy);
             let _ = render::text(&p);
             let _ = render::markdown(&p);

@@ -26,11 +26,9 @@ fn dir(name: &str) -> PathBuf {
 
 fn load(name: &str) -> (capture::Capture, Report) {
     let c = capture::load(&dir(name), &LoadOptions::default()).expect("capture loads");
-    let origin = Origin {
-        hostname: c.meta.hostname.clone(),
-        description: c.meta.description.clone(),
-        ..Origin::capture(name)
-    };
+    let origin = Origin::capture(name)
+        .with_hostname(c.meta.hostname.clone())
+        .with_description(c.meta.description.clone());
     let notes: Vec<String> = c.notes.iter().map(|n| n.to_string()).collect();
     let r = Report::build(&c.observation, origin, &Policy::default())
         .expect("default policy is valid")
@@ -107,7 +105,7 @@ fn check_invariants(name: &str, r: &Report) {
     // Every folk recipe is judged.
     assert_eq!(r.plan.folk.len(), Recipe::ALL.len(), "{name}");
     // Counters a kernel does not have never read 0.
-    for rd in &r.counters.readings {
+    for rd in &r.facts.counters.readings {
         if matches!(
             rd.status,
             conntrack_analyze::facts::CounterStatus::NotCountedByKernel { .. }
@@ -160,7 +158,7 @@ fn r4_docker_nat_el7() {
     assert_eq!(likelihood(Cause::DyingOrExtension), Likelihood::Unlikely);
     // insert 0 on a busy table: the counters behave like 4.9+ (RHEL 7's
     // 3.10.0-1160 counts inserts on confirm), and the report says so.
-    assert!(r.counters.backported);
+    assert!(r.facts.counters.backported);
     // The established timeout of 3600 s is below the NAT keepalive floor.
     let b = finding(&r, FindingId::EstablishedTimeoutBelowNatFloor);
     assert_eq!(b.severity, Severity::Warning);
@@ -213,13 +211,14 @@ fn r5_docker_nat() {
             .all(|f| f.id != FindingId::EstablishedTimeoutBelowNatFloor)
     );
     let t = r
+        .facts
         .timeouts
         .iter()
         .find(|t| t.key == TimeoutKey::TcpEstablished)
         .unwrap();
     assert!(t.configured && t.secs == 86_400 && t.default_secs == 432_000);
     // Failures spread over all 8 CPUs with RPS off: no RPS.
-    assert_eq!(r.cpu.cpus_with_failures, 8);
+    assert_eq!(r.facts.cpu.cpus_with_failures, 8);
     assert_eq!(folk(&r, Recipe::RpsEveryCpu), Verdict::NotNeeded);
     assert!(r.plan.action("nat:fully-random").is_some());
 }
@@ -347,7 +346,7 @@ fn kube_proxy_buckets_max_over_4() {
 fn procfs_less_statistics_from_netlink() {
     let (c, r) = load("procfs-less-invalid");
     assert!(c.stats_source.unwrap().starts_with("stats.txt"));
-    assert!(r.counters.window_secs.is_some());
+    assert!(r.facts.counters.window_secs.is_some());
     drop(r);
     let r = run("procfs-less-invalid");
     finding(&r, FindingId::InvalidSurge);
@@ -369,11 +368,11 @@ fn healthy_busy_host_raises_no_alarm() {
 fn el7_explicit_hashsize() {
     let r = run("el7-explicit-hashsize");
     assert_eq!(
-        r.table.origin,
+        r.facts.table.origin,
         conntrack_analyze::capacity::SizingOrigin::ExplicitHashsize
     );
     assert_eq!(
-        r.counters.clash_accounting,
+        r.facts.counters.clash_accounting,
         conntrack_analyze::facts::ClashAccounting::InsertFailedOnly
     );
     finding(&r, FindingId::TableNearlyFull);

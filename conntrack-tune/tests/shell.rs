@@ -159,8 +159,9 @@ fn hostile_plan(iface: &str, value: &str) -> Plan {
             format!("hostile {iface} {value}"),
         )
     };
-    Plan {
-        actions: vec![
+    {
+        let mut plan = Plan::default();
+        plan.actions = vec![
             rps(iface, 0, "f"),
             rps("eth0", 1, value),
             Action::new(
@@ -171,8 +172,8 @@ fn hostile_plan(iface: &str, value: &str) -> Plan {
                 Scope::Workload,
                 format!("hostile {value}"),
             ),
-        ],
-        ..Plan::default()
+        ];
+        plan
     }
 }
 

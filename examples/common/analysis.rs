@@ -31,16 +31,14 @@ impl Collected {
 
     /// The report's origin.
     pub fn origin(&self) -> Origin {
-        Origin {
-            kind: match self.target {
-                Target::Sample => OriginKind::Sample,
-                Target::Capture(_) => OriginKind::Capture,
-                _ => OriginKind::Live,
-            },
-            label: self.target.describe(),
-            hostname: self.hostname.clone(),
-            description: self.description.clone(),
-        }
+        let kind = match self.target {
+            Target::Sample => OriginKind::Sample,
+            Target::Capture(_) => OriginKind::Capture,
+            _ => OriginKind::Live,
+        };
+        Origin::new(kind, self.target.describe())
+            .with_hostname(self.hostname.clone())
+            .with_description(self.description.clone())
     }
 }
 

@@ -184,15 +184,19 @@ pub fn collect(target: &Target, opts: &LiveOptions) -> Result<Collected, Failure
     }
     Ok(Collected {
         target: target.clone(),
-        observation: Observation {
-            snapshot,
-            config,
-            rates: (series.len() >= 2).then(|| series.rates()),
-            hotspots,
-            chains,
-            new_flows_per_sec: None,
-            owners,
-            unread,
+        observation: {
+            let mut obs = Observation::new(snapshot)
+                .with_config(config)
+                .with_chains(chains)
+                .with_owners(owners)
+                .with_unread(unread);
+            if let Some(h) = hotspots {
+                obs = obs.with_hotspots(h);
+            }
+            if series.len() >= 2 {
+                obs = obs.with_rates(series.rates());
+            }
+            obs
         },
         notes,
         stats_source,
@@ -430,10 +434,7 @@ fn dump(
                     b.set_position(0);
                 }
                 Acc {
-                    hot: Hotspots::new(HotspotConfig {
-                        top,
-                        ..HotspotConfig::bounded()
-                    }),
+                    hot: Hotspots::new(HotspotConfig::bounded().with_top(top)),
                     // The kernel table holds no duplicate tuples: no set.
                     chains: buckets.map(|b| {
                         ChainSimulator::sampled(u64::from(b), SIMULATION_SEED, SIMULATED_BUCKETS)

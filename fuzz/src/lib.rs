@@ -218,10 +218,7 @@ pub fn check_capture(data: &[u8]) {
     let made = tree::unpack(data, dir.path());
     // The bucket simulation costs three quarters of an input's time (it
     // walks every bucket): one input in four runs it.
-    let opts = LoadOptions {
-        simulate_buckets: data.len().is_multiple_of(4),
-        ..LoadOptions::default()
-    };
+    let opts = LoadOptions::default().with_simulate_buckets(data.len().is_multiple_of(4));
     let c = capture::load(dir.path(), &opts)
         .unwrap_or_else(|e| panic!("an existing directory must load: {e}"));
     for n in &c.notes {
@@ -247,11 +244,9 @@ pub fn check_capture(data: &[u8]) {
             assert!(k.per_sec.is_finite() && k.peak_per_sec.is_finite(), "{k:?}");
         }
     }
-    let origin = conntrack_tune::report::Origin {
-        hostname: c.meta.hostname.clone(),
-        description: c.meta.description.clone(),
-        ..conntrack_tune::report::Origin::capture("fuzz")
-    };
+    let origin = conntrack_tune::report::Origin::capture("fuzz")
+        .with_hostname(c.meta.hostname.clone())
+        .with_description(c.meta.description.clone());
     let notes = c.notes.iter().map(|n| n.to_string());
     let report = conntrack_tune::Report::build(&c.observation, origin, &Default::default())
         .expect("the default policy is valid")
@@ -481,10 +476,7 @@ pub fn check_sysctl_d(data: &[u8]) {
             entries: sysctl_d::parse(t),
         })
         .collect();
-    let scan = SysctlScan {
-        files,
-        ..Default::default()
-    };
+    let scan = SysctlScan::from_files(files);
     let over = scan.overrides("50-conntrack-kit.conf", &PLAN_KEYS);
     assert!(over.iter().all(|o| PLAN_KEYS.contains(&o.key.as_str())));
     for k in PLAN_KEYS {

@@ -29,7 +29,7 @@
 //! never reset by a failed attempt.
 
 use super::netns::{FoundNetns, NetnsKind, Owner, discover};
-use conntrack_analyze::hotspots::{CountMode, HotspotConfig, HotspotSummary, Hotspots, NameMap};
+use conntrack_analyze::hotspots::{CountMode, HotspotConfig, HotspotSummary, Hotspots};
 use conntrack_analyze::rates::{Advance, StatsSeries, WrapAccumulator};
 use conntrack_analyze::{Facts, Finding, Observation, diagnose};
 #[cfg(test)]
@@ -102,11 +102,9 @@ impl HotspotPolicy {
     /// ([`CountMode::TopK`]) whose tables list only the keys their bounds
     /// prove heaviest, so a flat table exports no value at all.
     pub fn hotspot_config(&self) -> HotspotConfig {
-        HotspotConfig {
-            mode: CountMode::TopK(TOPK_CAPACITY.max(self.top_k * 8)),
-            top: self.top_k.max(TOPK_CAPACITY / 8),
-            names: NameMap::new(),
-        }
+        HotspotConfig::default()
+            .with_mode(CountMode::TopK(TOPK_CAPACITY.max(self.top_k * 8)))
+            .with_top(self.top_k.max(TOPK_CAPACITY / 8))
     }
 }
 
@@ -656,12 +654,13 @@ impl Exporter {
             }
             snap.stats = n.series.samples().last().map(|s| s.stats.clone());
             let rates = n.series.rates();
-            let obs = Observation {
-                snapshot: snap,
-                rates: (rates.window.used_intervals > 0).then_some(rates),
-                hotspots: n.hotspots.as_ref().map(|(h, _)| h.clone()),
-                ..Observation::default()
-            };
+            let mut obs = Observation::new(snap);
+            if rates.window.used_intervals > 0 {
+                obs = obs.with_rates(rates);
+            }
+            if let Some((h, _)) = &n.hotspots {
+                obs = obs.with_hotspots(h.clone());
+            }
             n.findings = diagnose(&Facts::derive(&obs));
         }
         st.passes += 1;
@@ -907,11 +906,8 @@ fn apply(n: &mut NsState, stats: &Stats, now: Instant) -> (BTreeMap<Counter, u64
 /// A read of `/proc` rows for tests: CPU ids given.
 #[cfg(test)]
 pub(super) fn stats_of(entries: u32, rows: &[&[(Counter, u32)]]) -> Stats {
-    Stats {
-        entries: Some(entries),
-        max_entries: None,
-        cpus: rows
-            .iter()
+    Stats::new(
+        rows.iter()
             .enumerate()
             .map(|(i, r)| {
                 let mut c = CpuStats::for_cpu(i as u32);
@@ -921,7 +917,8 @@ pub(super) fn stats_of(entries: u32, rows: &[&[(Counter, u32)]]) -> Stats {
                 c
             })
             .collect(),
-    }
+    )
+    .with_entries(entries)
 }
 
 #[cfg(test)]

@@ -89,6 +89,8 @@ fn counter_help(c: Counter) -> String {
         Counter::New => "new entries (0 since 4.9)",
         Counter::Delete => "entries deleted (0 since 4.9)",
         Counter::DeleteList => "entries deleted from the dying list (0 since 4.9)",
+        // A counter core learnt after this text was written.
+        _ => "a field of the kernel's struct ip_conntrack_stat",
     };
     format!(
         "The kernel's per-CPU conntrack counter {}: {what}; u32 wraps accumulated.",

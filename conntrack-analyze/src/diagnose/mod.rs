@@ -14,7 +14,7 @@
 //! ```
 //! use conntrack_analyze::{diagnose, Facts, FindingId, Observation, EvidenceKey};
 //! use conntrack_core::HostSnapshot;
-//! let obs = Observation::new(HostSnapshot { count: Some(99_000), max: Some(100_000), ..Default::default() });
+//! let obs = Observation::new(HostSnapshot::default().with_count(99_000).with_max(100_000));
 //! let findings = diagnose(&Facts::derive(&obs));
 //! assert_eq!(findings[0].id, FindingId::TableNearlyFull);
 //! assert_eq!(findings[0].value(EvidenceKey::Utilisation), Some(99.0));
@@ -41,6 +41,7 @@ use conntrack_core::Counter;
 
 /// The limits diagnosis uses. Shares are 0..=1.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Thresholds {
     /// Utilisation (count / max) from which the table is "nearly full".
     pub nearly_full: f64,

@@ -23,10 +23,8 @@ use Counter::*;
 fn rates_on(cpus: u32, cols: &[(Counter, u32, u32)]) -> Rates {
     let mk = |t: u64, second: bool| Sample {
         at: Duration::from_secs(t),
-        stats: Stats {
-            entries: Some(200),
-            max_entries: None,
-            cpus: (0..cpus)
+        stats: Stats::new(
+            (0..cpus)
                 .map(|i| {
                     let mut c = CpuStats::for_cpu(i);
                     for &(k, a, d) in cols {
@@ -36,7 +34,8 @@ fn rates_on(cpus: u32, cols: &[(Counter, u32, u32)]) -> Rates {
                     c
                 })
                 .collect(),
-        },
+        )
+        .with_entries(200),
     };
     Rates::from_samples(&[mk(0, false), mk(10, true)])
 }
@@ -46,13 +45,12 @@ fn rates(cols: &[(Counter, u32, u32)]) -> Rates {
 }
 
 fn host(count: u32, max: u32, buckets: u32, kernel: Option<(u16, u16)>) -> HostSnapshot {
-    HostSnapshot {
-        count: Some(count),
-        max: Some(max),
-        buckets: Some(buckets),
-        kernel_version: kernel.map(|(a, b)| KernelVersion::new(a, b, 0)),
-        ..Default::default()
-    }
+    let mut snap = HostSnapshot::default()
+        .with_count(count)
+        .with_max(max)
+        .with_buckets(buckets);
+    snap.kernel_version = kernel.map(|(a, b)| KernelVersion::new(a, b, 0));
+    snap
 }
 
 fn run(obs: &Observation) -> Vec<Finding> {
@@ -280,11 +278,8 @@ fn history_only_counters_give_no_finding() {
 fn failures_on_one_cpu_do_not_recommend_rps_but_softirq_concentration_does() {
     let mk = |t: u64, d: [u32; 2]| Sample {
         at: Duration::from_secs(t),
-        stats: Stats {
-            entries: Some(10),
-            max_entries: None,
-            cpus: d
-                .iter()
+        stats: Stats::new(
+            d.iter()
                 .enumerate()
                 .map(|(i, &v)| {
                     let mut c = CpuStats::for_cpu(i as u32);
@@ -293,7 +288,8 @@ fn failures_on_one_cpu_do_not_recommend_rps_but_softirq_concentration_does() {
                     c
                 })
                 .collect(),
-        },
+        )
+        .with_entries(10),
     };
     let r = Rates::from_samples(&[mk(0, [0, 0]), mk(10, [90, 10])]);
     let mut h = host(10, 65_536, 65_536, Some((6, 1)));
@@ -595,11 +591,7 @@ fn few_flows_give_no_share_findings() {
 fn nearly_full_reports_time_to_full() {
     let mk = |t: u64, e: u32| Sample {
         at: Duration::from_secs(t),
-        stats: Stats {
-            entries: Some(e),
-            max_entries: None,
-            cpus: vec![CpuStats::for_cpu(0)],
-        },
+        stats: Stats::new(vec![CpuStats::for_cpu(0)]).with_entries(e),
     };
     let r = Rates::from_samples(&[mk(0, 8_000), mk(10, 8_500), mk(20, 9_000)]);
     let f = run(&Observation::new(host(9_000, 10_000, 65_536, None)).with_rates(r));

@@ -11,6 +11,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RateMethod {
     /// Counted from NEW events over the window.
     Events,
@@ -22,6 +23,7 @@ pub enum RateMethod {
 /// A rate and where it comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct RateEstimate {
     /// Per second.
     pub per_sec: f64,
@@ -32,6 +34,7 @@ pub struct RateEstimate {
 /// Connection churn.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Churn {
     /// New connections per second: NEW events when measured, else TCP
     /// connections closing through TIME_WAIT (scaled to the table).

@@ -10,6 +10,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", tag = "status")]
+#[non_exhaustive]
 pub enum CounterStatus {
     /// It rose within the window: happening now.
     Live,
@@ -33,6 +34,7 @@ pub enum CounterStatus {
 /// One counter's reading.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct CounterReading {
     /// The counter.
     pub counter: Counter,
@@ -58,6 +60,7 @@ fn readings_total(readings: &[CounterReading], c: Counter) -> Option<u32> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CounterEpoch {
     /// The initial namespace: since boot (or module load).
     Boot,
@@ -85,6 +88,7 @@ impl CounterEpoch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ClashAccounting {
     /// Up to 4.5: a clash increments `insert_failed` only; `drop` does not
     /// count the lost packet, and no clash is ever resolved.
@@ -108,6 +112,7 @@ pub enum ClashAccounting {
 /// Every counter's reading.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct CounterFacts {
     /// One reading per counter, in [`Counter::ALL`] order.
     pub readings: Vec<CounterReading>,

@@ -9,6 +9,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Rps {
     /// Some receive queue has a non-empty `rps_cpus`.
     On,
@@ -21,6 +22,7 @@ pub enum Rps {
 /// CPU facts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct CpuFacts {
     /// Online CPUs (0 when unknown).
     pub online: usize,

@@ -12,6 +12,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DemandMethod {
     /// The table never reached max: the peak is the demand.
     Peak,
@@ -29,6 +30,7 @@ pub enum DemandMethod {
 /// The entries the workload needs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Demand {
     /// Entries.
     pub entries: u64,

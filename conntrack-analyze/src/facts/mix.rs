@@ -9,6 +9,7 @@ use serde::Serialize;
 /// The composition of the table, from the flows that were listed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Mix {
     /// Flows examined.
     pub flows: u64,

@@ -8,14 +8,12 @@
 //! ```
 //! use conntrack_analyze::{Facts, Observation};
 //! use conntrack_core::{HostSnapshot, KernelVersion};
-//! let obs = Observation::new(HostSnapshot {
-//!     kernel_version: Some(KernelVersion::new(3, 10, 0)),
-//!     mem_total_bytes: Some(16 << 30),
-//!     count: Some(320_851),
-//!     max: Some(8_388_608),
-//!     buckets: Some(1_048_576),
-//!     ..Default::default()
-//! });
+//! let obs = Observation::new(HostSnapshot::default()
+//!     .with_kernel_version(KernelVersion::new(3, 10, 0))
+//!     .with_mem_total_bytes(16 << 30)
+//!     .with_count(320_851)
+//!     .with_max(8_388_608)
+//!     .with_buckets(1_048_576));
 //! let f = Facts::derive(&obs);
 //! assert_eq!(f.table.utilisation.map(|u| (u * 1000.0).round()), Some(38.0));
 //! assert_eq!(f.table.origin.describe(),
@@ -42,12 +40,40 @@ use crate::observation::Observation;
 use conntrack_core::{Counter, KernelVersion, Timeout, TimeoutKey};
 use serde::Serialize;
 
-/// The derived model of one observation.
+/// The derived model of one observation: the observation it was derived
+/// from, and what was derived ([`DerivedFacts`], which it dereferences
+/// to: `facts.table` is `facts.derived.table`).
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Facts<'a> {
     /// What was observed.
     #[serde(skip)]
     pub obs: &'a Observation,
+    /// What was derived from it.
+    #[serde(flatten)]
+    pub derived: DerivedFacts,
+}
+
+impl std::ops::Deref for Facts<'_> {
+    type Target = DerivedFacts;
+    fn deref(&self) -> &DerivedFacts {
+        &self.derived
+    }
+}
+
+impl std::ops::DerefMut for Facts<'_> {
+    fn deref_mut(&mut self) -> &mut DerivedFacts {
+        &mut self.derived
+    }
+}
+
+/// Everything [`Facts::derive`] derives, owned (without the observation):
+/// what a report carries (`conntrack_tune::Report` flattens it into its
+/// JSON).
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
+pub struct DerivedFacts {
     /// The kernel version, when known.
     pub kernel: Option<KernelVersion>,
     /// Its sizing era.
@@ -144,16 +170,18 @@ impl<'a> Facts<'a> {
         let counters = CounterFacts::derive(obs, kernel);
         Facts {
             obs,
-            kernel,
-            era,
-            demand: Demand::derive(&table, &counters, hold),
-            counters,
-            churn: Churn::derive(obs, scale, tw),
-            cpu: CpuFacts::derive(obs),
-            mix,
-            table,
-            timeouts,
-            containers: containers_seen(s),
+            derived: DerivedFacts {
+                kernel,
+                era,
+                demand: Demand::derive(&table, &counters, hold),
+                counters,
+                churn: Churn::derive(obs, scale, tw),
+                cpu: CpuFacts::derive(obs),
+                mix,
+                table,
+                timeouts,
+                containers: containers_seen(s),
+            },
         }
     }
 

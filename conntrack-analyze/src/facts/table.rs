@@ -10,6 +10,7 @@ use serde::Serialize;
 /// Size, fill and cost of the table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct TableFacts {
     /// The namespace's entries now.
     pub count: Option<u64>,

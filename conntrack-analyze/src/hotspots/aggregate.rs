@@ -25,6 +25,7 @@ pub enum CountMode {
 
 /// Hotspot configuration.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct HotspotConfig {
     /// Counting mode.
     pub mode: CountMode,
@@ -51,6 +52,24 @@ impl HotspotConfig {
             mode: CountMode::TopK(BOUNDED_KEYS),
             ..HotspotConfig::default()
         }
+    }
+
+    /// With this counting mode.
+    pub fn with_mode(mut self, mode: CountMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// With this many rows per key in the summary.
+    pub fn with_top(mut self, top: usize) -> Self {
+        self.top = top;
+        self
+    }
+
+    /// With these names for addresses.
+    pub fn with_names(mut self, names: NameMap) -> Self {
+        self.names = names;
+        self
     }
 }
 

@@ -88,6 +88,7 @@ pub enum LiveOrder {
 
 /// A row of [`LiveCounts::top`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LiveRow {
     /// The key.
     pub key: Key,

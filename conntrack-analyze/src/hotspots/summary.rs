@@ -99,6 +99,7 @@ pub struct KeyTable {
 /// Flows in one protocol state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct StateCount {
     /// Protocol.
     pub proto: L4Proto,
@@ -118,6 +119,7 @@ pub struct StateCount {
 /// Flows by translation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct NatCounts {
     /// Untranslated.
     pub none: u64,
@@ -132,6 +134,7 @@ pub struct NatCounts {
 /// Flows by translation per protocol family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct ProtoNat {
     /// TCP flows.
     pub tcp: NatCounts,
@@ -165,6 +168,7 @@ impl NatCounts {
 /// DNS flows (destination port 53).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct DnsCounts {
     /// UDP flows to port 53.
     pub udp: u64,
@@ -193,6 +197,7 @@ fn empty_table() -> KeyTable {
 /// The result of a hotspot pass over the listed flows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct HotspotSummary {
     /// Flows seen.
     pub flows: u64,

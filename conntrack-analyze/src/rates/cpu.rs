@@ -49,6 +49,7 @@ impl fmt::Display for CpuId {
 
 /// One CPU's rates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CpuRates {
     /// Which CPU.
     pub cpu: CpuId,
@@ -70,6 +71,7 @@ impl CpuRates {
 
 /// CPU rows that appeared or disappeared between two samples.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CpuChange {
     /// The time of the later sample.
     pub at: Duration,

@@ -12,7 +12,7 @@
 //!     let mut c = CpuStats::for_cpu(0);
 //!     c.set(Counter::Drop, drop);
 //!     c.set(Counter::EarlyDrop, 7); // grew before the window, then flat
-//!     Stats { entries: Some(entries), max_entries: None, cpus: vec![c] }
+//!     Stats::new(vec![c]).with_entries(entries)
 //! };
 //! let mut series = StatsSeries::new();
 //! series.push(Duration::from_secs(0), snap(u32::MAX - 9, 100)).unwrap();

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Per-CPU imbalance of one counter's rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Imbalance {
     /// The counter.
     pub counter: Counter,
@@ -40,6 +41,7 @@ pub const BUSIEST_EXCESS: f64 = 0.5;
 /// (computed by [`spread`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Spread {
     /// CPUs considered.
     pub cpus: usize,

@@ -12,6 +12,7 @@ use std::time::Duration;
 /// Whether a counter is moving now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Activity {
     /// It grew within the window: happening now.
     Live,
@@ -27,6 +28,7 @@ pub enum Activity {
 
 /// One counter's rate over the window, summed over CPUs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CounterRate {
     /// The counter.
     pub counter: Counter,
@@ -50,6 +52,7 @@ pub struct CounterRate {
 /// wrap-around can explain, or several counters went backwards together
 /// with the entry count. The interval's deltas were discarded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CounterReset {
     /// The time of the sample after the reset.
     pub at: Duration,
@@ -61,6 +64,7 @@ pub struct CounterReset {
 
 /// The time span the rates cover.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RateWindow {
     /// First sample's time.
     pub start: Duration,
@@ -78,6 +82,7 @@ pub struct RateWindow {
 
 /// The trend of the entry count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct EntriesTrend {
     /// Entries in the first sample considered (after the last reset).
     pub first: u32,
@@ -95,6 +100,7 @@ pub struct EntriesTrend {
 
 /// Rates over a window of samples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Rates {
     /// What the rates cover.
     pub window: RateWindow,
@@ -313,15 +319,11 @@ impl Rates {
     /// use std::time::Duration;
     /// let snap = |t: u64, d: [u32; 4]| Sample {
     ///     at: Duration::from_secs(t),
-    ///     stats: Stats {
-    ///         entries: Some(10),
-    ///         max_entries: None,
-    ///         cpus: d.iter().enumerate().map(|(i, &v)| {
-    ///             let mut c = CpuStats::for_cpu(i as u32);
-    ///             c.set(Counter::Drop, v);
-    ///             c
-    ///         }).collect(),
-    ///     },
+    ///     stats: Stats::new(d.iter().enumerate().map(|(i, &v)| {
+    ///         let mut c = CpuStats::for_cpu(i as u32);
+    ///         c.set(Counter::Drop, v);
+    ///         c
+    ///     }).collect()).with_entries(10),
     /// };
     /// let r = Rates::from_samples(&[snap(0, [0; 4]), snap(10, [90, 10, 0, 0])]);
     /// let imb = r.imbalance(Counter::Drop).unwrap();
@@ -459,11 +461,7 @@ mod tests {
     fn sample(t: u64, entries: u32, cpus: Vec<CpuStats>) -> Sample {
         Sample {
             at: Duration::from_secs(t),
-            stats: Stats {
-                entries: Some(entries),
-                max_entries: None,
-                cpus,
-            },
+            stats: Stats::new(cpus).with_entries(entries),
         }
     }
 

@@ -297,7 +297,7 @@ pub fn parse_count(text: &str) -> Result<u32, CliStatsError> {
 /// use conntrack_core::{Counter, CpuStats, Stats};
 /// let mut cpu = CpuStats::for_cpu(0);
 /// cpu.set(Counter::Found, 3);
-/// let stats = Stats { entries: None, max_entries: None, cpus: vec![cpu] };
+/// let stats = Stats::new(vec![cpu]);
 /// let text = render_cli_stats(&stats);
 /// assert_eq!(text, "cpu=0   \tfound=3 \n");
 /// assert_eq!(parse_cli_stats(&text), Ok(stats));

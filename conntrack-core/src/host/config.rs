@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 /// "read and empty".
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct HostConfig {
     /// The sysctl.d files in the order they apply at boot.
     pub sysctl_d: Option<SysctlScan>,

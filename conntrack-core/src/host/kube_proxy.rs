@@ -39,6 +39,7 @@ pub const KUBE_PROXY_MIN: u64 = 131072;
 /// What was found about kube-proxy.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct KubeProxy {
     /// Files that configure kube-proxy (host paths).
     pub files: Vec<String>,
@@ -63,10 +64,12 @@ impl KubeProxy {
     ///
     /// ```
     /// use conntrack_core::host::kube_proxy::KubeProxy;
-    /// let k = KubeProxy { files: vec!["/x".into()], ..Default::default() };
+    /// let mut k = KubeProxy::default();
+    /// k.files = vec!["/x".into()];
     /// assert_eq!(k.effective_max(2), Some(131072)); // min wins
     /// assert_eq!(k.effective_max(8), Some(262144));
-    /// let off = KubeProxy { max_per_core: Some(0), ..k };
+    /// k.max_per_core = Some(0);
+    /// let off = k;
     /// assert_eq!(off.effective_max(8), None);
     /// ```
     pub fn effective_max(&self, cpus: u32) -> Option<u64> {

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 /// has the `kB` unit (counts such as `HugePages_Total` are kept as they
 /// are).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct MemInfo {
     /// Key (e.g. `MemTotal`, `Active(anon)`) -> value.
     pub fields: BTreeMap<String, u64>,

@@ -41,6 +41,7 @@ pub struct ModuleOption {
 
 /// The options found, in the order modprobe reads them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ModprobeScan {
     /// Every parameter setting of every `options` line.
     pub options: Vec<ModuleOption>,

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 /// loadable module or built into the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ModuleKind {
     /// Loadable module: modprobe.d options apply at load, `modprobe -r`
     /// can unload it.

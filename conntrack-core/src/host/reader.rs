@@ -74,6 +74,7 @@ pub struct Partial<T> {
 
 /// A snapshot and the problems met while taking it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct HostReport {
     /// Every fact that could be read.
     pub snapshot: HostSnapshot,

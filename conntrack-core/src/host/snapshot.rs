@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 /// one moment, for one network namespace. Every field is optional or may be
 /// empty: a fact that could not be read is absent, not guessed.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HostSnapshot {
     /// `uname -r` (`/proc/sys/kernel/osrelease`).
     pub kernel_release: Option<String>,
@@ -69,4 +70,109 @@ pub struct HostSnapshot {
     /// `net:[N]` of `/proc/self/ns/net`), which identifies it.
     #[serde(default)]
     pub netns_inode: Option<u64>,
+}
+
+/// `with_FIELD(value)` builders for the optional facts: each sets
+/// `FIELD` to `Some(value)`.
+macro_rules! with_some {
+    ($($(#[$doc:meta])* $with:ident => $field:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $with(mut self, value: $ty) -> Self {
+                self.$field = Some(value);
+                self
+            }
+        )*
+    };
+}
+
+/// Builders: a snapshot is usually read ([`super::HostFs::read_snapshot`]);
+/// tests and what-if analyses build one from [`HostSnapshot::default`]
+/// with these (or set the public fields of a `mut` value).
+///
+/// ```
+/// use conntrack_core::{HostSnapshot, KernelVersion};
+/// let s = HostSnapshot::default()
+///     .with_kernel_version(KernelVersion::new(6, 1, 0))
+///     .with_count(95)
+///     .with_max(100);
+/// assert_eq!((s.count, s.max), (Some(95), Some(100)));
+/// ```
+impl HostSnapshot {
+    with_some! {
+        /// With the kernel release string (`uname -r`).
+        with_kernel_release => kernel_release: String;
+        /// With the kernel version.
+        with_kernel_version => kernel_version: KernelVersion;
+        /// With the page size in bytes.
+        with_page_size => page_size: u64;
+        /// With `MemTotal` in bytes.
+        with_mem_total_bytes => mem_total_bytes: u64;
+        /// With `nf_conntrack_count`.
+        with_count => count: u32;
+        /// With `nf_conntrack_max`.
+        with_max => max: u32;
+        /// With `nf_conntrack_buckets`.
+        with_buckets => buckets: u32;
+        /// With the `hashsize` module parameter.
+        with_hashsize_param => hashsize_param: u32;
+        /// With `nf_conntrack_acct`.
+        with_acct => acct: bool;
+        /// With `nf_conntrack_timestamp`.
+        with_timestamp => timestamp: bool;
+        /// With `nf_conntrack_events`.
+        with_events => events: u32;
+        /// With `/proc/net/stat/nf_conntrack`.
+        with_stats => stats: Stats;
+        /// With whether this is the initial network namespace.
+        with_init_netns => init_netns: bool;
+        /// With the network namespace's inode number.
+        with_netns_inode => netns_inode: u64;
+    }
+
+    /// With the online CPU ids.
+    pub fn with_cpus_online(mut self, cpus: Vec<u32>) -> Self {
+        self.cpus_online = cpus;
+        self
+    }
+
+    /// With the possible CPU ids.
+    pub fn with_cpus_possible(mut self, cpus: Vec<u32>) -> Self {
+        self.cpus_possible = cpus;
+        self
+    }
+
+    /// With one timeout in seconds: `proto` (`tcp`) and `state`
+    /// (`time_wait`, or `default` for a protocol's plain timeout).
+    pub fn with_timeout(mut self, proto: &str, state: &str, secs: u32) -> Self {
+        self.timeouts
+            .entry(proto.to_owned())
+            .or_default()
+            .insert(state.to_owned(), secs);
+        self
+    }
+
+    /// With one `nf_conntrack_*` sysctl (name without `net.netfilter.`).
+    pub fn with_sysctl(mut self, name: &str, value: &str) -> Self {
+        self.sysctls.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// With the rx queues' RPS settings.
+    pub fn with_rx_queues(mut self, queues: Vec<RxQueue>) -> Self {
+        self.rx_queues = queues;
+        self
+    }
+
+    /// With the loaded helper modules.
+    pub fn with_helpers(mut self, helpers: Vec<String>) -> Self {
+        self.helpers = helpers;
+        self
+    }
+
+    /// With the conntrack slab caches.
+    pub fn with_slab(mut self, slab: Vec<SlabCache>) -> Self {
+        self.slab = slab;
+        self
+    }
 }

@@ -63,6 +63,7 @@ pub struct SysctlFile {
 
 /// The result of a scan: files in the order they are applied.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SysctlScan {
     /// Files in application order (`/etc/sysctl.conf` last).
     pub files: Vec<SysctlFile>,
@@ -274,6 +275,15 @@ impl HostFs {
 }
 
 impl SysctlScan {
+    /// A scan of these files, in application order, with nothing shadowed
+    /// or unreadable (for files parsed elsewhere).
+    pub fn from_files(files: Vec<SysctlFile>) -> Self {
+        SysctlScan {
+            files,
+            ..SysctlScan::default()
+        }
+    }
+
     /// Files that would set one of `keys` after the plan's file
     /// `/etc/sysctl.d/<plan_name>`: later names, and `/etc/sysctl.conf`.
     ///
@@ -282,10 +292,10 @@ impl SysctlScan {
     /// let f = |name: &str, text: &str| SysctlFile {
     ///     path: format!("/usr/lib/sysctl.d/{name}"), name: name.into(),
     ///     masked: false, entries: parse(text) };
-    /// let scan = SysctlScan { files: vec![
+    /// let scan = SysctlScan::from_files(vec![
     ///     f("10-early.conf", "net.netfilter.nf_conntrack_max=1"),
     ///     f("99-late.conf", "net.netfilter.nf_conntrack_max=2"),
-    /// ], ..Default::default() };
+    /// ]);
     /// let o = scan.overrides("90-conntrack-kit.conf", &["net.netfilter.nf_conntrack_max"]);
     /// assert_eq!(o.len(), 1);
     /// assert_eq!(o[0].path, "/usr/lib/sysctl.d/99-late.conf");

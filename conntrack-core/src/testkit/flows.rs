@@ -89,10 +89,7 @@ pub fn flow(orig: Tuple) -> Flow {
 
 /// TCP protocol information with only the state set.
 pub fn tcp_state(state: TcpState) -> Option<ProtoInfo> {
-    Some(ProtoInfo::Tcp(TcpInfo {
-        state,
-        ..TcpInfo::default()
-    }))
+    Some(ProtoInfo::Tcp(TcpInfo::new(state)))
 }
 
 #[cfg(test)]

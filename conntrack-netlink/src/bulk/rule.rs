@@ -9,7 +9,7 @@
 
 use crate::filter::{Filter, TupleFilter};
 use crate::wire::FlowView;
-use conntrack_core::{FlowLike, L3Family, L4Proto, L4Tuple, Status, Tuple};
+use conntrack_core::{FlowLike, L3Family, L4Proto, Status, Tuple};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -213,24 +213,13 @@ impl TupleRule {
 
     /// Whether `t` satisfies every condition.
     pub fn matches(&self, t: &Tuple) -> bool {
-        fn ok<T: PartialEq>(want: Option<T>, have: Option<T>) -> bool {
-            want.is_none() || want == have
-        }
-        if self.src.is_some_and(|n| !n.contains(&t.src))
-            || self.dst.is_some_and(|n| !n.contains(&t.dst))
-        {
-            return false;
-        }
-        let (ports, icmp) = match t.l4 {
-            L4Tuple::Ports { src, dst } => (Some((src, dst)), None),
-            L4Tuple::Icmp { kind, code, id } => (None, Some((kind, code, id))),
-            L4Tuple::None => (None, None),
-        };
-        ok(self.src_port, ports.map(|p| p.0))
-            && ok(self.dst_port, ports.map(|p| p.1))
-            && ok(self.icmp_type, icmp.map(|i| i.0))
-            && ok(self.icmp_code, icmp.map(|i| i.1))
-            && ok(self.icmp_id, icmp.map(|i| i.2))
+        self.src.is_none_or(|n| n.contains(&t.src))
+            && self.dst.is_none_or(|n| n.contains(&t.dst))
+            && crate::filter::l4_matches(
+                [self.src_port, self.dst_port],
+                (self.icmp_type, self.icmp_code, self.icmp_id),
+                t,
+            )
     }
 
     /// The family the address conditions imply, if any.

@@ -134,6 +134,7 @@ impl fmt::Display for BulkPath {
 
 /// One entry whose change the kernel refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EntryFailure {
     /// The entry's original tuple.
     pub orig: Tuple,

@@ -11,6 +11,7 @@ use crate::wire::{Event, ExpectEvent, ExpectKind, OwnedEvent};
 // an allocation per event, which is what the view exists to avoid.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Item<'b> {
     /// A conntrack event.
     Event(Event<'b>),
@@ -32,6 +33,7 @@ pub enum Item<'b> {
 /// An owned [`Item`].
 #[allow(clippy::large_enum_variant)] // as for `Item`
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OwnedItem {
     /// A conntrack event.
     Event(OwnedEvent),

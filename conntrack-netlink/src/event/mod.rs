@@ -54,6 +54,8 @@
 //!         Item::Lost { total } => eprintln!("events lost ({total} times so far): resync"),
 //!         Item::Malformed(err) => eprintln!("skipping a malformed event: {err}"),
 //!         Item::Expect(x) => println!("expectation {:?}", x.kind),
+//!         // Items a later release adds.
+//!         other => println!("{other:?}"),
 //!     }
 //! }
 //! # Ok(()) }

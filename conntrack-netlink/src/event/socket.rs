@@ -19,6 +19,7 @@ use std::time::Duration;
 
 /// Counters of what an [`EventSocket`] read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub struct EventStats {
     /// Datagrams received.
     pub datagrams: u64,

@@ -462,10 +462,7 @@ fn filler(n: u64, timeout: u32, unassured_every: u64) -> impl Iterator<Item = Fl
             reply_tuple(&orig),
             Status::SEEN_REPLY | Status::ASSURED,
         );
-        f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-            state: TcpState::ESTABLISHED,
-            ..Default::default()
-        }));
+        f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo::new(TcpState::ESTABLISHED)));
         f.timeout = Some(timeout);
         f
     })

@@ -303,27 +303,43 @@ pub fn http_churn(
     rate: f64,
     threads: usize,
 ) -> Result<Generator, LabError> {
-    let mut g = Generator::new("http-churn");
+    let timeout = Duration::from_secs(2);
+    paced_requests("http-churn", &client.ns(), rate, threads, move || {
+        let mut s = TcpStream::connect_timeout(&SocketAddr::V4(dst), timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.write_all(b"GET / HTTP/1.0\n")?;
+        let mut sink = Vec::new();
+        s.read_to_end(&mut sink)?;
+        if sink.is_empty() {
+            return Err(io::Error::other("empty response"));
+        }
+        Ok(())
+    })
+}
+
+/// Closed-loop requests: `threads` threads (at least one) calling
+/// `request` `rate` times per second in total, each call an attempt that
+/// counts as completed or failed by its result.
+fn paced_requests<F>(
+    name: &str,
+    ns: &Netns,
+    rate: f64,
+    threads: usize,
+    request: F,
+) -> Result<Generator, LabError>
+where
+    F: FnMut() -> io::Result<()> + Clone + Send + 'static,
+{
+    let mut g = Generator::new(name);
     let threads = threads.max(1);
     for _ in 0..threads {
-        g.spawn(&client.ns(), move |stop, counts| {
+        let mut request = request.clone();
+        g.spawn(ns, move |stop, counts| {
             let mut pace = Pace::new(rate / threads as f64);
-            let timeout = Duration::from_secs(2);
             while !stop.load(Ordering::Relaxed) {
                 pace.wait();
                 counts.attempt();
-                let r = (|| -> io::Result<()> {
-                    let mut s = TcpStream::connect_timeout(&SocketAddr::V4(dst), timeout)?;
-                    s.set_read_timeout(Some(timeout))?;
-                    s.write_all(b"GET / HTTP/1.0\n")?;
-                    let mut sink = Vec::new();
-                    s.read_to_end(&mut sink)?;
-                    if sink.is_empty() {
-                        return Err(io::Error::other("empty response"));
-                    }
-                    Ok(())
-                })();
-                match r {
+                match request() {
                     Ok(()) => counts.ok(),
                     Err(_) => counts.failed(),
                 }
@@ -465,32 +481,15 @@ pub fn udp_requests(
     rate: f64,
     threads: usize,
 ) -> Result<Generator, LabError> {
-    let mut g = Generator::new("udp-requests");
-    let threads = threads.max(1);
-    for _ in 0..threads {
-        g.spawn(&client.ns(), move |stop, counts| {
-            let mut pace = Pace::new(rate / threads as f64);
-            let mut buf = [0u8; 512];
-            while !stop.load(Ordering::Relaxed) {
-                pace.wait();
-                counts.attempt();
-                let r = (|| -> io::Result<()> {
-                    let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
-                    s.set_read_timeout(Some(Duration::from_millis(500)))?;
-                    s.connect(dst)?;
-                    s.send(b"lab query")?;
-                    s.recv(&mut buf)?;
-                    Ok(())
-                })();
-                match r {
-                    Ok(()) => counts.ok(),
-                    Err(_) => counts.failed(),
-                }
-            }
-            Ok(())
-        })?;
-    }
-    Ok(g)
+    let mut buf = [0u8; 512];
+    paced_requests("udp-requests", &client.ns(), rate, threads, move || {
+        let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+        s.set_read_timeout(Some(Duration::from_millis(500)))?;
+        s.connect(dst)?;
+        s.send(b"lab query")?;
+        s.recv(&mut buf)?;
+        Ok(())
+    })
 }
 
 /// Open-loop new UDP flows from `client`: `rate` datagrams per second,

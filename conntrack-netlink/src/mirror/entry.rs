@@ -80,18 +80,9 @@ impl FlowLike for EntryRef<'_> {
         }
         let s = self.entry.state;
         match self.orig.proto {
-            L4Proto::TCP => Some(ProtoInfo::Tcp(TcpInfo {
-                state: TcpState(s),
-                ..Default::default()
-            })),
-            L4Proto::SCTP => Some(ProtoInfo::Sctp(SctpInfo {
-                state: SctpState(s),
-                ..Default::default()
-            })),
-            L4Proto::DCCP => Some(ProtoInfo::Dccp(DccpInfo {
-                state: DccpState(s),
-                ..Default::default()
-            })),
+            L4Proto::TCP => Some(ProtoInfo::Tcp(TcpInfo::new(TcpState(s)))),
+            L4Proto::SCTP => Some(ProtoInfo::Sctp(SctpInfo::new(SctpState(s)))),
+            L4Proto::DCCP => Some(ProtoInfo::Dccp(DccpInfo::new(DccpState(s)))),
             _ => None,
         }
     }

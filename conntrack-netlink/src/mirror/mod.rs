@@ -94,6 +94,7 @@ use table::Upsert;
 
 /// Why a resync ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ResyncReason {
     /// The first dump when the mirror opened.
     Initial,
@@ -107,6 +108,7 @@ pub enum ResyncReason {
 
 /// What a resync found.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ResyncReport {
     /// Why it ran.
     pub reason: ResyncReason,
@@ -137,6 +139,7 @@ impl ResyncReport {
 
 /// What one [`Mirror::poll`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Poll {
     /// Events applied.
     pub applied: u64,
@@ -152,6 +155,7 @@ pub struct Poll {
 
 /// Running totals of a [`Mirror`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MirrorStats {
     /// Events applied.
     pub events: u64,

@@ -84,8 +84,9 @@ impl<K: CompactKey> Side<K> {
                 e.state = d.state.0;
                 e.flags |= HAS_STATE;
             }
-            // An update without protoinfo leaves the state as it was.
-            None => {}
+            // An update without protoinfo (or with the protoinfo of a
+            // protocol core does not know yet) leaves the state as it was.
+            _ => {}
         }
         // Events and dumps send CTA_MARK whenever it is non-zero (or
         // just changed), so its absence means 0.
@@ -260,6 +261,7 @@ impl Default for Table {
 
 /// What [`Table::apply`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Applied {
     /// A new entry.
     Inserted,
@@ -275,6 +277,7 @@ pub enum Applied {
 
 /// How two tables differ (see [`Table::diff`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TableDiff {
     /// Entries only in `self`.
     pub only_in_self: u64,

@@ -20,12 +20,27 @@ static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/conntrack_d
 
 /// What to trace.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct TraceConfig {
     /// Only drops in this network namespace (`None`: every namespace).
     pub netns: Option<Netns>,
     /// Also report drops that no conntrack failure caused: ruleset and
     /// NAT verdicts and drops before conntrack ([`DropReason::Other`]).
     pub include_ruleset: bool,
+}
+
+impl TraceConfig {
+    /// Only drops in this network namespace.
+    pub fn with_netns(mut self, netns: Netns) -> Self {
+        self.netns = Some(netns);
+        self
+    }
+
+    /// Whether to report drops no conntrack failure caused too.
+    pub fn with_ruleset(mut self, include: bool) -> Self {
+        self.include_ruleset = include;
+        self
+    }
 }
 
 enum Ctl {

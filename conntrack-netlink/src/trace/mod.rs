@@ -49,6 +49,7 @@ use std::time::SystemTime;
 
 /// Why conntrack dropped a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum DropReason {
     /// The table was full and `early_drop()` found nothing to evict
     /// (`__nf_conntrack_alloc`, net/netfilter/nf_conntrack_core.c).
@@ -69,6 +70,7 @@ pub enum DropReason {
 
 /// The drops that are not a conntrack failure named above.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum OtherKind {
     /// No entry on the packet and no `drop` counted: a hook before
     /// conntrack (the raw table) dropped it.
@@ -126,6 +128,7 @@ impl fmt::Display for DropReason {
 
 /// One dropped packet, attributed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DropRecord {
     /// When (wall clock, from the kernel's monotonic stamp).
     pub time: SystemTime,

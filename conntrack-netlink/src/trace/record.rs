@@ -59,6 +59,7 @@ const F_PACKET: u8 = 1 << 2;
 
 /// What the BPF program saw of the dropped packet's conntrack entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum EntryState {
     /// No entry on the packet: conntrack could not create one (table
     /// full), refused the packet as invalid, or a hook before conntrack

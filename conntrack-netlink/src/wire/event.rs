@@ -28,6 +28,7 @@ use conntrack_core::Flow;
 /// received on the event groups: a dump item and a get reply look like
 /// [`EventKind::Update`] (NEW without `NLM_F_CREATE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum EventKind {
     /// A new (or related) entry was confirmed: `IPCTNL_MSG_CT_NEW` with
     /// `NLM_F_CREATE | NLM_F_EXCL` (group `NFNLGRP_CONNTRACK_NEW`).
@@ -64,6 +65,7 @@ impl EventKind {
 
 /// Which expectation event a message announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ExpectKind {
     /// A new expectation.
     New,
@@ -87,6 +89,7 @@ impl ExpectKind {
 
 /// One conntrack event, borrowing from the receive buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Event<'b> {
     /// NEW, UPDATE or DESTROY.
     pub kind: EventKind,
@@ -112,6 +115,7 @@ impl Event<'_> {
 
 /// An owned conntrack event.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OwnedEvent {
     /// NEW, UPDATE or DESTROY.
     pub kind: EventKind,
@@ -124,6 +128,7 @@ pub struct OwnedEvent {
 /// One expectation event. Its attributes (`CTA_EXPECT_*`) are not decoded
 /// here; [`ExpectEvent::message`] gives them raw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExpectEvent<'b> {
     /// NEW or DESTROY.
     pub kind: ExpectKind,
@@ -136,6 +141,7 @@ pub struct ExpectEvent<'b> {
 // cost an allocation per event, which is what the view exists to avoid.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EventMessage<'b> {
     /// A conntrack event.
     Conntrack(Event<'b>),

@@ -512,28 +512,25 @@ impl<'a> FlowView<'a> {
     /// of it). Allocates only for the helper and security context names.
     #[allow(clippy::wrong_self_convention)]
     pub fn to_owned(&self) -> Flow {
-        Flow {
-            orig: self.orig,
-            reply: self.reply,
-            master: self.master,
-            status: self.status(),
-            protoinfo: self.protoinfo,
-            timeout: self.timeout,
-            mark: self.mark,
-            zone: self.zone,
-            id: self.id,
-            use_count: self.use_count,
-            counters_orig: self.counters_orig,
-            counters_reply: self.counters_reply,
-            timestamp: self.timestamp,
-            labels: self.labels,
-            helper: self.helper.map(str::to_owned),
-            secctx: self.secctx.map(str::to_owned),
-            secmark: self.secmark,
-            seqadj_orig: self.seqadj_orig,
-            seqadj_reply: self.seqadj_reply,
-            synproxy: self.synproxy,
-        }
+        let mut f = Flow::new(self.orig, self.reply, self.status());
+        f.master = self.master;
+        f.protoinfo = self.protoinfo;
+        f.timeout = self.timeout;
+        f.mark = self.mark;
+        f.zone = self.zone;
+        f.id = self.id;
+        f.use_count = self.use_count;
+        f.counters_orig = self.counters_orig;
+        f.counters_reply = self.counters_reply;
+        f.timestamp = self.timestamp;
+        f.labels = self.labels;
+        f.helper = self.helper.map(str::to_owned);
+        f.secctx = self.secctx.map(str::to_owned);
+        f.secmark = self.secmark;
+        f.seqadj_orig = self.seqadj_orig;
+        f.seqadj_reply = self.seqadj_reply;
+        f.synproxy = self.synproxy;
+        f
     }
 }
 
@@ -759,19 +756,20 @@ mod tests {
                 | Status::SRC_NAT
                 | Status::SRC_NAT_DONE,
         );
-        f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-            state: TcpState::ESTABLISHED,
-            wscale_orig: Some(7),
-            wscale_reply: Some(9),
-            flags_orig: Some(TcpFlags {
-                flags: 0x23,
-                mask: 0x23,
-            }),
-            flags_reply: Some(TcpFlags {
-                flags: 0x33,
-                mask: 0x33,
-            }),
-        }));
+        f.protoinfo = Some(ProtoInfo::Tcp(
+            TcpInfo::new(TcpState::ESTABLISHED)
+                .with_wscale(7, 9)
+                .with_flags(
+                    TcpFlags {
+                        flags: 0x23,
+                        mask: 0x23,
+                    },
+                    TcpFlags {
+                        flags: 0x33,
+                        mask: 0x33,
+                    },
+                ),
+        ));
         f.timeout = Some(431999);
         f.mark = Some(7);
         f.zone = Some(3);
@@ -957,13 +955,14 @@ mod tests {
             start: 3,
             stop: None,
         });
-        f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-            state: TcpState::ESTABLISHED,
-            wscale_orig: Some(1),
-            wscale_reply: Some(2),
-            flags_orig: Some(TcpFlags { flags: 3, mask: 4 }),
-            flags_reply: Some(TcpFlags { flags: 5, mask: 6 }),
-        }));
+        f.protoinfo = Some(ProtoInfo::Tcp(
+            TcpInfo::new(TcpState::ESTABLISHED)
+                .with_wscale(1, 2)
+                .with_flags(
+                    TcpFlags { flags: 3, mask: 4 },
+                    TcpFlags { flags: 5, mask: 6 },
+                ),
+        ));
         (f.mark, f.id, f.use_count, f.timeout) = (Some(7), Some(8), Some(9), Some(10));
         let mut p = Vec::new();
         encode_flow_as_kernel(&f, &mut p);
@@ -1004,13 +1003,7 @@ mod tests {
             f.use_count = Some(1);
             f.timeout = Some((c.0 >> 32) as u32);
             f.timestamp = Some(Timestamp { start: ts.0, stop: ts.1 });
-            f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-                state: TcpState(c.0 as u8),
-                wscale_orig: Some(1),
-                wscale_reply: Some(2),
-                flags_orig: Some(TcpFlags { flags: 3, mask: 4 }),
-                flags_reply: Some(TcpFlags { flags: 5, mask: 6 }),
-            }));
+            f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo::new(TcpState(c.0 as u8)).with_wscale(1, 2).with_flags(TcpFlags { flags: 3, mask: 4 }, TcpFlags { flags: 5, mask: 6 })));
             let mut p = vec![2, 0, 0, 0];
             encode_flow_as_kernel(&f, &mut p);
             prop_assert_eq!(FlowView::parse(&p).unwrap().to_owned(), f.clone());
@@ -1038,10 +1031,7 @@ mod tests {
             start: 3,
             stop: Some(4),
         });
-        f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-            state: TcpState::CLOSE,
-            ..Default::default()
-        }));
+        f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo::new(TcpState::CLOSE)));
         for pad in [Pad64::None, Pad64::Aligned] {
             let mut p = vec![2, 0, 0, 0];
             encode_flow_as_kernel_with(&f, &mut p, pad);

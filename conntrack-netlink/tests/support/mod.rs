@@ -61,10 +61,7 @@ pub fn udp(src: &str, sport: u16, dst: &str, dport: u16) -> Flow {
 pub fn tcp(src: &str, sport: u16, dst: &str, dport: u16, state: TcpState) -> Flow {
     let mut f = flow(ports(L4Proto::TCP, src, sport, dst, dport));
     f.status |= Status::SEEN_REPLY | Status::ASSURED;
-    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-        state,
-        ..Default::default()
-    }));
+    f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo::new(state)));
     f
 }
 

@@ -95,7 +95,7 @@ fn status_word(s: Status) -> &'static str {
 /// use conntrack_analyze::Observation;
 /// use conntrack_core::HostSnapshot;
 /// use conntrack_tune::report::{Origin, Report};
-/// let obs = Observation::new(HostSnapshot { count: Some(10), max: Some(100), ..Default::default() });
+/// let obs = Observation::new(HostSnapshot::default().with_count(10).with_max(100));
 /// let r = Report::build(&obs, Origin::capture("demo"), &Default::default()).unwrap();
 /// let t = conntrack_tune::render::report_text(&r);
 /// assert!(t.contains("== Table"));
@@ -164,9 +164,9 @@ pub fn report_text(r: &Report) -> String {
 
 fn table_section(o: &mut String, r: &Report) {
     heading(o, "Table");
-    let t = &r.table;
+    let t = &r.facts.table;
     let mut rows: Vec<Vec<String>> = Vec::new();
-    let kernel = match (&r.kernel_release, r.kernel) {
+    let kernel = match (&r.kernel_release, r.facts.kernel) {
         (Some(rel), _) => rel.clone(),
         (None, Some(v)) => v.to_string(),
         _ => "unknown".into(),
@@ -174,7 +174,7 @@ fn table_section(o: &mut String, r: &Report) {
     rows.push(vec![
         "kernel".into(),
         kernel,
-        if r.counters.backported {
+        if r.facts.counters.backported {
             "counters behave like 4.19+ (backported)".into()
         } else {
             String::new()
@@ -257,6 +257,7 @@ fn table_section(o: &mut String, r: &Report) {
         ]);
     }
     let changed: Vec<String> = r
+        .facts
         .timeouts
         .iter()
         .filter(|t| t.is_changed())
@@ -292,11 +293,13 @@ fn status_text(s: CounterStatus) -> String {
         ),
         CounterStatus::NotCountedByKernel { .. } => "not counted by this kernel".into(),
         CounterStatus::NotReported => "not reported by the source".into(),
+        // A status a later analyze release adds.
+        _ => "not judged by this renderer".into(),
     }
 }
 
 fn counters_section(o: &mut String, r: &Report) {
-    let c = &r.counters;
+    let c = &r.facts.counters;
     let title = match c.window_secs {
         Some(w) => format!(
             "Counters over {} s ({})",
@@ -346,7 +349,8 @@ fn counters_section(o: &mut String, r: &Report) {
             "counter meanings (5.10+): resolved clashes count in clash_resolve, unresolved ones \
              in insert_failed and drop, chain-cap refusals in chaintoolong and insert_failed"
         }
-        ClashAccounting::Unknown => "",
+        // Unknown, or an era a later analyze release adds: no line.
+        _ => "",
     };
     if !acct.is_empty() {
         wrap(o, "  ", acct);
@@ -354,7 +358,7 @@ fn counters_section(o: &mut String, r: &Report) {
 }
 
 fn mix_section(o: &mut String, r: &Report) {
-    let (Some(m), Some(h)) = (&r.mix, &r.hotspots) else {
+    let (Some(m), Some(h)) = (&r.facts.mix, &r.hotspots) else {
         return;
     };
     heading(o, "What the table holds");
@@ -377,7 +381,7 @@ fn mix_section(o: &mut String, r: &Report) {
         m.unreplied_share * 100.0
     );
     wrap(o, "  ", &head);
-    if let Some(c) = r.churn.new_per_sec {
+    if let Some(c) = r.facts.churn.new_per_sec {
         wrap(
             o,
             "  ",
@@ -388,6 +392,7 @@ fn mix_section(o: &mut String, r: &Report) {
                     RateMethod::Events => "NEW events",
                     RateMethod::TimeWaitInflow =>
                         "inferred from the entries entering TIME_WAIT, Little's law",
+                    _ => "estimated",
                 }
             ),
         );

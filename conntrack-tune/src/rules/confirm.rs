@@ -28,16 +28,13 @@ pub(crate) fn plan(cx: &Ctx) -> Outcome {
         dns(cx, f, &mut o);
     }
     if let Some(f) = cx.recommending(Remedy::UpgradeKernel) {
-        let mut a = Action::new(
-            ActionKind::Advice {
-                topic: AdviceTopic::KernelUpgrade,
-            },
+        let mut a = Action::advice(
+            AdviceTopic::KernelUpgrade,
             Priority::P2,
             Scope::Boot,
             "Upgrade to a kernel that resolves UDP clashes (5.6 or later)",
-        );
-        a.remedy = Some(Remedy::UpgradeKernel);
-        a.evidence.push(cx.cite(f));
+        )
+        .answering(Remedy::UpgradeKernel, cx.cite(f));
         a.effect.text = "since 5.6 (commit 6a757c07e51f, \"netfilter: conntrack: allow \
                          insertion of clashing entries\") a UDP clash with differing NAT is \
                          resolved by inserting the loser for one second instead of dropping \
@@ -72,9 +69,8 @@ fn fully_random(cx: &Ctx, f: &conntrack_analyze::Finding, o: &mut Outcome) {
         Priority::P1,
         Scope::Firewall,
         "Make SNAT/MASQUERADE pick source ports fully at random (--random-fully)",
-    );
-    a.remedy = Some(Remedy::FullyRandomNat);
-    a.evidence.push(cx.cite(f));
+    )
+    .answering(Remedy::FullyRandomNat, cx.cite(f));
     if let Some(c) = f
         .causes
         .iter()
@@ -137,16 +133,13 @@ fn fully_random(cx: &Ctx, f: &conntrack_analyze::Finding, o: &mut Outcome) {
 }
 
 fn dns(cx: &Ctx, f: &conntrack_analyze::Finding, o: &mut Outcome) {
-    let mut a = Action::new(
-        ActionKind::Advice {
-            topic: AdviceTopic::DnsClash,
-        },
+    let mut a = Action::advice(
+        AdviceTopic::DnsClash,
         Priority::P2,
         Scope::Workload,
         "Stop parallel same-tuple DNS queries (A and AAAA over one socket)",
-    );
-    a.remedy = Some(Remedy::AvoidParallelDnsQueries);
-    a.evidence.push(cx.cite(f));
+    )
+    .answering(Remedy::AvoidParallelDnsQueries, cx.cite(f));
     a.effect.text = "glibc `options single-request-reopen` (or `single-request`) in resolv.conf \
                      sends A and AAAA one after the other, or from two sockets; musl ignores it, \
                      so for such images use a node-local DNS cache (Kubernetes NodeLocal \

@@ -57,9 +57,8 @@ pub(crate) fn plan(cx: &Ctx) -> Outcome {
         Priority::P3,
         Scope::HostInitNamespace,
         format!("Unload unused conntrack helpers: {}", list.join(", ")),
-    );
-    a.remedy = Some(Remedy::UnloadHelpers);
-    a.evidence.push(cx.cite(f));
+    )
+    .answering(Remedy::UnloadHelpers, cx.cite(f));
     if !unknown.is_empty() {
         a.evidence.push(Evidence::new(
             Source::HostFiles,

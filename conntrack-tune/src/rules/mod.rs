@@ -44,9 +44,10 @@ impl<'f, 'a> Ctx<'f, 'a> {
         let s = &facts.obs.snapshot;
         let kube = match policy.kube_proxy_manages_max {
             Some(false) => None,
-            Some(true) => Some(facts.obs.config.kube_proxy.clone().unwrap_or(KubeProxy {
-                files: vec!["(policy)".to_string()],
-                ..Default::default()
+            Some(true) => Some(facts.obs.config.kube_proxy.clone().unwrap_or({
+                let mut kube = KubeProxy::default();
+                kube.files = vec!["(policy)".to_string()];
+                kube
             })),
             None => facts
                 .obs

@@ -167,10 +167,8 @@ fn kube_proxy(cx: &Ctx, m: u64) -> Action {
             m,
         )
     };
-    let mut a = Action::new(
-        ActionKind::Advice {
-            topic: AdviceTopic::KubeProxyConfig,
-        },
+    let mut a = Action::advice(
+        AdviceTopic::KubeProxyConfig,
         Priority::P3,
         Scope::Boot,
         title,
@@ -212,10 +210,8 @@ fn in_namespace(o: &mut Outcome, entries: &[(String, String)]) {
         .map(|(k, v)| format!("{{name: {k}, value: \"{v}\"}}"))
         .collect();
     let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
-    let mut a = Action::new(
-        ActionKind::Advice {
-            topic: AdviceTopic::NamespaceSysctls,
-        },
+    let mut a = Action::advice(
+        AdviceTopic::NamespaceSysctls,
         Priority::P3,
         Scope::ObservedNamespace,
         "Persist the per-namespace values where the namespace is created (not in the host's \

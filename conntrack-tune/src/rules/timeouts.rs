@@ -10,9 +10,7 @@
 use super::{Ctx, Outcome, mib, n};
 use crate::plan::*;
 use conntrack_analyze::hotspots::RemainingHistogram;
-use conntrack_analyze::timeouts::{
-    Floor, Shortening, floor, shorten_fresh_state, shorten_idle_state,
-};
+use conntrack_analyze::timeouts::{Floor, floor, shorten_fresh_state, shorten_idle_state};
 use conntrack_analyze::{EvidenceKey, Remedy};
 use conntrack_core::{FlowState, L4Proto, TcpState, TimeoutKey};
 
@@ -186,13 +184,7 @@ fn consider(
         Kind::Fresh => shorten_fresh_state(h, cur, proposed),
         Kind::Idle => shorten_idle_state(h, cur, proposed),
     };
-    let scale = cx.facts.mix.as_ref().map_or(1.0, |m| m.scale);
-    let s = Shortening {
-        entries_now: scaled(raw.entries_now, scale),
-        entries_after: scaled(raw.entries_after, scale),
-        freed: scaled(raw.freed, scale),
-        rate_per_sec: raw.rate_per_sec * scale,
-    };
+    let s = cx.facts.mix.as_ref().map_or(raw, |m| raw.scaled(m));
     if kind == Kind::Idle && (s.freed as f64) < 0.1 * cx.facts.table.count.unwrap_or(1) as f64 {
         if asked.is_some() {
             o.decline(
@@ -284,15 +276,6 @@ fn consider(
     }];
     o.actions.push(a);
     o.persist.push((key.sysctl(), proposed.to_string()));
-}
-
-fn scaled(v: u64, k: f64) -> u64 {
-    let x = (v as f64 * k).round();
-    if x.is_finite() && x < u64::MAX as f64 {
-        x as u64
-    } else {
-        u64::MAX
-    }
 }
 
 fn raise(cx: &Ctx, o: &mut Outcome, key: TimeoutKey, f: &conntrack_analyze::Finding) {

@@ -54,14 +54,8 @@ pub(crate) fn plan(cx: &Ctx) -> Outcome {
         ),
     ] {
         if let Some(f) = cx.recommending(remedy) {
-            let mut a = Action::new(
-                ActionKind::Advice { topic },
-                Priority::P2,
-                Scope::Workload,
-                title,
-            );
-            a.remedy = Some(remedy);
-            a.evidence.push(cx.cite(f));
+            let mut a = Action::advice(topic, Priority::P2, Scope::Workload, title)
+                .answering(remedy, cx.cite(f));
             a.effect.text = effect.into();
             a.risk = Risk {
                 level: RiskLevel::Low,
@@ -78,10 +72,8 @@ pub(crate) fn plan(cx: &Ctx) -> Outcome {
 }
 
 fn reuse(cx: &Ctx) -> Action {
-    let mut a = Action::new(
-        ActionKind::Advice {
-            topic: AdviceTopic::Keepalive,
-        },
+    let mut a = Action::advice(
+        AdviceTopic::Keepalive,
         Priority::P2,
         Scope::Workload,
         "Reuse connections: HTTP keepalive, nginx upstream keepalive, connection pools",
@@ -136,16 +128,13 @@ fn reuse(cx: &Ctx) -> Action {
 }
 
 fn bypass_nat(cx: &Ctx, f: &Finding) -> Action {
-    let mut a = Action::new(
-        ActionKind::Advice {
-            topic: AdviceTopic::HostNetworking,
-        },
+    let mut a = Action::advice(
+        AdviceTopic::HostNetworking,
         Priority::P2,
         Scope::Workload,
         "Take high-churn containers off NAT: host networking, or pooled connections",
-    );
-    a.remedy = Some(Remedy::BypassNat);
-    a.evidence.push(cx.cite(f));
+    )
+    .answering(Remedy::BypassNat, cx.cite(f));
     if let Some(m) = &cx.facts.mix {
         a.evidence.push(Evidence::new(
             Source::Facts,

@@ -482,28 +482,13 @@ fn state(col: usize, word: &str, proto: L4Proto) -> Res<ProtoInfo> {
     }
     match proto {
         L4Proto::TCP => TcpState::from_name(word)
-            .map(|state| {
-                ProtoInfo::Tcp(TcpInfo {
-                    state,
-                    ..TcpInfo::default()
-                })
-            })
+            .map(|state| ProtoInfo::Tcp(TcpInfo::new(state)))
             .ok_or(unknown),
         L4Proto::SCTP => SctpState::from_name(word)
-            .map(|state| {
-                ProtoInfo::Sctp(SctpInfo {
-                    state,
-                    ..SctpInfo::default()
-                })
-            })
+            .map(|state| ProtoInfo::Sctp(SctpInfo::new(state)))
             .ok_or(unknown),
         L4Proto::DCCP => DccpState::from_name(word)
-            .map(|state| {
-                ProtoInfo::Dccp(DccpInfo {
-                    state,
-                    ..DccpInfo::default()
-                })
-            })
+            .map(|state| ProtoInfo::Dccp(DccpInfo::new(state)))
             .ok_or(unknown),
         _ => fail(col, ListErrorKind::UnexpectedState),
     }
