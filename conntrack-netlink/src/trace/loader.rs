@@ -367,6 +367,14 @@ impl Classifier {
                     winner_reply = w;
                     self.claim(ns, cpu, &[Counter::InsertFailed, Counter::Drop]);
                     DropReason::UnresolvedClash
+                } else if drop {
+                    // A clash whose winner was gone by the lookup (seen in
+                    // the lab's TCP NAT race on 6.18, a few in a
+                    // thousand): only nf_ct_resolve_clash's failure counts
+                    // drop and insert_failed for a loser at confirmation
+                    // (the chain cap and a dying entry do not count drop).
+                    self.claim(ns, cpu, &[Counter::InsertFailed, Counter::Drop]);
+                    DropReason::UnresolvedClash
                 } else if self.claim(ns, cpu, &[Counter::ChainTooLong, Counter::InsertFailed]) {
                     DropReason::ChainTooLong
                 } else {
