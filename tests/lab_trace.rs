@@ -38,6 +38,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod support;
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const COUNTERS: [Counter; 4] = [
@@ -377,4 +379,74 @@ fn chain_cap_refusals_in_the_lab_are_traced_one_for_one() {
         assert_eq!((reply.src, reply.dst), (v4(S0), v4(ROUTER_S0)), "SNAT");
         assert_eq!(r.winner_reply, None, "no entry holds a refused flow");
     }
+}
+
+/// `doctor --netns ROUTER --trace 3 --json` on the lab's TCP NAT race: the
+/// confirm-time finding's leading cause is the NAT port race, confirmed by
+/// the traced clashes it cites (the lab's server and port, after source
+/// NAT), and the plan's first fix for it is fully-random NAT.
+#[test]
+fn doctor_trace_confirms_the_nat_race_from_the_records() {
+    let test = "doctor_trace_confirms_the_nat_race_from_the_records";
+    if !live(test) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let doctor = support::examples_dir_with(&["doctor"], &["trace"]).join("doctor");
+    let run = match Scenario::find("nat-race")
+        .expect("scenario")
+        .start(&StartOptions::default())
+    {
+        Ok(r) => r,
+        Err(e) if e.is_unsupported() => {
+            println!("SKIP {test}: {e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let out = std::process::Command::new(&doctor)
+        .args([
+            "--netns",
+            run.router(),
+            "--json",
+            "--window",
+            "3s",
+            "--trace",
+            "3",
+            "--no-progress",
+        ])
+        .output()
+        .expect("run doctor");
+    run.stop().expect("stop the scenario");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("drops traced for 3 s"), "{notes}");
+    let confirm = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["id"] == "confirm-failures")
+        .expect("confirm-failures");
+    let lead = &confirm["causes"][0];
+    assert_eq!(lead["cause"], "nat-port-race", "{confirm:#}");
+    assert_eq!(lead["likelihood"], "confirmed", "{lead:#}");
+    let cited = lead["supports"][0].as_str().expect("a citation");
+    println!("{cited}");
+    assert!(cited.starts_with("traced: "), "{cited}");
+    assert!(
+        cited.contains("unresolved clashes in the last 3 s: tcp from 198.18."),
+        "{cited}"
+    );
+    assert!(
+        cited.contains("to 198.19.0.2 (100%) port 80 (100%), 100% after source NAT"),
+        "{cited}"
+    );
+    let actions: Vec<&str> = report["plan"]["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert!(actions.contains(&"nat:fully-random"), "{actions:?}");
 }

@@ -33,6 +33,10 @@ pub struct Observation {
     /// New flows per second measured from NEW events, when an event
     /// listener ran over the window (the kernel has no counter for it).
     pub new_flows_per_sec: Option<f64>,
+    /// Conntrack's drops as a per-drop tracer attributed them over a
+    /// window (`doctor --trace`): evidence the diagnosis cites.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drops: Option<crate::drops::DropSummary>,
 }
 
 impl Observation {
@@ -47,6 +51,12 @@ impl Observation {
     /// With rates.
     pub fn with_rates(mut self, rates: Rates) -> Self {
         self.rates = Some(rates);
+        self
+    }
+
+    /// With traced drops.
+    pub fn with_drops(mut self, drops: crate::drops::DropSummary) -> Self {
+        self.drops = Some(drops);
         self
     }
 

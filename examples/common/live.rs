@@ -138,6 +138,7 @@ pub fn collect(target: &Target, opts: &LiveOptions) -> Result<Collected, Failure
             hotspots: Some(flows.hotspots),
             chains: flows.chains,
             new_flows_per_sec: None,
+            drops: None,
         },
         notes,
         stats_source: Some(stats_source),
