@@ -7,7 +7,7 @@
 //! The summary is evidence for the diagnosis: a traced reason is seen, not
 //! inferred from counters, so the cause it names is confirmed and the
 //! causes the window's records never showed are unlikely
-//! ([`crate::diagnose`]: `confirm-failures`, `table-full`).
+//! ([`crate::diagnose()`]: `confirm-failures`, `table-full`).
 //!
 //! ```
 //! use conntrack_analyze::drops::{DropCause, DropSummary};
