@@ -167,6 +167,16 @@ impl Traced {
     }
 }
 
+/// The lab's options, with more time for the incident to show: on a
+/// loaded 2-core machine the chain-too-long fill and the races take longer
+/// than the lab's default 45 s allows (a start that timed out was seen
+/// while a benchmark and builds ran).
+fn options() -> StartOptions {
+    let mut o = StartOptions::default();
+    o.ready_timeout = Duration::from_secs(120);
+    o
+}
+
 fn deltas(run: &mut Running) -> BTreeMap<Counter, u64> {
     COUNTERS
         .into_iter()
@@ -179,7 +189,7 @@ fn deltas(run: &mut Running) -> BTreeMap<Counter, u64> {
 fn traced(test: &str, name: &str) -> Option<Traced> {
     let scenario = Scenario::find(name).expect("a scenario of that name");
     let mut started: Option<Result<(Collector, u32), TraceError>> = None;
-    let result = scenario.start_with(&StartOptions::default(), |lab| {
+    let result = scenario.start_with(&options(), |lab| {
         let ns = lab.router_ns();
         let inode = {
             use std::os::unix::fs::MetadataExt as _;
@@ -395,7 +405,7 @@ fn doctor_trace_confirms_the_nat_race_from_the_records() {
     let doctor = support::examples_dir_with(&["doctor"], &["trace"]).join("doctor");
     let run = match Scenario::find("nat-race")
         .expect("scenario")
-        .start(&StartOptions::default())
+        .start(&options())
     {
         Ok(r) => r,
         Err(e) if e.is_unsupported() => {
