@@ -103,6 +103,14 @@ struct Args {
     /// terminal anyway).
     #[arg(long)]
     no_progress: bool,
+
+    /// Also trace conntrack's drops for SECONDS (eBPF, root; built with
+    /// feature `trace`): findings cite the reasons and flows of the drops,
+    /// and the plan follows the reasons seen.
+    #[cfg(feature = "trace")]
+    #[arg(long, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    trace: Option<u64>,
 }
 
 /// doctor's rows of the exit-code table.
@@ -133,6 +141,12 @@ fn run(args: &Args) -> i32 {
         Err(e) => return fail(&e),
     };
     let top = usize::from(args.rows);
+    #[cfg(feature = "trace")]
+    let tracing = match args.trace.map(|s| common::traced::start(&target, s)) {
+        Some(Err(e)) => return fail(&e),
+        Some(Ok(p)) => Some(p),
+        None => None,
+    };
     let mut fell_back = false;
     let collected = if target.is_live() {
         let opts = LiveOptions {
@@ -157,10 +171,17 @@ fn run(args: &Args) -> i32 {
     } else {
         capture::collect(&target, top)
     };
-    let collected = match collected {
+    #[allow(unused_mut)] // with feature trace, the traced drops join it
+    let mut collected = match collected {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    #[cfg(feature = "trace")]
+    if let Some(p) = tracing.filter(|_| !fell_back)
+        && let Err(e) = common::traced::finish(p, &mut collected)
+    {
+        return fail(&e);
+    }
     let report = analyse(&collected);
     for u in &report.unread {
         eprintln!("doctor: not analysed: {u}");

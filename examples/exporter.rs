@@ -72,6 +72,7 @@ rule in the conntrack_kit::exporter documentation):
   conntrack_hotspot_entries{netns,key,rank,value}   certified lower bounds
   conntrack_netns_info{netns,kind,inode,runtime,container,pod,pod_namespace}
   conntrack_exporter_errors_total{kind}, conntrack_exporter_feature{feature}
+  conntrack_drops_traced_total{netns,reason}   with --trace (feature trace)
 
 Privileges: ctnetlink needs CAP_NET_ADMIN, entering another namespace
 CAP_SYS_ADMIN, reading other users' /proc/PID/ns/net CAP_SYS_PTRACE.
@@ -175,6 +176,13 @@ struct Args {
     /// Threads serving HTTP.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
     http_threads: u64,
+    /// Also count conntrack's drops by reason with the eBPF drop tracer:
+    /// conntrack_drops_traced_total{netns,reason} (no per-flow labels).
+    /// Needs BTF and root (or CAP_BPF and CAP_PERFMON); when this kernel
+    /// or user cannot trace, the exporter says why and serves without.
+    #[cfg(feature = "trace")]
+    #[arg(long)]
+    trace: bool,
 }
 
 fn share(s: &str) -> Result<f64, String> {
@@ -329,7 +337,14 @@ fn run(args: Args) -> Result<(), Failure> {
     println!("listening on http://{addr}/metrics ({what})");
     let _ = std::io::stdout().flush();
 
-    let exporter = Arc::new(Exporter::new(cfg));
+    let exporter = Exporter::new(cfg);
+    #[cfg(feature = "trace")]
+    let exporter = if args.trace {
+        traced(exporter)?
+    } else {
+        exporter
+    };
+    let exporter = Arc::new(exporter);
     eprintln!("exporter: source {}", exporter.source().name());
     for n in exporter.notes() {
         eprintln!("exporter: note: {n}");
@@ -357,6 +372,37 @@ fn run(args: Args) -> Result<(), Failure> {
         .map_err(|e| Failure::Error(format!("cannot start the HTTP runtime: {e}")))?;
     rt.block_on(serve(listener, exporter, &args, stale))
         .map_err(|e| Failure::Error(format!("the listener stopped: {e}")))
+}
+
+/// The exporter with the drop tracer on its target (every namespace with
+/// --all-netns), or without it when tracing is unavailable here (said on
+/// stderr).
+#[cfg(feature = "trace")]
+fn traced(exporter: Exporter) -> Result<Exporter, Failure> {
+    use conntrack_kit::exporter::drops::TracedDrops;
+    use conntrack_kit::netlink::Netns;
+    use conntrack_kit::netlink::trace::TraceConfig;
+    let netns = match &exporter.config().target {
+        None => None,
+        Some(Target::Current) => Some(Netns::Current),
+        Some(Target::Named(n)) => Some(Netns::named(n)),
+        Some(Target::Pid(p)) => Some(Netns::pid(*p)),
+    };
+    let cfg = match netns {
+        Some(n) => TraceConfig::default().with_netns(n),
+        None => TraceConfig::default(),
+    };
+    match TracedDrops::start(&cfg) {
+        Ok(d) => {
+            eprintln!("exporter: drop tracer attached");
+            Ok(exporter.with_traced_drops(d))
+        }
+        Err(e) if e.is_unavailable() => {
+            eprintln!("exporter: --trace: {e}; serving without traced drops");
+            Ok(exporter)
+        }
+        Err(e) => Err(Failure::Error(format!("--trace: {e}"))),
+    }
 }
 
 fn main() {

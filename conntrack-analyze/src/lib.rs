@@ -52,6 +52,7 @@ pub mod capture;
 pub mod cause;
 pub mod compare;
 pub mod diagnose;
+pub mod drops;
 pub mod evidence;
 pub mod facts;
 pub mod finding;

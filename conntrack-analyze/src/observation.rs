@@ -43,6 +43,10 @@ pub struct Observation {
     /// analysis lacks for it (an unprivileged live run: counters and
     /// sizing from `/proc`, no dump).
     pub unread: Vec<Unread>,
+    /// Conntrack's drops as a per-drop tracer attributed them over a
+    /// window (`doctor --trace`): evidence the diagnosis cites.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drops: Option<crate::drops::DropSummary>,
 }
 
 /// A part of a live table that could not be read: what, what reading it
@@ -93,6 +97,12 @@ impl Observation {
     /// With rates.
     pub fn with_rates(mut self, rates: Rates) -> Self {
         self.rates = Some(rates);
+        self
+    }
+
+    /// With traced drops.
+    pub fn with_drops(mut self, drops: crate::drops::DropSummary) -> Self {
+        self.drops = Some(drops);
         self
     }
 

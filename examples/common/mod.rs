@@ -41,5 +41,7 @@ pub mod sample;
 pub mod table;
 pub mod target;
 pub mod term;
+#[cfg(all(feature = "tune", feature = "trace"))]
+pub mod traced;
 
 pub use exit::{Failure, parse_args};

@@ -353,6 +353,9 @@ pub struct Exporter {
     pub(super) kernel: Option<KernelVersion>,
     pub(super) notes: Vec<String>,
     pub(super) inner: Mutex<Inner>,
+    /// Traced drops counted by reason (`--trace`).
+    #[cfg(feature = "trace")]
+    pub(super) drops: Option<super::drops::TracedDrops>,
 }
 
 /// What a namespace read returned.
@@ -430,7 +433,17 @@ impl Exporter {
                 last_dump_secs: 0.0,
                 last_pass: None,
             }),
+            #[cfg(feature = "trace")]
+            drops: None,
         }
+    }
+
+    /// Exports `drops` too: `conntrack_drops_traced_total{netns,reason}`
+    /// ([`super::drops`]) and `conntrack_exporter_feature{feature="trace"}`.
+    #[cfg(feature = "trace")]
+    pub fn with_traced_drops(mut self, drops: super::drops::TracedDrops) -> Exporter {
+        self.drops = Some(drops);
+        self
     }
 
     /// The source chosen.

@@ -488,6 +488,15 @@ impl Exporter {
         );
         feature.push(&[("feature", "ctnetlink")], self.source == Source::Netlink);
         feature.push(&[("feature", "hotspots")], hotspots_on);
+        #[cfg(feature = "trace")]
+        if let Some(d) = &self.drops {
+            feature.push(&[("feature", "trace")], d.tracing());
+            let labels: Vec<(u32, &str)> = own
+                .iter()
+                .filter_map(|n| Some((u32::try_from(n.inode?).ok()?, n.label.as_str())))
+                .collect();
+            out.extend(d.families(&labels));
+        }
         out.push(feature);
         out
     }

@@ -9,14 +9,28 @@ use std::sync::OnceLock;
 /// own target directory and profile (`cargo build --examples`, a no-op when
 /// they are fresh). Built once per test process: every call of one test
 /// binary must ask for the same examples.
+#[allow(dead_code)] // a test binary that needs features uses examples_dir_with only
 pub fn examples_dir(names: &'static [&'static str]) -> &'static Path {
-    static DIR: OnceLock<(&'static [&'static str], PathBuf)> = OnceLock::new();
-    let (built, dir) = DIR.get_or_init(|| (names, build(names)));
-    assert_eq!(*built, names, "one set of examples per test binary");
+    examples_dir_with(names, &[])
+}
+
+/// [`examples_dir`] with the package's `features` on (`--features`).
+pub fn examples_dir_with(
+    names: &'static [&'static str],
+    features: &'static [&'static str],
+) -> &'static Path {
+    type Built = (&'static [&'static str], &'static [&'static str], PathBuf);
+    static DIR: OnceLock<Built> = OnceLock::new();
+    let (built, with, dir) = DIR.get_or_init(|| (names, features, build(names, features)));
+    assert_eq!(
+        (*built, *with),
+        (names, features),
+        "one set of examples per test binary"
+    );
     dir
 }
 
-fn build(names: &[&str]) -> PathBuf {
+fn build(names: &[&str], features: &[&str]) -> PathBuf {
     // This test runs as target/<profile>/deps/<test binary>.
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe
@@ -33,6 +47,9 @@ fn build(names: &[&str]) -> PathBuf {
         .arg(target_dir);
     for name in names {
         cmd.args(["--example", name]);
+    }
+    if !features.is_empty() {
+        cmd.arg("--features").arg(features.join(","));
     }
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");

@@ -136,6 +136,7 @@ pub(super) fn check(f: &Facts, th: &Thresholds) -> Option<Finding> {
         chain_cap(&ctx),
         dying_or_extension(&ctx),
     ];
+    super::traced::confirm_causes(f, &mut causes);
     rank(&mut causes);
     let lead = causes[0].clone();
     let mut finding = Finding::new(
@@ -174,7 +175,8 @@ pub(super) fn check(f: &Facts, th: &Thresholds) -> Option<Finding> {
         }
     }
     finding.causes = causes;
-    Some(finding.explain(explanation(&ctx, lost)))
+    let traced = super::traced::confirm_sentence(f).unwrap_or_default();
+    Some(finding.explain(explanation(&ctx, lost) + &traced))
 }
 
 struct Ctx<'f, 'a> {

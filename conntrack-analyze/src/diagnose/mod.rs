@@ -32,6 +32,7 @@ mod resolved;
 mod scan;
 mod states;
 mod table;
+mod traced;
 
 use crate::evidence::{Evidence, EvidenceKey};
 use crate::facts::Facts;
@@ -119,6 +120,7 @@ pub fn diagnose_with(facts: &Facts, th: &Thresholds) -> Vec<Finding> {
     out.extend(nat::check(facts, th));
     out.extend(helpers::check(facts, th));
     out.extend(reset::check(facts, th));
+    traced::annotate(facts, &mut out);
     out.retain(|f| !f.evidence.is_empty());
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(&b.id)));
     out

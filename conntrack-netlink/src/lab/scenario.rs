@@ -234,6 +234,9 @@ enum Globals {
 pub struct Running {
     // Field order is drop order: traffic, then namespaces, then sysctls.
     traffic: Vec<Generator>,
+    /// Generators already stopped by [`Running::stop_traffic`]: their
+    /// (name, attempts, completed, failed).
+    stopped: Vec<(String, u64, u64, u64)>,
     lab: Lab,
     ct: Conntrack,
     kmsg: Option<KernelLog>,
@@ -346,6 +349,20 @@ impl Scenario {
     /// Builds the lab, starts the traffic and returns once the incident
     /// shows (the router's counters say so), or fails with what was seen.
     pub fn start(&'static self, opts: &StartOptions) -> Result<Running, LabError> {
+        self.start_with(opts, |_| {})
+    }
+
+    /// [`Scenario::start`], calling `before_traffic` once the namespaces
+    /// exist and before any packet is sent (and before the router's
+    /// table is filled): where an observer that must see the whole
+    /// incident attaches (the drop tracer's live test starts on the
+    /// router here, so that its counters' baseline is the fresh
+    /// namespace's).
+    pub fn start_with(
+        &'static self,
+        opts: &StartOptions,
+        before_traffic: impl FnOnce(&Lab),
+    ) -> Result<Running, LabError> {
         if let Some(reason) = self.unsupported() {
             return Err(LabError::Unsupported {
                 scenario: self.name,
@@ -370,12 +387,14 @@ impl Scenario {
             }
         }
         let lab = Lab::build(&self.spec())?;
+        before_traffic(&lab);
         let ct = Conntrack::open_in(&lab.router_ns())
             .map_err(|e| LabError::netlink("open ctnetlink in the router", e))?;
         let kmsg = KernelLog::open().ok();
         let baseline = Stats::default();
         let mut run = Running {
             traffic: Vec::new(),
+            stopped: Vec::new(),
             lab,
             ct,
             kmsg,
@@ -843,22 +862,32 @@ impl Running {
         Ok((ready, state))
     }
 
-    /// Stops the traffic, deletes the namespaces and restores the global
-    /// sysctls; says what the run did.
-    pub fn stop(mut self) -> Result<Summary, LabError> {
-        let end = self.stats().ok();
-        let elapsed = self.started.elapsed();
-        let mut traffic = Vec::new();
+    /// Stops the traffic and waits for its threads (their sockets are
+    /// closed when it returns), keeping the namespaces, their tables and
+    /// the global sysctls as they are: the incident's counters stop
+    /// moving, so that what observed it can be compared with them at rest.
+    /// [`Running::stop`] still reports the stopped generators.
+    pub fn stop_traffic(&mut self) -> Result<(), LabError> {
         let mut first_err = None;
         for g in self.traffic.drain(..) {
             let name = g.name().to_owned();
             match g.stop() {
-                Ok((a, ok, f)) => traffic.push((name, a, ok, f)),
+                Ok((a, ok, f)) => self.stopped.push((name, a, ok, f)),
                 Err(e) => {
                     first_err.get_or_insert(e);
                 }
             }
         }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Stops the traffic, deletes the namespaces and restores the global
+    /// sysctls; says what the run did.
+    pub fn stop(mut self) -> Result<Summary, LabError> {
+        let end = self.stats().ok();
+        let elapsed = self.started.elapsed();
+        let mut first_err = self.stop_traffic().err();
+        let traffic = std::mem::take(&mut self.stopped);
         let kernel_log: Vec<String> = self.kernel_log().into_iter().take(20).collect();
         let counters = end
             .as_ref()

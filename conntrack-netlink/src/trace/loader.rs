@@ -296,7 +296,14 @@ fn run(
     };
     let _ = ready.send(Ok(()));
     loop {
+        // The program wakes the reader only when a quarter of the buffer
+        // is pending (BPF_RB_NO_WAKEUP otherwise), and libbpf's poll
+        // consumes only the rings whose wake-up came: consume after it,
+        // so that records arrive within the 50 ms (without this, a trickle
+        // of drops stayed in the ring until a sync, seen as an exporter
+        // counting nothing).
         let _ = rb.poll(Duration::from_millis(50));
+        let _ = rb.consume();
         if let Ok(v) = config.lookup(&2u32.to_ne_bytes(), MapFlags::ANY)
             && let Some(v) = v
             && v.len() == 8
@@ -380,6 +387,14 @@ impl Classifier {
                     DropReason::ChainTooLong
                 } else if let Some(w) = self.winner(&raw) {
                     winner_reply = w;
+                    self.claim(ns, cpu, &[Counter::InsertFailed, Counter::Drop]);
+                    DropReason::UnresolvedClash
+                } else if drop {
+                    // A clash whose winner was gone by the lookup (seen in
+                    // the lab's TCP NAT race on 6.18, a few in a
+                    // thousand): only nf_ct_resolve_clash's failure counts
+                    // drop and insert_failed for a loser at confirmation
+                    // (the chain cap and a dying entry do not count drop).
                     self.claim(ns, cpu, &[Counter::InsertFailed, Counter::Drop]);
                     DropReason::UnresolvedClash
                 } else if self.claim(ns, cpu, &[Counter::ChainTooLong, Counter::InsertFailed]) {

@@ -145,6 +145,19 @@ pub struct DropRecord {
 }
 
 impl DropRecord {
+    /// A record of `raw` named `reason` at `time`, without a kernel
+    /// location or a winner's reply tuple (records a caller builds:
+    /// replays, tests).
+    pub fn new(time: SystemTime, reason: DropReason, raw: RawDrop) -> DropRecord {
+        DropRecord {
+            time,
+            reason,
+            raw,
+            location: None,
+            winner_reply: None,
+        }
+    }
+
     /// The network namespace inode.
     pub fn netns(&self) -> u32 {
         self.raw.netns
