@@ -58,9 +58,10 @@ fn tracer(test: &str, ns: &TestNetns) -> Option<Tracer> {
 
 /// A namespace with a veth pair, `addr`/24 on one end and a static
 /// neighbour `peer` on it (no ARP): packets to `peer` leave through the
-/// pair and end at the other end, which has no address.
+/// pair and end at the other end, which has no address. Unshared: each
+/// caller already holds the global-sysctl lock (one of them exclusively).
 fn netns_with_link(tag: &str, addr: &str, peer: &str) -> TestNetns {
-    let ns = TestNetns::new(tag);
+    let ns = TestNetns::unshared(tag);
     for args in [
         vec!["link", "add", "v0", "type", "veth", "peer", "name", "v1"],
         vec!["addr", "add", addr, "dev", "v0"],

@@ -1,5 +1,6 @@
 //! [`TestNetns`]: a throw-away network namespace for one test.
 
+use crate::host::global_guard::GlobalSysctlShare;
 use std::ffi::OsStr;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,15 +11,39 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Named `ckit-{tag}-{pid}-{n}` (`n` counts the namespaces of this
 /// process), so parallel tests and test binaries do not collide. Needs root
 /// and `ip` (iproute2).
+///
+/// The namespace's table is compared with the kernel's global
+/// `nf_conntrack_max` and hashed into the one global bucket array, so a
+/// [`TestNetns::new`] also holds a [`GlobalSysctlShare`] for its life: a
+/// lab or test in another process that lowers the max or shrinks the
+/// buckets (an exclusive [`crate::host::global_guard::GlobalSysctlGuard`])
+/// waits until the test is done instead of changing them under it. A test
+/// that holds the exclusive guard itself uses [`TestNetns::unshared`]
+/// (taking a share there would wait for itself).
 #[derive(Debug)]
 pub struct TestNetns {
     name: String,
+    // Released after the namespace is deleted (fields drop after `drop`).
+    _globals: Option<GlobalSysctlShare>,
 }
 
 impl TestNetns {
-    /// Creates the namespace (`ip netns add`) and sets its loopback up;
-    /// panics when either fails.
+    /// Creates the namespace (`ip netns add`) and sets its loopback up,
+    /// holding a [`GlobalSysctlShare`] while it lives; panics when any of
+    /// them fails.
     pub fn new(tag: &str) -> TestNetns {
+        let share = GlobalSysctlShare::acquire()
+            .unwrap_or_else(|e| panic!("take the global-sysctl lock (shared): {e}"));
+        TestNetns::create(tag, Some(share))
+    }
+
+    /// [`TestNetns::new`] without the share, for a test that holds the
+    /// exclusive global-sysctl guard in this thread.
+    pub fn unshared(tag: &str) -> TestNetns {
+        TestNetns::create(tag, None)
+    }
+
+    fn create(tag: &str, globals: Option<GlobalSysctlShare>) -> TestNetns {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let name = format!("ckit-{tag}-{}-{n}", std::process::id());
@@ -31,7 +56,10 @@ impl TestNetns {
             "ip netns add {name}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let ns = TestNetns { name };
+        let ns = TestNetns {
+            name,
+            _globals: globals,
+        };
         ns.exec(&["ip", "link", "set", "lo", "up"]);
         ns
     }
