@@ -629,9 +629,18 @@ fn stale_lab_namespaces_are_removed_by_prefix() {
     if !live("stale_lab_namespaces_are_removed_by_prefix") {
         return;
     }
+    // Every lab a scenario builds cleans stale namespaces first: hold the
+    // scenarios' lock so none removes ours before our own call does.
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // A namespace named as a lab of a process that is gone (pid 0 never
-    // runs a lab), and one of this process, which is alive.
-    let dead = format!("{}0-7-router", conntrack_kit::netlink::lab::PREFIX);
+    // runs a lab; the second number is ours, so that runs of this test
+    // in two processes do not share it), and one of this process, which
+    // is alive.
+    let dead = format!(
+        "{}0-{}-router",
+        conntrack_kit::netlink::lab::PREFIX,
+        std::process::id()
+    );
     let alive = format!(
         "{}{}-999-router",
         conntrack_kit::netlink::lab::PREFIX,

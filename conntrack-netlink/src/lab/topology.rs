@@ -425,13 +425,18 @@ pub fn lab_namespaces() -> Vec<(String, Option<u32>, bool)> {
 }
 
 /// Deletes the lab namespaces whose process is gone (a lab that crashed or
-/// was killed); returns their names. Namespaces of running labs stay.
+/// was killed); returns the names this call deleted. Namespaces of running
+/// labs stay. One that another cleaner (a lab starting in another process)
+/// deleted between the listing and this call's delete is not an error.
 pub fn clean_stale() -> Result<Vec<String>, LabError> {
     let mut removed = Vec::new();
     for (name, _, alive) in lab_namespaces() {
         if !alive {
-            run("ip", &["netns", "del", &name])?;
-            removed.push(name);
+            match run("ip", &["netns", "del", &name]) {
+                Ok(_) => removed.push(name),
+                Err(_) if !Path::new("/var/run/netns").join(&name).exists() => {}
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(removed)
