@@ -380,3 +380,34 @@ fn el7_explicit_hashsize() {
     assert_eq!(raise.priority, Priority::P1);
     assert!(r.plan.action("persist:modprobe").is_some());
 }
+
+/// r5's race on a host whose MASQUERADE already draws ports fully at
+/// random (found live in the incident lab: the plan asked to add the flag
+/// that was there). The fix in place is not planned again, nor left
+/// unanswered; fewer new connections still is.
+#[test]
+fn r5_with_fully_random_rules_is_not_told_to_add_them() {
+    let (mut c, _) = load("r5-docker-nat");
+    c.observation.config.nat_rules = Some(
+        conntrack_core::nat_rules::NatRules::parse_iptables_save(
+            "*nat\n-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE --random-fully\nCOMMIT\n",
+        ),
+    );
+    let r = Report::build(
+        &c.observation,
+        Origin::capture("r5-fully-random"),
+        &Policy::default(),
+    )
+    .expect("default policy is valid");
+    check_invariants("r5-fully-random", &r);
+    let f = finding(&r, FindingId::ConfirmFailures);
+    assert!(
+        f.causes
+            .iter()
+            .all(|k| !k.remedies.contains(&Remedy::FullyRandomNat)),
+        "{:?}",
+        f.causes
+    );
+    assert!(r.plan.action("nat:fully-random").is_none());
+    assert!(r.plan.action("advice:keepalive").is_some());
+}

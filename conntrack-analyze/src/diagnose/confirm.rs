@@ -302,6 +302,7 @@ fn nat_port_race(x: &Ctx) -> RankedCause {
             score -= 2;
             c.contradicts
                 .push("the captured ruleset has no SNAT or MASQUERADE rule".into());
+            c.remedies.retain(|r| *r != Remedy::FullyRandomNat);
         } else if open.is_empty() {
             score -= 2;
             c.contradicts.push(format!(
@@ -309,6 +310,9 @@ fn nat_port_race(x: &Ctx) -> RankedCause {
                  collision rare",
                 rules.source_nat.len()
             ));
+            // The fix is in place: what remains of the race (two CPUs that
+            // draw the same random port) is fixed by fewer new connections.
+            c.remedies.retain(|r| *r != Remedy::FullyRandomNat);
         } else {
             score += 1;
             c.supports.push(format!(

@@ -163,14 +163,26 @@ fn fully_random_rules_make_the_nat_race_unlikely() {
     let c = find(&f, FindingId::ConfirmFailures);
     assert!(cause(c, Cause::NatPortRace) >= Likelihood::Possible);
     assert!(!c.causes[0].supports.is_empty() || c.causes[0].cause != Cause::NatPortRace);
+    // The flag is already on every rule: it is not recommended again
+    // (found live: the lab's fully-random run was told to add it).
+    let race = c
+        .causes
+        .iter()
+        .find(|k| k.cause == Cause::NatPortRace)
+        .unwrap();
+    assert!(!race.remedies.contains(&Remedy::FullyRandomNat));
+    assert!(race.remedies.contains(&Remedy::ReuseConnections));
     // Without the fully-random flag the same table makes it likely.
     obs.config.nat_rules = Some(conntrack_core::nat_rules::NatRules::parse_iptables_save(
         "*nat\n-A POSTROUTING -s 172.18.0.0/16 ! -o br-1 -j MASQUERADE\nCOMMIT\n",
     ));
     let f = run(&obs);
-    assert_eq!(
-        cause(find(&f, FindingId::ConfirmFailures), Cause::NatPortRace),
-        Likelihood::Likely
+    let c = find(&f, FindingId::ConfirmFailures);
+    assert_eq!(cause(c, Cause::NatPortRace), Likelihood::Likely);
+    assert!(
+        c.causes
+            .iter()
+            .any(|k| k.cause == Cause::NatPortRace && k.remedies.contains(&Remedy::FullyRandomNat))
     );
 }
 
