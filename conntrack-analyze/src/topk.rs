@@ -9,10 +9,36 @@
 //! - every tracked key's estimate `c` satisfies `c - error <= true <= c`;
 //! - every key whose true count exceeds the smallest tracked count (at most
 //!   `n / k`) is tracked;
-//! - the estimates sum to `n` once `k` keys are tracked.
+//! - the estimates sum to `n` once `k` keys are tracked (without a
+//!   doorkeeper, below).
 //!
 //! Every operation is O(1): the paper's stream-summary structure (keys in
 //! buckets of equal count, buckets in count order).
+//!
+//! **Doorkeeper** ([`SpaceSaving::with_doorkeeper`]). On a flat stream
+//! (every key new) a full summary evicts on every item, and every eviction
+//! costs a removal and an insertion in the key index. A doorkeeper (a bit
+//! set in front of the summary, as in TinyLFU: Einziger, Friedman, Manes,
+//! "TinyLFU: A Highly Efficient Cache Admission Policy", ACM TOS 2017)
+//! lets a key that is not tracked into a full summary only when its bit is
+//! already set; the first time, it sets the bit and the item is not counted
+//! in the summary ("absorbed"). Bits are never cleared, so each key is
+//! absorbed at most once: the summary counts every other occurrence, and
+//! the bounds widen by one, which [`SpaceSaving::top`], [`SpaceSaving::get`]
+//! and [`SpaceSaving::error_bound`] include:
+//!
+//! - a key tracked since before the summary filled (error 0) was never
+//!   absorbed: its count is exact;
+//! - any other tracked key may have had one absorbed occurrence: its
+//!   estimate and its error are one more than the summary's;
+//! - an untracked key has at most the smallest tracked count plus one.
+//!
+//! Bit collisions (two keys on one bit) only let a key in sooner: that is
+//! the summary without a doorkeeper for that key, whose bounds hold; so the
+//! bounds hold whatever the keys, and crafted keys (the keys come from
+//! network traffic) can only cost the time the doorkeeper saves, never
+//! correctness. The bit index is therefore an unkeyed fast hash (Fx,
+//! mixed), which also keeps the results deterministic.
 //!
 //! ```
 //! use conntrack_analyze::topk::SpaceSaving;
@@ -24,10 +50,37 @@
 //! assert_eq!(s.error_bound(), 2);
 //! ```
 
-use rustc_hash::FxHashMap;
-use std::hash::Hash;
+use rustc_hash::{FxHashMap, FxHasher};
+use std::hash::{Hash, Hasher};
 
 const NIL: u32 = u32::MAX;
+
+/// The doorkeeper's bit set: `2^bits_log2` bits, allocated when the summary
+/// first fills (a summary that never fills needs none).
+#[derive(Debug, Clone)]
+struct Doorkeeper {
+    bits_log2: u32,
+    words: Vec<u64>,
+}
+
+impl Doorkeeper {
+    /// Sets the key's bit; whether it was set before.
+    #[inline]
+    fn test_and_set<K: Hash>(&mut self, key: &K) -> bool {
+        if self.words.is_empty() {
+            self.words = vec![0; 1 << (self.bits_log2 - 6)];
+        }
+        let mut h = FxHasher::default();
+        key.hash(&mut h);
+        // Fx's low bits are weak: mix, then take the top bits.
+        let x = (h.finish() ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let i = (x >> (64 - self.bits_log2)) as usize;
+        let (w, b) = (i >> 6, 1u64 << (i & 63));
+        let was = self.words[w] & b != 0;
+        self.words[w] |= b;
+        was
+    }
+}
 
 /// A tracked key, linked into the list of its count's bucket.
 #[derive(Debug, Clone)]
@@ -63,6 +116,8 @@ pub struct SpaceSaving<K> {
     buckets: Vec<Bucket>,
     free: Vec<u32>,
     min: u32,
+    door: Option<Doorkeeper>,
+    absorbed: u64,
 }
 
 impl<K: Hash + Eq + Clone> SpaceSaving<K> {
@@ -77,7 +132,49 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
             buckets: Vec::new(),
             free: Vec::new(),
             min: NIL,
+            door: None,
+            absorbed: 0,
         }
+    }
+
+    /// A summary keeping at most `k` keys with a doorkeeper of
+    /// `2^bits_log2` bits (clamped to 6..=32; `2^bits_log2 / 8` bytes,
+    /// allocated when the summary first fills) in front of it: see the
+    /// module's documentation. The bounds are those of the plain summary
+    /// widened by one for keys that may have been absorbed.
+    ///
+    /// ```
+    /// use conntrack_analyze::topk::SpaceSaving;
+    /// let mut s = SpaceSaving::with_doorkeeper(2, 16);
+    /// for k in ["a", "a", "b", "c", "c", "a"] { s.add(k); }
+    /// // Full after "b": "c" is absorbed the first time, enters the second.
+    /// let top = s.top(2);
+    /// assert_eq!(top[0], ("a", 3, 0));          // tracked from the start: exact
+    /// assert_eq!(top[1], ("c", 3, 2));          // 1 inherited + 1 maybe absorbed
+    /// assert_eq!(s.absorbed(), 1);
+    /// assert_eq!(s.error_bound(), 3);           // "b" untracked: at most 2 + 1
+    /// ```
+    pub fn with_doorkeeper(k: usize, bits_log2: u32) -> Self {
+        SpaceSaving {
+            door: Some(Doorkeeper {
+                bits_log2: bits_log2.clamp(6, 32),
+                words: Vec::new(),
+            }),
+            ..Self::new(k)
+        }
+    }
+
+    /// Items the doorkeeper kept out of the summary (first occurrences of
+    /// untracked keys once the summary was full); 0 without a doorkeeper.
+    pub fn absorbed(&self) -> u64 {
+        self.absorbed
+    }
+
+    /// What the doorkeeper may have kept out of a tracked key with this
+    /// summary error: nothing for a key tracked since before the summary
+    /// filled (error 0), at most one occurrence for any other.
+    fn slack(&self, error: u64) -> u64 {
+        u64::from(self.absorbed > 0 && error > 0)
     }
 
     /// The capacity `k`.
@@ -128,7 +225,14 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
             self.attach(x, b);
             return;
         }
-        // Full: the key takes over a node of the smallest count.
+        // Full: a first occurrence stops at the doorkeeper.
+        if let Some(d) = &mut self.door
+            && !d.test_and_set(&key)
+        {
+            self.absorbed += 1;
+            return;
+        }
+        // The key takes over a node of the smallest count.
         let m = self.min as usize;
         let x = self.buckets[m].head;
         let min_count = self.buckets[m].count;
@@ -232,12 +336,13 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
 
     /// The largest possible overestimate of any key's count, and the
     /// largest possible true count of an untracked key: the smallest
-    /// tracked count once the summary is full, otherwise 0 (exact).
+    /// tracked count once the summary is full (plus one once the
+    /// doorkeeper absorbed an item), otherwise 0 (exact).
     pub fn error_bound(&self) -> u64 {
         if self.nodes.len() < self.k || self.min == NIL {
             0
         } else {
-            self.buckets[self.min as usize].count
+            self.buckets[self.min as usize].count + u64::from(self.absorbed > 0)
         }
     }
 
@@ -248,28 +353,33 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
             + self.nodes.capacity() * size_of::<Node<K>>()
             + self.buckets.capacity() * size_of::<Bucket>()
             + self.free.capacity() * size_of::<u32>()
+            + self.door.as_ref().map_or(0, |d| d.words.capacity() * 8)
     }
 
     /// The estimate and error of one key, when tracked.
     pub fn get(&self, key: &K) -> Option<(u64, u64)> {
         self.index.get(key).map(|&x| {
             let n = &self.nodes[x as usize];
-            (self.buckets[n.bucket as usize].count, n.error)
+            let s = self.slack(n.error);
+            (self.buckets[n.bucket as usize].count + s, n.error + s)
         })
     }
 
     /// The `n` keys with the largest estimates as `(key, estimate, error)`,
     /// largest first (ties: smaller error first).
     pub fn top(&self, n: usize) -> Vec<(K, u64, u64)> {
-        let mut v: Vec<(u64, &Node<K>)> = self
+        let mut v: Vec<(u64, u64, &Node<K>)> = self
             .nodes
             .iter()
-            .map(|x| (self.buckets[x.bucket as usize].count, x))
+            .map(|x| {
+                let s = self.slack(x.error);
+                (self.buckets[x.bucket as usize].count + s, x.error + s, x)
+            })
             .collect();
-        v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.error.cmp(&b.1.error)));
+        v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         v.into_iter()
             .take(n)
-            .map(|(c, x)| (x.key.clone(), c, x.error))
+            .map(|(c, e, x)| (x.key.clone(), c, e))
             .collect()
     }
 }
@@ -328,6 +438,85 @@ mod tests {
         }
         assert_eq!(seen, s.nodes.len());
         assert_eq!(s.index.len(), s.nodes.len());
+    }
+
+    #[test]
+    fn a_doorkeeper_keeps_first_occurrences_out_of_a_full_summary() {
+        // A flat stream: without a doorkeeper every item past the first k
+        // evicts; with one, only keys whose bit another key set get in.
+        let mut plain = SpaceSaving::new(64);
+        let mut door = SpaceSaving::with_doorkeeper(64, 20);
+        for x in 0..20_000u32 {
+            plain.add(x);
+            door.add(x);
+        }
+        assert_eq!(plain.absorbed(), 0);
+        assert!(door.absorbed() > 19_000, "{}", door.absorbed());
+        assert_eq!(door.items(), 20_000);
+        // Fewer evictions: a smaller bound, one wider for the doorkeeper.
+        assert!(
+            door.error_bound() < plain.error_bound(),
+            "{} {}",
+            door.error_bound(),
+            plain.error_bound()
+        );
+        // A key seen twice past the doorkeeper is tracked, its bounds
+        // holding its two occurrences.
+        door.add(1_000_000);
+        door.add(1_000_000);
+        let (c, e) = door.get(&1_000_000).unwrap();
+        assert!(c - e <= 2 && 2 <= c, "{c} {e}");
+        check_structure(&door);
+    }
+
+    #[test]
+    fn keys_tracked_before_the_summary_filled_stay_exact() {
+        let mut s = SpaceSaving::with_doorkeeper(3, 8);
+        for x in [7u8, 7, 8, 9] {
+            s.add(x);
+        }
+        for x in 10..200u8 {
+            s.add(x);
+            s.add(7);
+        }
+        let (c, e) = s.get(&7).unwrap();
+        assert_eq!((c, e), (192, 0));
+        assert_eq!(s.top(1), vec![(7, 192, 0)]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// With a doorkeeper (small enough that keys share bits): every
+        /// tracked key's bounds hold its true count, and no untracked key
+        /// has more than the bound.
+        #[test]
+        fn doorkeeper_bounds_hold(
+            stream in prop::collection::vec(0u16..300, 0..3000),
+            k in 1usize..40,
+            bits in 6u32..10,
+        ) {
+            let mut s = SpaceSaving::with_doorkeeper(k, bits);
+            let mut truth: HashMap<u16, u64> = HashMap::new();
+            for &x in &stream {
+                s.add(x);
+                *truth.entry(x).or_default() += 1;
+            }
+            check_structure(&s);
+            let bound = s.error_bound();
+            let n = stream.len() as u64;
+            prop_assert!(s.len() < k || bound <= (n - s.absorbed()) / k as u64 + 1);
+            for &(key, est, err) in &s.top(usize::MAX) {
+                let t = truth[&key];
+                prop_assert!(est >= t, "underestimate {} < {}", est, t);
+                prop_assert!(est - err <= t, "error not covering");
+                prop_assert!(err <= bound);
+            }
+            for (&key, &t) in &truth {
+                if s.get(&key).is_none() {
+                    prop_assert!(t <= bound, "untracked key above the bound");
+                }
+            }
+        }
     }
 
     proptest! {

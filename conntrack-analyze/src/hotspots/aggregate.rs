@@ -39,8 +39,11 @@ pub struct HotspotConfig {
 ///
 /// Up to this many distinct keys a kind is counted exactly; beyond, the
 /// Space-Saving bounds certify every key with more than about `2N / 4096`
-/// of `N` flows (0.05 %) and leave the rest out. All kinds together hold
-/// about 4 MiB whatever the number of flows.
+/// of `N` flows (0.05 %) and leave the rest out. A kind that fills also
+/// gets a 128 KiB doorkeeper in front of its summary, which keeps keys seen
+/// once from evicting (`topk::SpaceSaving::with_doorkeeper`; a tracked
+/// key's bounds widen by at most one). All kinds together hold about 6 MiB
+/// whatever the number of flows.
 pub const BOUNDED_KEYS: usize = 4096;
 
 impl HotspotConfig {
