@@ -196,6 +196,62 @@ impl Drop for ConntrackMaxGuard {
     }
 }
 
+/// The guards' coordination at one moment, read under their lock: the
+/// kernel's value, the original the first live guard recorded, and each
+/// live guard's process and minimum. Guards of other processes (a
+/// benchmark that raised the max) show here, so a caller can tell their
+/// effect from its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MaxCoordination {
+    /// `nf_conntrack_max` now.
+    pub value: u64,
+    /// The value before the first live guard (`None`: no guard lives).
+    pub original: Option<u64>,
+    /// `(pid, minimum)` of every live guard.
+    pub holders: Vec<(u32, u64)>,
+}
+
+impl MaxCoordination {
+    /// The value the guards keep: the original raised to the largest live
+    /// minimum (`None`: no guard lives, nothing is kept).
+    pub fn target(&self) -> Option<u64> {
+        MaxState {
+            original: self.original,
+            holders: self.holders.clone(),
+        }
+        .target()
+    }
+
+    /// The minimums of this process's live guards, in ascending order.
+    pub fn mine(&self) -> Vec<u64> {
+        let me = std::process::id();
+        let mut v: Vec<u64> = self
+            .holders
+            .iter()
+            .filter(|h| h.0 == me)
+            .map(|h| h.1)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+impl ConntrackMaxGuard {
+    /// The coordination state and the kernel's value, read together under
+    /// the guards' lock (holders of dead processes pruned, as a new guard
+    /// would).
+    pub fn coordination() -> io::Result<MaxCoordination> {
+        with_max_state(|st| {
+            Ok(MaxCoordination {
+                value: read_max()?,
+                original: st.original,
+                holders: st.holders.clone(),
+            })
+        })
+    }
+}
+
 /// The global `nf_conntrack_max` of the running kernel (0: unlimited), as
 /// [`HostFs::read_max`] reads it from `/`.
 pub fn read_max() -> io::Result<u64> {

@@ -60,7 +60,7 @@ pub use global_guard::{GlobalSysctl, GlobalSysctlGuard, GlobalSysctlShare};
 pub use iface::is_virtual_iface;
 pub use kube_proxy::KubeProxy;
 pub use lex::decode_utf8;
-pub use max_guard::ConntrackMaxGuard;
+pub use max_guard::{ConntrackMaxGuard, MaxCoordination};
 pub use meminfo::{MemInfo, parse_meminfo};
 pub use module_kind::ModuleKind;
 pub use modules::{CONNTRACK_HELPERS, NAT_HELPERS, is_helper_module, parse_modules};
