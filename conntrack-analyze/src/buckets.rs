@@ -329,6 +329,11 @@ where
     sim.finish()
 }
 
+/// The buckets a simulation of a big table keeps (4 bytes each, 256 KiB):
+/// a table with more is simulated on a proportional sample of its flows
+/// ([`ChainSimulator::sampled`]), which doctor uses live and on captures.
+pub const SAMPLED_BUCKETS: u64 = 1 << 16;
+
 /// The simulation fed one flow at a time (a streaming dump or a listing
 /// read line by line); [`simulate`] over an iterator.
 #[derive(Debug, Clone)]

@@ -47,7 +47,7 @@
 //! assert!(c.notes.iter().any(|n| n.file == "conntrack-L.txt"));
 //! ```
 
-use crate::buckets::ChainSimulator;
+use crate::buckets::{ChainSimulator, SAMPLED_BUCKETS};
 use crate::hotspots::{HotspotConfig, Hotspots};
 use crate::observation::Observation;
 use crate::rates::StatsSeries;
@@ -186,7 +186,9 @@ impl LoadOptions {
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
-            hotspots: HotspotConfig::default(),
+            // Bounded: a listing of millions of flows is counted in a few
+            // MiB, exactly while a key kind has few distinct keys.
+            hotspots: HotspotConfig::bounded(),
             simulate_buckets: true,
         }
     }
@@ -784,7 +786,7 @@ fn flow_pass(file: File, buckets: Option<u32>, opts: &LoadOptions) -> FlowPass {
     let mut hot = Hotspots::new(opts.hotspots.clone());
     let mut sim = buckets
         .filter(|&b| opts.simulate_buckets && b > 0 && b <= 1 << 24)
-        .map(|b| ChainSimulator::new(u64::from(b), SIMULATION_SEED));
+        .map(|b| ChainSimulator::sampled(u64::from(b), SIMULATION_SEED, SAMPLED_BUCKETS));
     let mut reader = BufReader::new(file.take(MAX_LISTING_BYTES));
     let mut line = Vec::with_capacity(512);
     let (mut malformed, mut first_error, mut read) = (0u64, None, 0u64);

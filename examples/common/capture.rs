@@ -13,7 +13,7 @@ pub fn collect(target: &Target, top: usize) -> Result<Collected, Failure> {
     let dir = target
         .capture_dir()
         .ok_or_else(|| Failure::Error("not a capture target".into()))?;
-    let opts = LoadOptions::default().with_hotspots(HotspotConfig::default().with_top(top));
+    let opts = LoadOptions::default().with_hotspots(HotspotConfig::bounded().with_top(top));
     let c = capture::load(dir, &opts).map_err(|e| match e {
         CaptureError::NotFound(_) | CaptureError::NotADirectory(_) => {
             Failure::NoTarget(e.to_string())

@@ -36,7 +36,7 @@ use super::target::Target;
 use conntrack_kit::analyze::attribution::{
     AttributionSummary, LocalAddrs, MAX_SOCKET_FILE_BYTES, OwnerCounter, ProcReader, SocketTable,
 };
-use conntrack_kit::analyze::buckets::{ChainSimulator, SimulatedChains};
+use conntrack_kit::analyze::buckets::{ChainSimulator, SAMPLED_BUCKETS, SimulatedChains};
 use conntrack_kit::analyze::capture::SIMULATION_SEED;
 use conntrack_kit::analyze::hotspots::HotspotSummary;
 use conntrack_kit::analyze::hotspots::{HotspotConfig, Hotspots};
@@ -71,10 +71,6 @@ pub struct LiveOptions {
     /// Rows kept per hotspot key.
     pub top: usize,
 }
-
-/// Buckets the chain simulation keeps at most (4 bytes each): a table
-/// with more is simulated on a proportional sample of its flows.
-const SIMULATED_BUCKETS: u64 = 1 << 16;
 
 /// Whether this kernel has conntrack at all (the global sysctl exists).
 pub fn conntrack_present() -> bool {
@@ -437,7 +433,7 @@ fn dump(
                     hot: Hotspots::new(HotspotConfig::bounded().with_top(top)),
                     // The kernel table holds no duplicate tuples: no set.
                     chains: buckets.map(|b| {
-                        ChainSimulator::sampled(u64::from(b), SIMULATION_SEED, SIMULATED_BUCKETS)
+                        ChainSimulator::sampled(u64::from(b), SIMULATION_SEED, SAMPLED_BUCKETS)
                             .without_duplicates()
                     }),
                     owners: sockets.map(|(t, l)| OwnerCounter::new(t, l.as_ref())),
