@@ -48,6 +48,7 @@
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs as a
 //! smoke test on 20,000 flows, one round, and checks the counts.
 
+mod support;
 use conntrack_core::testkit::{self, TestNetns};
 use conntrack_kit::ct_core::L3Family;
 use conntrack_kit::ct_core::host::ConntrackMaxGuard;
@@ -59,6 +60,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{median, vm_hwm_kib};
 
 const CHILD_ENV: &str = "CONNTRACK_KIT_BULK_CHILD";
 /// Rule counts of the scaling runs.
@@ -187,22 +189,6 @@ fn child(spec: &str) {
     println!("{line} vmhwm_kib={}", vm_hwm_kib());
 }
 
-/// This process's peak RSS since its exec (`VmHWM`), KiB.
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn is_root() -> bool {
-    testkit::is_root()
-}
-
 fn env_num(key: &str, default: u64) -> u64 {
     std::env::var(key)
         .ok()
@@ -259,11 +245,6 @@ fn go_lib_version() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
-}
-
 fn secs(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64())
 }
@@ -312,13 +293,7 @@ fn main() {
         return;
     }
     let bench_mode = std::env::args().any(|a| a == "--bench");
-    if !is_root() {
-        let required = std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").is_ok_and(|v| v == "1");
-        assert!(
-            bench_mode || !required,
-            "bulk_delete: CONNTRACK_KIT_REQUIRE_LIVE=1 but not running as root"
-        );
-        eprintln!("bulk_delete: skipped (needs root: it fills a scratch network namespace)");
+    if !support::runs_live("bulk_delete", bench_mode) {
         return;
     }
     let flows = if bench_mode {

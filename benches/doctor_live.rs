@@ -34,6 +34,7 @@
 #[allow(unused_imports)]
 mod common;
 
+mod support;
 use common::analysis::analyse;
 use common::live::{self, LiveOptions};
 use common::target::Target;
@@ -45,6 +46,7 @@ use conntrack_kit::netlink::{Conntrack, DumpPolicy, DumpRequest, Netns};
 use conntrack_kit::tune::render;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{median, vm_hwm_kib};
 
 const CHILD_ENV: &str = "CONNTRACK_KIT_DOCTOR_BENCH_CHILD";
 
@@ -66,17 +68,6 @@ fn rusage_cpu(who: libc::c_int) -> Duration {
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Child mode: the floor or doctor in namespace `ns`; prints its usage.
@@ -135,16 +126,6 @@ fn run_child(ns: &str, what: &str) -> Usage {
     }
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 fn main() {
     if let Ok(v) = std::env::var(CHILD_ENV) {
         let (ns, what) = v.split_once(':').unwrap_or((&v, "doctor"));
@@ -152,13 +133,7 @@ fn main() {
         return;
     }
     let bench_mode = std::env::args().any(|a| a == "--bench");
-    if !is_root() {
-        let required = std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").is_ok_and(|v| v == "1");
-        assert!(
-            bench_mode || !required,
-            "doctor_live: CONNTRACK_KIT_REQUIRE_LIVE=1 but not running as root"
-        );
-        eprintln!("doctor_live: skipped (needs root: it fills a scratch network namespace)");
+    if !support::runs_live("doctor_live", bench_mode) {
         return;
     }
     let sizes: Vec<u64> = if bench_mode {

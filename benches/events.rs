@@ -143,15 +143,6 @@ fn decode_benches(c: &mut Criterion) {
     g.finish();
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// Creates `rate` new entries per second for `secs` seconds (in batches
 /// every 10 ms) while a default mirror follows; returns (achieved rate,
 /// events applied, losses).
@@ -192,7 +183,7 @@ fn sustained(rate: u64, secs: u64) -> (f64, u64, u64) {
 }
 
 fn live() {
-    if !is_root() {
+    if !conntrack_core::testkit::is_root() {
         eprintln!("events live part skipped: needs root");
         return;
     }

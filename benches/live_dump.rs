@@ -26,6 +26,7 @@
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs as a
 //! smoke test on 2,000 flows and checks the aggregate.
 
+mod support;
 use conntrack_core::testkit::TestNetns;
 use conntrack_kit::analyze::Hotspots;
 use conntrack_kit::ct_core::host::ConntrackMaxGuard;
@@ -35,6 +36,7 @@ use conntrack_kit::netlink::{Conntrack, DumpPolicy, DumpRequest, Netns};
 use criterion::{Criterion, SamplingMode};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{median, vm_hwm_kib};
 
 const CHILD_ENV: &str = "CONNTRACK_KIT_LIVE_DUMP_CHILD";
 
@@ -85,17 +87,6 @@ fn floor(ct: &mut Conntrack, req: &DumpRequest) -> u64 {
     ct.dump_raw(req, |_| {}).expect("raw dump").messages
 }
 
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Child mode: one dump in namespace `ns`, then print the peak RSS.
 fn child(ns: &str, what: &str) {
     let mut ct = Conntrack::open_in(&Netns::named(ns)).expect("open");
@@ -106,22 +97,6 @@ fn child(ns: &str, what: &str) {
         per_state(&mut ct, &req).1
     };
     println!("items={n} vmhwm_kib={}", vm_hwm_kib());
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
 fn child_rss(ns: &str, what: &str) -> Option<String> {
@@ -205,13 +180,7 @@ fn main() {
         return;
     }
     let bench_mode = std::env::args().any(|a| a == "--bench");
-    if !is_root() {
-        let required = std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").is_ok_and(|v| v == "1");
-        assert!(
-            bench_mode || !required,
-            "live_dump: CONNTRACK_KIT_REQUIRE_LIVE=1 but not running as root"
-        );
-        eprintln!("live_dump: skipped (needs root: it fills a scratch network namespace)");
+    if !support::runs_live("live_dump", bench_mode) {
         return;
     }
     let flows: u64 = if bench_mode {
@@ -311,9 +280,9 @@ fn main() {
     c.final_summary();
 
     let (f, o, k) = (
-        median(&mut t_floor),
-        median(&mut t_ours),
-        median(&mut t_cli),
+        median(t_floor.clone()),
+        median(t_ours.clone()),
+        median(t_cli.clone()),
     );
     println!(
         "live_dump {flows} flows, criterion phase medians: floor {f:.3?} ({} runs), ours {o:.3?} ({} runs), conntrack -L {k:.3?} ({} runs)",
@@ -322,7 +291,7 @@ fn main() {
         t_cli.len()
     );
     ratios("criterion phase", f, o, k);
-    let p = median(&mut t_pipe);
+    let p = median(t_pipe.clone());
     println!(
         "live_dump pipelined (criterion phase): {p:.3?}, ours_pipelined/floor = {:.3}",
         p.as_secs_f64() / f.as_secs_f64().max(1e-9)
@@ -358,15 +327,15 @@ fn main() {
         i_cli.push(t.elapsed());
     }
     let (f, o, k) = (
-        median(&mut i_floor),
-        median(&mut i_ours),
-        median(&mut i_cli),
+        median(i_floor.clone()),
+        median(i_ours.clone()),
+        median(i_cli.clone()),
     );
     println!(
         "live_dump {flows} flows, interleaved wall-clock medians ({rounds} rounds): floor {f:.3?}, ours {o:.3?}, conntrack -L {k:.3?}"
     );
     ratios("interleaved, wall clock", f, o, k);
-    let p = median(&mut i_pipe);
+    let p = median(i_pipe.clone());
     println!(
         "live_dump pipelined (interleaved, wall clock): {p:.3?}, ours_pipelined/floor = {:.3}, conntrack -L/ours_pipelined = {:.2}",
         p.as_secs_f64() / f.as_secs_f64().max(1e-9),
@@ -375,18 +344,18 @@ fn main() {
     // CPU time is what a dump costs whatever else runs on the machine
     // (the dump is one thread, so on an idle machine wall = CPU).
     let (f, o, k) = (
-        median(&mut c_floor),
-        median(&mut c_ours),
-        median(&mut c_cli),
+        median(c_floor.clone()),
+        median(c_ours.clone()),
+        median(c_cli.clone()),
     );
     println!(
         "live_dump {flows} flows, interleaved CPU-time medians ({rounds} rounds): floor {f:.3?}, ours {o:.3?}, conntrack -L {k:.3?}"
     );
     ratios("interleaved, CPU time", f, o, k);
-    let (kw, kc) = (median(&mut i_keys), median(&mut c_keys));
+    let (kw, kc) = (median(i_keys.clone()), median(c_keys.clone()));
     println!(
         "live_dump all hotspot keys (analyze, top-K 1024): wall {kw:.3?} = {:.3}x floor, CPU {kc:.3?} = {:.3}x floor",
-        kw.as_secs_f64() / median(&mut i_floor).as_secs_f64().max(1e-9),
+        kw.as_secs_f64() / median(i_floor.clone()).as_secs_f64().max(1e-9),
         kc.as_secs_f64() / f.as_secs_f64().max(1e-9)
     );
     println!("live_dump states: {counts:?}");

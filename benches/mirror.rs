@@ -139,15 +139,6 @@ fn apply_benches(c: &mut Criterion) {
     );
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// CPU time of the calling thread (user + system), from schedstat.
 fn thread_cpu() -> Duration {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
@@ -231,7 +222,7 @@ fn churn(ns: conntrack_kit::netlink::Netns, stop: Arc<AtomicBool>) -> u64 {
 }
 
 fn live() {
-    if !is_root() {
+    if !conntrack_core::testkit::is_root() {
         eprintln!("mirror live part skipped: needs root");
         return;
     }

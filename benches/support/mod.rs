@@ -1,0 +1,43 @@
+//! What the live benchmarks share: whether they run (root), the medians of
+//! their rounds and a process's peak RSS.
+
+#![allow(dead_code)] // each bench uses its part
+
+use conntrack_core::testkit;
+use std::time::Duration;
+
+/// Whether a live bench runs: as root, yes. Otherwise it prints why it
+/// skips, unless `CONNTRACK_KIT_REQUIRE_LIVE=1` asks for the live smoke
+/// test under `cargo test --all-targets` (not under `cargo bench`), which
+/// then fails.
+pub fn runs_live(bench: &str, bench_mode: bool) -> bool {
+    if testkit::is_root() {
+        return true;
+    }
+    let required = std::env::var("CONNTRACK_KIT_REQUIRE_LIVE").is_ok_and(|v| v == "1");
+    assert!(
+        bench_mode || !required,
+        "{bench}: CONNTRACK_KIT_REQUIRE_LIVE=1 but not running as root"
+    );
+    eprintln!("{bench}: skipped (needs root: it fills a scratch network namespace)");
+    false
+}
+
+/// The peak resident set of this process (`VmHWM` of `/proc/self/status`),
+/// KiB; 0 when unreadable.
+pub fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The median of the rounds (the upper one of an even count).
+pub fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
