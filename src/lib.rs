@@ -7,6 +7,7 @@
 //! | [`analyze`] | `conntrack-analyze` | `analyze` | rates, hotspots, capacity, diagnosis |
 //! | [`tune`] | `conntrack-tune` | `tune` (turns on `analyze`) | the tuning planner and its renderers |
 //! | [`exporter`] | (this crate) | `exporter` (netlink, analyze) | Prometheus families of every namespace, both exposition formats |
+//! | [`live`] | (this crate) | `netlink` and `analyze` | everything doctor reads from a live table, as one `Observation` |
 //! | `traced` | (this crate) | `trace` and `analyze` | the drop tracer over a window, summarised as analysis evidence (`doctor --trace`) |
 //!
 //! Every feature is on by default. A tool that only reads captured files
@@ -53,6 +54,10 @@ pub use conntrack_tune as tune;
 #[cfg(feature = "exporter")]
 #[cfg_attr(docsrs, doc(cfg(feature = "exporter")))]
 pub mod exporter;
+
+#[cfg(all(feature = "netlink", feature = "analyze"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "netlink", feature = "analyze"))))]
+pub mod live;
 
 #[cfg(all(feature = "trace", feature = "analyze"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "trace", feature = "analyze"))))]

@@ -18,9 +18,9 @@
 //!   plain seconds).
 //! - [`term`]: redrawn frames that fit the terminal, colour that honours
 //!   `NO_COLOR`, and `q` / Ctrl-C in raw mode (`watch`, `top`).
-//! - [`live`]: a live collection: host facts, two statistics samples over a
-//!   window, one streaming dump aggregated into hotspots and simulated
-//!   bucket chains (progress bar on a terminal only).
+//! - [`live`]: the library's live collection (`conntrack_kit::live`) for
+//!   an example's target, with a progress bar on a terminal and the
+//!   examples' failures.
 //! - [`capture`]: the same from a capture directory (layout documented in
 //!   `examples/data/README.md` and in [`capture`]).
 //! - [`sample`]: the bundled sample incident, compiled into the binary so

@@ -7,7 +7,10 @@
 
 use super::exit::{Failure, PRIVILEGES_HINT};
 use super::sample;
+#[cfg(feature = "analyze")]
 use conntrack_kit::ct_core::host::HostFs;
+#[cfg(feature = "analyze")]
+use conntrack_kit::live::LiveTarget;
 use conntrack_kit::netlink::Netns;
 use std::path::{Path, PathBuf};
 
@@ -194,22 +197,25 @@ impl Target {
         }
     }
 
-    /// Runs `read` with a [`HostFs`] whose `net_path` names the target
-    /// namespace's `/proc/net` files: `/proc/PID/net` for a process (no
-    /// namespace switch, so no CAP_SYS_ADMIN), otherwise on a thread in
-    /// the namespace through `/proc/thread-self/net` (for this host, on
-    /// the calling thread). `/proc/net` itself would be the main thread's
-    /// namespace.
+    /// The library's live target (`None` for a capture or the sample).
+    #[cfg(feature = "analyze")]
+    pub fn live(&self) -> Option<LiveTarget> {
+        match self {
+            Target::Host => Some(LiveTarget::Host),
+            Target::Netns(_) => Some(LiveTarget::Namespace(self.netns())),
+            Target::Pid(p) => Some(LiveTarget::Process(*p)),
+            Target::Capture(_) | Target::Sample => None,
+        }
+    }
+
+    /// Runs `read` with the target namespace's `/proc/net` files
+    /// ([`LiveTarget::with_net_files`]; this host's for a capture).
+    #[cfg(feature = "analyze")]
     pub fn with_net_files<T: Send>(
         &self,
         read: impl FnOnce(&HostFs) -> T + Send,
     ) -> Result<T, conntrack_kit::netlink::Error> {
-        match self {
-            Target::Pid(pid) => Ok(read(&HostFs::new("/").for_pid(*pid))),
-            _ => self
-                .netns()
-                .run(|| Ok(read(&HostFs::new("/").for_current_thread()))),
-        }
+        self.live().unwrap_or(LiveTarget::Host).with_net_files(read)
     }
 }
 

@@ -48,7 +48,7 @@
 //! | `conntrack_netns_discovered`, `_other_members`, `_unreadable_pids` | gauge | | `--all-netns` only |
 //! | `conntrack_exporter_errors_total` | counter | kind | failed reads by [`ErrorKind`] |
 //! | `conntrack_exporter_feature` | gauge | feature | `ctnetlink`, `hotspots`, `trace` (with traced drops): 1 when working |
-//! | `conntrack_drops_traced_total` | counter | netns, reason | feature `trace`, when given [`drops::TracedDrops`]: conntrack's drops by reason, from the eBPF drop tracer |
+//! | `conntrack_drops_traced_total` | counter | netns, reason | feature `trace`, when given `drops::TracedDrops`: conntrack's drops by reason, from the eBPF drop tracer |
 //! | `conntrack_exporter_{passes,dumps,stat_resets}_total` | counter | | |
 //! | `conntrack_exporter_{pass,dump}_duration_seconds` | gauge | | |
 //!

@@ -1,0 +1,146 @@
+//! `conntrack_kit::live::collect` against a real table: a fresh network
+//! namespace filled with known flows, compared with the `conntrack` CLI.
+//! Needs root (namespaces, ctnetlink), the `conntrack` CLI and `nft`;
+//! without them it prints why and passes, unless
+//! `CONNTRACK_KIT_REQUIRE_LIVE=1` (CI).
+
+use conntrack_core::testkit::{self, Need, TestNetns};
+use conntrack_kit::live::{
+    DumpProgress, LiveError, LiveOptions, LiveTarget, collect, collect_with_progress,
+};
+use conntrack_kit::netlink::fill::{FillOptions, fill};
+use conntrack_kit::netlink::{Conntrack, Netns};
+use std::time::Duration;
+
+fn live(test: &str) -> bool {
+    testkit::live(
+        test,
+        &[
+            Need::Root,
+            Need::Tool("conntrack"),
+            Need::Tool("nft"),
+            Need::Path("/proc/sys/net/netfilter/nf_conntrack_max"),
+        ],
+    )
+}
+
+/// Entries `conntrack -L` lists in the namespace.
+fn cli_count(ns: &TestNetns) -> u64 {
+    let out = ns.exec(&["conntrack", "-L"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count() as u64
+}
+
+#[test]
+fn collects_a_namespace_as_doctor_does() {
+    if !live("collects_a_namespace_as_doctor_does") {
+        return;
+    }
+    let ns = TestNetns::new("ck-live-collect");
+    let netns = Netns::named(ns.name());
+    let mut ct = Conntrack::open_in(&netns).expect("open");
+    assert_eq!(
+        fill(&mut ct, &FillOptions::new(300)).expect("fill").created,
+        300
+    );
+    // A MASQUERADE rule, so the collected NAT rules have something to show.
+    for cmd in [
+        "add table ip ck_nat",
+        "add chain ip ck_nat post { type nat hook postrouting priority srcnat ; }",
+        "add rule ip ck_nat post oifname lo masquerade fully-random",
+    ] {
+        let mut args = vec!["nft"];
+        args.extend(cmd.split(' '));
+        ns.exec(&args);
+    }
+
+    let mut calls = Vec::new();
+    let c = collect_with_progress(
+        &LiveTarget::Namespace(netns),
+        &LiveOptions::default()
+            .with_window(Duration::from_millis(50))
+            .with_top(5),
+        |p: DumpProgress| calls.push(p),
+    )
+    .expect("collect");
+    let cli = cli_count(&ns);
+    assert_eq!(cli, 300, "the CLI's view of the filled table");
+
+    let o = &c.observation;
+    let hot = o.hotspots.as_ref().expect("hotspots from the dump");
+    assert_eq!(hot.flows, cli, "every entry counted once");
+    assert_eq!(
+        o.snapshot.count,
+        Some(300),
+        "the count is the namespace's own"
+    );
+    assert!(o.rates.is_some(), "two samples a window apart give rates");
+    assert!(
+        c.stats_source
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("ctnetlink"),
+        "{:?}",
+        c.stats_source
+    );
+    let chains = o.chains.as_ref().expect("bucket simulation");
+    assert!(chains.nodes <= 300, "a sample of the table: {chains:?}");
+    let owners = o.owners.as_ref().expect("owners");
+    assert_eq!(owners.flows, 300);
+    assert!(o.unread.is_empty(), "{:?}", o.unread);
+    let nat = o
+        .config
+        .nat_rules
+        .as_ref()
+        .expect("the namespace's NAT rules");
+    assert_eq!(nat.source_nat.len(), 1, "{nat:?}");
+    assert!(nat.source_nat[0].fully_random, "{nat:?}");
+    assert!(
+        c.notes.iter().any(|n| n.contains("RPS settings")),
+        "another namespace says whose RPS it read: {:?}",
+        c.notes
+    );
+
+    // Progress: starts at zero and knows what to expect.
+    assert_eq!(calls.first().map(|p| p.flows), Some(0), "{calls:?}");
+    assert!(calls.iter().all(|p| p.expected == Some(300)), "{calls:?}");
+}
+
+#[test]
+fn window_zero_takes_one_sample_and_says_so() {
+    if !live("window_zero_takes_one_sample_and_says_so") {
+        return;
+    }
+    let ns = TestNetns::new("ck-live-w0");
+    let c = collect(
+        &LiveTarget::Namespace(Netns::named(ns.name())),
+        &LiveOptions::default().with_window(Duration::ZERO),
+    )
+    .expect("collect");
+    assert!(c.observation.rates.is_none());
+    assert_eq!(c.observation.hotspots.as_ref().map(|h| h.flows), Some(0));
+    assert!(
+        c.notes.iter().any(|n| n.contains("one statistics sample")),
+        "{:?}",
+        c.notes
+    );
+}
+
+#[test]
+fn a_missing_namespace_is_a_netlink_step_error() {
+    if !live("a_missing_namespace_is_a_netlink_step_error") {
+        return;
+    }
+    let e = collect(
+        &LiveTarget::Namespace(Netns::named("ck-live-no-such-namespace")),
+        &LiveOptions::default(),
+    )
+    .unwrap_err();
+    match &e {
+        LiveError::Netlink { what, .. } => assert_eq!(*what, "open ctnetlink", "{e}"),
+        e => panic!("expected a netlink step error, got {e}"),
+    }
+    assert!(e.netlink().is_some());
+}
