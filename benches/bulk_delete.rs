@@ -11,10 +11,10 @@
 //! ```
 //!
 //! Every variant runs in a process of its own, so that its CPU time (user
-//! plus system, from `wait4`; the kernel's dump and delete work is done in
+//! plus system, from the children's `getrusage` around its wait; the kernel's dump and delete work is done in
 //! its `recvmsg`/`sendmsg` calls and counts as its system time) and its
 //! peak RSS (`VmHWM` of `/proc/self/status`, printed by the process
-//! itself at its end) are its alone. (`wait4`'s `ru_maxrss` is no use
+//! itself at its end) are its alone. (`getrusage`'s `ru_maxrss` is no use
 //! here: the kernel carries the spawning process's high-water mark over
 //! the child's exec.) In each round, on the same table
 //! (after each deleting variant the table must hold exactly the flows
@@ -94,15 +94,12 @@ impl Cost {
     }
 }
 
-fn tv(t: libc::timeval) -> Duration {
-    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-}
-
-/// Runs `cmd` to completion: its stdout, its CPU time from `wait4`, and
-/// the peak RSS it printed.
-// The child is reaped by `wait4` (for its rusage), not by `Child::wait`.
-#[allow(clippy::zombie_processes)]
+/// Runs `cmd` to completion: its stdout, its CPU time (the children's
+/// rusage before and after waiting for it: the bench runs one child at a
+/// time), and the peak RSS it printed.
 fn measure(cmd: &mut Command) -> Cost {
+    use nix::sys::resource::UsageWho::RUSAGE_CHILDREN;
+    let (u0, s0) = support::cpu(RUSAGE_CHILDREN);
     let t0 = Instant::now();
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -113,27 +110,18 @@ fn measure(cmd: &mut Command) -> Cost {
     if let Some(mut s) = child.stdout.take() {
         s.read_to_string(&mut out).expect("read the child's output");
     }
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value of the plain C struct.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child (not waited for by `Child`, which
-    // is dropped without waiting), writing into locals that live through
-    // the call.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?} failed (status {status}): {out}"
-    );
+    let status = child.wait().expect("wait for the child");
+    let wall = t0.elapsed();
+    assert!(status.success(), "{cmd:?} failed ({status}): {out}");
+    let (u1, s1) = support::cpu(RUSAGE_CHILDREN);
     let mut c = Cost {
-        user: tv(ru.ru_utime),
-        sys: tv(ru.ru_stime),
-        wall: t0.elapsed(),
+        user: u1 - u0,
+        sys: s1 - s0,
+        wall,
         maxrss_kib: 0,
         stdout: out,
     };
-    // The child's own peak RSS (`VmHWM`, printed by the child): wait4's
+    // The child's own peak RSS (`VmHWM`, printed by the child): getrusage's
     // ru_maxrss also holds the memory of this process, which the child's
     // image shared until its exec (the kernel carries the high-water mark
     // over the exec), so it says nothing about the child.

@@ -59,17 +59,6 @@ struct Usage {
     flows: u64,
 }
 
-fn rusage_cpu(who: libc::c_int) -> Duration {
-    // SAFETY: getrusage writes into the zeroed struct we pass.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(who, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
 /// Child mode: the floor or doctor in namespace `ns`; prints its usage.
 fn child(ns: &str, what: &str) {
     let t = Instant::now();
@@ -95,7 +84,12 @@ fn child(ns: &str, what: &str) {
         }
     };
     let wall = t.elapsed();
-    let cpu = rusage_cpu(libc::RUSAGE_SELF) + rusage_cpu(libc::RUSAGE_CHILDREN);
+    use nix::sys::resource::UsageWho;
+    let ((u, s), (cu, cs)) = (
+        support::cpu(UsageWho::RUSAGE_SELF),
+        support::cpu(UsageWho::RUSAGE_CHILDREN),
+    );
+    let cpu = u + s + cu + cs;
     println!(
         "cpu_us={} wall_us={} rss_kib={} flows={flows}",
         cpu.as_micros(),

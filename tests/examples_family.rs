@@ -15,10 +15,10 @@ use conntrack_core::testkit::{Need, Reaped, TestNetns, live};
 use conntrack_kit::ct_core::L3Family;
 use conntrack_kit::netlink::fill::{FillOptions, fill};
 use conntrack_kit::netlink::{Conntrack, Netns};
+use nix::sys::termios::LocalFlags;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -303,40 +303,25 @@ struct Pty {
 
 impl Pty {
     fn open(cols: u16) -> Pty {
-        let (mut m, mut s) = (-1, -1);
-        let ws = libc::winsize {
+        let ws = nix::pty::Winsize {
             ws_row: 50,
             ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
-        // SAFETY: two out-pointers to ints, no name buffer, default
-        // termios, and a valid winsize; on success both fds are ours.
-        let rc =
-            unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
-        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: openpty returned two open descriptors nobody else owns.
-        unsafe {
-            Pty {
-                master: OwnedFd::from_raw_fd(m),
-                slave: Some(OwnedFd::from_raw_fd(s)),
-            }
+        let p = nix::pty::openpty(Some(&ws), None).expect("openpty");
+        Pty {
+            master: p.master,
+            slave: Some(p.slave),
         }
     }
 
     /// The terminal's local flags (ICANON, ECHO, ...) now.
-    fn lflags(&self) -> libc::tcflag_t {
-        // SAFETY: a zeroed termios is a valid out-value for tcgetattr on
-        // an open descriptor.
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        let fd = self
-            .slave
-            .as_ref()
-            .expect("the terminal is open")
-            .as_raw_fd();
-        let rc = unsafe { libc::tcgetattr(fd, &mut t) };
-        assert_eq!(rc, 0, "tcgetattr: {}", std::io::Error::last_os_error());
-        t.c_lflag
+    fn lflags(&self) -> LocalFlags {
+        let slave = self.slave.as_ref().expect("the terminal is open");
+        nix::sys::termios::tcgetattr(slave)
+            .expect("tcgetattr")
+            .local_flags
     }
 }
 
@@ -350,8 +335,24 @@ struct OnTerminal {
 }
 
 impl OnTerminal {
-    fn spawn(mut cmd: Command, cols: u16) -> OnTerminal {
+    fn spawn(inner: Command, cols: u16) -> OnTerminal {
         let pty = Pty::open(cols);
+        // setsid(1) starts a session whose controlling terminal is the one
+        // on stdin (`--ctty`), then execs the example in place (the child
+        // is no process group leader, so setsid does not fork).
+        let mut cmd = Command::new("setsid");
+        cmd.arg("--ctty")
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        if let Some(d) = inner.get_current_dir() {
+            cmd.current_dir(d);
+        }
         let io = || {
             let slave = pty.slave.as_ref().expect("the terminal is open");
             Stdio::from(slave.try_clone().expect("dup the terminal"))
@@ -360,16 +361,6 @@ impl OnTerminal {
             .stdout(io())
             .stderr(io())
             .env("TERM", "xterm");
-        // SAFETY: setsid and ioctl are async-signal-safe; the child makes
-        // the terminal on its stdin its controlling terminal.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
         let child = Reaped(cmd.spawn().expect("spawn on a terminal"));
         let output = Arc::new(Mutex::new(Vec::new()));
         let mut master = File::from(pty.master.try_clone().expect("dup the master"));
@@ -487,15 +478,17 @@ fn watch_on_a_terminal_quits_on_q_and_ctrl_c_and_fits_its_width() {
         });
         // Raw mode while it runs: no echo, no line editing.
         let raw = t.pty.lflags();
-        assert_eq!(raw & (libc::ICANON | libc::ECHO), 0, "not raw: {raw:#o}");
+        assert!(
+            !raw.intersects(LocalFlags::ICANON | LocalFlags::ECHO),
+            "not raw: {raw:?}"
+        );
         t.type_keys(keys);
         let code = t.wait_exit(Duration::from_secs(10));
         assert_eq!(code, 0, "watch after {how}:\n{}", t.text());
         let restored = t.pty.lflags();
-        assert_eq!(
-            restored & (libc::ICANON | libc::ECHO | libc::ISIG),
-            libc::ICANON | libc::ECHO | libc::ISIG,
-            "terminal mode not restored after {how}: {restored:#o}"
+        assert!(
+            restored.contains(LocalFlags::ICANON | LocalFlags::ECHO | LocalFlags::ISIG),
+            "terminal mode not restored after {how}: {restored:?}"
         );
         let shown = t.finish();
         assert!(shown.contains("\x1b[2J"), "redrawn in place: {shown:?}");
@@ -631,10 +624,9 @@ fn top_on_a_terminal_says_how_counts_were_obtained_and_quits_on_q() {
     t.type_keys(b"q");
     assert_eq!(t.wait_exit(Duration::from_secs(10)), 0, "{}", t.text());
     let restored = t.pty.lflags();
-    assert_eq!(
-        restored & (libc::ICANON | libc::ECHO),
-        libc::ICANON | libc::ECHO,
-        "terminal mode not restored: {restored:#o}"
+    assert!(
+        restored.contains(LocalFlags::ICANON | LocalFlags::ECHO),
+        "terminal mode not restored: {restored:?}"
     );
     let shown = t.finish();
     for line in screen_lines(frames(&shown)) {

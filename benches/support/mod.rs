@@ -1,5 +1,5 @@
 //! What the live benchmarks share: whether they run (root), the medians of
-//! their rounds and a process's peak RSS.
+//! their rounds, a process's peak RSS and CPU time.
 
 #![allow(dead_code)] // each bench uses its part
 
@@ -40,4 +40,17 @@ pub fn vm_hwm_kib() -> u64 {
 pub fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// User and system CPU time from `getrusage(who)`: this process
+/// (`RUSAGE_SELF`, every thread, dead ones too) or its children that have
+/// been waited for (`RUSAGE_CHILDREN`; the difference around one `wait`
+/// is that child's).
+pub fn cpu(who: nix::sys::resource::UsageWho) -> (Duration, Duration) {
+    let u = nix::sys::resource::getrusage(who).expect("getrusage");
+    let d = |t: nix::sys::time::TimeVal| {
+        Duration::new(t.tv_sec().max(0) as u64, 0)
+            + Duration::from_micros(t.tv_usec().max(0) as u64)
+    };
+    (d(u.user_time()), d(u.system_time()))
 }
