@@ -113,11 +113,7 @@ fn entries(data: &[u8]) -> Vec<(&[u8], Kind<'_>)> {
 }
 
 fn mkfifo(path: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
-    unsafe { libc::mkfifo(c.as_ptr(), 0o644) == 0 }
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o644)).is_ok()
 }
 
 /// Makes the entries packed in `data` under `root` (an existing, empty
