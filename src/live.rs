@@ -18,9 +18,11 @@
 //!    rates, sizing and host facts; the observation says what the dump
 //!    would have added ([`Unread`]).
 //! 3. Who could own the flows: the namespace's sockets (`/proc/net/tcp`
-//!    and friends, read one line at a time), its addresses (to tell
-//!    forwarded flows apart), and the processes holding socket inodes
-//!    (`/proc/PID/fd`, `/proc/PID/cgroup`).
+//!    and friends, read one line at a time), the sockets of the other
+//!    namespaces the host's processes are in (containers and pods whose
+//!    traffic the target routes and translates, through `/proc/PID/net`),
+//!    the target's addresses (to tell forwarded flows apart), and the
+//!    processes holding socket inodes (`/proc/PID/fd`, `/proc/PID/cgroup`).
 //! 4. One streaming dump, each flow counted into bounded hotspot tables
 //!    (`HotspotConfig::bounded`: exact up to 4,096 keys per kind, then
 //!    certified top-K), by owner (`OwnerCounter`), and into a sampled
@@ -47,7 +49,8 @@
 //! ```
 
 use crate::analyze::attribution::{
-    AttributionSummary, LocalAddrs, MAX_SOCKET_FILE_BYTES, OwnerCounter, ProcReader, SocketTable,
+    AttributionSummary, LocalAddrs, MAX_SOCKET_FILE_BYTES, OwnerCounter, ProcReader,
+    ProcessNamespace, SocketTable,
 };
 use crate::analyze::buckets::{ChainSimulator, SAMPLED_BUCKETS, SimulatedChains};
 use crate::analyze::capture::SIMULATION_SEED;
@@ -256,7 +259,7 @@ pub fn collect_with_progress(
             .and_then(|s| s.entries)
             .or(snapshot.count)
             .map(u64::from);
-        let (sockets, owner_notes) = socket_table(target);
+        let (sockets, owner_notes) = socket_table(target, snapshot.netns_inode);
         notes.extend(owner_notes);
         flows = Some(dump(
             &mut ct,
@@ -348,7 +351,10 @@ pub fn collect_with_progress(
 /// The target namespace's sockets indexed with their owning processes and
 /// the namespace's addresses, for counting the dump's flows by owner;
 /// `None` (and a note) when the sockets could not be read.
-fn socket_table(target: &LiveTarget) -> (Option<(SocketTable, Option<LocalAddrs>)>, Vec<String>) {
+fn socket_table(
+    target: &LiveTarget,
+    own_netns: Option<u64>,
+) -> (Option<(SocketTable, Option<LocalAddrs>)>, Vec<String>) {
     let mut notes = Vec::new();
     // Socket inodes are global: the host's processes, whatever namespace
     // their sockets are in.
@@ -366,6 +372,7 @@ fn socket_table(target: &LiveTarget) -> (Option<(SocketTable, Option<LocalAddrs>
             owners.unreadable_processes()
         ));
     }
+    let neighbours = owners.namespaces().to_vec();
     let read = target.with_net_files(move |fs| {
         let mut t = SocketTable::with_owners(owners);
         let sockets = t.read_sockets(fs).map(|whole| (t, whole));
@@ -383,6 +390,8 @@ fn socket_table(target: &LiveTarget) -> (Option<(SocketTable, Option<LocalAddrs>
             return (None, notes);
         }
     };
+    let mut t = t;
+    let whole = whole & read_neighbours(&mut t, &neighbours, own_netns, &mut notes);
     if !whole {
         notes.push(format!(
             "the namespace's socket tables are larger than what is read of them ({} MiB each): \
@@ -410,6 +419,43 @@ fn socket_table(target: &LiveTarget) -> (Option<(SocketTable, Option<LocalAddrs>
         }
     };
     (Some((t, local)), notes)
+}
+
+/// Indexes the sockets of the other network namespaces the host's
+/// processes are in (containers, pods), read through `/proc/PID/net`
+/// without entering them, so that the flows the target routes for them
+/// count under their processes. Without the target's own inode nothing is
+/// read (its sockets would count twice). Returns whether every file was
+/// read whole; a namespace whose files cannot be read (its process
+/// exited) is skipped and counted in a note.
+fn read_neighbours(
+    t: &mut SocketTable,
+    namespaces: &[ProcessNamespace],
+    own: Option<u64>,
+    notes: &mut Vec<String>,
+) -> bool {
+    let Some(own) = own else {
+        notes.push(
+            "the target's namespace inode was not read: the sockets of other namespaces \
+             (containers) are left out of the owners"
+                .into(),
+        );
+        return true;
+    };
+    let (mut whole, mut failed) = (true, 0);
+    for ns in namespaces.iter().filter(|n| n.inode != own) {
+        match t.read_neighbour_sockets(&HostFs::new("/").for_pid(ns.pid)) {
+            Ok(w) => whole &= w,
+            Err(_) => failed += 1,
+        }
+    }
+    if failed > 0 {
+        notes.push(format!(
+            "the sockets of {failed} other network namespaces could not be read (their \
+             processes exited?): flows routed for them may count as forwarded"
+        ));
+    }
+    whole
 }
 
 /// The target namespace's NAT rules: `nft list ruleset` (which also shows

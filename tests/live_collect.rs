@@ -4,12 +4,17 @@
 //! without them it prints why and passes, unless
 //! `CONNTRACK_KIT_REQUIRE_LIVE=1` (CI).
 
-use conntrack_core::testkit::{self, Need, TestNetns};
+use conntrack_core::testkit::{self, Need, Reaped, TestNetns};
 use conntrack_kit::live::{
     DumpProgress, LiveError, LiveOptions, LiveTarget, collect, collect_with_progress,
 };
 use conntrack_kit::netlink::fill::{FillOptions, fill};
 use conntrack_kit::netlink::{Conntrack, Netns};
+use conntrack_kit::tune::Policy;
+use conntrack_kit::tune::render::report_text;
+use conntrack_kit::tune::report::{Origin, OriginKind, Report};
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
 use std::time::Duration;
 
 fn live(test: &str) -> bool {
@@ -143,4 +148,127 @@ fn a_missing_namespace_is_a_netlink_step_error() {
         e => panic!("expected a netlink step error, got {e}"),
     }
     assert!(e.netlink().is_some());
+}
+
+/// A "container" (namespace B, a real process holding a TCP connection)
+/// behind a "node" (namespace A: forwarding and MASQUERADE) to a server
+/// in namespace C. Doctor's collection of A finds the client's socket
+/// in B through the process's `/proc/PID/net` and counts A's translated
+/// entry under that process.
+#[test]
+fn flows_routed_for_another_namespace_count_under_its_process() {
+    if !live("flows_routed_for_another_namespace_count_under_its_process") {
+        return;
+    }
+    let (a, b, c) = (
+        TestNetns::new("ck-own-node"),
+        TestNetns::new("ck-own-ctr"),
+        TestNetns::new("ck-own-srv"),
+    );
+    a.exec(&[
+        "ip",
+        "link",
+        "add",
+        "vb",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        b.name(),
+    ]);
+    a.exec(&[
+        "ip",
+        "link",
+        "add",
+        "vc",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        c.name(),
+    ]);
+    for (ns, dev, addr) in [
+        (&a, "vb", "10.77.1.1/24"),
+        (&a, "vc", "10.77.2.1/24"),
+        (&b, "eth0", "10.77.1.2/24"),
+        (&c, "eth0", "10.77.2.2/24"),
+    ] {
+        ns.exec(&["ip", "addr", "add", addr, "dev", dev]);
+        ns.exec(&["ip", "link", "set", dev, "up"]);
+    }
+    b.exec(&["ip", "route", "add", "default", "via", "10.77.1.1"]);
+    a.sysctl("net.ipv4.ip_forward", "1");
+    for cmd in [
+        "add table ip ck_own",
+        "add chain ip ck_own post { type nat hook postrouting priority srcnat ; }",
+        "add rule ip ck_own post oifname vc masquerade",
+    ] {
+        let mut args = vec!["nft"];
+        args.extend(cmd.split(' '));
+        a.exec(&args);
+    }
+    let listener = Netns::named(c.name())
+        .run(|| Ok(std::net::TcpListener::bind("10.77.2.2:8080").expect("listen in C")))
+        .expect("enter C");
+    // The client: bash's /dev/tcp, held open until the test ends.
+    let mut client = Reaped(
+        b.command("bash")
+            .args([
+                "-c",
+                "exec 3<>/dev/tcp/10.77.2.2/8080 && echo up && read -t 120 <&3",
+            ])
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn the client"),
+    );
+    let mut line = String::new();
+    BufReader::new(client.0.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the client's first line");
+    assert_eq!(line.trim(), "up", "the client connected");
+    let (_accepted, peer) = listener.accept().expect("accept");
+    assert_eq!(
+        peer.ip().to_string(),
+        "10.77.2.1",
+        "masqueraded by the node"
+    );
+
+    let col = collect(
+        &LiveTarget::Namespace(Netns::named(a.name())),
+        &LiveOptions::default().with_window(Duration::ZERO),
+    )
+    .expect("collect");
+    let listed = String::from_utf8_lossy(&a.exec(&["conntrack", "-L"]).stdout).into_owned();
+    assert!(listed.contains("src=10.77.1.2"), "{listed}");
+    let owners = col.observation.owners.as_ref().expect("owners");
+    assert_eq!(owners.flows, cli_count(&a), "{listed}");
+    assert!(
+        owners.in_other_namespaces >= 1,
+        "{owners:?}\n{:?}",
+        col.notes
+    );
+    assert!(
+        owners
+            .by_process
+            .iter()
+            .any(|p| p.pid == client.0.id() && p.comm == "bash"),
+        "the client process owns the node's entry: {owners:?}"
+    );
+    // doctor's text says so.
+    let report = Report::build(
+        &col.observation,
+        Origin::new(OriginKind::Live, "node"),
+        &Policy::default(),
+    )
+    .expect("report");
+    let text = report_text(&report);
+    assert!(
+        text.contains("routed here for another network namespace of this host"),
+        "{text}"
+    );
 }

@@ -22,7 +22,7 @@
 //! assert_eq!(c.pod_uid.as_deref(), Some("1a2b3c4d-0000-1111-2222-333344445555"));
 //! ```
 
-use conntrack_core::host::{HostError, HostFs};
+use conntrack_core::host::{HostError, HostFs, parse_ns_link};
 use conntrack_core::{FlowLike, L4Proto};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -382,6 +382,14 @@ impl ProcReader {
                 .read_text(&format!("proc/{pid}/cgroup"))
                 .ok()
                 .and_then(|t| parse_cgroup(&t));
+            if let Some(ino) = std::fs::read_link(self.fs.path(&format!("proc/{pid}/ns/net")))
+                .ok()
+                .and_then(|l| parse_ns_link(l.to_str()?).ok())
+                && !out.namespaces.iter().any(|n| n.inode == ino)
+                && out.namespaces.len() < MAX_NEIGHBOUR_NAMESPACES
+            {
+                out.namespaces.push(ProcessNamespace { inode: ino, pid });
+            }
             let i = out.owners.len() as u32;
             out.owners.push(Owner {
                 pid,
@@ -503,7 +511,23 @@ pub struct OwnerIndex {
     by_inode: FxHashMap<u64, u32>,
     owners: Vec<Owner>,
     unreadable: u64,
+    namespaces: Vec<ProcessNamespace>,
 }
+
+/// A network namespace that processes holding sockets are in, and the
+/// first such process (lowest PID): its `/proc/PID/net` shows that
+/// namespace's sockets without entering it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessNamespace {
+    /// The namespace's inode (`/proc/PID/ns/net`).
+    pub inode: u64,
+    /// A process in it.
+    pub pid: u32,
+}
+
+/// How many namespaces [`ProcReader::owner_index`] lists at most (a
+/// Kubernetes node runs a few hundred pods).
+pub const MAX_NEIGHBOUR_NAMESPACES: usize = 4096;
 
 impl OwnerIndex {
     /// An index of the given inode -> owner pairs.
@@ -537,6 +561,13 @@ impl OwnerIndex {
     /// known owner.
     pub fn unreadable_processes(&self) -> u64 {
         self.unreadable
+    }
+
+    /// The network namespaces of the processes holding sockets, each once
+    /// (at most [`MAX_NEIGHBOUR_NAMESPACES`]), in PID order: the host's and
+    /// its containers'.
+    pub fn namespaces(&self) -> &[ProcessNamespace] {
+        &self.namespaces
     }
 }
 
@@ -686,6 +717,9 @@ pub struct SocketTable {
     /// Local ports of the indexed sockets (TCP, UDP): a flow none of
     /// whose local ports is here has no socket, without a lookup.
     ports: [PortSet; 2],
+    /// Inodes of the sockets indexed from other network namespaces
+    /// ([`SocketTable::read_neighbour_sockets`]).
+    neighbours: rustc_hash::FxHashSet<u64>,
 }
 
 /// A set of ports, one bit each.
@@ -836,6 +870,50 @@ impl SocketTable {
         Ok(complete)
     }
 
+    /// Also indexes the sockets of another network namespace (`fs` is
+    /// [`HostFs::for_pid`] of a process in it; see
+    /// [`OwnerIndex::namespaces`]), so that the flows a namespace routes
+    /// for its neighbours (containers behind a Docker bridge and its
+    /// MASQUERADE, pods on a node) are counted under the process whose
+    /// socket is the flow's end: the flow's original source is the
+    /// container's socket (its address before source NAT).
+    ///
+    /// Only sockets that can be an end of a routed flow are taken:
+    /// connected TCP and UDP sockets, and UDP sockets bound to one address,
+    /// not on loopback (a container's loopback traffic never leaves it,
+    /// and its wildcard sockets would claim any flow to their port).
+    /// Returns whether every file was read whole.
+    pub fn read_neighbour_sockets(&mut self, fs: &HostFs) -> Result<bool, HostError> {
+        let mut complete = true;
+        for (name, proto) in [
+            ("tcp", L4Proto::TCP),
+            ("tcp6", L4Proto::TCP),
+            ("udp", L4Proto::UDP),
+            ("udp6", L4Proto::UDP),
+        ] {
+            match for_each_line(fs, &fs.net_path(name), MAX_SOCKET_FILE_BYTES, |l| {
+                if let Some(s) = parse_proc_net_line(l, proto)
+                    && !s.local.ip().is_loopback()
+                    && !s.local.ip().is_unspecified()
+                    && s.inode != 0
+                {
+                    self.insert(&s);
+                    self.neighbours.insert(s.inode);
+                }
+            }) {
+                Ok(whole) => complete &= whole,
+                Err(HostError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(complete)
+    }
+
+    /// Whether a socket inode was indexed from another namespace.
+    pub fn is_neighbour(&self, inode: u64) -> bool {
+        !self.neighbours.is_empty() && self.neighbours.contains(&inode)
+    }
+
     /// Sockets indexed.
     pub fn len(&self) -> usize {
         self.connected.len() + self.bound.len()
@@ -970,6 +1048,7 @@ pub struct OwnerCounter<'a> {
     without_ports: u64,
     forwarded: u64,
     no_socket: u64,
+    via_neighbours: u64,
 }
 
 impl<'a> OwnerCounter<'a> {
@@ -986,6 +1065,7 @@ impl<'a> OwnerCounter<'a> {
             without_ports: 0,
             forwarded: 0,
             no_socket: 0,
+            via_neighbours: 0,
         }
     }
 
@@ -999,8 +1079,15 @@ impl<'a> OwnerCounter<'a> {
     pub fn add<F: FlowLike + ?Sized>(&mut self, f: &F) {
         self.flows += 1;
         match self.table.lookup(f) {
-            SocketMatch::Socket { owner: Some(i), .. } => self.per_owner[i as usize] += 1,
-            SocketMatch::Socket { owner: None, .. } => self.owner_unknown += 1,
+            SocketMatch::Socket { inode, owner } => {
+                match owner {
+                    Some(i) => self.per_owner[i as usize] += 1,
+                    None => self.owner_unknown += 1,
+                }
+                if self.table.is_neighbour(inode) {
+                    self.via_neighbours += 1;
+                }
+            }
             SocketMatch::NoPorts => self.without_ports += 1,
             SocketMatch::NoSocket => match self.local {
                 Some(l) if !l.contains(f.orig().src) && !l.contains(f.reply().src) => {
@@ -1062,6 +1149,7 @@ impl<'a> OwnerCounter<'a> {
             processes,
             containers,
             in_containers,
+            in_other_namespaces: self.via_neighbours,
             by_process,
             by_container,
         }
@@ -1147,6 +1235,12 @@ pub struct AttributionSummary {
     #[serde(default)]
     #[cfg_attr(feature = "schema", schemars(!default))]
     pub in_containers: u64,
+    /// Flows whose socket is in another network namespace than the
+    /// table's (containers or pods whose traffic this namespace routes
+    /// and translates; counted in `with_socket`).
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(!default))]
+    pub in_other_namespaces: u64,
     /// Processes, most flows first.
     pub by_process: Vec<ProcessFlows>,
     /// Containers, most flows first.
@@ -1218,6 +1312,109 @@ mod tests {
         ] {
             let _ = parse_proc_net(t, L4Proto::TCP);
         }
+    }
+
+    /// A container behind the host's bridge and MASQUERADE: its process
+    /// holds the socket in its own namespace, the host's table holds the
+    /// translated entry. The container's namespace is found through its
+    /// processes, read through `/proc/PID/net`, and its connected socket
+    /// owns the entry; its loopback and wildcard sockets are left out.
+    #[test]
+    fn flows_routed_for_a_container_count_under_its_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mk = |rel: &str, text: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        let link = |rel: &str, to: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(to, p).unwrap();
+        };
+        let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+        // The host: no sockets of its own here.
+        mk("proc/net/tcp", header);
+        let id = "4f1c6b4e8a2d9c0b7e6f5a4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b";
+        for pid in [100, 101] {
+            link(&format!("proc/{pid}/ns/net"), "net:[4026532001]");
+            mk(&format!("proc/{pid}/comm"), "client\n");
+            mk(
+                &format!("proc/{pid}/cgroup"),
+                &format!("0::/system.slice/docker-{id}.scope\n"),
+            );
+        }
+        link("proc/100/fd/3", "socket:[555]");
+        link("proc/100/fd/4", "socket:[556]");
+        link("proc/101/fd/3", "socket:[557]");
+        // 172.17.0.2:40000 -> 10.0.0.9:443 (555); 127.0.0.1:5000 ->
+        // 127.0.0.1:6000 (556); UDP bound to 0.0.0.0:53 (557).
+        mk(
+            "proc/100/net/tcp",
+            &format!(
+                "{header}   0: 020011AC:9C40 0900000A:01BB 01 00000000:00000000 00:00000000 00000000     0        0 555 1\n\
+                 \x20  1: 0100007F:1388 0100007F:1770 01 00000000:00000000 00:00000000 00000000     0        0 556 1\n"
+            ),
+        );
+        mk(
+            "proc/100/net/udp",
+            &format!(
+                "{header}   0: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 557 2\n"
+            ),
+        );
+        let reader = ProcReader::new(root);
+        let index = reader.owner_index().unwrap();
+        assert_eq!(
+            index.namespaces(),
+            &[ProcessNamespace {
+                inode: 4026532001,
+                pid: 100
+            }],
+            "one namespace, found through its first process"
+        );
+        let namespaces = index.namespaces().to_vec();
+        let mut t = SocketTable::with_owners(index);
+        assert!(t.read_sockets(&HostFs::new(root)).unwrap());
+        assert!(t.is_empty());
+        for ns in &namespaces {
+            assert!(
+                t.read_neighbour_sockets(&HostFs::new(root).for_pid(ns.pid))
+                    .unwrap()
+            );
+        }
+        assert_eq!(t.len(), 1, "loopback and wildcard sockets left out");
+        assert!(t.is_neighbour(555) && !t.is_neighbour(556));
+
+        let tcp = |s: &str, sp, d: &str, dp| {
+            conntrack_core::Tuple::new(
+                s.parse().unwrap(),
+                d.parse().unwrap(),
+                L4Proto::TCP,
+                conntrack_core::L4Tuple::Ports { src: sp, dst: dp },
+            )
+        };
+        // Masqueraded to the host's 192.168.1.5.
+        let routed = conntrack_core::Flow::new(
+            tcp("172.17.0.2", 40000, "10.0.0.9", 443),
+            tcp("10.0.0.9", 443, "192.168.1.5", 40000),
+            conntrack_core::Status::empty(),
+        );
+        let other = conntrack_core::Flow::new(
+            tcp("172.17.0.3", 40000, "10.0.0.9", 443),
+            tcp("10.0.0.9", 443, "192.168.1.5", 40001),
+            conntrack_core::Status::empty(),
+        );
+        let local = LocalAddrs::new(["192.168.1.5".parse().unwrap()]);
+        let mut c = OwnerCounter::new(&t, Some(&local));
+        c.add(&routed);
+        c.add(&other);
+        let s = c.summary(10);
+        assert_eq!((s.with_owner, s.in_other_namespaces), (1, 1), "{s:?}");
+        assert_eq!(s.by_container.len(), 1);
+        assert_eq!(s.by_container[0].container.id, id);
+        assert_eq!(s.by_process[0].pid, 100);
+        assert_eq!(s.unattributed.forwarded, Some(1));
     }
 
     /// The socket and address files are read one bounded line at a time

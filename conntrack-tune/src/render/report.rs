@@ -484,8 +484,8 @@ fn owners_section(o: &mut String, r: &Report) {
         o,
         "  ",
         &format!(
-            "{} entries: {} ({}) belong to a local socket whose process is known: {} {}, {} \
-             of them in {} {}.",
+            "{} entries: {} ({}) belong to a socket whose process is known: {} {}, {} of them \
+             in {} {}.",
             n(a.flows),
             n(a.with_owner),
             pct(a.with_owner),
@@ -504,14 +504,27 @@ fn owners_section(o: &mut String, r: &Report) {
             },
         ),
     );
+    if a.in_other_namespaces > 0 {
+        wrap(
+            o,
+            "  ",
+            &format!(
+                "{} of them ({}) are routed here for another network namespace of this host (a \
+                 container or pod whose own socket is the entry's original source, before source \
+                 NAT).",
+                n(a.in_other_namespaces),
+                pct(a.in_other_namespaces)
+            ),
+        );
+    }
     let u = &a.unattributed;
     let mut rest = Vec::new();
     if let Some(f) = u.forwarded
         && f > 0
     {
         rest.push(format!(
-            "{} ({}) forwarded: neither end is an address of this namespace, no local socket \
-             can own them",
+            "{} ({}) forwarded: neither end is an address of this namespace, and no socket \
+             of this host's processes is an end of them",
             n(f),
             pct(f)
         ));
