@@ -17,9 +17,9 @@ use common::exit::{exit_codes_help, exit_with, failure_of};
 use common::target::{NetnsArgs, Target};
 use common::term::{ColorArg, Keys, Paint, Screen};
 use common::{Failure, parse_args};
-use conntrack_kit::analyze::attribution::{ProcReader, SocketTable, parse_proc_net};
+use conntrack_kit::analyze::attribution::SocketTable;
 use conntrack_kit::analyze::hotspots::{KeyKind, LiveCounts, LiveOrder};
-use conntrack_kit::ct_core::L4Proto;
+use conntrack_kit::live::owner_tables;
 use conntrack_kit::netlink::event::RcvBuf;
 use conntrack_kit::netlink::mirror::{
     EntryRef, Mirror, MirrorConfig, MirrorHook, ResyncReason, ResyncReport,
@@ -177,37 +177,15 @@ impl MirrorHook for Counts {
 // Owners (containers and processes)
 // ---------------------------------------------------------------------
 
-/// The namespace's sockets (read in the namespace: /proc/net files show
-/// the namespace of the reader) and every process's socket inodes.
+/// The library's owner tables for the target (its sockets, its
+/// containers' and every process's socket inodes); the first note when
+/// they could not be read.
 fn socket_table(target: &Target) -> Result<SocketTable, String> {
-    let files = [
-        ("tcp", L4Proto::TCP),
-        ("tcp6", L4Proto::TCP),
-        ("udp", L4Proto::UDP),
-        ("udp6", L4Proto::UDP),
-    ];
-    // Not HostFs::read_text: a busy proxy's /proc/net/tcp can exceed its
-    // size limit.
-    let texts = target
-        .with_net_files(|fs| -> Vec<(String, L4Proto)> {
-            files
-                .iter()
-                .filter_map(|(f, p)| {
-                    std::fs::read_to_string(fs.path(&fs.net_path(f)))
-                        .ok()
-                        .map(|t| (t, *p))
-                })
-                .collect()
-        })
-        .map_err(|e| e.to_string())?;
-    let sockets = texts
-        .iter()
-        .flat_map(|(t, p)| parse_proc_net(t, *p))
-        .collect();
-    let owners = ProcReader::host()
-        .socket_owners()
-        .map_err(|e| format!("reading /proc: {e}"))?;
-    Ok(SocketTable::new(sockets, owners))
+    let live = target.live().ok_or("not a live target")?;
+    match owner_tables(&live) {
+        (Some(t), _) => Ok(t.sockets),
+        (None, notes) => Err(notes.join("; ")),
+    }
 }
 
 struct Owners {

@@ -259,7 +259,7 @@ pub fn collect_with_progress(
             .and_then(|s| s.entries)
             .or(snapshot.count)
             .map(u64::from);
-        let (sockets, owner_notes) = socket_table(target, snapshot.netns_inode);
+        let (sockets, owner_notes) = owner_tables(target);
         notes.extend(owner_notes);
         flows = Some(dump(
             &mut ct,
@@ -348,13 +348,28 @@ pub fn collect_with_progress(
     })
 }
 
-/// The target namespace's sockets indexed with their owning processes and
-/// the namespace's addresses, for counting the dump's flows by owner;
-/// `None` (and a note) when the sockets could not be read.
-fn socket_table(
-    target: &LiveTarget,
-    own_netns: Option<u64>,
-) -> (Option<(SocketTable, Option<LocalAddrs>)>, Vec<String>) {
+/// What attributes a target's flows to processes: the sockets that can be
+/// their ends, indexed with their owning processes, and the target's
+/// addresses (`None` when unread: then forwarded flows cannot be told
+/// from local ones). Count flows with
+/// `conntrack_analyze::attribution::OwnerCounter::new(&t.sockets, t.local.as_ref())`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OwnerTables {
+    /// The target's sockets and its neighbours' (see [`owner_tables`]).
+    pub sockets: SocketTable,
+    /// The target namespace's addresses.
+    pub local: Option<LocalAddrs>,
+}
+
+/// Reads what [`OwnerTables`] holds for a target: the host's processes and
+/// their socket inodes (`/proc/PID/fd`, `/proc/PID/cgroup`), the target
+/// namespace's sockets (`/proc/net/tcp` and friends, one bounded line at
+/// a time), the sockets of the other namespaces those processes are in
+/// (containers, pods: `/proc/PID/net`), and the target's addresses.
+/// `None` (and a note) when the sockets could not be read; the notes say
+/// what is incomplete.
+pub fn owner_tables(target: &LiveTarget) -> (Option<OwnerTables>, Vec<String>) {
     let mut notes = Vec::new();
     // Socket inodes are global: the host's processes, whatever namespace
     // their sockets are in.
@@ -377,11 +392,11 @@ fn socket_table(
         let mut t = SocketTable::with_owners(owners);
         let sockets = t.read_sockets(fs).map(|whole| (t, whole));
         let local = ProcReader::from_host_fs(fs.clone()).local_addrs();
-        (sockets, local)
+        (sockets, local, fs.read_netns_inode().ok())
     });
-    let (t, whole, local) = match read {
-        Ok((Ok((t, whole)), local)) => (t, whole, local),
-        Ok((Err(e), _)) => {
+    let (mut t, whole, local, own_netns) = match read {
+        Ok((Ok((t, whole)), local, own)) => (t, whole, local, own),
+        Ok((Err(e), _, _)) => {
             notes.push(format!("owners of the flows not read: {e}"));
             return (None, notes);
         }
@@ -390,7 +405,6 @@ fn socket_table(
             return (None, notes);
         }
     };
-    let mut t = t;
     let whole = whole & read_neighbours(&mut t, &neighbours, own_netns, &mut notes);
     if !whole {
         notes.push(format!(
@@ -418,7 +432,7 @@ fn socket_table(
             None
         }
     };
-    (Some((t, local)), notes)
+    (Some(OwnerTables { sockets: t, local }), notes)
 }
 
 /// Indexes the sockets of the other network namespaces the host's
@@ -597,7 +611,7 @@ const PROGRESS_EVERY: u64 = 4096;
 fn dump(
     ct: &mut Conntrack,
     snapshot: &HostSnapshot,
-    sockets: Option<&(SocketTable, Option<LocalAddrs>)>,
+    sockets: Option<&OwnerTables>,
     top: usize,
     progress: impl FnMut(u64),
 ) -> Result<FlowPass, LiveError> {
@@ -617,7 +631,7 @@ fn dump(
                         ChainSimulator::sampled(u64::from(b), SIMULATION_SEED, SAMPLED_BUCKETS)
                             .without_duplicates()
                     }),
-                    owners: sockets.map(|(t, l)| OwnerCounter::new(t, l.as_ref())),
+                    owners: sockets.map(|o| OwnerCounter::new(&o.sockets, o.local.as_ref())),
                 }
             },
             |acc, flow| {

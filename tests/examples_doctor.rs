@@ -718,7 +718,7 @@ fn live_namespace_with_known_flows() {
     assert!(r.stdout.contains("== Who owns the flows"), "{}", r.stdout);
     assert!(
         r.stdout
-            .contains("3,005 entries: 5 (0.2%) belong to a local socket"),
+            .contains("3,005 entries: 5 (0.2%) belong to a socket whose process is known"),
         "{}",
         r.stdout
     );
