@@ -40,6 +40,12 @@
 //! correctness. The bit index is therefore an unkeyed fast hash (Fx,
 //! mixed), which also keeps the results deterministic.
 //!
+//! When the summary fills, the bits of the keys it tracks are set (more
+//! set bits: keys let in sooner, as by a collision). Then every tracked
+//! key's bit is set, so a clear bit proves a key untracked, and the item
+//! is absorbed before the key index is probed: on a flat stream most
+//! items cost one hash and one bit.
+//!
 //! ```
 //! use conntrack_analyze::topk::SpaceSaving;
 //! let mut s = SpaceSaving::new(2);
@@ -233,11 +239,22 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
     pub fn add(&mut self, key: K) {
         self.n += 1;
         let h = hash_of(&key);
+        let full = self.nodes.len() >= self.k;
+        // Full: a key whose bit is clear is not tracked (every tracked
+        // key's bit is set, see `fill_doorkeeper`), so its first
+        // occurrence stops here without probing the index.
+        if full
+            && let Some(d) = &mut self.door
+            && !d.test_and_set(h)
+        {
+            self.absorbed += 1;
+            return;
+        }
         if let Some(x) = self.find(h, &key) {
             self.increment(x);
             return;
         }
-        if self.nodes.len() < self.k {
+        if !full {
             let x = self.nodes.len() as u32;
             self.nodes.push(Node {
                 key,
@@ -257,13 +274,9 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
                 nb
             };
             self.attach(x, b);
-            return;
-        }
-        // Full: a first occurrence stops at the doorkeeper.
-        if let Some(d) = &mut self.door
-            && !d.test_and_set(h)
-        {
-            self.absorbed += 1;
+            if self.nodes.len() == self.k {
+                self.fill_doorkeeper();
+            }
             return;
         }
         // The key takes over a node of the smallest count, in place: the
@@ -286,6 +299,19 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
         let nodes = &self.nodes;
         self.index.insert_unique(h, x, |&y| nodes[y as usize].hash);
         self.increment(x);
+    }
+
+    /// When the summary fills: sets the doorkeeper's bit of every
+    /// tracked key. From then on every tracked key's bit is set (a key
+    /// enters a full summary only through a set bit, and bits are never
+    /// cleared), so a clear bit proves a key untracked. Setting these bits
+    /// only lets other keys in sooner, as a bit collision does.
+    fn fill_doorkeeper(&mut self) {
+        if let Some(d) = &mut self.door {
+            for n in &self.nodes {
+                d.test_and_set(n.hash);
+            }
+        }
     }
 
     fn new_bucket(&mut self, count: u64, prev: u32, next: u32) -> u32 {
