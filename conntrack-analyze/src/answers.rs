@@ -284,7 +284,9 @@ fn cpus(f: &Facts) -> Option<Answer> {
 
 /// The first `n` rows of a table as `key (count)`, a bounded count's as
 /// `key (lower..upper)`; a bounded table that proved no key heavier than
-/// the rest says so instead.
+/// the rest, or an exact one whose keys all have one count, says so
+/// instead, and a cut among equal counts says how many more have the
+/// same count ([`KeyTable::tied_after`]).
 fn top_rows(t: &KeyTable, scale: impl Fn(u64) -> u64, n: usize) -> String {
     if t.top.is_empty() && !t.exact {
         return format!(
@@ -292,6 +294,16 @@ fn top_rows(t: &KeyTable, scale: impl Fn(u64) -> u64, n: usize) -> String {
             group(scale(t.others_at_most) as i64)
         );
     }
+    if t.is_flat() {
+        return format!(
+            "none standing out (all {} with {} each)",
+            group(t.distinct.unwrap_or(0) as i64),
+            group(scale(t.top[0].count) as i64)
+        );
+    }
+    let shown = t.top.len().min(n);
+    let tied = t.tied_after(shown);
+    let more = (tied > 0).then(|| format!("and {} more with the same count", group(tied as i64)));
     t.top
         .iter()
         .take(n)
@@ -307,6 +319,7 @@ fn top_rows(t: &KeyTable, scale: impl Fn(u64) -> u64, n: usize) -> String {
                 )
             }
         })
+        .chain(more)
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -434,7 +434,7 @@ impl ProcReader {
             MAX_FIB_TRIE_BYTES,
             |l| {
                 if let Some(a) = parse_if_inet6_line(l) {
-                    out.exact.insert(IpAddr::V6(a));
+                    out.insert_exact(IpAddr::V6(a));
                 }
             },
         ) {
@@ -634,12 +634,24 @@ pub fn parse_if_inet6_line(line: &str) -> Option<Ipv6Addr> {
     u128::from_str_radix(hex, 16).ok().map(Ipv6Addr::from)
 }
 
+/// An address as one integer, IPv4 (and IPv4-mapped IPv6) as
+/// `::ffff:a.b.c.d`: the same address in either form is one key.
+#[inline]
+fn addr_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => 0xffff_0000_0000 | u128::from(u32::from(v)),
+        IpAddr::V6(v) => u128::from(v),
+    }
+}
+
 /// The addresses of one network namespace ([`ProcReader::local_addrs`]).
 /// A flow whose original source and reply source are both foreign is
 /// forwarded through the namespace: no local socket can own it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LocalAddrs {
-    exact: rustc_hash::FxHashSet<IpAddr>,
+    /// Addresses as [`addr_bits`]: one integer to hash and compare (the
+    /// set is probed twice for every flow without a socket).
+    exact: rustc_hash::FxHashSet<u128>,
     v4_prefixes: Vec<(u32, u8)>,
     complete: bool,
 }
@@ -652,16 +664,20 @@ impl LocalAddrs {
             ..Default::default()
         };
         out.insert_v4(Ipv4Addr::new(127, 0, 0, 0), 8);
-        out.exact.insert(IpAddr::V6(Ipv6Addr::LOCALHOST));
+        out.insert_exact(IpAddr::V6(Ipv6Addr::LOCALHOST));
         for a in addrs {
-            out.exact.insert(a.to_canonical());
+            out.insert_exact(a);
         }
         out
     }
 
+    fn insert_exact(&mut self, a: IpAddr) {
+        self.exact.insert(addr_bits(a));
+    }
+
     fn insert_v4(&mut self, a: Ipv4Addr, len: u8) {
         if len >= 32 {
-            self.exact.insert(IpAddr::V4(a));
+            self.insert_exact(IpAddr::V4(a));
         } else if !self.v4_prefixes.contains(&(u32::from(a), len)) {
             self.v4_prefixes.push((u32::from(a), len));
         }
@@ -670,11 +686,10 @@ impl LocalAddrs {
     /// Whether an address is one of the namespace's.
     #[inline]
     pub fn contains(&self, a: IpAddr) -> bool {
-        let a = a.to_canonical();
-        if self.exact.contains(&a) {
+        if self.exact.contains(&addr_bits(a)) {
             return true;
         }
-        match a {
+        match a.to_canonical() {
             IpAddr::V4(v4) => {
                 let x = u32::from(v4);
                 self.v4_prefixes.iter().any(|&(net, len)| {
@@ -1706,7 +1721,7 @@ mod tests {
         if let Some(a) =
             parse_if_inet6_line("fd000000000000000000000000000002 04 40 00 82     eth0")
         {
-            l.exact.insert(IpAddr::V6(a));
+            l.insert_exact(IpAddr::V6(a));
         }
         for yes in [
             "192.0.2.2",

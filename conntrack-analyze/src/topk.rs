@@ -40,6 +40,12 @@
 //! correctness. The bit index is therefore an unkeyed fast hash (Fx,
 //! mixed), which also keeps the results deterministic.
 //!
+//! When the summary fills, the bits of the keys it tracks are set (more
+//! set bits: keys let in sooner, as by a collision). Then every tracked
+//! key's bit is set, so a clear bit proves a key untracked, and the item
+//! is absorbed before the key index is probed: on a flat stream most
+//! items cost one hash and one bit.
+//!
 //! ```
 //! use conntrack_analyze::topk::SpaceSaving;
 //! let mut s = SpaceSaving::new(2);
@@ -50,7 +56,8 @@
 //! assert_eq!(s.error_bound(), 2);
 //! ```
 
-use rustc_hash::{FxHashMap, FxHasher};
+use hashbrown::HashTable;
+use rustc_hash::FxHasher;
 use std::hash::{Hash, Hasher};
 
 const NIL: u32 = u32::MAX;
@@ -64,17 +71,17 @@ struct Doorkeeper {
 }
 
 impl Doorkeeper {
-    /// Sets the key's bit; whether it was set before.
+    /// Sets the bit of a key with hash `h` ([`hash_of`]); whether it was
+    /// set before.
     #[inline]
-    fn test_and_set<K: Hash>(&mut self, key: &K) -> bool {
+    fn test_and_set(&mut self, h: u64) -> bool {
         if self.words.is_empty() {
             self.words = vec![0; 1 << (self.bits_log2 - 6)];
         }
-        let mut h = FxHasher::default();
-        key.hash(&mut h);
-        // Fx's low bits are weak: mix, then take the top bits.
-        let x = (h.finish() ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        let i = (x >> (64 - self.bits_log2)) as usize;
+        // The index's probe uses the hash's low bits and its tag the top
+        // seven: the bit is taken from the top of another product, so
+        // that keys sharing a bit do not also share a probe position.
+        let i = (h.wrapping_mul(0xbf58_476d_1ce4_e5b9) >> (64 - self.bits_log2)) as usize;
         let (w, b) = (i >> 6, 1u64 << (i & 63));
         let was = self.words[w] & b != 0;
         self.words[w] |= b;
@@ -82,10 +89,26 @@ impl Doorkeeper {
     }
 }
 
+/// The one hash of a key, computed once per [`SpaceSaving::add`] and
+/// shared by the key index (stored in the node, so that an evicted key is
+/// found again without hashing it) and the doorkeeper. Fx, then a
+/// multiply and shift to spread Fx's weak low bits, which the index's
+/// probe position uses.
+#[inline]
+fn hash_of<K: Hash + ?Sized>(key: &K) -> u64 {
+    let mut h = FxHasher::default();
+    key.hash(&mut h);
+    let x = h.finish();
+    let x = (x ^ (x >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 29)
+}
+
 /// A tracked key, linked into the list of its count's bucket.
 #[derive(Debug, Clone)]
 struct Node<K> {
     key: K,
+    /// [`hash_of`] the key.
+    hash: u64,
     error: u64,
     bucket: u32,
     prev: u32,
@@ -111,7 +134,9 @@ struct Bucket {
 pub struct SpaceSaving<K> {
     k: usize,
     n: u64,
-    index: FxHashMap<K, u32>,
+    /// The tracked keys' nodes, found by their stored hash: a probe
+    /// compares the hash, then the key (collisions never merge keys).
+    index: HashTable<u32>,
     nodes: Vec<Node<K>>,
     buckets: Vec<Bucket>,
     free: Vec<u32>,
@@ -127,7 +152,7 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
         SpaceSaving {
             k,
             n: 0,
-            index: FxHashMap::default(),
+            index: HashTable::new(),
             nodes: Vec::new(),
             buckets: Vec::new(),
             free: Vec::new(),
@@ -197,24 +222,50 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
         self.nodes.is_empty()
     }
 
+    /// The node of a tracked key with hash `h`.
+    #[inline]
+    fn find(&self, h: u64, key: &K) -> Option<u32> {
+        let nodes = &self.nodes;
+        self.index
+            .find(h, |&x| {
+                let n = &nodes[x as usize];
+                n.hash == h && n.key == *key
+            })
+            .copied()
+    }
+
     /// Counts one occurrence of `key`.
     #[inline]
     pub fn add(&mut self, key: K) {
         self.n += 1;
-        if let Some(&x) = self.index.get(&key) {
+        let h = hash_of(&key);
+        let full = self.nodes.len() >= self.k;
+        // Full: a key whose bit is clear is not tracked (every tracked
+        // key's bit is set, see `fill_doorkeeper`), so its first
+        // occurrence stops here without probing the index.
+        if full
+            && let Some(d) = &mut self.door
+            && !d.test_and_set(h)
+        {
+            self.absorbed += 1;
+            return;
+        }
+        if let Some(x) = self.find(h, &key) {
             self.increment(x);
             return;
         }
-        if self.nodes.len() < self.k {
+        if !full {
             let x = self.nodes.len() as u32;
-            self.index.insert(key.clone(), x);
             self.nodes.push(Node {
                 key,
+                hash: h,
                 error: 0,
                 bucket: NIL,
                 prev: NIL,
                 next: NIL,
             });
+            let nodes = &self.nodes;
+            self.index.insert_unique(h, x, |&y| nodes[y as usize].hash);
             let b = if self.min != NIL && self.buckets[self.min as usize].count == 1 {
                 self.min
             } else {
@@ -223,25 +274,44 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
                 nb
             };
             self.attach(x, b);
+            if self.nodes.len() == self.k {
+                self.fill_doorkeeper();
+            }
             return;
         }
-        // Full: a first occurrence stops at the doorkeeper.
-        if let Some(d) = &mut self.door
-            && !d.test_and_set(&key)
-        {
-            self.absorbed += 1;
-            return;
-        }
-        // The key takes over a node of the smallest count.
+        // The key takes over a node of the smallest count, in place: the
+        // node's index entry is found by its stored hash and node number
+        // (no key hashed or compared), removed, and the node re-entered
+        // under the new key's hash.
         let m = self.min as usize;
         let x = self.buckets[m].head;
         let min_count = self.buckets[m].count;
+        if let Ok(e) = self
+            .index
+            .find_entry(self.nodes[x as usize].hash, |&y| y == x)
+        {
+            e.remove();
+        }
         let node = &mut self.nodes[x as usize];
-        self.index.remove(&node.key);
-        node.key = key.clone();
+        node.key = key;
+        node.hash = h;
         node.error = min_count;
-        self.index.insert(key, x);
+        let nodes = &self.nodes;
+        self.index.insert_unique(h, x, |&y| nodes[y as usize].hash);
         self.increment(x);
+    }
+
+    /// When the summary fills: sets the doorkeeper's bit of every
+    /// tracked key. From then on every tracked key's bit is set (a key
+    /// enters a full summary only through a set bit, and bits are never
+    /// cleared), so a clear bit proves a key untracked. Setting these bits
+    /// only lets other keys in sooner, as a bit collision does.
+    fn fill_doorkeeper(&mut self) {
+        if let Some(d) = &mut self.door {
+            for n in &self.nodes {
+                d.test_and_set(n.hash);
+            }
+        }
     }
 
     fn new_bucket(&mut self, count: u64, prev: u32, next: u32) -> u32 {
@@ -349,7 +419,7 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
     /// Approximate heap bytes held (index, nodes, buckets), bounded by `k`.
     pub fn memory_bytes(&self) -> usize {
         use std::mem::size_of;
-        self.index.capacity() * (size_of::<K>() + size_of::<u32>() + 1)
+        self.index.capacity() * (size_of::<u32>() + 1)
             + self.nodes.capacity() * size_of::<Node<K>>()
             + self.buckets.capacity() * size_of::<Bucket>()
             + self.free.capacity() * size_of::<u32>()
@@ -358,7 +428,7 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
 
     /// The estimate and error of one key, when tracked.
     pub fn get(&self, key: &K) -> Option<(u64, u64)> {
-        self.index.get(key).map(|&x| {
+        self.find(hash_of(key), key).map(|x| {
             let n = &self.nodes[x as usize];
             let s = self.slack(n.error);
             (self.buckets[n.bucket as usize].count + s, n.error + s)
@@ -513,6 +583,57 @@ mod tests {
             }
             for (&key, &t) in &truth {
                 if s.get(&key).is_none() {
+                    prop_assert!(t <= bound, "untracked key above the bound");
+                }
+            }
+        }
+    }
+
+    /// A key whose hash is shared by many keys (only `x % 3` is
+    /// hashed): the index must tell keys apart by comparing them.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Colliding(u16);
+    impl Hash for Colliding {
+        fn hash<H: Hasher>(&self, h: &mut H) {
+            (self.0 % 3).hash(h);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Keys whose hashes collide (in the index and the doorkeeper)
+        /// are never merged: with and without a doorkeeper, every tracked
+        /// key's bounds hold its own true count, and `get` finds each.
+        #[test]
+        fn colliding_hashes_keep_keys_apart(
+            stream in prop::collection::vec(0u16..120, 0..2000),
+            k in 1usize..40,
+            door in any::<bool>(),
+        ) {
+            let mut s = if door {
+                SpaceSaving::with_doorkeeper(k, 6)
+            } else {
+                SpaceSaving::new(k)
+            };
+            let mut truth: HashMap<u16, u64> = HashMap::new();
+            for &x in &stream {
+                s.add(Colliding(x));
+                *truth.entry(x).or_default() += 1;
+            }
+            check_structure(&s);
+            let bound = s.error_bound();
+            let top = s.top(usize::MAX);
+            let mut keys: Vec<u16> = top.iter().map(|t| t.0.0).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            prop_assert_eq!(keys.len(), top.len(), "a key tracked twice");
+            for &(key, est, err) in &top {
+                let t = truth[&key.0];
+                prop_assert!(est >= t && est - err <= t, "{:?}: {} {} {}", key, est, err, t);
+                prop_assert_eq!(s.get(&key), Some((est, err)));
+            }
+            for (&key, &t) in &truth {
+                if s.get(&Colliding(key)).is_none() {
                     prop_assert!(t <= bound, "untracked key above the bound");
                 }
             }

@@ -529,6 +529,7 @@ mod tests {
                 .collect(),
             others_at_most: rows.iter().map(|r| r.2).max().unwrap_or(0),
             ranking: conntrack_analyze::hotspots::Ranking::CertifiedSet,
+            tied_left_out: 0,
         }
     }
 

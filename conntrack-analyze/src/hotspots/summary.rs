@@ -94,6 +94,70 @@ pub struct KeyTable {
     #[serde(default)]
     #[cfg_attr(feature = "schema", schemars(!default))]
     pub ranking: Ranking,
+    /// Exact tables: how many keys left out of `top` have the same count
+    /// as its last row, so that a cut among equal counts can say so
+    /// ([`KeyTable::tied_after`]); 0 when none, and for bounded tables
+    /// (their counts are bounds). Not written when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[cfg_attr(feature = "schema", schemars(!default))]
+    pub tied_left_out: u64,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
+}
+
+impl KeyTable {
+    /// Of an exact table shown down to its first `shown` rows: how many
+    /// keys after them have the same count as the last row shown (the
+    /// rest of `top`, then [`KeyTable::tied_left_out`]), i.e. how many
+    /// keys could have been shown instead of it. 0 when the cut falls
+    /// between different counts, when nothing is shown, and for bounded
+    /// tables.
+    ///
+    /// ```
+    /// use conntrack_analyze::hotspots::Hotspots;
+    /// use conntrack_analyze::hotspots::KeyKind;
+    /// use conntrack_core::testkit::{flow, tcp};
+    /// let mut h = Hotspots::exact();
+    /// // 10.0.0.1 has two flows; 10.0.0.2 to .13 one each.
+    /// h.add(&flow(tcp("10.0.0.1", 1000, "192.0.2.1", 443)));
+    /// for i in 1..=13 {
+    ///     h.add(&flow(tcp(&format!("10.0.0.{i}"), 2000, "192.0.2.1", 443)));
+    /// }
+    /// let s = h.summary(); // 10 rows a table
+    /// let t = s.table(KeyKind::SrcIp).unwrap();
+    /// assert_eq!(t.tied_left_out, 3);
+    /// assert_eq!(t.tied_after(5), 8); // rows 6 to 10 and the 3 left out
+    /// assert_eq!(t.tied_after(1), 0); // 2 flows, then 1
+    /// assert!(!t.is_flat());
+    /// ```
+    pub fn tied_after(&self, shown: usize) -> u64 {
+        if !self.exact || shown == 0 {
+            return 0;
+        }
+        let Some(last) = self.top.get(shown - 1) else {
+            return 0;
+        };
+        let rest = &self.top[shown..];
+        let in_top = rest.iter().filter(|r| r.count == last.count).count() as u64;
+        let beyond = match self.top.last() {
+            Some(end) if end.count == last.count => self.tied_left_out,
+            _ => 0,
+        };
+        in_top + beyond
+    }
+
+    /// Whether an exact table's keys all have the same count and there
+    /// is more than one: no key stands out, and a list of some of them
+    /// would be arbitrary.
+    pub fn is_flat(&self) -> bool {
+        self.exact
+            && self.top.len() > 1
+            && self.top[0].count > 0
+            && self.top[0].count == self.top[self.top.len() - 1].count
+            && self.top.len() as u64 + self.tied_left_out == self.distinct.unwrap_or(0)
+    }
 }
 
 /// Flows in one protocol state.
@@ -191,6 +255,7 @@ fn empty_table() -> KeyTable {
         top: Vec::new(),
         others_at_most: 0,
         ranking: Ranking::Exact,
+        tied_left_out: 0,
     }
 }
 
@@ -334,6 +399,10 @@ impl fmt::Display for HotspotSummary {
                     write!(f, "  (+-{})", r.error)?;
                 }
                 writeln!(f)?;
+            }
+            let tied = t.tied_after(t.top.len());
+            if tied > 0 {
+                writeln!(f, "  and {tied} more with the same count")?;
             }
         }
         Ok(())

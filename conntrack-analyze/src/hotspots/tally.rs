@@ -14,6 +14,11 @@ use std::hash::Hash;
 pub(super) fn exact_table(kind: KeyKind, mut v: Vec<(Key, u64)>, n: usize, flows: u64) -> KeyTable {
     v.retain(|x| x.1 > 0);
     v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    // Keys left out with the count of the last row kept.
+    let tied_left_out = match (n.checked_sub(1).and_then(|i| v.get(i)), v.get(n..)) {
+        (Some(last), Some(rest)) => rest.iter().take_while(|x| x.1 == last.1).count() as u64,
+        _ => 0,
+    };
     KeyTable {
         kind,
         counted: v.iter().map(|x| x.1).sum(),
@@ -22,6 +27,7 @@ pub(super) fn exact_table(kind: KeyKind, mut v: Vec<(Key, u64)>, n: usize, flows
         error_bound: 0,
         others_at_most: v.get(n).map_or(0, |x| x.1),
         ranking: Ranking::Exact,
+        tied_left_out,
         top: v
             .into_iter()
             .take(n)
@@ -151,6 +157,7 @@ impl<K: Hash + Eq + Clone> Tally<K> {
                     error_bound: bound,
                     others_at_most,
                     ranking,
+                    tied_left_out: 0,
                     top: all
                         .into_iter()
                         .take(shown)

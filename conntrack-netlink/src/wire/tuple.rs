@@ -246,11 +246,17 @@ fn tuple_ip<const N: usize, const A: usize>(b: &[u8; N], out: &mut Tuple) -> boo
         return false;
     };
     let addr = |at| if A == 4 { v4(b, at) } else { v6(b, at) };
-    out.src = addr(2 * NLA_HDRLEN);
-    out.dst = addr(2 * NLA_HDRLEN + attr);
-    out.proto = proto;
-    out.l4 = l4;
-    out.zone = None;
+    // One store of the whole tuple, built in registers: assigning the
+    // fields one by one made the compiler build each address in a stack
+    // temporary and copy it with loads wider than the stores that wrote
+    // it, which stall (store-to-load forwarding fails).
+    *out = Tuple {
+        src: addr(2 * NLA_HDRLEN),
+        dst: addr(2 * NLA_HDRLEN + attr),
+        proto,
+        l4,
+        zone: None,
+    };
     true
 }
 

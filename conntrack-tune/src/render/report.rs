@@ -430,12 +430,27 @@ fn mix_section(o: &mut String, r: &Report) {
             }
             continue;
         }
+        if t.is_flat() {
+            // Every key has the same exact count: any list would be an
+            // arbitrary few of them.
+            wrap(
+                o,
+                "  ",
+                &format!(
+                    "top {title}: none stands out: all {} have {} entries each",
+                    n(t.distinct.unwrap_or(0)),
+                    n(m.scaled(t.top[0].count))
+                ),
+            );
+            continue;
+        }
+        let shown = t.top.len().min(5);
         let mut rows = vec![vec![
             format!("top {title}"),
             "entries".into(),
             "share".into(),
         ]];
-        for k in t.top.iter().take(5) {
+        for k in t.top.iter().take(shown) {
             rows.push(vec![
                 k.key.to_string(),
                 if k.error == 0 {
@@ -447,6 +462,14 @@ fn mix_section(o: &mut String, r: &Report) {
             ]);
         }
         table(o, "  ", &rows);
+        let tied = t.tied_after(shown);
+        if tied > 0 {
+            wrap(
+                o,
+                "    ",
+                &format!("(and {} more with the same count, not listed)", n(tied)),
+            );
+        }
         if !t.exact {
             wrap(
                 o,
@@ -661,5 +684,102 @@ fn findings_section(o: &mut String, r: &Report) {
             let names: Vec<String> = f.remedies.iter().map(|r| r.name()).collect();
             wrap(o, "    ", &format!("recommends: {}", names.join(", ")));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conntrack_analyze::Observation;
+    use conntrack_analyze::hotspots::Hotspots;
+    use conntrack_core::HostSnapshot;
+    use conntrack_core::testkit::{flow, tcp};
+
+    /// The report text of a table of these (source, flows) pairs, every
+    /// flow to one service.
+    fn text_of(sources: &[(&str, u16)]) -> String {
+        let mut h = Hotspots::exact();
+        for &(src, flows) in sources {
+            for port in 0..flows {
+                h.add(&flow(tcp(src, 1000 + port, "192.0.2.1", 443)));
+            }
+        }
+        let total: u16 = sources.iter().map(|s| s.1).sum();
+        let obs = Observation::new(
+            HostSnapshot::default()
+                .with_count(u32::from(total))
+                .with_max(262_144),
+        )
+        .with_hotspots(h.summary());
+        let r = Report::build(
+            &obs,
+            crate::report::Origin::capture("ties"),
+            &Default::default(),
+        )
+        .unwrap();
+        report_text(&r)
+    }
+
+    fn source_lines(text: &str) -> Vec<&str> {
+        text.lines()
+            .skip_while(|l| !l.contains("top sources"))
+            .take_while(|l| !l.contains("top destinations"))
+            .collect()
+    }
+
+    #[test]
+    fn ties_at_the_cut_are_said() {
+        // Two heavy sources, then twelve with three flows each: the list
+        // stops at five rows among equal counts.
+        let mut sources = vec![("10.0.0.1", 9), ("10.0.0.2", 7)];
+        let names: Vec<String> = (10..22).map(|i| format!("10.0.1.{i}")).collect();
+        sources.extend(names.iter().map(|s| (s.as_str(), 3)));
+        let t = text_of(&sources);
+        let lines = source_lines(&t);
+        assert!(lines.iter().any(|l| l.contains("10.0.0.1")), "{t}");
+        // 10.0.1.10 to .12 are shown (ties ordered by key), nine more are
+        // not: five in the summary's ten rows, four beyond.
+        assert!(lines.iter().any(|l| l.contains("10.0.1.12")), "{t}");
+        assert!(!lines.iter().any(|l| l.contains("10.0.1.13")), "{t}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("(and 9 more with the same count, not listed)")),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn no_note_when_the_cut_is_between_counts() {
+        let t = text_of(&[
+            ("10.0.0.1", 6),
+            ("10.0.0.2", 5),
+            ("10.0.0.3", 4),
+            ("10.0.0.4", 3),
+            ("10.0.0.5", 2),
+            ("10.0.0.6", 1),
+            ("10.0.0.7", 1),
+        ]);
+        assert!(t.contains("10.0.0.5"), "{t}");
+        assert!(!t.contains("more with the same count"), "{t}");
+    }
+
+    #[test]
+    fn a_flat_kind_lists_no_key() {
+        // Every source one flow: no list of arbitrary sources.
+        let names: Vec<String> = (1..=40).map(|i| format!("10.0.2.{i}")).collect();
+        let sources: Vec<(&str, u16)> = names.iter().map(|s| (s.as_str(), 1)).collect();
+        let t = text_of(&sources);
+        let lines = source_lines(&t);
+        assert_eq!(
+            lines.first().map(|l| l.trim()),
+            Some("top sources: none stands out: all 40 have 1 entries each"),
+            "{t}"
+        );
+        assert!(!t.contains("10.0.2.1"), "{t}");
+        assert!(
+            t.contains("Top sources: none standing out (all 40 with 1 each)"),
+            "{t}"
+        );
     }
 }
