@@ -324,6 +324,50 @@ fn top_rows(t: &KeyTable, scale: impl Fn(u64) -> u64, n: usize) -> String {
         .join(", ")
 }
 
+/// Where a table's flows go, for a sentence after a verb: "mostly to
+/// A (3), B (2)" when some keys stand out (`prep` "to"), "evenly to 391
+/// destinations (1,006 each)" when every key has one count (`noun`
+/// "destinations"), "to many destinations, none above 12" when a bounded
+/// count proved no key heavier than the rest. The rows are
+/// [`top_rows`]'.
+///
+/// ```
+/// use conntrack_analyze::answers::concentration;
+/// use conntrack_analyze::hotspots::{HotspotConfig, Hotspots, KeyKind};
+/// use conntrack_core::testkit::{flow, tcp};
+/// let mut h = Hotspots::new(HotspotConfig::default());
+/// for i in 0..4u16 {
+///     h.add(&flow(tcp(&format!("10.0.0.{i}"), 40000, "192.0.2.1", 443)));
+/// }
+/// let s = h.summary();
+/// let t = s.table(KeyKind::SrcIp).unwrap();
+/// assert_eq!(concentration(t, |c| c, 3, "by", "sources"), "evenly by 4 sources (1 each)");
+/// let t = s.table(KeyKind::Destination).unwrap();
+/// assert_eq!(concentration(t, |c| c, 3, "to", "destinations"), "mostly to tcp 192.0.2.1:443 (4)");
+/// ```
+pub fn concentration(
+    t: &KeyTable,
+    scale: impl Fn(u64) -> u64,
+    n: usize,
+    prep: &str,
+    noun: &str,
+) -> String {
+    if t.top.is_empty() && !t.exact {
+        return format!(
+            "{prep} many {noun}, none above {}",
+            group(scale(t.others_at_most) as i64)
+        );
+    }
+    if t.is_flat() {
+        return format!(
+            "evenly {prep} {} {noun} ({} each)",
+            group(t.distinct.unwrap_or(0) as i64),
+            group(scale(t.top[0].count) as i64)
+        );
+    }
+    format!("mostly {prep} {}", top_rows(t, scale, n))
+}
+
 fn drivers(f: &Facts) -> Option<Answer> {
     let h = f.obs.hotspots.as_ref().filter(|h| h.flows > 0)?;
     let mix = f.mix.as_ref()?;
@@ -375,11 +419,11 @@ fn drivers(f: &Facts) -> Option<Answer> {
         .sum();
         let _ = write!(
             text,
-            "Short-lived connections (TCP in a closing state: {:.0}% of the table) go mostly to \
-             {}, opened by {}; these are what keepalive or pooling would remove.",
+            "Short-lived connections (TCP in a closing state: {:.0}% of the table) go {}, \
+             opened {}; these are what keepalive or pooling would remove.",
             closing * 100.0,
-            top_rows(&h.closing_by_destination, scale, 3),
-            top_rows(&h.closing_by_source, scale, 3)
+            concentration(&h.closing_by_destination, scale, 3, "to", "destinations"),
+            concentration(&h.closing_by_source, scale, 3, "by", "sources")
         );
     }
     Some(Answer {

@@ -4,8 +4,9 @@
 //! of invalid packets. The effects name what the evidence shows (the
 //! destinations short-lived connections go to, the sources).
 
-use super::{Ctx, Outcome, n};
+use super::{Ctx, Outcome};
 use crate::plan::*;
+use conntrack_analyze::answers::concentration;
 use conntrack_analyze::{Finding, Remedy};
 
 pub(crate) fn plan(cx: &Ctx) -> Outcome {
@@ -99,16 +100,9 @@ fn reuse(cx: &Ctx) -> Action {
         && !h.closing_by_destination.top.is_empty()
     {
         let scale = |c: u64| cx.facts.mix.as_ref().map_or(c, |m| m.scaled(c));
-        let top: Vec<String> = h
-            .closing_by_destination
-            .top
-            .iter()
-            .take(3)
-            .map(|k| format!("{} ({})", k.key, n(scale(k.count))))
-            .collect();
         text.push_str(&format!(
-            ". Short-lived connections here go mostly to {}",
-            top.join(", ")
+            ". Short-lived connections here go {}",
+            concentration(&h.closing_by_destination, scale, 3, "to", "destinations")
         ));
     }
     a.effect.text = text;
