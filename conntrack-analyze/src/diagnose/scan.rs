@@ -1,8 +1,10 @@
 //! `scan-suspects`: sources with many flows that never saw a reply.
 //!
-//! **Checks:** a source holds 100 or more UNREPLIED flows, and unreplied
-//! flows hold 5% of the table or more (a client whose DNS queries
-//! sometimes go unanswered is not a scanner).
+//! **Checks:** a source holds 100 or more UNREPLIED flows that are not in
+//! flight (their last packet 2 s old or more: a loaded server answers
+//! late, which is not a scan), and unreplied flows hold 5% of the table
+//! or more (a client whose DNS queries sometimes go unanswered is not a
+//! scanner).
 //!
 //! **Why:** unreplied entries hold the table for the full unreplied
 //! timeout; many from one source is a scanner, a flood, or a client

@@ -6,7 +6,7 @@ use super::names::NameMap;
 use super::rule::{FlowKeys, SRC_NET, SRC_NET_WIDE};
 use super::summary::{DnsCounts, HotspotSummary, NatCounts, ProtoNat, StateCount, share};
 use super::tally::{Tally, exact_table};
-use conntrack_core::{FlowLike, FlowState, L4Proto, Status};
+use conntrack_core::{FlowLike, FlowState, L4Proto, Status, TimeoutKey};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -240,7 +240,9 @@ impl Hotspots {
         }
         if !status.contains(Status::SEEN_REPLY) {
             self.unreplied += 1;
-            self.unreplied_src.add(src);
+            if !in_flight(proto, state, f.timeout()) {
+                self.unreplied_src.add(src);
+            }
         }
         if status.intersects(Status::HELPER | Status::EXPECTED) {
             self.helper_flows += 1;
@@ -399,12 +401,77 @@ impl Hotspots {
     }
 }
 
+/// How recently an unreplied flow must have seen a packet to count as in
+/// flight rather than unanswered.
+pub const IN_FLIGHT_SECS: u32 = 2;
+
+/// Whether an unreplied flow may still get its reply: its remaining
+/// timeout is within [`IN_FLIGHT_SECS`] of the kernel's default for its
+/// state (every packet restarts the timer at the full value), so its last
+/// packet is that recent. On a host whose timeout is not the default the
+/// age cannot be told and the flow counts as unanswered. Left out of
+/// [`HotspotSummary::unreplied_by_source`] only: a loaded server answers
+/// late, which is not a source with many unanswered flows.
+fn in_flight(proto: L4Proto, state: FlowState, remaining: Option<u32>) -> bool {
+    let (Some(key), Some(rem)) = (TimeoutKey::for_state(proto, state), remaining) else {
+        return false;
+    };
+    let full = key.default_secs(None);
+    rem <= full && rem + IN_FLIGHT_SECS > full
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::hotspots::KeyCount;
     use conntrack_core::testkit::{flow, ip, tcp_state};
     use conntrack_core::{Flow, TcpState};
+
+    /// Unreplied flows whose last packet is under 2 s old (remaining
+    /// timeout within 2 s of the kernel's default) are in flight, not
+    /// unanswered: a loaded server's late replies name no source. Older
+    /// ones, and any whose timeout is not the default, count.
+    #[test]
+    fn in_flight_unreplied_flows_name_no_source() {
+        let udp = |i: u16, remaining: u32| {
+            let mut f = flow(conntrack_core::testkit::udp(
+                "10.0.0.1",
+                10000 + i,
+                "10.0.0.2",
+                53,
+            ));
+            f.timeout = Some(remaining);
+            f
+        };
+        let mut h = Hotspots::new(HotspotConfig::default());
+        for i in 0..100 {
+            h.add(&udp(i, 30 - u32::from(i % 2))); // 30 s and 29 s left: fresh
+        }
+        let s = h.summary();
+        assert_eq!(s.unreplied, 100);
+        assert!(
+            s.unreplied_by_source.top.is_empty(),
+            "{:?}",
+            s.unreplied_by_source
+        );
+        for i in 100..110 {
+            h.add(&udp(i, 28)); // 2 s old
+        }
+        h.add(&udp(200, 45)); // a host whose UDP timeout is not the default
+        let s = h.summary();
+        assert_eq!(s.unreplied_by_source.top[0].count, 11);
+        assert!(in_flight(
+            L4Proto::TCP,
+            FlowState::Tcp(TcpState::SYN_SENT),
+            Some(119)
+        ));
+        assert!(!in_flight(
+            L4Proto::TCP,
+            FlowState::Tcp(TcpState::SYN_SENT),
+            Some(118)
+        ));
+        assert!(!in_flight(L4Proto::UDP, FlowState::Unreplied, None));
+    }
 
     fn tcp(src: &str, dst: &str, sport: u16, dport: u16, st: TcpState, t: u32) -> Flow {
         let mut f = flow(conntrack_core::testkit::tcp(src, sport, dst, dport));

@@ -45,7 +45,7 @@ mod rule;
 mod summary;
 mod tally;
 
-pub use aggregate::{BOUNDED_KEYS, CountMode, HotspotConfig, Hotspots};
+pub use aggregate::{BOUNDED_KEYS, CountMode, HotspotConfig, Hotspots, IN_FLIGHT_SECS};
 pub use histogram::RemainingHistogram;
 pub use key::{Key, KeyKind, NatClass, mask};
 pub use live::{LiveCounts, LiveOrder, LiveRow};

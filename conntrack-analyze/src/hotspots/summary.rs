@@ -271,8 +271,10 @@ pub struct HotspotSummary {
     /// One table per [`KeyKind`], in the order the kinds are declared
     /// ([`KeyKind::ALL`]).
     pub tables: Vec<KeyTable>,
-    /// Sources of flows without a reply (`IPS_SEEN_REPLY` clear): scan
-    /// suspects, or clients of a dead backend.
+    /// Sources of flows without a reply (`IPS_SEEN_REPLY` clear) that are
+    /// not in flight (no packet in the last 2 s,
+    /// [`super::IN_FLIGHT_SECS`]): scan suspects, or clients of a
+    /// dead backend.
     pub unreplied_by_source: KeyTable,
     /// Every (protocol, state) seen, largest first, with remaining-timeout
     /// histograms.
