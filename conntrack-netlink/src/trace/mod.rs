@@ -43,7 +43,7 @@ mod loader;
 pub use loader::{TraceConfig, Tracer};
 
 use conntrack_core::{Counters, FlowLike, ProtoInfo, Status, Tuple};
-pub use record::{EntryState, RawDrop, RecordError};
+pub use record::{Counted, EntryState, RawDrop, RecordError};
 use std::fmt;
 use std::time::SystemTime;
 
@@ -64,6 +64,16 @@ pub enum DropReason {
     /// The entry was dying at confirmation, or its extension area changed
     /// (`nf_ct_ext_valid_pre`, or `nf_ct_ext_valid_post` which kills it).
     Dying,
+    /// NAT itself returned `NF_DROP` (no conntrack counter moves): source
+    /// NAT could not set up the mapping, typically a MASQUERADE whose
+    /// output interface has no address (`nf_nat_masquerade_ipv4`: "ate my
+    /// IP address"), or a masqueraded flow whose output interface changed
+    /// (`nf_nat_inet_fn`: `nf_nat_oif_changed`, the entry is killed); or
+    /// the destination NAT step of a new flow. Named from the hook the
+    /// packet was dropped at and the entry's NAT bits; see the module
+    /// docs for what this cannot tell apart. [`DropRecord::hook`] says
+    /// which hook.
+    NatFailure,
     /// Not one of the above; see [`OtherKind`].
     Other(OtherKind),
 }
@@ -76,8 +86,8 @@ pub enum OtherKind {
     /// conntrack (the raw table) dropped it.
     NoEntry,
     /// A verdict on a flow's first packet, before confirmation, that no
-    /// conntrack counter explains: the ruleset or a NAT hook (NAT failures
-    /// land here).
+    /// conntrack counter explains and that was not at a NAT step: the
+    /// ruleset.
     Unconfirmed,
     /// A ruleset verdict on a packet of a flow in the table.
     InTable,
@@ -87,11 +97,12 @@ pub enum OtherKind {
 
 impl DropReason {
     /// Every reason, in report order.
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::TableFull,
         DropReason::UnresolvedClash,
         DropReason::ChainTooLong,
         DropReason::Dying,
+        DropReason::NatFailure,
         DropReason::Other(OtherKind::NoEntry),
         DropReason::Other(OtherKind::Unconfirmed),
         DropReason::Other(OtherKind::InTable),
@@ -105,6 +116,7 @@ impl DropReason {
             DropReason::UnresolvedClash => "unresolved_clash",
             DropReason::ChainTooLong => "chain_too_long",
             DropReason::Dying => "dying",
+            DropReason::NatFailure => "nat_failure",
             DropReason::Other(OtherKind::NoEntry) => "other_no_entry",
             DropReason::Other(OtherKind::Unconfirmed) => "other_unconfirmed",
             DropReason::Other(OtherKind::InTable) => "other_in_table",
@@ -126,6 +138,72 @@ impl fmt::Display for DropReason {
     }
 }
 
+/// A netfilter hook (`enum nf_inet_hooks`, include/uapi/linux/netfilter.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum NfHook {
+    /// `NF_INET_PRE_ROUTING`: destination NAT of arriving packets.
+    PreRouting,
+    /// `NF_INET_LOCAL_IN`: source NAT of locally delivered packets.
+    LocalIn,
+    /// `NF_INET_FORWARD`: filtering only.
+    Forward,
+    /// `NF_INET_LOCAL_OUT`: destination NAT of local packets.
+    LocalOut,
+    /// `NF_INET_POST_ROUTING`: source NAT (MASQUERADE, SNAT).
+    PostRouting,
+}
+
+impl NfHook {
+    /// The hook whose `NF_HOOK`/`nf_hook` call a kernel function makes
+    /// (the function that calls `nf_hook_slow`; net/ipv4/ip_input.c,
+    /// ip_forward.c, ip_output.c and their ipv6 twins ip6_input.c,
+    /// ip6_output.c), `None` for any other.
+    pub fn of_caller(function: &str) -> Option<NfHook> {
+        Some(match function {
+            "ip_rcv" | "ip_sublist_rcv" | "ipv6_rcv" | "ipv6_sublist_rcv" => NfHook::PreRouting,
+            "ip_local_deliver" | "ip6_input" => NfHook::LocalIn,
+            "ip_forward" | "ip6_forward" => NfHook::Forward,
+            "__ip_local_out" | "__ip6_local_out" => NfHook::LocalOut,
+            "ip_output" | "ip_mc_output" | "ip6_output" => NfHook::PostRouting,
+            _ => return None,
+        })
+    }
+
+    /// The hook of a kernel stack (innermost first): the first frame whose
+    /// function [`NfHook::of_caller`] knows. `function` names the function
+    /// holding an address (from `/proc/kallsyms`).
+    pub fn from_stack<'a>(
+        stack: &[u64],
+        mut function: impl FnMut(u64) -> Option<&'a str>,
+    ) -> Option<NfHook> {
+        stack
+            .iter()
+            .filter(|&&a| a != 0)
+            .find_map(|&a| function(a).and_then(NfHook::of_caller))
+    }
+
+    /// Whether NAT runs here: source NAT at POSTROUTING and LOCAL_IN,
+    /// destination NAT at PREROUTING and LOCAL_OUT (the `nf_nat_ipv4_ops`
+    /// of net/netfilter/nf_nat_proto.c).
+    pub const fn nat_manip(self) -> Option<NatManip> {
+        match self {
+            NfHook::PostRouting | NfHook::LocalIn => Some(NatManip::Source),
+            NfHook::PreRouting | NfHook::LocalOut => Some(NatManip::Destination),
+            NfHook::Forward => None,
+        }
+    }
+}
+
+/// Which mapping NAT sets up at a hook (`enum nf_nat_manip_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NatManip {
+    /// `NF_NAT_MANIP_SRC`: SNAT, MASQUERADE; done when `IPS_SRC_NAT_DONE`.
+    Source,
+    /// `NF_NAT_MANIP_DST`: DNAT, REDIRECT; done when `IPS_DST_NAT_DONE`.
+    Destination,
+}
+
 /// One dropped packet, attributed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -139,6 +217,10 @@ pub struct DropRecord {
     /// The kernel function that freed the packet (`nf_hook_slow+0x9c`),
     /// when `/proc/kallsyms` shows addresses.
     pub location: Option<String>,
+    /// The netfilter hook the packet was dropped at, for the drops whose
+    /// stack the program walked (those that may be NAT's) and when
+    /// `/proc/kallsyms` shows addresses.
+    pub hook: Option<NfHook>,
     /// For an unresolved clash: the reply tuple of the entry that won
     /// (its NAT mapping), when ctnetlink still had it.
     pub winner_reply: Option<Tuple>,
@@ -154,6 +236,7 @@ impl DropRecord {
             reason,
             raw,
             location: None,
+            hook: None,
             winner_reply: None,
         }
     }
@@ -352,8 +435,12 @@ mod tests {
                 zone: None,
                 mark: Some(7),
                 status: None,
+                counted: None,
+                output_dev: false,
+                stack: None,
             },
             location: None,
+            hook: None,
             winner_reply: None,
         };
         assert_eq!(r.orig(), t);

@@ -58,6 +58,8 @@ typedef __u32 __wsum;
 // uapi/linux/bpf.h values (stable ABI).
 #define BPF_MAP_TYPE_ARRAY 2
 #define BPF_MAP_TYPE_RINGBUF 27
+#define BPF_MAP_TYPE_PERCPU_HASH 5
+#define BPF_MAP_TYPE_PERCPU_ARRAY 6
 #define BPF_ANY 0
 #define BPF_RB_NO_WAKEUP 1
 #define BPF_RB_FORCE_WAKEUP 2
@@ -95,8 +97,23 @@ struct ns_common {
 	unsigned int inum;
 } __attribute__((preserve_access_index));
 
+// include/linux/netfilter/nf_conntrack_common.h: the per-CPU counters
+// ctnetlink's CTA_STATS_* report (only the three a drop moves are read).
+struct ip_conntrack_stat {
+	unsigned int drop;
+	unsigned int insert_failed;
+	unsigned int chaintoolong;
+} __attribute__((preserve_access_index));
+
+// include/net/netns/conntrack.h: `struct ip_conntrack_stat __percpu
+// *stat` (this kernel's BTF carries no percpu type tag on it).
+struct netns_ct {
+	struct ip_conntrack_stat *stat;
+} __attribute__((preserve_access_index));
+
 struct net {
 	struct ns_common ns;
+	struct netns_ct ct;
 } __attribute__((preserve_access_index));
 
 typedef struct {
@@ -123,9 +140,14 @@ struct sock {
 	struct sock_common __sk_common;
 } __attribute__((preserve_access_index));
 
+struct dst_entry {
+	struct net_device *dev;
+} __attribute__((preserve_access_index));
+
 struct sk_buff {
 	struct net_device *dev;
 	struct sock *sk;
+	unsigned long _skb_refdst;
 	unsigned long _nfct;
 	__u32 mark;
 	__u16 network_header;
@@ -138,7 +160,7 @@ enum skb_drop_reason {
 
 // The record shared with user space (record.rs decodes it; keep both in
 // step and bump RECORD_VERSION on any change).
-#define RECORD_VERSION 1
+#define RECORD_VERSION 2
 
 // What the entry's state says (record.rs: `State`).
 enum state {
@@ -149,19 +171,35 @@ enum state {
 	ST_IN_TABLE = 5,     // in the table: dropped by the ruleset
 };
 
-#define F_CT (1 << 0)	  // orig, reply, zone and status are the entry's
-#define F_MARK (1 << 1)	  // mark is known
-#define F_PACKET (1 << 2) // orig was parsed from the packet headers
+#define F_CT (1 << 0)	    // orig, reply, zone and status are the entry's
+#define F_MARK (1 << 1)	    // mark is known
+#define F_PACKET (1 << 2)   // orig was parsed from the packet headers
+#define F_COUNTED (1 << 3)  // `moved` is known (a baseline existed)
+#define F_STACK (1 << 4)    // `stack` holds the kernel stack
+#define F_OUT_DEV (1 << 5)  // skb->dev was the route's device (output path)
+
+// `moved`: the conntrack counters of the packet's namespace, on this CPU,
+// that rose since the previous NETFILTER_DROP seen there.
+#define M_DROP (1 << 0)
+#define M_INSERT_FAILED (1 << 1)
+#define M_CHAINTOOLONG (1 << 2)
 
 // include/uapi/linux/netfilter/nf_conntrack_common.h
 #define IPS_CONFIRMED (1UL << 3)
+#define IPS_SRC_NAT_DONE (1UL << 7)
+#define IPS_DST_NAT_DONE (1UL << 8)
 #define IPS_DYING (1UL << 9)
+
+// include/linux/skbuff.h: SKB_DST_NOREF is the low bit of _skb_refdst.
+#define SKB_DST_PTRMASK (~1UL)
+
+#define STACK_DEPTH 12
 
 struct ct_drop_event {
 	__u8 version;
 	__u8 state;
 	__u8 flags;
-	__u8 pad;
+	__u8 moved;
 	__u32 cpu;
 	__u64 ts_ns;	// bpf_ktime_get_ns: CLOCK_MONOTONIC
 	__u64 location; // kfree_skb caller (nf_hook_slow+off)
@@ -172,6 +210,7 @@ struct ct_drop_event {
 	__u16 pad2;
 	struct nf_conntrack_tuple orig;
 	struct nf_conntrack_tuple reply;
+	__u64 stack[STACK_DEPTH]; // F_STACK: bpf_get_stack, innermost first
 };
 
 struct {
@@ -180,8 +219,8 @@ struct {
 } events SEC(".maps");
 
 // 0: netns inode to keep (0: every namespace); 1: 1 to also report drops
-// of entries in the table (ruleset verdicts on tracked flows); 2:
-// records lost because the ring buffer was full.
+// no conntrack failure explains (ruleset verdicts); 2: records lost
+// because the ring buffer was full.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 3);
@@ -189,10 +228,86 @@ struct {
 	__type(value, __u64);
 } config SEC(".maps");
 
+// Per CPU: NETFILTER_DROP frees that no conntrack counter explains and
+// that were not recorded (ruleset verdicts, with `config[1]` off), so
+// that the totals stay honest without a record each.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} unrecorded SEC(".maps");
+
+// The counters as last seen, per (CPU, namespace inode): a per-CPU hash
+// keyed by the inode. `primed` is 0 in the slots of the CPUs that have
+// not seen a drop in that namespace yet (an update from a program writes
+// only its own CPU's slot).
+struct seen_ctr {
+	__u32 drop;
+	__u32 insert_failed;
+	__u32 chaintoolong;
+	__u32 primed;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct seen_ctr);
+} seen SEC(".maps");
+
+// kernel/bpf/arraymap.c: a per-CPU array keeps each element's __percpu
+// pointer in `pptrs[]`, and a lookup returns this_cpu_ptr() of it. The
+// difference of the two is this CPU's per-CPU offset (__per_cpu_offset[cpu]
+// in include/asm-generic/percpu.h), the same for every per-CPU allocation,
+// so adding it to another __percpu pointer gives this CPU's copy. This is
+// the one way a program can compute it on the project VM: a typed per-CPU
+// ksym (`this_cpu_off`) and the typeless `__per_cpu_offset` are resolved by
+// the kernel and libbpf through kallsyms (kernel/bpf/verifier.c,
+// check_pseudo_btf_id: "ldimm64 failed to find the address for kernel
+// symbol"), and this kernel, without CONFIG_KALLSYMS_ALL, lists no data
+// symbols there.
+struct bpf_array {
+	__u32 elem_size;
+	void *pptrs[];
+} __attribute__((preserve_access_index));
+
 static __always_inline __u64 config_get(__u32 k)
 {
 	__u64 *v = bpf_map_lookup_elem(&config, &k);
 	return v ? *v : 0;
+}
+
+// This CPU's counters of `net` (net->ct.stat + this CPU's offset, read
+// with bpf_probe_read_kernel). Returns 0 when read.
+static __always_inline int read_counters(struct net *net, struct seen_ctr *c)
+{
+	struct ip_conntrack_stat *stat = BPF_CORE_READ(net, ct.stat);
+	if (!stat)
+		return -1;
+	// This CPU's offset, from the `unrecorded` per-CPU array (above). The
+	// map and value pointers become plain numbers through the stack: the
+	// verifier allows no arithmetic on a map pointer.
+	__u32 z = 0;
+	void *here = bpf_map_lookup_elem(&unrecorded, &z);
+	void *map = &unrecorded;
+	__u64 here_addr = 0, map_addr = 0, base = 0;
+	if (!here || bpf_probe_read_kernel(&here_addr, sizeof(here_addr), &here) ||
+	    bpf_probe_read_kernel(&map_addr, sizeof(map_addr), &map))
+		return -1;
+	if (bpf_probe_read_kernel(&base, sizeof(base),
+				  (void *)(map_addr + bpf_core_field_offset(struct bpf_array, pptrs))) ||
+	    !base)
+		return -1;
+	struct ip_conntrack_stat *mine = (void *)((unsigned long)stat + (here_addr - base));
+	c->drop = BPF_CORE_READ(mine, drop);
+	c->insert_failed = BPF_CORE_READ(mine, insert_failed);
+	if (bpf_core_field_exists(mine->chaintoolong))
+		c->chaintoolong = BPF_CORE_READ(mine, chaintoolong);
+	else
+		c->chaintoolong = 0;
+	c->primed = 1;
+	return 0;
 }
 
 // Reads the packet's addresses and ports into a kernel-layout tuple (for
@@ -247,14 +362,12 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 		return 0;
 
 	struct nf_conn *ct = (struct nf_conn *)(BPF_CORE_READ(skb, _nfct) & NFCT_PTRMASK);
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
 	struct net *net = 0;
 	if (ct)
 		net = BPF_CORE_READ(ct, ct_net.net);
-	if (!net) {
-		struct net_device *dev = BPF_CORE_READ(skb, dev);
-		if (dev)
-			net = BPF_CORE_READ(dev, nd_net.net);
-	}
+	if (!net && dev)
+		net = BPF_CORE_READ(dev, nd_net.net);
 	if (!net) {
 		struct sock *sk = BPF_CORE_READ(skb, sk);
 		if (sk)
@@ -281,7 +394,57 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 		else
 			st = ST_IN_TABLE;
 	}
-	if (st == ST_IN_TABLE && !config_get(1))
+
+	// Which of this CPU's counters in this namespace rose since the last
+	// drop seen here. Every conntrack failure that ends in NF_DROP counts
+	// on the CPU that frees the packet, right before nf_hook_slow() frees
+	// it (see trace/mod.rs for the kernel paths): a drop that moved none
+	// is a ruleset or NAT verdict.
+	__u8 flags = 0, moved = 0;
+	struct seen_ctr now = {};
+	if (read_counters(net, &now) == 0) {
+		struct seen_ctr *last = bpf_map_lookup_elem(&seen, &inum);
+		if (last && last->primed) {
+			if (now.drop != last->drop)
+				moved |= M_DROP;
+			if (now.insert_failed != last->insert_failed)
+				moved |= M_INSERT_FAILED;
+			if (now.chaintoolong != last->chaintoolong)
+				moved |= M_CHAINTOOLONG;
+			*last = now;
+			flags |= F_COUNTED;
+		} else if (last) {
+			*last = now;
+		} else {
+			bpf_map_update_elem(&seen, &inum, &now, BPF_ANY);
+		}
+	}
+
+	// A drop no counter explains may be NAT's own NF_DROP: an entry whose
+	// source (destination) mapping is not done yet, dropped where source
+	// (destination) NAT runs. Only those pay for a stack walk, which
+	// names the hook; the rest is a ruleset verdict.
+	int nat_candidate = 0;
+	if (!moved && ct) {
+		struct dst_entry *dst = (struct dst_entry *)(BPF_CORE_READ(skb, _skb_refdst) & SKB_DST_PTRMASK);
+		struct net_device *out = dst ? BPF_CORE_READ(dst, dev) : 0;
+		if (out && out == dev)
+			flags |= F_OUT_DEV;
+		if (st == ST_UNCONFIRMED && !(status & IPS_DST_NAT_DONE))
+			nat_candidate = 1; // prerouting / output, before DNAT completed
+		else if ((st == ST_UNCONFIRMED || st == ST_DYING) && (flags & F_OUT_DEV))
+			nat_candidate = 1; // postrouting (ip_output sets skb->dev first)
+	}
+	if ((flags & F_COUNTED) && !moved && !nat_candidate && !config_get(1)) {
+		__u32 z = 0;
+		__u64 *n = bpf_map_lookup_elem(&unrecorded, &z);
+		if (n)
+			*n += 1;
+		return 0;
+	}
+	// Without a baseline (the first drop on this CPU in this namespace)
+	// the record goes to user space, which reads the counters itself.
+	if (!(flags & F_COUNTED) && st == ST_IN_TABLE && !config_get(1))
 		return 0;
 
 	struct ct_drop_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -295,11 +458,11 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	__builtin_memset(e, 0, sizeof(*e));
 	e->version = RECORD_VERSION;
 	e->state = st;
+	e->moved = moved;
 	e->cpu = bpf_get_smp_processor_id();
 	e->ts_ns = bpf_ktime_get_ns();
 	e->location = (__u64)location;
 	e->netns = inum;
-	__u8 flags = 0;
 	if (ct) {
 		BPF_CORE_READ_INTO(&e->orig, ct, tuplehash[0].tuple);
 		BPF_CORE_READ_INTO(&e->reply, ct, tuplehash[1].tuple);
@@ -316,6 +479,8 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 		e->mark = BPF_CORE_READ(skb, mark);
 		flags |= F_MARK;
 	}
+	if (nat_candidate && bpf_get_stack(ctx, e->stack, sizeof(e->stack), 0) > 0)
+		flags |= F_STACK;
 	e->flags = flags;
 	// Wake the reader only when a quarter of the buffer is pending: it
 	// polls every 50 ms anyway, and a wake-up per drop would cost more
