@@ -435,8 +435,8 @@ impl Classifier {
         let (hook, nat) = self.nat_verdict(&raw);
         let mut winner_reply = None;
         let reason = match raw.counted {
-            Some(c) => self.from_counted(&raw, c, nat, &mut winner_reply),
-            None => self.from_ctnetlink(&raw, nat, &mut winner_reply),
+            Some(c) => self.by_counted(&raw, c, nat, &mut winner_reply),
+            None => self.by_ctnetlink(&raw, nat, &mut winner_reply),
         };
         if matches!(reason, DropReason::Other(_)) && !self.include_ruleset {
             self.left_out += 1;
@@ -454,7 +454,7 @@ impl Classifier {
 
     /// The reason from the counters the program saw move at the free
     /// (`RawDrop::counted`): the kernel-side classification.
-    fn from_counted(
+    fn by_counted(
         &mut self,
         raw: &RawDrop,
         c: Counted,
@@ -495,7 +495,7 @@ impl Classifier {
     /// The reason from ctnetlink's per-CPU counters, read after the fact:
     /// for the first drop the program saw on a CPU in a namespace, which
     /// had no earlier reading to compare with.
-    fn from_ctnetlink(
+    fn by_ctnetlink(
         &mut self,
         raw: &RawDrop,
         nat: bool,
@@ -811,6 +811,139 @@ fn find_netns(inum: u32) -> Option<Netns> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn raw(state: EntryState, status: Option<u32>, counted: Option<Counted>) -> RawDrop {
+        let t = conntrack_core::Tuple::new(
+            "198.18.0.2".parse().unwrap(),
+            "198.19.0.2".parse().unwrap(),
+            conntrack_core::L4Proto::UDP,
+            conntrack_core::L4Tuple::Ports { src: 4000, dst: 53 },
+        );
+        RawDrop {
+            state,
+            cpu: 0,
+            monotonic_ns: 1,
+            location: 0,
+            netns: 1,
+            orig: Some(t),
+            reply: t.inverse(),
+            zone: Some(0),
+            mark: Some(0),
+            status,
+            counted,
+            output_dev: false,
+            stack: None,
+        }
+    }
+
+    const SRC_NAT: u32 = 1 << 4;
+    const SRC_NAT_DONE: u32 = 1 << 7;
+    const DST_NAT_DONE: u32 = 1 << 8;
+
+    #[test]
+    fn nat_steps_by_hook_and_mapping() {
+        let new = |status| raw(EntryState::Unconfirmed, Some(status), None);
+        // Source NAT's hook, source mapping not done: NAT's step.
+        assert!(nat_step(&new(DST_NAT_DONE), Some(NfHook::PostRouting)));
+        assert!(nat_step(&new(DST_NAT_DONE), Some(NfHook::LocalIn)));
+        // Mapping made: a later verdict at that hook is not NAT's step.
+        assert!(!nat_step(
+            &new(DST_NAT_DONE | SRC_NAT_DONE),
+            Some(NfHook::PostRouting)
+        ));
+        // Destination NAT's hooks.
+        assert!(nat_step(&new(0), Some(NfHook::PreRouting)));
+        assert!(nat_step(&new(0), Some(NfHook::LocalOut)));
+        assert!(!nat_step(&new(DST_NAT_DONE), Some(NfHook::PreRouting)));
+        // FORWARD never is; no hook or no entry is not evidence.
+        assert!(!nat_step(&new(0), Some(NfHook::Forward)));
+        assert!(!nat_step(&new(0), None));
+        assert!(!nat_step(
+            &raw(EntryState::NoEntry, None, None),
+            Some(NfHook::PostRouting)
+        ));
+        // A masqueraded flow killed at POSTROUTING (its interface changed).
+        let dying = |status| raw(EntryState::Dying, Some(status), None);
+        let mapped = SRC_NAT | SRC_NAT_DONE | DST_NAT_DONE;
+        assert!(nat_step(&dying(mapped), Some(NfHook::PostRouting)));
+        assert!(!nat_step(&dying(DST_NAT_DONE), Some(NfHook::PostRouting)));
+        assert!(!nat_step(&dying(mapped), Some(NfHook::PreRouting)));
+    }
+
+    #[test]
+    fn nat_hook_functions() {
+        assert!(is_nat_hook_function("nf_nat_inet_fn"));
+        assert!(is_nat_hook_function("nf_nat_ipv4_out"));
+        assert!(is_nat_hook_function("nf_nat_ipv6_fn"));
+        assert!(!is_nat_hook_function("nft_do_chain"));
+        assert!(!is_nat_hook_function("nf_hook_slow"));
+        let syms = vec![(0x100, "a".to_owned()), (0x200, "b".to_owned())];
+        assert_eq!(function_at(&syms, 0x1ff), Some("a"));
+        assert_eq!(function_at(&syms, 0x200), Some("b"));
+        assert_eq!(function_at(&syms, 0xff), None);
+    }
+
+    #[test]
+    fn counted_records_name_their_reason_in_the_kernel_order() {
+        let mut c = Classifier::new();
+        let moved = |drop, insert_failed, chaintoolong| Counted {
+            drop,
+            insert_failed,
+            chaintoolong,
+        };
+        let mut w = None;
+        let none = Counted::default();
+        let mut reason = |state, status, counted: Counted, nat| {
+            c.by_counted(&raw(state, status, Some(counted)), counted, nat, &mut w)
+        };
+        assert_eq!(
+            reason(EntryState::NoEntry, None, moved(true, false, false), false),
+            DropReason::TableFull
+        );
+        assert_eq!(
+            reason(EntryState::NoEntry, None, none, false),
+            DropReason::Other(OtherKind::NoEntry)
+        );
+        let st = Some(DST_NAT_DONE);
+        assert_eq!(
+            reason(EntryState::Unconfirmed, st, moved(false, true, true), false),
+            DropReason::ChainTooLong
+        );
+        assert_eq!(
+            reason(
+                EntryState::Unconfirmed,
+                st,
+                moved(false, true, false),
+                false
+            ),
+            DropReason::Dying
+        );
+        assert_eq!(
+            reason(EntryState::Unconfirmed, st, none, false),
+            DropReason::Other(OtherKind::Unconfirmed)
+        );
+        assert_eq!(
+            reason(EntryState::Unconfirmed, st, none, true),
+            DropReason::NatFailure
+        );
+        // A counter moved: conntrack's failure, whatever the stack says.
+        assert_eq!(
+            reason(EntryState::Unconfirmed, st, moved(false, true, true), true),
+            DropReason::ChainTooLong
+        );
+        assert_eq!(
+            reason(EntryState::Dying, st, moved(false, true, false), true),
+            DropReason::Dying
+        );
+        assert_eq!(
+            reason(EntryState::Dying, st, none, true),
+            DropReason::NatFailure
+        );
+        assert_eq!(
+            reason(EntryState::InTable, st, none, false),
+            DropReason::Other(OtherKind::InTable)
+        );
+    }
 
     #[test]
     fn verifier_log_is_cut_out() {

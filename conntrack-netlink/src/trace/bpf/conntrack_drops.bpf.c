@@ -2,10 +2,16 @@
 //
 // conntrack-kit drop tracer. One program on the `skb:kfree_skb`
 // tracepoint (tp_btf) keeps the packets netfilter dropped
-// (SKB_DROP_REASON_NETFILTER_DROP) and records the conntrack entry the
-// packet carried, its state, and where it was freed. User space
-// (trace/mod.rs) turns the state into a reason, with ctnetlink look-ups
-// where the state alone is ambiguous.
+// (SKB_DROP_REASON_NETFILTER_DROP) and classifies them at the free: it
+// reads this CPU's conntrack counters of the packet's namespace and
+// compares them with the values it saw at the previous drop there (the
+// counters a drop moved name its failure; trace/mod.rs says why each is
+// counted on this CPU right before the free). Drops no counter explains
+// are counted without a record (unless asked for), except those that may
+// be NAT's: for them it walks the kernel stack, which names the hook and
+// whether NAT's hook function dropped the packet. Records carry the
+// entry, its state, the counters moved and where the packet was freed;
+// user space (trace/loader.rs) names the reason.
 //
 // Built by conntrack-netlink's build.rs with `clang -target bpf -O2 -g`
 // (feature `trace`) and loaded by libbpf (libbpf-rs), which relocates it
@@ -41,7 +47,17 @@
 //   fails and nf_conntrack_in() counts `drop` and returns NF_DROP with no
 //   entry on the skb. The tuple is then read from the packet headers.
 // - An entry in the table was dropped by the ruleset: no conntrack
-//   counter moves.
+//   counter moves. Neither does NAT's own NF_DROP: nf_nat_masquerade_ipv4()
+//   (net/netfilter/nf_nat_masquerade.c) returns NF_DROP when
+//   inet_select_addr() finds no address for the output interface, before
+//   nf_nat_setup_info() runs; nf_nat_inet_fn() (nf_nat_core.c) returns
+//   the NAT chain's verdict, and NF_DROP after nf_ct_kill() when a
+//   masqueraded flow's output interface changed. The entry is unconfirmed
+//   (or dying) and its mapping for that hook not done.
+// - ip_output() (net/ipv4/ip_output.c) sets skb->dev to the route's
+//   device before NF_HOOK_COND(POST_ROUTING); ip_forward() runs FORWARD
+//   with skb->dev the input device: `F_OUT_DEV` tells POSTROUTING from
+//   FORWARD without a stack walk.
 
 typedef unsigned char __u8;
 typedef unsigned short __u16;
