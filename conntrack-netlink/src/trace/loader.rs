@@ -368,7 +368,7 @@ fn run(
 
 /// The program's counts: records lost to a full ring buffer
 /// (`config[2]`) and ruleset drops counted without a record
-/// (`unrecorded`, per CPU).
+/// (`unrecorded`, the first 8 bytes of each CPU's slot).
 fn read_totals(config: &libbpf_rs::Map<'_>, unrecorded: &libbpf_rs::Map<'_>, totals: &Totals) {
     if let Ok(v) = config.lookup(&2u32.to_ne_bytes(), MapFlags::ANY)
         && let Some(v) = v
@@ -381,7 +381,7 @@ fn read_totals(config: &libbpf_rs::Map<'_>, unrecorded: &libbpf_rs::Map<'_>, tot
     if let Ok(Some(per_cpu)) = unrecorded.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
         let sum = per_cpu
             .iter()
-            .filter(|v| v.len() == 8)
+            .filter_map(|v| v.get(..8))
             .map(|v| {
                 let mut a = [0u8; 8];
                 a.copy_from_slice(v);

@@ -246,12 +246,18 @@ struct {
 
 // Per CPU: NETFILTER_DROP frees that no conntrack counter explains and
 // that were not recorded (ruleset verdicts, with `config[1]` off), so
-// that the totals stay honest without a record each.
+// that the totals stay honest without a record each; and this CPU's
+// per-CPU offset once computed (0: not yet).
+struct cpu_slot {
+	__u64 unrecorded;
+	__u64 cpu_off;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct cpu_slot);
 } unrecorded SEC(".maps");
 
 // The counters as last seen, per (CPU, namespace inode): a per-CPU hash
@@ -294,34 +300,55 @@ static __always_inline __u64 config_get(__u32 k)
 	return v ? *v : 0;
 }
 
-// This CPU's counters of `net` (net->ct.stat + this CPU's offset, read
-// with bpf_probe_read_kernel). Returns 0 when read.
-static __always_inline int read_counters(struct net *net, struct seen_ctr *c)
+// This CPU's per-CPU offset, from the `unrecorded` per-CPU array (above),
+// computed once per CPU and kept in its slot. The map and value pointers
+// become plain numbers through the stack: the verifier allows no
+// arithmetic on a map pointer.
+static __always_inline __u64 cpu_offset(struct cpu_slot *slot)
 {
-	struct ip_conntrack_stat *stat = BPF_CORE_READ(net, ct.stat);
-	if (!stat)
-		return -1;
-	// This CPU's offset, from the `unrecorded` per-CPU array (above). The
-	// map and value pointers become plain numbers through the stack: the
-	// verifier allows no arithmetic on a map pointer.
-	__u32 z = 0;
-	void *here = bpf_map_lookup_elem(&unrecorded, &z);
+	if (slot->cpu_off)
+		return slot->cpu_off;
+	void *here = slot;
 	void *map = &unrecorded;
 	__u64 here_addr = 0, map_addr = 0, base = 0;
-	if (!here || bpf_probe_read_kernel(&here_addr, sizeof(here_addr), &here) ||
+	if (bpf_probe_read_kernel(&here_addr, sizeof(here_addr), &here) ||
 	    bpf_probe_read_kernel(&map_addr, sizeof(map_addr), &map))
-		return -1;
+		return 0;
 	if (bpf_probe_read_kernel(&base, sizeof(base),
 				  (void *)(map_addr + bpf_core_field_offset(struct bpf_array, pptrs))) ||
 	    !base)
+		return 0;
+	slot->cpu_off = here_addr - base;
+	return slot->cpu_off;
+}
+
+// This CPU's counters of `net` (net->ct.stat + this CPU's offset), read
+// in one bpf_probe_read_kernel of the structure. Returns 0 when read.
+static __always_inline int read_counters(struct net *net, struct cpu_slot *slot,
+					 struct seen_ctr *c)
+{
+	struct ip_conntrack_stat *stat = BPF_CORE_READ(net, ct.stat);
+	__u64 off = cpu_offset(slot);
+	if (!stat || !off)
 		return -1;
-	struct ip_conntrack_stat *mine = (void *)((unsigned long)stat + (here_addr - base));
-	c->drop = BPF_CORE_READ(mine, drop);
-	c->insert_failed = BPF_CORE_READ(mine, insert_failed);
-	if (bpf_core_field_exists(mine->chaintoolong))
-		c->chaintoolong = BPF_CORE_READ(mine, chaintoolong);
-	else
-		c->chaintoolong = 0;
+	__u64 buf[8] = {}; // struct ip_conntrack_stat: 52 bytes on 6.18
+	__u32 size = bpf_core_type_size(struct ip_conntrack_stat);
+	if (size > sizeof(buf))
+		size = sizeof(buf);
+	if (bpf_probe_read_kernel(buf, size, (void *)((unsigned long)stat + off)))
+		return -1;
+	__u32 o_drop = bpf_core_field_offset(struct ip_conntrack_stat, drop);
+	__u32 o_failed = bpf_core_field_offset(struct ip_conntrack_stat, insert_failed);
+	if (o_drop > sizeof(buf) - 4 || o_failed > sizeof(buf) - 4)
+		return -1;
+	c->drop = *(__u32 *)((char *)buf + o_drop);
+	c->insert_failed = *(__u32 *)((char *)buf + o_failed);
+	c->chaintoolong = 0;
+	if (bpf_core_field_exists(struct ip_conntrack_stat, chaintoolong)) {
+		__u32 o_chain = bpf_core_field_offset(struct ip_conntrack_stat, chaintoolong);
+		if (o_chain <= sizeof(buf) - 4)
+			c->chaintoolong = *(__u32 *)((char *)buf + o_chain);
+	}
 	c->primed = 1;
 	return 0;
 }
@@ -377,8 +404,9 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
 		return 0;
 
-	struct nf_conn *ct = (struct nf_conn *)(BPF_CORE_READ(skb, _nfct) & NFCT_PTRMASK);
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	// skb is a trusted BTF pointer (tp_btf): its fields are read directly.
+	struct nf_conn *ct = (struct nf_conn *)(skb->_nfct & NFCT_PTRMASK);
+	struct net_device *dev = skb->dev;
 	struct net *net = 0;
 	if (ct)
 		net = BPF_CORE_READ(ct, ct_net.net);
@@ -418,7 +446,11 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	// is a ruleset or NAT verdict.
 	__u8 flags = 0, moved = 0;
 	struct seen_ctr now = {};
-	if (read_counters(net, &now) == 0) {
+	__u32 zero = 0;
+	struct cpu_slot *slot = bpf_map_lookup_elem(&unrecorded, &zero);
+	if (!slot)
+		return 0;
+	if (read_counters(net, slot, &now) == 0) {
 		struct seen_ctr *last = bpf_map_lookup_elem(&seen, &inum);
 		if (last && last->primed) {
 			if (now.drop != last->drop)
@@ -442,7 +474,7 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	// names the hook; the rest is a ruleset verdict.
 	int nat_candidate = 0;
 	if (!moved && ct) {
-		struct dst_entry *dst = (struct dst_entry *)(BPF_CORE_READ(skb, _skb_refdst) & SKB_DST_PTRMASK);
+		struct dst_entry *dst = (struct dst_entry *)(skb->_skb_refdst & SKB_DST_PTRMASK);
 		struct net_device *out = dst ? BPF_CORE_READ(dst, dev) : 0;
 		if (out && out == dev)
 			flags |= F_OUT_DEV;
@@ -452,10 +484,7 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 			nat_candidate = 1; // postrouting (ip_output sets skb->dev first)
 	}
 	if ((flags & F_COUNTED) && !moved && !nat_candidate && !config_get(1)) {
-		__u32 z = 0;
-		__u64 *n = bpf_map_lookup_elem(&unrecorded, &z);
-		if (n)
-			*n += 1;
+		slot->unrecorded += 1;
 		return 0;
 	}
 	// Without a baseline (the first drop on this CPU in this namespace)
