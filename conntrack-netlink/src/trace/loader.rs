@@ -126,6 +126,8 @@ impl Tracer {
         let unrecorded = Arc::new(AtomicU64::new(0));
         let unrecorded2 = Arc::clone(&unrecorded);
         let include = cfg.include_ruleset;
+        let syms = read_kallsyms();
+        let hook_slow = symbol_range(&syms, "nf_hook_slow");
         let thread = std::thread::Builder::new()
             .name("conntrack-trace".into())
             .spawn(move || {
@@ -133,6 +135,7 @@ impl Tracer {
                     Setup {
                         inum,
                         include_ruleset: include,
+                        hook_slow,
                     },
                     ready_tx,
                     tx,
@@ -157,6 +160,7 @@ impl Tracer {
         }
         let mut classifier = Classifier::new();
         classifier.include_ruleset = cfg.include_ruleset;
+        classifier.kallsyms = Some(syms);
         if let (Some(ns), Some(i)) = (&cfg.netns, inum) {
             classifier.known.insert(i, ns.clone());
             // The counters before any record: the baseline of claim().
@@ -248,6 +252,8 @@ fn setup_error(what: &str, e: libbpf_rs::Error) -> TraceError {
 struct Setup {
     inum: Option<u32>,
     include_ruleset: bool,
+    /// `nf_hook_slow`'s text range, when /proc/kallsyms shows addresses.
+    hook_slow: Option<(u64, u64)>,
 }
 
 /// What the program counts, for the [`Tracer`].
@@ -266,6 +272,7 @@ fn run(
     let Setup {
         inum,
         include_ruleset,
+        hook_slow,
     } = setup;
     if let Ok(mut l) = LIBBPF_LOG.lock() {
         l.clear();
@@ -302,8 +309,11 @@ fn run(
         return;
     };
     let set = |k: u32, v: u64| config.update(&k.to_ne_bytes(), &v.to_ne_bytes(), MapFlags::ANY);
-    if let Err(e) =
-        set(0, u64::from(inum.unwrap_or(0))).and_then(|()| set(1, u64::from(include_ruleset)))
+    let (hs, he) = hook_slow.unwrap_or((0, 0));
+    if let Err(e) = set(0, u64::from(inum.unwrap_or(0)))
+        .and_then(|()| set(1, u64::from(include_ruleset)))
+        .and_then(|()| set(3, hs))
+        .and_then(|()| set(4, he))
     {
         let _ = ready.send(Err(setup_error("configuring the program", e)));
         return;
@@ -709,6 +719,14 @@ impl Classifier {
     }
 }
 
+/// `[start, end)` of a text symbol: to the next symbol's address.
+fn symbol_range(syms: &[(u64, String)], name: &str) -> Option<(u64, u64)> {
+    let i = syms.iter().position(|(_, n)| n == name)?;
+    let start = syms[i].0;
+    let end = syms[i + 1..].iter().map(|(a, _)| *a).find(|&a| a > start)?;
+    Some((start, end))
+}
+
 /// The function holding `addr` in sorted text symbols.
 fn function_at(syms: &[(u64, String)], addr: u64) -> Option<&str> {
     let i = syms.partition_point(|(a, _)| *a <= addr);
@@ -881,6 +899,9 @@ mod tests {
         assert_eq!(function_at(&syms, 0x1ff), Some("a"));
         assert_eq!(function_at(&syms, 0x200), Some("b"));
         assert_eq!(function_at(&syms, 0xff), None);
+        assert_eq!(symbol_range(&syms, "a"), Some((0x100, 0x200)));
+        assert_eq!(symbol_range(&syms, "b"), None, "no symbol after it");
+        assert_eq!(symbol_range(&syms, "c"), None);
     }
 
     #[test]

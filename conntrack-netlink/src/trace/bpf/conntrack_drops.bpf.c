@@ -236,10 +236,11 @@ struct {
 
 // 0: netns inode to keep (0: every namespace); 1: 1 to also report drops
 // no conntrack failure explains (ruleset verdicts); 2: records lost
-// because the ring buffer was full.
+// because the ring buffer was full; 3, 4: nf_hook_slow's text [start,
+// end) from /proc/kallsyms (0: unknown).
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 5);
 	__type(key, __u32);
 	__type(value, __u64);
 } config SEC(".maps");
@@ -450,7 +451,17 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	struct cpu_slot *slot = bpf_map_lookup_elem(&unrecorded, &zero);
 	if (!slot)
 		return 0;
-	if (read_counters(net, slot, &now) == 0) {
+	// Conntrack never frees the packets it refuses: nf_conntrack_in() and
+	// __nf_conntrack_confirm() return NF_DROP and nf_hook_slow() frees
+	// them (net/netfilter/core.c). A packet freed anywhere else was freed
+	// by the chain that dropped it (6.18's nf_tables frees a `drop`
+	// verdict in nft_do_chain(), NF_DROP_REASON): no conntrack failure,
+	// and no need to read the counters.
+	__u64 hs = config_get(3), he = config_get(4);
+	__u64 at = (__u64)location;
+	if (hs && (at < hs || at >= he)) {
+		flags |= F_COUNTED;
+	} else if (read_counters(net, slot, &now) == 0) {
 		struct seen_ctr *last = bpf_map_lookup_elem(&seen, &inum);
 		if (last && last->primed) {
 			if (now.drop != last->drop)
