@@ -22,7 +22,12 @@
 //!   `NF_DROP`, all within the hook that returns the verdict, with bottom
 //!   halves off for forwarded traffic. So the counters a drop moved since
 //!   the previous drop on that CPU name its failure, and a drop that moved
-//!   none is a ruleset (or NAT) verdict.
+//!   none is a ruleset (or NAT) verdict. Conntrack never frees the packet
+//!   itself (it returns `NF_DROP`), so a packet freed outside
+//!   `nf_hook_slow` (6.18's nf_tables frees a `drop` verdict in
+//!   `nft_do_chain`) is no conntrack failure and the program skips the
+//!   counter read for it (`nf_hook_slow`'s range comes from
+//!   /proc/kallsyms; without addresses every drop reads the counters).
 //! - **Ruleset drops cost no record.** A drop no counter explains and that
 //!   cannot be NAT's is counted in a per-CPU map (`Tracer::unrecorded`)
 //!   instead of being written to the ring buffer, unless
