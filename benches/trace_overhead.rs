@@ -18,8 +18,11 @@
 //!   tracepoint being enabled.
 //! - `ruleset_drop`: a rule added to the router's forward chain drops every
 //!   packet to port 10 (a new, never confirmed entry each): the program
-//!   runs for each and hands a record to user space, which finds it is not
-//!   conntrack's failure. The tracer's worst case.
+//!   runs for each, reads the namespace's per-CPU conntrack counters, finds
+//!   that none moved and that the entry cannot be at a NAT step (FORWARD:
+//!   its destination mapping is done and the packet is on its input
+//!   device), and counts it in a per-CPU map without a record or a stack
+//!   walk (`TraceConfig::include_ruleset` is off). The tracer's worst case.
 //!
 //! `flock /tmp/bench.lock cargo bench --bench trace_overhead --features
 //! trace,lab` as root; without root or tracing support it says why and

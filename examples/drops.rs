@@ -40,7 +40,8 @@ struct Args {
     /// Rows per key.
     #[arg(long, default_value_t = 5)]
     top: usize,
-    /// Also count drops no conntrack failure caused (ruleset, NAT).
+    /// Also show drops no conntrack or NAT failure caused (ruleset
+    /// verdicts); without it they are only counted.
     #[arg(long)]
     all: bool,
     /// Print one JSON document at the end instead of screens.
@@ -75,12 +76,13 @@ impl View {
         self.last.insert(r.reason, r);
     }
 
-    fn screen(&self, elapsed: Duration, lost: u64) -> String {
+    fn screen(&self, elapsed: Duration, lost: u64, unrecorded: u64) -> String {
         let mut out = format!(
-            "conntrack drops: {} in {:.0} s ({} lost)\n",
+            "conntrack drops: {} in {:.0} s ({} lost, {} ruleset drops counted, not shown)\n",
             self.total,
             elapsed.as_secs_f64(),
-            lost
+            lost,
+            unrecorded
         );
         for (reason, h) in &self.by_reason {
             let s = h.summary();
@@ -101,11 +103,14 @@ impl View {
             {
                 out.push_str(&format!("  {:<12} {loc}\n", "location"));
             }
+            if let Some(hook) = self.last.get(reason).and_then(|r| r.hook) {
+                out.push_str(&format!("  {:<12} {hook:?}\n", "hook"));
+            }
         }
         out
     }
 
-    fn json(&self, elapsed: Duration, lost: u64) -> serde_json::Value {
+    fn json(&self, elapsed: Duration, lost: u64, unrecorded: u64) -> serde_json::Value {
         let reasons: serde_json::Map<String, serde_json::Value> = self
             .by_reason
             .iter()
@@ -133,6 +138,7 @@ impl View {
             "seconds": elapsed.as_secs_f64(),
             "drops": self.total,
             "lost": lost,
+            "ruleset_unrecorded": unrecorded,
             "reasons": reasons,
         })
     }
@@ -202,7 +208,10 @@ fn run(args: &Args) -> Result<(), Fail> {
         }
         if !args.json && Instant::now() >= next_screen {
             // Clear the screen and home the cursor, as top does.
-            print!("\x1b[2J\x1b[H{}", view.screen(t0.elapsed(), tracer.lost()));
+            print!(
+                "\x1b[2J\x1b[H{}",
+                view.screen(t0.elapsed(), tracer.lost(), tracer.unrecorded())
+            );
             next_screen += interval;
         }
     }
@@ -213,9 +222,15 @@ fn run(args: &Args) -> Result<(), Fail> {
         }
     }
     if args.json {
-        println!("{}", view.json(t0.elapsed(), tracer.lost()));
+        println!(
+            "{}",
+            view.json(t0.elapsed(), tracer.lost(), tracer.unrecorded())
+        );
     } else {
-        print!("{}", view.screen(t0.elapsed(), tracer.lost()));
+        print!(
+            "{}",
+            view.screen(t0.elapsed(), tracer.lost(), tracer.unrecorded())
+        );
     }
     Ok(())
 }

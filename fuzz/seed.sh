@@ -23,7 +23,8 @@ seed mirror "$nl"/events*.bin
 h="$root"/conntrack-core/fixtures/host/linux-6.18
 seed host "$h"/proc/meminfo "$h"/proc/slabinfo "$h"/proc/softirqs "$h"/sys/devices/system/cpu/possible \
     "$h"/proc/sys/kernel/osrelease "$h"/proc/self/smaps
-# trace_record: hand-made records (clash, table full) in the layout of
+# trace_record: hand-made records (clash, table full, NAT failure with a
+# stack; record version 2) in the layout of
 # conntrack-netlink/src/trace/record.rs; kept in the corpus as they are.
 
 # Capture directories and host trees, packed one tree per file as

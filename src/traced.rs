@@ -121,6 +121,9 @@ mod tests {
                 zone: None,
                 mark: None,
                 status: None,
+                counted: None,
+                output_dev: false,
+                stack: None,
             },
         )
     }

@@ -457,3 +457,175 @@ fn doctor_trace_confirms_the_nat_race_from_the_records() {
         .collect();
     assert!(actions.contains(&"nat:fully-random"), "{actions:?}");
 }
+
+/// Runs `args` with `ip` in namespace `ns`.
+fn ip_in(ns: &str, args: &str) {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "ip"])
+        .args(args.split_whitespace())
+        .output()
+        .expect("run ip");
+    assert!(out.status.success(), "ip {args}: {out:?}");
+}
+
+fn router_counter(ct: &mut conntrack_kit::netlink::Conntrack, c: Counter) -> u64 {
+    u64::from(
+        ct.stats()
+            .expect("router stats")
+            .total()
+            .get(c)
+            .unwrap_or(0),
+    )
+}
+
+/// MASQUERADE out an interface with no IPv4 address, with no other
+/// universe-scope address in the router to fall back on: the lab's router
+/// loses its address toward s0 (a device route keeps s0 reachable) and its
+/// client-side addresses become scope link, so inet_select_addr(s0, ...,
+/// RT_SCOPE_UNIVERSE) finds nothing and nf_nat_masquerade_ipv4() returns
+/// NF_DROP ("s0 ate my IP address", net/netfilter/nf_nat_masquerade.c)
+/// for each new flow toward the servers. Every such drop is a
+/// `NatFailure` record at POSTROUTING carrying the client's tuple, with no
+/// conntrack counter moved; forward-chain drops of new flows (the ruleset)
+/// make no record without `include_ruleset` and are counted by
+/// `Tracer::unrecorded` instead.
+#[test]
+fn masquerade_without_an_address_is_traced_as_nat_failure() {
+    use conntrack_kit::ct_core::host::GlobalSysctlShare;
+    use conntrack_kit::netlink::lab::{Lab, LabSpec};
+    use conntrack_kit::netlink::{Conntrack, Netns};
+    let test = "masquerade_without_an_address_is_traced_as_nat_failure";
+    if !live(test) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // No other lab may lower nf_conntrack_max meanwhile.
+    let _globals = GlobalSysctlShare::acquire().expect("global sysctl lock");
+    let lab = Lab::build(&LabSpec::default()).expect("build the lab");
+    let router = lab.router().to_owned();
+    let (client, server) = (&lab.clients()[0], &lab.servers()[0]);
+    ip_in(
+        &router,
+        &format!("addr del {}/24 dev {}", server.gateway, server.router_iface),
+    );
+    ip_in(
+        &router,
+        &format!("route add 198.19.0.0/24 dev {}", server.router_iface),
+    );
+    ip_in(
+        &router,
+        &format!("addr del {}/24 dev {}", client.gateway, client.router_iface),
+    );
+    ip_in(
+        &router,
+        &format!(
+            "addr add {}/24 dev {} scope link",
+            client.gateway, client.router_iface
+        ),
+    );
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &router, "nft"])
+        .arg("add rule ip lab forward udp dport 10 drop")
+        .output()
+        .expect("run nft");
+    assert!(out.status.success(), "nft: {out:?}");
+    let ns = lab.router_ns();
+    let router_inode = {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(ns.path().expect("a named namespace"))
+            .expect("router namespace")
+            .ino() as u32
+    };
+    let mut tracer = match Tracer::start(&TraceConfig::default().with_netns(ns.clone())) {
+        Ok(t) => t,
+        Err(e) if e.is_unavailable() && !testkit::live_required() => {
+            println!("SKIP {test}: {e}");
+            return;
+        }
+        Err(e) => panic!("{test}: {e}"),
+    };
+    let mut ct = Conntrack::open_in(&ns).expect("router ctnetlink");
+    let before: Vec<u64> = COUNTERS
+        .iter()
+        .map(|&c| router_counter(&mut ct, c))
+        .collect();
+    const NAT_FLOWS: u16 = 40;
+    const RULESET_FLOWS: u16 = 25;
+    let send = |port: u16, n: u16| {
+        for i in 0..n {
+            // A new flow each: the source port differs.
+            let s = Netns::named(&client.netns)
+                .run(|| {
+                    Ok(
+                        std::net::UdpSocket::bind((client.addr, 41000 + port * 100 + i))
+                            .expect("bind"),
+                    )
+                })
+                .expect("enter client");
+            s.send_to(b"q", (server.addr, port)).expect("send");
+        }
+    };
+    send(53, NAT_FLOWS);
+    send(10, RULESET_FLOWS);
+    // Wait for every NAT record and every ruleset drop to be accounted.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut records: Vec<DropRecord> = Vec::new();
+    loop {
+        records.extend(tracer.drain().into_iter().map(|r| r.expect("decodes")));
+        if records.len() >= usize::from(NAT_FLOWS)
+            && tracer.unrecorded() >= u64::from(RULESET_FLOWS)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} records, {} unrecorded: {records:#?}",
+            records.len(),
+            tracer.unrecorded()
+        );
+        // The next drain waits on the tracer's ring buffer (Tracer::sync).
+    }
+    if let Some(r) = records.first() {
+        println!(
+            "{}: state {:?}, hook {:?}, freed at {:?}, counted {:?}, orig {:?}, status {:?}",
+            r.reason, r.raw.state, r.hook, r.location, r.raw.counted, r.raw.orig, r.raw.status
+        );
+    }
+    assert_eq!(
+        records.len(),
+        usize::from(NAT_FLOWS),
+        "one record per NAT drop"
+    );
+    assert_eq!(tracer.unrecorded(), u64::from(RULESET_FLOWS));
+    let mut ports = std::collections::BTreeSet::new();
+    for r in &records {
+        assert_eq!(r.reason, DropReason::NatFailure, "{r:?}");
+        assert_eq!(
+            r.hook,
+            Some(conntrack_kit::netlink::trace::NfHook::PostRouting)
+        );
+        assert_eq!(r.netns(), router_inode);
+        let o = r.raw.orig.expect("entry tuple");
+        assert_eq!(
+            (o.src, o.dst, o.proto),
+            (v4(client.addr), v4(server.addr), L4Proto::UDP)
+        );
+        assert_eq!(dport(r), 53);
+        // No mapping was made: the reply tuple is the original's inverse.
+        assert_eq!(r.raw.reply, o.inverse());
+        if let L4Tuple::Ports { src, .. } = o.l4 {
+            ports.insert(src);
+        }
+    }
+    assert_eq!(
+        ports.len(),
+        usize::from(NAT_FLOWS),
+        "every flow's own record"
+    );
+    // NAT's drops move no conntrack counter.
+    let after: Vec<u64> = COUNTERS
+        .iter()
+        .map(|&c| router_counter(&mut ct, c))
+        .collect();
+    assert_eq!(before, after, "{COUNTERS:?}");
+}

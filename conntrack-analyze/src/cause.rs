@@ -34,6 +34,10 @@ pub enum Cause {
     IdleEstablished,
     /// The demand for entries is simply above `nf_conntrack_max`.
     DemandAboveMax,
+    /// Source NAT had no address to map to: MASQUERADE out an interface
+    /// without an IPv4 address (the kernel logs "<dev> ate my IP
+    /// address"), or a masqueraded flow's interface changed.
+    SnatNoAddress,
 }
 
 impl Cause {
@@ -48,6 +52,7 @@ impl Cause {
             Cause::UnrepliedFlood => "unreplied-flood",
             Cause::IdleEstablished => "idle-established",
             Cause::DemandAboveMax => "demand-above-max",
+            Cause::SnatNoAddress => "snat-no-address",
         }
     }
 
@@ -62,6 +67,7 @@ impl Cause {
             Cause::UnrepliedFlood => "flows that are never answered",
             Cause::IdleEstablished => "idle ESTABLISHED entries of vanished connections",
             Cause::DemandAboveMax => "demand above nf_conntrack_max",
+            Cause::SnatNoAddress => "source NAT without an address on the output interface",
         }
     }
 }

@@ -47,15 +47,20 @@ pub enum DropCause {
     /// The entry was dying, or its extensions changed, at confirmation
     /// (`insert_failed`).
     Dying,
+    /// NAT itself dropped the packet (no counter moves): source NAT found
+    /// no address to map to (MASQUERADE out an interface without one), a
+    /// masqueraded flow's output interface changed, or a NAT step failed.
+    NatFailure,
 }
 
 impl DropCause {
     /// Every cause, in report order.
-    pub const ALL: [DropCause; 4] = [
+    pub const ALL: [DropCause; 5] = [
         DropCause::TableFull,
         DropCause::UnresolvedClash,
         DropCause::ChainTooLong,
         DropCause::Dying,
+        DropCause::NatFailure,
     ];
 
     /// The tracer's name (`table_full`, ...).
@@ -65,6 +70,7 @@ impl DropCause {
             DropCause::UnresolvedClash => "unresolved_clash",
             DropCause::ChainTooLong => "chain_too_long",
             DropCause::Dying => "dying",
+            DropCause::NatFailure => "nat_failure",
         }
     }
 
@@ -81,6 +87,7 @@ impl DropCause {
             DropCause::UnresolvedClash => "unresolved clash",
             DropCause::ChainTooLong => "chain-cap refusal",
             DropCause::Dying => "dying-entry drop",
+            DropCause::NatFailure => "NAT failure",
         }
     }
 
@@ -91,12 +98,13 @@ impl DropCause {
             DropCause::UnresolvedClash => "unresolved clashes",
             DropCause::ChainTooLong => "chain-cap refusals",
             DropCause::Dying => "dying-entry drops",
+            DropCause::NatFailure => "NAT failures",
         }
     }
 
     /// Whether the kernel counts it in `insert_failed`.
     pub const fn counts_insert_failed(self) -> bool {
-        !matches!(self, DropCause::TableFull)
+        !matches!(self, DropCause::TableFull | DropCause::NatFailure)
     }
 }
 

@@ -120,6 +120,9 @@ pub enum EvidenceKey {
     SnatRules,
     /// Entries the demand needs, by Little's law.
     DemandEntries,
+    /// Drops the drop tracer attributed to a reason over its window
+    /// (subject: the reason).
+    TracedDrops,
 }
 
 impl EvidenceKey {
@@ -140,6 +143,7 @@ impl EvidenceKey {
             | MeanCpuRate => "/s",
             SnatFlows | DnatFlows | NamedFlows | DnsFlows | UnrepliedFromSource
             | UnrepliedFlows | HelperFlows | FlowsExamined => "flows",
+            TracedDrops => "packets",
             _ => return None,
         })
     }
@@ -201,6 +205,7 @@ impl EvidenceKey {
             SnatRulesWithoutFullyRandom => "SNAT/MASQUERADE rules without fully-random".into(),
             SnatRules => "SNAT/MASQUERADE rules".into(),
             DemandEntries => "inferred demand".into(),
+            TracedDrops => format!("{s} drops traced"),
         }
     }
 }

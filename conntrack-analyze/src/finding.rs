@@ -95,11 +95,14 @@ pub enum FindingId {
     /// The counters went backwards between samples (reboot, module reload,
     /// namespace recreated); deltas across the reset were discarded.
     CounterReset,
+    /// NAT itself dropped packets, as the drop tracer attributed them (no
+    /// conntrack counter shows these).
+    NatFailures,
 }
 
 impl FindingId {
     /// Every id, in declaration order.
-    pub const ALL: [FindingId; 15] = [
+    pub const ALL: [FindingId; 16] = [
         FindingId::TableFull,
         FindingId::TableNearlyFull,
         FindingId::ConfirmFailures,
@@ -115,6 +118,7 @@ impl FindingId {
         FindingId::NatAmplification,
         FindingId::UnneededHelpers,
         FindingId::CounterReset,
+        FindingId::NatFailures,
     ];
 
     /// The stable kebab-case name (also the serialised form).
@@ -135,6 +139,7 @@ impl FindingId {
             FindingId::NatAmplification => "nat-amplification",
             FindingId::UnneededHelpers => "unneeded-helpers",
             FindingId::CounterReset => "counter-reset",
+            FindingId::NatFailures => "nat-failures",
         }
     }
 

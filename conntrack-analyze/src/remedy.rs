@@ -44,6 +44,9 @@ pub enum Remedy {
     InvestigateInvalid,
     /// Unload helper modules that no flow uses.
     UnloadHelpers,
+    /// Give source NAT an address: the interface MASQUERADE leaves by
+    /// needs an IPv4 address (or SNAT a fixed one).
+    FixNatAddress,
 }
 
 impl Remedy {
@@ -72,6 +75,7 @@ impl Remedy {
             Remedy::FixCloseWait => "fix-close-wait",
             Remedy::InvestigateInvalid => "investigate-invalid",
             Remedy::UnloadHelpers => "unload-helpers",
+            Remedy::FixNatAddress => "fix-nat-address",
         }
     }
 }

@@ -177,6 +177,8 @@ pub enum AdviceTopic {
     InvalidPackets,
     /// Upgrade the kernel.
     KernelUpgrade,
+    /// Give source NAT an address to map to.
+    NatAddress,
 }
 
 impl AdviceTopic {
@@ -193,6 +195,7 @@ impl AdviceTopic {
             AdviceTopic::CloseWait => "close-wait",
             AdviceTopic::InvalidPackets => "invalid",
             AdviceTopic::KernelUpgrade => "kernel-upgrade",
+            AdviceTopic::NatAddress => "nat-address",
         }
     }
 }

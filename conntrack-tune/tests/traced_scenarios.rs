@@ -240,3 +240,96 @@ fn table_full_drops_are_cited_and_the_max_raised() {
                 .all(|c| c.likelihood != Likelihood::Confirmed)
     }));
 }
+
+/// healthy-busy with traced NAT failures (a MASQUERADE out an interface
+/// without an address: no conntrack counter moves, so the capture alone
+/// shows nothing): analysis names source NAT without an address, cites
+/// the records, and the plan's answer is to give NAT an address, not more
+/// entries or buckets.
+#[test]
+fn nat_failures_name_the_missing_address_and_the_plan_does_not_resize() {
+    let base = report("healthy-busy", None);
+    assert!(base.findings.iter().all(|f| f.id != FindingId::NatFailures));
+    let recs: Vec<_> = (0..30)
+        .map(|i| {
+            (
+                DropCause::NatFailure,
+                flow(
+                    [172, 17, 0, 5],
+                    [203, 0, 113, 7],
+                    L4Proto::UDP,
+                    40000 + i,
+                    53,
+                ),
+            )
+        })
+        .collect();
+    let r = report("healthy-busy", Some(summary(&recs)));
+    let n = finding(&r, FindingId::NatFailures);
+    assert_eq!(n.severity, conntrack_analyze::Severity::Critical);
+    assert_eq!(
+        n.value_of(conntrack_analyze::EvidenceKey::TracedDrops, "nat_failure"),
+        Some(30.0)
+    );
+    let lead = &n.causes[0];
+    assert_eq!(lead.cause, Cause::SnatNoAddress);
+    assert_eq!(lead.likelihood, Likelihood::Likely);
+    assert!(
+        lead.supports[0].starts_with(
+            "traced: 30 NAT failures in the last 10 s: udp from 172.17.0.5 (100%) to \
+             203.0.113.7 (100%) port 53 (100%)"
+        ),
+        "{:?}",
+        lead.supports
+    );
+    assert!(
+        n.explanation.contains("ate my IP address"),
+        "{}",
+        n.explanation
+    );
+    assert_eq!(n.remedies, vec![Remedy::FixNatAddress]);
+    let a = r
+        .plan
+        .action("advice:nat-address")
+        .expect("the NAT address advice");
+    assert_eq!(a.remedy, Some(Remedy::FixNatAddress));
+    // NAT's drops are not the table's: nothing is resized or raised for
+    // them (the same plan as without the records, plus the advice).
+    assert!(r.plan.action("raise-max").is_none());
+    assert!(r.plan.action("buckets").is_none());
+    let ids = |r: &Report| -> Vec<String> { r.plan.actions.iter().map(|a| a.id.clone()).collect() };
+    let mut with: Vec<String> = ids(&r);
+    with.retain(|id| id != "advice:nat-address");
+    assert_eq!(with, ids(&base));
+    // A NAT failure is not an insert_failed drop: confirm-time causes are
+    // untouched.
+    assert_eq!(summary(&recs).insert_failed(), 0);
+}
+
+/// Flows that already had a source mapping when NAT dropped them (the
+/// interface changed under a masqueraded flow) make the missing address
+/// only possible.
+#[test]
+fn nat_failures_after_a_mapping_weaken_the_missing_address() {
+    let recs: Vec<_> = (0..10)
+        .map(|i| {
+            (
+                DropCause::NatFailure,
+                snat(
+                    flow(
+                        [172, 17, 0, 5],
+                        [203, 0, 113, 7],
+                        L4Proto::TCP,
+                        41000 + i,
+                        443,
+                    ),
+                    [192, 0, 2, 1],
+                ),
+            )
+        })
+        .collect();
+    let r = report("healthy-busy", Some(summary(&recs)));
+    let lead = &finding(&r, FindingId::NatFailures).causes[0];
+    assert_eq!(lead.likelihood, Likelihood::Possible);
+    assert!(!lead.contradicts.is_empty());
+}

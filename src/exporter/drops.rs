@@ -4,19 +4,20 @@
 //!
 //! | family | type | labels | meaning |
 //! |---|---|---|---|
-//! | `conntrack_drops_traced_total` | counter | netns, reason | packets conntrack dropped, by reason (`table_full`, `unresolved_clash`, `chain_too_long`, `dying`) |
+//! | `conntrack_drops_traced_total` | counter | netns, reason | packets conntrack or NAT dropped, by reason (`table_full`, `unresolved_clash`, `chain_too_long`, `dying`, `nat_failure`) |
 //! | `conntrack_drops_traced_lost_total` | counter | | records the kernel could not hand over (ring buffer full): drops not counted above |
 //! | `conntrack_drops_traced_undecoded_total` | counter | | records that did not decode (a BPF object of another build) |
 //!
-//! No per-flow labels: a reason is one of four values and `netns` is the
+//! No per-flow labels: a reason is one of five values and `netns` is the
 //! exporter's own label (namespaces past `--max-netns`, or not collected,
 //! count under `other`), so the series are bounded by the namespaces'.
 //! Every reason of every namespace with series starts at 0, so `rate()`
 //! sees the first drop. Ruleset verdicts are not traced
 //! (`TraceConfig::include_ruleset` is off): the families count
-//! conntrack's failures only, the ones `conntrack_stat_drop_total`,
+//! conntrack's failures, the ones `conntrack_stat_drop_total`,
 //! `_insert_failed_total` and `_chaintoolong_total` count without saying
-//! which.
+//! which, and NAT's own drops (`nat_failure`), which no kernel counter
+//! shows.
 
 use super::encode::{Family, Kind};
 use conntrack_netlink::trace::{DropReason, DropRecord, TraceConfig, TraceError, Tracer};
@@ -26,12 +27,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// The reasons exported (conntrack's failures; `Other` is not traced).
-pub const TRACED_REASONS: [DropReason; 4] = [
+/// The reasons exported (conntrack's failures and NAT's; `Other` is not
+/// traced).
+pub const TRACED_REASONS: [DropReason; 5] = [
     DropReason::TableFull,
     DropReason::UnresolvedClash,
     DropReason::ChainTooLong,
     DropReason::Dying,
+    DropReason::NatFailure,
 ];
 
 #[derive(Debug, Default)]
@@ -198,6 +201,9 @@ mod tests {
                 zone: None,
                 mark: None,
                 status: None,
+                counted: None,
+                output_dev: false,
+                stack: None,
             },
         )
     }
@@ -209,6 +215,7 @@ mod tests {
             d.count(&record(7, DropReason::UnresolvedClash, 1000 + p));
         }
         d.count(&record(7, DropReason::TableFull, 1));
+        d.count(&record(8, DropReason::NatFailure, 1));
         // A namespace without series of its own, and a ruleset verdict.
         d.count(&record(9, DropReason::ChainTooLong, 1));
         d.count(&record(7, DropReason::Other(OtherKind::InTable), 1));
@@ -225,12 +232,23 @@ mod tests {
         );
         // Every reason of a namespace with series starts at 0.
         assert!(text.contains("conntrack_drops_traced_total{netns=\"blue\",reason=\"dying\"} 0\n"));
+        assert!(
+            text.contains(
+                "conntrack_drops_traced_total{netns=\"blue\",reason=\"nat_failure\"} 1\n"
+            )
+        );
         assert!(text.contains(
             "conntrack_drops_traced_total{netns=\"other\",reason=\"chain_too_long\"} 1\n"
         ));
         assert!(!text.contains("other_in_table"));
-        // Two namespaces with series x four reasons, one `other` series.
-        assert_eq!(fams[0].samples.len(), 9);
+        // NAT's own drops are a reason of their own.
+        assert!(
+            text.contains(
+                "conntrack_drops_traced_total{netns=\"host\",reason=\"nat_failure\"} 0\n"
+            )
+        );
+        // Two namespaces with series x five reasons, one `other` series.
+        assert_eq!(fams[0].samples.len(), 11);
         for s in &fams[0].samples {
             let names: Vec<&str> = s.labels.iter().map(|(k, _)| k.as_str()).collect();
             assert_eq!(names, ["netns", "reason"], "no per-flow labels");

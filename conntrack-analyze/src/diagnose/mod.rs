@@ -120,6 +120,7 @@ pub fn diagnose_with(facts: &Facts, th: &Thresholds) -> Vec<Finding> {
     out.extend(nat::check(facts, th));
     out.extend(helpers::check(facts, th));
     out.extend(reset::check(facts, th));
+    out.extend(traced::nat_failures(facts));
     traced::annotate(facts, &mut out);
     out.retain(|f| !f.evidence.is_empty());
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(&b.id)));

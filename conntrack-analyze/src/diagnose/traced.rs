@@ -10,6 +10,11 @@
 //!   showed is unlikely: the ranking, and the plan's fixes that follow the
 //!   actionable causes, follow the reasons seen.
 //! - `table-full`: the traced table-full drops name who was refused.
+//! - `nat-failures`: NAT's own drops. No conntrack counter moves for them
+//!   (nf_nat_masquerade_ipv4() returns NF_DROP before any entry is
+//!   confirmed, net/netfilter/nf_nat_masquerade.c), so only the tracer
+//!   shows them; the finding names source NAT without an address as the
+//!   cause and recommends giving it one, not more entries or buckets.
 //!
 //! The tracer's window and the counters' are not the same: traced counts
 //! are cited as what the tracer saw, never compared with the counter
@@ -17,8 +22,10 @@
 
 use crate::cause::{Cause, Likelihood, RankedCause};
 use crate::drops::{DropCause, DropSummary};
+use crate::evidence::{Evidence, EvidenceKey};
 use crate::facts::Facts;
-use crate::finding::{Finding, FindingId};
+use crate::finding::{Finding, FindingId, Severity};
+use crate::remedy::Remedy;
 
 /// Which traced cause a confirm-failure cause is, given the summary.
 fn traced_as(d: &DropSummary, cause: Cause) -> Option<DropCause> {
@@ -108,4 +115,55 @@ pub(super) fn annotate(f: &Facts, findings: &mut [Finding]) {
             c.supports.push(format!("traced: {s}"));
         }
     }
+}
+
+/// `nat-failures`: packets NAT itself dropped, as traced.
+pub(super) fn nat_failures(f: &Facts) -> Option<Finding> {
+    let d = f.obs.drops.as_ref()?;
+    let n = d.count(DropCause::NatFailure);
+    if n == 0 {
+        return None;
+    }
+    let described = d.describe(DropCause::NatFailure).unwrap_or_default();
+    let mut cause = RankedCause::new(Cause::SnatNoAddress, Likelihood::Likely);
+    cause.score = 100;
+    cause.supports.push(format!("traced: {described}"));
+    if d.mostly_snat(DropCause::NatFailure) {
+        // A mapping was made: not an address missing at setup.
+        cause.likelihood = Likelihood::Possible;
+        cause.contradicts.push(
+            "most of the dropped flows already had a source mapping (the output interface \
+             changed under a masqueraded flow, or a later NAT step failed)"
+                .into(),
+        );
+    }
+    cause.to_tell_apart = "the kernel log says '<dev> ate my IP address' for each packet a \
+                           MASQUERADE dropped for want of an address; `ip -4 addr show dev \
+                           <dev>` shows none"
+        .into();
+    cause.remedies = vec![Remedy::FixNatAddress];
+    let mut finding = Finding::new(
+        FindingId::NatFailures,
+        Severity::Critical,
+        format!(
+            "{n} packets dropped by NAT itself in the last {} s",
+            d.window_secs.round()
+        ),
+    )
+    .with(Evidence::of(
+        EvidenceKey::TracedDrops,
+        DropCause::NatFailure.name(),
+        n as f64,
+    ))
+    .recommend(Remedy::FixNatAddress)
+    .explain(format!(
+        "The drop tracer saw NAT drop the first packets of new flows at its own step \
+         (no conntrack counter counts these: the entry is never confirmed). Traced: \
+         {described}. The usual cause is a MASQUERADE (or SNAT without a fixed address) out \
+         an interface that has no IPv4 address when no other interface offers one, which \
+         the kernel logs as '<dev> ate my IP address'. The table and its buckets are not \
+         involved: more entries change nothing."
+    ));
+    finding.causes.push(cause);
+    Some(finding)
 }

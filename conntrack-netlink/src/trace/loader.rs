@@ -1,8 +1,8 @@
 //! Loading the BPF program (libbpf), reading its ring buffer on a thread
 //! of its own, and naming each record's reason.
 
-use super::record::{EntryState, RawDrop, RecordError};
-use super::{DropReason, DropRecord, OtherKind, TraceError};
+use super::record::{Counted, EntryState, RawDrop, RecordError};
+use super::{DropReason, DropRecord, NatManip, NfHook, OtherKind, TraceError};
 use crate::{Conntrack, Error, Netns};
 use conntrack_core::Tuple;
 use conntrack_core::stats::Counter;
@@ -24,8 +24,10 @@ static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/conntrack_d
 pub struct TraceConfig {
     /// Only drops in this network namespace (`None`: every namespace).
     pub netns: Option<Netns>,
-    /// Also report drops that no conntrack failure caused: ruleset and
-    /// NAT verdicts and drops before conntrack ([`DropReason::Other`]).
+    /// Also report drops that no conntrack failure caused: ruleset
+    /// verdicts and drops before conntrack ([`DropReason::Other`]).
+    /// Without it the program counts them without a record
+    /// ([`Tracer::unrecorded`]); NAT failures are reported either way.
     pub include_ruleset: bool,
 }
 
@@ -65,6 +67,8 @@ pub struct Tracer {
     ctl: Option<mpsc::Sender<Ctl>>,
     thread: Option<JoinHandle<()>>,
     lost: Arc<AtomicU64>,
+    /// Ruleset drops the program counted without a record.
+    unrecorded: Arc<AtomicU64>,
     classifier: Classifier,
 }
 
@@ -119,10 +123,29 @@ impl Tracer {
         let (ready_tx, ready_rx) = mpsc::channel();
         let lost = Arc::new(AtomicU64::new(0));
         let lost2 = Arc::clone(&lost);
+        let unrecorded = Arc::new(AtomicU64::new(0));
+        let unrecorded2 = Arc::clone(&unrecorded);
         let include = cfg.include_ruleset;
+        let syms = read_kallsyms();
+        let hook_slow = symbol_range(&syms, "nf_hook_slow");
         let thread = std::thread::Builder::new()
             .name("conntrack-trace".into())
-            .spawn(move || run(inum, include, ready_tx, tx, ctl_rx, lost2))
+            .spawn(move || {
+                run(
+                    Setup {
+                        inum,
+                        include_ruleset: include,
+                        hook_slow,
+                    },
+                    ready_tx,
+                    tx,
+                    ctl_rx,
+                    Totals {
+                        lost: lost2,
+                        unrecorded: unrecorded2,
+                    },
+                )
+            })
             .map_err(|e| TraceError::Setup(format!("spawn: {e}")))?;
         match ready_rx.recv() {
             Ok(Ok(())) => {}
@@ -137,6 +160,7 @@ impl Tracer {
         }
         let mut classifier = Classifier::new();
         classifier.include_ruleset = cfg.include_ruleset;
+        classifier.kallsyms = Some(syms);
         if let (Some(ns), Some(i)) = (&cfg.netns, inum) {
             classifier.known.insert(i, ns.clone());
             // The counters before any record: the baseline of claim().
@@ -147,6 +171,7 @@ impl Tracer {
             ctl: Some(ctl_tx),
             thread: Some(thread),
             lost,
+            unrecorded,
             classifier,
         })
     }
@@ -193,6 +218,15 @@ impl Tracer {
     pub fn lost(&self) -> u64 {
         self.lost.load(Ordering::Relaxed)
     }
+
+    /// Drops no conntrack failure or NAT step explains (ruleset verdicts,
+    /// drops before conntrack) that were not reported because
+    /// [`TraceConfig::include_ruleset`] is off: counted by the program
+    /// without a record, and by the classifier for the records it left
+    /// out. Up to date after [`Tracer::sync`] and the records taken.
+    pub fn unrecorded(&self) -> u64 {
+        self.unrecorded.load(Ordering::Relaxed) + self.classifier.left_out
+    }
 }
 
 impl Drop for Tracer {
@@ -214,14 +248,32 @@ fn setup_error(what: &str, e: libbpf_rs::Error) -> TraceError {
     }
 }
 
-fn run(
+/// What the program is told.
+struct Setup {
     inum: Option<u32>,
     include_ruleset: bool,
+    /// `nf_hook_slow`'s text range, when /proc/kallsyms shows addresses.
+    hook_slow: Option<(u64, u64)>,
+}
+
+/// What the program counts, for the [`Tracer`].
+struct Totals {
+    lost: Arc<AtomicU64>,
+    unrecorded: Arc<AtomicU64>,
+}
+
+fn run(
+    setup: Setup,
     ready: mpsc::Sender<Result<(), TraceError>>,
     tx: mpsc::Sender<Result<RawDrop, RecordError>>,
     ctl: mpsc::Receiver<Ctl>,
-    lost: Arc<AtomicU64>,
+    totals: Totals,
 ) {
+    let Setup {
+        inum,
+        include_ruleset,
+        hook_slow,
+    } = setup;
     if let Ok(mut l) = LIBBPF_LOG.lock() {
         l.clear();
     }
@@ -257,12 +309,19 @@ fn run(
         return;
     };
     let set = |k: u32, v: u64| config.update(&k.to_ne_bytes(), &v.to_ne_bytes(), MapFlags::ANY);
-    if let Err(e) =
-        set(0, u64::from(inum.unwrap_or(0))).and_then(|()| set(1, u64::from(include_ruleset)))
+    let (hs, he) = hook_slow.unwrap_or((0, 0));
+    if let Err(e) = set(0, u64::from(inum.unwrap_or(0)))
+        .and_then(|()| set(1, u64::from(include_ruleset)))
+        .and_then(|()| set(3, hs))
+        .and_then(|()| set(4, he))
     {
         let _ = ready.send(Err(setup_error("configuring the program", e)));
         return;
     }
+    let Some(unrecorded) = obj.maps().find(|m| m.name() == "unrecorded") else {
+        let _ = ready.send(Err(TraceError::Setup("no unrecorded map".into())));
+        return;
+    };
     let Some(prog) = obj.progs_mut().find(|p| p.name() == "on_kfree_skb") else {
         let _ = ready.send(Err(TraceError::Setup("no on_kfree_skb program".into())));
         return;
@@ -304,22 +363,42 @@ fn run(
         // counting nothing).
         let _ = rb.poll(Duration::from_millis(50));
         let _ = rb.consume();
-        if let Ok(v) = config.lookup(&2u32.to_ne_bytes(), MapFlags::ANY)
-            && let Some(v) = v
-            && v.len() == 8
-        {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&v);
-            lost.store(u64::from_ne_bytes(a), Ordering::Relaxed);
-        }
+        read_totals(&config, &unrecorded, &totals);
         match ctl.try_recv() {
             Ok(Ctl::Sync(ack)) => {
                 let _ = rb.consume();
+                read_totals(&config, &unrecorded, &totals);
                 let _ = ack.send(());
             }
             Err(mpsc::TryRecvError::Empty) => {}
             Err(mpsc::TryRecvError::Disconnected) => break,
         }
+    }
+}
+
+/// The program's counts: records lost to a full ring buffer
+/// (`config[2]`) and ruleset drops counted without a record
+/// (`unrecorded`, the first 8 bytes of each CPU's slot).
+fn read_totals(config: &libbpf_rs::Map<'_>, unrecorded: &libbpf_rs::Map<'_>, totals: &Totals) {
+    if let Ok(v) = config.lookup(&2u32.to_ne_bytes(), MapFlags::ANY)
+        && let Some(v) = v
+        && v.len() == 8
+    {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&v);
+        totals.lost.store(u64::from_ne_bytes(a), Ordering::Relaxed);
+    }
+    if let Ok(Some(per_cpu)) = unrecorded.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
+        let sum = per_cpu
+            .iter()
+            .filter_map(|v| v.get(..8))
+            .map(|v| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(v);
+                u64::from_ne_bytes(a)
+            })
+            .fold(0u64, u64::wrapping_add);
+        totals.unrecorded.store(sum, Ordering::Relaxed);
     }
 }
 
@@ -339,6 +418,9 @@ struct Classifier {
     /// The stamp of the record being classified.
     stamp: u64,
     include_ruleset: bool,
+    /// Records classified as ruleset verdicts and left out (without
+    /// `include_ruleset`).
+    left_out: u64,
     /// Wall clock minus the monotonic clock, in nanoseconds.
     wall_offset: Option<(SystemTime, u64)>,
     kallsyms: Option<Vec<(u64, String)>>,
@@ -353,16 +435,85 @@ impl Classifier {
             read_at: HashMap::new(),
             stamp: 0,
             include_ruleset: false,
+            left_out: 0,
             wall_offset: Some((SystemTime::now(), crate::sys::monotonic_ns())),
             kallsyms: None,
         }
     }
 
     fn classify(&mut self, raw: RawDrop) -> Option<DropRecord> {
+        let (hook, nat) = self.nat_verdict(&raw);
+        let mut winner_reply = None;
+        let reason = match raw.counted {
+            Some(c) => self.by_counted(&raw, c, nat, &mut winner_reply),
+            None => self.by_ctnetlink(&raw, nat, &mut winner_reply),
+        };
+        if matches!(reason, DropReason::Other(_)) && !self.include_ruleset {
+            self.left_out += 1;
+            return None;
+        }
+        Some(DropRecord {
+            time: self.wall(raw.monotonic_ns),
+            reason,
+            location: self.symbol(raw.location),
+            hook,
+            raw,
+            winner_reply,
+        })
+    }
+
+    /// The reason from the counters the program saw move at the free
+    /// (`RawDrop::counted`): the kernel-side classification.
+    fn by_counted(
+        &mut self,
+        raw: &RawDrop,
+        c: Counted,
+        nat: bool,
+        winner_reply: &mut Option<Tuple>,
+    ) -> DropReason {
+        match raw.state {
+            EntryState::NoEntry if c.drop => DropReason::TableFull,
+            EntryState::NoEntry => DropReason::Other(OtherKind::NoEntry),
+            EntryState::InsertFailed | EntryState::Unconfirmed if c.insert_failed => {
+                if c.chaintoolong && !c.drop {
+                    DropReason::ChainTooLong
+                } else if c.drop {
+                    // Only nf_ct_resolve_clash's failure counts drop and
+                    // insert_failed for a loser at confirmation. The winner
+                    // is looked up for its mapping only.
+                    *winner_reply = self.winner(raw).flatten();
+                    DropReason::UnresolvedClash
+                } else {
+                    // A dying entry, or nf_ct_ext_valid_pre() failed.
+                    DropReason::Dying
+                }
+            }
+            EntryState::InsertFailed | EntryState::Unconfirmed => {
+                if c.none() && nat {
+                    DropReason::NatFailure
+                } else {
+                    DropReason::Other(OtherKind::Unconfirmed)
+                }
+            }
+            EntryState::Dying if c.none() && nat => DropReason::NatFailure,
+            EntryState::Dying => DropReason::Dying,
+            EntryState::InTable => DropReason::Other(OtherKind::InTable),
+            EntryState::Unknown(_) => DropReason::Other(OtherKind::Unknown),
+        }
+    }
+
+    /// The reason from ctnetlink's per-CPU counters, read after the fact:
+    /// for the first drop the program saw on a CPU in a namespace, which
+    /// had no earlier reading to compare with.
+    fn by_ctnetlink(
+        &mut self,
+        raw: &RawDrop,
+        nat: bool,
+        winner_reply: &mut Option<Tuple>,
+    ) -> DropReason {
         let (ns, cpu) = (raw.netns, raw.cpu);
         self.stamp = raw.monotonic_ns;
-        let mut winner_reply = None;
-        let reason = match raw.state {
+        match raw.state {
             EntryState::NoEntry => {
                 if self.claim(ns, cpu, &[Counter::Drop]) || self.table_full(ns) {
                     DropReason::TableFull
@@ -378,15 +529,19 @@ impl Classifier {
                 let chain = self.peek(ns, cpu, Counter::ChainTooLong);
                 let drop = self.peek(ns, cpu, Counter::Drop);
                 if !failed {
-                    DropReason::Other(OtherKind::Unconfirmed)
+                    if nat {
+                        DropReason::NatFailure
+                    } else {
+                        DropReason::Other(OtherKind::Unconfirmed)
+                    }
                 } else if chain && !drop {
                     // The chain cap does not count drop; a clash does. (The
                     // tuple may still be in the table: the other copy of a
                     // flow's first packet, inserted before the cap hit.)
                     self.claim(ns, cpu, &[Counter::ChainTooLong, Counter::InsertFailed]);
                     DropReason::ChainTooLong
-                } else if let Some(w) = self.winner(&raw) {
-                    winner_reply = w;
+                } else if let Some(w) = self.winner(raw) {
+                    *winner_reply = w;
                     self.claim(ns, cpu, &[Counter::InsertFailed, Counter::Drop]);
                     DropReason::UnresolvedClash
                 } else if drop {
@@ -406,24 +561,41 @@ impl Classifier {
                 }
             }
             EntryState::Dying => {
-                if !self.claim(ns, cpu, &[Counter::InsertFailed]) {
-                    self.claim(ns, cpu, &[Counter::Drop]);
+                if self.claim(ns, cpu, &[Counter::InsertFailed])
+                    || self.claim(ns, cpu, &[Counter::Drop])
+                    || !nat
+                {
+                    DropReason::Dying
+                } else {
+                    DropReason::NatFailure
                 }
-                DropReason::Dying
             }
             EntryState::InTable => DropReason::Other(OtherKind::InTable),
             EntryState::Unknown(_) => DropReason::Other(OtherKind::Unknown),
-        };
-        if matches!(reason, DropReason::Other(_)) && !self.include_ruleset {
-            return None;
         }
-        Some(DropRecord {
-            time: self.wall(raw.monotonic_ns),
-            reason,
-            location: self.symbol(raw.location),
-            raw,
-            winner_reply,
-        })
+    }
+
+    /// For a record with a walked stack (the program walks it for the
+    /// drops no counter explains that may be NAT's): the hook, and whether
+    /// NAT dropped the packet. Exact when the packet was freed inside
+    /// NAT's hook function (a frame in `nf_nat_inet_fn`, which runs the
+    /// NAT chains: on 6.18 nft_do_chain() frees the packet of a `drop`
+    /// verdict itself, so a MASQUERADE's NF_DROP is freed with
+    /// nf_nat_inet_fn on the stack); otherwise, when the verdict came back
+    /// to `nf_hook_slow` before the free, from the hook and the entry's
+    /// NAT bits ([`nat_step`]).
+    fn nat_verdict(&mut self, raw: &RawDrop) -> (Option<NfHook>, bool) {
+        let Some(stack) = raw.stack else {
+            return (None, false);
+        };
+        let syms = self.kallsyms.get_or_insert_with(read_kallsyms);
+        let hook = NfHook::from_stack(&stack, |a| function_at(syms, a));
+        let in_nat = stack
+            .iter()
+            .any(|&a| a != 0 && function_at(syms, a).is_some_and(is_nat_hook_function));
+        let at_hook =
+            function_at(syms, raw.location).is_some_and(|f| f.starts_with("nf_hook_slow"));
+        (hook, in_nat || (at_hook && nat_step(raw, hook)))
     }
 
     fn wall(&self, mono: u64) -> SystemTime {
@@ -547,6 +719,55 @@ impl Classifier {
     }
 }
 
+/// `[start, end)` of a text symbol: to the next symbol's address.
+fn symbol_range(syms: &[(u64, String)], name: &str) -> Option<(u64, u64)> {
+    let i = syms.iter().position(|(_, n)| n == name)?;
+    let start = syms[i].0;
+    let end = syms[i + 1..].iter().map(|(a, _)| *a).find(|&a| a > start)?;
+    Some((start, end))
+}
+
+/// The function holding `addr` in sorted text symbols.
+fn function_at(syms: &[(u64, String)], addr: u64) -> Option<&str> {
+    let i = syms.partition_point(|(a, _)| *a <= addr);
+    syms.get(i.checked_sub(1)?).map(|(_, n)| n.as_str())
+}
+
+/// NAT's hook functions: `nf_nat_inet_fn` (net/netfilter/nf_nat_core.c)
+/// and the per-family entries that call it (`nf_nat_ipv4_out`,
+/// `nf_nat_ipv6_fn`, ...: net/netfilter/nf_nat_proto.c).
+fn is_nat_hook_function(f: &str) -> bool {
+    f == "nf_nat_inet_fn" || f.starts_with("nf_nat_ipv4_") || f.starts_with("nf_nat_ipv6_")
+}
+
+/// Whether a drop no counter explains happened at the NAT step of its
+/// entry: at a hook where NAT runs, with that hook's mapping not done
+/// (`IPS_SRC_NAT_DONE` / `IPS_DST_NAT_DONE`: nf_nat_setup_info() sets it
+/// when the mapping is made, net/netfilter/nf_nat_core.c), or, for a
+/// dying source-NAT'd entry at POSTROUTING, the masquerade's output
+/// interface changed (nf_nat_inet_fn(): nf_nat_oif_changed() kills the
+/// entry and returns NF_DROP). A chain of the ruleset hooked at the same
+/// hook before NAT's priority (a filter chain at postrouting with a
+/// priority below srcnat's 100, or at prerouting below dstnat's -100)
+/// dropping a new flow looks the same.
+fn nat_step(raw: &RawDrop, hook: Option<NfHook>) -> bool {
+    const IPS_SRC_NAT: u32 = 1 << 4;
+    const IPS_SRC_NAT_DONE: u32 = 1 << 7;
+    const IPS_DST_NAT_DONE: u32 = 1 << 8;
+    let (Some(hook), Some(status)) = (hook, raw.status) else {
+        return false;
+    };
+    match (raw.state, hook.nat_manip()) {
+        (EntryState::Dying, Some(NatManip::Source)) => {
+            hook == NfHook::PostRouting && status & IPS_SRC_NAT != 0
+        }
+        (EntryState::Dying, _) => false,
+        (_, Some(NatManip::Source)) => status & IPS_SRC_NAT_DONE == 0,
+        (_, Some(NatManip::Destination)) => status & IPS_DST_NAT_DONE == 0,
+        (_, None) => false,
+    }
+}
+
 /// See [`Classifier::claim`].
 #[derive(Default)]
 struct Credit {
@@ -608,6 +829,142 @@ fn find_netns(inum: u32) -> Option<Netns> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn raw(state: EntryState, status: Option<u32>, counted: Option<Counted>) -> RawDrop {
+        let t = conntrack_core::Tuple::new(
+            "198.18.0.2".parse().unwrap(),
+            "198.19.0.2".parse().unwrap(),
+            conntrack_core::L4Proto::UDP,
+            conntrack_core::L4Tuple::Ports { src: 4000, dst: 53 },
+        );
+        RawDrop {
+            state,
+            cpu: 0,
+            monotonic_ns: 1,
+            location: 0,
+            netns: 1,
+            orig: Some(t),
+            reply: t.inverse(),
+            zone: Some(0),
+            mark: Some(0),
+            status,
+            counted,
+            output_dev: false,
+            stack: None,
+        }
+    }
+
+    const SRC_NAT: u32 = 1 << 4;
+    const SRC_NAT_DONE: u32 = 1 << 7;
+    const DST_NAT_DONE: u32 = 1 << 8;
+
+    #[test]
+    fn nat_steps_by_hook_and_mapping() {
+        let new = |status| raw(EntryState::Unconfirmed, Some(status), None);
+        // Source NAT's hook, source mapping not done: NAT's step.
+        assert!(nat_step(&new(DST_NAT_DONE), Some(NfHook::PostRouting)));
+        assert!(nat_step(&new(DST_NAT_DONE), Some(NfHook::LocalIn)));
+        // Mapping made: a later verdict at that hook is not NAT's step.
+        assert!(!nat_step(
+            &new(DST_NAT_DONE | SRC_NAT_DONE),
+            Some(NfHook::PostRouting)
+        ));
+        // Destination NAT's hooks.
+        assert!(nat_step(&new(0), Some(NfHook::PreRouting)));
+        assert!(nat_step(&new(0), Some(NfHook::LocalOut)));
+        assert!(!nat_step(&new(DST_NAT_DONE), Some(NfHook::PreRouting)));
+        // FORWARD never is; no hook or no entry is not evidence.
+        assert!(!nat_step(&new(0), Some(NfHook::Forward)));
+        assert!(!nat_step(&new(0), None));
+        assert!(!nat_step(
+            &raw(EntryState::NoEntry, None, None),
+            Some(NfHook::PostRouting)
+        ));
+        // A masqueraded flow killed at POSTROUTING (its interface changed).
+        let dying = |status| raw(EntryState::Dying, Some(status), None);
+        let mapped = SRC_NAT | SRC_NAT_DONE | DST_NAT_DONE;
+        assert!(nat_step(&dying(mapped), Some(NfHook::PostRouting)));
+        assert!(!nat_step(&dying(DST_NAT_DONE), Some(NfHook::PostRouting)));
+        assert!(!nat_step(&dying(mapped), Some(NfHook::PreRouting)));
+    }
+
+    #[test]
+    fn nat_hook_functions() {
+        assert!(is_nat_hook_function("nf_nat_inet_fn"));
+        assert!(is_nat_hook_function("nf_nat_ipv4_out"));
+        assert!(is_nat_hook_function("nf_nat_ipv6_fn"));
+        assert!(!is_nat_hook_function("nft_do_chain"));
+        assert!(!is_nat_hook_function("nf_hook_slow"));
+        let syms = vec![(0x100, "a".to_owned()), (0x200, "b".to_owned())];
+        assert_eq!(function_at(&syms, 0x1ff), Some("a"));
+        assert_eq!(function_at(&syms, 0x200), Some("b"));
+        assert_eq!(function_at(&syms, 0xff), None);
+        assert_eq!(symbol_range(&syms, "a"), Some((0x100, 0x200)));
+        assert_eq!(symbol_range(&syms, "b"), None, "no symbol after it");
+        assert_eq!(symbol_range(&syms, "c"), None);
+    }
+
+    #[test]
+    fn counted_records_name_their_reason_in_the_kernel_order() {
+        let mut c = Classifier::new();
+        let moved = |drop, insert_failed, chaintoolong| Counted {
+            drop,
+            insert_failed,
+            chaintoolong,
+        };
+        let mut w = None;
+        let none = Counted::default();
+        let mut reason = |state, status, counted: Counted, nat| {
+            c.by_counted(&raw(state, status, Some(counted)), counted, nat, &mut w)
+        };
+        assert_eq!(
+            reason(EntryState::NoEntry, None, moved(true, false, false), false),
+            DropReason::TableFull
+        );
+        assert_eq!(
+            reason(EntryState::NoEntry, None, none, false),
+            DropReason::Other(OtherKind::NoEntry)
+        );
+        let st = Some(DST_NAT_DONE);
+        assert_eq!(
+            reason(EntryState::Unconfirmed, st, moved(false, true, true), false),
+            DropReason::ChainTooLong
+        );
+        assert_eq!(
+            reason(
+                EntryState::Unconfirmed,
+                st,
+                moved(false, true, false),
+                false
+            ),
+            DropReason::Dying
+        );
+        assert_eq!(
+            reason(EntryState::Unconfirmed, st, none, false),
+            DropReason::Other(OtherKind::Unconfirmed)
+        );
+        assert_eq!(
+            reason(EntryState::Unconfirmed, st, none, true),
+            DropReason::NatFailure
+        );
+        // A counter moved: conntrack's failure, whatever the stack says.
+        assert_eq!(
+            reason(EntryState::Unconfirmed, st, moved(false, true, true), true),
+            DropReason::ChainTooLong
+        );
+        assert_eq!(
+            reason(EntryState::Dying, st, moved(false, true, false), true),
+            DropReason::Dying
+        );
+        assert_eq!(
+            reason(EntryState::Dying, st, none, true),
+            DropReason::NatFailure
+        );
+        assert_eq!(
+            reason(EntryState::InTable, st, none, false),
+            DropReason::Other(OtherKind::InTable)
+        );
+    }
 
     #[test]
     fn verifier_log_is_cut_out() {

@@ -1,20 +1,86 @@
-//! Per-drop attribution: which conntrack failure dropped each packet, for
-//! which flow.
+//! Per-drop attribution: which conntrack (or NAT) failure dropped each
+//! packet, for which flow.
 //!
 //! With feature `trace`, `Tracer` loads an eBPF program on the
 //! `skb:kfree_skb` tracepoint that keeps the packets netfilter dropped
-//! (`SKB_DROP_REASON_NETFILTER_DROP`) and records the conntrack entry each
-//! one carried; the tracer names the [`DropReason`] from that entry's
-//! state and from the conntrack counters of the packet's namespace and CPU
-//! (ctnetlink's per-CPU statistics): every conntrack drop is counted on the
-//! CPU that drops the packet, right before it does, so each record claims
-//! the counts it explains (`drop` for a table-full refusal, `drop` and
-//! `insert_failed` for a clash, `chaintoolong` and `insert_failed` for the
-//! chain cap) and a drop that claims none came from the ruleset. A clash
-//! is told from the chain cap by its winner, which ctnetlink finds under
-//! the same tuple.
-//! Each [`DropRecord`] is [`FlowLike`], so records aggregate into the same
-//! hotspot keys as flows (`conntrack_analyze::hotspots::Hotspots::add`).
+//! (`SKB_DROP_REASON_NETFILTER_DROP`) and classifies each in the kernel, at
+//! the moment of the free:
+//!
+//! - **Which counters moved.** The program reads this CPU's conntrack
+//!   counters of the packet's namespace (`net->ct.stat`, per CPU) and keeps
+//!   the last values seen per (CPU, namespace) in a per-CPU map. Every
+//!   conntrack failure that ends in `NF_DROP` counts on the CPU that drops
+//!   the packet, right before `nf_hook_slow()` (net/netfilter/core.c)
+//!   frees it: `NF_CT_STAT_INC` and `NF_CT_STAT_INC_ATOMIC`
+//!   (include/net/netfilter/nf_conntrack.h) are `__this_cpu_inc` and
+//!   `this_cpu_inc`, and in net/netfilter/nf_conntrack_core.c the table-full
+//!   refusal counts `drop` in nf_conntrack_in() ("Too stressed to deal")
+//!   and returns `NF_DROP`, nf_ct_resolve_clash() counts `drop` and
+//!   `insert_failed` and returns `NF_DROP`, and __nf_conntrack_confirm()
+//!   counts `chaintoolong` and `insert_failed` (chain cap) or
+//!   `insert_failed` (dying entry, nf_ct_ext_valid_pre) and returns
+//!   `NF_DROP`, all within the hook that returns the verdict, with bottom
+//!   halves off for forwarded traffic. So the counters a drop moved since
+//!   the previous drop on that CPU name its failure, and a drop that moved
+//!   none is a ruleset (or NAT) verdict. Conntrack never frees the packet
+//!   itself (it returns `NF_DROP`), so a packet freed outside
+//!   `nf_hook_slow` (6.18's nf_tables frees a `drop` verdict in
+//!   `nft_do_chain`) is no conntrack failure and the program skips the
+//!   counter read for it (`nf_hook_slow`'s range comes from
+//!   /proc/kallsyms; without addresses every drop reads the counters).
+//! - **Ruleset drops cost no record.** A drop no counter explains and that
+//!   cannot be NAT's is counted in a per-CPU map (`Tracer::unrecorded`)
+//!   instead of being written to the ring buffer, unless
+//!   `TraceConfig::include_ruleset` asks for the records.
+//! - **NAT failures are their own reason** ([`DropReason::NatFailure`]).
+//!   NAT's `NF_DROP` moves no counter. Only for a drop no counter explains
+//!   whose entry may be at a NAT step (unconfirmed and without
+//!   `IPS_DST_NAT_DONE`; or unconfirmed or dying, with `skb->dev` equal to
+//!   its route's device, which `ip_output()` sets before POSTROUTING) does
+//!   the program walk the kernel stack (`bpf_get_stack`, 12 frames).
+//!   User space names the hook from the caller of `nf_hook_slow`
+//!   ([`NfHook::of_caller`]: `ip_output` is POSTROUTING, `ip_forward`
+//!   FORWARD, ...) and calls the drop NAT's when NAT's hook function
+//!   (`nf_nat_inet_fn`, which runs the NAT chains) is on the stack: on
+//!   6.18 nf_tables frees the packet of a `drop` verdict inside
+//!   `nft_do_chain`, so a MASQUERADE's `NF_DROP` ("ate my IP address",
+//!   nf_nat_masquerade_ipv4() in net/netfilter/nf_nat_masquerade.c) is
+//!   freed with `nf_nat_inet_fn` on the stack (seen in the lab:
+//!   `sk_skb_reason_drop <- nft_do_chain <- nft_nat_do_chain <-
+//!   nf_nat_inet_fn <- nf_nat_ipv4_out <- nf_hook_slow <- ip_output`).
+//!   When the verdict came back to `nf_hook_slow` before the free (older
+//!   kernels, iptables), the drop is NAT's when it happened at a NAT hook
+//!   with that hook's mapping not done: source NAT at POSTROUTING/LOCAL_IN
+//!   without `IPS_SRC_NAT_DONE`, destination NAT at PREROUTING/LOCAL_OUT
+//!   without `IPS_DST_NAT_DONE` (nf_nat_setup_info() sets them when a
+//!   mapping is made, null bindings included), or a dying entry with
+//!   `IPS_SRC_NAT` at POSTROUTING (nf_nat_inet_fn(): the masqueraded
+//!   flow's output interface changed, nf_ct_kill() and `NF_DROP`).
+//!
+//! What it cannot tell apart: a `drop` verdict written in a NAT chain is
+//! a NAT failure to it (the verdict is NAT's hook's); on the fallback
+//! path, a filter chain hooked at postrouting before srcnat (priority
+//! below 100; iptables has no filter table there, nftables can) or at
+//! prerouting before dstnat dropping a new flow looks like NAT's step;
+//! NAT of locally delivered packets (LOCAL_IN) is recognised by the stack
+//! only (`skb->dev` is the input device there), which the program walks
+//! only when `IPS_DST_NAT_DONE` is missing. A counter moved by a path that
+//! frees no packet through netfilter (ctnetlink's chain-cap refusals in
+//! nf_conntrack_hash_check_insert(), which count `chaintoolong`; openvswitch
+//! and tc's act_ct confirming entries) is credited to the next drop on that
+//! CPU in that namespace; a locally generated packet preempted and
+//! migrated between the count and the free (kernels with full preemption)
+//! would be seen as a ruleset drop on the other CPU.
+//!
+//! User space names the [`DropReason`] from the record's counters
+//! ([`Counted`]) and state. Where the kernel-side read is impossible it
+//! falls back to ctnetlink's per-CPU counters read after the fact: the
+//! first drop the program sees on a CPU in a namespace has no earlier
+//! reading to compare with (the record says so: `RawDrop::counted` is
+//! `None`). A clash's winner (its NAT mapping) is looked up with
+//! ctnetlink under the same tuple. Each [`DropRecord`] is [`FlowLike`],
+//! so records aggregate into the same hotspot keys as flows
+//! (`conntrack_analyze::hotspots::Hotspots::add`).
 //!
 //! The record decoding ([`record`]) and the reasons build without the
 //! feature; only loading the program needs it (and clang at build time).
@@ -24,16 +90,42 @@
 //! | [`DropReason::TableFull`] | `__nf_conntrack_alloc`: count > `nf_conntrack_max` and `early_drop` evicted nothing | `drop` |
 //! | [`DropReason::UnresolvedClash`] | `nf_ct_resolve_clash` returned `NF_DROP` | `drop`, `insert_failed` |
 //! | [`DropReason::ChainTooLong`] | `__nf_conntrack_confirm`: chain longer than `max_chainlen` | `chaintoolong`, `insert_failed` |
-//! | [`DropReason::Dying`] | `__nf_conntrack_confirm`: dying entry, or `nf_ct_ext_valid_post` | `insert_failed` (or `drop`) |
-//! | [`DropReason::Other`] | a ruleset or NAT verdict, or a hook before conntrack (only with `TraceConfig::include_ruleset`) | none |
+//! | [`DropReason::Dying`] | `__nf_conntrack_confirm`: dying entry, or `nf_ct_ext_valid_pre` | `insert_failed` |
+//! | [`DropReason::NatFailure`] | NAT's hook: `nf_nat_masquerade_ipv4` without an address, `nf_nat_setup_info`, `nf_nat_oif_changed` | none |
+//! | [`DropReason::Other`] | a ruleset verdict, or a hook before conntrack (records only with `TraceConfig::include_ruleset`) | none |
 //!
-//! Function tracing (fentry/fexit on `__nf_conntrack_confirm`,
-//! `nf_ct_resolve_clash`, `early_drop`) would see each decision directly,
-//! but kernels that refuse trampolines (`EPERM`, as on some sandboxed VMs)
-//! or lack them would get nothing; the tracepoint is there on every 6.0+
-//! kernel with BTF. A NAT failure (`nf_nat_setup_info` returning
-//! `NF_DROP`) moves no counter and is reported as `Other`; a clash after
-//! NAT shows the mapping in the record's reply tuple and the winner's.
+//! ## Why not fentry/fexit
+//!
+//! Function tracing (fexit on `nf_nat_setup_info`, `nf_nat_inet_fn`,
+//! `__nf_conntrack_confirm`, `nf_ct_resolve_clash`) would see each
+//! decision directly, but the project VM's kernel (6.18.44, `lockdown`
+//! integrity, CONFIG_FUNCTION_TRACER=y, CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y,
+//! CONFIG_KPROBES unset) refuses every fentry/fexit program at
+//! `BPF_PROG_LOAD` with `EPERM`, on any target (`bpf_fentry_test1`,
+//! `tcp_v4_rcv`, `nf_nat_setup_info`), as root with every capability in
+//! the initial user namespace, while `tp_btf` programs load and attach.
+//! What was established: the refusal comes before the verifier writes a
+//! line (its log is empty at level 2, where any rejection in
+//! check_attach_btf_id()/bpf_check_attach_target(), kernel/bpf/verifier.c,
+//! would explain itself); it is not lockdown (integrity mode blocks only
+//! the reasons up to `LOCKDOWN_INTEGRITY_MAX`, include/linux/security.h,
+//! and tracing ones such as `LOCKDOWN_TRACEFS` and `LOCKDOWN_KPROBES` are
+//! confidentiality-level; security/lockdown/lockdown.c would also log
+//! "Lockdown: ... is restricted", and none was logged); no BPF-LSM
+//! program is attached (`bpftool prog list` shows none), no seccomp filter
+//! applies, `unprivileged_bpf_disabled` does not matter to root. The same
+//! kernel refuses root opening ftrace's function files
+//! (`/sys/kernel/tracing/available_filter_functions`, `set_ftrace_filter`,
+//! `enabled_functions`: `EPERM`) while its event files open: this build
+//! (a vendor kernel, `-fc`) refuses function tracing, and with it BPF
+//! trampolines, outside upstream's checks. So the tracepoint, which every
+//! 6.0+ kernel with BTF has, is the mechanism, and fentry is not a
+//! fallback worth carrying. The counters' per-CPU offset is read through a
+//! per-CPU map (see the BPF source): a typed per-CPU ksym
+//! (`this_cpu_off`) fails to load on this kernel ("ldimm64 failed to find
+//! the address for kernel symbol", kernel/bpf/verifier.c: the kernel
+//! resolves it through kallsyms, which lists no data symbols without
+//! CONFIG_KALLSYMS_ALL).
 
 pub mod record;
 
@@ -43,7 +135,7 @@ mod loader;
 pub use loader::{TraceConfig, Tracer};
 
 use conntrack_core::{Counters, FlowLike, ProtoInfo, Status, Tuple};
-pub use record::{EntryState, RawDrop, RecordError};
+pub use record::{Counted, EntryState, RawDrop, RecordError};
 use std::fmt;
 use std::time::SystemTime;
 
@@ -64,6 +156,16 @@ pub enum DropReason {
     /// The entry was dying at confirmation, or its extension area changed
     /// (`nf_ct_ext_valid_pre`, or `nf_ct_ext_valid_post` which kills it).
     Dying,
+    /// NAT itself returned `NF_DROP` (no conntrack counter moves): source
+    /// NAT could not set up the mapping, typically a MASQUERADE whose
+    /// output interface has no address (`nf_nat_masquerade_ipv4`: "ate my
+    /// IP address"), or a masqueraded flow whose output interface changed
+    /// (`nf_nat_inet_fn`: `nf_nat_oif_changed`, the entry is killed); or
+    /// the destination NAT step of a new flow. Named from the hook the
+    /// packet was dropped at and the entry's NAT bits; see the module
+    /// docs for what this cannot tell apart. [`DropRecord::hook`] says
+    /// which hook.
+    NatFailure,
     /// Not one of the above; see [`OtherKind`].
     Other(OtherKind),
 }
@@ -76,8 +178,8 @@ pub enum OtherKind {
     /// conntrack (the raw table) dropped it.
     NoEntry,
     /// A verdict on a flow's first packet, before confirmation, that no
-    /// conntrack counter explains: the ruleset or a NAT hook (NAT failures
-    /// land here).
+    /// conntrack counter explains and that was not at a NAT step: the
+    /// ruleset.
     Unconfirmed,
     /// A ruleset verdict on a packet of a flow in the table.
     InTable,
@@ -87,11 +189,12 @@ pub enum OtherKind {
 
 impl DropReason {
     /// Every reason, in report order.
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::TableFull,
         DropReason::UnresolvedClash,
         DropReason::ChainTooLong,
         DropReason::Dying,
+        DropReason::NatFailure,
         DropReason::Other(OtherKind::NoEntry),
         DropReason::Other(OtherKind::Unconfirmed),
         DropReason::Other(OtherKind::InTable),
@@ -105,6 +208,7 @@ impl DropReason {
             DropReason::UnresolvedClash => "unresolved_clash",
             DropReason::ChainTooLong => "chain_too_long",
             DropReason::Dying => "dying",
+            DropReason::NatFailure => "nat_failure",
             DropReason::Other(OtherKind::NoEntry) => "other_no_entry",
             DropReason::Other(OtherKind::Unconfirmed) => "other_unconfirmed",
             DropReason::Other(OtherKind::InTable) => "other_in_table",
@@ -126,6 +230,72 @@ impl fmt::Display for DropReason {
     }
 }
 
+/// A netfilter hook (`enum nf_inet_hooks`, include/uapi/linux/netfilter.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum NfHook {
+    /// `NF_INET_PRE_ROUTING`: destination NAT of arriving packets.
+    PreRouting,
+    /// `NF_INET_LOCAL_IN`: source NAT of locally delivered packets.
+    LocalIn,
+    /// `NF_INET_FORWARD`: filtering only.
+    Forward,
+    /// `NF_INET_LOCAL_OUT`: destination NAT of local packets.
+    LocalOut,
+    /// `NF_INET_POST_ROUTING`: source NAT (MASQUERADE, SNAT).
+    PostRouting,
+}
+
+impl NfHook {
+    /// The hook whose `NF_HOOK`/`nf_hook` call a kernel function makes
+    /// (the function that calls `nf_hook_slow`; net/ipv4/ip_input.c,
+    /// ip_forward.c, ip_output.c and their ipv6 twins ip6_input.c,
+    /// ip6_output.c), `None` for any other.
+    pub fn of_caller(function: &str) -> Option<NfHook> {
+        Some(match function {
+            "ip_rcv" | "ip_sublist_rcv" | "ipv6_rcv" | "ipv6_sublist_rcv" => NfHook::PreRouting,
+            "ip_local_deliver" | "ip6_input" => NfHook::LocalIn,
+            "ip_forward" | "ip6_forward" => NfHook::Forward,
+            "__ip_local_out" | "__ip6_local_out" => NfHook::LocalOut,
+            "ip_output" | "ip_mc_output" | "ip6_output" => NfHook::PostRouting,
+            _ => return None,
+        })
+    }
+
+    /// The hook of a kernel stack (innermost first): the first frame whose
+    /// function [`NfHook::of_caller`] knows. `function` names the function
+    /// holding an address (from `/proc/kallsyms`).
+    pub fn from_stack<'a>(
+        stack: &[u64],
+        mut function: impl FnMut(u64) -> Option<&'a str>,
+    ) -> Option<NfHook> {
+        stack
+            .iter()
+            .filter(|&&a| a != 0)
+            .find_map(|&a| function(a).and_then(NfHook::of_caller))
+    }
+
+    /// Whether NAT runs here: source NAT at POSTROUTING and LOCAL_IN,
+    /// destination NAT at PREROUTING and LOCAL_OUT (the `nf_nat_ipv4_ops`
+    /// of net/netfilter/nf_nat_proto.c).
+    pub const fn nat_manip(self) -> Option<NatManip> {
+        match self {
+            NfHook::PostRouting | NfHook::LocalIn => Some(NatManip::Source),
+            NfHook::PreRouting | NfHook::LocalOut => Some(NatManip::Destination),
+            NfHook::Forward => None,
+        }
+    }
+}
+
+/// Which mapping NAT sets up at a hook (`enum nf_nat_manip_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NatManip {
+    /// `NF_NAT_MANIP_SRC`: SNAT, MASQUERADE; done when `IPS_SRC_NAT_DONE`.
+    Source,
+    /// `NF_NAT_MANIP_DST`: DNAT, REDIRECT; done when `IPS_DST_NAT_DONE`.
+    Destination,
+}
+
 /// One dropped packet, attributed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -139,6 +309,10 @@ pub struct DropRecord {
     /// The kernel function that freed the packet (`nf_hook_slow+0x9c`),
     /// when `/proc/kallsyms` shows addresses.
     pub location: Option<String>,
+    /// The netfilter hook the packet was dropped at, for the drops whose
+    /// stack the program walked (those that may be NAT's) and when
+    /// `/proc/kallsyms` shows addresses.
+    pub hook: Option<NfHook>,
     /// For an unresolved clash: the reply tuple of the entry that won
     /// (its NAT mapping), when ctnetlink still had it.
     pub winner_reply: Option<Tuple>,
@@ -154,6 +328,7 @@ impl DropRecord {
             reason,
             raw,
             location: None,
+            hook: None,
             winner_reply: None,
         }
     }
@@ -352,8 +527,12 @@ mod tests {
                 zone: None,
                 mark: Some(7),
                 status: None,
+                counted: None,
+                output_dev: false,
+                stack: None,
             },
             location: None,
+            hook: None,
             winner_reply: None,
         };
         assert_eq!(r.orig(), t);
@@ -373,6 +552,33 @@ mod tests {
     }
 
     #[test]
+    fn hooks_from_the_caller_of_nf_hook_slow() {
+        // The stack of a MASQUERADE's drop on 6.18 (lab, innermost first).
+        let names = [
+            "sk_skb_reason_drop",
+            "nft_do_chain",
+            "nft_nat_do_chain",
+            "nf_nat_inet_fn",
+            "nf_nat_ipv4_out",
+            "nf_hook_slow",
+            "ip_output",
+            "ip_forward_finish",
+        ];
+        let stack: Vec<u64> = (1..=names.len() as u64).collect();
+        let f = |a: u64| names.get(a as usize - 1).copied();
+        assert_eq!(NfHook::from_stack(&stack, f), Some(NfHook::PostRouting));
+        assert_eq!(NfHook::from_stack(&[0, 0], f), None);
+        assert_eq!(NfHook::of_caller("ip_forward"), Some(NfHook::Forward));
+        assert_eq!(NfHook::of_caller("ip6_input"), Some(NfHook::LocalIn));
+        assert_eq!(NfHook::of_caller("ipv6_rcv"), Some(NfHook::PreRouting));
+        assert_eq!(NfHook::of_caller("__ip_local_out"), Some(NfHook::LocalOut));
+        assert_eq!(NfHook::of_caller("nf_hook_slow"), None);
+        assert_eq!(NfHook::PostRouting.nat_manip(), Some(NatManip::Source));
+        assert_eq!(NfHook::LocalOut.nat_manip(), Some(NatManip::Destination));
+        assert_eq!(NfHook::Forward.nat_manip(), None);
+    }
+
+    #[test]
     fn reasons_have_distinct_names() {
         let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
         names.sort();
@@ -380,5 +586,7 @@ mod tests {
         assert_eq!(names.len(), DropReason::ALL.len());
         assert!(DropReason::TableFull.counts_drop());
         assert!(!DropReason::ChainTooLong.counts_drop());
+        assert!(!DropReason::NatFailure.counts_drop());
+        assert_eq!(DropReason::NatFailure.name(), "nat_failure");
     }
 }

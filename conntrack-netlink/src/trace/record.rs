@@ -3,13 +3,14 @@
 //! function of bytes, so it builds without the `trace` feature and is
 //! fuzzed (`fuzz/fuzz_targets/trace_record.rs`).
 //!
-//! Layout (native byte order, as the kernel wrote it; 120 bytes):
+//! Layout (native byte order, as the kernel wrote it; 216 bytes):
 //!
 //! | bytes | field |
 //! |---|---|
 //! | 0 | version ([`RECORD_VERSION`]) |
 //! | 1 | entry state ([`EntryState`]) |
-//! | 2 | flags (`F_CT`, `F_MARK`, `F_PACKET`) |
+//! | 2 | flags (`F_CT`, `F_MARK`, `F_PACKET`, `F_COUNTED`, `F_STACK`, `F_OUT_DEV`) |
+//! | 3 | the counters that moved ([`Counted`]), with `F_COUNTED` |
 //! | 4..8 | CPU |
 //! | 8..16 | `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) |
 //! | 16..24 | where the packet was freed (a kernel text address) |
@@ -19,6 +20,7 @@
 //! | 36..38 | zone id |
 //! | 40..80 | original tuple, kernel layout (`struct nf_conntrack_tuple`) |
 //! | 80..120 | reply tuple, kernel layout |
+//! | 120..216 | with `F_STACK`: [`STACK_DEPTH`] kernel return addresses, innermost first |
 //!
 //! `struct nf_conntrack_tuple` (include/net/netfilter/nf_conntrack_tuple.h)
 //! is 40 bytes: `src.u3` (16), `src.u` (2, big endian), `src.l3num` (2,
@@ -31,9 +33,11 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The record version this decoder reads.
-pub const RECORD_VERSION: u8 = 1;
+pub const RECORD_VERSION: u8 = 2;
 /// Bytes in one record.
-pub const RECORD_LEN: usize = 120;
+pub const RECORD_LEN: usize = 216;
+/// Kernel return addresses a record carries (`F_STACK`).
+pub const STACK_DEPTH: usize = 12;
 /// Bytes in one kernel tuple.
 pub const TUPLE_LEN: usize = 40;
 
@@ -42,6 +46,7 @@ mod field {
     pub const VERSION: usize = 0;
     pub const STATE: usize = 1;
     pub const FLAGS: usize = 2;
+    pub const MOVED: usize = 3;
     pub const CPU: Range<usize> = 4..8;
     pub const TS: Range<usize> = 8..16;
     pub const LOCATION: Range<usize> = 16..24;
@@ -51,11 +56,60 @@ mod field {
     pub const ZONE: Range<usize> = 36..38;
     pub const ORIG: Range<usize> = 40..80;
     pub const REPLY: Range<usize> = 80..120;
+    pub const STACK: Range<usize> = 120..216;
 }
 
 const F_CT: u8 = 1 << 0;
 const F_MARK: u8 = 1 << 1;
 const F_PACKET: u8 = 1 << 2;
+const F_COUNTED: u8 = 1 << 3;
+const F_STACK: u8 = 1 << 4;
+const F_OUT_DEV: u8 = 1 << 5;
+
+const M_DROP: u8 = 1 << 0;
+const M_INSERT_FAILED: u8 = 1 << 1;
+const M_CHAINTOOLONG: u8 = 1 << 2;
+
+/// Which conntrack counters of the packet's namespace rose on the
+/// dropping CPU since the previous netfilter drop the program saw there
+/// (read by the program at the moment of the free; see
+/// `conntrack_netlink::trace` for why each failure counts there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Counted {
+    /// `drop` rose: table full, or an unresolved clash.
+    pub drop: bool,
+    /// `insert_failed` rose: a loss at confirmation.
+    pub insert_failed: bool,
+    /// `chaintoolong` rose: the chain cap.
+    pub chaintoolong: bool,
+}
+
+impl Counted {
+    /// From the record's bit set.
+    pub fn from_bits(b: u8) -> Counted {
+        Counted {
+            drop: b & M_DROP != 0,
+            insert_failed: b & M_INSERT_FAILED != 0,
+            chaintoolong: b & M_CHAINTOOLONG != 0,
+        }
+    }
+
+    /// The record's bit set.
+    pub fn bits(self) -> u8 {
+        (if self.drop { M_DROP } else { 0 })
+            | (if self.insert_failed {
+                M_INSERT_FAILED
+            } else {
+                0
+            })
+            | (if self.chaintoolong { M_CHAINTOOLONG } else { 0 })
+    }
+
+    /// None rose: no conntrack failure explains the drop.
+    pub fn none(self) -> bool {
+        self.bits() == 0
+    }
+}
 
 /// What the BPF program saw of the dropped packet's conntrack entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -148,6 +202,16 @@ pub struct RawDrop {
     pub mark: Option<u32>,
     /// The entry's status bits (low 32), when there was an entry.
     pub status: Option<u32>,
+    /// The counters the drop moved, when the program had seen an earlier
+    /// drop on this CPU in this namespace (its baseline); `None` for the
+    /// first, which the tracer classifies from ctnetlink's counters.
+    pub counted: Option<Counted>,
+    /// The packet's device was its route's device: the output path
+    /// (`ip_output()` sets `skb->dev` before the POSTROUTING hook).
+    pub output_dev: bool,
+    /// Kernel return addresses, innermost first (zero-padded), for the
+    /// drops that may be NAT's: they name the hook.
+    pub stack: Option<[u64; STACK_DEPTH]>,
 }
 
 fn u32_at(b: &[u8], r: std::ops::Range<usize>) -> u32 {
@@ -194,6 +258,16 @@ impl RawDrop {
             zone: ct.then(|| u16::from_ne_bytes([b[field::ZONE.start], b[field::ZONE.start + 1]])),
             mark: (flags & F_MARK != 0).then(|| u32_at(b, field::MARK)),
             status: ct.then(|| u32_at(b, field::STATUS)),
+            counted: (flags & F_COUNTED != 0).then(|| Counted::from_bits(b[field::MOVED])),
+            output_dev: flags & F_OUT_DEV != 0,
+            stack: (flags & F_STACK != 0).then(|| {
+                let mut s = [0u64; STACK_DEPTH];
+                for (i, v) in s.iter_mut().enumerate() {
+                    let at = field::STACK.start + i * 8;
+                    *v = u64_at(b, at..at + 8);
+                }
+                s
+            }),
         })
     }
 
@@ -212,6 +286,20 @@ impl RawDrop {
         }
         if self.mark.is_some() {
             flags |= F_MARK;
+        }
+        if let Some(c) = self.counted {
+            flags |= F_COUNTED;
+            b[field::MOVED] = c.bits();
+        }
+        if self.output_dev {
+            flags |= F_OUT_DEV;
+        }
+        if let Some(s) = self.stack {
+            flags |= F_STACK;
+            for (i, v) in s.iter().enumerate() {
+                let at = field::STACK.start + i * 8;
+                b[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+            }
         }
         b[field::FLAGS] = flags;
         b[field::CPU].copy_from_slice(&self.cpu.to_ne_bytes());
@@ -390,12 +478,19 @@ mod tests {
             zone: Some(0),
             mark: Some(0x10),
             status: Some(8),
+            counted: Some(Counted {
+                drop: true,
+                insert_failed: true,
+                chaintoolong: false,
+            }),
+            output_dev: true,
+            stack: Some([0xffff_ffff_8100_0000, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0]),
         };
         let b = r.emit();
         assert_eq!(RawDrop::parse(&b), Ok(r));
         assert_eq!(
-            RawDrop::parse(&b[..100]),
-            Err(RecordError::Truncated { len: 100 })
+            RawDrop::parse(&b[..120]),
+            Err(RecordError::Truncated { len: 120 })
         );
         let mut v = b;
         v[0] = 9;
@@ -419,6 +514,9 @@ mod tests {
             zone: None,
             mark: Some(0),
             status: None,
+            counted: None,
+            output_dev: false,
+            stack: None,
         };
         assert_eq!(RawDrop::parse(&r.emit()), Ok(r));
     }
@@ -468,10 +566,15 @@ mod tests {
         }
 
         #[test]
-        fn records_round_trip(o in arb_tuple(), r in arb_tuple(), cpu: u32, ns: u32, st in 1u8..6) {
+        fn records_round_trip(
+            o in arb_tuple(), r in arb_tuple(), cpu: u32, ns: u32, st in 1u8..6,
+            moved in proptest::option::of(0u8..8), out: bool,
+            stack in proptest::option::of(any::<[u64; STACK_DEPTH]>()),
+        ) {
             let d = RawDrop {
                 state: EntryState::from_code(st), cpu, monotonic_ns: 5, location: 6, netns: ns,
                 orig: Some(o), reply: Some(r), zone: Some(3), mark: Some(4), status: Some(8),
+                counted: moved.map(Counted::from_bits), output_dev: out, stack,
             };
             prop_assert_eq!(RawDrop::parse(&d.emit()), Ok(d));
         }

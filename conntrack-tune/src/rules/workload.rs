@@ -53,6 +53,17 @@ pub(crate) fn plan(cx: &Ctx) -> Outcome {
              minute",
             "the invalid rate falls",
         ),
+        (
+            Remedy::FixNatAddress,
+            AdviceTopic::NatAddress,
+            "Give source NAT an address: the interface MASQUERADE leaves by has none",
+            "every new flow leaving by that interface is dropped by NAT itself, before any \
+             conntrack entry is kept (no counter shows it; the kernel logs '<dev> ate my IP \
+             address'): add the interface's IPv4 address, or SNAT to a fixed address, or route \
+             the flows out an interface that has one. More entries or buckets change nothing",
+            "none: restores the mapping the rule meant to make",
+            "doctor --trace shows no nat_failure drops; new flows through the interface pass",
+        ),
     ] {
         if let Some(f) = cx.recommending(remedy) {
             let mut a = Action::advice(topic, Priority::P2, Scope::Workload, title)
