@@ -328,8 +328,9 @@ fn top_rows(t: &KeyTable, scale: impl Fn(u64) -> u64, n: usize) -> String {
 /// A (3), B (2)" when some keys stand out (`prep` "to"), "evenly to 391
 /// destinations (1,006 each)" when every key has one count (`noun`
 /// "destinations"), "to many destinations, none above 12" when a bounded
-/// count proved no key heavier than the rest. The rows are
-/// [`top_rows`]'.
+/// count proved no key heavier than the rest. The rows read as in the
+/// answers: `key (count)`, a bounded count as `key (lower..upper)`, and
+/// "and N more with the same count" after a cut among equal counts.
 ///
 /// ```
 /// use conntrack_analyze::answers::concentration;

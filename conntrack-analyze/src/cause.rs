@@ -35,7 +35,7 @@ pub enum Cause {
     /// The demand for entries is simply above `nf_conntrack_max`.
     DemandAboveMax,
     /// Source NAT had no address to map to: MASQUERADE out an interface
-    /// without an IPv4 address (the kernel logs "<dev> ate my IP
+    /// without an IPv4 address (the kernel logs "`<dev>` ate my IP
     /// address"), or a masqueraded flow's interface changed.
     SnatNoAddress,
 }
