@@ -29,6 +29,20 @@ fn live(test: &str) -> bool {
     )
 }
 
+/// A source-NAT chain in `ns` with one rule: `oifname RULE` (an
+/// interface and a statement).
+fn masquerade(ns: &TestNetns, rule: &str) {
+    for cmd in [
+        "add table ip ck_nat".to_string(),
+        "add chain ip ck_nat post { type nat hook postrouting priority srcnat ; }".to_string(),
+        format!("add rule ip ck_nat post oifname {rule}"),
+    ] {
+        let mut args = vec!["nft"];
+        args.extend(cmd.split(' '));
+        ns.exec(&args);
+    }
+}
+
 /// Entries `conntrack -L` lists in the namespace.
 fn cli_count(ns: &TestNetns) -> u64 {
     let out = ns.exec(&["conntrack", "-L"]);
@@ -51,15 +65,7 @@ fn collects_a_namespace_as_doctor_does() {
         300
     );
     // A MASQUERADE rule, so the collected NAT rules have something to show.
-    for cmd in [
-        "add table ip ck_nat",
-        "add chain ip ck_nat post { type nat hook postrouting priority srcnat ; }",
-        "add rule ip ck_nat post oifname lo masquerade fully-random",
-    ] {
-        let mut args = vec!["nft"];
-        args.extend(cmd.split(' '));
-        ns.exec(&args);
-    }
+    masquerade(&ns, "lo masquerade fully-random");
 
     let mut calls = Vec::new();
     let c = collect_with_progress(
@@ -202,15 +208,7 @@ fn flows_routed_for_another_namespace_count_under_its_process() {
     }
     b.exec(&["ip", "route", "add", "default", "via", "10.77.1.1"]);
     a.sysctl("net.ipv4.ip_forward", "1");
-    for cmd in [
-        "add table ip ck_own",
-        "add chain ip ck_own post { type nat hook postrouting priority srcnat ; }",
-        "add rule ip ck_own post oifname vc masquerade",
-    ] {
-        let mut args = vec!["nft"];
-        args.extend(cmd.split(' '));
-        a.exec(&args);
-    }
+    masquerade(&a, "vc masquerade");
     let listener = Netns::named(c.name())
         .run(|| Ok(std::net::TcpListener::bind("10.77.2.2:8080").expect("listen in C")))
         .expect("enter C");

@@ -282,46 +282,65 @@ fn cpus(f: &Facts) -> Option<Answer> {
     })
 }
 
+/// How a table's counts spread: no key proved heavier than the rest (a
+/// bounded count: none above this many), every key with one count (how
+/// many keys, each with how many), or the first rows.
+enum Spread {
+    NoneAbove(u64),
+    Flat { keys: u64, each: u64 },
+    Rows(String),
+}
+
 /// The first `n` rows of a table as `key (count)`, a bounded count's as
-/// `key (lower..upper)`; a bounded table that proved no key heavier than
-/// the rest, or an exact one whose keys all have one count, says so
-/// instead, and a cut among equal counts says how many more have the
-/// same count ([`KeyTable::tied_after`]).
-fn top_rows(t: &KeyTable, scale: impl Fn(u64) -> u64, n: usize) -> String {
+/// `key (lower..upper)`, and a cut among equal counts saying how many more
+/// have the same count ([`KeyTable::tied_after`]); or why there are none
+/// to list.
+fn spread(t: &KeyTable, scale: impl Fn(u64) -> u64, n: usize) -> Spread {
     if t.top.is_empty() && !t.exact {
-        return format!(
-            "none standing out (no key above {})",
-            group(scale(t.others_at_most) as i64)
-        );
+        return Spread::NoneAbove(scale(t.others_at_most));
     }
     if t.is_flat() {
-        return format!(
-            "none standing out (all {} with {} each)",
-            group(t.distinct.unwrap_or(0) as i64),
-            group(scale(t.top[0].count) as i64)
-        );
+        return Spread::Flat {
+            keys: t.distinct.unwrap_or(0),
+            each: scale(t.top[0].count),
+        };
     }
     let shown = t.top.len().min(n);
     let tied = t.tied_after(shown);
     let more = (tied > 0).then(|| format!("and {} more with the same count", group(tied as i64)));
-    t.top
-        .iter()
-        .take(n)
-        .map(|k| {
-            if k.error == 0 {
-                format!("{} ({})", k.key, group(scale(k.count) as i64))
-            } else {
-                format!(
-                    "{} ({}..{})",
-                    k.key,
-                    group(scale(k.lower()) as i64),
-                    group(scale(k.count) as i64)
-                )
-            }
-        })
-        .chain(more)
-        .collect::<Vec<_>>()
-        .join(", ")
+    Spread::Rows(
+        t.top
+            .iter()
+            .take(n)
+            .map(|k| {
+                if k.error == 0 {
+                    format!("{} ({})", k.key, group(scale(k.count) as i64))
+                } else {
+                    format!(
+                        "{} ({}..{})",
+                        k.key,
+                        group(scale(k.lower()) as i64),
+                        group(scale(k.count) as i64)
+                    )
+                }
+            })
+            .chain(more)
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+/// [`spread`] after a label: the rows, or "none standing out (...)".
+fn top_rows(t: &KeyTable, scale: impl Fn(u64) -> u64, n: usize) -> String {
+    match spread(t, scale, n) {
+        Spread::NoneAbove(c) => format!("none standing out (no key above {})", group(c as i64)),
+        Spread::Flat { keys, each } => format!(
+            "none standing out (all {} with {} each)",
+            group(keys as i64),
+            group(each as i64)
+        ),
+        Spread::Rows(rows) => rows,
+    }
 }
 
 /// Where a table's flows go, for a sentence after a verb: "mostly to
@@ -353,20 +372,15 @@ pub fn concentration(
     prep: &str,
     noun: &str,
 ) -> String {
-    if t.top.is_empty() && !t.exact {
-        return format!(
-            "{prep} many {noun}, none above {}",
-            group(scale(t.others_at_most) as i64)
-        );
-    }
-    if t.is_flat() {
-        return format!(
+    match spread(t, scale, n) {
+        Spread::NoneAbove(c) => format!("{prep} many {noun}, none above {}", group(c as i64)),
+        Spread::Flat { keys, each } => format!(
             "evenly {prep} {} {noun} ({} each)",
-            group(t.distinct.unwrap_or(0) as i64),
-            group(scale(t.top[0].count) as i64)
-        );
+            group(keys as i64),
+            group(each as i64)
+        ),
+        Spread::Rows(rows) => format!("mostly {prep} {rows}"),
     }
-    format!("mostly {prep} {}", top_rows(t, scale, n))
 }
 
 fn drivers(f: &Facts) -> Option<Answer> {

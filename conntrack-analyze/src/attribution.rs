@@ -865,6 +865,13 @@ impl SocketTable {
     /// every file was read whole (each is read up to
     /// [`MAX_SOCKET_FILE_BYTES`]).
     pub fn read_sockets(&mut self, fs: &HostFs) -> Result<bool, HostError> {
+        self.read_socket_files(fs, false)
+    }
+
+    /// Indexes the sockets of `fs`'s four socket tables, one line at a
+    /// time; a neighbour's ([`SocketTable::read_neighbour_sockets`]) only
+    /// when they can be an end of a routed flow, and marked as its.
+    fn read_socket_files(&mut self, fs: &HostFs, neighbour: bool) -> Result<bool, HostError> {
         let mut complete = true;
         for (name, proto) in [
             ("tcp", L4Proto::TCP),
@@ -873,8 +880,17 @@ impl SocketTable {
             ("udp6", L4Proto::UDP),
         ] {
             match for_each_line(fs, &fs.net_path(name), MAX_SOCKET_FILE_BYTES, |l| {
-                if let Some(s) = parse_proc_net_line(l, proto) {
+                let Some(s) = parse_proc_net_line(l, proto) else {
+                    return;
+                };
+                if !neighbour {
                     self.insert(&s);
+                } else if !s.local.ip().is_loopback()
+                    && !s.local.ip().is_unspecified()
+                    && s.inode != 0
+                {
+                    self.insert(&s);
+                    self.neighbours.insert(s.inode);
                 }
             }) {
                 Ok(whole) => complete &= whole,
@@ -899,29 +915,7 @@ impl SocketTable {
     /// and its wildcard sockets would claim any flow to their port).
     /// Returns whether every file was read whole.
     pub fn read_neighbour_sockets(&mut self, fs: &HostFs) -> Result<bool, HostError> {
-        let mut complete = true;
-        for (name, proto) in [
-            ("tcp", L4Proto::TCP),
-            ("tcp6", L4Proto::TCP),
-            ("udp", L4Proto::UDP),
-            ("udp6", L4Proto::UDP),
-        ] {
-            match for_each_line(fs, &fs.net_path(name), MAX_SOCKET_FILE_BYTES, |l| {
-                if let Some(s) = parse_proc_net_line(l, proto)
-                    && !s.local.ip().is_loopback()
-                    && !s.local.ip().is_unspecified()
-                    && s.inode != 0
-                {
-                    self.insert(&s);
-                    self.neighbours.insert(s.inode);
-                }
-            }) {
-                Ok(whole) => complete &= whole,
-                Err(HostError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(complete)
+        self.read_socket_files(fs, true)
     }
 
     /// Whether a socket inode was indexed from another namespace.
