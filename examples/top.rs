@@ -219,11 +219,7 @@ fn attribute(mirror: &Mirror<Counts>, target: &Target, n: usize) -> Owners {
         }
         with_socket += 1;
         if let Some(o) = table.owner_of(&e) {
-            let name = match &o.container {
-                Some(c) => format!("{c} ({})", o.comm),
-                None => format!("pid {} {}", o.pid, o.comm),
-            };
-            *by.entry(name).or_default() += 1;
+            *by.entry(o.label()).or_default() += 1;
         }
     }
     let mut rows: Vec<(String, u64)> = by.into_iter().collect();

@@ -18,6 +18,7 @@
 //! # Ok::<(), conntrack_kit::netlink::trace::TraceError>(())
 //! ```
 
+use crate::analyze::attribution::SocketTable;
 use crate::analyze::drops::{DropCause, DropSummary};
 use crate::netlink::Netns;
 use crate::netlink::trace::{DropRecord, TraceConfig, TraceError, Tracer};
@@ -27,12 +28,25 @@ use std::time::{Duration, Instant};
 /// Summarises records: conntrack's failures by cause and hotspot key
 /// (ruleset verdicts, `Other`, are left out).
 pub fn summarize(records: &[DropRecord], window: Duration, lost: u64) -> DropSummary {
-    DropSummary::from_records(
+    summarize_owned(records, window, lost, None)
+}
+
+/// [`summarize`], naming each drop's owner from `owners` (the sockets
+/// that could have sent it, `conntrack_kit::live::owner_tables`): the
+/// process or container whose socket is the flow's end.
+pub fn summarize_owned(
+    records: &[DropRecord],
+    window: Duration,
+    lost: u64,
+    owners: Option<&SocketTable>,
+) -> DropSummary {
+    DropSummary::from_owned_records(
         window.as_secs_f64(),
         lost,
         records
             .iter()
             .filter_map(|r| DropCause::from_name(r.reason.name()).map(|c| (c, r))),
+        |r| owners?.owner_of(r).map(|o| o.label()),
     )
 }
 
@@ -81,6 +95,16 @@ impl TraceWindow {
 
     /// Waits for the window's end and summarises its records.
     pub fn finish(self) -> Result<DropSummary, TraceError> {
+        self.finish_owned(|| None)
+    }
+
+    /// [`TraceWindow::finish`], naming the drops' owners from the socket
+    /// table `owners` reads once the window has ended (the sockets of
+    /// clients whose packets were dropped still exist then, retrying).
+    pub fn finish_owned(
+        self,
+        owners: impl FnOnce() -> Option<SocketTable>,
+    ) -> Result<DropSummary, TraceError> {
         let (records, lost, undecoded) = self
             .thread
             .join()
@@ -90,7 +114,13 @@ impl TraceWindow {
                 "{undecoded} drop records did not decode (a BPF object of another build)"
             )));
         }
-        Ok(summarize(&records, self.window, lost))
+        let owners = owners();
+        Ok(summarize_owned(
+            &records,
+            self.window,
+            lost,
+            owners.as_ref(),
+        ))
     }
 }
 

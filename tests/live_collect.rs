@@ -43,6 +43,67 @@ fn masquerade(ns: &TestNetns, rule: &str) {
     }
 }
 
+/// A "node" (namespace `a`, forwarding) between a "container" (`b`,
+/// 10.77.1.2, its default route through the node at `node_b`, an
+/// address of 10.77.1.0/24 with `ip addr` options) and a server network
+/// (`c`, 10.77.2.2; the node's side, `vc`, 10.77.2.1 unless
+/// `with_vc_address` is false).
+struct Node {
+    a: TestNetns,
+    b: TestNetns,
+    c: TestNetns,
+}
+
+fn node_with(node_b: &str, with_vc_address: bool) -> Node {
+    let (a, b, c) = (
+        TestNetns::new("ck-own-node"),
+        TestNetns::new("ck-own-ctr"),
+        TestNetns::new("ck-own-srv"),
+    );
+    for (dev, peer) in [("vb", &b), ("vc", &c)] {
+        a.exec(&[
+            "ip",
+            "link",
+            "add",
+            dev,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            peer.name(),
+        ]);
+    }
+    let mut addrs = vec![
+        (&a, "vb", node_b),
+        (&b, "eth0", "10.77.1.2/24"),
+        (&c, "eth0", "10.77.2.2/24"),
+    ];
+    if with_vc_address {
+        addrs.push((&a, "vc", "10.77.2.1/24"));
+    }
+    for (ns, dev, addr) in addrs {
+        let mut args = vec!["ip", "addr", "add"];
+        args.extend(addr.split(' '));
+        args.extend(["dev", dev]);
+        ns.exec(&args);
+    }
+    for (ns, dev) in [(&a, "vb"), (&a, "vc"), (&b, "eth0"), (&c, "eth0")] {
+        ns.exec(&["ip", "link", "set", dev, "up"]);
+    }
+    if !with_vc_address {
+        a.exec(&["ip", "route", "add", "10.77.2.0/24", "dev", "vc"]);
+    }
+    b.exec(&["ip", "route", "add", "default", "via", "10.77.1.1"]);
+    a.sysctl("net.ipv4.ip_forward", "1");
+    Node { a, b, c }
+}
+
+fn node(node_b: &str) -> Node {
+    node_with(node_b, true)
+}
+
 /// Entries `conntrack -L` lists in the namespace.
 fn cli_count(ns: &TestNetns) -> u64 {
     let out = ns.exec(&["conntrack", "-L"]);
@@ -166,48 +227,7 @@ fn flows_routed_for_another_namespace_count_under_its_process() {
     if !live("flows_routed_for_another_namespace_count_under_its_process") {
         return;
     }
-    let (a, b, c) = (
-        TestNetns::new("ck-own-node"),
-        TestNetns::new("ck-own-ctr"),
-        TestNetns::new("ck-own-srv"),
-    );
-    a.exec(&[
-        "ip",
-        "link",
-        "add",
-        "vb",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        b.name(),
-    ]);
-    a.exec(&[
-        "ip",
-        "link",
-        "add",
-        "vc",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        c.name(),
-    ]);
-    for (ns, dev, addr) in [
-        (&a, "vb", "10.77.1.1/24"),
-        (&a, "vc", "10.77.2.1/24"),
-        (&b, "eth0", "10.77.1.2/24"),
-        (&c, "eth0", "10.77.2.2/24"),
-    ] {
-        ns.exec(&["ip", "addr", "add", addr, "dev", dev]);
-        ns.exec(&["ip", "link", "set", dev, "up"]);
-    }
-    b.exec(&["ip", "route", "add", "default", "via", "10.77.1.1"]);
-    a.sysctl("net.ipv4.ip_forward", "1");
+    let Node { a, b, c } = node("10.77.1.1/24");
     masquerade(&a, "vc masquerade");
     let listener = Netns::named(c.name())
         .run(|| Ok(std::net::TcpListener::bind("10.77.2.2:8080").expect("listen in C")))
@@ -268,5 +288,62 @@ fn flows_routed_for_another_namespace_count_under_its_process() {
     assert!(
         text.contains("routed here for another network namespace of this host"),
         "{text}"
+    );
+}
+
+/// The drop tracer's window names the process whose packets were
+/// dropped: a "container" behind a node whose MASQUERADE finds no
+/// address (the node's only address is link-scoped, none on the way
+/// out), so every SYN of the container's `bash` is a NAT failure, and
+/// the summary's owner is that `bash`, found through its namespace.
+#[cfg(feature = "trace")]
+#[test]
+fn traced_drops_name_the_container_process_that_sent_them() {
+    use conntrack_kit::analyze::drops::DropCause;
+    use conntrack_kit::traced::TraceWindow;
+    if !live("traced_drops_name_the_container_process_that_sent_them") {
+        return;
+    }
+    let Node { a, b, c: _c } = node_with("10.77.1.1/24 scope link", false);
+    masquerade(&a, "vc masquerade");
+    let window = match TraceWindow::start(Netns::named(a.name()), Duration::from_secs(3)) {
+        Ok(w) => w,
+        Err(e) if e.is_unavailable() && !testkit::live_required() => {
+            println!("SKIP: {e}");
+            return;
+        }
+        Err(e) => panic!("tracer: {e}"),
+    };
+    // SYNs retried for the whole window (1 s, 3 s, ...).
+    let client = Reaped(
+        b.command("bash")
+            .args(["-c", "exec 3<>/dev/tcp/10.77.2.2/8080"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the client"),
+    );
+    let target = LiveTarget::Namespace(Netns::named(a.name()));
+    let s = window
+        .finish_owned(|| {
+            conntrack_kit::live::owner_tables(&target)
+                .0
+                .map(|t| t.sockets)
+        })
+        .expect("the window's summary");
+    let g = s.group(DropCause::NatFailure).expect("NAT failures traced");
+    assert!(g.drops >= 1, "{s:?}");
+    let owner = format!("pid {} bash", client.0.id());
+    assert_eq!(
+        g.owners.first().map(|k| (k.value.as_str(), k.drops)),
+        Some((owner.as_str(), g.drops)),
+        "{s:?}"
+    );
+    assert!(
+        s.describe(DropCause::NatFailure)
+            .unwrap()
+            .contains(&format!("sent by {owner} (100%)")),
+        "{s:?}"
     );
 }

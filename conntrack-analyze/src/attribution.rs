@@ -288,6 +288,17 @@ pub struct Owner {
     pub container: Option<ContainerRef>,
 }
 
+impl Owner {
+    /// How reports name it: `CONTAINER (COMM)` for a process in a
+    /// container, `pid PID COMM` otherwise.
+    pub fn label(&self) -> String {
+        match &self.container {
+            Some(c) => format!("{c} ({})", self.comm),
+            None => format!("pid {} {}", self.pid, self.comm),
+        }
+    }
+}
+
 /// Reads what attribution needs under a relocatable root, through
 /// `conntrack-core`'s [`HostFs`] (size limits, FIFO guard, UTF-8 check,
 /// "not found" told apart from "malformed").

@@ -134,6 +134,12 @@ pub struct DropGroup {
     pub destinations: Vec<KeyCount>,
     /// The busiest destination ports.
     pub ports: Vec<KeyCount>,
+    /// The processes or containers whose sockets sent the dropped
+    /// packets, most drops first: found for a drop whose socket still
+    /// existed when the window ended (a container's, through its
+    /// namespace, included); empty when owners were not looked up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<KeyCount>,
 }
 
 /// Values kept per key.
@@ -168,6 +174,18 @@ impl DropSummary {
         lost: u64,
         records: impl IntoIterator<Item = (DropCause, &'a F)>,
     ) -> DropSummary {
+        Self::from_owned_records(window_secs, lost, records, |_| None)
+    }
+
+    /// [`DropSummary::from_records`], with each drop's owner named by
+    /// `owner` (a process or container, as
+    /// `conntrack_analyze::attribution::Owner::label` writes it).
+    pub fn from_owned_records<'a, F: FlowLike + 'a>(
+        window_secs: f64,
+        lost: u64,
+        records: impl IntoIterator<Item = (DropCause, &'a F)>,
+        owner: impl Fn(&F) -> Option<String>,
+    ) -> DropSummary {
         #[derive(Default)]
         struct Acc {
             drops: u64,
@@ -176,6 +194,7 @@ impl DropSummary {
             src: HashMap<String, u64>,
             dst: HashMap<String, u64>,
             port: HashMap<String, u64>,
+            owner: HashMap<String, u64>,
         }
         let mut acc: HashMap<DropCause, Acc> = HashMap::new();
         for (cause, f) in records {
@@ -191,6 +210,9 @@ impl DropSummary {
             if let Some(p) = o.dst_port() {
                 *a.port.entry(p.to_string()).or_default() += 1;
             }
+            if let Some(w) = owner(f) {
+                *a.owner.entry(w).or_default() += 1;
+            }
         }
         let groups = DropCause::ALL
             .into_iter()
@@ -204,6 +226,7 @@ impl DropSummary {
                     sources: top(a.src),
                     destinations: top(a.dst),
                     ports: top(a.port),
+                    owners: top(a.owner),
                 })
             })
             .collect();
@@ -269,6 +292,9 @@ impl DropSummary {
                 ", {}% after source NAT",
                 (g.snat as f64 * 100.0 / g.drops as f64).round()
             ));
+        }
+        if let Some(owner) = lead(&g.owners) {
+            s.push_str(&format!(", sent by {owner}"));
         }
         Some(s)
     }

@@ -38,8 +38,9 @@ pub fn finish(p: Pending, c: &mut Collected) -> Result<(), Failure> {
     match p {
         Pending::Unavailable(note) => c.notes.push(note),
         Pending::Running(w, secs) => {
+            let live = c.target.live();
             let s = w
-                .finish()
+                .finish_owned(|| Some(conntrack_kit::live::owner_tables(live.as_ref()?).0?.sockets))
                 .map_err(|e| Failure::Error(format!("--trace: {e}")))?;
             let n: u64 = s.groups.iter().map(|g| g.drops).sum();
             c.notes.push(format!(
