@@ -177,13 +177,6 @@ fn child(spec: &str) {
     println!("{line} vmhwm_kib={}", vm_hwm_kib());
 }
 
-fn env_num(key: &str, default: u64) -> u64 {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Builds the Go baseline, or says why not.
 fn build_go(dir: &Path) -> Result<PathBuf, String> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/go/vishvananda_bulk.go");
@@ -284,13 +277,9 @@ fn main() {
     if !support::runs_live("bulk_delete", bench_mode) {
         return;
     }
-    let flows = if bench_mode {
-        env_num("CONNTRACK_KIT_BENCH_FLOWS", 1_000_000)
-    } else {
-        20_000
-    };
+    let flows = support::bench_flows(bench_mode, 20_000);
     let rounds = if bench_mode {
-        env_num("CONNTRACK_KIT_BENCH_ROUNDS", 3)
+        support::env_num("CONNTRACK_KIT_BENCH_ROUNDS", 3)
     } else {
         1
     };

@@ -30,6 +30,8 @@
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs the
 //! passes once on 2,000 flows and checks what they counted.
 
+mod support;
+
 use conntrack_kit::analyze::attribution::{LocalAddrs, OwnerCounter, SocketTable};
 use conntrack_kit::analyze::buckets::{ChainSimulator, SAMPLED_BUCKETS};
 use conntrack_kit::analyze::capture::SIMULATION_SEED;
@@ -148,14 +150,7 @@ fn pass(dgrams: &[Vec<u8>], recv: &mut [u8], hot: bool, chains: bool, owners: bo
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let n: u64 = if bench {
-        std::env::var("CONNTRACK_KIT_BENCH_FLOWS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1_000_000)
-    } else {
-        2_000
-    };
+    let n = support::bench_flows(bench, 2_000);
     let dgrams = datagrams(n);
     let mut recv = vec![0u8; DATAGRAM];
     let variants: [(&str, bool, bool, bool); 5] = [

@@ -183,14 +183,7 @@ fn main() {
     if !support::runs_live("live_dump", bench_mode) {
         return;
     }
-    let flows: u64 = if bench_mode {
-        std::env::var("CONNTRACK_KIT_BENCH_FLOWS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1_000_000)
-    } else {
-        2_000
-    };
+    let flows = support::bench_flows(bench_mode, 2_000);
 
     let ns = TestNetns::new("bench");
     let _max = ConntrackMaxGuard::at_least(flows + 1000).expect("raise nf_conntrack_max");

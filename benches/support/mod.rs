@@ -54,3 +54,21 @@ pub fn cpu(who: nix::sys::resource::UsageWho) -> (Duration, Duration) {
     };
     (d(u.user_time()), d(u.system_time()))
 }
+
+/// `key` from the environment as a number, else `default`.
+pub fn env_num(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The flows a bench runs on: `CONNTRACK_KIT_BENCH_FLOWS` (default
+/// 1,000,000) under `cargo bench`, `smoke` under `cargo test`.
+pub fn bench_flows(bench_mode: bool, smoke: u64) -> u64 {
+    if bench_mode {
+        env_num("CONNTRACK_KIT_BENCH_FLOWS", 1_000_000)
+    } else {
+        smoke
+    }
+}
