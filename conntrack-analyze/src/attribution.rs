@@ -328,18 +328,18 @@ impl ProcReader {
     }
 
     /// Reads the socket tables present (missing files are skipped, other
-    /// errors returned).
+    /// errors returned), one bounded line at a time as
+    /// [`SocketTable::read_sockets`] does.
     pub fn sockets(&self) -> Result<Vec<SocketEntry>, HostError> {
         let mut out = Vec::new();
-        for (name, proto) in [
-            ("tcp", L4Proto::TCP),
-            ("tcp6", L4Proto::TCP),
-            ("udp", L4Proto::UDP),
-            ("udp6", L4Proto::UDP),
-        ] {
-            match self.fs.read_text(&self.fs.net_path(name)) {
-                Ok(t) => out.extend(parse_proc_net(&t, proto)),
-                Err(HostError::NotFound { .. }) => {}
+        for (name, proto) in SOCKET_FILES {
+            match for_each_line(
+                &self.fs,
+                &self.fs.net_path(name),
+                MAX_SOCKET_FILE_BYTES,
+                |l| out.extend(parse_proc_net_line(l, proto)),
+            ) {
+                Ok(_) | Err(HostError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -461,6 +461,14 @@ impl ProcReader {
 /// How much of `/proc/net/fib_trie` (and `if_inet6`) is read at most: a
 /// router with a full Internet table lists millions of routes.
 pub const MAX_FIB_TRIE_BYTES: u64 = 32 << 20;
+
+/// The socket tables of a `/proc/net`, and their protocols.
+const SOCKET_FILES: [(&str, L4Proto); 4] = [
+    ("tcp", L4Proto::TCP),
+    ("tcp6", L4Proto::TCP),
+    ("udp", L4Proto::UDP),
+    ("udp6", L4Proto::UDP),
+];
 
 /// How much of each `/proc/net/{tcp,tcp6,udp,udp6}` is read at most
 /// (about seven million sockets of 150 bytes): the index is built one
@@ -884,12 +892,7 @@ impl SocketTable {
     /// when they can be an end of a routed flow, and marked as its.
     fn read_socket_files(&mut self, fs: &HostFs, neighbour: bool) -> Result<bool, HostError> {
         let mut complete = true;
-        for (name, proto) in [
-            ("tcp", L4Proto::TCP),
-            ("tcp6", L4Proto::TCP),
-            ("udp", L4Proto::UDP),
-            ("udp6", L4Proto::UDP),
-        ] {
+        for (name, proto) in SOCKET_FILES {
             match for_each_line(fs, &fs.net_path(name), MAX_SOCKET_FILE_BYTES, |l| {
                 let Some(s) = parse_proc_net_line(l, proto) else {
                     return;
