@@ -291,6 +291,54 @@ fn flows_routed_for_another_namespace_count_under_its_process() {
     );
 }
 
+/// The same through a thread: a thread of this test process enters the
+/// "container" namespace and holds the connection there (as the incident
+/// lab's clients do); the thread's namespace is found through
+/// `/proc/PID/task/TID/ns/net`, and the entry counts under this process.
+#[test]
+fn flows_of_a_thread_in_another_namespace_count_under_its_process() {
+    if !live("flows_of_a_thread_in_another_namespace_count_under_its_process") {
+        return;
+    }
+    let Node { a, b, c } = node("10.77.1.1/24");
+    masquerade(&a, "vc masquerade");
+    let listener = Netns::named(c.name())
+        .run(|| Ok(std::net::TcpListener::bind("10.77.2.2:8080").expect("listen in C")))
+        .expect("enter C");
+    let (connected, done) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let (tx, stop) = (connected.0, done.1);
+    let client = Netns::named(b.name())
+        .spawn("ck-client", move || {
+            let s = std::net::TcpStream::connect("10.77.2.2:8080").expect("connect from B");
+            tx.send(()).expect("tell the test");
+            let _ = stop.recv();
+            drop(s);
+            Ok(())
+        })
+        .expect("a thread in B");
+    connected.1.recv().expect("the thread connected");
+    let _accepted = listener.accept().expect("accept");
+    let col = collect(
+        &LiveTarget::Namespace(Netns::named(a.name())),
+        &LiveOptions::default().with_window(Duration::ZERO),
+    )
+    .expect("collect");
+    drop(done.0);
+    client
+        .join()
+        .expect("the client thread")
+        .expect("its result");
+    let owners = col.observation.owners.as_ref().expect("owners");
+    assert!(owners.in_other_namespaces >= 1, "{owners:?}");
+    assert!(
+        owners
+            .by_process
+            .iter()
+            .any(|p| p.pid == std::process::id()),
+        "this process owns the node's entry: {owners:?}"
+    );
+}
+
 /// The drop tracer's window names the process whose packets were
 /// dropped: a "container" behind a node whose MASQUERADE finds no
 /// address (the node's only address is link-scoped, none on the way

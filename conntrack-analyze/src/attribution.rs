@@ -393,14 +393,7 @@ impl ProcReader {
                 .read_text(&format!("proc/{pid}/cgroup"))
                 .ok()
                 .and_then(|t| parse_cgroup(&t));
-            if let Some(ino) = std::fs::read_link(self.fs.path(&format!("proc/{pid}/ns/net")))
-                .ok()
-                .and_then(|l| parse_ns_link(l.to_str()?).ok())
-                && !out.namespaces.iter().any(|n| n.inode == ino)
-                && out.namespaces.len() < MAX_NEIGHBOUR_NAMESPACES
-            {
-                out.namespaces.push(ProcessNamespace { inode: ino, pid });
-            }
+            self.note_namespaces(pid, &mut out.namespaces);
             let i = out.owners.len() as u32;
             out.owners.push(Owner {
                 pid,
@@ -412,6 +405,44 @@ impl ProcReader {
             }
         }
         Ok(out)
+    }
+
+    /// Adds the network namespaces of process `pid`'s threads to `seen`
+    /// (each namespace once, with the first thread in it): a thread may
+    /// have entered another namespace (`setns(2)`) and hold sockets
+    /// there. A thread's files are under `/proc/TID` too, hidden from
+    /// the listing, so the namespace is read as any process's. At most
+    /// [`MAX_THREADS_READ`] threads of a process are looked at.
+    fn note_namespaces(&self, pid: u32, seen: &mut Vec<ProcessNamespace>) {
+        let mut tasks: Vec<u32> = std::fs::read_dir(self.fs.path(&format!("proc/{pid}/task")))
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .take(MAX_THREADS_READ)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if tasks.is_empty() {
+            tasks.push(pid);
+        }
+        tasks.sort_unstable();
+        for tid in tasks {
+            let link = if tid == pid {
+                format!("proc/{pid}/ns/net")
+            } else {
+                format!("proc/{pid}/task/{tid}/ns/net")
+            };
+            if let Some(ino) = std::fs::read_link(self.fs.path(&link))
+                .ok()
+                .and_then(|l| parse_ns_link(l.to_str()?).ok())
+                && !seen.iter().any(|n| n.inode == ino)
+                && seen.len() < MAX_NEIGHBOUR_NAMESPACES
+            {
+                seen.push(ProcessNamespace {
+                    inode: ino,
+                    pid: tid,
+                });
+            }
+        }
     }
 
     /// Sockets and owners read together.
@@ -533,16 +564,21 @@ pub struct OwnerIndex {
     namespaces: Vec<ProcessNamespace>,
 }
 
-/// A network namespace that processes holding sockets are in, and the
-/// first such process (lowest PID): its `/proc/PID/net` shows that
-/// namespace's sockets without entering it.
+/// A network namespace that processes holding sockets (or their threads)
+/// are in, and the first such process or thread: its `/proc/PID/net`
+/// (for a thread `/proc/TID/net`) shows that namespace's sockets without
+/// entering it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcessNamespace {
     /// The namespace's inode (`/proc/PID/ns/net`).
     pub inode: u64,
-    /// A process in it.
+    /// A process (or thread) in it.
     pub pid: u32,
 }
+
+/// How many threads of one process [`ProcReader::owner_index`] looks at
+/// for namespaces of their own.
+pub const MAX_THREADS_READ: usize = 4096;
 
 /// How many namespaces [`ProcReader::owner_index`] lists at most (a
 /// Kubernetes node runs a few hundred pods).
