@@ -100,6 +100,13 @@ fn node_with(node_b: &str, with_vc_address: bool) -> Node {
     Node { a, b, c }
 }
 
+/// The server: a listener on 10.77.2.2:8080 in the node's `c`.
+fn server(c: &TestNetns) -> std::net::TcpListener {
+    Netns::named(c.name())
+        .run(|| Ok(std::net::TcpListener::bind("10.77.2.2:8080").expect("listen in C")))
+        .expect("enter C")
+}
+
 fn node(node_b: &str) -> Node {
     node_with(node_b, true)
 }
@@ -229,9 +236,7 @@ fn flows_routed_for_another_namespace_count_under_its_process() {
     }
     let Node { a, b, c } = node("10.77.1.1/24");
     masquerade(&a, "vc masquerade");
-    let listener = Netns::named(c.name())
-        .run(|| Ok(std::net::TcpListener::bind("10.77.2.2:8080").expect("listen in C")))
-        .expect("enter C");
+    let listener = server(&c);
     // The client: bash's /dev/tcp, held open until the test ends.
     let mut client = Reaped(
         b.command("bash")
@@ -302,9 +307,7 @@ fn flows_of_a_thread_in_another_namespace_count_under_its_process() {
     }
     let Node { a, b, c } = node("10.77.1.1/24");
     masquerade(&a, "vc masquerade");
-    let listener = Netns::named(c.name())
-        .run(|| Ok(std::net::TcpListener::bind("10.77.2.2:8080").expect("listen in C")))
-        .expect("enter C");
+    let listener = server(&c);
     let (connected, done) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
     let (tx, stop) = (connected.0, done.1);
     let client = Netns::named(b.name())
