@@ -49,14 +49,8 @@ const DATAGRAM: usize = 32 << 10;
 
 /// CPU time (user + system) of the calling thread.
 fn thread_cpu() -> Duration {
-    // SAFETY: getrusage only writes into the zeroed struct passed to it.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    let (user, system) = support::cpu(nix::sys::resource::UsageWho::RUSAGE_THREAD);
+    user + system
 }
 
 /// The table as dump datagrams, flows in a shuffled order.
