@@ -6,6 +6,7 @@ use super::names::NameMap;
 use super::rule::{FlowKeys, SRC_NET, SRC_NET_WIDE};
 use super::summary::{DnsCounts, HotspotSummary, NatCounts, ProtoNat, StateCount, share};
 use super::tally::{Tally, exact_table};
+use crate::topk::Occurrence;
 use conntrack_core::{FlowLike, FlowState, L4Proto, Status, TimeoutKey};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -215,19 +216,30 @@ impl Hotspots {
             ..
         } = k;
         self.flows += 1;
-        self.src.add(src);
-        self.dst.add(dst);
+        // A source seen for the first time makes this flow's pair, and
+        // its unreplied, closing and translated source keys, first
+        // occurrences too (every flow counts under the source, before
+        // them); a new destination does the same for the pair and the
+        // destination endpoints. A full bounded table then absorbs them
+        // without a look-up (`topk::SpaceSaving::add_known`).
+        let src_first = self.src.add_known(src, Occurrence::Unknown);
+        let dst_first = self.dst.add_known(dst, Occurrence::Unknown);
         if let Some(p) = dport {
             self.dport.add((proto, p));
         }
         let dest = k.dest();
-        self.dest.add(dest);
+        let dest_first = self.dest.add_known(dest, dst_first);
         self.proto[proto.0 as usize] += 1;
         self.zone.add(k.zone);
         self.mark.add(k.mark);
         self.net.add(k.net);
         self.net_wide.add(k.net_wide);
-        self.pair.add((src, dst));
+        let pair_first = if src_first == Occurrence::First {
+            src_first
+        } else {
+            dst_first
+        };
+        self.pair.add_known((src, dst), pair_first);
 
         let e = self
             .states
@@ -241,7 +253,7 @@ impl Hotspots {
         if !status.contains(Status::SEEN_REPLY) {
             self.unreplied += 1;
             if !in_flight(proto, state, f.timeout()) {
-                self.unreplied_src.add(src);
+                self.unreplied_src.add_known(src, src_first);
             }
         }
         if status.intersects(Status::HELPER | Status::EXPECTED) {
@@ -261,8 +273,8 @@ impl Hotspots {
                 self.nat_service.add((proto, p));
             }
             if matches!(nat, NatClass::Snat | NatClass::Both) {
-                self.snat_dest.add(dest);
-                self.snat_src.add(src);
+                self.snat_dest.add_known(dest, dest_first);
+                self.snat_src.add_known(src, src_first);
             }
         }
         if let FlowState::Tcp(t) = state
@@ -275,8 +287,8 @@ impl Hotspots {
                     | conntrack_core::TcpState::CLOSE
             )
         {
-            self.closing_dest.add(dest);
-            self.closing_src.add(src);
+            self.closing_dest.add_known(dest, dest_first);
+            self.closing_src.add_known(src, src_first);
         }
         if dport == Some(53) && (proto == L4Proto::UDP || proto == L4Proto::TCP) {
             if proto == L4Proto::UDP {

@@ -4,8 +4,9 @@
 use super::aggregate::CountMode;
 use super::key::{Key, KeyKind};
 use super::summary::{KeyCount, KeyTable, Ranking, share};
-use crate::topk::SpaceSaving;
+use crate::topk::{Occurrence, SpaceSaving};
 use rustc_hash::FxHashMap;
+use std::collections::hash_map::Entry;
 use std::hash::Hash;
 
 /// An exactly counted key table: keys with a zero count dropped (counts
@@ -104,9 +105,27 @@ impl<K: Hash + Eq + Clone> Tally<K> {
 
     #[inline]
     pub(super) fn add(&mut self, k: K) {
+        self.add_known(k, Occurrence::Unknown);
+    }
+
+    /// Counts `k`, knowing whether it is its first occurrence, and says
+    /// whether it is: see [`SpaceSaving::add_known`]. A kind whose keys
+    /// contain another kind's key (the source and destination pair
+    /// contains the source) passes on what the other kind's count proved.
+    #[inline]
+    pub(super) fn add_known(&mut self, k: K, first: Occurrence) -> Occurrence {
         match self {
-            Tally::Exact(m) => *m.entry(k).or_insert(0) += 1,
-            Tally::Bounded(s) => s.add(k),
+            Tally::Exact(m) => match m.entry(k) {
+                Entry::Occupied(mut e) => {
+                    *e.get_mut() += 1;
+                    Occurrence::Unknown
+                }
+                Entry::Vacant(e) => {
+                    e.insert(1);
+                    Occurrence::First
+                }
+            },
+            Tally::Bounded(s) => s.add_known(k, first),
         }
     }
 
