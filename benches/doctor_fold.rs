@@ -9,11 +9,15 @@
 //! `tcp=60,udp=30,icmp=10`, every flow from its own source), shuffled as a
 //! hash-ordered kernel dump is, encoded in the kernel's layout
 //! (`wire::encode::encode_flow_as_kernel`) in datagrams of at most 32 KiB
-//! (what one `recvmsg` of a dump returns). Each datagram is copied into one
-//! receive buffer before it is decoded, as `recv` leaves it. Then, in CPU
-//! time of the bench thread (best of 5 passes):
+//! (what one `recvmsg` of a dump returns), ended by `NLMSG_DONE`. Each pass
+//! is the dump doctor's collection runs (`Conntrack::fold` of a
+//! table request, as `conntrack_kit::live` calls it) over a transport that
+//! replays these datagrams: each is copied into one receive buffer, as
+//! `recv` leaves it, and read by the library's own dump loop (sequence
+//! checks, message walk, `FlowView` decode). Then, in CPU time of the
+//! bench thread (best of 5 passes):
 //!
-//! - `decode` (baseline): every flow decoded (`wire::flows`);
+//! - `decode` (baseline): every flow decoded, nothing counted;
 //! - `+ hotspots`: and counted into `Hotspots` with
 //!   `HotspotConfig::bounded()` (what doctor counts);
 //! - `+ chains`: and into the sampled bucket simulation
@@ -37,8 +41,10 @@ use conntrack_kit::analyze::buckets::{ChainSimulator, SAMPLED_BUCKETS};
 use conntrack_kit::analyze::capture::SIMULATION_SEED;
 use conntrack_kit::analyze::hotspots::{HotspotConfig, Hotspots};
 use conntrack_kit::ct_core::Status;
+use conntrack_kit::ct_core::L3Family;
 use conntrack_kit::netlink::fill::{Mix, synthetic_flow};
-use conntrack_kit::netlink::wire::{FlowView, encode, flows, message};
+use conntrack_kit::netlink::wire::{FlowView, encode, message};
+use conntrack_kit::netlink::{Conntrack, DumpRequest, Op, Transport};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -86,23 +92,59 @@ fn datagrams(n: u64) -> Vec<Vec<u8>> {
         encode::encode_flow_as_kernel(&f, &mut buf);
         encode::finish_message(&mut buf, m);
     }
+    // The end of the dump.
+    let m = encode::begin_nlmsg(&mut buf, message::NLMSG_DONE, message::NLM_F_MULTI, SEQ);
+    buf.extend_from_slice(&0i32.to_ne_bytes());
+    encode::finish_message(&mut buf, m);
     out.push(buf);
     out
 }
 
-/// Every flow of the datagrams, each datagram first copied into one
-/// receive buffer.
-fn each_flow(dgrams: &[Vec<u8>], recv: &mut [u8], mut f: impl FnMut(&FlowView<'_>)) -> u64 {
-    let mut n = 0;
-    for d in dgrams {
-        let buf = &mut recv[..d.len()];
-        buf.copy_from_slice(d);
-        for v in flows(black_box(buf)).flatten() {
-            f(&v);
-            n += 1;
-        }
+/// The dump's sequence number: the replay's only one.
+const SEQ: u32 = 1;
+
+/// A transport that answers any request with the datagrams, in order,
+/// each copied into one receive buffer.
+struct Replay<'a> {
+    dgrams: &'a [Vec<u8>],
+    next: usize,
+    recv: Vec<u8>,
+}
+
+impl Transport for Replay<'_> {
+    fn send(&mut self, _request: &[u8]) -> conntrack_kit::netlink::Result<()> {
+        self.next = 0;
+        Ok(())
     }
-    n
+
+    fn recv(&mut self, op: Op) -> conntrack_kit::netlink::Result<&[u8]> {
+        let d = self
+            .dgrams
+            .get(self.next)
+            .ok_or(conntrack_kit::netlink::Error::Timeout { op })?;
+        self.next += 1;
+        let buf = &mut self.recv[..d.len()];
+        buf.copy_from_slice(d);
+        Ok(black_box(buf))
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        SEQ
+    }
+}
+
+/// Every flow of the datagrams, through the library's dump as doctor
+/// runs it.
+fn each_flow(dgrams: &[Vec<u8>], mut f: impl FnMut(&FlowView<'_>)) -> u64 {
+    let mut ct = Conntrack::from_transport(Replay {
+        dgrams,
+        next: 0,
+        recv: vec![0; DATAGRAM],
+    });
+    let ((), summary) = ct
+        .fold(&DumpRequest::table(L3Family::UNSPEC), || (), |(), v| f(v))
+        .expect("the replayed dump");
+    summary.flows
 }
 
 /// What one pass counted, to check the passes did the work.
@@ -114,7 +156,7 @@ struct Counted {
     owners: Option<u64>,
 }
 
-fn pass(dgrams: &[Vec<u8>], recv: &mut [u8], hot: bool, chains: bool, owners: bool) -> Counted {
+fn pass(dgrams: &[Vec<u8>], hot: bool, chains: bool, owners: bool) -> Counted {
     let sockets = SocketTable::default();
     let local = LocalAddrs::new([]);
     let mut h = hot.then(|| Hotspots::new(HotspotConfig::bounded()));
@@ -122,7 +164,7 @@ fn pass(dgrams: &[Vec<u8>], recv: &mut [u8], hot: bool, chains: bool, owners: bo
         ChainSimulator::sampled(BUCKETS, SIMULATION_SEED, SAMPLED_BUCKETS).without_duplicates()
     });
     let mut o = owners.then(|| OwnerCounter::new(&sockets, Some(&local)));
-    let flows = each_flow(dgrams, recv, |v| {
+    let flows = each_flow(dgrams, |v| {
         if let Some(h) = &mut h {
             h.add(v);
         }
@@ -146,7 +188,6 @@ fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let n = support::bench_flows(bench, 2_000);
     let dgrams = datagrams(n);
-    let mut recv = vec![0u8; DATAGRAM];
     let variants: [(&str, bool, bool, bool); 5] = [
         ("decode (baseline)", false, false, false),
         ("+ hotspots", true, false, false),
@@ -156,7 +197,7 @@ fn main() {
     ];
     if !bench {
         for &(what, h, c, o) in &variants {
-            let got = pass(&dgrams, &mut recv, h, c, o);
+            let got = pass(&dgrams, h, c, o);
             assert_eq!(got.flows, n, "{what}");
             assert_eq!(got.hotspots, h.then_some(n), "{what}");
             assert_eq!(got.owners, o.then_some(n), "{what}");
@@ -180,7 +221,7 @@ fn main() {
         let mut best = Duration::MAX;
         for _ in 0..5 {
             let t = thread_cpu();
-            black_box(pass(&dgrams, &mut recv, h, c, o));
+            black_box(pass(&dgrams, h, c, o));
             best = best.min(thread_cpu() - t);
         }
         let base = *base.get_or_insert(best);

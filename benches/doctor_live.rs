@@ -54,6 +54,8 @@ const CHILD_ENV: &str = "CONNTRACK_KIT_DOCTOR_BENCH_CHILD";
 #[derive(Debug, Clone, Copy, Default)]
 struct Usage {
     cpu: Duration,
+    /// The system part of `cpu` (mostly the kernel's dump).
+    sys: Duration,
     wall: Duration,
     rss_kib: u64,
     flows: u64,
@@ -91,8 +93,9 @@ fn child(ns: &str, what: &str) {
     );
     let cpu = u + s + cu + cs;
     println!(
-        "cpu_us={} wall_us={} rss_kib={} flows={flows}",
+        "cpu_us={} sys_us={} wall_us={} rss_kib={} flows={flows}",
         cpu.as_micros(),
+        (s + cs).as_micros(),
         wall.as_micros(),
         vm_hwm_kib()
     );
@@ -114,6 +117,7 @@ fn run_child(ns: &str, what: &str) -> Usage {
     };
     Usage {
         cpu: Duration::from_micros(field("cpu_us")),
+        sys: Duration::from_micros(field("sys_us")),
         wall: Duration::from_micros(field("wall_us")),
         rss_kib: field("rss_kib"),
         flows: field("flows"),
@@ -174,8 +178,8 @@ fn main() {
                 let u = run_child(ns.name(), what);
                 assert_eq!(u.flows, flows, "{what} saw every flow");
                 eprintln!(
-                    "doctor_live: {flows} flows, round {round}, {what}: CPU {:.3?}, wall {:.3?}, peak RSS {} KiB",
-                    u.cpu, u.wall, u.rss_kib
+                    "doctor_live: {flows} flows, round {round}, {what}: CPU {:.3?} (system {:.3?}), wall {:.3?}, peak RSS {} KiB",
+                    u.cpu, u.sys, u.wall, u.rss_kib
                 );
                 if what == "floor" {
                     floor.push(u);
