@@ -40,8 +40,8 @@ use conntrack_kit::analyze::attribution::{LocalAddrs, OwnerCounter, SocketTable}
 use conntrack_kit::analyze::buckets::{ChainSimulator, SAMPLED_BUCKETS};
 use conntrack_kit::analyze::capture::SIMULATION_SEED;
 use conntrack_kit::analyze::hotspots::{HotspotConfig, Hotspots};
-use conntrack_kit::ct_core::Status;
 use conntrack_kit::ct_core::L3Family;
+use conntrack_kit::ct_core::Status;
 use conntrack_kit::netlink::fill::{Mix, synthetic_flow};
 use conntrack_kit::netlink::wire::{FlowView, encode, message};
 use conntrack_kit::netlink::{Conntrack, DumpRequest, Op, Transport};

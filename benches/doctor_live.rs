@@ -156,7 +156,8 @@ fn main() {
     ];
     for flows in sizes {
         let ns = TestNetns::new("doctor");
-        let _max = ConntrackMaxGuard::at_least(flows + 1000).expect("raise nf_conntrack_max");
+        let _max =
+            ConntrackMaxGuard::at_least(support::table_max(flows)).expect("raise nf_conntrack_max");
         let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("open ctnetlink");
         let t0 = Instant::now();
         let r = fill::fill(&mut ct, &FillOptions::new(flows)).expect("fill");

@@ -186,7 +186,8 @@ fn main() {
     let flows = support::bench_flows(bench_mode, 2_000);
 
     let ns = TestNetns::new("bench");
-    let _max = ConntrackMaxGuard::at_least(flows + 1000).expect("raise nf_conntrack_max");
+    let _max =
+        ConntrackMaxGuard::at_least(support::table_max(flows)).expect("raise nf_conntrack_max");
     let mut ct = Conntrack::open_in(&Netns::named(ns.name())).expect("open ctnetlink");
     let t0 = Instant::now();
     let r = fill::fill(&mut ct, &FillOptions::new(flows)).expect("fill");

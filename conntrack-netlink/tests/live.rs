@@ -647,7 +647,11 @@ fn pipelined_fold_equals_fold() {
     let (m, s) = count(&mut ct, true);
     assert!(m.is_empty() && s.messages == 1, "{m:?} {s:?}");
     fill::fill(&mut ct, &FillOptions::new(30_000)).unwrap();
+    let ahead = ct.socket().datagrams_read_ahead();
     let (a, sa) = count(&mut ct, false);
+    // The plain fold read datagrams ahead (the socket's own receive); the
+    // pipe receives on its own thread, without: both saw the same flows.
+    assert!(ct.socket().datagrams_read_ahead() > ahead);
     let (b, sb) = count(&mut ct, true);
     assert_eq!(a, b);
     assert_eq!(sa.flows, 30_000);
