@@ -479,6 +479,17 @@ const PIPELINE_DEPTH: usize = 4;
 /// the kernel fills the next one (a netlink dump produces its next
 /// datagram inside the reader's `recvmsg`). Used by
 /// [`crate::Conntrack::fold_pipelined`].
+///
+/// The two threads stay in step because the receiving thread stops after
+/// the datagram that ends the reply ([`ends`]: the `NLMSG_DONE` or
+/// `NLMSG_ERROR` of the request's sequence number), which is the datagram
+/// where the reader ([`crate::dump::DumpReader`]) stops too (a unit test
+/// checks that they agree on every kind of datagram). So a next request
+/// (a retry after `NLM_F_DUMP_INTR`, another dump) is only sent once the
+/// thread waits for it, and never shares a datagram with the previous
+/// reply. Buffers move between the threads by value, and the datagram
+/// handed out by [`Transport::recv`] borrows the pipe, so it cannot be
+/// recycled while it is read.
 pub(crate) struct Pipe<'a> {
     sock: &'a NlSocket,
     seq: &'a mut u32,
@@ -586,5 +597,73 @@ impl AsFd for Socket {
 impl AsRawFd for Socket {
     fn as_raw_fd(&self) -> RawFd {
         self.sock.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dump::DumpReader;
+    use crate::dump::tests::flow_msg;
+    use crate::support;
+
+    /// The receiving thread of [`Pipe`] stops at the datagram where
+    /// [`ends`] says the reply ended and waits for the next request; the
+    /// decoding side stops where [`DumpReader`] says so. If they disagreed
+    /// on any datagram, the thread would stop early (the caller then waits
+    /// forever for the rest) or read on into the next request's reply (and
+    /// hand it to a reader of the wrong request). So: the same answer on
+    /// every kind of datagram a dump may receive.
+    #[test]
+    fn ends_agrees_with_the_dump_reader() {
+        const SEQ: u32 = 41;
+        let with_seq = |mut m: Vec<u8>, seq: u32| {
+            m[8..12].copy_from_slice(&seq.to_ne_bytes());
+            m
+        };
+        let flow = || with_seq(flow_msg(1, 0), SEQ);
+        let done = |seq| support::done(seq, 0, 0);
+        let mut bad = flow_msg(2, 0);
+        bad[0..4].copy_from_slice(&8u32.to_ne_bytes()); // shorter than a header
+        let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+            ("flows", [flow(), flow()].concat(), false),
+            ("flows and DONE", [flow(), done(SEQ)].concat(), true),
+            ("DONE alone", done(SEQ), true),
+            (
+                "DONE with an errno",
+                support::done(SEQ, 0, -libc::EINTR),
+                true,
+            ),
+            (
+                "NLMSG_ERROR",
+                support::error(SEQ, -libc::EBUSY, Some("busy")),
+                true,
+            ),
+            ("a stale DONE", done(SEQ - 1), false),
+            (
+                "a stale error",
+                support::error(SEQ + 1, -libc::EPERM, None),
+                false,
+            ),
+            (
+                "stale DONE, then ours",
+                [done(7), flow(), done(SEQ)].concat(),
+                true,
+            ),
+            ("a stale flow", with_seq(flow_msg(3, 0), 7), false),
+            (
+                "a bad header before DONE",
+                [bad.clone(), done(SEQ)].concat(),
+                false,
+            ),
+            ("DONE before a bad header", [done(SEQ), bad].concat(), true),
+            ("empty", Vec::new(), false),
+        ];
+        for (what, d, want) in cases {
+            let mut reader = DumpReader::new(Op::Dump, SEQ, false);
+            let _ = reader.feed(&d, &mut |_| {});
+            assert_eq!(reader.ended, want, "{what}: the reader");
+            assert_eq!(ends(&d, SEQ), reader.ended, "{what}: ends()");
+        }
     }
 }
