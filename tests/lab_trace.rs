@@ -691,28 +691,39 @@ fn send_flows(client: &Host, server: Ipv4Addr, port: u16, first: u16, n: u16) {
     }
 }
 
-/// Takes records until `records` came and `unrecorded` drops were
+/// Takes records until `drops` drops were accounted, as records or as
 /// counted without one (each `drain` waits on the ring buffer), then
-/// once more: nothing may follow.
-fn records_until(tracer: &mut Tracer, records: usize, unrecorded: u64) -> Vec<DropRecord> {
+/// once more: nothing may follow. Returns the records.
+fn accounted(tracer: &mut Tracer, drops: u64) -> Vec<DropRecord> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut got: Vec<DropRecord> = Vec::new();
     loop {
         got.extend(tracer.drain().into_iter().map(|r| r.expect("decodes")));
-        if got.len() >= records && tracer.unrecorded() >= unrecorded {
+        if got.len() as u64 + tracer.unrecorded() >= drops {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "{} records, {} unrecorded: {got:#?}",
+            "{} records, {} unrecorded of {drops}: {got:#?}",
             got.len(),
             tracer.unrecorded()
         );
     }
     got.extend(tracer.drain().into_iter().map(|r| r.expect("decodes")));
-    assert_eq!(got.len(), records, "{got:#?}");
-    assert_eq!(tracer.unrecorded(), unrecorded);
+    assert_eq!(got.len() as u64 + tracer.unrecorded(), drops, "{got:#?}");
     assert_eq!(tracer.lost(), 0);
+    got
+}
+
+/// [`accounted`], where `records` of the drops must be records and the
+/// rest counted without one.
+fn records_until(tracer: &mut Tracer, records: usize, unrecorded: u64) -> Vec<DropRecord> {
+    let got = accounted(tracer, records as u64 + unrecorded);
+    assert_eq!(
+        (got.len(), tracer.unrecorded()),
+        (records, unrecorded),
+        "records, unrecorded: {got:#?}"
+    );
     got
 }
 
@@ -844,8 +855,8 @@ fn a_filter_chain_before_nat_is_not_a_nat_failure() {
 /// `ENOSPC`) moves the per-CPU counter of the CPU the inserting thread
 /// runs on; the program credits what moved there to the next drop it
 /// reads the counters for, on that CPU in that namespace. Here the
-/// refusals come first and NAT failures follow on the same CPU (both
-/// pinned to CPU 0): on 6.18 NAT's drops are freed in nft_do_chain(),
+/// refusals come between NAT failures on the same CPU (both pinned to
+/// CPU 0): on 6.18 NAT's drops are freed in nft_do_chain(),
 /// where the program reads no counter (only nf_hook_slow() frees
 /// conntrack's own refusals), so they stay `NatFailure`, equal to the
 /// masquerade rule's counter; the refusals themselves make no record, so
@@ -859,14 +870,7 @@ fn ctnetlink_refusals_before_nat_failures_on_one_cpu() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // The chain cap needs short chains' worth of buckets: 512 for the
-    // test (restored when the guard drops, or by the next holder).
     let mut globals = GlobalSysctlGuard::exclusive().expect("global sysctl lock");
-    globals
-        .set(GlobalSysctl::Buckets, 512)
-        .expect("set nf_conntrack_buckets");
-    let buckets = conntrack_kit::ct_core::host::global_guard::read_global(GlobalSysctl::Buckets)
-        .expect("read nf_conntrack_buckets");
     let spec = LabSpec {
         masquerade_without_address: true,
         ruleset: conntrack_kit::netlink::lab::Ruleset {
@@ -879,36 +883,18 @@ fn ctnetlink_refusals_before_nat_failures_on_one_cpu() {
     let Some(mut tracer) = tracer(test, &lab, false) else {
         return;
     };
-    // This thread inserts and sends: both count on CPU 0.
-    let mut cpu0 = nix::sched::CpuSet::new();
-    cpu0.set(0).expect("CPU 0");
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpu0).expect("pin to CPU 0");
-    let mut ct = Conntrack::open_in(&lab.router_ns()).expect("router ctnetlink");
-    let chaintoolong_cpu0 = |ct: &mut Conntrack| {
-        ct.stats_cpu()
-            .expect("per-CPU stats")
-            .iter()
-            .find(|c| c.cpu == Some(0))
-            .and_then(|c| c.get(Counter::ChainTooLong))
-            .unwrap_or(0)
-    };
-    let before = chaintoolong_cpu0(&mut ct);
-    let flows = (0..buckets * 45).map(|i| {
-        conntrack_kit::netlink::fill::synthetic_flow(
-            conntrack_kit::netlink::fill::FlowKind::Udp,
-            i,
-            600,
-        )
-    });
-    let fill = conntrack_kit::netlink::fill::fill_flows(&mut ct, flows, 256).expect("fill");
-    let refused = fill.errors.get(&libc::ENOSPC).copied().unwrap_or(0);
-    let moved = u64::from(chaintoolong_cpu0(&mut ct).wrapping_sub(before));
-    println!("fill: {fill:?}; chaintoolong on CPU 0 +{moved}");
-    assert!(refused > 0, "no chain-cap refusal: {fill:?}");
-    assert_eq!(moved, refused, "every refusal counted on CPU 0");
+    pin_to_cpu0();
+    // One NAT drop first: were the counters read at NAT's frees, CPU 0
+    // would have its baseline from here on, and the refusals would be
+    // credited to the next one.
     let (client, server) = (&lab.clients()[0], &lab.servers()[0]);
-    send_flows(client, server.addr, 53, 46000, 30);
-    let records = records_until(&mut tracer, 30, 0);
+    send_flows(client, server.addr, 53, 46000, 1);
+    let mut records = records_until(&mut tracer, 1, 0);
+    let mut ct = Conntrack::open_in(&lab.router_ns()).expect("router ctnetlink");
+    let before = chaintoolong_cpu0(&mut ct);
+    let refused = refuse_on_cpu0(&mut globals, &mut ct);
+    send_flows(client, server.addr, 53, 46100, 30);
+    records.extend(records_until(&mut tracer, 30, 0));
     for r in &records {
         assert_eq!(r.raw.cpu, 0, "the NAT drop on the refusals' CPU: {r:?}");
         assert_eq!(r.netns(), inode);
@@ -918,7 +904,7 @@ fn ctnetlink_refusals_before_nat_failures_on_one_cpu() {
             "{r:?}"
         );
     }
-    assert_eq!(lab.masquerade_packets().expect("nft"), Some(30));
+    assert_eq!(lab.masquerade_packets().expect("nft"), Some(31));
     // What the refusals counted is still there, credited to no record.
     assert_eq!(
         u64::from(chaintoolong_cpu0(&mut ct).wrapping_sub(before)),
@@ -927,4 +913,194 @@ fn ctnetlink_refusals_before_nat_failures_on_one_cpu() {
     drop(tracer);
     drop(lab);
     globals.restore().expect("restore nf_conntrack_buckets");
+}
+
+// ---------------------------------------------------------------------
+// The same cases where the verdict comes back to nf_hook_slow()
+// ---------------------------------------------------------------------
+//
+// x_tables (iptables-legacy) returns its verdict to nf_hook_slow(), which
+// frees an NF_DROP packet itself (net/netfilter/core.c): the fallback of
+// the NAT attribution (the hook and the entry's NAT bits) and the
+// program's counter read at that free are what decide there, as on
+// kernels before nf_tables freed its own drops.
+
+fn live_legacy(test: &str) -> bool {
+    live(test)
+        && testkit::live(
+            test,
+            &[Need::Tool("iptables-legacy"), Need::Path("/proc/kallsyms")],
+        )
+}
+
+/// `iptables-legacy ARGS` in the router.
+fn iptables(lab: &Lab, args: &str) {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", lab.router(), "iptables-legacy"])
+        .args(args.split_whitespace())
+        .output()
+        .expect("run iptables-legacy");
+    assert!(out.status.success(), "iptables-legacy {args}: {out:?}");
+}
+
+/// Case 2 on the fallback path: iptables' mangle table hooks PREROUTING
+/// and POSTROUTING at -150 (NF_IP_PRI_MANGLE), before both NAT steps, and
+/// may DROP there. Its verdict is freed in nf_hook_slow(), without NAT's
+/// hook function on the stack, so the tracer judges by the hook and the
+/// entry's NAT bits: the mapping of that hook is not made for a new flow,
+/// exactly as when NAT itself fails, and the drop is named `NatFailure`.
+/// The documented limitation, pinned.
+#[test]
+fn an_iptables_mangle_drop_before_nat_is_taken_for_a_nat_failure() {
+    let test = "an_iptables_mangle_drop_before_nat_is_taken_for_a_nat_failure";
+    if !live_legacy(test) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _globals = GlobalSysctlShare::acquire().expect("global sysctl lock");
+    let (lab, inode) = case_lab(&LabSpec::default(), "");
+    iptables(&lab, "-t mangle -A POSTROUTING -p udp --dport 16 -j DROP");
+    iptables(&lab, "-t mangle -A PREROUTING -p udp --dport 17 -j DROP");
+    let Some(mut tracer) = tracer(test, &lab, false) else {
+        return;
+    };
+    let (client, server) = (&lab.clients()[0], &lab.servers()[0]);
+    send_flows(client, server.addr, 16, 47000, 20);
+    send_flows(client, server.addr, 17, 48000, 20);
+    let records = records_until(&mut tracer, 40, 0);
+    for r in &records {
+        assert_eq!(r.netns(), inode);
+        assert!(
+            r.location
+                .as_deref()
+                .is_some_and(|l| l.starts_with("nf_hook_slow+")),
+            "freed by nf_hook_slow: {r:?}"
+        );
+    }
+    let by_port = dports(&records);
+    assert_eq!(
+        by_port[&16],
+        (DropReason::NatFailure, Some(NfHook::PostRouting), 20),
+        "mangle POSTROUTING DROP"
+    );
+    assert_eq!(
+        by_port[&17],
+        (DropReason::NatFailure, Some(NfHook::PreRouting), 20),
+        "mangle PREROUTING DROP"
+    );
+}
+
+/// Case 3 on the fallback path: an iptables MASQUERADE without an address
+/// returns NF_DROP to nf_hook_slow(), where the program reads this CPU's
+/// counters. A ctnetlink chain-cap refusal made on that CPU after the
+/// previous read counted `chaintoolong` there; the program takes it for
+/// this drop's (no drop and insert_failed, but a counter moved), walks
+/// no stack, and user space names the drop a ruleset verdict
+/// (`Other(Unconfirmed)`, left out without `include_ruleset`). Only the
+/// first drop after the refusals is misnamed (the read re-bases the
+/// counters). One NAT drop first gives CPU 0 its baseline, then the
+/// refusals, then 30 NAT drops: all 31 must be NAT failures.
+///
+/// Fails on this program: the NAT candidacy (and so the stack walk) is
+/// decided on "no counter moved"; deciding it on "neither `drop` nor
+/// `insert_failed` moved" (every refusal at confirm counts
+/// `insert_failed`, so `chaintoolong` alone never belongs to a dropped
+/// packet) would need a change to conntrack_drops.bpf.c.
+#[test]
+#[ignore = "misclassification needing a BPF program change: after a ctnetlink chain-cap \
+            refusal on the same CPU, the next NAT drop freed by nf_hook_slow (x_tables) moved \
+            chaintoolong, so no stack is walked and it is named a ruleset verdict"]
+fn ctnetlink_refusals_before_an_iptables_masquerade_failure_on_one_cpu() {
+    let test = "ctnetlink_refusals_before_an_iptables_masquerade_failure_on_one_cpu";
+    if !live_legacy(test) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut globals = GlobalSysctlGuard::exclusive().expect("global sysctl lock");
+    let spec = LabSpec {
+        masquerade_without_address: true,
+        ruleset: conntrack_kit::netlink::lab::Ruleset {
+            masquerade: false,
+            ..Default::default()
+        },
+        ..LabSpec::default()
+    };
+    let (lab, inode) = case_lab(&spec, "");
+    iptables(&lab, "-t nat -A POSTROUTING -o s0 -j MASQUERADE");
+    let Some(mut tracer) = tracer(test, &lab, false) else {
+        return;
+    };
+    pin_to_cpu0();
+    let (client, server) = (&lab.clients()[0], &lab.servers()[0]);
+    send_flows(client, server.addr, 53, 49000, 1);
+    let first = records_until(&mut tracer, 1, 0);
+    assert_eq!(first[0].reason, DropReason::NatFailure, "{first:?}");
+    let mut ct = Conntrack::open_in(&lab.router_ns()).expect("router ctnetlink");
+    let refused = refuse_on_cpu0(&mut globals, &mut ct);
+    send_flows(client, server.addr, 53, 49100, 30);
+    let records = accounted(&mut tracer, 30);
+    let named: BTreeMap<DropReason, usize> = records.iter().fold(BTreeMap::new(), |mut m, r| {
+        *m.entry(r.reason).or_insert(0) += 1;
+        m
+    });
+    println!(
+        "{refused} refusals, then: {named:?}, {} left out",
+        tracer.unrecorded()
+    );
+    for r in &records {
+        assert_eq!((r.raw.cpu, r.netns()), (0, inode), "{r:?}");
+    }
+    assert_eq!(
+        (
+            named.get(&DropReason::NatFailure).copied(),
+            tracer.unrecorded()
+        ),
+        (Some(30), 0),
+        "every NAT drop after the refusals named NatFailure"
+    );
+    drop(tracer);
+    drop(lab);
+    globals.restore().expect("restore nf_conntrack_buckets");
+}
+
+/// Pins the calling thread to CPU 0: what it inserts over ctnetlink and
+/// what it sends into the lab (veth delivers on the sending CPU) count
+/// there.
+fn pin_to_cpu0() {
+    let mut cpu0 = nix::sched::CpuSet::new();
+    cpu0.set(0).expect("CPU 0");
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpu0).expect("pin to CPU 0");
+}
+
+/// `chaintoolong` of the router's CPU 0.
+fn chaintoolong_cpu0(ct: &mut Conntrack) -> u32 {
+    ct.stats_cpu()
+        .expect("per-CPU stats")
+        .iter()
+        .find(|c| c.cpu == Some(0))
+        .and_then(|c| c.get(Counter::ChainTooLong))
+        .unwrap_or(0)
+}
+
+/// Makes the global hash table 512 buckets (through `globals`), fills the
+/// router over ctnetlink past the chain cap from this thread (pinned to
+/// CPU 0) and returns how many creates were refused with ENOSPC, each
+/// counted in CPU 0's `chaintoolong` (checked).
+fn refuse_on_cpu0(globals: &mut GlobalSysctlGuard, ct: &mut Conntrack) -> u64 {
+    use conntrack_kit::netlink::fill::{FlowKind, fill_flows, synthetic_flow};
+    globals
+        .set(GlobalSysctl::Buckets, 512)
+        .expect("set nf_conntrack_buckets");
+    let buckets = conntrack_kit::ct_core::host::global_guard::read_global(GlobalSysctl::Buckets)
+        .expect("read nf_conntrack_buckets");
+    let before = chaintoolong_cpu0(ct);
+    // 2N/B of about 90 nodes: past the cap (50..79 since 6.3).
+    let flows = (0..buckets * 45).map(|i| synthetic_flow(FlowKind::Udp, i, 600));
+    let fill = fill_flows(ct, flows, 256).expect("fill");
+    let refused = fill.errors.get(&libc::ENOSPC).copied().unwrap_or(0);
+    let moved = u64::from(chaintoolong_cpu0(ct).wrapping_sub(before));
+    println!("fill: {fill:?}; chaintoolong on CPU 0 +{moved}");
+    assert!(refused > 0, "no chain-cap refusal: {fill:?}");
+    assert_eq!(moved, refused, "every refusal counted on CPU 0");
+    refused
 }

@@ -311,8 +311,15 @@ impl fmt::Display for Summary {
         for (name, a, ok, failed) in &self.traffic {
             writeln!(f, "  {name}: {a} attempts, {ok} completed, {failed} failed")?;
         }
-        for l in &self.kernel_log {
-            writeln!(f, "  kernel: {l}")?;
+        // A line repeated (MASQUERADE logs one per packet) is shown once.
+        let mut i = 0;
+        while let Some(l) = self.kernel_log.get(i) {
+            let n = self.kernel_log[i..].iter().take_while(|x| *x == l).count();
+            match n {
+                1 => writeln!(f, "  kernel: {l}")?,
+                n => writeln!(f, "  kernel: {l} ({n} times)")?,
+            }
+            i += n;
         }
         for n in &self.notes {
             writeln!(f, "  {n}")?;
@@ -1004,6 +1011,30 @@ mod tests {
         for class in 1..=8 {
             assert!(SCENARIOS.iter().any(|s| s.class == class), "class {class}");
         }
+    }
+
+    #[test]
+    fn repeated_kernel_lines_are_shown_once() {
+        let s = Summary {
+            scenario: "nat-no-address",
+            elapsed: Duration::from_secs(1),
+            entries: Some(0),
+            counters: Vec::new(),
+            traffic: Vec::new(),
+            kernel_log: vec![
+                "a".into(),
+                "s0 ate my IP address".into(),
+                "s0 ate my IP address".into(),
+                "b".into(),
+            ],
+            notes: Vec::new(),
+        };
+        let text = s.to_string();
+        assert!(
+            text.contains("  kernel: a\n  kernel: s0 ate my IP address (2 times)\n  kernel: b\n"),
+            "{text}"
+        );
+        assert!(text.contains("counters: none rose"));
     }
 
     #[test]
