@@ -29,9 +29,10 @@
 //!
 //! One scenario at a time (they compete for the two CPUs and some change
 //! global sysctls, under the lab's global-sysctl lock). Skips, printing
-//! why, without root, `ip`, `nft`, BTF or BPF tracing, unless
-//! `CONNTRACK_KIT_REQUIRE_LIVE=1`; a scenario this kernel cannot show
-//! prints the kernel's reason and passes.
+//! why, without root, `ip`, `nft`, BTF or BPF tracing (the x_tables cases
+//! also without `iptables-legacy`), unless `CONNTRACK_KIT_REQUIRE_LIVE=1`;
+//! a scenario this kernel cannot show prints the kernel's reason and
+//! passes.
 
 use conntrack_core::testkit::{self, Need};
 use conntrack_kit::ct_core::host::{GlobalSysctl, GlobalSysctlGuard, GlobalSysctlShare};
