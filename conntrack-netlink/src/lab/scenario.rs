@@ -207,7 +207,8 @@ pub const SCENARIOS: &[Scenario] = &[
                 stays empty (the entries are never confirmed); the masquerade rule's counter \
                 counts the packets it dropped",
         expect: "from the counters alone nothing (no conntrack counter counts NAT's drops: \
-                 doctor exits 0 with no finding of warning level); with --trace, \
+                 doctor exits 0 with no finding of warning level, 'HEALTHY as far as judged', \
+                 NAT failures under 'could not judge'); with --trace, \
                  nat-failures (critical) with snat-no-address named first and plan \
                  advice:nat-address, nothing resized",
         changes: &[],
