@@ -242,20 +242,23 @@ const SHOWN: [Counter; 7] = [
 
 fn status_loop(run: &mut Running, duration: Duration, stop: &AtomicBool, quiet: bool) {
     let t0 = Instant::now();
-    let mut last: Option<(Instant, Stats)> = None;
+    let mut last: Option<(Instant, Stats, Option<u64>)> = None;
     while t0.elapsed() < duration && !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100).min(duration.saturating_sub(t0.elapsed())));
         if quiet
             || last
                 .as_ref()
-                .is_some_and(|(t, _)| t.elapsed() < Duration::from_secs(1))
+                .is_some_and(|(t, ..)| t.elapsed() < Duration::from_secs(1))
         {
             continue;
         }
         let Ok(now) = run.stats() else { continue };
-        if let Some((t, prev)) = &last {
+        // The packets NAT itself dropped, which no counter shows, where the
+        // scenario counts them (nat-no-address).
+        let masq = run.lab().masquerade_packets().ok().flatten();
+        if let Some((t, prev, prev_masq)) = &last {
             let secs = t.elapsed().as_secs_f64().max(0.001);
-            let rates: Vec<String> = SHOWN
+            let mut rates: Vec<String> = SHOWN
                 .iter()
                 .filter_map(|&c| {
                     let d = now
@@ -265,6 +268,12 @@ fn status_loop(run: &mut Running, duration: Duration, stop: &AtomicBool, quiet: 
                     (d > 0).then(|| format!("{} {:.0}/s", c.name(), f64::from(d) / secs))
                 })
                 .collect();
+            if let (Some(m), Some(p)) = (masq, prev_masq) {
+                rates.push(format!(
+                    "masquerade rule {:.0}/s",
+                    m.saturating_sub(*p) as f64 / secs
+                ));
+            }
             println!(
                 "  {:>5.0}s  entries {:>7}  {}",
                 t0.elapsed().as_secs_f64(),
@@ -276,6 +285,6 @@ fn status_loop(run: &mut Running, duration: Duration, stop: &AtomicBool, quiet: 
                 }
             );
         }
-        last = Some((Instant::now(), now));
+        last = Some((Instant::now(), now, masq));
     }
 }

@@ -128,33 +128,23 @@ impl TraceWindow {
 mod tests {
     use super::*;
     use crate::ct_core::{L4Proto, L4Tuple, Tuple};
-    use crate::netlink::trace::{DropReason, EntryState, OtherKind, RawDrop};
+    use crate::netlink::trace::{DropReason, OtherKind, RawDrop};
     use std::time::SystemTime;
 
     fn record(reason: DropReason) -> DropRecord {
         DropRecord::new(
             SystemTime::UNIX_EPOCH,
             reason,
-            RawDrop {
-                state: EntryState::NoEntry,
-                cpu: 1,
-                monotonic_ns: 0,
-                location: 0,
-                netns: 1,
-                orig: Some(Tuple::new(
+            RawDrop::no_entry(
+                1,
+                1,
+                Tuple::new(
                     "10.0.0.1".parse().unwrap(),
                     "10.0.0.2".parse().unwrap(),
                     L4Proto::UDP,
                     L4Tuple::Ports { src: 1, dst: 53 },
-                )),
-                reply: None,
-                zone: None,
-                mark: None,
-                status: None,
-                counted: None,
-                output_dev: false,
-                stack: None,
-            },
+                ),
+            ),
         )
     }
 

@@ -621,6 +621,88 @@ fn a_healthy_busy_router_raises_no_alarm() {
 }
 
 // ---------------------------------------------------------------------
+// 8. NAT failures
+// ---------------------------------------------------------------------
+
+/// `nat-no-address` without the tracer: MASQUERADE drops every new flow
+/// for want of an address, and no conntrack counter counts it (the entry
+/// is never confirmed, net/netfilter/nf_nat_masquerade.c). From the
+/// counters alone doctor must not invent a cause, and must not pass the
+/// router as judged either: no finding above information, no action, and
+/// the plan says NAT failures could not be judged without a trace. The
+/// incident is real all the same: the masquerade rule counted the
+/// packets, none was answered, the kernel logged "s0 ate my IP address".
+/// (`tests/lab_trace.rs` pins what doctor says with `--trace`.)
+#[test]
+fn masquerade_without_an_address_is_unjudged_from_the_counters_alone() {
+    if !live("masquerade_without_an_address_is_unjudged_from_the_counters_alone") {
+        return;
+    }
+    let Some(o) = observe("nat-no-address") else {
+        return;
+    };
+    for c in [
+        Counter::Drop,
+        Counter::InsertFailed,
+        Counter::EarlyDrop,
+        Counter::ChainTooLong,
+        Counter::Invalid,
+    ] {
+        assert_eq!(o.cli_delta(c), 0, "{}", c.name());
+        assert_eq!(o.doctor_delta(c), 0, "{}", c.name());
+    }
+    assert_eq!(
+        o.report["table"]["count"].as_u64(),
+        Some(0),
+        "never confirmed"
+    );
+    assert!(!o.has("nat-failures"), "not seen without the tracer");
+    o.no_alarm_but(&[]);
+    assert_eq!(o.exit, 0);
+    assert!(o.action_ids().is_empty(), "{:?}", o.action_ids());
+    let unjudged = o.report["plan"]["unjudged"]
+        .as_array()
+        .expect("unjudged")
+        .iter()
+        .find(|u| u["topic"] == "nat failures")
+        .unwrap_or_else(|| panic!("{:#}", o.report["plan"]["unjudged"]));
+    let why = unjudged["missing"].as_str().unwrap_or("");
+    assert!(
+        why.contains("not traced") && why.contains("doctor --trace"),
+        "{why}"
+    );
+    // The incident happened: NAT dropped what the masquerade rule saw.
+    let masq: u64 = o
+        .summary
+        .notes
+        .iter()
+        .find_map(|n| n.strip_prefix("masquerade rule: "))
+        .and_then(|n| n.strip_suffix(" packets"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{:?}", o.summary.notes));
+    assert!(masq >= 100, "{masq}");
+    let (_, attempts, answered, _) = o
+        .summary
+        .traffic
+        .iter()
+        .find(|(name, ..)| name == "udp-flows")
+        .cloned()
+        .expect("the flows' generator");
+    assert_eq!(answered, 0);
+    assert!(
+        attempts >= masq.saturating_sub(5),
+        "{attempts} sent, {masq} at NAT"
+    );
+    assert!(
+        o.kernel_log
+            .iter()
+            .any(|l| l.contains("s0 ate my IP address")),
+        "{:?}",
+        o.kernel_log.iter().take(5).collect::<Vec<_>>()
+    );
+}
+
+// ---------------------------------------------------------------------
 // Cleanup after a crash
 // ---------------------------------------------------------------------
 

@@ -333,3 +333,32 @@ fn nat_failures_after_a_mapping_weaken_the_missing_address() {
     assert_eq!(lead.likelihood, Likelihood::Possible);
     assert!(!lead.contradicts.is_empty());
 }
+
+/// syn-scan's capture has a MASQUERADE rule (`iptables-save.txt`). Without
+/// a drop trace the plan says NAT failures could not be judged (no
+/// counter counts them); traced, they are either advice (some seen) or
+/// judged absent (none seen). A capture without MASQUERADE has nothing to
+/// judge.
+#[test]
+fn untraced_masquerade_leaves_nat_failures_unjudged() {
+    let unjudged = |r: &Report| r.plan.unjudged.iter().any(|u| u.topic == "nat failures");
+    let base = report("syn-scan", None);
+    assert!(unjudged(&base), "{:?}", base.plan.unjudged);
+    assert!(base.plan.action("advice:nat-address").is_none());
+    let none_seen = report("syn-scan", Some(summary(&[])));
+    assert!(!unjudged(&none_seen));
+    assert!(
+        none_seen
+            .findings
+            .iter()
+            .all(|f| f.id != FindingId::NatFailures)
+    );
+    let recs = [(
+        DropCause::NatFailure,
+        flow([10, 8, 0, 9], [203, 0, 113, 7], L4Proto::UDP, 40000, 53),
+    )];
+    let seen = report("syn-scan", Some(summary(&recs)));
+    assert!(!unjudged(&seen));
+    assert!(seen.plan.action("advice:nat-address").is_some());
+    assert!(!unjudged(&report("healthy-busy", None)));
+}

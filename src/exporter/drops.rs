@@ -174,7 +174,7 @@ mod tests {
     use super::*;
     use crate::exporter::encode::{Format, encode};
     use conntrack_core::{L4Proto, L4Tuple, Tuple};
-    use conntrack_netlink::trace::{EntryState, OtherKind, RawDrop};
+    use conntrack_netlink::trace::{OtherKind, RawDrop};
     use std::time::SystemTime;
 
     fn record(netns: u32, reason: DropReason, sport: u16) -> DropRecord {
@@ -190,21 +190,7 @@ mod tests {
         DropRecord::new(
             SystemTime::UNIX_EPOCH,
             reason,
-            RawDrop {
-                state: EntryState::NoEntry,
-                cpu: 0,
-                monotonic_ns: 0,
-                location: 0,
-                netns,
-                orig: Some(orig),
-                reply: None,
-                zone: None,
-                mark: None,
-                status: None,
-                counted: None,
-                output_dev: false,
-                stack: None,
-            },
+            RawDrop::no_entry(netns, 0, orig),
         )
     }
 

@@ -32,7 +32,8 @@
 //!   `conntrack_core::host::GlobalSysctlGuard` and restored when it ends,
 //!   also after a crash; the others hold a `GlobalSysctlShare`.
 //! - [`kmsg`]: the kernel log lines written while a scenario runs
-//!   (`nf_conntrack: table full, dropping packet`, `nf_ct_proto_6: ...`).
+//!   (`nf_conntrack: table full, dropping packet`, `nf_ct_proto_6: ...`,
+//!   `s0 ate my IP address`).
 //!
 //! Needs root (namespaces, raw sockets, ctnetlink), `ip` (iproute2) and
 //! `nft` (nftables). Traffic stays inside the lab's namespaces: the
@@ -71,6 +72,7 @@
 //! | 5 | `udp-flood` | max 16,384, 4,000 datagrams/s from 32,768 spoofed sources: table at max, `early_drop` ~2,500/s and `drop` ~1,400/s (the 8 buckets `early_drop` looks at often hold no entry of the router) | `table-full` critical, `unreplied-flood` first; P0 `raise-max`, P1 `timeout:udp_timeout`, P2 `advice:unreplied-sources` | UDP unreplied timeout 30 s; every flood entry is unassured, so `early_drop` always finds one to evict |
 //! | 6 | `invalid` | random SEQ/ACK on established connections and stray FINs: `invalid` ~1,200/s, logged as `nf_ct_proto_6: SEQ is over upper bound`, `ACK is over upper bound`, `invalid new` | `invalid-surge` warning, P2 `advice:invalid` | `tcp_in_window` returns `NFCT_TCP_INVALID` with those reasons (2022 rework); `tcp_new` refuses a FIN without a connection; `nf_conntrack_in` counts `invalid`; `nf_conntrack_log_invalid` is per namespace, and the syslog logger skips other namespaces unless the global `nf_log_all_netns` is 1 |
 //! | 7 | `healthy` | 400 requests/s on 20 persistent connections, 100 DNS-like requests/s through DNAT, 20 new connections/s | info findings only, exit 0 | (the control) |
+//! | 8 | `nat-no-address` | the router keeps no universe-scope IPv4 address (none toward the servers, scope link toward the clients), 50 new UDP flows/s through MASQUERADE: every first packet dropped, `s0 ate my IP address` logged per packet, no conntrack counter moves, the table stays empty; the masquerade rule's `counter` counts them | from the counters alone: no finding above info, exit 0, the plan's "could not judge: nat failures" (no trace) and the verdict `HEALTHY as far as judged (not judged: ..., nat failures; ...)`; with `--trace`: `nat-failures` critical, `snat-no-address` first, P2 `advice:nat-address`, nothing resized | nf_nat_masquerade_ipv4() asks inet_select_addr(out, nexthop, RT_SCOPE_UNIVERSE), which falls back to every device of the namespace; finding none it logs "ate my IP address" and returns `NF_DROP` before nf_nat_setup_info(); the entry is never confirmed, so no counter counts the drop (net/netfilter/nf_nat_masquerade.c) |
 //!
 //! Global values a scenario changes are set through
 //! `conntrack_core::host::GlobalSysctlGuard`; `table-full` and

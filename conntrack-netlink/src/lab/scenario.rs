@@ -36,6 +36,7 @@ enum Kind {
     UdpFlood,
     Invalid,
     Healthy,
+    NatNoAddress,
 }
 
 /// One incident class of the lab.
@@ -43,7 +44,7 @@ enum Kind {
 pub struct Scenario {
     /// The name `lab run` takes.
     pub name: &'static str,
-    /// The incident class (1 to 7) of the lab's README.
+    /// The incident class (1 to 8) of the lab's README.
     pub class: u8,
     /// One line.
     pub title: &'static str,
@@ -194,6 +195,25 @@ pub const SCENARIOS: &[Scenario] = &[
         changes: &[],
         kind: Kind::Healthy,
     },
+    Scenario {
+        name: "nat-no-address",
+        class: 8,
+        title: "source NAT without an address: MASQUERADE drops every new flow",
+        shows: "the router keeps no IPv4 address a MASQUERADE could use (none on its links to \
+                the servers, which stay reachable by device routes; only scope-link ones \
+                toward the clients); a client opens 50 new UDP flows per second to a server: \
+                nf_nat_masquerade_ipv4() finds no address, logs 's0 ate my IP address' and \
+                drops the first packet of each. No conntrack counter moves and the table \
+                stays empty (the entries are never confirmed); the masquerade rule's counter \
+                counts the packets it dropped",
+        expect: "from the counters alone nothing (no conntrack counter counts NAT's drops: \
+                 doctor exits 0 with no finding of warning level, 'HEALTHY as far as judged', \
+                 NAT failures under 'could not judge'); with --trace, \
+                 nat-failures (critical) with snat-no-address named first and plan \
+                 advice:nat-address, nothing resized",
+        changes: &[],
+        kind: Kind::NatNoAddress,
+    },
 ];
 
 /// Options of a start.
@@ -292,8 +312,15 @@ impl fmt::Display for Summary {
         for (name, a, ok, failed) in &self.traffic {
             writeln!(f, "  {name}: {a} attempts, {ok} completed, {failed} failed")?;
         }
-        for l in &self.kernel_log {
-            writeln!(f, "  kernel: {l}")?;
+        // A line repeated (MASQUERADE logs one per packet) is shown once.
+        let mut i = 0;
+        while let Some(l) = self.kernel_log.get(i) {
+            let n = self.kernel_log[i..].iter().take_while(|x| *x == l).count();
+            match n {
+                1 => writeln!(f, "  kernel: {l}")?,
+                n => writeln!(f, "  kernel: {l} ({n} times)")?,
+            }
+            i += n;
         }
         for n in &self.notes {
             writeln!(f, "  {n}")?;
@@ -438,6 +465,10 @@ impl Scenario {
                 spec.servers = 2;
                 spec.ruleset.dnat_port = Some(53);
             }
+            Kind::NatNoAddress => {
+                spec.ruleset.count_masquerade = true;
+                spec.masquerade_without_address = true;
+            }
             _ => {}
         }
         spec
@@ -526,13 +557,18 @@ impl Running {
         Ok(delta(&now, &self.baseline, c))
     }
 
-    /// Conntrack's kernel log lines since the scenario started
-    /// (`nf_conntrack:` and `nf_ct_proto_` lines).
+    /// Conntrack's and NAT's kernel log lines since the scenario started
+    /// (`nf_conntrack:` and `nf_ct_proto_` lines, and MASQUERADE's
+    /// `<dev> ate my IP address`).
     pub fn kernel_log(&mut self) -> Vec<String> {
         self.kmsg.as_mut().map_or_else(Vec::new, |k| {
             k.lines()
                 .iter()
-                .filter(|l| l.contains("nf_conntrack") || l.contains("nf_ct_proto_"))
+                .filter(|l| {
+                    l.contains("nf_conntrack")
+                        || l.contains("nf_ct_proto_")
+                        || l.contains("ate my IP address")
+                })
                 .cloned()
                 .collect()
         })
@@ -712,6 +748,23 @@ impl Running {
                 self.traffic
                     .push(traffic::invalid_segments(&c0, pairs, s0.addr, 1500.0)?);
             }
+            Kind::NatNoAddress => {
+                // A server that answers: a flow that got through would
+                // complete, and the scenario would not start.
+                self.traffic.push(traffic::udp_server(&s0, 53)?);
+                self.notes.push(
+                    "the router has no universe-scope IPv4 address: MASQUERADE drops every new \
+                     flow toward the servers (its rule's counter counts them; conntrack's \
+                     counters do not)"
+                        .into(),
+                );
+                self.baseline = self.stats()?;
+                self.traffic.push(traffic::udp_new_flows(
+                    &c0,
+                    SocketAddrV4::new(s0.addr, 53),
+                    50.0,
+                )?);
+            }
             Kind::Healthy => {
                 let c1 = two(c1)?;
                 let s1 = s1.ok_or_else(|| {
@@ -796,6 +849,9 @@ impl Running {
             Kind::UdpFlood => "the table at max and early_drop rising",
             Kind::Invalid => "invalid rising (at least 500) and the kernel's reasons logged",
             Kind::Healthy => "300 DNS-like replies and 1,000 requests served",
+            Kind::NatNoAddress => {
+                "the masquerade rule counting 100 new flows toward the server, none answered"
+            }
         }
     }
 
@@ -815,7 +871,7 @@ impl Running {
                 .find(|(n, _)| n == name)
                 .map_or((0, 0, 0), |(_, c)| *c)
         };
-        let state = format!(
+        let mut state = format!(
             "entries {entries}, insert_failed +{}, drop +{}, early_drop +{}, clash_resolve +{}, \
              chaintoolong +{}, invalid +{}",
             d(Counter::InsertFailed),
@@ -858,6 +914,14 @@ impl Running {
                 d(Counter::Invalid) >= 500 && logged
             }
             Kind::Healthy => attempts("udp-requests").1 >= 300 && attempts("persistent").1 >= 1000,
+            Kind::NatNoAddress => {
+                let masq = self.lab.masquerade_packets()?.unwrap_or(0);
+                let answered = attempts("udp-flows").1;
+                state.push_str(&format!(
+                    ", masquerade rule {masq} packets, {answered} flows answered"
+                ));
+                masq >= 100 && answered == 0
+            }
         };
         Ok((ready, state))
     }
@@ -888,6 +952,10 @@ impl Running {
         let elapsed = self.started.elapsed();
         let mut first_err = self.stop_traffic().err();
         let traffic = std::mem::take(&mut self.stopped);
+        // What no conntrack counter shows: the packets source NAT dropped.
+        if let Ok(Some(n)) = self.lab.masquerade_packets() {
+            self.notes.push(format!("masquerade rule: {n} packets"));
+        }
         let kernel_log: Vec<String> = self.kernel_log().into_iter().take(20).collect();
         let counters = end
             .as_ref()
@@ -932,7 +1000,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_unique_and_classes_cover_one_to_seven() {
+    fn names_are_unique_and_classes_cover_one_to_eight() {
         for (i, s) in SCENARIOS.iter().enumerate() {
             assert!(
                 SCENARIOS[i + 1..].iter().all(|t| t.name != s.name),
@@ -941,9 +1009,33 @@ mod tests {
             );
             assert_eq!(Scenario::find(s.name), Some(s));
         }
-        for class in 1..=7 {
+        for class in 1..=8 {
             assert!(SCENARIOS.iter().any(|s| s.class == class), "class {class}");
         }
+    }
+
+    #[test]
+    fn repeated_kernel_lines_are_shown_once() {
+        let s = Summary {
+            scenario: "nat-no-address",
+            elapsed: Duration::from_secs(1),
+            entries: Some(0),
+            counters: Vec::new(),
+            traffic: Vec::new(),
+            kernel_log: vec![
+                "a".into(),
+                "s0 ate my IP address".into(),
+                "s0 ate my IP address".into(),
+                "b".into(),
+            ],
+            notes: Vec::new(),
+        };
+        let text = s.to_string();
+        assert!(
+            text.contains("  kernel: a\n  kernel: s0 ate my IP address (2 times)\n  kernel: b\n"),
+            "{text}"
+        );
+        assert!(text.contains("counters: none rose"));
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub struct Ruleset {
     /// `ct state invalid drop` in the forward chain (a usual firewall;
     /// `invalid` is counted before the rule sees the packet).
     pub drop_invalid: bool,
+    /// A `counter` on the masquerade rule: the packets that reached it
+    /// ([`Lab::masquerade_packets`]), which source NAT itself drops when
+    /// it has no address to use (no conntrack counter counts those).
+    pub count_masquerade: bool,
 }
 
 impl Default for Ruleset {
@@ -68,6 +72,7 @@ impl Default for Ruleset {
             masquerade: true,
             fully_random: false,
             drop_invalid: true,
+            count_masquerade: false,
         }
     }
 }
@@ -98,7 +103,12 @@ impl Ruleset {
         }
         let post = if self.masquerade {
             format!(
-                "    oifname \"s*\" masquerade{}\n",
+                "    oifname \"s*\" {}masquerade{}\n",
+                if self.count_masquerade {
+                    "counter "
+                } else {
+                    ""
+                },
                 if self.fully_random {
                     " fully-random"
                 } else {
@@ -137,6 +147,16 @@ pub struct LabSpec {
     /// nftables rules for each server's `input` hook (an `inet` table),
     /// e.g. `tcp dport != 80 drop` for a server that ignores scans.
     pub server_input: Vec<String>,
+    /// Leave the router no IPv4 address a MASQUERADE toward the servers
+    /// could use: its addresses on the servers' links are removed (a
+    /// device route keeps each server reachable) and those on the
+    /// clients' links are made `scope link`. `nf_nat_masquerade_ipv4()`
+    /// (net/netfilter/nf_nat_masquerade.c) asks `inet_select_addr(out,
+    /// nexthop, RT_SCOPE_UNIVERSE)`, which looks at the output device and
+    /// then every device of the namespace for a universe-scope address,
+    /// finds none, logs "s0 ate my IP address" and returns `NF_DROP` for
+    /// the first packet of every new flow toward the servers.
+    pub masquerade_without_address: bool,
 }
 
 impl Default for LabSpec {
@@ -147,6 +167,7 @@ impl Default for LabSpec {
             ruleset: Ruleset::default(),
             router_sysctls: Vec::new(),
             server_input: Vec::new(),
+            masquerade_without_address: false,
         }
     }
 }
@@ -238,6 +259,9 @@ impl Lab {
                 )?;
             }
         }
+        if spec.masquerade_without_address {
+            self.take_masquerade_addresses()?;
+        }
         run(
             "ip",
             &[
@@ -259,6 +283,63 @@ impl Lab {
         set_sysctls(&r, &sysctls)?;
         nft(&r, &spec.ruleset.render(spec.servers))?;
         Ok(())
+    }
+
+    /// [`LabSpec::masquerade_without_address`]: the servers' links keep a
+    /// device route and lose the router's address; the clients' links
+    /// keep theirs at `scope link`.
+    fn take_masquerade_addresses(&self) -> Result<(), LabError> {
+        let r = &self.router;
+        for s in &self.servers {
+            let gw = format!("{}/24", s.gateway);
+            run("ip", &["-n", r, "addr", "del", &gw, "dev", &s.router_iface])?;
+            let net = format!("{}/24", Ipv4Addr::from(u32::from(s.addr) & !0xff));
+            run(
+                "ip",
+                &["-n", r, "route", "add", &net, "dev", &s.router_iface],
+            )?;
+        }
+        for c in &self.clients {
+            let gw = format!("{}/24", c.gateway);
+            run("ip", &["-n", r, "addr", "del", &gw, "dev", &c.router_iface])?;
+            run(
+                "ip",
+                &[
+                    "-n",
+                    r,
+                    "addr",
+                    "add",
+                    &gw,
+                    "dev",
+                    &c.router_iface,
+                    "scope",
+                    "link",
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The packets the router's masquerade rule has seen (its `counter`,
+    /// with [`Ruleset::count_masquerade`]): the first packet of every new
+    /// flow toward the servers. `None` when the rule has no counter.
+    pub fn masquerade_packets(&self) -> Result<Option<u64>, LabError> {
+        let text = run_with_input(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.router,
+                "nft",
+                "list",
+                "chain",
+                "ip",
+                "lab",
+                "postrouting",
+            ],
+            None,
+        )?;
+        Ok(masquerade_counter(&text))
     }
 
     /// The lab's id (`ckit-lab-PID-N`), the prefix of its namespaces.
@@ -373,6 +454,19 @@ fn link(router: &str, host: &Host) -> Result<(), LabError> {
     )
 }
 
+/// The packet count of the masquerade rule in `nft list` output
+/// (`oifname "s*" counter packets 40 bytes 1160 masquerade`).
+fn masquerade_counter(text: &str) -> Option<u64> {
+    text.lines()
+        .filter(|l| l.contains("masquerade"))
+        .find_map(|l| {
+            let toks: Vec<&str> = l.split_whitespace().collect();
+            toks.windows(3)
+                .find(|w| w[0] == "counter" && w[1] == "packets")
+                .and_then(|w| w[2].parse().ok())
+        })
+}
+
 /// Loads an nftables ruleset in a namespace (`ip netns exec NS nft -f -`).
 pub(crate) fn nft(netns: &str, ruleset: &str) -> Result<(), LabError> {
     run_with_input(
@@ -440,4 +534,27 @@ pub fn clean_stale() -> Result<Vec<String>, LabError> {
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_masquerade_counter_is_read_from_nft_list() {
+        let r = Ruleset {
+            count_masquerade: true,
+            ..Ruleset::default()
+        };
+        assert!(r.render(1).contains("oifname \"s*\" counter masquerade\n"));
+        let listed = "table ip lab {\n\tchain postrouting {\n\t\ttype nat hook postrouting \
+                      priority srcnat; policy accept;\n\t\toifname \"s*\" counter packets 40 \
+                      bytes 1160 masquerade\n\t}\n}\n";
+        assert_eq!(masquerade_counter(listed), Some(40));
+        assert_eq!(
+            masquerade_counter(&listed.replace("counter packets 40 bytes 1160 ", "")),
+            None
+        );
+        assert_eq!(masquerade_counter("counter packets x masquerade"), None);
+    }
 }

@@ -57,20 +57,54 @@
 //!   `IPS_SRC_NAT` at POSTROUTING (nf_nat_inet_fn(): the masqueraded
 //!   flow's output interface changed, nf_ct_kill() and `NF_DROP`).
 //!
-//! What it cannot tell apart: a `drop` verdict written in a NAT chain is
-//! a NAT failure to it (the verdict is NAT's hook's); on the fallback
-//! path, a filter chain hooked at postrouting before srcnat (priority
-//! below 100; iptables has no filter table there, nftables can) or at
-//! prerouting before dstnat dropping a new flow looks like NAT's step;
-//! NAT of locally delivered packets (LOCAL_IN) is recognised by the stack
-//! only (`skb->dev` is the input device there), which the program walks
-//! only when `IPS_DST_NAT_DONE` is missing. A counter moved by a path that
-//! frees no packet through netfilter (ctnetlink's chain-cap refusals in
-//! nf_conntrack_hash_check_insert(), which count `chaintoolong`; openvswitch
-//! and tc's act_ct confirming entries) is credited to the next drop on that
-//! CPU in that namespace; a locally generated packet preempted and
-//! migrated between the count and the free (kernels with full preemption)
-//! would be seen as a ruleset drop on the other CPU.
+//! What it cannot tell apart, each case pinned by a live test in
+//! `tests/lab_trace.rs` (on 6.18.44, nftables and iptables-legacy):
+//!
+//! - **A `drop` verdict written in a NAT chain** is a NAT failure to it,
+//!   at that chain's hook (`a_drop_rule_in_a_nat_chain_is_reported_as_a_nat_failure`:
+//!   `udp dport 11 drop` in the srcnat chain is `NatFailure` at
+//!   POSTROUTING, in the dstnat chain at PREROUTING). nft_do_chain() frees
+//!   the packet of every `NF_DROP` its chain returns, a rule's as
+//!   MASQUERADE's, in the same place with `nf_nat_inet_fn` below it, and
+//!   the entry's NAT bits are the same (that hook's mapping not made):
+//!   nothing in the record differs.
+//! - **A chain hooked before NAT at NAT's hook** (postrouting below
+//!   srcnat's priority 100, prerouting below dstnat's -100) dropping a new
+//!   flow leaves the entry as NAT's step would find it, so the stack is
+//!   walked. With nftables on 6.18 it is told apart: the packet is freed
+//!   in nft_do_chain(), outside `nf_hook_slow`, with no NAT hook function
+//!   on the stack, so it is a ruleset verdict (`Other(Unconfirmed)`, hook
+//!   named; `a_filter_chain_before_nat_is_not_a_nat_failure`). Where the
+//!   verdict comes back to `nf_hook_slow` before the free (x_tables, whose
+//!   mangle table hooks PREROUTING and POSTROUTING at -150 and may DROP;
+//!   kernels before nf_tables freed its own drops), the hook and the NAT
+//!   bits decide, and it is a `NatFailure`
+//!   (`an_iptables_mangle_drop_before_nat_is_taken_for_a_nat_failure`).
+//! - **NAT of locally delivered packets** (LOCAL_IN) is recognised by the
+//!   stack only (`skb->dev` is the input device there), which the program
+//!   walks only when `IPS_DST_NAT_DONE` is missing.
+//! - **Counters moved by a path that frees no packet through netfilter**
+//!   (ctnetlink's chain-cap refusals in nf_conntrack_hash_check_insert(),
+//!   which count `chaintoolong` on the inserting thread's CPU; openvswitch
+//!   and tc's act_ct confirming entries) are credited to the next drop on
+//!   that CPU in that namespace whose counters the program reads, those
+//!   freed in `nf_hook_slow`. NAT's drops under nftables are freed in
+//!   nft_do_chain(), where no counter is read: they stay `NatFailure`
+//!   after such refusals (`ctnetlink_refusals_before_nat_failures_on_one_cpu`;
+//!   the refusals make no record, so `chaintoolong` then exceeds the
+//!   chain-cap records). An x_tables MASQUERADE's drop is freed in
+//!   `nf_hook_slow`: the first one after refusals on its CPU (once an
+//!   earlier drop there gave the program its baseline) sees
+//!   `chaintoolong` moved, gets no stack walk, and is named a ruleset
+//!   verdict (`ctnetlink_refusals_before_an_iptables_masquerade_failure_on_one_cpu`,
+//!   ignored: it fails on this program, which decides NAT candidacy on
+//!   "no counter moved" where "neither `drop` nor `insert_failed` moved"
+//!   would do, since every refusal at confirmation counts
+//!   `insert_failed`). Without `/proc/kallsyms` addresses every drop reads
+//!   the counters, nftables' NAT drops included.
+//! - A locally generated packet preempted and migrated between the count
+//!   and the free (kernels with full preemption) would be seen as a
+//!   ruleset drop on the other CPU.
 //!
 //! User space names the [`DropReason`] from the record's counters
 //! ([`Counted`]) and state. Where the kernel-side read is impossible it
@@ -517,19 +551,8 @@ mod tests {
             time: SystemTime::UNIX_EPOCH,
             reason: DropReason::TableFull,
             raw: RawDrop {
-                state: EntryState::NoEntry,
-                cpu: 0,
-                monotonic_ns: 0,
-                location: 0,
-                netns: 1,
-                orig: Some(t),
-                reply: None,
-                zone: None,
                 mark: Some(7),
-                status: None,
-                counted: None,
-                output_dev: false,
-                stack: None,
+                ..RawDrop::no_entry(1, 0, t)
             },
             location: None,
             hook: None,

@@ -227,6 +227,43 @@ fn u64_at(b: &[u8], r: std::ops::Range<usize>) -> u64 {
 }
 
 impl RawDrop {
+    /// The record of a packet dropped with no conntrack entry attached
+    /// (table full, or a hook before conntrack), as the program writes it
+    /// when it has no counter baseline: the tuple read from the packet's
+    /// headers, nothing else known. For records a caller builds (replays,
+    /// tests); set the other fields on the result.
+    ///
+    /// ```
+    /// use conntrack_core::{L4Proto, L4Tuple, Tuple};
+    /// use conntrack_netlink::trace::{EntryState, RawDrop};
+    /// let t = Tuple::new(
+    ///     "10.0.0.1".parse().unwrap(),
+    ///     "10.0.0.2".parse().unwrap(),
+    ///     L4Proto::UDP,
+    ///     L4Tuple::Ports { src: 4000, dst: 53 },
+    /// );
+    /// let r = RawDrop::no_entry(4026531840, 1, t);
+    /// assert_eq!((r.state, r.orig, r.reply), (EntryState::NoEntry, Some(t), None));
+    /// assert_eq!(RawDrop::parse(&r.emit()), Ok(r));
+    /// ```
+    pub fn no_entry(netns: u32, cpu: u32, orig: Tuple) -> RawDrop {
+        RawDrop {
+            state: EntryState::NoEntry,
+            cpu,
+            monotonic_ns: 0,
+            location: 0,
+            netns,
+            orig: Some(orig),
+            reply: None,
+            zone: None,
+            mark: None,
+            status: None,
+            counted: None,
+            output_dev: false,
+            stack: None,
+        }
+    }
+
     /// Decodes one record. Never panics; longer input is accepted (the
     /// ring buffer rounds sizes up), shorter is [`RecordError::Truncated`].
     pub fn parse(b: &[u8]) -> Result<RawDrop, RecordError> {
@@ -503,21 +540,8 @@ mod tests {
 
     #[test]
     fn no_entry_record_has_packet_tuple_only() {
-        let r = RawDrop {
-            state: EntryState::NoEntry,
-            cpu: 0,
-            monotonic_ns: 1,
-            location: 2,
-            netns: 3,
-            orig: Some(tcp("10.0.0.1", 1, "10.0.0.2", 2)),
-            reply: None,
-            zone: None,
-            mark: Some(0),
-            status: None,
-            counted: None,
-            output_dev: false,
-            stack: None,
-        };
+        let mut r = RawDrop::no_entry(3, 0, tcp("10.0.0.1", 1, "10.0.0.2", 2));
+        (r.monotonic_ns, r.location, r.mark) = (1, 2, Some(0));
         assert_eq!(RawDrop::parse(&r.emit()), Ok(r));
     }
 

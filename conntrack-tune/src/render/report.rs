@@ -99,7 +99,9 @@ fn status_word(s: Status) -> &'static str {
 /// let r = Report::build(&obs, Origin::capture("demo"), &Default::default()).unwrap();
 /// let t = conntrack_tune::render::report_text(&r);
 /// assert!(t.contains("== Table"));
-/// assert!(t.trim_end().ends_with("verdict: HEALTHY"));
+/// // Healthy, naming what the observation did not allow judging.
+/// let verdict = t.lines().last().unwrap();
+/// assert!(verdict.starts_with("verdict: HEALTHY as far as judged (not judged: "), "{verdict}");
 /// ```
 pub fn report_text(r: &Report) -> String {
     let mut o = String::new();
@@ -158,7 +160,18 @@ pub fn report_text(r: &Report) -> String {
             wrap_hanging(&mut o, "  - ", "    ", note);
         }
     }
-    let _ = writeln!(o, "\nverdict: {}", status_word(r.status));
+    let _ = write!(o, "\nverdict: {}", status_word(r.status));
+    // Healthy says what was judged: a part the observation did not allow
+    // (NAT's own drops without a trace, which no counter shows) is named.
+    if r.status == Status::Healthy && !r.plan.unjudged.is_empty() {
+        let topics: Vec<&str> = r.plan.unjudged.iter().map(|u| u.topic.as_str()).collect();
+        let _ = write!(
+            o,
+            " as far as judged (not judged: {}; see Could not judge)",
+            topics.join(", ")
+        );
+    }
+    o.push('\n');
     escape_controls_keep_lines(&o)
 }
 

@@ -1,8 +1,10 @@
 //! Advice for the workload, one action per remedy a finding recommends:
 //! reuse connections, take high-churn containers off NAT, limit sources
 //! of unanswered flows, close sockets left in CLOSE_WAIT, find the source
-//! of invalid packets. The effects name what the evidence shows (the
-//! destinations short-lived connections go to, the sources).
+//! of invalid packets, give source NAT an address. The effects name what
+//! the evidence shows (the destinations short-lived connections go to, the
+//! sources). Without a drop trace, a ruleset with MASQUERADE leaves NAT's
+//! own drops unjudged: no counter shows them.
 
 use super::{Ctx, Outcome};
 use crate::plan::*;
@@ -80,7 +82,28 @@ pub(crate) fn plan(cx: &Ctx) -> Outcome {
             o.actions.push(a);
         }
     }
+    if cx.recommending(Remedy::FixNatAddress).is_none() && untraced_masquerade(cx) {
+        o.unjudged(
+            "nat failures",
+            "drops were not traced: a MASQUERADE that finds no IPv4 address to use drops the \
+             first packet of every new flow it handles, and no conntrack counter counts those \
+             drops (the entry is never confirmed); `doctor --trace` on the live host shows \
+             them, so does the kernel log's '<dev> ate my IP address'",
+        );
+    }
     o
+}
+
+/// MASQUERADE rules in the ruleset and no drop tracer over the window:
+/// NAT's own drops could have happened unseen (nf_nat_masquerade_ipv4()
+/// returns NF_DROP without counting, net/netfilter/nf_nat_masquerade.c).
+fn untraced_masquerade(cx: &Ctx) -> bool {
+    cx.facts.obs.drops.is_none()
+        && cx.facts.obs.config.nat_rules.as_ref().is_some_and(|r| {
+            r.source_nat
+                .iter()
+                .any(|s| s.kind == conntrack_core::nat_rules::SourceNatKind::Masquerade)
+        })
 }
 
 fn reuse(cx: &Ctx) -> Action {
