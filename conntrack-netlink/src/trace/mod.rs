@@ -132,7 +132,7 @@ pub mod record;
 #[cfg(feature = "trace")]
 mod loader;
 #[cfg(feature = "trace")]
-pub use loader::{TraceConfig, Tracer};
+pub use loader::{ProgramStats, RunTimeStats, TraceConfig, Tracer};
 
 use conntrack_core::{Counters, FlowLike, ProtoInfo, Status, Tuple};
 pub use record::{Counted, EntryState, RawDrop, RecordError};
