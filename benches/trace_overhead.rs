@@ -23,6 +23,10 @@
 //!   conntrack failure), checks that the entry cannot be at a NAT step and
 //!   counts it in a per-CPU map without a record or a stack walk
 //!   (`TraceConfig::include_ruleset` is off). The tracer's worst case.
+//! - `ruleset_drop_other_netns`: the same traffic with the tracer asked for
+//!   another namespace (the server's): the program runs for each drop and
+//!   leaves after reading the packet's namespace. What the tracepoint and
+//!   the program's entry cost before any classification.
 //!
 //! Method: per case, `CONNTRACK_KIT_BENCH_PAIRS` (default 24) pairs of
 //! short rounds (`CONNTRACK_KIT_BENCH_ROUND_MS`, default 400 ms), each pair
@@ -87,6 +91,22 @@ impl Round {
 fn thread_cpu() -> Duration {
     let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).expect("thread CPU clock");
     Duration::new(t.tv_sec().max(0) as u64, t.tv_nsec().max(0) as u32)
+}
+
+/// Before every measured round, tracer or not: a pause (the server drains
+/// its socket, the tracer's loading is over) and an unmeasured warm-up
+/// burst, so that both rounds of a pair start from the same state. (Without
+/// it the traced rounds, which followed the tracer's loading, started
+/// from an idle server and ran faster than the untraced ones in
+/// `forward`.)
+const SETTLE: Duration = Duration::from_millis(200);
+const WARM_UP: Duration = Duration::from_millis(100);
+
+/// [`SETTLE`], [`WARM_UP`], then one measured round.
+fn measured(sock: &UdpSocket, port: u16, len: Duration) -> Round {
+    std::thread::sleep(SETTLE);
+    round(sock, port, WARM_UP);
+    round(sock, port, len)
 }
 
 /// Sends 64-byte datagrams to the server's `port` for `len`.
@@ -195,8 +215,8 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn start_tracer() -> Option<Tracer> {
-    match Tracer::start(&TraceConfig::default()) {
+fn start_tracer(cfg: &TraceConfig) -> Option<Tracer> {
+    match Tracer::start(cfg) {
         Ok(t) => Some(t),
         Err(e) => {
             eprintln!("trace_overhead: {e}; nothing more measured");
@@ -208,6 +228,7 @@ fn start_tracer() -> Option<Tracer> {
 /// Runs one case; `None` when the tracer could not start.
 fn case(
     name: &str,
+    cfg: &TraceConfig,
     sock: &UdpSocket,
     port: u16,
     pairs: u64,
@@ -219,11 +240,16 @@ fn case(
     let mut pps = Vec::new();
     let mut cpu = Vec::new();
     let mut untraced_pps = Vec::new();
+    let mut on_cpu = Vec::new();
     for i in 0..pairs {
         let traced_first = i % 2 == 1;
         let run = |traced: bool| -> Option<Round> {
-            let tracer = if traced { Some(start_tracer()?) } else { None };
-            let r = round(sock, port, len);
+            let tracer = if traced {
+                Some(start_tracer(cfg)?)
+            } else {
+                None
+            };
+            let r = measured(sock, port, len);
             drop(tracer);
             Some(r)
         };
@@ -253,11 +279,21 @@ fn case(
         pps.push(t.pps() / u.pps());
         cpu.push(u.cpu_ns_per_packet() / t.cpu_ns_per_packet());
         untraced_pps.push(u.pps() / 1e3);
+        for r in [u, t] {
+            on_cpu.push(r.cpu.as_secs_f64() / r.wall.as_secs_f64());
+        }
     }
     let u = summary(untraced_pps);
+    let c = summary(on_cpu);
     println!(
-        "trace_overhead/{name}: untraced {:.1} k/s median ({:.1}-{:.1})",
-        u.median, u.min, u.max
+        "trace_overhead/{name}: untraced {:.1} k/s median ({:.1}-{:.1}); sending thread on CPU \
+         {:.1} % of the wall time (median; {:.1}-{:.1})",
+        u.median,
+        u.min,
+        u.max,
+        100.0 * c.median,
+        100.0 * c.min,
+        100.0 * c.max
     );
     println!(
         "trace_overhead/{name}: traced/untraced packets per second: {}",
@@ -278,7 +314,9 @@ fn case(
     let mut per_run = Vec::new();
     let mut per_packet = Vec::new();
     for _ in 0..stats_rounds {
-        let tracer = start_tracer()?;
+        let tracer = start_tracer(cfg)?;
+        std::thread::sleep(SETTLE);
+        round(sock, port, WARM_UP);
         let before = tracer.program_stats().unwrap_or_default();
         let r = round(sock, port, len);
         let d: ProgramStats = tracer.program_stats().unwrap_or_default().since(&before);
@@ -331,8 +369,14 @@ fn bench(lab: &Lab, bench_mode: bool) {
         len.as_millis(),
         load_average()
     );
-    for (name, port) in [("forward", 9u16), ("ruleset_drop", 10)] {
-        if case(name, &sock, port, pairs, len, stats_rounds).is_none() {
+    let every = TraceConfig::default();
+    let elsewhere = TraceConfig::default().with_netns(Netns::named(&lab.servers()[0].netns));
+    for (name, cfg, port) in [
+        ("forward", &every, 9u16),
+        ("ruleset_drop", &every, 10),
+        ("ruleset_drop_other_netns", &elsewhere, 10),
+    ] {
+        if case(name, cfg, &sock, port, pairs, len, stats_rounds).is_none() {
             break;
         }
     }
