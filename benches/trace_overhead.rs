@@ -50,7 +50,7 @@
 //! runs per packet and nanoseconds per run.
 //!
 //! `flock /tmp/bench.lock cargo bench --bench trace_overhead --features
-//! trace,lab` as root; without root or tracing support it says why and
+//! trace,lab` as root (`-- NAME` runs the cases whose names contain NAME); without root or tracing support it says why and
 //! measures nothing; under `cargo test --all-targets` (as root) it is a
 //! smoke test of two short pairs. Results in BENCHMARKS.md.
 
@@ -336,7 +336,8 @@ fn case(
     Some(())
 }
 
-fn bench(lab: &Lab, bench_mode: bool) {
+/// `filter`: the cases whose names contain one of these (all when empty).
+fn bench(lab: &Lab, bench_mode: bool, filter: &[String]) {
     let sock = Netns::named(&lab.clients()[0].netns)
         .run(|| Ok(UdpSocket::bind("198.18.0.2:40000").expect("bind")))
         .expect("enter client");
@@ -376,6 +377,9 @@ fn bench(lab: &Lab, bench_mode: bool) {
         ("ruleset_drop", &every, 10),
         ("ruleset_drop_other_netns", &elsewhere, 10),
     ] {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
         if case(name, cfg, &sock, port, pairs, len, stats_rounds).is_none() {
             break;
         }
@@ -398,5 +402,11 @@ fn main() {
     // while this runs (their drops would be this router's too).
     let _globals = GlobalSysctlShare::acquire().expect("global sysctl lock");
     let lab = lab();
-    bench(&lab, bench_mode);
+    // Arguments that are not flags select cases by name, as criterion's
+    // filters do (`cargo bench --bench trace_overhead -- ruleset_drop`).
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    bench(&lab, bench_mode, &filter);
 }
