@@ -57,6 +57,16 @@
 //!   `IPS_SRC_NAT` at POSTROUTING (nf_nat_inet_fn(): the masqueraded
 //!   flow's output interface changed, nf_ct_kill() and `NF_DROP`).
 //!
+//! - **Cheap on the per-drop path.** Every `kfree_skb` runs the program
+//!   and all but netfilter's drops leave at the first test. For a
+//!   netfilter drop the entry's namespace, status and hash link and the
+//!   route's device are read with plain loads on Linux 6.17+ (the entry
+//!   cast with `bpf_rdonly_cast(ptr, 0)`; the BPF source says why not to
+//!   its type), with `bpf_probe_read_kernel()` on older kernels: build.rs
+//!   compiles both objects and the loader falls back to the second when
+//!   the kernel refuses the first. `Tracer::program_stats` and
+//!   `RunTimeStats` measure it.
+//!
 //! What it cannot tell apart: a `drop` verdict written in a NAT chain is
 //! a NAT failure to it (the verdict is NAT's hook's); on the fallback
 //! path, a filter chain hooked at postrouting before srcnat (priority
