@@ -24,8 +24,8 @@ fn main() {
     let dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     // Two objects from the one source: reading kernel memory with plain
     // loads (DIRECT_READS, Linux 6.17+) and with bpf_probe_read_kernel()
-    // (any kernel the tracer supports); the loader tries them in order.
-    // The source says why.
+    // (any kernel the tracer supports); the loader picks one. The source
+    // says why.
     for (name, defines) in [
         ("conntrack_drops.bpf.o", &["-DDIRECT_READS"][..]),
         ("conntrack_drops_compat.bpf.o", &[][..]),

@@ -19,7 +19,9 @@ use std::time::{Duration, SystemTime};
 /// The objects build.rs compiled from the one source: reading kernel
 /// memory with plain loads (`DIRECT_READS`, Linux 6.17+: cheaper per drop)
 /// and with `bpf_probe_read_kernel()` (any kernel the tracer supports).
-/// The loader tries them in this order.
+/// The loader takes the first where the kernel advertises the cast it
+/// needs (`kernel_casts_to_void`), and the second otherwise or when the
+/// kernel refuses the first.
 static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/conntrack_drops.bpf.o"));
 static BPF_OBJECT_COMPAT: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/conntrack_drops_compat.bpf.o"));
@@ -137,6 +139,7 @@ impl Tracer {
         let include = cfg.include_ruleset;
         let syms = read_kallsyms();
         let hook_slow = symbol_range(&syms, "nf_hook_slow");
+        let direct_reads = super::kernel_casts_to_void();
         let thread = std::thread::Builder::new()
             .name("conntrack-trace".into())
             .spawn(move || {
@@ -145,6 +148,7 @@ impl Tracer {
                         inum,
                         include_ruleset: include,
                         hook_slow,
+                        direct_reads,
                     },
                     ready_tx,
                     tx,
@@ -333,6 +337,8 @@ struct Setup {
     include_ruleset: bool,
     /// `nf_hook_slow`'s text range, when /proc/kallsyms shows addresses.
     hook_slow: Option<(u64, u64)>,
+    /// The kernel advertises what [`BPF_OBJECT`] needs (Linux 6.17+).
+    direct_reads: bool,
 }
 
 /// What the program counts, for the [`Tracer`].
@@ -382,12 +388,23 @@ fn run(
         inum,
         include_ruleset,
         hook_slow,
+        direct_reads,
     } = setup;
-    // The kernel may refuse the direct reads (older than 6.17): the
-    // compatible object then, and its error if it fails too.
-    let obj = match load_object(BPF_OBJECT) {
+    // The direct reads where the kernel says it takes them; the
+    // compatible object otherwise, or when the kernel refuses the first
+    // anyway (its error then, if it fails too).
+    let first = if direct_reads {
+        load_object(BPF_OBJECT)
+    } else {
+        load_object(BPF_OBJECT_COMPAT)
+    };
+    let obj = match first {
         Ok(o) => o,
         Err(e @ TraceError::NoPrivileges(_)) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+        Err(e) if !direct_reads => {
             let _ = ready.send(Err(e));
             return;
         }
@@ -1069,14 +1086,23 @@ mod tests {
     }
 
     /// Both objects pass this kernel's verifier (the compatible one is
-    /// what kernels older than 6.17 run; here it is loaded, not attached).
+    /// what kernels older than 6.17 run; here both are loaded, not
+    /// attached), the direct one where the kernel advertises its cast.
     #[test]
     fn both_objects_load() {
         if !conntrack_core::testkit::is_root() || crate::trace::check_support().is_err() {
             eprintln!("skipped: needs root and tracing support");
             return;
         }
-        for (name, bytes) in [("direct", BPF_OBJECT), ("compat", BPF_OBJECT_COMPAT)] {
+        let direct = crate::trace::kernel_casts_to_void();
+        if !direct {
+            eprintln!("the direct object not tried: no BPF_FEAT_RDONLY_CAST_TO_VOID (before 6.17)");
+        }
+        let objects = [("direct", BPF_OBJECT), ("compat", BPF_OBJECT_COMPAT)];
+        for (name, bytes) in objects
+            .into_iter()
+            .filter(|(n, _)| direct || *n == "compat")
+        {
             if let Err(e) = load_object(bytes) {
                 panic!("the {name} object does not load: {e}");
             }

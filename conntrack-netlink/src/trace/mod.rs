@@ -63,8 +63,9 @@
 //!   route's device are read with plain loads on Linux 6.17+ (the entry
 //!   cast with `bpf_rdonly_cast(ptr, 0)`; the BPF source says why not to
 //!   its type), with `bpf_probe_read_kernel()` on older kernels: build.rs
-//!   compiles both objects and the loader falls back to the second when
-//!   the kernel refuses the first. `Tracer::program_stats` and
+//!   compiles both objects; the loader takes the first when the kernel's
+//!   BTF has `BPF_FEAT_RDONLY_CAST_TO_VOID` and falls back to the second
+//!   when the kernel refuses it anyway. `Tracer::program_stats` and
 //!   `RunTimeStats` measure it.
 //!
 //! What it cannot tell apart: a `drop` verdict written in a NAT chain is
@@ -479,6 +480,17 @@ pub fn check_support() -> Result<(), TraceError> {
         }
     }
     Ok(())
+}
+
+/// Whether the kernel accepts `bpf_rdonly_cast(ptr, 0)` (an untyped,
+/// read-only untrusted pointer), which the program's direct reads need:
+/// the kernel says so in its BTF with `BPF_FEAT_RDONLY_CAST_TO_VOID` of
+/// `enum bpf_features` (include/linux/bpf.h, added with the feature in
+/// commit f2362a57aeff, Linux 6.17).
+#[cfg(feature = "trace")]
+pub(crate) fn kernel_casts_to_void() -> bool {
+    std::fs::read("/sys/kernel/btf/vmlinux")
+        .is_ok_and(|btf| contains(&btf, b"BPF_FEAT_RDONLY_CAST_TO_VOID\0"))
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

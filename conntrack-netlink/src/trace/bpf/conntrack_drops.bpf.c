@@ -104,9 +104,12 @@ typedef __u32 __wsum;
 //   `struct nf_conn___init` (net/netfilter/nf_conntrack_bpf.c), which
 //   CO-RE counts as a flavour of `nf_conn`, so the type id is ambiguous:
 //   libbpf's "relocation decision ambiguity".)
-// - Without it (the compatible object, which the loader falls back to
-//   when the kernel refuses the first): bpf_probe_read_kernel() for each
-//   field, as on any 6.0+ kernel.
+//   The kernel advertises the cast in its BTF (BPF_FEAT_RDONLY_CAST_TO_VOID
+//   of enum bpf_features, added by the same series): the loader loads this
+//   object only then.
+// - Without it (the compatible object: older kernels, or when the kernel
+//   refuses the first anyway): bpf_probe_read_kernel() for each field, as
+//   on any 6.0+ kernel.
 //
 // KREAD(p, type, field): `field` of the `type` at address `p` (a number
 // or a pointer).
