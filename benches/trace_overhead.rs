@@ -180,19 +180,17 @@ fn summary(mut v: Vec<f64>) -> Summary {
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Below 6 values the order statistics bound nothing (j clamps to 1).
+        let ci = if self.n >= 6 {
+            format!("{:.3}-{:.3}", self.ci.0, self.ci.1)
+        } else {
+            "none with so few pairs".to_owned()
+        };
         write!(
             f,
-            "median {:.3} (quartiles {:.3}-{:.3}; 95 % interval of the median {:.3}-{:.3}; \
+            "median {:.3} (quartiles {:.3}-{:.3}; 95 % interval of the median {ci}; \
              range {:.3}-{:.3}; {} of {} pairs >= 0.97)",
-            self.median,
-            self.q1,
-            self.q3,
-            self.ci.0,
-            self.ci.1,
-            self.min,
-            self.max,
-            self.at_least_097,
-            self.n
+            self.median, self.q1, self.q3, self.min, self.max, self.at_least_097, self.n
         )
     }
 }
