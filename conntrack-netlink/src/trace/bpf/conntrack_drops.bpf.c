@@ -91,7 +91,8 @@ typedef __u32 __wsum;
 // Reading kernel memory on the per-drop path. Built twice (build.rs):
 //
 // - DIRECT_READS (the default object): the entry, its namespace and the
-//   route are cast with the kfunc bpf_rdonly_cast(obj__ign, btf_id__k)
+//   route (and the device and socket a namespace may come from) are cast
+//   with the kfunc bpf_rdonly_cast(obj__ign, btf_id__k)
 //   (kernel/bpf/helpers.c) and read with plain loads. With btf_id 0 the
 //   kfunc returns read-only, untrusted memory of no type (kernel commit
 //   f2362a57aeff, "bpf: allow void* cast using bpf_rdonly_cast()", Linux
