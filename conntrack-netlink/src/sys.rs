@@ -1,5 +1,7 @@
 //! The few system calls `netlink-sys` does not wrap: `SO_RCVBUFFORCE`,
-//! `SO_RCVTIMEO`, `setns(2)` and `clock_gettime(CLOCK_MONOTONIC)`.
+//! `SO_RCVTIMEO`, `setns(2)` and `clock_gettime(CLOCK_MONOTONIC)`; with
+//! feature `trace`, two `bpf(2)` commands libbpf-rs does not wrap
+//! (`BPF_ENABLE_STATS`, a program's run-time statistics).
 //!
 //! This is the crate's only module with `unsafe` code; every block says why
 //! it is sound. Everything else goes through `netlink-sys` or `std`.
@@ -109,6 +111,51 @@ pub(crate) fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec as u64)
+}
+
+/// `BPF_ENABLE_STATS` with `BPF_STATS_RUN_TIME` (through libbpf's
+/// `bpf_enable_stats()`): every BPF program's `run_cnt` and
+/// `run_time_ns` count while the returned descriptor is open
+/// (kernel/bpf/syscall.c: bpf_enable_runtime_stats() takes a reference
+/// on `bpf_stats_enabled_key`, the descriptor's release drops it). No
+/// sysctl changes; needs `CAP_SYS_ADMIN`.
+#[cfg(feature = "trace")]
+pub(crate) fn bpf_enable_run_time_stats() -> io::Result<std::os::fd::OwnedFd> {
+    use libbpf_rs::libbpf_sys;
+    use std::os::fd::FromRawFd;
+    // SAFETY: bpf_enable_stats() takes a plain integer and shares no
+    // memory with the caller; it returns a new descriptor or -errno.
+    let fd = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(-fd));
+    }
+    // SAFETY: `fd` was just returned by the kernel for us and nothing
+    // else owns it, so it may be owned (and closed) here.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// `run_cnt` and `run_time_ns` of the BPF program `fd` refers to
+/// (`BPF_OBJ_GET_INFO_BY_FD` through libbpf's bpf_obj_get_info_by_fd()).
+#[cfg(feature = "trace")]
+pub(crate) fn bpf_prog_run_stats(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    use libbpf_rs::libbpf_sys;
+    let mut info = libbpf_sys::bpf_prog_info::default();
+    let mut len = u32::try_from(core::mem::size_of::<libbpf_sys::bpf_prog_info>()).unwrap_or(0);
+    // SAFETY: `fd` is a live descriptor borrowed for the call; `info` is a
+    // writable `bpf_prog_info` on our stack and `len` its exact size, which
+    // the kernel writes no further than. Every pointer and array-length
+    // field of `info` is zero, so the kernel fills in no arrays.
+    let rc = unsafe {
+        libbpf_sys::bpf_obj_get_info_by_fd(
+            fd.as_raw_fd(),
+            (&mut info as *mut libbpf_sys::bpf_prog_info).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::from_raw_os_error(-rc));
+    }
+    Ok((info.run_cnt, info.run_time_ns))
 }
 
 /// `sched_setaffinity(0, {cpu})`: pins the *calling thread* to one CPU

@@ -8,6 +8,7 @@ use conntrack_core::Tuple;
 use conntrack_core::stats::Counter;
 use libbpf_rs::{MapCore, MapFlags, ObjectBuilder, PrintLevel, RingBufferBuilder};
 use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,8 +16,15 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-/// The object build.rs compiled.
+/// The objects build.rs compiled from the one source: reading kernel
+/// memory with plain loads (`DIRECT_READS`, Linux 6.17+: cheaper per drop)
+/// and with `bpf_probe_read_kernel()` (any kernel the tracer supports).
+/// The loader takes the first where the kernel advertises the cast it
+/// needs (`kernel_casts_to_void`), and the second otherwise or when the
+/// kernel refuses the first.
 static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/conntrack_drops.bpf.o"));
+static BPF_OBJECT_COMPAT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/conntrack_drops_compat.bpf.o"));
 
 /// What to trace.
 #[derive(Debug, Clone, Default)]
@@ -69,6 +77,9 @@ pub struct Tracer {
     lost: Arc<AtomicU64>,
     /// Ruleset drops the program counted without a record.
     unrecorded: Arc<AtomicU64>,
+    /// The loaded program (a second descriptor: the program's run-time
+    /// statistics are read through it).
+    prog: OwnedFd,
     classifier: Classifier,
 }
 
@@ -128,6 +139,7 @@ impl Tracer {
         let include = cfg.include_ruleset;
         let syms = read_kallsyms();
         let hook_slow = symbol_range(&syms, "nf_hook_slow");
+        let direct_reads = super::kernel_casts_to_void();
         let thread = std::thread::Builder::new()
             .name("conntrack-trace".into())
             .spawn(move || {
@@ -136,6 +148,7 @@ impl Tracer {
                         inum,
                         include_ruleset: include,
                         hook_slow,
+                        direct_reads,
                     },
                     ready_tx,
                     tx,
@@ -147,8 +160,8 @@ impl Tracer {
                 )
             })
             .map_err(|e| TraceError::Setup(format!("spawn: {e}")))?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
+        let prog = match ready_rx.recv() {
+            Ok(Ok(prog)) => prog,
             Ok(Err(e)) => {
                 let _ = thread.join();
                 return Err(e);
@@ -157,7 +170,7 @@ impl Tracer {
                 let _ = thread.join();
                 return Err(TraceError::Setup("tracer thread ended".into()));
             }
-        }
+        };
         let mut classifier = Classifier::new();
         classifier.include_ruleset = cfg.include_ruleset;
         classifier.kallsyms = Some(syms);
@@ -172,6 +185,7 @@ impl Tracer {
             thread: Some(thread),
             lost,
             unrecorded,
+            prog,
             classifier,
         })
     }
@@ -227,6 +241,75 @@ impl Tracer {
     pub fn unrecorded(&self) -> u64 {
         self.unrecorded.load(Ordering::Relaxed) + self.classifier.left_out
     }
+
+    /// The kernel's run-time statistics of the tracer's program: how
+    /// often it ran (every `kfree_skb` of the machine runs it) and for how
+    /// long. The kernel counts them only while run-time statistics are on
+    /// ([`RunTimeStats`], or the `kernel.bpf_stats_enabled` sysctl);
+    /// otherwise both stay where they were. Compare two readings
+    /// ([`ProgramStats::since`]).
+    pub fn program_stats(&self) -> Result<ProgramStats, TraceError> {
+        let (run_cnt, run_time_ns) = crate::sys::bpf_prog_run_stats(self.prog.as_fd())
+            .map_err(|e| TraceError::Setup(format!("reading the program's statistics: {e}")))?;
+        Ok(ProgramStats {
+            run_cnt,
+            run_time_ns,
+        })
+    }
+}
+
+/// A BPF program's run-time statistics (`run_cnt`, `run_time_ns` of
+/// `struct bpf_prog_info`): [`Tracer::program_stats`].
+///
+/// With statistics on, the kernel reads the clock before and after each
+/// run (`__bpf_prog_run()`, include/linux/filter.h): `run_time_ns`
+/// includes part of those two reads, and the runs are that much slower
+/// than without statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProgramStats {
+    /// Runs counted.
+    pub run_cnt: u64,
+    /// Nanoseconds spent in those runs.
+    pub run_time_ns: u64,
+}
+
+impl ProgramStats {
+    /// What was counted since `earlier` (a reading of the same program).
+    pub fn since(&self, earlier: &ProgramStats) -> ProgramStats {
+        ProgramStats {
+            run_cnt: self.run_cnt.saturating_sub(earlier.run_cnt),
+            run_time_ns: self.run_time_ns.saturating_sub(earlier.run_time_ns),
+        }
+    }
+
+    /// Mean nanoseconds per run (`None` without runs).
+    pub fn ns_per_run(&self) -> Option<f64> {
+        (self.run_cnt > 0).then(|| self.run_time_ns as f64 / self.run_cnt as f64)
+    }
+}
+
+/// Keeps the kernel's BPF run-time statistics on while held: every BPF
+/// program's `run_cnt` and `run_time_ns` count ([`ProgramStats`]), at
+/// the cost of two clock reads per run of every program. Uses
+/// `BPF_ENABLE_STATS` (Linux 5.8+), so no sysctl changes: the kernel
+/// turns them off again when the last holder drops it (and
+/// `kernel.bpf_stats_enabled` is 0). Needs `CAP_SYS_ADMIN`.
+#[derive(Debug)]
+pub struct RunTimeStats {
+    _fd: OwnedFd,
+}
+
+impl RunTimeStats {
+    /// Turns statistics on for as long as the value lives.
+    pub fn enable() -> Result<RunTimeStats, TraceError> {
+        match crate::sys::bpf_enable_run_time_stats() {
+            Ok(fd) => Ok(RunTimeStats { _fd: fd }),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                Err(TraceError::NoPrivileges(format!("BPF_ENABLE_STATS: {e}")))
+            }
+            Err(e) => Err(TraceError::Setup(format!("BPF_ENABLE_STATS: {e}"))),
+        }
+    }
 }
 
 impl Drop for Tracer {
@@ -254,6 +337,8 @@ struct Setup {
     include_ruleset: bool,
     /// `nf_hook_slow`'s text range, when /proc/kallsyms shows addresses.
     hook_slow: Option<(u64, u64)>,
+    /// The kernel advertises what [`BPF_OBJECT`] needs (Linux 6.17+).
+    direct_reads: bool,
 }
 
 /// What the program counts, for the [`Tracer`].
@@ -262,9 +347,39 @@ struct Totals {
     unrecorded: Arc<AtomicU64>,
 }
 
+/// Opens and loads one of the objects, with libbpf's messages (the
+/// verifier's log among them) in the error.
+fn load_object(bytes: &[u8]) -> Result<libbpf_rs::Object, TraceError> {
+    if let Ok(mut l) = LIBBPF_LOG.lock() {
+        l.clear();
+    }
+    let prev = libbpf_rs::set_print(Some((PrintLevel::Debug, capture)));
+    let obj = ObjectBuilder::default()
+        .open_memory(bytes)
+        .and_then(|o| o.load());
+    libbpf_rs::set_print(prev);
+    obj.map_err(|e| {
+        let all = LIBBPF_LOG.lock().map(|l| l.clone()).unwrap_or_default();
+        if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
+            TraceError::NoPrivileges(format!("loading the program: {e}"))
+        } else if all.contains("BEGIN PROG LOAD LOG") {
+            TraceError::VerifierRejected {
+                message: e.to_string(),
+                log: verifier_log(&all),
+            }
+        } else if all.contains("failed to find BTF") || all.contains("no matching targets") {
+            TraceError::KernelLacks(
+                "a kernel type or field the program reads (CO-RE relocation failed)",
+            )
+        } else {
+            TraceError::Setup(format!("loading the program: {e}: {}", verifier_log(&all)))
+        }
+    })
+}
+
 fn run(
     setup: Setup,
-    ready: mpsc::Sender<Result<(), TraceError>>,
+    ready: mpsc::Sender<Result<OwnedFd, TraceError>>,
     tx: mpsc::Sender<Result<RawDrop, RecordError>>,
     ctl: mpsc::Receiver<Ctl>,
     totals: Totals,
@@ -273,36 +388,33 @@ fn run(
         inum,
         include_ruleset,
         hook_slow,
+        direct_reads,
     } = setup;
-    if let Ok(mut l) = LIBBPF_LOG.lock() {
-        l.clear();
-    }
-    let prev = libbpf_rs::set_print(Some((PrintLevel::Debug, capture)));
-    let obj = ObjectBuilder::default()
-        .open_memory(BPF_OBJECT)
-        .and_then(|o| o.load());
-    libbpf_rs::set_print(prev);
-    let obj = match obj {
+    // The direct reads where the kernel says it takes them; the
+    // compatible object otherwise, or when the kernel refuses the first
+    // anyway (its error then, if it fails too).
+    let first = if direct_reads {
+        load_object(BPF_OBJECT)
+    } else {
+        load_object(BPF_OBJECT_COMPAT)
+    };
+    let obj = match first {
         Ok(o) => o,
-        Err(e) => {
-            let all = LIBBPF_LOG.lock().map(|l| l.clone()).unwrap_or_default();
-            let err = if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
-                TraceError::NoPrivileges(format!("loading the program: {e}"))
-            } else if all.contains("BEGIN PROG LOAD LOG") {
-                TraceError::VerifierRejected {
-                    message: e.to_string(),
-                    log: verifier_log(&all),
-                }
-            } else if all.contains("failed to find BTF") || all.contains("no matching targets") {
-                TraceError::KernelLacks(
-                    "a kernel type or field the program reads (CO-RE relocation failed)",
-                )
-            } else {
-                TraceError::Setup(format!("loading the program: {e}: {}", verifier_log(&all)))
-            };
-            let _ = ready.send(Err(err));
+        Err(e @ TraceError::NoPrivileges(_)) => {
+            let _ = ready.send(Err(e));
             return;
         }
+        Err(e) if !direct_reads => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+        Err(_) => match load_object(BPF_OBJECT_COMPAT) {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        },
     };
     let Some(config) = obj.maps().find(|m| m.name() == "config") else {
         let _ = ready.send(Err(TraceError::Setup("no config map".into())));
@@ -333,6 +445,13 @@ fn run(
             return;
         }
     };
+    let prog_fd = match prog.as_fd().try_clone_to_owned() {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = ready.send(Err(TraceError::Setup(format!("program descriptor: {e}"))));
+            return;
+        }
+    };
     let Some(events) = obj.maps().find(|m| m.name() == "events") else {
         let _ = ready.send(Err(TraceError::Setup("no events map".into())));
         return;
@@ -353,7 +472,7 @@ fn run(
             return;
         }
     };
-    let _ = ready.send(Ok(()));
+    let _ = ready.send(Ok(prog_fd));
     loop {
         // The program wakes the reader only when a quarter of the buffer
         // is pending (BPF_RB_NO_WAKEUP otherwise), and libbpf's poll
@@ -964,6 +1083,30 @@ mod tests {
             reason(EntryState::InTable, st, none, false),
             DropReason::Other(OtherKind::InTable)
         );
+    }
+
+    /// Both objects pass this kernel's verifier (the compatible one is
+    /// what kernels older than 6.17 run; here both are loaded, not
+    /// attached), the direct one where the kernel advertises its cast.
+    #[test]
+    fn both_objects_load() {
+        if !conntrack_core::testkit::is_root() || crate::trace::check_support().is_err() {
+            eprintln!("skipped: needs root and tracing support");
+            return;
+        }
+        let direct = crate::trace::kernel_casts_to_void();
+        if !direct {
+            eprintln!("the direct object not tried: no BPF_FEAT_RDONLY_CAST_TO_VOID (before 6.17)");
+        }
+        let objects = [("direct", BPF_OBJECT), ("compat", BPF_OBJECT_COMPAT)];
+        for (name, bytes) in objects
+            .into_iter()
+            .filter(|(n, _)| direct || *n == "compat")
+        {
+            if let Err(e) = load_object(bytes) {
+                panic!("the {name} object does not load: {e}");
+            }
+        }
     }
 
     #[test]

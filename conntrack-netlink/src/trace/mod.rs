@@ -57,6 +57,17 @@
 //!   `IPS_SRC_NAT` at POSTROUTING (nf_nat_inet_fn(): the masqueraded
 //!   flow's output interface changed, nf_ct_kill() and `NF_DROP`).
 //!
+//! - **Cheap on the per-drop path.** Every `kfree_skb` runs the program
+//!   and all but netfilter's drops leave at the first test. For a
+//!   netfilter drop the entry's namespace, status and hash link and the
+//!   route's device are read with plain loads on Linux 6.17+ (the entry
+//!   cast with `bpf_rdonly_cast(ptr, 0)`; the BPF source says why not to
+//!   its type), with `bpf_probe_read_kernel()` on older kernels: build.rs
+//!   compiles both objects; the loader takes the first when the kernel's
+//!   BTF has `BPF_FEAT_RDONLY_CAST_TO_VOID` and falls back to the second
+//!   when the kernel refuses it anyway. `Tracer::program_stats` and
+//!   `RunTimeStats` measure it.
+//!
 //! What it cannot tell apart, each case pinned by a live test in
 //! `tests/lab_trace.rs` (on 6.18.44, nftables and iptables-legacy):
 //!
@@ -166,7 +177,7 @@ pub mod record;
 #[cfg(feature = "trace")]
 mod loader;
 #[cfg(feature = "trace")]
-pub use loader::{TraceConfig, Tracer};
+pub use loader::{ProgramStats, RunTimeStats, TraceConfig, Tracer};
 
 use conntrack_core::{Counters, FlowLike, ProtoInfo, Status, Tuple};
 pub use record::{Counted, EntryState, RawDrop, RecordError};
@@ -503,6 +514,17 @@ pub fn check_support() -> Result<(), TraceError> {
         }
     }
     Ok(())
+}
+
+/// Whether the kernel accepts `bpf_rdonly_cast(ptr, 0)` (an untyped,
+/// read-only untrusted pointer), which the program's direct reads need:
+/// the kernel says so in its BTF with `BPF_FEAT_RDONLY_CAST_TO_VOID` of
+/// `enum bpf_features` (include/linux/bpf.h, added with the feature in
+/// commit f2362a57aeff, Linux 6.17).
+#[cfg(feature = "trace")]
+pub(crate) fn kernel_casts_to_void() -> bool {
+    std::fs::read("/sys/kernel/btf/vmlinux")
+        .is_ok_and(|btf| contains(&btf, b"BPF_FEAT_RDONLY_CAST_TO_VOID\0"))
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

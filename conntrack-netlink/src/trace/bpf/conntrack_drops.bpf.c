@@ -88,6 +88,42 @@ typedef __u32 __wsum;
 // include/linux/skbuff.h: the low bits of skb->_nfct hold ctinfo.
 #define NFCT_PTRMASK (~7UL)
 
+// Reading kernel memory on the per-drop path. Built twice (build.rs):
+//
+// - DIRECT_READS (the default object): the entry, its namespace and the
+//   route (and the device and socket a namespace may come from) are cast
+//   with the kfunc bpf_rdonly_cast(obj__ign, btf_id__k)
+//   (kernel/bpf/helpers.c) and read with plain loads. With btf_id 0 the
+//   kfunc returns read-only, untrusted memory of no type (kernel commit
+//   f2362a57aeff, "bpf: allow void* cast using bpf_rdonly_cast()", Linux
+//   6.17): the verifier replaces the call with a register move
+//   (fixup_kfunc_call(), kernel/bpf/verifier.c) and turns each load from
+//   it into a BPF_PROBE_MEM load, a plain load with an exception-table
+//   entry (a fault reads 0), where bpf_probe_read_kernel() is a helper
+//   call each. The fields are found at their CO-RE offsets. (A typed cast,
+//   Linux 6.2+, cannot name the entry's type: the kernel's BTF also has
+//   `struct nf_conn___init` (net/netfilter/nf_conntrack_bpf.c), which
+//   CO-RE counts as a flavour of `nf_conn`, so the type id is ambiguous:
+//   libbpf's "relocation decision ambiguity".)
+//   The kernel advertises the cast in its BTF (BPF_FEAT_RDONLY_CAST_TO_VOID
+//   of enum bpf_features, added by the same series): the loader loads this
+//   object only then.
+// - Without it (the compatible object: older kernels, or when the kernel
+//   refuses the first anyway): bpf_probe_read_kernel() for each field, as
+//   on any 6.0+ kernel.
+//
+// KREAD(p, type, field): `field` of the `type` at address `p` (a number
+// or a pointer).
+#ifdef DIRECT_READS
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define KREAD(p, type, field)                                                   \
+	(*(typeof(((type *)0)->field) *)((const char *)bpf_rdonly_cast(         \
+						 (const void *)(unsigned long)(p), 0) + \
+					 bpf_core_field_offset(type, field)))
+#else
+#define KREAD(p, type, field) BPF_CORE_READ((type *)(unsigned long)(p), field)
+#endif
+
 // The fields read, named as in the kernel (CO-RE matches by name).
 // Copied whole (40 bytes: src {u3, u, l3num}, dst {u3, u, protonum, dir})
 // and decoded in user space (record.rs); no field of it is relocated.
@@ -328,6 +364,8 @@ static __always_inline __u64 cpu_offset(struct cpu_slot *slot)
 static __always_inline int read_counters(struct net *net, struct cpu_slot *slot,
 					 struct seen_ctr *c)
 {
+	// Through the helper (a number for the arithmetic below: the verifier
+	// allows none on a pointer it typed), on this rarer path.
 	struct ip_conntrack_stat *stat = BPF_CORE_READ(net, ct.stat);
 	__u64 off = cpu_offset(slot);
 	if (!stat || !off)
@@ -402,39 +440,44 @@ static __always_inline int tuple_from_packet(struct sk_buff *skb, __u8 *t)
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
+	// Every kfree_skb runs this: anything but a netfilter drop leaves at
+	// the first test.
 	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
 		return 0;
 
 	// skb is a trusted BTF pointer (tp_btf): its fields are read directly.
-	struct nf_conn *ct = (struct nf_conn *)(skb->_nfct & NFCT_PTRMASK);
+	// What it points to (the entry, the device, the socket, the
+	// namespace) is read with KREAD.
+	unsigned long nfct = skb->_nfct & NFCT_PTRMASK;
+	struct nf_conn *ct = (struct nf_conn *)nfct;
 	struct net_device *dev = skb->dev;
-	struct net *net = 0;
-	if (ct)
-		net = BPF_CORE_READ(ct, ct_net.net);
+	unsigned long net = 0;
+	if (nfct)
+		net = (unsigned long)KREAD(nfct, struct nf_conn, ct_net.net);
 	if (!net && dev)
-		net = BPF_CORE_READ(dev, nd_net.net);
+		net = (unsigned long)KREAD(dev, struct net_device, nd_net.net);
 	if (!net) {
-		struct sock *sk = BPF_CORE_READ(skb, sk);
+		struct sock *sk = skb->sk;
 		if (sk)
-			net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+			net = (unsigned long)KREAD(sk, struct sock, __sk_common.skc_net.net);
 	}
 	if (!net)
 		return 0;
-	__u32 inum = BPF_CORE_READ(net, ns.inum);
+	// The namespace filter before anything about the entry.
+	__u32 inum = KREAD(net, struct net, ns.inum);
 	__u64 want = config_get(0);
 	if (want && want != inum)
 		return 0;
 
 	unsigned long status = 0;
 	__u8 st = ST_NO_ENTRY;
-	if (ct) {
-		status = BPF_CORE_READ(ct, status);
-		void *pprev = BPF_CORE_READ(ct, tuplehash[0].hnnode.pprev);
+	if (nfct) {
+		status = KREAD(nfct, struct nf_conn, status);
 		if (!(status & IPS_CONFIRMED))
 			st = ST_UNCONFIRMED;
 		else if (status & IPS_DYING)
 			st = ST_DYING;
-		else if (!pprev)
+		else if (!KREAD(nfct, struct nf_conn, tuplehash[0].hnnode.pprev))
 			st = ST_INSERT_FAILED;
 		else
 			st = ST_IN_TABLE;
@@ -461,7 +504,7 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	__u64 at = (__u64)location;
 	if (hs && (at < hs || at >= he)) {
 		flags |= F_COUNTED;
-	} else if (read_counters(net, slot, &now) == 0) {
+	} else if (read_counters((struct net *)net, slot, &now) == 0) {
 		struct seen_ctr *last = bpf_map_lookup_elem(&seen, &inum);
 		if (last && last->primed) {
 			if (now.drop != last->drop)
@@ -485,8 +528,10 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	// names the hook; the rest is a ruleset verdict.
 	int nat_candidate = 0;
 	if (!moved && ct) {
-		struct dst_entry *dst = (struct dst_entry *)(skb->_skb_refdst & SKB_DST_PTRMASK);
-		struct net_device *out = dst ? BPF_CORE_READ(dst, dev) : 0;
+		unsigned long refdst = skb->_skb_refdst & SKB_DST_PTRMASK;
+		struct net_device *out = 0;
+		if (refdst)
+			out = KREAD(refdst, struct dst_entry, dev);
 		if (out && out == dev)
 			flags |= F_OUT_DEV;
 		if (st == ST_UNCONFIRMED && !(status & IPS_DST_NAT_DONE))
