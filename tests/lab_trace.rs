@@ -994,23 +994,18 @@ fn an_iptables_mangle_drop_before_nat_is_taken_for_a_nat_failure() {
 /// Case 3 on the fallback path: an iptables MASQUERADE without an address
 /// returns NF_DROP to nf_hook_slow(), where the program reads this CPU's
 /// counters. A ctnetlink chain-cap refusal made on that CPU after the
-/// previous read counted `chaintoolong` there; the program takes it for
-/// this drop's (no drop and insert_failed, but a counter moved), walks
-/// no stack, and user space names the drop a ruleset verdict
-/// (`Other(Unconfirmed)`, left out without `include_ruleset`). Only the
-/// first drop after the refusals is misnamed (the read re-bases the
-/// counters). One NAT drop first gives CPU 0 its baseline, then the
-/// refusals, then 30 NAT drops: all 31 must be NAT failures.
+/// previous read counted `chaintoolong` there, which the next drop's read
+/// sees moved (no drop and insert_failed). One NAT drop first gives CPU 0
+/// its baseline, then the refusals, then 30 NAT drops: all 31 must be NAT
+/// failures.
 ///
-/// Fails on this program: the NAT candidacy (and so the stack walk) is
-/// decided on "no counter moved"; deciding it on "neither `drop` nor
-/// `insert_failed` moved" (every refusal at confirm counts
+/// The program decides NAT candidacy (and so the stack walk) on "neither
+/// `drop` nor `insert_failed` moved": every refusal at confirmation counts
 /// `insert_failed`, so `chaintoolong` alone never belongs to a dropped
-/// packet) would need a change to conntrack_drops.bpf.c.
+/// packet. Deciding it on "no counter moved", as it did before, fails
+/// here (the first NAT drop after the refusals was named a ruleset
+/// verdict).
 #[test]
-#[ignore = "misclassification needing a BPF program change: after a ctnetlink chain-cap \
-            refusal on the same CPU, the next NAT drop freed by nf_hook_slow (x_tables) moved \
-            chaintoolong, so no stack is walked and it is named a ruleset verdict"]
 fn ctnetlink_refusals_before_an_iptables_masquerade_failure_on_one_cpu() {
     let test = "ctnetlink_refusals_before_an_iptables_masquerade_failure_on_one_cpu";
     if !live_legacy(test) {

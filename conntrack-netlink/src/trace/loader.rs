@@ -607,14 +607,16 @@ impl Classifier {
                     DropReason::Dying
                 }
             }
+            // No failure that drops a packet counted (chaintoolong alone
+            // moved for ctnetlink's refusals, which free no packet).
             EntryState::InsertFailed | EntryState::Unconfirmed => {
-                if c.none() && nat {
+                if !c.drop && nat {
                     DropReason::NatFailure
                 } else {
                     DropReason::Other(OtherKind::Unconfirmed)
                 }
             }
-            EntryState::Dying if c.none() && nat => DropReason::NatFailure,
+            EntryState::Dying if !c.drop && !c.insert_failed && nat => DropReason::NatFailure,
             EntryState::Dying => DropReason::Dying,
             EntryState::InTable => DropReason::Other(OtherKind::InTable),
             EntryState::Unknown(_) => DropReason::Other(OtherKind::Unknown),

@@ -106,13 +106,13 @@
 //!   chain-cap records). An x_tables MASQUERADE's drop is freed in
 //!   `nf_hook_slow`: the first one after refusals on its CPU (once an
 //!   earlier drop there gave the program its baseline) sees
-//!   `chaintoolong` moved, gets no stack walk, and is named a ruleset
-//!   verdict (`ctnetlink_refusals_before_an_iptables_masquerade_failure_on_one_cpu`,
-//!   ignored: it fails on this program, which decides NAT candidacy on
-//!   "no counter moved" where "neither `drop` nor `insert_failed` moved"
-//!   would do, since every refusal at confirmation counts
-//!   `insert_failed`). Without `/proc/kallsyms` addresses every drop reads
-//!   the counters, nftables' NAT drops included.
+//!   `chaintoolong` moved. NAT candidacy is decided on "neither `drop`
+//!   nor `insert_failed` moved" (every refusal at confirmation counts
+//!   `insert_failed`, so `chaintoolong` alone belongs to no dropped
+//!   packet), so it is still walked and named a NAT failure
+//!   (`ctnetlink_refusals_before_an_iptables_masquerade_failure_on_one_cpu`).
+//!   Without `/proc/kallsyms` addresses every drop reads the counters,
+//!   nftables' NAT drops included.
 //! - A locally generated packet preempted and migrated between the count
 //!   and the free (kernels with full preemption) would be seen as a
 //!   ruleset drop on the other CPU.

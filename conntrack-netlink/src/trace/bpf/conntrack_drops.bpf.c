@@ -522,12 +522,15 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 		}
 	}
 
-	// A drop no counter explains may be NAT's own NF_DROP: an entry whose
-	// source (destination) mapping is not done yet, dropped where source
-	// (destination) NAT runs. Only those pay for a stack walk, which
-	// names the hook; the rest is a ruleset verdict.
+	// A drop no conntrack failure explains may be NAT's own NF_DROP: an
+	// entry whose source (destination) mapping is not done yet, dropped
+	// where source (destination) NAT runs. Only those pay for a stack
+	// walk, which names the hook; the rest is a ruleset verdict. Every
+	// failure that drops a packet counts drop or insert_failed;
+	// chaintoolong alone moved for a path that frees no packet
+	// (ctnetlink's chain-cap refusals), so it does not rule NAT out.
 	int nat_candidate = 0;
-	if (!moved && ct) {
+	if (!(moved & (M_DROP | M_INSERT_FAILED)) && ct) {
 		unsigned long refdst = skb->_skb_refdst & SKB_DST_PTRMASK;
 		struct net_device *out = 0;
 		if (refdst)
