@@ -415,26 +415,19 @@ fn chain_cap_refusals_in_the_lab_are_traced_one_for_one() {
     }
 }
 
-/// `doctor --netns ROUTER --trace 3 --json` on the lab's TCP NAT race: the
-/// confirm-time finding's leading cause is the NAT port race, confirmed by
-/// the traced clashes it cites (the lab's server and port, after source
-/// NAT), and the plan's first fix for it is fully-random NAT.
-#[test]
-fn doctor_trace_confirms_the_nat_race_from_the_records() {
-    let test = "doctor_trace_confirms_the_nat_race_from_the_records";
-    if !live(test) {
-        return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+/// `doctor --json --window 3s --trace 3` on a lab scenario's router while
+/// the scenario runs: its report and exit code, or `None` (printed why)
+/// where the scenario cannot run on this host.
+fn doctor_traced_on(test: &str, scenario: &str) -> Option<(serde_json::Value, Option<i32>)> {
     let doctor = support::examples_dir_with(&["doctor"], &["trace"]).join("doctor");
-    let run = match Scenario::find("nat-race")
+    let run = match Scenario::find(scenario)
         .expect("scenario")
         .start(&options())
     {
         Ok(r) => r,
         Err(e) if e.is_unsupported() => {
             println!("SKIP {test}: {e}");
-            return;
+            return None;
         }
         Err(e) => panic!("{e}"),
     };
@@ -452,8 +445,25 @@ fn doctor_trace_confirms_the_nat_race_from_the_records() {
         .output()
         .expect("run doctor");
     run.stop().expect("stop the scenario");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+    let report = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    Some((report, out.status.code()))
+}
+
+/// `doctor --netns ROUTER --trace 3 --json` on the lab's TCP NAT race: the
+/// confirm-time finding's leading cause is the NAT port race, confirmed by
+/// the traced clashes it cites (the lab's server and port, after source
+/// NAT), and the plan's first fix for it is fully-random NAT.
+#[test]
+fn doctor_trace_confirms_the_nat_race_from_the_records() {
+    let test = "doctor_trace_confirms_the_nat_race_from_the_records";
+    if !live(test) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((report, _)) = doctor_traced_on(test, "nat-race") else {
+        return;
+    };
     let notes = report["notes"].to_string();
     assert!(notes.contains("drops traced for 3 s"), "{notes}");
     let confirm = report["findings"]
@@ -549,41 +559,16 @@ fn doctor_trace_names_the_missing_nat_address() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let doctor = support::examples_dir_with(&["doctor"], &["trace"]).join("doctor");
-    let run = match Scenario::find("nat-no-address")
-        .expect("scenario")
-        .start(&options())
-    {
-        Ok(r) => r,
-        Err(e) if e.is_unsupported() => {
-            println!("SKIP {test}: {e}");
-            return;
-        }
-        Err(e) => panic!("{e}"),
+    let Some((report, code)) = doctor_traced_on(test, "nat-no-address") else {
+        return;
     };
-    let out = std::process::Command::new(&doctor)
-        .args([
-            "--netns",
-            run.router(),
-            "--json",
-            "--window",
-            "3s",
-            "--trace",
-            "3",
-            "--no-progress",
-        ])
-        .output()
-        .expect("run doctor");
-    run.stop().expect("stop the scenario");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     let notes = report["notes"].to_string();
     if notes.contains("drops not traced") && !testkit::live_required() {
         println!("SKIP {test}: {notes}");
         return;
     }
     assert!(notes.contains("drops traced for 3 s"), "{notes}");
-    assert_eq!(out.status.code(), Some(2), "critical");
+    assert_eq!(code, Some(2), "critical");
     let findings = report["findings"].as_array().expect("findings");
     let nat = findings
         .iter()
