@@ -861,7 +861,8 @@ fn is_nat_hook_function(f: &str) -> bool {
     f == "nf_nat_inet_fn" || f.starts_with("nf_nat_ipv4_") || f.starts_with("nf_nat_ipv6_")
 }
 
-/// Whether a drop no counter explains happened at the NAT step of its
+/// Whether a drop no conntrack failure explains (neither `drop` nor
+/// `insert_failed` counted) happened at the NAT step of its
 /// entry: at a hook where NAT runs, with that hook's mapping not done
 /// (`IPS_SRC_NAT_DONE` / `IPS_DST_NAT_DONE`: nf_nat_setup_info() sets it
 /// when the mapping is made, net/netfilter/nf_nat_core.c), or, for a
@@ -870,7 +871,10 @@ fn is_nat_hook_function(f: &str) -> bool {
 /// entry and returns NF_DROP). A chain of the ruleset hooked at the same
 /// hook before NAT's priority (a filter chain at postrouting with a
 /// priority below srcnat's 100, or at prerouting below dstnat's -100)
-/// dropping a new flow looks the same.
+/// dropping a new flow looks the same here; under nf_tables on 6.18 the
+/// stack tells it apart before this is asked (the chain frees its own
+/// drops in nft_do_chain(), with no NAT function below), under x_tables
+/// it does not (trace/mod.rs, "What it cannot tell apart").
 fn nat_step(raw: &RawDrop, hook: Option<NfHook>) -> bool {
     const IPS_SRC_NAT: u32 = 1 << 4;
     const IPS_SRC_NAT_DONE: u32 = 1 << 7;
