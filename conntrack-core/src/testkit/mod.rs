@@ -46,6 +46,6 @@ mod skip;
 
 pub use fixtures::read_fixture;
 pub use flows::{flow, icmp_echo, ip, ports, tcp, tcp_state, tuple, udp};
-pub use netns::TestNetns;
+pub use netns::{TestNetns, remove_orphans};
 pub use process::Reaped;
 pub use skip::{Need, REQUIRE_LIVE_ENV, find_in_path, is_root, live, live_required};

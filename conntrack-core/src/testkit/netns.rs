@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 ///
 /// Named `ckit-{tag}-{pid}-{n}` (`n` counts the namespaces of this
 /// process), so parallel tests and test binaries do not collide. Needs root
-/// and `ip` (iproute2).
+/// and `ip` (iproute2). A test process that is killed never drops its
+/// namespaces: the first [`TestNetns`] of each process deletes those whose
+/// process is gone ([`remove_orphans`](super::remove_orphans)), so that their entries do not
+/// linger in the global table every dump walks.
 ///
 /// The namespace's table is compared with the kernel's global
 /// `nf_conntrack_max` and hashed into the one global bucket array, so a
@@ -44,6 +47,10 @@ impl TestNetns {
     }
 
     fn create(tag: &str, globals: Option<GlobalSysctlShare>) -> TestNetns {
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(|| {
+            remove_orphans(std::path::Path::new(NETNS_DIR));
+        });
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let name = format!("ckit-{tag}-{}-{n}", std::process::id());
@@ -104,10 +111,97 @@ impl TestNetns {
     }
 }
 
+/// Where `ip netns` keeps its named namespaces.
+const NETNS_DIR: &str = "/run/netns";
+
+/// The process that made a [`TestNetns`] named `name`
+/// (`ckit-{tag}-{pid}-{n}`, the tag may hold dashes), if it is one.
+fn owner_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("ckit-")?;
+    let mut parts = rest.rsplitn(3, '-');
+    let (n, pid, tag) = (parts.next()?, parts.next()?, parts.next()?);
+    (!tag.is_empty() && n.parse::<usize>().is_ok()).then_some(())?;
+    pid.parse().ok()
+}
+
+/// Deletes the test namespaces in `dir` whose process no longer exists
+/// (no `/proc/PID`); returns their names. A reused PID keeps a namespace,
+/// which only delays its removal.
+pub fn remove_orphans(dir: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = owner_pid(&name) else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let ok = Command::new("ip")
+            .args(["netns", "del", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            removed.push(name);
+        }
+    }
+    removed
+}
+
 impl Drop for TestNetns {
     fn drop(&mut self) {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_pids_from_names() {
+        assert_eq!(owner_pid("ckit-exlive-prom-4639-0"), Some(4639));
+        assert_eq!(owner_pid("ckit-fill-12-3"), Some(12));
+        assert_eq!(owner_pid("ckit-12-3"), None, "no tag");
+        assert_eq!(owner_pid("ckit-fill-x-3"), None);
+        assert_eq!(owner_pid("ckit-fill-12-x"), None);
+        assert_eq!(owner_pid("lab-router-12-3"), None);
+    }
+
+    /// A namespace named for a process that has exited is deleted; one
+    /// of a live process (this one) is kept.
+    #[test]
+    fn orphans_are_removed_and_live_ones_kept() {
+        if !crate::testkit::is_root() {
+            eprintln!("orphans_are_removed_and_live_ones_kept: skipped (needs root)");
+            return;
+        }
+        let mut child = Command::new("true").spawn().expect("spawn true");
+        let dead = child.id();
+        child.wait().expect("wait");
+        let orphan = format!("ckit-orphan-test-{dead}-0");
+        let live = TestNetns::new("orphan-test");
+        assert!(
+            Command::new("ip")
+                .args(["netns", "add", &orphan])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let removed = remove_orphans(std::path::Path::new(NETNS_DIR));
+        // The dead child's PID could have been reused since: then the
+        // namespace stays, and is removed here by hand.
+        if std::path::Path::new(&format!("/proc/{dead}")).exists() {
+            let _ = Command::new("ip").args(["netns", "del", &orphan]).status();
+            return;
+        }
+        assert!(removed.contains(&orphan), "{removed:?}");
+        assert!(!std::path::Path::new(NETNS_DIR).join(&orphan).exists());
+        assert!(std::path::Path::new(NETNS_DIR).join(live.name()).exists());
     }
 }
