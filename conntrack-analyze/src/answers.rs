@@ -344,7 +344,10 @@ fn top_rows(t: &KeyTable, scale: impl Fn(u64) -> u64, n: usize) -> String {
 }
 
 /// Where a table's flows go, for a sentence after a verb: "mostly to
-/// A (3), B (2)" when some keys stand out (`prep` "to"), "evenly to 391
+/// A (3), B (2)" when the rows listed hold most of the flows (`prep`
+/// "to"), "to many destinations, the largest A (176), B (88)" when they
+/// do not (the largest are listed, but no "mostly" they cannot back),
+/// "evenly to 391
 /// destinations (1,006 each)" when every key has one count (`noun`
 /// "destinations"), "to many destinations, none above 12" when a bounded
 /// count proved no key heavier than the rest. The rows read as in the
@@ -364,6 +367,17 @@ fn top_rows(t: &KeyTable, scale: impl Fn(u64) -> u64, n: usize) -> String {
 /// assert_eq!(concentration(t, |c| c, 3, "by", "sources"), "evenly by 4 sources (1 each)");
 /// let t = s.table(KeyKind::Destination).unwrap();
 /// assert_eq!(concentration(t, |c| c, 3, "to", "destinations"), "mostly to tcp 192.0.2.1:443 (4)");
+///
+/// // One source with 2 flows among 20 with 1: listed, but not "mostly".
+/// let mut h = Hotspots::new(HotspotConfig::default());
+/// for i in 0..21u16 {
+///     h.add(&flow(tcp(&format!("10.0.1.{i}"), 40000, "192.0.2.1", 443)));
+/// }
+/// h.add(&flow(tcp("10.0.1.0", 40001, "192.0.2.1", 443)));
+/// let s = h.summary();
+/// let t = s.table(KeyKind::SrcIp).unwrap();
+/// let c = concentration(t, |c| c, 1, "by", "sources");
+/// assert!(c.starts_with("by many sources, the largest 10.0.1.0 (2)"), "{c}");
 /// ```
 pub fn concentration(
     t: &KeyTable,
@@ -379,7 +393,14 @@ pub fn concentration(
             group(keys as i64),
             group(each as i64)
         ),
-        Spread::Rows(rows) => format!("mostly {prep} {rows}"),
+        Spread::Rows(rows) => {
+            let listed: u64 = t.top.iter().take(n).map(|k| k.count).sum();
+            if listed.saturating_mul(2) > t.counted {
+                format!("mostly {prep} {rows}")
+            } else {
+                format!("{prep} many {noun}, the largest {rows}")
+            }
+        }
     }
 }
 
