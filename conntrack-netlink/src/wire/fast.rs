@@ -1,10 +1,10 @@
 //! Primitives of the fast paths, for the nests the kernel emits with a
-//! fixed layout (tuples, counters, timestamps, TCP protoinfo, and the run
-//! of scalars after `CTA_STATUS`).
+//! fixed layout (tuples, counters, timestamps, TCP protoinfo, SYN proxy,
+//! and the run of scalars after `CTA_STATUS`).
 //!
 //! Each nest's fast path lives next to its general decoder and its
 //! encoder (`tuple.rs`, `counters.rs`, `timestamp.rs`, `protoinfo.rs`,
-//! `flow.rs`). It takes the nest's payload as a fixed-size array and
+//! `synproxy.rs`, `flow.rs`). It takes the nest's payload as a fixed-size array and
 //! recognises the exact layout `ctnetlink_fill_info`
 //! (`net/netfilter/nf_conntrack_netlink.c`) produces: attribute headers
 //! compared as whole words with [`hdr`] and [`word`] (the

@@ -285,7 +285,12 @@ impl<'a> FlowView<'a> {
                 CTA_MARK_MASK => v.mark_mask = Some(a.be32(C)?),
                 CTA_SEQ_ADJ_ORIG => v.seqadj_orig = Some(seqadj::decode(&a)?),
                 CTA_SEQ_ADJ_REPLY => v.seqadj_reply = Some(seqadj::decode(&a)?),
-                CTA_SYNPROXY => v.synproxy = Some(synproxy::decode(&a)?),
+                CTA_SYNPROXY => {
+                    v.synproxy = match synproxy::decode_fast(a.value()) {
+                        Some(s) if FAST => Some(s),
+                        _ => Some(synproxy::decode(&a)?),
+                    }
+                }
                 CTA_TIMESTAMP_EVENT => v.timestamp_event = Some(a.be64(C)?),
                 _ => {}
             }
@@ -964,6 +969,11 @@ mod tests {
                 ),
         ));
         (f.mark, f.id, f.use_count, f.timeout) = (Some(7), Some(8), Some(9), Some(10));
+        f.synproxy = Some(Synproxy {
+            isn: 11,
+            its: 12,
+            tsoff: 13,
+        });
         let mut p = Vec::new();
         encode_flow_as_kernel(&f, &mut p);
         let attrs: Vec<_> = Attrs::new(&p, 0).map(|a| a.unwrap()).collect();
@@ -980,13 +990,14 @@ mod tests {
             protoinfo::decode_fast_tcp(value(CTA_PROTOINFO)).map(ProtoInfo::Tcp),
             f.protoinfo
         );
+        assert_eq!(synproxy::decode_fast(value(CTA_SYNPROXY)), f.synproxy);
         let status = attrs.iter().find(|a| a.ty() == CTA_STATUS.0).unwrap();
         assert_eq!(after_status(&p[status.offset() + 8..]), Some((7, 8, 9, 10)));
     }
 
     proptest! {
-        /// The fast paths for counters, timestamps, TCP protoinfo and the
-        /// block after CTA_STATUS are taken on the kernel's layout and agree
+        /// The fast paths for counters, timestamps, TCP protoinfo, SYN
+        /// proxy and the block after CTA_STATUS are taken on the kernel's layout and agree
         /// with the general path on mutations of it.
         #[test]
         fn fast_nests_agree(
@@ -1004,6 +1015,7 @@ mod tests {
             f.timeout = Some((c.0 >> 32) as u32);
             f.timestamp = Some(Timestamp { start: ts.0, stop: ts.1 });
             f.protoinfo = Some(ProtoInfo::Tcp(TcpInfo::new(TcpState(c.0 as u8)).with_wscale(1, 2).with_flags(TcpFlags { flags: 3, mask: 4 }, TcpFlags { flags: 5, mask: 6 })));
+            f.synproxy = Some(Synproxy { isn: c.0 as u32, its: c.1 as u32, tsoff: ts.0 as u32 });
             let mut p = vec![2, 0, 0, 0];
             encode_flow_as_kernel(&f, &mut p);
             prop_assert_eq!(FlowView::parse(&p).unwrap().to_owned(), f.clone());
