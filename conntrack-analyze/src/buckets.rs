@@ -299,10 +299,12 @@ impl BucketHasher {
 }
 
 /// Hashes both tuples of every flow into `buckets` buckets with a keyed
-/// SipHash and reports the chain lengths. Memory: one u32 per bucket
-/// (`buckets` is capped at 2^26, 256 MiB; the cap shows in
+/// SipHash and reports the chain lengths. Memory: one u16 per bucket
+/// (`buckets` is capped at 2^26, 128 MiB; the cap shows in
 /// [`SimulatedChains::buckets`]) plus one tuple per flow for duplicate
-/// detection.
+/// detection. A chain's length saturates at 65,535 nodes, over 800 times
+/// the largest cap the kernel puts on a chain at insert time (79, see
+/// [`ChainCap`]).
 ///
 /// ```
 /// use conntrack_analyze::buckets::simulate;
@@ -329,7 +331,7 @@ where
     sim.finish()
 }
 
-/// The buckets a simulation of a big table keeps (4 bytes each, 256 KiB):
+/// The buckets a simulation of a big table keeps (2 bytes each, 128 KiB):
 /// a table with more is simulated on a proportional sample of its flows
 /// ([`ChainSimulator::sampled`]), which doctor uses live and on captures.
 pub const SAMPLED_BUCKETS: u64 = 1 << 16;
@@ -339,7 +341,11 @@ pub const SAMPLED_BUCKETS: u64 = 1 << 16;
 #[derive(Debug, Clone)]
 pub struct ChainSimulator {
     hasher: BucketHasher,
-    chains: Vec<u32>,
+    /// Nodes per simulated bucket, saturating (see [`simulate`]): two
+    /// bytes a bucket keep a live dump's sampled simulation at 128 KiB,
+    /// whose random increments miss the core's caches once the kernel's
+    /// work between datagrams has evicted it (half the lines of `u32`).
+    chains: Vec<u16>,
     nodes: u64,
     seen: Option<rustc_hash::FxHashSet<(Tuple, u16)>>,
     dups: u64,
@@ -381,7 +387,7 @@ impl ChainSimulator {
         let buckets = buckets.min(1 << 26);
         ChainSimulator {
             hasher: BucketHasher::new(buckets, seed),
-            chains: vec![0u32; buckets as usize],
+            chains: vec![0u16; buckets as usize],
             nodes: 0,
             seen: Some(Default::default()),
             dups: 0,
@@ -698,6 +704,19 @@ mod tests {
         let s = simulate(flows.iter(), 65536, 42);
         assert_eq!(s.duplicate_tuples, 200);
         assert!(s.longest >= 201);
+    }
+
+    /// Chains saturate at 65,535 nodes instead of wrapping; the node
+    /// count stays exact.
+    #[test]
+    fn chains_saturate() {
+        let flows = synth(40_000);
+        let s = simulate(flows.iter(), 1, 42);
+        assert_eq!(
+            (s.nodes, s.longest, s.histogram.len()),
+            (80_000, 65_535, 65_536)
+        );
+        assert_eq!(s.histogram[65_535], 1);
     }
 
     /// A sampled simulation of a large table gives the distribution of

@@ -19,7 +19,7 @@
 use super::attr::*;
 use super::encode::{begin_nest, end_nest, put_attr, put_be16, put_u8};
 use super::error::{DecodeError, ErrorKind};
-use super::fast::{be16, hdr, v4, v6, word};
+use super::fast::{be16, hdr, set_addr, word};
 use super::nla::{Attr, NLA_HDRLEN, for_each};
 use conntrack_core::{L4Proto, L4Tuple, Tuple};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -245,18 +245,12 @@ fn tuple_ip<const N: usize, const A: usize>(b: &[u8; N], out: &mut Tuple) -> boo
     let Some((proto, l4)) = l4(b, nest) else {
         return false;
     };
-    let addr = |at| if A == 4 { v4(b, at) } else { v6(b, at) };
-    // One store of the whole tuple, built in registers: assigning the
-    // fields one by one made the compiler build each address in a stack
-    // temporary and copy it with loads wider than the stores that wrote
-    // it, which stall (store-to-load forwarding fails).
-    *out = Tuple {
-        src: addr(2 * NLA_HDRLEN),
-        dst: addr(2 * NLA_HDRLEN + attr),
-        proto,
-        l4,
-        zone: None,
-    };
+    // Field by field, the addresses in place (see `set_addr`).
+    set_addr::<N, A>(&mut out.src, b, 2 * NLA_HDRLEN);
+    set_addr::<N, A>(&mut out.dst, b, 2 * NLA_HDRLEN + attr);
+    out.proto = proto;
+    out.l4 = l4;
+    out.zone = None;
     true
 }
 
