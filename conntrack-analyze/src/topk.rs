@@ -370,16 +370,17 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
         // item a first occurrence: a key seen before the summary filled
         // was tracked when it did (nothing is evicted before), so its bit
         // was set then, and any later occurrence set it.
-        if full && let Some(d) = &mut self.door {
-            if !d.test_and_set(h) {
-                self.absorbed += 1;
-                self.last = NIL;
-                return if self.bitless {
-                    Occurrence::Unknown
-                } else {
-                    Occurrence::First
-                };
-            }
+        if full
+            && let Some(d) = &mut self.door
+            && !d.test_and_set(h)
+        {
+            self.absorbed += 1;
+            self.last = NIL;
+            return if self.bitless {
+                Occurrence::Unknown
+            } else {
+                Occurrence::First
+            };
         }
         if !first && let Some(x) = self.find(h, &key) {
             self.count_in(x);
