@@ -28,7 +28,7 @@
 //!   leaves after reading the packet's namespace. What the tracepoint and
 //!   the program's entry cost before any classification.
 //!
-//! Method: per case, `CONNTRACK_KIT_BENCH_PAIRS` (default 24) pairs of
+//! Method: per case, `CONNTRACK_KIT_BENCH_PAIRS` (default 60) pairs of
 //! short rounds (`CONNTRACK_KIT_BENCH_ROUND_MS`, default 400 ms), each pair
 //! one untraced and one traced round, the order alternating from pair to
 //! pair (the tracer is started before its round and stopped after it, its
@@ -356,7 +356,7 @@ fn bench(lab: &Lab, bench_mode: bool, filter: &[String]) {
     });
     let (pairs, len, stats_rounds) = if bench_mode {
         (
-            support::env_num("CONNTRACK_KIT_BENCH_PAIRS", 24),
+            support::env_num("CONNTRACK_KIT_BENCH_PAIRS", 60),
             Duration::from_millis(support::env_num("CONNTRACK_KIT_BENCH_ROUND_MS", 400)),
             4,
         )

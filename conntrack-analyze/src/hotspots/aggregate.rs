@@ -221,14 +221,9 @@ impl Hotspots {
         // occurrences too (every flow counts under the source, before
         // them); a new destination does the same for the pair and the
         // destination endpoints. A full bounded table then absorbs them
-        // without a look-up (`topk::SpaceSaving::add_known`).
-        //
-        // The kinds with a new key on most flows of a big table (source,
-        // pair, unreplied and closing sources) are counted first and back
-        // to back: each reads a random word of its doorkeeper, which a
-        // live dump's kernel work between datagrams has evicted from the
-        // core's caches, and close together the core has those reads in
-        // flight at once instead of one after the other.
+        // without a look-up or a doorkeeper bit
+        // (`topk::SpaceSaving::add_known`). Each derived kind is counted
+        // right after the kind it is derived from.
         let src_first = self.src.add_known(src, Occurrence::Unknown);
         let dst_first = self.dst.add_known(dst, Occurrence::Unknown);
         let pair_first = if src_first == Occurrence::First {
