@@ -68,8 +68,9 @@
 //! enters only through a set bit), and it enters inheriting the smallest
 //! count, at least one, none of which was its own; from then on every
 //! re-entry inherits at least the count it was evicted with, so its
-//! estimate stays at least one above its occurrences the summary counted,
-//! which covers the second absorbed one (proptest
+//! estimate stays at least one above its occurrences the summary counted.
+//! That one covers the second absorbed occurrence and the widening the
+//! first, for tracked and untracked keys alike (proptest
 //! `derived_keys_keep_their_bounds`, including keys absorbed twice).
 //!
 //! ```
@@ -340,10 +341,11 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
     /// occurrence in the stream (see [`Occurrence`]); the key is then
     /// not looked up, and with a doorkeeper a full summary absorbs it
     /// without hashing it or touching its bit ("proven first
-    /// occurrences" in the module's documentation). Returns what this summary proves of the item: a caller
-    /// counting keys derived from this one (a pair of addresses from a
-    /// source address) passes it on, since a key seen for the first time
-    /// makes every key that contains it new too.
+    /// occurrences" in the module's documentation). Returns what this
+    /// summary proves of the item: a caller counting keys derived from
+    /// this one (a pair of addresses from a source address) passes it on,
+    /// since a key seen for the first time makes every key that contains
+    /// it new too.
     ///
     /// A `first` that is not true may track a key twice or absorb it more
     /// than twice (bounds lost, no panic): hence crate-private.
