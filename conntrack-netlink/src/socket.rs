@@ -146,7 +146,8 @@ pub const READ_AHEAD: usize = 16;
 /// The largest datagram a kernel dump sends: `netlink_dump` allocates at
 /// most the largest read length seen, capped at `SKB_WITH_OVERHEAD(32768)`
 /// (`netlink_recvmsg`, `net/netlink/af_netlink.c`). Reading ahead only
-/// into room for this much, a dump's datagram is never cut.
+/// into room for this much, a dump's datagram is never cut; the buffers of
+/// a pipelined dump ([`Pipe`]) are this size.
 const MAX_DUMP_DATAGRAM: usize = 32 << 10;
 
 /// Datagrams received by reading ahead and not yet handed out.
@@ -489,12 +490,16 @@ const PIPELINE_DEPTH: usize = 4;
 /// thread waits for it, and never shares a datagram with the previous
 /// reply. Buffers move between the threads by value, and the datagram
 /// handed out by [`Transport::recv`] borrows the pipe, so it cannot be
-/// recycled while it is read.
+/// recycled while it is read. Each buffer holds one dump datagram (at
+/// most [`MAX_DUMP_DATAGRAM`]; a larger one is reported truncated), and
+/// the receiving thread passes on what `recv` returned: the caller's
+/// [`Transport::recv`] turns it into a result labelled with the caller's
+/// operation.
 pub(crate) struct Pipe<'a> {
     sock: &'a NlSocket,
     seq: &'a mut u32,
-    cmd: Option<std::sync::mpsc::Sender<(u32, Op)>>,
-    data: std::sync::mpsc::Receiver<Result<(Vec<u8>, usize)>>,
+    cmd: Option<std::sync::mpsc::Sender<u32>>,
+    data: std::sync::mpsc::Receiver<(Vec<u8>, io::Result<usize>)>,
     pool: std::sync::mpsc::Sender<Vec<u8>>,
     cur: Option<(Vec<u8>, usize)>,
 }
@@ -505,33 +510,32 @@ impl Socket {
     /// `f` stopped reading before the end of a reply).
     pub(crate) fn pipelined<R>(&mut self, f: impl FnOnce(&mut Pipe<'_>) -> R) -> R {
         use std::sync::mpsc;
-        let Socket { sock, buf, seq, .. } = self;
+        let Socket { sock, seq, .. } = self;
         let sock: &NlSocket = sock;
-        let len = buf.len();
         // The pipe reads the socket itself: nothing read ahead before.
         self.ahead.forget();
-        let (cmd_tx, cmd_rx) = mpsc::channel::<(u32, Op)>();
+        let (cmd_tx, cmd_rx) = mpsc::channel::<u32>();
         let (data_tx, data_rx) = mpsc::sync_channel(PIPELINE_DEPTH);
         let (pool_tx, pool_rx) = mpsc::channel::<Vec<u8>>();
         std::thread::scope(|s| {
             s.spawn(move || {
-                while let Ok((want, op)) = cmd_rx.recv() {
+                while let Ok(want) = cmd_rx.recv() {
                     loop {
-                        let mut b = pool_rx.try_recv().unwrap_or_else(|_| vec![0; len]);
-                        match recv_datagram(sock, &mut b, op) {
-                            Ok(n) => {
-                                let end = ends(&b[..n], want);
-                                if data_tx.send(Ok((b, n))).is_err() {
-                                    return;
-                                }
-                                if end {
-                                    break;
-                                }
-                            }
-                            Err(e) => {
-                                let _ = data_tx.send(Err(e));
-                                break;
-                            }
+                        let mut b = pool_rx
+                            .try_recv()
+                            .unwrap_or_else(|_| vec![0; MAX_DUMP_DATAGRAM]);
+                        let r = recv_raw(sock, &mut b, 0);
+                        // An error or a truncated datagram ends the
+                        // reply for the reader too.
+                        let end = match r {
+                            Ok(n) if n <= b.len() => ends(&b[..n], want),
+                            _ => true,
+                        };
+                        if data_tx.send((b, r)).is_err() {
+                            return;
+                        }
+                        if end {
+                            break;
                         }
                     }
                 }
@@ -558,9 +562,8 @@ impl Transport for Pipe<'_> {
             .map_err(|_| Error::InvalidRequest("a request without a valid netlink header"))?
             .seq;
         send_all(self.sock, datagram)?;
-        // The op is only used to label receive errors.
         if let Some(c) = &self.cmd {
-            let _ = c.send((seq, Op::Dump));
+            let _ = c.send(seq);
         }
         Ok(())
     }
@@ -570,11 +573,16 @@ impl Transport for Pipe<'_> {
             let _ = self.pool.send(b);
         }
         match self.data.recv() {
-            Ok(Ok(d)) => {
-                let (b, n) = self.cur.insert(d);
-                Ok(&b[..*n])
-            }
-            Ok(Err(e)) => Err(e),
+            Ok((b, r)) => match received(op, r, b.len()) {
+                Ok(n) => {
+                    let (b, n) = self.cur.insert((b, n));
+                    Ok(&b[..*n])
+                }
+                Err(e) => {
+                    let _ = self.pool.send(b);
+                    Err(e)
+                }
+            },
             Err(_) => Err(Error::Timeout { op }),
         }
     }
@@ -606,6 +614,35 @@ mod tests {
     use crate::dump::DumpReader;
     use crate::dump::tests::flow_msg;
     use crate::support;
+
+    /// A receive error in a pipelined conversation is labelled with the
+    /// operation of the caller's receive (it was always "dump"): an
+    /// `NLMSG_NOOP` without `NLM_F_ACK` gets no reply, so the receiving
+    /// thread's `recv` times out. Root: nfnetlink answers an unprivileged
+    /// sender with `EPERM` instead.
+    #[test]
+    fn pipe_errors_name_the_callers_operation() {
+        use conntrack_core::testkit::{Need, live};
+        if !live("pipe_errors_name_the_callers_operation", &[Need::Root]) {
+            return;
+        }
+        let cfg = SocketConfig::default().timeout(Some(std::time::Duration::from_millis(50)));
+        let mut sock = Socket::open(&cfg).expect("a netlink socket needs no privilege");
+        let r = sock.pipelined(|p| {
+            let seq = p.next_seq();
+            let mut noop = vec![0u8; 16];
+            noop[0..4].copy_from_slice(&16u32.to_ne_bytes());
+            noop[4..6].copy_from_slice(&(libc::NLMSG_NOOP as u16).to_ne_bytes());
+            noop[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+            noop[8..12].copy_from_slice(&seq.to_ne_bytes());
+            p.send(&noop)?;
+            p.recv(Op::DumpDying).map(<[u8]>::len)
+        });
+        assert!(
+            matches!(r, Err(Error::Timeout { op: Op::DumpDying })),
+            "{r:?}"
+        );
+    }
 
     /// The receiving thread of [`Pipe`] stops at the datagram where
     /// [`ends`] says the reply ended and waits for the next request; the
